@@ -1,0 +1,11 @@
+//! The sans-IO protocol core: no sockets, threads or clocks; `now` comes in as an
+//! argument and bytes, events and deadlines come out.
+
+pub mod digest;
+pub mod message;
+pub mod options;
+pub mod rand;
+pub mod registerer;
+pub mod request;
+pub mod transaction;
+pub mod uri;

@@ -1,0 +1,821 @@
+//! User-agent settings and registerer options (SIP.js `RegistererOptions`), with
+//! validation: bad values are rejected here, never turned into a malformed request.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use zeroize::Zeroize;
+
+use super::transaction::Timers;
+use super::uri::{Host, Scheme, Uri};
+use crate::error::Error;
+
+/// Transport protocol used to reach the registrar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// Datagrams with Timer E retransmissions.
+    Udp,
+    /// One shared stream connection per remote target.
+    Tcp,
+    /// TCP with TLS (accepted by the options, refused by the runtime until implemented).
+    Tls,
+}
+
+impl Transport {
+    /// Parses `udp`, `tcp` or `tls` in any case.
+    pub fn parse(s: &str) -> Result<Transport, Error> {
+        match s.to_ascii_lowercase().as_str() {
+            "udp" => Ok(Transport::Udp),
+            "tcp" => Ok(Transport::Tcp),
+            "tls" => Ok(Transport::Tls),
+            _ => Err(Error::invalid(format!(
+                "transport must be udp, tcp or tls, not {:?}",
+                truncate(s)
+            ))),
+        }
+    }
+
+    /// The token used in a Via header.
+    pub fn via_token(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+        }
+    }
+
+    /// Lower-case name, as in a `transport=` URI parameter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        }
+    }
+
+    /// Whether the transport delivers reliably (no Timer E, Timer K = 0).
+    pub fn reliable(self) -> bool {
+        !matches!(self, Transport::Udp)
+    }
+}
+
+/// A password that is wiped from memory when dropped and never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a password.
+    pub fn new(s: &str) -> Secret {
+        Secret(s.to_owned())
+    }
+
+    /// The password text, for hashing only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Settings shared by every registerer of one user agent.
+#[derive(Clone, Debug)]
+pub struct UserAgentConfig {
+    /// Address of record, e.g. `sip:alice@example.com`.
+    pub aor: Uri,
+    /// Digest username; defaults to the AOR user.
+    pub auth_username: Option<String>,
+    /// Digest password; absent means challenges cannot be answered.
+    pub password: Option<Secret>,
+    /// Default transport (a `transport=` parameter on the registrar or proxy URI wins).
+    pub transport: Transport,
+    /// Where requests are sent instead of the registrar, with a `Route` header.
+    pub outbound_proxy: Option<Uri>,
+    /// Local address to bind sockets to (port 0 = any).
+    pub local_address: Option<SocketAddr>,
+    /// `User-Agent` header value.
+    pub user_agent: String,
+    /// Transaction timers.
+    pub timers: Timers,
+    /// Upper bound for dispose and user-agent shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+/// Default `User-Agent` header value.
+pub const DEFAULT_USER_AGENT: &str = concat!("sipreg/", env!("CARGO_PKG_VERSION"));
+
+impl UserAgentConfig {
+    /// A user agent for `aor` with default settings.
+    pub fn new(aor: &str) -> Result<UserAgentConfig, Error> {
+        let aor = parse_uri("aor", aor)?;
+        if aor.user.is_none() {
+            return Err(Error::invalid(
+                "aor must have a user part (sip:user@domain)",
+            ));
+        }
+        if !aor.headers.is_empty() {
+            return Err(Error::invalid("aor must not carry URI headers"));
+        }
+        Ok(UserAgentConfig {
+            aor,
+            auth_username: None,
+            password: None,
+            transport: Transport::Udp,
+            outbound_proxy: None,
+            local_address: None,
+            user_agent: DEFAULT_USER_AGENT.to_owned(),
+            timers: Timers::default(),
+            shutdown_timeout: Duration::from_secs(4),
+        })
+    }
+
+    /// Sets the digest password (`None` removes it).
+    pub fn set_password(&mut self, pw: Option<&str>) -> Result<(), Error> {
+        if let Some(p) = pw {
+            check_no_ctl("password", p)?;
+        }
+        self.password = pw.map(Secret::new);
+        Ok(())
+    }
+
+    /// Sets the digest username (`None` = the AOR user).
+    pub fn set_auth_username(&mut self, user: Option<&str>) -> Result<(), Error> {
+        if let Some(u) = user {
+            check_no_ctl("auth username", u)?;
+            if u.is_empty() {
+                return Err(Error::invalid("auth username must not be empty"));
+            }
+        }
+        self.auth_username = user.map(str::to_owned);
+        Ok(())
+    }
+
+    /// Sets the outbound proxy URI (`None` removes it).
+    pub fn set_outbound_proxy(&mut self, uri: Option<&str>) -> Result<(), Error> {
+        self.outbound_proxy = match uri {
+            Some(u) => Some(parse_uri("outbound proxy", u)?),
+            None => None,
+        };
+        Ok(())
+    }
+
+    /// Sets the local bind address: `IP` or `IP:port`, IPv6 in brackets with a port.
+    pub fn set_local_address(&mut self, addr: Option<&str>) -> Result<(), Error> {
+        self.local_address = match addr {
+            None => None,
+            Some(a) => Some(parse_socket_addr(a)?),
+        };
+        Ok(())
+    }
+
+    /// Sets the `User-Agent` header value.
+    pub fn set_user_agent(&mut self, ua: &str) -> Result<(), Error> {
+        check_no_ctl("user agent", ua)?;
+        if ua.trim().is_empty() {
+            return Err(Error::invalid("user agent string must not be empty"));
+        }
+        self.user_agent = ua.trim().to_owned();
+        Ok(())
+    }
+
+    /// Sets T1, T2 and T4 (RFC 3261 §17.1.2).
+    pub fn set_timers(&mut self, t1: Duration, t2: Duration, t4: Duration) -> Result<(), Error> {
+        let range = Duration::from_millis(1)..=Duration::from_secs(600);
+        if !range.contains(&t1) || !range.contains(&t2) || !range.contains(&t4) {
+            return Err(Error::invalid("timers must be between 1 ms and 600 s"));
+        }
+        if t2 < t1 {
+            return Err(Error::invalid("T2 must not be smaller than T1"));
+        }
+        self.timers = Timers { t1, t2, t4 };
+        Ok(())
+    }
+
+    /// Sets the bound on dispose / shutdown waits.
+    pub fn set_shutdown_timeout(&mut self, d: Duration) -> Result<(), Error> {
+        if d > Duration::from_secs(3600) {
+            return Err(Error::invalid("shutdown timeout must be at most 3600 s"));
+        }
+        self.shutdown_timeout = d;
+        Ok(())
+    }
+
+    /// The username for digest answers.
+    pub fn effective_auth_username(&self) -> &str {
+        self.auth_username
+            .as_deref()
+            .or(self.aor.user.as_deref())
+            .unwrap_or("")
+    }
+}
+
+/// Automatic recovery after transient failures (RFC 5626 §4.5 backoff).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Off gives pure SIP.js behaviour (no automatic retry).
+    pub enabled: bool,
+    /// Backoff base time.
+    pub base: Duration,
+    /// Backoff cap.
+    pub max: Duration,
+    /// Cap applied to a server's Retry-After.
+    pub retry_after_max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            enabled: true,
+            base: Duration::from_secs(30),
+            max: Duration::from_secs(1800),
+            retry_after_max: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Checks the values are usable.
+    pub fn validate(&self) -> Result<(), Error> {
+        let day = Duration::from_secs(86_400);
+        if self.base < Duration::from_millis(1) || self.base > day {
+            return Err(Error::invalid(
+                "retry_base must be between 0.001 and 86400 s",
+            ));
+        }
+        if self.max < self.base || self.max > day {
+            return Err(Error::invalid(
+                "retry_max must be >= retry_base and <= 86400 s",
+            ));
+        }
+        if self.retry_after_max > day {
+            return Err(Error::invalid("retry_after_max must be <= 86400 s"));
+        }
+        Ok(())
+    }
+}
+
+/// SIP.js `RegistererOptions` (plus the recovery policy).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RegistererOptions {
+    /// Requested expiry in seconds (default 600; 0 is invalid).
+    pub expires: u32,
+    /// Percent of the granted expiry after which to refresh (50..=99, default 99).
+    pub refresh_frequency: u32,
+    /// Request-URI; default: the AOR's domain.
+    pub registrar: Option<String>,
+    /// `Name: value` headers added to every REGISTER.
+    pub extra_headers: Vec<String>,
+    /// Parameters appended to our Contact (`name` or `name=value`).
+    pub extra_contact_params: Vec<String>,
+    /// `+sip.instance` (a UUID, with or without `urn:uuid:`).
+    pub instance_id: Option<String>,
+    /// RFC 5626 `reg-id` (needs `instance_id`).
+    pub reg_id: Option<u32>,
+    /// Fixed Call-ID (default random).
+    pub call_id: Option<String>,
+    /// From display name.
+    pub from_display_name: Option<String>,
+    /// To display name.
+    pub to_display_name: Option<String>,
+    /// To URI (default: the AOR).
+    pub to_uri: Option<String>,
+    /// From tag (default random).
+    pub from_tag: Option<String>,
+    /// Initial CSeq; like SIP.js the first REGISTER carries this plus one (default 1).
+    pub cseq: u32,
+    /// Automatic recovery policy.
+    pub retry: RetryPolicy,
+}
+
+impl Default for RegistererOptions {
+    fn default() -> Self {
+        RegistererOptions {
+            expires: 600,
+            refresh_frequency: 99,
+            registrar: None,
+            extra_headers: Vec::new(),
+            extra_contact_params: Vec::new(),
+            instance_id: None,
+            reg_id: None,
+            call_id: None,
+            from_display_name: None,
+            to_display_name: None,
+            to_uri: None,
+            from_tag: None,
+            cseq: 1,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Everything a registerer needs, checked and resolved.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// User-agent settings.
+    pub ua: UserAgentConfig,
+    /// Requested expiry.
+    pub expires: u32,
+    /// Refresh point in percent.
+    pub refresh_frequency: u32,
+    /// Request-URI.
+    pub registrar: Uri,
+    /// To URI.
+    pub to_uri: Uri,
+    /// Extra headers, validated.
+    pub extra_headers: Vec<String>,
+    /// Extra Contact parameters, validated.
+    pub extra_contact_params: Vec<String>,
+    /// `urn:uuid:…` instance URN.
+    pub instance_urn: Option<String>,
+    /// reg-id.
+    pub reg_id: Option<u32>,
+    /// Fixed Call-ID if any.
+    pub call_id: Option<String>,
+    /// From display name.
+    pub from_display_name: Option<String>,
+    /// To display name.
+    pub to_display_name: Option<String>,
+    /// Fixed From tag if any.
+    pub from_tag: Option<String>,
+    /// Initial CSeq.
+    pub cseq: u32,
+    /// Recovery policy.
+    pub retry: RetryPolicy,
+    /// Transport actually used.
+    pub transport: Transport,
+    /// Host and port requests are sent to (proxy or registrar).
+    pub target_host: Host,
+    /// Port of the target.
+    pub target_port: u16,
+}
+
+/// Headers the library writes itself; an extra header may not duplicate them.
+const MANAGED_HEADERS: &[&str] = &[
+    "via",
+    "v",
+    "from",
+    "f",
+    "to",
+    "t",
+    "call-id",
+    "i",
+    "cseq",
+    "contact",
+    "m",
+    "expires",
+    "content-length",
+    "l",
+    "max-forwards",
+    "authorization",
+    "proxy-authorization",
+    "route",
+];
+
+impl RegistererOptions {
+    /// Checks every option and resolves defaults against the user agent.
+    pub fn validate(&self, ua: &UserAgentConfig) -> Result<Settings, Error> {
+        if self.expires == 0 {
+            return Err(Error::invalid(
+                "expires must be at least 1 (use unregister to remove a binding)",
+            ));
+        }
+        if !(50..=99).contains(&self.refresh_frequency) {
+            return Err(Error::invalid(format!(
+                "refresh_frequency must be between 50 and 99, not {}",
+                self.refresh_frequency
+            )));
+        }
+        let registrar = match &self.registrar {
+            Some(r) => parse_uri("registrar", r)?,
+            None => Uri {
+                scheme: ua.aor.scheme,
+                user: None,
+                password: None,
+                host: ua.aor.host.clone(),
+                port: ua.aor.port,
+                params: Vec::new(),
+                headers: Vec::new(),
+            },
+        };
+        if registrar.user.is_some() {
+            return Err(Error::invalid(
+                "registrar URI must not contain a user part (RFC 3261 10.2)",
+            ));
+        }
+        if !registrar.headers.is_empty() {
+            return Err(Error::invalid("registrar URI must not carry URI headers"));
+        }
+        let to_uri = match &self.to_uri {
+            Some(t) => parse_uri("to_uri", t)?,
+            None => ua.aor.clone(),
+        };
+        for h in &self.extra_headers {
+            check_extra_header(h)?;
+        }
+        for p in &self.extra_contact_params {
+            check_contact_param(p)?;
+        }
+        let instance_urn = self.instance_id.as_deref().map(instance_urn).transpose()?;
+        if self.reg_id.is_some() && instance_urn.is_none() {
+            return Err(Error::invalid("reg_id requires instance_id (RFC 5626)"));
+        }
+        if self.reg_id == Some(0) {
+            return Err(Error::invalid("reg_id must be at least 1"));
+        }
+        if let Some(c) = &self.call_id {
+            check_word("call_id", c)?;
+        }
+        if let Some(t) = &self.from_tag {
+            check_token("from_tag", t)?;
+        }
+        for (what, v) in [
+            ("from display name", &self.from_display_name),
+            ("to display name", &self.to_display_name),
+        ] {
+            if let Some(v) = v {
+                check_no_ctl(what, v)?;
+            }
+        }
+        if self.cseq >= 1 << 31 {
+            return Err(Error::invalid("cseq must be below 2^31"));
+        }
+        self.retry.validate()?;
+
+        let route = ua.outbound_proxy.as_ref().unwrap_or(&registrar);
+        let transport = match route.transport() {
+            Some(t) => Transport::parse(t)?,
+            None if route.scheme == Scheme::Sips => Transport::Tls,
+            None => ua.transport,
+        };
+        let default_port = if transport == Transport::Tls {
+            5061
+        } else {
+            5060
+        };
+        Ok(Settings {
+            ua: ua.clone(),
+            expires: self.expires,
+            refresh_frequency: self.refresh_frequency,
+            target_host: route.host.clone(),
+            target_port: route.port.unwrap_or(default_port),
+            registrar,
+            to_uri,
+            extra_headers: self
+                .extra_headers
+                .iter()
+                .map(|h| h.trim().to_owned())
+                .collect(),
+            extra_contact_params: self.extra_contact_params.clone(),
+            instance_urn,
+            reg_id: self.reg_id,
+            call_id: self.call_id.clone(),
+            from_display_name: self.from_display_name.clone(),
+            to_display_name: self.to_display_name.clone(),
+            from_tag: self.from_tag.clone(),
+            cseq: self.cseq,
+            retry: self.retry,
+            transport,
+        })
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+fn parse_uri(what: &str, s: &str) -> Result<Uri, Error> {
+    check_no_ctl(what, s)?;
+    Uri::parse(s).map_err(|e| Error::invalid(format!("{what}: bad SIP URI {:?}: {e}", truncate(s))))
+}
+
+fn parse_socket_addr(s: &str) -> Result<SocketAddr, Error> {
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Ok(sa);
+    }
+    let bare = s.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 0))
+        .map_err(|_| {
+            Error::invalid(format!(
+                "local address {:?} is not IP or IP:port",
+                truncate(s)
+            ))
+        })
+}
+
+/// Rejects control characters (CR, LF, NUL, …) that would break the message framing.
+pub fn check_no_ctl(what: &str, s: &str) -> Result<(), Error> {
+    if s.chars().any(|c| c.is_control()) {
+        return Err(Error::invalid(format!(
+            "{what} must not contain control characters (CR, LF, ...)"
+        )));
+    }
+    Ok(())
+}
+
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c)
+}
+
+fn check_token(what: &str, s: &str) -> Result<(), Error> {
+    if s.is_empty() || !s.chars().all(is_token_char) {
+        return Err(Error::invalid(format!(
+            "{what} must be a non-empty SIP token"
+        )));
+    }
+    Ok(())
+}
+
+fn check_word(what: &str, s: &str) -> Result<(), Error> {
+    let ok = |c: char| is_token_char(c) || "()<>:\\\"/[]?{}@".contains(c);
+    if s.is_empty() || !s.chars().all(ok) {
+        return Err(Error::invalid(format!(
+            "{what} must be a non-empty SIP word (RFC 3261 callid)"
+        )));
+    }
+    Ok(())
+}
+
+fn check_extra_header(h: &str) -> Result<(), Error> {
+    check_no_ctl("extra header", h)?;
+    let (name, value) = h.split_once(':').ok_or_else(|| {
+        Error::invalid(format!(
+            "extra header {:?} is not \"Name: value\"",
+            truncate(h)
+        ))
+    })?;
+    let name = name.trim();
+    check_token("extra header name", name)?;
+    if MANAGED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(Error::invalid(format!(
+            "extra header {name} is managed by the library"
+        )));
+    }
+    if value.trim().is_empty() {
+        return Err(Error::invalid(format!(
+            "extra header {name} has an empty value"
+        )));
+    }
+    Ok(())
+}
+
+fn check_contact_param(p: &str) -> Result<(), Error> {
+    check_no_ctl("contact parameter", p)?;
+    let (name, value) = match p.split_once('=') {
+        Some((n, v)) => (n, Some(v)),
+        None => (p, None),
+    };
+    check_token("contact parameter name", name)?;
+    if name.eq_ignore_ascii_case("expires") {
+        return Err(Error::invalid(
+            "the expires contact parameter is managed by the library",
+        ));
+    }
+    if let Some(v) = value {
+        let quoted = v.len() >= 2
+            && v.starts_with('"')
+            && v.ends_with('"')
+            && !v[1..v.len() - 1].contains('"');
+        let plain = !v.is_empty() && v.chars().all(|c| is_token_char(c) || "[]:".contains(c));
+        if !quoted && !plain {
+            return Err(Error::invalid(format!(
+                "contact parameter {name} has a bad value"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Normalises an instance id to `urn:uuid:<8-4-4-4-12 hex>`.
+fn instance_urn(id: &str) -> Result<String, Error> {
+    let uuid = id
+        .strip_prefix("<")
+        .and_then(|s| s.strip_suffix(">"))
+        .unwrap_or(id);
+    let uuid = match (uuid.get(..9), uuid.get(9..)) {
+        (Some(p), Some(rest)) if p.eq_ignore_ascii_case("urn:uuid:") => rest,
+        _ => uuid,
+    };
+    let groups: Vec<&str> = uuid.split('-').collect();
+    let lens = [8, 4, 4, 4, 12];
+    let ok = groups.len() == 5
+        && groups
+            .iter()
+            .zip(lens)
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()));
+    if !ok {
+        return Err(Error::invalid(format!(
+            "instance_id {:?} is not a UUID (8-4-4-4-12 hex digits)",
+            truncate(id)
+        )));
+    }
+    Ok(format!("urn:uuid:{}", uuid.to_ascii_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ua() -> UserAgentConfig {
+        UserAgentConfig::new("sip:alice@example.com").unwrap()
+    }
+
+    fn invalid(o: RegistererOptions) -> String {
+        match o.validate(&ua()) {
+            Err(Error::InvalidArgument(m)) => m,
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_follow_sipjs() {
+        let s = RegistererOptions::default().validate(&ua()).unwrap();
+        assert_eq!(s.expires, 600);
+        assert_eq!(s.refresh_frequency, 99);
+        assert_eq!(s.registrar.to_string(), "sip:example.com");
+        assert_eq!(s.to_uri.to_string(), "sip:alice@example.com");
+        assert_eq!(s.transport, Transport::Udp);
+        assert_eq!(s.target_port, 5060);
+        assert!(s.retry.enabled);
+    }
+
+    #[test]
+    fn expires_zero_and_frequency_out_of_range_are_errors() {
+        assert!(invalid(RegistererOptions {
+            expires: 0,
+            ..Default::default()
+        })
+        .contains("expires"));
+        for f in [0, 49, 100, 1000] {
+            let m = invalid(RegistererOptions {
+                refresh_frequency: f,
+                ..Default::default()
+            });
+            assert!(m.contains("refresh_frequency"), "{m}");
+        }
+        for f in [50, 75, 99] {
+            RegistererOptions {
+                refresh_frequency: f,
+                ..Default::default()
+            }
+            .validate(&ua())
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn bad_uris_and_header_injection_are_errors() {
+        invalid(RegistererOptions {
+            registrar: Some("http://x".into()),
+            ..Default::default()
+        });
+        invalid(RegistererOptions {
+            registrar: Some("sip:bob@x".into()),
+            ..Default::default()
+        });
+        invalid(RegistererOptions {
+            registrar: Some("sip:x\r\nVia: evil".into()),
+            ..Default::default()
+        });
+        invalid(RegistererOptions {
+            extra_headers: vec!["X-A: b\r\nVia: c".into()],
+            ..Default::default()
+        });
+        invalid(RegistererOptions {
+            extra_headers: vec!["NoColon".into()],
+            ..Default::default()
+        });
+        invalid(RegistererOptions {
+            extra_headers: vec!["Call-ID: x".into()],
+            ..Default::default()
+        });
+        invalid(RegistererOptions {
+            extra_headers: vec!["Bad Name: x".into()],
+            ..Default::default()
+        });
+        invalid(RegistererOptions {
+            extra_contact_params: vec!["a;b".into()],
+            ..Default::default()
+        });
+        invalid(RegistererOptions {
+            extra_contact_params: vec!["expires=5".into()],
+            ..Default::default()
+        });
+        invalid(RegistererOptions {
+            from_display_name: Some("A\nB".into()),
+            ..Default::default()
+        });
+        invalid(RegistererOptions {
+            call_id: Some("has space".into()),
+            ..Default::default()
+        });
+        invalid(RegistererOptions {
+            from_tag: Some("a;b".into()),
+            ..Default::default()
+        });
+        let ok = RegistererOptions {
+            extra_headers: vec!["X-Custom: 1".into()],
+            extra_contact_params: vec!["ob".into(), "x-y=z".into(), "q=\"0.5\"".into()],
+            ..Default::default()
+        };
+        ok.validate(&ua()).unwrap();
+    }
+
+    #[test]
+    fn reg_id_needs_instance_id_and_instance_id_must_be_uuid() {
+        assert!(invalid(RegistererOptions {
+            reg_id: Some(1),
+            ..Default::default()
+        })
+        .contains("instance_id"));
+        invalid(RegistererOptions {
+            instance_id: Some("not-a-uuid".into()),
+            ..Default::default()
+        });
+        let s = RegistererOptions {
+            instance_id: Some("F81D4FAE-7DEC-11D0-A765-00A0C91E6BF6".into()),
+            reg_id: Some(1),
+            ..Default::default()
+        }
+        .validate(&ua())
+        .unwrap();
+        assert_eq!(
+            s.instance_urn.as_deref(),
+            Some("urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6")
+        );
+        let s = RegistererOptions {
+            instance_id: Some("<urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6>".into()),
+            ..Default::default()
+        }
+        .validate(&ua())
+        .unwrap();
+        assert!(s.instance_urn.is_some());
+    }
+
+    #[test]
+    fn transport_comes_from_the_registrar_uri_then_the_user_agent() {
+        let s = RegistererOptions {
+            registrar: Some("sip:127.0.0.1:5070;transport=tcp".into()),
+            ..Default::default()
+        }
+        .validate(&ua())
+        .unwrap();
+        assert_eq!(s.transport, Transport::Tcp);
+        assert_eq!(s.target_port, 5070);
+        let mut u = ua();
+        u.transport = Transport::Tcp;
+        u.set_outbound_proxy(Some("sip:[::1]:5080")).unwrap();
+        let s = RegistererOptions::default().validate(&u).unwrap();
+        assert_eq!(s.transport, Transport::Tcp);
+        assert_eq!(s.target_host, Host::V6("::1".parse().unwrap()));
+        assert_eq!(s.target_port, 5080);
+    }
+
+    #[test]
+    fn user_agent_settings_are_checked() {
+        let mut u = ua();
+        assert!(UserAgentConfig::new("sip:example.com").is_err());
+        assert!(UserAgentConfig::new("not a uri").is_err());
+        assert!(u.set_user_agent("x\r\ny").is_err());
+        assert!(u
+            .set_timers(
+                Duration::ZERO,
+                Duration::from_secs(4),
+                Duration::from_secs(5)
+            )
+            .is_err());
+        assert!(u
+            .set_timers(
+                Duration::from_secs(5),
+                Duration::from_secs(4),
+                Duration::from_secs(5)
+            )
+            .is_err());
+        u.set_local_address(Some("127.0.0.1")).unwrap();
+        assert_eq!(u.local_address, Some("127.0.0.1:0".parse().unwrap()));
+        u.set_local_address(Some("[::1]:5099")).unwrap();
+        assert!(u.set_local_address(Some("localhost")).is_err());
+        assert_eq!(u.effective_auth_username(), "alice");
+        u.set_auth_username(Some("a1")).unwrap();
+        assert_eq!(u.effective_auth_username(), "a1");
+        u.set_password(Some("pw")).unwrap();
+        assert!(!format!("{u:?}").contains("pw\""));
+        assert!(Transport::parse("sctp").is_err());
+        assert!(RetryPolicy {
+            base: Duration::ZERO,
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
+    }
+}

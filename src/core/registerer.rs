@@ -1,0 +1,886 @@
+//! The registerer state machine: SIP.js `Registerer` semantics, sans-IO.
+//!
+//! Inputs are API calls, responses, transport events and timer expiries, each with
+//! the current `now`. Outputs are queued: bytes to send ([`Transmit`]) and
+//! [`Event`]s for the application; [`Registerer::poll_timeout`] says when to call
+//! [`Registerer::handle_timeout`] next.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::digest::{self, Answer, Challenge};
+use super::message::Response;
+use super::options::{RegistererOptions, Settings, UserAgentConfig};
+use super::rand::Rng;
+use super::request::{self, AuthHeader, ContactSpec, RequestParts};
+use super::transaction::{ClientTransaction, Delivery, TimerOutcome};
+use super::uri::Uri;
+use crate::error::Error;
+
+/// SIP.js `RegistererState`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Created, nothing sent yet.
+    Initial,
+    /// The registrar holds our binding.
+    Registered,
+    /// Not registered (after an un-REGISTER, a failure or an expiry).
+    Unregistered,
+    /// Disposed; final.
+    Terminated,
+}
+
+/// Something the application should hear about, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The state changed (never twice to the same state in a row).
+    StateChanged(State),
+    /// A final response ended a transaction (408 / 503 are synthesised for
+    /// timeouts and transport errors, as SIP.js does).
+    Response {
+        /// Status code.
+        status: u16,
+        /// Reason phrase.
+        reason: String,
+    },
+    /// An automatic retry was scheduled after a transient failure.
+    RetryScheduled {
+        /// Delay until the retry.
+        delay: Duration,
+        /// Consecutive failures so far.
+        failures: u32,
+    },
+    /// The scheduled retry REGISTER is being sent now.
+    RetryStarted {
+        /// Consecutive failures so far.
+        failures: u32,
+    },
+    /// A diagnostic for the log (never contains credentials).
+    Note(String),
+}
+
+/// A request (or retransmission) to send to the registerer's target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// The complete SIP message.
+    pub bytes: Vec<u8>,
+    /// True for a Timer E retransmission.
+    pub retransmission: bool,
+}
+
+/// Why a response was not accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unmatched {
+    /// No transaction of ours has that branch.
+    UnknownBranch,
+    /// Branch matched but Call-ID or CSeq did not.
+    WrongDialogue,
+    /// The registerer is terminated.
+    Terminated,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Register,
+    Unregister { all: bool },
+}
+
+/// Per-logical-request bookkeeping: a REGISTER and its auth / 423 follow-ups.
+#[derive(Debug)]
+struct Pending {
+    kind: Kind,
+    tx: ClientTransaction,
+    bytes: Vec<u8>,
+    cseq: u32,
+    expires_sent: u32,
+    stale_sent: Vec<String>,
+    /// (realm, proxy, nonce) of every credential sent for this request.
+    answered: Vec<(String, bool, String)>,
+    stale_retries: u8,
+    new_nonce_retry_used: bool,
+    auth_rounds: u8,
+}
+
+#[derive(Clone, Debug)]
+struct AuthEntry {
+    proxy: bool,
+    challenge: Challenge,
+    nc: u32,
+}
+
+/// Cap on authenticated resends per request, whatever the realms (loop guard).
+const MAX_AUTH_ROUNDS: u8 = 6;
+/// Cap on consecutive `stale=true` retries.
+const MAX_STALE_RETRIES: u8 = 3;
+
+/// One registration of one contact for one address of record.
+#[derive(Debug)]
+pub struct Registerer {
+    settings: Settings,
+    rng: Rng,
+    key: String,
+    state: State,
+    call_id: String,
+    from_tag: String,
+    cseq: u32,
+    expires: u32,
+    local: Option<SocketAddr>,
+    bound_contact: Option<String>,
+    stale_contacts: Vec<String>,
+    pending: Option<Pending>,
+    lingering: Vec<ClientTransaction>,
+    refresh_at: Option<Instant>,
+    expire_at: Option<Instant>,
+    retry_at: Option<Instant>,
+    dispose_deadline: Option<Instant>,
+    rebind_wanted: bool,
+    auth: Vec<AuthEntry>,
+    contacts: Vec<String>,
+    retry_after: Option<u32>,
+    last_response: Option<(u16, String)>,
+    failures: u32,
+    retransmissions: u64,
+    events: VecDeque<Event>,
+    transmits: VecDeque<Transmit>,
+}
+
+/// Length of the per-registerer key at the start of every branch (after the cookie).
+pub const KEY_LEN: usize = 10;
+const COOKIE: &str = "z9hG4bK";
+
+/// The registerer key embedded in a Via branch, used by the runtime to route responses.
+pub fn branch_key(branch: &str) -> Option<&str> {
+    branch.strip_prefix(COOKIE)?.get(..KEY_LEN)
+}
+
+fn is_transient(status: u16) -> bool {
+    matches!(status, 408 | 480 | 500 | 502 | 503 | 504)
+        || ((600..700).contains(&status) && status != 603)
+}
+
+impl Registerer {
+    /// Validates `options` against the user agent and creates an Initial registerer.
+    /// Nothing is sent until [`register`](Self::register).
+    pub fn new(
+        ua: &UserAgentConfig,
+        options: &RegistererOptions,
+        seed: u64,
+    ) -> Result<Registerer, Error> {
+        let settings = options.validate(ua)?;
+        let mut rng = Rng::new(seed);
+        let key = rng.token(KEY_LEN);
+        let call_id = settings.call_id.clone().unwrap_or_else(|| rng.token(24));
+        let from_tag = settings.from_tag.clone().unwrap_or_else(|| rng.token(10));
+        Ok(Registerer {
+            cseq: settings.cseq,
+            expires: settings.expires,
+            settings,
+            rng,
+            key,
+            state: State::Initial,
+            call_id,
+            from_tag,
+            local: None,
+            bound_contact: None,
+            stale_contacts: Vec::new(),
+            pending: None,
+            lingering: Vec::new(),
+            refresh_at: None,
+            expire_at: None,
+            retry_at: None,
+            dispose_deadline: None,
+            rebind_wanted: false,
+            auth: Vec::new(),
+            contacts: Vec::new(),
+            retry_after: None,
+            last_response: None,
+            failures: 0,
+            retransmissions: 0,
+            events: VecDeque::new(),
+            transmits: VecDeque::new(),
+        })
+    }
+
+    // ----- read-only view -------------------------------------------------
+
+    /// The validated settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The key at the start of this registerer's branches (see [`branch_key`]).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Whether a request is in flight (SIP.js's private `waiting` flag).
+    pub fn is_waiting(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Whether dispose was called (and Terminated may not have been reached yet).
+    pub fn is_disposing(&self) -> bool {
+        self.dispose_deadline.is_some() || self.state == State::Terminated
+    }
+
+    /// Contact URIs listed in the last 2xx.
+    pub fn contacts(&self) -> &[String] {
+        &self.contacts
+    }
+
+    /// Retry-After seconds of the last rejection, if it had one.
+    pub fn retry_after(&self) -> Option<u32> {
+        self.retry_after
+    }
+
+    /// Status and reason of the last final response (including synthesised 408/503).
+    pub fn last_response(&self) -> Option<&(u16, String)> {
+        self.last_response.as_ref()
+    }
+
+    /// Time until the scheduled automatic retry.
+    pub fn next_retry(&self, now: Instant) -> Option<Duration> {
+        self.retry_at.map(|t| t.saturating_duration_since(now))
+    }
+
+    /// Consecutive failed registration attempts.
+    pub fn failure_count(&self) -> u32 {
+        self.failures
+    }
+
+    /// The expiry we ask for (raised by 423 Min-Expires).
+    pub fn requested_expires(&self) -> u32 {
+        self.expires
+    }
+
+    /// Call-ID, fixed for the registerer's life.
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    /// Timer E retransmissions so far.
+    pub fn retransmissions(&self) -> u64 {
+        self.retransmissions
+    }
+
+    /// Our contact URI for the current local address.
+    pub fn contact(&self) -> Option<String> {
+        self.local.map(|l| request::contact_uri(&self.settings, l))
+    }
+
+    // ----- outputs --------------------------------------------------------
+
+    /// Next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let tx = self.pending.as_ref().and_then(|p| p.tx.next_deadline());
+        let lingering = self
+            .lingering
+            .iter()
+            .filter_map(|t| t.next_deadline())
+            .min();
+        [
+            tx,
+            lingering,
+            self.refresh_at,
+            self.expire_at,
+            self.retry_at,
+            self.dispose_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    // ----- inputs from the runtime ----------------------------------------
+
+    /// Tells the registerer which local address its packets leave from. A change
+    /// while bound queues the old contact for removal in the next REGISTER.
+    pub fn set_local_addr(&mut self, addr: SocketAddr) {
+        if self.local == Some(addr) {
+            return;
+        }
+        self.local = Some(addr);
+        let now_contact = request::contact_uri(&self.settings, addr);
+        if let Some(old) = self.bound_contact.take() {
+            if old != now_contact && !self.stale_contacts.contains(&old) {
+                self.stale_contacts.push(old);
+            }
+        }
+    }
+
+    /// Replaces the digest credentials (the user agent's password changed).
+    pub fn set_credentials(
+        &mut self,
+        auth_username: Option<String>,
+        password: Option<super::options::Secret>,
+    ) {
+        self.settings.ua.auth_username = auth_username;
+        self.settings.ua.password = password;
+        self.auth.clear();
+    }
+
+    /// The network changed (and [`set_local_addr`](Self::set_local_addr) was called
+    /// with the new address): re-register at once if registered or waiting to retry.
+    pub fn network_changed(&mut self, now: Instant) {
+        if self.state == State::Terminated || self.dispose_deadline.is_some() {
+            return;
+        }
+        let wants = self.state == State::Registered || self.retry_at.is_some();
+        if !wants {
+            return;
+        }
+        if self.pending.is_some() {
+            self.rebind_wanted = true;
+        } else {
+            self.retry_at = None;
+            self.note("network changed: re-registering with the new contact");
+            self.start(now, Kind::Register);
+        }
+    }
+
+    /// The stream connection carrying our requests dropped. A request in flight
+    /// fails (503) and is retried at once; a registered binding is refreshed at once.
+    pub fn connection_lost(&mut self, now: Instant) {
+        if self.state == State::Terminated {
+            return;
+        }
+        if self.pending.is_some() {
+            self.transport_error(now, "connection closed", true);
+        } else if self.state == State::Registered && self.dispose_deadline.is_none() {
+            self.note("connection closed while registered: re-registering");
+            self.start(now, Kind::Register);
+        }
+    }
+
+    /// Sending the current request failed: ends it with a synthetic 503.
+    /// `immediate_retry` asks for the first automatic retry without delay.
+    pub fn transport_error(&mut self, now: Instant, reason: &str, immediate_retry: bool) {
+        if self.pending.is_none() {
+            return;
+        }
+        self.note(&format!("transport error: {reason}"));
+        self.synthetic_failure(now, 503, "Service Unavailable", immediate_retry);
+    }
+
+    /// SIP.js `register()`.
+    pub fn register(&mut self, now: Instant) -> Result<(), Error> {
+        self.check_can_send()?;
+        self.retry_at = None;
+        self.start(now, Kind::Register);
+        Ok(())
+    }
+
+    /// SIP.js `unregister()`; `all` sends `Contact: *`.
+    pub fn unregister(&mut self, now: Instant, all: bool) -> Result<(), Error> {
+        self.check_can_send()?;
+        self.retry_at = None;
+        self.refresh_at = None;
+        self.start(now, Kind::Unregister { all });
+        Ok(())
+    }
+
+    /// SIP.js `dispose()`: waits for a request in flight, unregisters if
+    /// registered, then Terminated — within the shutdown bound. Idempotent.
+    pub fn dispose(&mut self, now: Instant) {
+        if self.is_disposing() {
+            return;
+        }
+        self.dispose_deadline = Some(now + self.settings.ua.shutdown_timeout);
+        self.refresh_at = None;
+        self.retry_at = None;
+        if self.pending.is_none() {
+            self.continue_dispose(now);
+        }
+    }
+
+    /// Feeds a response whose top Via branch carries this registerer's key.
+    pub fn handle_response(&mut self, now: Instant, resp: &Response) -> Result<(), Unmatched> {
+        if self.state == State::Terminated {
+            return Err(Unmatched::Terminated);
+        }
+        let branch = resp.top_via().and_then(|v| v.branch().map(str::to_owned));
+        let Some(branch) = branch else {
+            return Err(Unmatched::UnknownBranch);
+        };
+        if let Some(p) = &mut self.pending {
+            if p.tx.branch() == branch {
+                let dialogue_ok = resp.call_id() == Some(self.call_id.as_str())
+                    && resp.cseq() == Some((p.cseq, "REGISTER"));
+                if !dialogue_ok {
+                    return Err(Unmatched::WrongDialogue);
+                }
+                if p.tx.on_response(resp.status, now) == Delivery::Final {
+                    self.on_final(now, resp);
+                }
+                return Ok(());
+            }
+        }
+        if let Some(tx) = self.lingering.iter_mut().find(|t| t.branch() == branch) {
+            tx.on_response(resp.status, now);
+            return Ok(());
+        }
+        Err(Unmatched::UnknownBranch)
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Terminated {
+            return;
+        }
+        self.run_transaction_timers(now);
+        self.lingering.retain_mut(|t| {
+            t.on_timer(now) != TimerOutcome::Terminated && t.next_deadline().is_some()
+        });
+        if self.dispose_deadline.is_some_and(|d| now >= d) {
+            self.note("dispose: no final answer within the shutdown bound; terminating");
+            self.terminate();
+            return;
+        }
+        if self.expire_at.is_some_and(|t| now >= t) {
+            self.expire_at = None;
+            self.refresh_at = None;
+            self.note("registration expired without a successful refresh");
+            self.set_state(State::Unregistered);
+        }
+        if self.refresh_at.is_some_and(|t| now >= t) {
+            self.refresh_at = None;
+            // A request in flight already decides the next refresh (SIP.js #1071).
+            if self.pending.is_none() {
+                self.start(now, Kind::Register);
+            }
+        }
+        if self.retry_at.is_some_and(|t| now >= t) {
+            self.retry_at = None;
+            if self.pending.is_none() {
+                self.events.push_back(Event::RetryStarted {
+                    failures: self.failures,
+                });
+                self.start(now, Kind::Register);
+            }
+        }
+    }
+
+    // ----- internals --------------------------------------------------------
+
+    fn check_can_send(&self) -> Result<(), Error> {
+        if self.is_disposing() {
+            return Err(Error::Terminated);
+        }
+        if self.pending.is_some() {
+            return Err(Error::RequestPending);
+        }
+        Ok(())
+    }
+
+    fn note(&mut self, msg: &str) {
+        self.events.push_back(Event::Note(msg.to_owned()));
+    }
+
+    fn set_state(&mut self, s: State) {
+        if self.state != s {
+            self.state = s;
+            self.events.push_back(Event::StateChanged(s));
+        }
+    }
+
+    fn terminate(&mut self) {
+        self.pending = None;
+        self.lingering.clear();
+        self.refresh_at = None;
+        self.expire_at = None;
+        self.retry_at = None;
+        self.dispose_deadline = None;
+        self.set_state(State::Terminated);
+    }
+
+    fn continue_dispose(&mut self, now: Instant) {
+        if self.state == State::Registered {
+            self.start(now, Kind::Unregister { all: false });
+        } else {
+            self.terminate();
+        }
+    }
+
+    /// Starts a new logical request.
+    fn start(&mut self, now: Instant, kind: Kind) {
+        let pending = Pending {
+            kind,
+            tx: ClientTransaction::new(String::new(), true, self.settings.ua.timers, now),
+            bytes: Vec::new(),
+            cseq: 0,
+            expires_sent: 0,
+            stale_sent: Vec::new(),
+            answered: Vec::new(),
+            stale_retries: 0,
+            new_nonce_retry_used: false,
+            auth_rounds: 0,
+        };
+        self.send(now, pending);
+    }
+
+    /// Sends (or re-sends after a challenge / 423) the request of `p`.
+    fn send(&mut self, now: Instant, mut p: Pending) {
+        let Some(local) = self.local else {
+            self.pending = Some(p);
+            self.transport_error(now, "no local address (transport not ready)", false);
+            return;
+        };
+        self.cseq = self.cseq.wrapping_add(1);
+        let branch = format!("{COOKIE}{}{}", self.key, self.rng.token(12));
+        let contact = match p.kind {
+            Kind::Register => ContactSpec::Bind(self.expires),
+            Kind::Unregister { all: false } => ContactSpec::Remove,
+            Kind::Unregister { all: true } => ContactSpec::RemoveAll,
+        };
+        let auth = self.credentials_headers(&mut p);
+        p.stale_sent = self.stale_contacts.clone();
+        p.expires_sent = match contact {
+            ContactSpec::Bind(e) => e,
+            _ => 0,
+        };
+        p.cseq = self.cseq;
+        let parts = RequestParts {
+            settings: &self.settings,
+            local,
+            branch: &branch,
+            call_id: &self.call_id,
+            from_tag: &self.from_tag,
+            cseq: self.cseq,
+            contact,
+            stale_contacts: &p.stale_sent,
+            auth: &auth,
+        };
+        p.bytes = request::build_register(&parts);
+        p.tx = ClientTransaction::new(
+            branch,
+            self.settings.transport.reliable(),
+            self.settings.ua.timers,
+            now,
+        );
+        self.transmits.push_back(Transmit {
+            bytes: p.bytes.clone(),
+            retransmission: false,
+        });
+        self.pending = Some(p);
+    }
+
+    /// Authorization headers from the per-realm cache, each with the next nc.
+    fn credentials_headers(&mut self, p: &mut Pending) -> Vec<(AuthHeader, String)> {
+        let Some(password) = self.settings.ua.password.clone() else {
+            return Vec::new();
+        };
+        let username = self.settings.ua.effective_auth_username().to_owned();
+        let uri = self.settings.registrar.to_string();
+        let mut out = Vec::new();
+        for entry in &mut self.auth {
+            entry.nc = entry.nc.wrapping_add(1).max(1);
+            let cnonce = self.rng.token(16);
+            let answer = Answer {
+                username: &username,
+                password: Some(password.expose()),
+                method: "REGISTER",
+                uri: &uri,
+                body: b"",
+                nc: entry.nc,
+                cnonce: &cnonce,
+            };
+            if let Ok(value) = digest::authorization(&entry.challenge, &answer) {
+                let kind = if entry.proxy {
+                    AuthHeader::ProxyAuthorization
+                } else {
+                    AuthHeader::Authorization
+                };
+                p.answered.push((
+                    entry.challenge.realm.clone(),
+                    entry.proxy,
+                    entry.challenge.nonce.clone(),
+                ));
+                out.push((kind, value));
+            }
+        }
+        out
+    }
+
+    fn run_transaction_timers(&mut self, now: Instant) {
+        let Some(p) = &mut self.pending else { return };
+        match p.tx.on_timer(now) {
+            TimerOutcome::Retransmit => {
+                self.retransmissions += 1;
+                let bytes = p.bytes.clone();
+                self.transmits.push_back(Transmit {
+                    bytes,
+                    retransmission: true,
+                });
+            }
+            TimerOutcome::TimedOut => {
+                self.note("no final response before Timer F");
+                self.synthetic_failure(now, 408, "Request Timeout", false);
+            }
+            TimerOutcome::Nothing | TimerOutcome::Terminated => {}
+        }
+    }
+
+    /// Ends the request in flight as if `status` had arrived (SIP.js's internal 408/503).
+    fn synthetic_failure(
+        &mut self,
+        now: Instant,
+        status: u16,
+        reason: &str,
+        immediate_retry: bool,
+    ) {
+        let Some(p) = self.pending.take() else { return };
+        self.record_response(status, reason);
+        self.fail(now, p.kind, status, None, immediate_retry);
+    }
+
+    fn record_response(&mut self, status: u16, reason: &str) {
+        self.last_response = Some((status, reason.to_owned()));
+        self.events.push_back(Event::Response {
+            status,
+            reason: reason.to_owned(),
+        });
+    }
+
+    fn on_final(&mut self, now: Instant, resp: &Response) {
+        let Some(mut p) = self.pending.take() else {
+            return;
+        };
+        if p.tx.next_deadline().is_some() {
+            self.lingering.push(p.tx.clone());
+        }
+        self.record_response(resp.status, &resp.reason);
+        match resp.status {
+            200..=299 => match p.kind {
+                Kind::Register => self.on_register_ok(now, p, resp),
+                Kind::Unregister { .. } => self.on_unregister_ok(now, p, resp),
+            },
+            401 | 407 => match self.accept_challenge(&mut p, resp) {
+                Ok(()) => self.send(now, p),
+                Err(why) => {
+                    self.note(&why);
+                    self.fail(now, p.kind, resp.status, resp.retry_after(), false);
+                }
+            },
+            423 if p.kind == Kind::Register => match resp.min_expires() {
+                Some(min) if min > p.expires_sent => {
+                    self.expires = min;
+                    self.send(now, p);
+                }
+                _ => {
+                    self.note("423 without a usable Min-Expires");
+                    self.fail(now, p.kind, 423, resp.retry_after(), false);
+                }
+            },
+            status => self.fail(now, p.kind, status, resp.retry_after(), false),
+        }
+    }
+
+    /// Decides whether a 401/407 may be answered, and caches the challenge if so.
+    fn accept_challenge(&mut self, p: &mut Pending, resp: &Response) -> Result<(), String> {
+        let proxy = resp.status == 407;
+        let header = if proxy {
+            "Proxy-Authenticate"
+        } else {
+            "WWW-Authenticate"
+        };
+        let offered: Vec<Challenge> = resp
+            .headers(header)
+            .filter_map(|v| digest::parse_challenge(v).ok())
+            .collect();
+        let Some(ch) = digest::choose_challenge(&offered).cloned() else {
+            return Err(format!("{} without a usable Digest challenge", resp.status));
+        };
+        if self.settings.ua.password.is_none() {
+            return Err(format!(
+                "{} challenge for realm {:?} but no password is configured",
+                resp.status, ch.realm
+            ));
+        }
+        if p.auth_rounds >= MAX_AUTH_ROUNDS {
+            return Err("too many authentication rounds".into());
+        }
+        let realm_answered: Vec<&String> = p
+            .answered
+            .iter()
+            .filter(|(r, px, _)| *r == ch.realm && *px == proxy)
+            .map(|(_, _, n)| n)
+            .collect();
+        if !realm_answered.is_empty() {
+            if ch.stale {
+                if p.stale_retries >= MAX_STALE_RETRIES {
+                    return Err("credentials rejected: too many stale nonces".into());
+                }
+                p.stale_retries += 1;
+            } else if realm_answered.contains(&&ch.nonce) || p.new_nonce_retry_used {
+                return Err(format!(
+                    "credentials for realm {:?} were rejected",
+                    ch.realm
+                ));
+            } else {
+                // Servers that forget stale=true get one more try with the new nonce.
+                p.new_nonce_retry_used = true;
+            }
+        }
+        p.auth_rounds += 1;
+        self.auth
+            .retain(|e| !(e.proxy == proxy && e.challenge.realm == ch.realm));
+        self.auth.push(AuthEntry {
+            proxy,
+            challenge: ch,
+            nc: 0,
+        });
+        Ok(())
+    }
+
+    fn our_contact_matches(&self, c: &super::message::NameAddr, ours: Option<&Uri>) -> bool {
+        if let Some(urn) = &self.settings.instance_urn {
+            let instance = c
+                .param("+sip.instance")
+                .flatten()
+                .map(|v| v.trim_matches(|ch| ch == '<' || ch == '>'));
+            if let Some(inst) = instance {
+                let reg_id_ok = match self.settings.reg_id {
+                    Some(id) => {
+                        c.param("reg-id")
+                            .flatten()
+                            .and_then(|v| v.parse::<u32>().ok())
+                            == Some(id)
+                    }
+                    None => true,
+                };
+                if inst.eq_ignore_ascii_case(urn) && reg_id_ok {
+                    return true;
+                }
+            }
+        }
+        ours.is_some_and(|o| o.equivalent(&c.uri))
+    }
+
+    fn on_register_ok(&mut self, now: Instant, p: Pending, resp: &Response) {
+        let listed = match resp.contacts() {
+            Ok(list) => list,
+            Err(e) => {
+                self.note(&format!(
+                    "2xx with an unreadable Contact ({e}): not registered"
+                ));
+                Vec::new()
+            }
+        };
+        self.contacts = listed.iter().map(|c| c.uri.to_string()).collect();
+        self.stale_contacts.retain(|c| !p.stale_sent.contains(c));
+        let ours_text = self.contact();
+        let ours = ours_text.as_deref().and_then(|t| Uri::parse(t).ok());
+        let granted = listed
+            .iter()
+            .filter(|c| self.our_contact_matches(c, ours.as_ref()))
+            .map(|c| c.expires().or(resp.expires()).unwrap_or(p.expires_sent))
+            .min();
+        match granted {
+            None => {
+                self.note("2xx does not list our contact: not registered");
+                self.failures = self.failures.saturating_add(1);
+                self.unregistered();
+            }
+            Some(0) => {
+                self.note("registrar granted expires=0 for our contact");
+                self.failures = self.failures.saturating_add(1);
+                self.unregistered();
+            }
+            Some(secs) => {
+                self.failures = 0;
+                self.retry_after = None;
+                self.bound_contact = ours_text;
+                let granted = Duration::from_secs(u64::from(secs));
+                self.refresh_at = Some(now + granted * self.settings.refresh_frequency / 100);
+                self.expire_at = Some(now + granted);
+                self.set_state(State::Registered);
+            }
+        }
+        self.after_request(now, p.kind);
+    }
+
+    fn on_unregister_ok(&mut self, now: Instant, p: Pending, resp: &Response) {
+        self.contacts = resp
+            .contacts()
+            .map(|l| l.iter().map(|c| c.uri.to_string()).collect())
+            .unwrap_or_default();
+        self.stale_contacts.retain(|c| !p.stale_sent.contains(c));
+        self.bound_contact = None;
+        self.retry_after = None;
+        self.unregistered();
+        self.after_request(now, p.kind);
+    }
+
+    fn unregistered(&mut self) {
+        self.refresh_at = None;
+        self.expire_at = None;
+        self.set_state(State::Unregistered);
+    }
+
+    /// A request ended without success.
+    fn fail(
+        &mut self,
+        now: Instant,
+        kind: Kind,
+        status: u16,
+        retry_after: Option<u32>,
+        immediate: bool,
+    ) {
+        self.retry_after = retry_after;
+        self.unregistered();
+        if kind == Kind::Register {
+            self.failures = self.failures.saturating_add(1);
+            let policy = self.settings.retry;
+            if policy.enabled && is_transient(status) && self.dispose_deadline.is_none() {
+                let delay = if immediate && self.failures == 1 {
+                    Duration::ZERO
+                } else if let Some(ra) = retry_after {
+                    Duration::from_secs(u64::from(ra)).min(policy.retry_after_max)
+                } else {
+                    let exp = 1u32 << self.failures.min(20);
+                    let backoff = policy.base.saturating_mul(exp).min(policy.max);
+                    backoff.mul_f64(0.5 + 0.5 * self.rng.unit())
+                };
+                self.retry_at = Some(now + delay);
+                self.events.push_back(Event::RetryScheduled {
+                    delay,
+                    failures: self.failures,
+                });
+            }
+        }
+        self.after_request(now, kind);
+    }
+
+    /// Follow-ups once a logical request is over: dispose progress, pending rebind.
+    fn after_request(&mut self, now: Instant, kind: Kind) {
+        if self.dispose_deadline.is_some() {
+            match kind {
+                Kind::Unregister { .. } => self.terminate(),
+                Kind::Register => self.continue_dispose(now),
+            }
+            return;
+        }
+        if std::mem::take(&mut self.rebind_wanted)
+            && (self.state == State::Registered || self.retry_at.is_some())
+        {
+            self.retry_at = None;
+            self.start(now, Kind::Register);
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! sipreg: SIP client registration (outgoing REGISTER) with SIP.js `Registerer`
+//! semantics, a sans-IO core, one worker thread and a C ABI.
+
+pub mod core;
+pub mod error;
+
+pub use error::Error;

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Control a test Kamailio registrar (see README.md).
+#   kamctl.sh start <rundir> <port> [sha256]
+#   kamctl.sh stop <rundir>
+#   kamctl.sh lookup <rundir> <aor-without-scheme>
+#   kamctl.sh dump <rundir>
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+CFG="$SCRIPT_DIR/kamailio.cfg"
+
+find_bin() {
+	local name="$1" fallback="$2"
+	if command -v "$name" >/dev/null 2>&1; then
+		command -v "$name"
+	elif [ -x "$fallback" ]; then
+		echo "$fallback"
+	else
+		echo "kamctl.sh: $name not found (PATH or $fallback)" >&2
+		exit 127
+	fi
+}
+
+usage() {
+	sed -n '2,6p' "$0" >&2
+	exit 2
+}
+
+abspath() {
+	mkdir -p "$1"
+	(cd "$1" && pwd)
+}
+
+kamcmd_() {
+	local rundir="$1"; shift
+	"$(find_bin kamcmd /usr/sbin/kamcmd)" -s "unix:$rundir/kamailio_ctl" "$@"
+}
+
+cmd_start() {
+	[ $# -ge 2 ] || usage
+	local rundir port mode="${3:-}"
+	rundir="$(abspath "$1")"
+	port="$2"
+	[[ "$port" =~ ^[0-9]+$ ]] || { echo "kamctl.sh: bad port '$port'" >&2; exit 2; }
+	local kam
+	kam="$(find_bin kamailio /usr/sbin/kamailio)"
+
+	local -a defs=(-A "SIP_PORT=$port" -A "CTL_SOCK=\"unix:$rundir/kamailio_ctl\"")
+	case "$mode" in
+		"") ;;
+		sha256|SHA256|SHA-256) defs+=(-A WITH_SHA256) ;;
+		*) echo "kamctl.sh: unknown mode '$mode' (expected sha256)" >&2; exit 2 ;;
+	esac
+
+	if [ -f "$rundir/kamailio.pid" ] && kill -0 "$(cat "$rundir/kamailio.pid")" 2>/dev/null; then
+		echo "kamctl.sh: already running in $rundir (pid $(cat "$rundir/kamailio.pid"))" >&2
+		exit 1
+	fi
+	rm -f "$rundir/kamailio.pid" "$rundir/kamailio_ctl"
+
+	# -DD -E: no daemonizing, log to stderr. Running as root is fine for loopback.
+	"$kam" -f "$CFG" -DD -E -m 64 -M 8 -Y "$rundir" -P "$rundir/kamailio.pid" \
+		"${defs[@]}" </dev/null >"$rundir/kamailio.log" 2>&1 &
+	local pid=$!
+	echo "$pid" >"$rundir/kamailio.launcher.pid"
+
+	local i
+	for ((i = 0; i < 100; i++)); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			echo "kamctl.sh: kamailio exited during startup; log tail:" >&2
+			tail -n 30 "$rundir/kamailio.log" >&2 || true
+			exit 1
+		fi
+		if [ -S "$rundir/kamailio_ctl" ] && kamcmd_ "$rundir" core.uptime >/dev/null 2>&1; then
+			echo "kamailio up on 127.0.0.1:$port udp+tcp${mode:+ ($mode)} pid $pid rundir $rundir"
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "kamctl.sh: kamailio did not answer core.uptime within 10 s; log tail:" >&2
+	tail -n 30 "$rundir/kamailio.log" >&2 || true
+	kill "$pid" 2>/dev/null || true
+	exit 1
+}
+
+cmd_stop() {
+	[ $# -ge 1 ] || usage
+	local rundir="$1" pid=""
+	if [ -s "$rundir/kamailio.pid" ]; then
+		pid="$(cat "$rundir/kamailio.pid")"
+	elif [ -s "$rundir/kamailio.launcher.pid" ]; then
+		pid="$(cat "$rundir/kamailio.launcher.pid")"
+	fi
+	if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+		rm -f "$rundir/kamailio.pid" "$rundir/kamailio.launcher.pid"
+		echo "kamctl.sh: not running ($rundir)" >&2
+		return 0
+	fi
+	kill -TERM "$pid" 2>/dev/null || true
+	local i
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		echo "kamctl.sh: pid $pid still alive after 10 s, sending KILL" >&2
+		kill -KILL "$pid" 2>/dev/null || true
+		sleep 0.2
+	fi
+	rm -f "$rundir/kamailio.pid" "$rundir/kamailio.launcher.pid" "$rundir/kamailio_ctl"
+}
+
+cmd_lookup() {
+	[ $# -ge 2 ] || usage
+	local out
+	if ! out="$(kamcmd_ "$1" ul.lookup location "$2" 2>&1)"; then
+		return 1
+	fi
+	# kamcmd prints errors like "error: 500 - AOR not found in location table" with exit status 0 in some versions
+	if [ -z "$out" ] || [[ "${out,,}" == error:* ]]; then
+		return 1
+	fi
+	printf '%s\n' "$out"
+}
+
+cmd_dump() {
+	[ $# -ge 1 ] || usage
+	kamcmd_ "$1" ul.dump
+}
+
+[ $# -ge 1 ] || usage
+sub="$1"; shift
+case "$sub" in
+	start) cmd_start "$@" ;;
+	stop) cmd_stop "$@" ;;
+	lookup) cmd_lookup "$@" ;;
+	dump) cmd_dump "$@" ;;
+	*) usage ;;
+esac
