@@ -5,6 +5,10 @@ use std::fmt;
 /// Everything that can go wrong in a call into the library.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
+    /// A required pointer argument was NULL; the text names it.
+    NullArgument(&'static str),
+    /// An output buffer was too small; the text says how much is needed.
+    BufferTooSmall(String),
     /// A bad URI, option value, header text or UTF-8 string; the text says which.
     InvalidArgument(String),
     /// A REGISTER is already in flight (SIP.js `RequestPendingError`).
@@ -27,6 +31,8 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Error::NullArgument(what) => write!(f, "{what} must not be NULL"),
+            Error::BufferTooSmall(m) => write!(f, "buffer too small: {m}"),
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Error::RequestPending => {
                 f.write_str("REGISTER request already in progress, waiting for final response")

@@ -3,5 +3,7 @@
 
 pub mod core;
 pub mod error;
+pub mod ffi;
+pub mod runtime;
 
 pub use error::Error;

@@ -141,6 +141,7 @@ pub struct Registerer {
     last_response: Option<(u16, String)>,
     failures: u32,
     retransmissions: u64,
+    timed_out: bool,
     events: VecDeque<Event>,
     transmits: VecDeque<Transmit>,
 }
@@ -197,6 +198,7 @@ impl Registerer {
             last_response: None,
             failures: 0,
             retransmissions: 0,
+            timed_out: false,
             events: VecDeque::new(),
             transmits: VecDeque::new(),
         })
@@ -267,6 +269,17 @@ impl Registerer {
     /// Timer E retransmissions so far.
     pub fn retransmissions(&self) -> u64 {
         self.retransmissions
+    }
+
+    /// True once after a transaction timed out (the runtime drops a stream
+    /// connection then, so the next attempt does not reuse a dead socket).
+    pub fn take_timed_out(&mut self) -> bool {
+        std::mem::take(&mut self.timed_out)
+    }
+
+    /// When the automatic retry is due.
+    pub fn retry_at(&self) -> Option<Instant> {
+        self.retry_at
     }
 
     /// Our contact URI for the current local address.
@@ -629,6 +642,7 @@ impl Registerer {
                 });
             }
             TimerOutcome::TimedOut => {
+                self.timed_out = true;
                 self.note("no final response before Timer F");
                 self.synthetic_failure(now, 408, "Request Timeout", false);
             }

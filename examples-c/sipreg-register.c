@@ -1,0 +1,170 @@
+/*
+ * sipreg-register: register an address of record, hold the registration,
+ * then dispose. Prints "state <Name>" per state change and
+ * "response <code> <reason>" per final response.
+ *
+ * Exit status 0 only if it reached Registered and then Terminated cleanly.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sipreg.h"
+
+struct progress {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    sipreg_state state;
+    int registered_seen;
+    int terminated_seen;
+};
+
+static const char *state_name(sipreg_state s) {
+    switch (s) {
+    case SIPREG_STATE_INITIAL: return "Initial";
+    case SIPREG_STATE_REGISTERED: return "Registered";
+    case SIPREG_STATE_UNREGISTERED: return "Unregistered";
+    case SIPREG_STATE_TERMINATED: return "Terminated";
+    }
+    return "Unknown";
+}
+
+/* Runs on the library's worker thread. */
+static void on_event(void *user_data, sipreg_registerer *r, const sipreg_event *ev) {
+    struct progress *p = user_data;
+    (void)r;
+    pthread_mutex_lock(&p->lock);
+    if (ev->kind == SIPREG_EVENT_RESPONSE) {
+        printf("response %u %s\n", (unsigned)ev->status_code, ev->reason);
+    } else if (ev->kind == SIPREG_EVENT_STATE_CHANGED) {
+        printf("state %s\n", state_name(ev->state));
+        p->state = ev->state;
+        if (ev->state == SIPREG_STATE_REGISTERED) p->registered_seen = 1;
+        if (ev->state == SIPREG_STATE_TERMINATED) p->terminated_seen = 1;
+        pthread_cond_broadcast(&p->changed);
+    } else if (ev->kind == SIPREG_EVENT_RETRY_SCHEDULED) {
+        printf("retry in %.1f s (failure %u)\n", ev->retry_delay, ev->failure_count);
+    }
+    fflush(stdout);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void on_log(void *user_data, sipreg_log_level level, const char *msg) {
+    (void)user_data;
+    fprintf(stderr, "sipreg[%d]: %s\n", (int)level, msg);
+}
+
+/* Waits until `done(p)` holds or `seconds` pass; returns whether it holds. */
+static int wait_until(struct progress *p, int (*done)(struct progress *), double seconds) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)seconds;
+    until.tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
+    if (until.tv_nsec >= 1000000000L) { until.tv_sec++; until.tv_nsec -= 1000000000L; }
+    pthread_mutex_lock(&p->lock);
+    int ok = done(p);
+    while (!ok) {
+        if (pthread_cond_timedwait(&p->changed, &p->lock, &until) == ETIMEDOUT) { ok = done(p); break; }
+        ok = done(p);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return ok;
+}
+
+static int settled(struct progress *p) { return p->state != SIPREG_STATE_INITIAL; }
+static int not_registered(struct progress *p) { return p->state != SIPREG_STATE_REGISTERED; }
+static int terminated(struct progress *p) { return p->terminated_seen; }
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: sipreg-register --aor sip:alice@127.0.0.1 [--password PW] [--auth-user U]\n"
+            "                       [--registrar sip:127.0.0.1:5060] [--transport udp|tcp|tls]\n"
+            "                       [--expires 600] [--hold SECONDS] [--unregister-all]\n");
+}
+
+#define CHECK(call)                                                                     \
+    do {                                                                                \
+        sipreg_result rc_ = (call);                                                     \
+        if (rc_ != SIPREG_OK) {                                                         \
+            fprintf(stderr, "%s: %s (%s)\n", #call, sipreg_result_str(rc_), sipreg_last_error()); \
+            goto out;                                                                   \
+        }                                                                               \
+    } while (0)
+
+int main(int argc, char **argv) {
+    const char *aor = NULL, *password = NULL, *auth_user = NULL, *registrar = NULL, *transport = NULL;
+    unsigned long expires = 600;
+    double hold = 0;
+    int unregister_all = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--unregister-all")) { unregister_all = 1; continue; }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
+        if (!v) { usage(); return 2; }
+        if (!strcmp(a, "--aor")) aor = v;
+        else if (!strcmp(a, "--password")) password = v;
+        else if (!strcmp(a, "--auth-user")) auth_user = v;
+        else if (!strcmp(a, "--registrar")) registrar = v;
+        else if (!strcmp(a, "--transport")) transport = v;
+        else if (!strcmp(a, "--expires")) {
+            char *end;
+            expires = strtoul(v, &end, 10);
+            if (*end || expires == 0 || expires > 0xffffffffUL) { fprintf(stderr, "bad --expires\n"); return 2; }
+        } else if (!strcmp(a, "--hold")) {
+            char *end;
+            hold = strtod(v, &end);
+            if (*end || hold < 0) { fprintf(stderr, "bad --hold\n"); return 2; }
+        } else { usage(); return 2; }
+        i++;
+    }
+    if (!aor) { usage(); return 2; }
+
+    const char *log = getenv("SIPREG_LOG");
+    if (log && *log) sipreg_set_log_callback(on_log, NULL, !strcmp(log, "debug") ? SIPREG_LOG_DEBUG : SIPREG_LOG_INFO);
+
+    struct progress p = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, SIPREG_STATE_INITIAL, 0, 0 };
+    sipreg_user_agent *ua = NULL;
+    sipreg_registerer_options *opts = NULL;
+    sipreg_registerer *r = NULL;
+    int status = 1;
+
+    CHECK(sipreg_user_agent_new(aor, &ua));
+    if (password) CHECK(sipreg_user_agent_set_password(ua, password));
+    if (auth_user) CHECK(sipreg_user_agent_set_auth_username(ua, auth_user));
+    if (transport) CHECK(sipreg_user_agent_set_transport(ua, transport));
+    CHECK(sipreg_registerer_options_new(&opts));
+    CHECK(sipreg_registerer_options_set_expires(opts, (uint32_t)expires));
+    if (registrar) CHECK(sipreg_registerer_options_set_registrar(opts, registrar));
+    /* A CLI reports failures instead of retrying in the background. */
+    CHECK(sipreg_registerer_options_set_retry(opts, false));
+    CHECK(sipreg_registerer_new(ua, opts, NULL, NULL, &r));
+    CHECK(sipreg_registerer_set_event_callback(r, on_event, &p));
+
+    CHECK(sipreg_register(r));
+    wait_until(&p, settled, 40.0);
+    if (p.state == SIPREG_STATE_REGISTERED && hold > 0) {
+        /* Refreshes happen on the worker thread; stop early if the binding is lost. */
+        wait_until(&p, not_registered, hold);
+    }
+    if (unregister_all && p.state != SIPREG_STATE_TERMINATED) {
+        sipreg_result rc = sipreg_unregister(r, true);
+        if (rc == SIPREG_OK) {
+            struct progress *pp = &p;
+            (void)pp;
+            wait_until(&p, not_registered, 40.0);
+        }
+    }
+    CHECK(sipreg_dispose(r));
+    wait_until(&p, terminated, 10.0);
+    status = (p.registered_seen && p.terminated_seen) ? 0 : 1;
+
+out:
+    if (r) sipreg_registerer_free(r);
+    if (opts) sipreg_registerer_options_free(opts);
+    if (ua) sipreg_user_agent_free(ua);
+    return status;
+}

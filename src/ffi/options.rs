@@ -1,0 +1,354 @@
+//! `sipreg_registerer_options`: a builder for SIP.js `RegistererOptions`.
+//!
+//! Each setter checks its own value at once; `sipreg_registerer_new` checks the
+//! combination. Options are copied into the registerer, so one builder can
+//! create many registerers and be freed at any time after.
+
+use std::ffi::{c_char, c_void};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::{guard, opt_str, put, req_str, sipreg_result, Registry};
+use crate::core::options::RegistererOptions;
+use crate::error::Error;
+
+/// Opaque options builder. Create with `sipreg_registerer_options_new`, release
+/// with `sipreg_registerer_options_free`. Safe to use from any thread.
+pub struct sipreg_registerer_options {
+    _private: [u8; 0],
+}
+
+pub(crate) struct OptionsHandle(Mutex<RegistererOptions>);
+
+impl OptionsHandle {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, RegistererOptions> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub(crate) static OPTIONS: Registry<OptionsHandle> = Registry::new();
+
+fn with_opts(
+    o: *mut sipreg_registerer_options,
+    f: impl FnOnce(&mut RegistererOptions) -> Result<(), Error>,
+) -> sipreg_result {
+    guard(|| {
+        let h = OPTIONS.get(o as *const c_void, "options")?;
+        let mut g = h.lock();
+        f(&mut g)
+    })
+}
+
+fn seconds(what: &str, s: f64) -> Result<Duration, Error> {
+    if !s.is_finite() || !(0.0..=86_400.0).contains(&s) {
+        return Err(Error::invalid(format!(
+            "{what} must be between 0 and 86400 seconds"
+        )));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+/// Creates an options builder holding the SIP.js defaults (expires 600,
+/// refresh_frequency 99, automatic retry on). Free it with `sipreg_registerer_options_free`.
+///
+/// # Safety
+/// `out` must be NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_options_new(
+    out: *mut *mut sipreg_registerer_options,
+) -> sipreg_result {
+    guard(|| {
+        if out.is_null() {
+            return Err(Error::NullArgument("out"));
+        }
+        let id = crate::runtime::next_id();
+        let h = OPTIONS.insert(
+            id,
+            Arc::new(OptionsHandle(Mutex::new(RegistererOptions::default()))),
+        );
+        out.write(h.cast());
+        Ok(())
+    })
+}
+
+/// Releases an options builder. NULL is ignored; a second free is reported, not a crash.
+#[no_mangle]
+pub extern "C" fn sipreg_registerer_options_free(
+    o: *mut sipreg_registerer_options,
+) -> sipreg_result {
+    guard(|| {
+        if o.is_null() {
+            return Ok(());
+        }
+        OPTIONS.remove(o as *const c_void, "options").map(drop)
+    })
+}
+
+/// Requested expiry in seconds (SIP.js `expires`); 0 is invalid.
+#[no_mangle]
+pub extern "C" fn sipreg_registerer_options_set_expires(
+    o: *mut sipreg_registerer_options,
+    seconds: u32,
+) -> sipreg_result {
+    with_opts(o, |opts| {
+        if seconds == 0 {
+            return Err(Error::invalid("expires must be at least 1"));
+        }
+        opts.expires = seconds;
+        Ok(())
+    })
+}
+
+/// Refresh point in percent of the granted expiry, 50..=99 (SIP.js `refreshFrequency`).
+#[no_mangle]
+pub extern "C" fn sipreg_registerer_options_set_refresh_frequency(
+    o: *mut sipreg_registerer_options,
+    percent: u32,
+) -> sipreg_result {
+    with_opts(o, |opts| {
+        if !(50..=99).contains(&percent) {
+            return Err(Error::invalid(format!(
+                "refresh_frequency must be between 50 and 99, not {percent}"
+            )));
+        }
+        opts.refresh_frequency = percent;
+        Ok(())
+    })
+}
+
+/// Sets or clears (NULL) one optional string option after checking it.
+///
+/// # Safety
+/// `value` must be NULL or a NUL-terminated string.
+unsafe fn set_string(
+    o: *mut sipreg_registerer_options,
+    value: *const c_char,
+    what: &'static str,
+    field: fn(&mut RegistererOptions) -> &mut Option<String>,
+) -> sipreg_result {
+    with_opts(o, |opts| {
+        let v = opt_str(value, what)?;
+        if let Some(v) = v {
+            crate::core::options::check_no_ctl(what, v)?;
+        }
+        *field(opts) = v.map(str::to_owned);
+        Ok(())
+    })
+}
+
+/// Request-URI of the REGISTERs, e.g. "sip:127.0.0.1:5060;transport=tcp" (NULL: the AOR's domain).
+///
+/// # Safety
+/// `value` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_options_set_registrar(
+    o: *mut sipreg_registerer_options,
+    value: *const c_char,
+) -> sipreg_result {
+    set_string(o, value, "registrar", |opts| &mut opts.registrar)
+}
+
+/// `+sip.instance` UUID (with or without "urn:uuid:"; NULL removes it).
+///
+/// # Safety
+/// `value` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_options_set_instance_id(
+    o: *mut sipreg_registerer_options,
+    value: *const c_char,
+) -> sipreg_result {
+    set_string(o, value, "instance_id", |opts| &mut opts.instance_id)
+}
+
+/// Fixed Call-ID (NULL: random).
+///
+/// # Safety
+/// `value` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_options_set_call_id(
+    o: *mut sipreg_registerer_options,
+    value: *const c_char,
+) -> sipreg_result {
+    set_string(o, value, "call_id", |opts| &mut opts.call_id)
+}
+
+/// From display name (NULL: none).
+///
+/// # Safety
+/// `value` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_options_set_from_display_name(
+    o: *mut sipreg_registerer_options,
+    value: *const c_char,
+) -> sipreg_result {
+    set_string(o, value, "from display name", |opts| {
+        &mut opts.from_display_name
+    })
+}
+
+/// To display name (NULL: none).
+///
+/// # Safety
+/// `value` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_options_set_to_display_name(
+    o: *mut sipreg_registerer_options,
+    value: *const c_char,
+) -> sipreg_result {
+    set_string(o, value, "to display name", |opts| {
+        &mut opts.to_display_name
+    })
+}
+
+/// To URI (NULL: the AOR).
+///
+/// # Safety
+/// `value` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_options_set_to_uri(
+    o: *mut sipreg_registerer_options,
+    value: *const c_char,
+) -> sipreg_result {
+    set_string(o, value, "to_uri", |opts| &mut opts.to_uri)
+}
+
+/// Fixed From tag (NULL: random).
+///
+/// # Safety
+/// `value` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_options_set_from_tag(
+    o: *mut sipreg_registerer_options,
+    value: *const c_char,
+) -> sipreg_result {
+    set_string(o, value, "from_tag", |opts| &mut opts.from_tag)
+}
+
+/// Adds a "Name: value" header to every REGISTER (including un-REGISTERs).
+///
+/// # Safety
+/// `header` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_options_add_extra_header(
+    o: *mut sipreg_registerer_options,
+    header: *const c_char,
+) -> sipreg_result {
+    with_opts(o, |opts| {
+        let h = req_str(header, "header")?;
+        let probe = RegistererOptions {
+            extra_headers: vec![h.to_owned()],
+            ..Default::default()
+        };
+        probe.validate(&crate::core::options::UserAgentConfig::new("sip:x@x")?)?;
+        opts.extra_headers.push(h.to_owned());
+        Ok(())
+    })
+}
+
+/// Adds a parameter ("name" or "name=value") to our Contact.
+///
+/// # Safety
+/// `param` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_options_add_extra_contact_param(
+    o: *mut sipreg_registerer_options,
+    param: *const c_char,
+) -> sipreg_result {
+    with_opts(o, |opts| {
+        let p = req_str(param, "param")?;
+        let probe = RegistererOptions {
+            extra_contact_params: vec![p.to_owned()],
+            ..Default::default()
+        };
+        probe.validate(&crate::core::options::UserAgentConfig::new("sip:x@x")?)?;
+        opts.extra_contact_params.push(p.to_owned());
+        Ok(())
+    })
+}
+
+/// RFC 5626 reg-id (1 or more; 0 removes it). Needs an instance id.
+#[no_mangle]
+pub extern "C" fn sipreg_registerer_options_set_reg_id(
+    o: *mut sipreg_registerer_options,
+    reg_id: u32,
+) -> sipreg_result {
+    with_opts(o, |opts| {
+        opts.reg_id = (reg_id != 0).then_some(reg_id);
+        Ok(())
+    })
+}
+
+/// Initial CSeq (like SIP.js, the first REGISTER carries this plus one).
+#[no_mangle]
+pub extern "C" fn sipreg_registerer_options_set_cseq(
+    o: *mut sipreg_registerer_options,
+    cseq: u32,
+) -> sipreg_result {
+    with_opts(o, |opts| {
+        if cseq >= 1 << 31 {
+            return Err(Error::invalid("cseq must be below 2^31"));
+        }
+        opts.cseq = cseq;
+        Ok(())
+    })
+}
+
+/// Turns automatic recovery after transient failures on (default) or off (pure SIP.js behaviour).
+#[no_mangle]
+pub extern "C" fn sipreg_registerer_options_set_retry(
+    o: *mut sipreg_registerer_options,
+    enabled: bool,
+) -> sipreg_result {
+    with_opts(o, |opts| {
+        opts.retry.enabled = enabled;
+        Ok(())
+    })
+}
+
+/// Backoff base time in seconds (default 30).
+#[no_mangle]
+pub extern "C" fn sipreg_registerer_options_set_retry_base(
+    o: *mut sipreg_registerer_options,
+    seconds: f64,
+) -> sipreg_result {
+    with_opts(o, |opts| {
+        opts.retry.base = self::seconds("retry_base", seconds)?;
+        Ok(())
+    })
+}
+
+/// Backoff cap in seconds (default 1800).
+#[no_mangle]
+pub extern "C" fn sipreg_registerer_options_set_retry_max(
+    o: *mut sipreg_registerer_options,
+    seconds: f64,
+) -> sipreg_result {
+    with_opts(o, |opts| {
+        opts.retry.max = self::seconds("retry_max", seconds)?;
+        Ok(())
+    })
+}
+
+/// Cap on a server's Retry-After in seconds (default 3600).
+#[no_mangle]
+pub extern "C" fn sipreg_registerer_options_set_retry_after_max(
+    o: *mut sipreg_registerer_options,
+    seconds: f64,
+) -> sipreg_result {
+    with_opts(o, |opts| {
+        opts.retry.retry_after_max = self::seconds("retry_after_max", seconds)?;
+        Ok(())
+    })
+}
+
+/// Reads back the expiry (tests, bindings).
+///
+/// # Safety
+/// `out` must be NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_options_get_expires(
+    o: *mut sipreg_registerer_options,
+    out: *mut u32,
+) -> sipreg_result {
+    with_opts(o, |opts| put(out, opts.expires, "out"))
+}

@@ -1,0 +1,488 @@
+//! `sipreg_registerer`: one registration (SIP.js `Registerer`) and its callbacks.
+
+use std::ffi::{c_char, c_void, CString};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::options::{sipreg_registerer_options, OPTIONS};
+use super::user_agent::{sipreg_user_agent, UAS};
+use super::{copy_out, guard, put, sipreg_result, sipreg_state, Registry};
+use crate::core::options::RegistererOptions;
+use crate::core::rand::os_seed;
+use crate::core::registerer::{Event, Registerer};
+use crate::error::Error;
+use crate::runtime::{self, resolve, Command, Shared};
+
+/// Opaque registerer. Create with `sipreg_registerer_new`; drive with
+/// `sipreg_register` / `sipreg_unregister` / `sipreg_dispose`; release with
+/// `sipreg_registerer_free`. Every function is safe to call from any thread,
+/// including from inside its own callbacks.
+pub struct sipreg_registerer {
+    _private: [u8; 0],
+}
+
+/// Called on the library's worker thread once per state change, in order,
+/// never twice for the same state in a row. It may call any sipreg function,
+/// including `sipreg_unregister` / `sipreg_dispose` / `sipreg_registerer_free`
+/// on the same registerer. It must not block for long: every registerer shares
+/// the worker thread.
+pub type sipreg_state_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        registerer: *mut sipreg_registerer,
+        new_state: sipreg_state,
+    ),
+>;
+
+/// Kind of a `sipreg_event`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum sipreg_event_kind {
+    /// `state` holds the new state.
+    SIPREG_EVENT_STATE_CHANGED = 0,
+    /// A final response ended a request: `status_code` and `reason` (408 and
+    /// 503 are synthesised for timeouts and transport errors).
+    SIPREG_EVENT_RESPONSE = 1,
+    /// An automatic retry was scheduled in `retry_delay` seconds after `failure_count` failures.
+    SIPREG_EVENT_RETRY_SCHEDULED = 2,
+    /// The scheduled retry REGISTER is being sent.
+    SIPREG_EVENT_RETRY_STARTED = 3,
+}
+
+/// One event. Valid only during the callback (copy what you keep).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct sipreg_event {
+    /// What happened.
+    pub kind: sipreg_event_kind,
+    /// The registerer's state (the new state for STATE_CHANGED).
+    pub state: sipreg_state,
+    /// Status code for RESPONSE, else 0.
+    pub status_code: u16,
+    /// Reason phrase for RESPONSE, else "" (never NULL).
+    pub reason: *const c_char,
+    /// Seconds until the retry for RETRY_SCHEDULED, else 0.
+    pub retry_delay: f64,
+    /// Consecutive failures for RETRY_*, else 0.
+    pub failure_count: u32,
+}
+
+/// Called on the worker thread for every event (state changes, final
+/// responses, retries), in order. Same rules as `sipreg_state_callback`.
+pub type sipreg_event_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        registerer: *mut sipreg_registerer,
+        event: *const sipreg_event,
+    ),
+>;
+
+#[derive(Clone, Copy)]
+struct Callbacks {
+    state: sipreg_state_callback,
+    state_data: usize,
+    event: sipreg_event_callback,
+    event_data: usize,
+}
+
+pub(crate) struct RegHandle {
+    id: u64,
+    shared: Arc<Shared>,
+    callbacks: Mutex<Callbacks>,
+}
+
+pub(crate) static REGISTERERS: Registry<RegHandle> = Registry::new();
+
+fn get(r: *mut sipreg_registerer) -> Result<Arc<RegHandle>, Error> {
+    REGISTERERS.get(r as *const c_void, "registerer")
+}
+
+impl RegHandle {
+    fn callbacks(&self) -> Callbacks {
+        *self.callbacks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Installs a listener that turns core events into C callbacks.
+    fn install_listener(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        self.shared.set_listener(Some(Arc::new(move |e: &Event| {
+            if let Some(h) = weak.upgrade() {
+                h.fire(e);
+            }
+        })));
+    }
+
+    fn fire(&self, e: &Event) {
+        let cb = self.callbacks();
+        let handle = self.id as usize as *mut sipreg_registerer;
+        let state: sipreg_state = self.shared.snap().state.into();
+        let empty = c"";
+        let mut reason = None;
+        let ev = match e {
+            Event::StateChanged(s) => {
+                let new: sipreg_state = (*s).into();
+                if let Some(f) = cb.state {
+                    // SAFETY: application-supplied callback with its own user_data.
+                    unsafe { f(cb.state_data as *mut c_void, handle, new) };
+                }
+                sipreg_event {
+                    kind: sipreg_event_kind::SIPREG_EVENT_STATE_CHANGED,
+                    state: new,
+                    status_code: 0,
+                    reason: empty.as_ptr(),
+                    retry_delay: 0.0,
+                    failure_count: 0,
+                }
+            }
+            Event::Response { status, reason: r } => {
+                let c = CString::new(r.replace('\0', " ")).unwrap_or_default();
+                let ev = sipreg_event {
+                    kind: sipreg_event_kind::SIPREG_EVENT_RESPONSE,
+                    state,
+                    status_code: *status,
+                    reason: c.as_ptr(),
+                    retry_delay: 0.0,
+                    failure_count: 0,
+                };
+                reason = Some(c);
+                ev
+            }
+            Event::RetryScheduled { delay, failures } => sipreg_event {
+                kind: sipreg_event_kind::SIPREG_EVENT_RETRY_SCHEDULED,
+                state,
+                status_code: 0,
+                reason: empty.as_ptr(),
+                retry_delay: delay.as_secs_f64(),
+                failure_count: *failures,
+            },
+            Event::RetryStarted { failures } => sipreg_event {
+                kind: sipreg_event_kind::SIPREG_EVENT_RETRY_STARTED,
+                state,
+                status_code: 0,
+                reason: empty.as_ptr(),
+                retry_delay: 0.0,
+                failure_count: *failures,
+            },
+            Event::Note(_) => return,
+        };
+        if let Some(f) = cb.event {
+            // SAFETY: application-supplied callback; `ev` and `reason` live across the call.
+            unsafe { f(cb.event_data as *mut c_void, handle, &ev) };
+        }
+        drop(reason);
+    }
+}
+
+/// Creates a registerer for the user agent's AOR with `options` (NULL: SIP.js
+/// defaults; the options are copied). Invalid options fail here with
+/// SIPREG_ERR_INVALID_ARGUMENT and a message, never later on the wire. Host
+/// names are resolved here with the system resolver. Nothing is sent until
+/// `sipreg_register`. `callback` (may be NULL) receives state changes with
+/// `user_data`, which must stay valid until the registerer is freed. The
+/// caller owns `*out` and frees it with `sipreg_registerer_free`.
+///
+/// # Safety
+/// `out` must be NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_new(
+    ua: *mut sipreg_user_agent,
+    options: *const sipreg_registerer_options,
+    callback: sipreg_state_callback,
+    user_data: *mut c_void,
+    out: *mut *mut sipreg_registerer,
+) -> sipreg_result {
+    guard(|| {
+        if out.is_null() {
+            return Err(Error::NullArgument("out"));
+        }
+        let ua_h = UAS.get(ua as *const c_void, "ua")?;
+        let opts = if options.is_null() {
+            RegistererOptions::default()
+        } else {
+            OPTIONS
+                .get(options as *const c_void, "options")?
+                .lock()
+                .clone()
+        };
+        let config = ua_h.config().clone();
+        let core = Registerer::new(&config, &opts, os_seed())?;
+        if core.settings().transport == crate::core::options::Transport::Tls {
+            return Err(Error::Transport(
+                "TLS is not available in this build yet; use udp or tcp".into(),
+            ));
+        }
+        let target = resolve::resolve(&core.settings().target_host, core.settings().target_port)?;
+        let id = runtime::next_id();
+        let handle = Arc::new(RegHandle {
+            id,
+            shared: Arc::new(Shared::default()),
+            callbacks: Mutex::new(Callbacks {
+                state: callback,
+                state_data: user_data as usize,
+                event: None,
+                event_data: 0,
+            }),
+        });
+        handle.install_listener();
+        runtime::send(Command::AddReg {
+            id,
+            ua: ua_h.id,
+            core: Box::new(core),
+            target,
+            shared: handle.shared.clone(),
+        })?;
+        let p = REGISTERERS.insert(id, handle);
+        out.write(p.cast());
+        Ok(())
+    })
+}
+
+/// Replaces the state callback (NULL removes it). Off the worker thread this
+/// returns once no call of the old callback is running, so its `user_data`
+/// may then be released.
+#[no_mangle]
+pub extern "C" fn sipreg_registerer_set_state_callback(
+    r: *mut sipreg_registerer,
+    callback: sipreg_state_callback,
+    user_data: *mut c_void,
+) -> sipreg_result {
+    guard(|| {
+        let h = get(r)?;
+        {
+            let mut c = h.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+            c.state = callback;
+            c.state_data = user_data as usize;
+        }
+        h.install_listener();
+        Ok(())
+    })
+}
+
+/// Sets the event callback (NULL removes it), with the same guarantees as
+/// `sipreg_registerer_set_state_callback`.
+#[no_mangle]
+pub extern "C" fn sipreg_registerer_set_event_callback(
+    r: *mut sipreg_registerer,
+    callback: sipreg_event_callback,
+    user_data: *mut c_void,
+) -> sipreg_result {
+    guard(|| {
+        let h = get(r)?;
+        {
+            let mut c = h.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+            c.event = callback;
+            c.event_data = user_data as usize;
+        }
+        h.install_listener();
+        Ok(())
+    })
+}
+
+/// Sends a REGISTER (SIP.js `register()`); returns at once, the outcome comes
+/// through the callbacks. SIPREG_ERR_REQUEST_PENDING while a REGISTER is in
+/// flight (nothing is queued); SIPREG_ERR_TERMINATED after dispose.
+#[no_mangle]
+pub extern "C" fn sipreg_register(r: *mut sipreg_registerer) -> sipreg_result {
+    guard(|| {
+        let h = get(r)?;
+        runtime::register(h.id, &h.shared)
+    })
+}
+
+/// Sends an un-REGISTER for our contact, or with `all` for every binding of
+/// the AOR (`Contact: *`). Returns at once; same errors as `sipreg_register`.
+#[no_mangle]
+pub extern "C" fn sipreg_unregister(r: *mut sipreg_registerer, all: bool) -> sipreg_result {
+    guard(|| {
+        let h = get(r)?;
+        runtime::unregister(h.id, &h.shared, all)
+    })
+}
+
+/// SIP.js `dispose()`: waits for a request in flight, unregisters if
+/// registered (answering challenges), then Terminated — within the user
+/// agent's shutdown timeout. Returns at once; Terminated arrives through the
+/// callback. Later calls on the handle return SIPREG_ERR_TERMINATED until it
+/// is freed.
+#[no_mangle]
+pub extern "C" fn sipreg_dispose(r: *mut sipreg_registerer) -> sipreg_result {
+    guard(|| {
+        let h = get(r)?;
+        runtime::dispose(h.id, &h.shared)
+    })
+}
+
+/// Releases the handle. No callback for it runs after this returns (unless
+/// called from inside one of its own callbacks, which then is the last). A
+/// registerer still registered is disposed in the background (un-REGISTER
+/// within the shutdown bound). NULL is ignored; freeing twice is reported
+/// (SIPREG_ERR_TERMINATED), never a crash.
+#[no_mangle]
+pub extern "C" fn sipreg_registerer_free(r: *mut sipreg_registerer) {
+    let _ = guard(|| {
+        if r.is_null() {
+            return Ok(());
+        }
+        let h = REGISTERERS.remove(r as *const c_void, "registerer")?;
+        h.shared.set_listener(None);
+        runtime::send(Command::FreeReg(h.id))
+    });
+}
+
+/// Reads the current state.
+///
+/// # Safety
+/// `out` must be NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_state(
+    r: *mut sipreg_registerer,
+    out: *mut sipreg_state,
+) -> sipreg_result {
+    guard(|| {
+        let h = get(r)?;
+        let s = h.shared.snap().state;
+        put(out, s.into(), "out")
+    })
+}
+
+/// Number of contact URIs the registrar listed in the last 2xx.
+///
+/// # Safety
+/// `out` must be NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_contact_count(
+    r: *mut sipreg_registerer,
+    out: *mut usize,
+) -> sipreg_result {
+    guard(|| {
+        let h = get(r)?;
+        let n = h.shared.snap().contacts.len();
+        put(out, n, "out")
+    })
+}
+
+/// Copies contact URI number `index` (NUL-terminated) into `buf` of `len`
+/// bytes; `needed` (may be NULL) receives the size required including the NUL.
+/// SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit; SIPREG_ERR_INVALID_ARGUMENT
+/// for an index out of range.
+///
+/// # Safety
+/// `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_contact(
+    r: *mut sipreg_registerer,
+    index: usize,
+    buf: *mut c_char,
+    len: usize,
+    needed: *mut usize,
+) -> sipreg_result {
+    guard(|| {
+        let h = get(r)?;
+        let c = h
+            .shared
+            .snap()
+            .contacts
+            .get(index)
+            .cloned()
+            .ok_or_else(|| Error::invalid(format!("contact index {index} out of range")))?;
+        copy_out(&c, buf, len, needed)
+    })
+}
+
+/// Retry-After of the last rejection: `*present` tells whether there was one.
+///
+/// # Safety
+/// `seconds` and `present` must be NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_retry_after(
+    r: *mut sipreg_registerer,
+    seconds: *mut u32,
+    present: *mut bool,
+) -> sipreg_result {
+    guard(|| {
+        let h = get(r)?;
+        let ra = h.shared.snap().retry_after;
+        put(present, ra.is_some(), "present")?;
+        put(seconds, ra.unwrap_or(0), "seconds")
+    })
+}
+
+/// Last final response: `*status_code` (0 if none yet) and its reason phrase
+/// copied into `buf` (may be NULL with `len` 0 to ask only for the code;
+/// `needed`, may be NULL, gets the size required).
+///
+/// # Safety
+/// Pointers must be NULL or writable (`buf` for `len` bytes).
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_last_response(
+    r: *mut sipreg_registerer,
+    status_code: *mut u16,
+    buf: *mut c_char,
+    len: usize,
+    needed: *mut usize,
+) -> sipreg_result {
+    guard(|| {
+        let h = get(r)?;
+        let last = h.shared.snap().last_response.clone();
+        let (code, reason) = last.unwrap_or((0, String::new()));
+        put(status_code, code, "status_code")?;
+        if buf.is_null() && len == 0 {
+            if !needed.is_null() {
+                needed.write(reason.len() + 1);
+            }
+            return Ok(());
+        }
+        copy_out(&reason, buf, len, needed)
+    })
+}
+
+/// Seconds until the scheduled automatic retry, or -1 if none is scheduled.
+///
+/// # Safety
+/// `out` must be NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_next_retry(
+    r: *mut sipreg_registerer,
+    out: *mut f64,
+) -> sipreg_result {
+    guard(|| {
+        let h = get(r)?;
+        let at = h.shared.snap().retry_at;
+        let v = at.map_or(-1.0, |t| {
+            t.saturating_duration_since(Instant::now()).as_secs_f64()
+        });
+        put(out, v, "out")
+    })
+}
+
+/// Consecutive failed registration attempts (0 after a success).
+///
+/// # Safety
+/// `out` must be NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_failure_count(
+    r: *mut sipreg_registerer,
+    out: *mut u32,
+) -> sipreg_result {
+    guard(|| {
+        let h = get(r)?;
+        let n = h.shared.snap().failure_count;
+        put(out, n, "out")
+    })
+}
+
+/// Timer E retransmissions sent so far (UDP).
+///
+/// # Safety
+/// `out` must be NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_retransmissions(
+    r: *mut sipreg_registerer,
+    out: *mut u64,
+) -> sipreg_result {
+    guard(|| {
+        let h = get(r)?;
+        let n = h.shared.snap().retransmissions;
+        put(out, n, "out")
+    })
+}

@@ -1,0 +1,276 @@
+//! `sipreg_user_agent`: identity, credentials and transport shared by registerers.
+
+use std::ffi::{c_char, c_void};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::{guard, opt_str, put, req_str, sipreg_result, Registry};
+use crate::core::options::{Transport, UserAgentConfig};
+use crate::error::Error;
+use crate::runtime::{self, Command, UaStats};
+
+/// Opaque user agent: AOR, credentials, transport, outbound proxy, local
+/// address, User-Agent string and transaction timers. Safe to use from any
+/// thread. Free with `sipreg_user_agent_free`, which disposes its registerers.
+pub struct sipreg_user_agent {
+    _private: [u8; 0],
+}
+
+/// Message counters of one user agent.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct sipreg_stats {
+    /// Messages received on the user agent's sockets.
+    pub received: u64,
+    /// Messages dropped: not SIP, requests, unparsable, unknown branch, wrong
+    /// Call-ID/CSeq, wrong source address, oversized.
+    pub dropped: u64,
+    /// Requests sent, retransmissions included.
+    pub sent: u64,
+    /// Transport errors (send failures, ICMP errors, lost connections).
+    pub transport_errors: u64,
+}
+
+pub(crate) struct UaHandle {
+    pub(crate) id: u64,
+    config: Mutex<UserAgentConfig>,
+    stats: Arc<UaStats>,
+}
+
+impl UaHandle {
+    pub(crate) fn config(&self) -> MutexGuard<'_, UserAgentConfig> {
+        self.config.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub(crate) static UAS: Registry<UaHandle> = Registry::new();
+
+/// Applies a change to the settings and hands the new settings to the worker.
+fn update(
+    ua: *mut sipreg_user_agent,
+    f: impl FnOnce(&mut UserAgentConfig) -> Result<(), Error>,
+) -> sipreg_result {
+    guard(|| {
+        let h = UAS.get(ua as *const c_void, "ua")?;
+        let config = {
+            let mut c = h.config();
+            f(&mut c)?;
+            c.clone()
+        };
+        runtime::send(Command::UaConfig {
+            id: h.id,
+            config: Box::new(config),
+        })
+    })
+}
+
+/// Creates a user agent for the address of record `aor` (e.g.
+/// "sip:alice@example.com"). Starts the library's worker thread on first use.
+/// The caller owns `*out` and frees it with `sipreg_user_agent_free`.
+///
+/// # Safety
+/// `aor` must be NULL or a NUL-terminated string; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_user_agent_new(
+    aor: *const c_char,
+    out: *mut *mut sipreg_user_agent,
+) -> sipreg_result {
+    guard(|| {
+        if out.is_null() {
+            return Err(Error::NullArgument("out"));
+        }
+        let config = UserAgentConfig::new(req_str(aor, "aor")?)?;
+        let id = runtime::next_id();
+        let stats = Arc::new(UaStats::default());
+        runtime::send(Command::AddUa {
+            id,
+            config: Box::new(config.clone()),
+            stats: stats.clone(),
+        })?;
+        let h = UAS.insert(
+            id,
+            Arc::new(UaHandle {
+                id,
+                config: Mutex::new(config),
+                stats,
+            }),
+        );
+        out.write(h.cast());
+        Ok(())
+    })
+}
+
+/// Sets the digest password (NULL removes it). Applies to every registerer at
+/// once. The password is never logged and is wiped from memory when replaced or freed.
+///
+/// # Safety
+/// `password` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_user_agent_set_password(
+    ua: *mut sipreg_user_agent,
+    password: *const c_char,
+) -> sipreg_result {
+    update(ua, |c| c.set_password(opt_str(password, "password")?))
+}
+
+/// Sets the digest username (NULL: the AOR's user). Applies at once.
+///
+/// # Safety
+/// `username` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_user_agent_set_auth_username(
+    ua: *mut sipreg_user_agent,
+    username: *const c_char,
+) -> sipreg_result {
+    update(ua, |c| c.set_auth_username(opt_str(username, "username")?))
+}
+
+/// Sets the transport: "udp" (default), "tcp" or "tls". A `transport=`
+/// parameter on the registrar or proxy URI overrides it. Applies to
+/// registerers created afterwards.
+///
+/// # Safety
+/// `transport` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_user_agent_set_transport(
+    ua: *mut sipreg_user_agent,
+    transport: *const c_char,
+) -> sipreg_result {
+    update(ua, |c| {
+        c.transport = Transport::parse(req_str(transport, "transport")?)?;
+        Ok(())
+    })
+}
+
+/// Sets an outbound proxy URI: requests go there with a Route header (NULL
+/// removes it). Applies to registerers created afterwards.
+///
+/// # Safety
+/// `uri` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_user_agent_set_outbound_proxy(
+    ua: *mut sipreg_user_agent,
+    uri: *const c_char,
+) -> sipreg_result {
+    update(ua, |c| c.set_outbound_proxy(opt_str(uri, "uri")?))
+}
+
+/// Sets the local address sockets bind to: "IP" or "IP:port" ("[v6]:port");
+/// NULL lets the system choose. Applies to sockets opened afterwards (see
+/// `sipreg_user_agent_network_changed`).
+///
+/// # Safety
+/// `address` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_user_agent_set_local_address(
+    ua: *mut sipreg_user_agent,
+    address: *const c_char,
+) -> sipreg_result {
+    update(ua, |c| c.set_local_address(opt_str(address, "address")?))
+}
+
+/// Sets the User-Agent header value. Applies to registerers created afterwards.
+///
+/// # Safety
+/// `value` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_user_agent_set_user_agent(
+    ua: *mut sipreg_user_agent,
+    value: *const c_char,
+) -> sipreg_result {
+    update(ua, |c| c.set_user_agent(req_str(value, "value")?))
+}
+
+fn secs(what: &str, s: f64) -> Result<Duration, Error> {
+    if !s.is_finite() || !(0.0..=3600.0).contains(&s) {
+        return Err(Error::invalid(format!(
+            "{what} must be between 0 and 3600 seconds"
+        )));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+/// Sets the RFC 3261 timers T1, T2 and T4 in seconds (defaults 0.5, 4, 5).
+/// Timer F (transaction timeout) is 64*T1. Applies to registerers created afterwards.
+#[no_mangle]
+pub extern "C" fn sipreg_user_agent_set_timers(
+    ua: *mut sipreg_user_agent,
+    t1: f64,
+    t2: f64,
+    t4: f64,
+) -> sipreg_result {
+    update(ua, |c| {
+        c.set_timers(secs("t1", t1)?, secs("t2", t2)?, secs("t4", t4)?)
+    })
+}
+
+/// Sets the bound (seconds, default 4) on how long dispose waits for the
+/// un-REGISTER and how long `sipreg_user_agent_free` blocks. Applies to
+/// registerers created afterwards.
+#[no_mangle]
+pub extern "C" fn sipreg_user_agent_set_shutdown_timeout(
+    ua: *mut sipreg_user_agent,
+    seconds: f64,
+) -> sipreg_result {
+    update(ua, |c| {
+        c.set_shutdown_timeout(secs("shutdown timeout", seconds)?)
+    })
+}
+
+/// The network changed (new address, interface, VPN …): re-binds the user
+/// agent's sockets and re-registers every registered registerer at once with
+/// its new Contact, removing the old binding in the same REGISTER.
+#[no_mangle]
+pub extern "C" fn sipreg_user_agent_network_changed(ua: *mut sipreg_user_agent) -> sipreg_result {
+    guard(|| {
+        let h = UAS.get(ua as *const c_void, "ua")?;
+        runtime::send(Command::NetworkChanged { id: h.id })
+    })
+}
+
+/// Reads the user agent's message counters.
+///
+/// # Safety
+/// `out` must be NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_user_agent_stats(
+    ua: *mut sipreg_user_agent,
+    out: *mut sipreg_stats,
+) -> sipreg_result {
+    guard(|| {
+        let h = UAS.get(ua as *const c_void, "ua")?;
+        let s = &h.stats;
+        let stats = sipreg_stats {
+            received: s.received.load(Ordering::Relaxed),
+            dropped: s.dropped.load(Ordering::Relaxed),
+            sent: s.sent.load(Ordering::Relaxed),
+            transport_errors: s.transport_errors.load(Ordering::Relaxed),
+        };
+        put(out, stats, "out")
+    })
+}
+
+/// Disposes every registerer of the user agent (un-REGISTERing those that are
+/// registered) and releases the user agent. Blocks until all are Terminated or
+/// the shutdown timeout passed (never longer, plus a small margin); called from
+/// inside a callback it does not wait. Registerer handles stay valid (calls
+/// return SIPREG_ERR_TERMINATED) until each is freed with
+/// `sipreg_registerer_free`. NULL is ignored; the password is wiped.
+#[no_mangle]
+pub extern "C" fn sipreg_user_agent_free(ua: *mut sipreg_user_agent) -> sipreg_result {
+    guard(|| {
+        if ua.is_null() {
+            return Ok(());
+        }
+        let h = UAS.remove(ua as *const c_void, "ua")?;
+        let bound = h.config().shutdown_timeout;
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        runtime::send(Command::FreeUa { id: h.id, done: tx })?;
+        if !runtime::on_worker_thread() {
+            // The registerers' own deadlines end at `bound`; the margin covers scheduling.
+            let _ = rx.recv_timeout(bound + Duration::from_millis(500));
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,307 @@
+//! The runtime: one worker thread that owns every registerer, its sockets and
+//! timers, and fires the callbacks.
+//!
+//! API calls never wait for the worker: they check and update the per-handle
+//! [`Shared`] state under a short lock and queue a [`Command`]. So a callback may
+//! call any function (including dispose of its own registerer) and an
+//! application lock held around a library call can never deadlock with a callback.
+
+pub mod log;
+pub mod resolve;
+mod tcp;
+mod udp;
+mod worker;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::thread::ThreadId;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+use once_cell::sync::OnceCell;
+
+use crate::core::options::UserAgentConfig;
+use crate::core::registerer::{Event, Registerer, State};
+use crate::error::Error;
+
+/// Identifies a user agent inside the worker.
+pub type UaId = u64;
+/// Identifies a registerer inside the worker.
+pub type RegId = u64;
+
+/// Receives every event of one registerer, on the worker thread.
+pub type Listener = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// What the application can read about a registerer without asking the worker.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// Current state.
+    pub state: State,
+    /// Contact URIs of the last 2xx.
+    pub contacts: Vec<String>,
+    /// Retry-After of the last rejection.
+    pub retry_after: Option<u32>,
+    /// Last final response.
+    pub last_response: Option<(u16, String)>,
+    /// When the automatic retry is due.
+    pub retry_at: Option<Instant>,
+    /// Consecutive failures.
+    pub failure_count: u32,
+    /// A request is in flight in the worker.
+    pub waiting: bool,
+    /// register/unregister calls accepted but not yet run by the worker.
+    pub claims: u32,
+    /// dispose was called (or the handle freed).
+    pub disposing: bool,
+    /// Timer E retransmissions so far.
+    pub retransmissions: u64,
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Snapshot {
+            state: State::Initial,
+            contacts: Vec::new(),
+            retry_after: None,
+            last_response: None,
+            retry_at: None,
+            failure_count: 0,
+            waiting: false,
+            claims: 0,
+            disposing: false,
+            retransmissions: 0,
+        }
+    }
+}
+
+/// State shared between the API side of a registerer handle and the worker.
+#[derive(Default)]
+pub struct Shared {
+    /// The readable view, updated by the worker after every step.
+    pub snapshot: Mutex<Snapshot>,
+    /// Where events go; `None` silences the handle (after free).
+    listener: Mutex<Option<Listener>>,
+    /// Held (shared) while a callback runs, so removing the listener can wait for it.
+    gate: RwLock<()>,
+}
+
+impl Shared {
+    /// Locks the snapshot, surviving a poisoned lock (a panicking callback must not wedge the handle).
+    pub fn snap(&self) -> MutexGuard<'_, Snapshot> {
+        self.snapshot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Calls the listener for each event, unless it was removed meanwhile.
+    /// A panicking listener cannot stop the worker.
+    pub(crate) fn deliver(&self, events: &[Event]) {
+        let _running = self.gate.read().unwrap_or_else(|e| e.into_inner());
+        let Some(listener) = self
+            .listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        else {
+            return;
+        };
+        for e in events {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| listener(e)));
+        }
+    }
+
+    /// Replaces the listener (`None` stops all callbacks for this handle). Off
+    /// the worker thread it returns only once no callback of the old listener
+    /// is running, so the caller may then free what the old listener used.
+    pub fn set_listener(&self, l: Option<Listener>) {
+        *self.listener.lock().unwrap_or_else(|e| e.into_inner()) = l;
+        if !on_worker_thread() {
+            drop(self.gate.write().unwrap_or_else(|e| e.into_inner()));
+        }
+    }
+}
+
+/// Counters kept per user agent (readable without asking the worker).
+#[derive(Default, Debug)]
+pub struct UaStats {
+    /// Datagrams / stream messages received.
+    pub received: AtomicU64,
+    /// Messages dropped: unparsable, not a response, unknown branch, wrong Call-ID/CSeq, wrong source, oversized.
+    pub dropped: AtomicU64,
+    /// Requests sent (including retransmissions).
+    pub sent: AtomicU64,
+    /// Transport errors seen.
+    pub transport_errors: AtomicU64,
+}
+
+impl UaStats {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Work for the worker thread.
+pub enum Command {
+    /// A new user agent.
+    AddUa {
+        /// Its id.
+        id: UaId,
+        /// Its settings.
+        config: Box<UserAgentConfig>,
+        /// Its counters.
+        stats: Arc<UaStats>,
+    },
+    /// The user agent's settings changed: sockets opened later and every
+    /// registerer's credentials follow the new values.
+    UaConfig {
+        /// Which user agent.
+        id: UaId,
+        /// New settings.
+        config: Box<UserAgentConfig>,
+    },
+    /// Re-bind sockets and re-register.
+    NetworkChanged {
+        /// Which user agent.
+        id: UaId,
+    },
+    /// Dispose every registerer of the user agent, then drop it; `done` fires when all are Terminated.
+    FreeUa {
+        /// Which user agent.
+        id: UaId,
+        /// Signalled once everything is Terminated.
+        done: Sender<()>,
+    },
+    /// A new registerer (validated by the caller).
+    AddReg {
+        /// Its id.
+        id: RegId,
+        /// Its user agent.
+        ua: UaId,
+        /// The state machine.
+        core: Box<Registerer>,
+        /// Resolved destination.
+        target: SocketAddr,
+        /// Shared view.
+        shared: Arc<Shared>,
+    },
+    /// `register()` accepted by the API.
+    Register(RegId),
+    /// `unregister(all)` accepted by the API.
+    Unregister(RegId, bool),
+    /// `dispose()` accepted by the API.
+    Dispose(RegId),
+    /// The handle was freed: no more callbacks; dispose in the background.
+    FreeReg(RegId),
+    /// Runs a closure on the worker (tests and diagnostics).
+    Inspect(Box<dyn FnOnce(&mut worker::Worker) + Send>),
+}
+
+struct Runtime {
+    commands: Sender<Command>,
+    waker: Arc<mio::Waker>,
+    thread: ThreadId,
+}
+
+static RUNTIME: OnceCell<Runtime> = OnceCell::new();
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn runtime() -> Result<&'static Runtime, Error> {
+    RUNTIME.get_or_try_init(|| {
+        let (tx, rx): (Sender<Command>, Receiver<Command>) = crossbeam_channel::unbounded();
+        let poll =
+            mio::Poll::new().map_err(|e| Error::Internal(format!("cannot create poller: {e}")))?;
+        let waker = Arc::new(
+            mio::Waker::new(poll.registry(), worker::WAKE_TOKEN)
+                .map_err(|e| Error::Internal(format!("cannot create waker: {e}")))?,
+        );
+        let handle = std::thread::Builder::new()
+            .name("sipreg-worker".into())
+            .spawn(move || worker::Worker::new(poll, rx).run())
+            .map_err(|e| Error::Internal(format!("cannot start worker thread: {e}")))?;
+        Ok(Runtime {
+            commands: tx,
+            waker,
+            thread: handle.thread().id(),
+        })
+    })
+}
+
+/// A fresh id for a user agent or registerer (never reused in the process).
+pub fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Queues a command and wakes the worker (starting it on first use).
+pub fn send(cmd: Command) -> Result<(), Error> {
+    let rt = runtime()?;
+    rt.commands
+        .send(cmd)
+        .map_err(|_| Error::Internal("worker thread is gone".into()))?;
+    rt.waker
+        .wake()
+        .map_err(|e| Error::Internal(format!("cannot wake worker: {e}")))
+}
+
+/// Whether the caller is the worker thread (i.e. inside a callback).
+pub fn on_worker_thread() -> bool {
+    RUNTIME
+        .get()
+        .is_some_and(|rt| rt.thread == std::thread::current().id())
+}
+
+/// Accepts a `register()` call: checks and claims the handle, then queues it.
+pub fn register(id: RegId, shared: &Shared) -> Result<(), Error> {
+    claim(shared)?;
+    send(Command::Register(id))
+}
+
+/// Accepts an `unregister(all)` call.
+pub fn unregister(id: RegId, shared: &Shared, all: bool) -> Result<(), Error> {
+    claim(shared)?;
+    send(Command::Unregister(id, all))
+}
+
+/// Accepts a `dispose()` call; a second call reports Terminated.
+pub fn dispose(id: RegId, shared: &Shared) -> Result<(), Error> {
+    {
+        let mut s = shared.snap();
+        if s.disposing || s.state == State::Terminated {
+            return Err(Error::Terminated);
+        }
+        s.disposing = true;
+    }
+    send(Command::Dispose(id))
+}
+
+fn claim(shared: &Shared) -> Result<(), Error> {
+    let mut s = shared.snap();
+    if s.disposing || s.state == State::Terminated {
+        return Err(Error::Terminated);
+    }
+    if s.waiting || s.claims > 0 {
+        return Err(Error::RequestPending);
+    }
+    s.claims += 1;
+    Ok(())
+}
+
+/// Runs `f` on the worker and waits for its result (tests and diagnostics only).
+pub fn inspect<R: Send + 'static>(
+    f: impl FnOnce(&mut worker::Worker) -> R + Send + 'static,
+) -> Result<R, Error> {
+    if on_worker_thread() {
+        return Err(Error::Internal("inspect from the worker thread".into()));
+    }
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    send(Command::Inspect(Box::new(move |w| {
+        let _ = tx.send(f(w));
+    })))?;
+    rx.recv()
+        .map_err(|_| Error::Internal("worker dropped the request".into()))
+}
+
+pub use worker::Worker;
+
+/// Whether `id` was handed out by [`next_id`] (so a missing handle was freed, not forged).
+pub fn was_issued(id: u64) -> bool {
+    id > 0 && id < NEXT_ID.load(Ordering::Relaxed)
+}

@@ -1,0 +1,169 @@
+//! UDP sockets: one per user agent and address family, shared by its registerers.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use mio::net::UdpSocket;
+
+/// Largest datagram we read (anything bigger is truncated by the kernel and dropped by us).
+pub const MAX_DATAGRAM: usize = 65_535;
+
+/// Binds a non-blocking UDP socket for talking to `target`: on the configured
+/// local address, or on the unspecified address of the target's family.
+pub fn bind(local: Option<SocketAddr>, target: SocketAddr) -> io::Result<UdpSocket> {
+    let addr = match local {
+        Some(l) if l.is_ipv4() == target.is_ipv4() => l,
+        Some(l) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("local address {l} and target {target} are of different families"),
+            ))
+        }
+        None if target.is_ipv4() => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        None => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
+    };
+    let sock = UdpSocket::bind(addr)?;
+    enable_error_queue(&sock, target.is_ipv6());
+    Ok(sock)
+}
+
+/// The local IP the kernel would use to reach `target` (no packet is sent).
+pub fn route_ip(target: SocketAddr) -> io::Result<IpAddr> {
+    let any: SocketAddr = if target.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let probe = std::net::UdpSocket::bind(any)?;
+    probe.connect(target)?;
+    Ok(probe.local_addr()?.ip())
+}
+
+/// Asks the kernel to queue ICMP errors (port unreachable …) on the socket so an
+/// unreachable registrar is reported at once instead of after Timer F.
+fn enable_error_queue(sock: &UdpSocket, v6: bool) {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    let (level, name) = if v6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_RECVERR)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_RECVERR)
+    };
+    // SAFETY: valid fd, option value points to a c_int of the given size.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Reads one queued ICMP error: the destination the failed datagram was sent to
+/// and the error. `None` when the queue is empty.
+pub fn take_queued_error(sock: &UdpSocket) -> Option<(Option<SocketAddr>, io::Error)> {
+    use std::os::fd::AsRawFd;
+    let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut data = [0u8; 512];
+    let mut control = [0u8; 512];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    // SAFETY: msghdr is plain data; every pointer in it refers to a live local buffer.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = control.len() as _;
+    // SAFETY: fd is valid and msg describes writable buffers of the stated sizes.
+    let n = unsafe {
+        libc::recvmsg(
+            sock.as_raw_fd(),
+            &mut msg,
+            libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        return None;
+    }
+    let dest = sockaddr_to_std(&name, msg.msg_namelen);
+    let mut err = None;
+    // SAFETY: CMSG_* walk the control buffer the kernel just filled, bounded by msg_controllen.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            let c = &*cmsg;
+            let is_err = (c.cmsg_level == libc::IPPROTO_IP && c.cmsg_type == libc::IP_RECVERR)
+                || (c.cmsg_level == libc::IPPROTO_IPV6 && c.cmsg_type == libc::IPV6_RECVERR);
+            if is_err {
+                let ee = std::ptr::read_unaligned(
+                    libc::CMSG_DATA(cmsg) as *const libc::sock_extended_err
+                );
+                err = Some(io::Error::from_raw_os_error(ee.ee_errno as i32));
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Some((
+        dest,
+        err.unwrap_or_else(|| io::Error::other("unknown socket error")),
+    ))
+}
+
+fn sockaddr_to_std(ss: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    match ss.ss_family as libc::c_int {
+        libc::AF_INET if len as usize >= std::mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family says this storage holds a sockaddr_in.
+            let a = unsafe { &*(ss as *const libc::sockaddr_storage as *const libc::sockaddr_in) };
+            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddr::new(ip.into(), u16::from_be(a.sin_port)))
+        }
+        libc::AF_INET6 if len as usize >= std::mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: the family says this storage holds a sockaddr_in6.
+            let a = unsafe { &*(ss as *const libc::sockaddr_storage as *const libc::sockaddr_in6) };
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(SocketAddr::new(ip.into(), u16::from_be(a.sin6_port)))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn icmp_port_unreachable_is_queued_with_the_destination() {
+        // A port nobody listens on: bind one, note it, close it.
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let target: SocketAddr = closed;
+        let sock = bind(None, target).unwrap();
+        sock.send_to(b"x", target).unwrap();
+        let mut got = None;
+        for _ in 0..100 {
+            if let Some(e) = take_queued_error(&sock) {
+                got = Some(e);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let (dest, err) = got.expect("an ICMP error was queued");
+        assert_eq!(dest, Some(target));
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+    }
+
+    #[test]
+    fn route_to_loopback_is_loopback() {
+        assert!(route_ip("127.0.0.1:5060".parse().unwrap())
+            .unwrap()
+            .is_loopback());
+    }
+}

@@ -1,0 +1,863 @@
+//! The event loop: sockets, commands, timers, callbacks — one thread for all.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token};
+
+use super::log::Level;
+use super::tcp::TcpConn;
+use super::udp;
+use super::{Command, RegId, Shared, UaId, UaStats};
+use crate::core::message::{classify, Kind, Response};
+use crate::core::options::{Transport, UserAgentConfig};
+use crate::core::registerer::{branch_key, Event, Registerer, State, Transmit};
+use crate::log_at;
+
+/// Token of the waker that interrupts `poll` when commands arrive.
+pub const WAKE_TOKEN: Token = Token(0);
+
+struct Ua {
+    config: UserAgentConfig,
+    stats: Arc<UaStats>,
+    udp: HashMap<bool, Token>,
+    tcp: HashMap<SocketAddr, Token>,
+    routes: HashMap<SocketAddr, IpAddr>,
+    regs: HashSet<RegId>,
+    freeing: Option<Sender<()>>,
+}
+
+struct Reg {
+    core: Registerer,
+    ua: UaId,
+    target: SocketAddr,
+    shared: Arc<Shared>,
+    timer_at: Option<Instant>,
+    freed: bool,
+    deferred_unregister: Option<bool>,
+}
+
+enum Sock {
+    Udp { sock: UdpSocket, ua: UaId },
+    Tcp { conn: TcpConn, ua: UaId },
+}
+
+/// The worker's state. Only the worker thread touches it.
+pub struct Worker {
+    poll: Poll,
+    commands: Receiver<Command>,
+    uas: HashMap<UaId, Ua>,
+    regs: HashMap<RegId, Reg>,
+    keys: HashMap<String, RegId>,
+    socks: HashMap<Token, Sock>,
+    next_token: usize,
+    timers: BinaryHeap<Reverse<(Instant, RegId)>>,
+}
+
+impl Worker {
+    pub(super) fn new(poll: Poll, commands: Receiver<Command>) -> Worker {
+        Worker {
+            poll,
+            commands,
+            uas: HashMap::new(),
+            regs: HashMap::new(),
+            keys: HashMap::new(),
+            socks: HashMap::new(),
+            next_token: 1,
+            timers: BinaryHeap::new(),
+        }
+    }
+
+    /// Number of registerers the worker still holds (tests).
+    pub fn registerer_count(&self) -> usize {
+        self.regs.len()
+    }
+
+    /// Number of open sockets (tests).
+    pub fn socket_count(&self) -> usize {
+        self.socks.len()
+    }
+
+    /// Local address our contact uses for registerer `id` (tests).
+    pub fn contact_of(&self, id: RegId) -> Option<String> {
+        self.regs.get(&id).and_then(|r| r.core.contact())
+    }
+
+    pub(super) fn run(mut self) {
+        let mut events = Events::with_capacity(256);
+        loop {
+            let timeout = self.next_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log_at!(Level::Error, "poll failed: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                continue;
+            }
+            for ev in events.iter() {
+                if ev.token() != WAKE_TOKEN {
+                    self.on_socket(
+                        ev.token(),
+                        ev.is_readable() || ev.is_read_closed(),
+                        ev.is_writable(),
+                        ev.is_error(),
+                    );
+                }
+            }
+            while let Ok(cmd) = self.commands.try_recv() {
+                self.on_command(cmd);
+            }
+            self.run_timers();
+        }
+    }
+
+    // ----- commands ------------------------------------------------------
+
+    fn on_command(&mut self, cmd: Command) {
+        let now = Instant::now();
+        match cmd {
+            Command::AddUa { id, config, stats } => {
+                self.uas.insert(
+                    id,
+                    Ua {
+                        config: *config,
+                        stats,
+                        udp: HashMap::new(),
+                        tcp: HashMap::new(),
+                        routes: HashMap::new(),
+                        regs: HashSet::new(),
+                        freeing: None,
+                    },
+                );
+            }
+            Command::UaConfig { id, config } => {
+                let Some(ua) = self.uas.get_mut(&id) else {
+                    return;
+                };
+                let creds_changed = ua.config.auth_username != config.auth_username
+                    || ua.config.password != config.password;
+                ua.config = *config;
+                if creds_changed {
+                    for rid in &ua.regs {
+                        if let Some(r) = self.regs.get_mut(rid) {
+                            r.core.set_credentials(
+                                ua.config.auth_username.clone(),
+                                ua.config.password.clone(),
+                            );
+                        }
+                    }
+                }
+            }
+            Command::NetworkChanged { id } => self.network_changed(id, now),
+            Command::FreeUa { id, done } => self.free_ua(id, done, now),
+            Command::AddReg {
+                id,
+                ua,
+                core,
+                target,
+                shared,
+            } => {
+                let Some(u) = self.uas.get_mut(&ua) else {
+                    shared.snap().state = State::Terminated;
+                    return;
+                };
+                u.regs.insert(id);
+                self.keys.insert(core.key().to_owned(), id);
+                self.regs.insert(
+                    id,
+                    Reg {
+                        core: *core,
+                        ua,
+                        target,
+                        shared,
+                        timer_at: None,
+                        freed: false,
+                        deferred_unregister: None,
+                    },
+                );
+            }
+            Command::Register(id) => {
+                self.release_claim(id);
+                self.drive(id, now, |core, now| {
+                    // Losing the race to an automatic refresh is fine: a REGISTER is in flight.
+                    let _ = core.register(now);
+                })
+            }
+            Command::Unregister(id, all) => {
+                self.release_claim(id);
+                let mut deferred = false;
+                self.drive(id, now, |core, now| {
+                    deferred =
+                        matches!(core.unregister(now, all), Err(crate::Error::RequestPending));
+                });
+                if deferred {
+                    if let Some(r) = self.regs.get_mut(&id) {
+                        r.deferred_unregister = Some(all);
+                    }
+                }
+            }
+            Command::Dispose(id) => self.drive(id, now, |core, now| core.dispose(now)),
+            Command::FreeReg(id) => {
+                if let Some(r) = self.regs.get_mut(&id) {
+                    r.freed = true;
+                    r.shared.set_listener(None);
+                    r.shared.snap().disposing = true;
+                }
+                self.drive(id, now, |core, now| core.dispose(now));
+            }
+            Command::Inspect(f) => f(self),
+        }
+    }
+
+    fn network_changed(&mut self, id: UaId, now: Instant) {
+        let Some(ua) = self.uas.get_mut(&id) else {
+            return;
+        };
+        let tokens: Vec<Token> = ua.udp.values().chain(ua.tcp.values()).copied().collect();
+        ua.udp.clear();
+        ua.tcp.clear();
+        ua.routes.clear();
+        let regs: Vec<RegId> = ua.regs.iter().copied().collect();
+        for t in tokens {
+            self.close_socket(t);
+        }
+        log_at!(
+            Level::Info,
+            "network changed: re-binding {} registerer(s)",
+            regs.len()
+        );
+        for rid in regs {
+            self.drive(rid, now, |core, now| core.network_changed(now));
+        }
+    }
+
+    fn free_ua(&mut self, id: UaId, done: Sender<()>, now: Instant) {
+        let Some(ua) = self.uas.get_mut(&id) else {
+            let _ = done.send(());
+            return;
+        };
+        ua.freeing = Some(done);
+        let regs: Vec<RegId> = ua.regs.iter().copied().collect();
+        for rid in regs {
+            if let Some(r) = self.regs.get(&rid) {
+                r.shared.snap().disposing = true;
+            }
+            self.drive(rid, now, |core, now| core.dispose(now));
+        }
+        self.check_ua_done(id);
+    }
+
+    fn check_ua_done(&mut self, id: UaId) {
+        let Some(ua) = self.uas.get(&id) else { return };
+        if ua.freeing.is_none() || !ua.regs.is_empty() {
+            return;
+        }
+        let Some(ua) = self.uas.remove(&id) else {
+            return;
+        };
+        for t in ua.udp.values().chain(ua.tcp.values()) {
+            self.close_socket(*t);
+        }
+        if let Some(done) = ua.freeing {
+            let _ = done.send(());
+        }
+    }
+
+    // ----- driving one registerer ---------------------------------------
+
+    /// Prepares the transport, feeds one input to the core, then flushes its outputs.
+    fn drive(&mut self, id: RegId, now: Instant, f: impl FnOnce(&mut Registerer, Instant)) {
+        let Some(reg) = self.regs.get(&id) else {
+            return;
+        };
+        if reg.core.state() != State::Terminated {
+            self.prepare(id);
+        }
+        let Some(reg) = self.regs.get_mut(&id) else {
+            return;
+        };
+        f(&mut reg.core, now);
+        self.flush(id, now);
+    }
+
+    /// Releases the claim an accepted register/unregister call took on the handle.
+    fn release_claim(&mut self, id: RegId) {
+        if let Some(reg) = self.regs.get(&id) {
+            let mut s = reg.shared.snap();
+            s.claims = s.claims.saturating_sub(1);
+        }
+    }
+
+    /// Makes sure the registerer's socket exists and tells the core its local address.
+    fn prepare(&mut self, id: RegId) {
+        let Some(reg) = self.regs.get(&id) else {
+            return;
+        };
+        let (ua_id, target, transport) = (reg.ua, reg.target, reg.core.settings().transport);
+        let local = match transport {
+            Transport::Udp => self.udp_local(ua_id, target),
+            Transport::Tcp => self.tcp_conn(ua_id, target).map(|t| self.tcp_local(t)),
+            Transport::Tls => Err(io::Error::other("TLS is not available in this build")),
+        };
+        match local {
+            Ok(Some(addr)) => {
+                if let Some(reg) = self.regs.get_mut(&id) {
+                    reg.core.set_local_addr(addr);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => log_at!(
+                Level::Warn,
+                "registerer {id}: cannot open a socket to {target}: {e}"
+            ),
+        }
+    }
+
+    fn udp_local(&mut self, ua_id: UaId, target: SocketAddr) -> io::Result<Option<SocketAddr>> {
+        let token = self.udp_socket(ua_id, target)?;
+        let Some(Sock::Udp { sock, .. }) = self.socks.get(&token) else {
+            return Ok(None);
+        };
+        let bound = sock.local_addr()?;
+        let ip = if bound.ip().is_unspecified() {
+            let ua = self
+                .uas
+                .get_mut(&ua_id)
+                .ok_or_else(|| io::Error::other("user agent gone"))?;
+            match ua.routes.get(&target) {
+                Some(ip) => *ip,
+                None => {
+                    let ip = udp::route_ip(target)?;
+                    ua.routes.insert(target, ip);
+                    ip
+                }
+            }
+        } else {
+            bound.ip()
+        };
+        Ok(Some(SocketAddr::new(ip, bound.port())))
+    }
+
+    fn udp_socket(&mut self, ua_id: UaId, target: SocketAddr) -> io::Result<Token> {
+        let ua = self
+            .uas
+            .get(&ua_id)
+            .ok_or_else(|| io::Error::other("user agent gone"))?;
+        if let Some(t) = ua.udp.get(&target.is_ipv6()) {
+            return Ok(*t);
+        }
+        let mut sock = udp::bind(ua.config.local_address, target)?;
+        let token = self.alloc_token();
+        self.poll
+            .registry()
+            .register(&mut sock, token, Interest::READABLE)?;
+        self.socks.insert(token, Sock::Udp { sock, ua: ua_id });
+        if let Some(ua) = self.uas.get_mut(&ua_id) {
+            ua.udp.insert(target.is_ipv6(), token);
+        }
+        Ok(token)
+    }
+
+    fn tcp_conn(&mut self, ua_id: UaId, target: SocketAddr) -> io::Result<Token> {
+        let ua = self
+            .uas
+            .get(&ua_id)
+            .ok_or_else(|| io::Error::other("user agent gone"))?;
+        if let Some(t) = ua.tcp.get(&target) {
+            return Ok(*t);
+        }
+        let mut conn = TcpConn::connect(target, ua.config.local_address)?;
+        let token = self.alloc_token();
+        self.poll.registry().register(
+            &mut conn.stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        log_at!(Level::Debug, "tcp: connecting {} -> {target}", conn.local);
+        self.socks.insert(token, Sock::Tcp { conn, ua: ua_id });
+        if let Some(ua) = self.uas.get_mut(&ua_id) {
+            ua.tcp.insert(target, token);
+        }
+        Ok(token)
+    }
+
+    fn tcp_local(&self, token: Token) -> Option<SocketAddr> {
+        match self.socks.get(&token) {
+            Some(Sock::Tcp { conn, .. }) => Some(conn.local),
+            _ => None,
+        }
+    }
+
+    fn alloc_token(&mut self) -> Token {
+        self.next_token += 1;
+        Token(self.next_token)
+    }
+
+    fn close_socket(&mut self, token: Token) {
+        match self.socks.remove(&token) {
+            Some(Sock::Udp { mut sock, .. }) => {
+                let _ = self.poll.registry().deregister(&mut sock);
+            }
+            Some(Sock::Tcp { mut conn, .. }) => {
+                let _ = self.poll.registry().deregister(&mut conn.stream);
+                let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+            }
+            None => {}
+        }
+    }
+
+    /// Sends what the core queued, delivers its events, updates the snapshot and the timer.
+    fn flush(&mut self, id: RegId, now: Instant) {
+        let mut fired: Vec<Event> = Vec::new();
+        loop {
+            let mut progressed = false;
+            while let Some(t) = self.regs.get_mut(&id).and_then(|r| r.core.poll_transmit()) {
+                progressed = true;
+                if let Err(e) = self.transmit(id, &t) {
+                    if let Some(ua) = self.regs.get(&id).and_then(|r| self.uas.get(&r.ua)) {
+                        UaStats::bump(&ua.stats.transport_errors);
+                    }
+                    if let Some(r) = self.regs.get_mut(&id) {
+                        r.core.transport_error(now, &e.to_string(), false);
+                    }
+                }
+            }
+            let Some(reg) = self.regs.get_mut(&id) else {
+                return;
+            };
+            while let Some(e) = reg.core.poll_event() {
+                progressed = true;
+                fired.push(e);
+            }
+            if reg.core.take_timed_out() && reg.core.settings().transport.reliable() {
+                // A stream that swallowed a request is not trusted again (pjsip #5033).
+                let (ua, target) = (reg.ua, reg.target);
+                if let Some(t) = self.uas.get_mut(&ua).and_then(|u| u.tcp.remove(&target)) {
+                    log_at!(
+                        Level::Info,
+                        "tcp: closing {target} after a request timed out"
+                    );
+                    self.close_socket(t);
+                }
+            }
+            let Some(reg) = self.regs.get_mut(&id) else {
+                return;
+            };
+            if !reg.core.is_waiting() {
+                if let Some(all) = reg.deferred_unregister.take() {
+                    let _ = reg.core.unregister(now, all);
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                break;
+            }
+            // New sends may need a (re)opened socket.
+            if self
+                .regs
+                .get(&id)
+                .is_some_and(|r| r.core.state() != State::Terminated)
+            {
+                self.prepare(id);
+            }
+        }
+        self.publish(id, fired);
+    }
+
+    fn publish(&mut self, id: RegId, fired: Vec<Event>) {
+        let Some(reg) = self.regs.get_mut(&id) else {
+            return;
+        };
+        {
+            let mut s = reg.shared.snap();
+            s.state = reg.core.state();
+            s.contacts = reg.core.contacts().to_vec();
+            s.retry_after = reg.core.retry_after();
+            s.last_response = reg.core.last_response().cloned();
+            s.retry_at = reg.core.retry_at();
+            s.failure_count = reg.core.failure_count();
+            s.waiting = reg.core.is_waiting();
+            s.retransmissions = reg.core.retransmissions();
+            if reg.core.is_disposing() {
+                s.disposing = true;
+            }
+        }
+        let deadline = reg.core.poll_timeout();
+        if deadline != reg.timer_at {
+            reg.timer_at = deadline;
+            if let Some(t) = deadline {
+                self.timers.push(Reverse((t, id)));
+            }
+        }
+        let shared = reg.shared.clone();
+        let terminated = reg.core.state() == State::Terminated;
+        let ua_id = reg.ua;
+        for e in &fired {
+            log_event(id, e);
+        }
+        shared.deliver(&fired);
+        if terminated {
+            let remove = self.regs.get(&id).is_some_and(|r| r.freed)
+                || self.uas.get(&ua_id).is_some_and(|u| u.freeing.is_some());
+            if remove {
+                self.remove_reg(id);
+                self.check_ua_done(ua_id);
+            }
+        }
+    }
+
+    fn remove_reg(&mut self, id: RegId) {
+        if let Some(r) = self.regs.remove(&id) {
+            self.keys.remove(r.core.key());
+            if let Some(ua) = self.uas.get_mut(&r.ua) {
+                ua.regs.remove(&id);
+            }
+        }
+    }
+
+    fn transmit(&mut self, id: RegId, t: &Transmit) -> io::Result<()> {
+        let reg = self
+            .regs
+            .get(&id)
+            .ok_or_else(|| io::Error::other("registerer gone"))?;
+        let (ua_id, target, transport) = (reg.ua, reg.target, reg.core.settings().transport);
+        if log_enabled_debug() {
+            let first = t.bytes.split(|b| *b == b'\r').next().unwrap_or(&[]);
+            log_at!(
+                Level::Debug,
+                "registerer {id}: {} {} -> {target}",
+                if t.retransmission {
+                    "retransmit"
+                } else {
+                    "send"
+                },
+                String::from_utf8_lossy(first)
+            );
+        }
+        let stats = self.uas.get(&ua_id).map(|u| u.stats.clone());
+        let result = match transport {
+            Transport::Udp => {
+                let token = self.udp_socket(ua_id, target)?;
+                match self.socks.get(&token) {
+                    Some(Sock::Udp { sock, .. }) => match sock.send_to(&t.bytes, target) {
+                        Ok(_) => Ok(()),
+                        // A full socket buffer loses the datagram; Timer E resends it.
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+                        Err(e) => Err(e),
+                    },
+                    _ => Err(io::Error::other("no socket")),
+                }
+            }
+            Transport::Tcp => {
+                let token = self.tcp_conn(ua_id, target)?;
+                let r = match self.socks.get_mut(&token) {
+                    Some(Sock::Tcp { conn, .. }) => conn.send(&t.bytes),
+                    _ => Err(io::Error::other("no connection")),
+                };
+                if r.is_err() {
+                    self.drop_tcp(ua_id, target, token);
+                }
+                r
+            }
+            Transport::Tls => Err(io::Error::other("TLS is not available in this build")),
+        };
+        if let (Ok(()), Some(s)) = (&result, stats) {
+            UaStats::bump(&s.sent);
+        }
+        result
+    }
+
+    fn drop_tcp(&mut self, ua_id: UaId, target: SocketAddr, token: Token) {
+        if let Some(ua) = self.uas.get_mut(&ua_id) {
+            if ua.tcp.get(&target) == Some(&token) {
+                ua.tcp.remove(&target);
+            }
+        }
+        self.close_socket(token);
+    }
+
+    // ----- sockets -------------------------------------------------------
+
+    fn on_socket(&mut self, token: Token, readable: bool, writable: bool, error: bool) {
+        let now = Instant::now();
+        match self.socks.get(&token) {
+            Some(Sock::Udp { .. }) => self.on_udp(token, now, error),
+            Some(Sock::Tcp { .. }) => self.on_tcp(token, now, readable, writable),
+            None => {}
+        }
+    }
+
+    fn on_udp(&mut self, token: Token, now: Instant, error: bool) {
+        let mut buf = vec![0u8; udp::MAX_DATAGRAM + 1];
+        let mut datagrams = Vec::new();
+        let mut errors = Vec::new();
+        let ua_id;
+        {
+            let Some(Sock::Udp { sock, ua }) = self.socks.get(&token) else {
+                return;
+            };
+            ua_id = *ua;
+            // Bounded per wake-up so a flood cannot starve timers and commands.
+            for _ in 0..1024 {
+                match sock.recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        datagrams.push((buf[..n].to_vec(), from, n > udp::MAX_DATAGRAM))
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        // An ICMP error surfaced as a recv error: read it from the queue below.
+                        if let Some(qe) = udp::take_queued_error(sock) {
+                            errors.push(qe);
+                        }
+                    }
+                }
+            }
+            if error {
+                while let Some(qe) = udp::take_queued_error(sock) {
+                    errors.push(qe);
+                    if errors.len() > 1024 {
+                        break;
+                    }
+                }
+            }
+        }
+        for (bytes, from, oversized) in datagrams {
+            if oversized {
+                self.count_drop(ua_id, "oversized datagram");
+                continue;
+            }
+            self.on_message(ua_id, &bytes, from, Transport::Udp, now);
+        }
+        for (dest, err) in errors {
+            self.on_udp_error(ua_id, dest, err, now);
+        }
+    }
+
+    /// An ICMP error for a datagram sent to `dest`: fail the requests in flight to it.
+    fn on_udp_error(
+        &mut self,
+        ua_id: UaId,
+        dest: Option<SocketAddr>,
+        err: io::Error,
+        now: Instant,
+    ) {
+        let Some(ua) = self.uas.get(&ua_id) else {
+            return;
+        };
+        UaStats::bump(&ua.stats.transport_errors);
+        let victims: Vec<RegId> = ua
+            .regs
+            .iter()
+            .copied()
+            .filter(|rid| {
+                self.regs
+                    .get(rid)
+                    .is_some_and(|r| r.core.is_waiting() && dest.is_none_or(|d| d == r.target))
+            })
+            .collect();
+        log_at!(
+            Level::Info,
+            "udp: {err} from {dest:?}; failing {} request(s)",
+            victims.len()
+        );
+        let msg = format!("{err}");
+        for rid in victims {
+            self.drive(rid, now, |core, now| core.transport_error(now, &msg, false));
+        }
+    }
+
+    fn on_tcp(&mut self, token: Token, now: Instant, readable: bool, writable: bool) {
+        let Some(Sock::Tcp { conn, ua }) = self.socks.get_mut(&token) else {
+            return;
+        };
+        let (ua_id, remote) = (*ua, conn.remote);
+        if writable && !conn.connected {
+            if let Err(e) = conn.finish_connect() {
+                log_at!(Level::Info, "tcp: connect to {remote} failed: {e}");
+                self.drop_tcp(ua_id, remote, token);
+                self.fail_tcp_users(ua_id, remote, now, &format!("connect failed: {e}"), false);
+                return;
+            }
+            log_at!(Level::Debug, "tcp: connected to {remote}");
+        } else if writable {
+            if let Err(e) = conn.flush() {
+                self.drop_tcp(ua_id, remote, token);
+                self.fail_tcp_users(ua_id, remote, now, &format!("write failed: {e}"), true);
+                return;
+            }
+        }
+        if !readable {
+            return;
+        }
+        let out = conn.read();
+        for m in &out.messages {
+            if m.len() > super::tcp::MAX_MESSAGE {
+                self.count_drop(ua_id, "oversized stream message");
+                continue;
+            }
+            self.on_message(ua_id, m, remote, Transport::Tcp, now);
+        }
+        if out.invalid {
+            self.count_drop(ua_id, "unframeable stream data");
+        }
+        if let Some(why) = out.closed {
+            log_at!(Level::Info, "tcp: {remote}: {why}");
+            self.drop_tcp(ua_id, remote, token);
+            self.fail_tcp_users(ua_id, remote, now, &why, true);
+        }
+    }
+
+    /// The connection to `remote` is gone: tell every registerer that used it.
+    fn fail_tcp_users(
+        &mut self,
+        ua_id: UaId,
+        remote: SocketAddr,
+        now: Instant,
+        why: &str,
+        established: bool,
+    ) {
+        let Some(ua) = self.uas.get(&ua_id) else {
+            return;
+        };
+        UaStats::bump(&ua.stats.transport_errors);
+        let users: Vec<RegId> = ua
+            .regs
+            .iter()
+            .copied()
+            .filter(|rid| self.regs.get(rid).is_some_and(|r| r.target == remote))
+            .collect();
+        for rid in users {
+            if established {
+                self.drive(rid, now, |core, now| core.connection_lost(now));
+            } else {
+                let msg = why.to_owned();
+                self.drive(rid, now, |core, now| core.transport_error(now, &msg, false));
+            }
+        }
+    }
+
+    fn count_drop(&self, ua_id: UaId, why: &str) {
+        if let Some(ua) = self.uas.get(&ua_id) {
+            UaStats::bump(&ua.stats.dropped);
+        }
+        log_at!(Level::Debug, "dropped a message: {why}");
+    }
+
+    /// One received message: route a response to its registerer, drop anything else.
+    fn on_message(
+        &mut self,
+        ua_id: UaId,
+        bytes: &[u8],
+        from: SocketAddr,
+        transport: Transport,
+        now: Instant,
+    ) {
+        if let Some(ua) = self.uas.get(&ua_id) {
+            UaStats::bump(&ua.stats.received);
+        }
+        match classify(bytes) {
+            Kind::Response => {}
+            Kind::KeepAlive => return,
+            Kind::Request => {
+                return self.count_drop(ua_id, "request (only responses are expected)")
+            }
+            Kind::Junk => return self.count_drop(ua_id, "not SIP"),
+        }
+        let resp = match Response::parse(bytes) {
+            Ok(r) => r,
+            Err(e) => return self.count_drop(ua_id, &format!("unparsable response: {e}")),
+        };
+        let rid = resp.top_via().and_then(|v| {
+            v.branch()
+                .and_then(branch_key)
+                .and_then(|k| self.keys.get(k).copied())
+        });
+        let Some(rid) = rid else {
+            return self.count_drop(ua_id, "response for an unknown branch");
+        };
+        let Some(reg) = self.regs.get_mut(&rid) else {
+            return;
+        };
+        if reg.ua != ua_id {
+            return self.count_drop(ua_id, "response on another user agent's socket");
+        }
+        if transport == Transport::Udp && from != reg.target {
+            return self.count_drop(
+                ua_id,
+                "response from an address the request was not sent to",
+            );
+        }
+        log_at!(
+            Level::Debug,
+            "registerer {rid}: received {} {}",
+            resp.status,
+            resp.reason
+        );
+        match reg.core.handle_response(now, &resp) {
+            Ok(()) => self.flush(rid, now),
+            Err(why) => self.count_drop(ua_id, &format!("{why:?}")),
+        }
+    }
+
+    // ----- timers --------------------------------------------------------
+
+    fn next_timeout(&mut self) -> Option<Duration> {
+        while let Some(Reverse((t, id))) = self.timers.peek().copied() {
+            if self.regs.get(&id).is_some_and(|r| r.timer_at == Some(t)) {
+                return Some(t.saturating_duration_since(Instant::now()));
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    fn run_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((t, id))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let due = self.regs.get_mut(&id).is_some_and(|r| {
+                let live = r.timer_at == Some(t);
+                if live {
+                    r.timer_at = None;
+                }
+                live
+            });
+            if due {
+                self.drive(id, now, |core, now| core.handle_timeout(now));
+            }
+        }
+    }
+}
+
+fn log_enabled_debug() -> bool {
+    super::log::enabled(Level::Debug)
+}
+
+fn log_event(id: RegId, e: &Event) {
+    match e {
+        Event::StateChanged(s) => log_at!(Level::Info, "registerer {id}: state {s:?}"),
+        Event::Response { status, reason } => {
+            log_at!(Level::Info, "registerer {id}: response {status} {reason}")
+        }
+        Event::RetryScheduled { delay, failures } => log_at!(
+            Level::Info,
+            "registerer {id}: retry in {:.3} s (failure {failures})",
+            delay.as_secs_f64()
+        ),
+        Event::RetryStarted { failures } => log_at!(
+            Level::Info,
+            "registerer {id}: retrying (failure {failures})"
+        ),
+        Event::Note(n) => log_at!(Level::Info, "registerer {id}: {n}"),
+    }
+}
