@@ -183,24 +183,23 @@ impl Worker {
                 );
             }
             Command::Register(id) => {
-                self.release_claim(id);
                 self.drive(id, now, |core, now| {
                     // Losing the race to an automatic refresh is fine: a REGISTER is in flight.
                     let _ = core.register(now);
-                })
+                });
+                self.release_claim(id);
             }
             Command::Unregister(id, all) => {
-                self.release_claim(id);
                 let mut deferred = false;
                 self.drive(id, now, |core, now| {
-                    deferred =
-                        matches!(core.unregister(now, all), Err(crate::Error::RequestPending));
+                    deferred = matches!(core.unregister(now, all), Err(crate::Error::RequestPending));
                 });
                 if deferred {
                     if let Some(r) = self.regs.get_mut(&id) {
                         r.deferred_unregister = Some(all);
                     }
                 }
+                self.release_claim(id);
             }
             Command::Dispose(id) => self.drive(id, now, |core, now| core.dispose(now)),
             Command::FreeReg(id) => {
@@ -286,7 +285,8 @@ impl Worker {
         self.flush(id, now);
     }
 
-    /// Releases the claim an accepted register/unregister call took on the handle.
+    /// Releases the claim an accepted register/unregister call took on the handle,
+    /// after `publish` marked the handle as waiting (so no second call slips in).
     fn release_claim(&mut self, id: RegId) {
         if let Some(reg) = self.regs.get(&id) {
             let mut s = reg.shared.snap();

@@ -1,0 +1,180 @@
+//! Integration tests against a real Kamailio registrar on loopback, through the C ABI.
+
+mod support;
+
+use std::time::Duration;
+
+use sipreg::ffi::sipreg_result::*;
+use support::capi::*;
+use support::kamailio::{fresh_user, private, shared};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn ua_for(user: &str, pw: &str, transport: &str) -> Ua {
+    Ua::new(&format!("sip:{user}@127.0.0.1")).password(pw).transport(transport)
+}
+
+fn opts(transport: &str, expires: u32) -> Opts {
+    Opts { expires, registrar: Some(shared().registrar(transport)), retry: false, ..Default::default() }
+}
+
+/// Register, see Kamailio hold the binding, refresh, unregister, see it gone.
+fn lifecycle(transport: &str) {
+    let k = shared();
+    let (user, pw) = fresh_user();
+    let ua = ua_for(&user, &pw, transport);
+    let mut r = Reg::new(&ua, &opts(transport, 5));
+    assert_eq!(r.register(), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_REGISTERED, WAIT), "events: {:?}", r.events());
+    let ev = r.events();
+    assert!(ev.contains(&Ev::Response(401, "Unauthorized".into())), "digest challenge answered: {ev:?}");
+    let contacts = r.contacts();
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    let bindings = k.lookup(&user);
+    assert_eq!(bindings.len(), 1, "kamailio holds one binding: {bindings:?}");
+    assert!(bindings[0].0.starts_with(&format!("sip:{user}@127.0.0.1:")), "{bindings:?}");
+    assert!(bindings[0].1 <= 5);
+    if transport == "tcp" {
+        assert!(bindings[0].0.contains("transport=tcp"), "{bindings:?}");
+    }
+
+    // Refresh at 99% of 5 s: a 200 without a state change, binding renewed.
+    let before = r.events().iter().filter(|e| matches!(e, Ev::Response(200, _))).count();
+    std::thread::sleep(Duration::from_millis(5600));
+    let ev = r.events();
+    let after = ev.iter().filter(|e| matches!(e, Ev::Response(200, _))).count();
+    assert!(after > before, "a refresh was accepted: {ev:?}");
+    assert_eq!(r.state(), SIPREG_STATE_REGISTERED);
+    assert_eq!(ev.iter().filter(|e| **e == Ev::State(SIPREG_STATE_REGISTERED)).count(), 1, "refresh emits no state change");
+    assert_eq!(k.lookup(&user).len(), 1, "still bound after the first expiry");
+
+    assert_eq!(r.unregister(false), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_UNREGISTERED, WAIT));
+    assert!(k.lookup(&user).is_empty(), "binding removed");
+    assert!(r.contacts().is_empty());
+    assert_eq!(r.dispose(), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_TERMINATED, WAIT));
+}
+
+#[test]
+fn udp_register_refresh_unregister() {
+    lifecycle("udp");
+}
+
+#[test]
+fn tcp_register_refresh_unregister() {
+    lifecycle("tcp");
+}
+
+#[test]
+fn unregister_all_removes_every_binding_of_the_aor() {
+    let k = shared();
+    let (user, pw) = fresh_user();
+    let ua1 = ua_for(&user, &pw, "udp");
+    let ua2 = ua_for(&user, &pw, "tcp");
+    let mut r1 = Reg::new(&ua1, &opts("udp", 300));
+    let mut r2 = Reg::new(&ua2, &opts("tcp", 300));
+    r1.register();
+    r2.register();
+    assert!(r1.wait_state(SIPREG_STATE_REGISTERED, WAIT));
+    assert!(r2.wait_state(SIPREG_STATE_REGISTERED, WAIT));
+    assert_eq!(k.lookup(&user).len(), 2);
+    assert_eq!(r2.contacts().len(), 2, "the 2xx lists both bindings");
+    assert_eq!(r1.unregister(true), SIPREG_OK);
+    assert!(r1.wait_state(SIPREG_STATE_UNREGISTERED, WAIT));
+    assert!(k.lookup(&user).is_empty(), "Contact: * removed both");
+}
+
+#[test]
+fn interval_too_brief_is_retried_with_min_expires() {
+    let k = shared();
+    let (user, pw) = fresh_user();
+    let ua = ua_for(&user, &pw, "udp");
+    let mut r = Reg::new(&ua, &opts("udp", 1));
+    r.register();
+    assert!(r.wait_state(SIPREG_STATE_REGISTERED, WAIT), "{:?}", r.events());
+    assert!(r.events().iter().any(|e| matches!(e, Ev::Response(423, _))));
+    let b = k.lookup(&user);
+    assert_eq!(b.len(), 1);
+    assert!(b[0].1 <= 2, "registered with Min-Expires 2: {b:?}");
+    // Refreshing every ~2 s keeps it alive.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(r.state(), SIPREG_STATE_REGISTERED);
+    assert!(r.events().iter().all(|e| !matches!(e, Ev::State(SIPREG_STATE_UNREGISTERED))));
+}
+
+#[test]
+fn wrong_password_ends_unregistered_without_a_storm() {
+    let k = shared();
+    let (user, _) = fresh_user();
+    let ua = ua_for(&user, "not-the-password", "udp");
+    let mut r = Reg::new(&ua, &Opts { retry: true, ..opts("udp", 60) });
+    r.register();
+    assert!(r.wait_state(SIPREG_STATE_UNREGISTERED, WAIT));
+    let (code, _) = r.last_response().unwrap();
+    assert!(code == 401 || code == 403, "{code}");
+    std::thread::sleep(Duration::from_secs(2));
+    let sent = ua.stats().sent;
+    assert!(sent <= 3, "at most 3 REGISTERs for a wrong password, sent {sent}");
+    assert_eq!(r.next_retry(), None, "no automatic retry for rejected credentials");
+    assert!(k.lookup(&user).is_empty());
+}
+
+#[test]
+fn dispose_while_registered_unregisters_then_terminates() {
+    let k = shared();
+    let (user, pw) = fresh_user();
+    let ua = ua_for(&user, &pw, "tcp");
+    let mut r = Reg::new(&ua, &opts("tcp", 300));
+    r.register();
+    assert!(r.wait_state(SIPREG_STATE_REGISTERED, WAIT));
+    assert_eq!(r.dispose(), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_TERMINATED, WAIT));
+    let states: Vec<Ev> = r.events().into_iter().filter(|e| matches!(e, Ev::State(_))).collect();
+    assert_eq!(
+        states,
+        vec![Ev::State(SIPREG_STATE_REGISTERED), Ev::State(SIPREG_STATE_UNREGISTERED), Ev::State(SIPREG_STATE_TERMINATED)]
+    );
+    assert!(k.lookup(&user).is_empty());
+    assert_eq!(r.register(), SIPREG_ERR_TERMINATED);
+    assert_eq!(r.dispose(), SIPREG_ERR_TERMINATED);
+}
+
+#[test]
+fn request_pending_while_in_flight() {
+    let (user, pw) = fresh_user();
+    let ua = ua_for(&user, &pw, "udp");
+    let mut r = Reg::new(&ua, &opts("udp", 60));
+    assert_eq!(r.register(), SIPREG_OK);
+    assert_eq!(r.register(), SIPREG_ERR_REQUEST_PENDING);
+    assert_eq!(r.unregister(false), SIPREG_ERR_REQUEST_PENDING);
+    assert!(r.wait_state(SIPREG_STATE_REGISTERED, WAIT));
+    assert_eq!(r.register(), SIPREG_OK, "accepted again once the final response arrived");
+}
+
+#[test]
+fn user_agent_free_disposes_registered_registerers_within_the_bound() {
+    let k = shared();
+    let (user, pw) = fresh_user();
+    let ua = ua_for(&user, &pw, "udp");
+    let mut r = Reg::new(&ua, &opts("udp", 300));
+    r.register();
+    assert!(r.wait_state(SIPREG_STATE_REGISTERED, WAIT));
+    let t = std::time::Instant::now();
+    drop(ua);
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(r.wait_state(SIPREG_STATE_TERMINATED, Duration::from_secs(1)));
+    assert!(k.lookup(&user).is_empty(), "the user agent's free un-REGISTERed");
+    assert_eq!(r.register(), SIPREG_ERR_TERMINATED);
+}
+
+#[test]
+fn sha256_digest_against_kamailio() {
+    let k = private(true);
+    let (user, pw) = fresh_user();
+    let ua = ua_for(&user, &pw, "udp");
+    let mut r = Reg::new(&ua, &Opts { registrar: Some(k.registrar("udp")), retry: false, expires: 60, ..Default::default() });
+    r.register();
+    assert!(r.wait_state(SIPREG_STATE_REGISTERED, WAIT), "{:?}", r.events());
+    assert_eq!(k.lookup(&user).len(), 1);
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, header check, Rust unit/scenario/integration
+# tests, C example and C API tests (AddressSanitizer + valgrind), Python tests.
+# Installs what is missing and starts Kamailio on loopback unless one was
+# already exported (see tests/kamailio/ensure.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+step() { printf '\n==> %s\n' "$*"; }
+
+bash tests/setup-machine.sh
+source tests/kamailio/ensure.sh
+
+step "format and lint"
+cargo fmt --check
+cargo clippy --all-targets --quiet -- -D warnings
+
+step "build (regenerates include/sipreg.h)"
+cargo build --quiet
+if [ -d .git ] && ! git diff --exit-code --stat -- include/sipreg.h; then
+	echo "include/sipreg.h differs from what build.rs generates: commit the regenerated header" >&2
+	exit 1
+fi
+
+step "Rust tests (unit, simulated-clock scenarios, Kamailio, SIPp)"
+cargo test --quiet -- --test-threads=4
+
+step "C example under AddressSanitizer"
+make -s -C examples-c clean
+make -s -C examples-c SANITIZE=1
+out=$(./examples-c/sipreg-register --aor sip:alice@127.0.0.1 --password alicepw \
+	--registrar "sip:127.0.0.1:${SIPREG_KAMAILIO_PORT}" --expires 5 --hold 6)
+echo "$out"
+grep -qx 'state Registered' <<<"$out"
+grep -qx 'state Terminated' <<<"$out"
+if ./examples-c/sipreg-register --aor sip:alice@127.0.0.1 --password wrong \
+	--registrar "sip:127.0.0.1:${SIPREG_KAMAILIO_PORT}" >/dev/null; then
+	echo "a wrong password must not exit 0" >&2
+	exit 1
+fi
+
+if [ -d tests/c ]; then
+	step "C API tests under AddressSanitizer"
+	make -s -C tests/c clean
+	make -s -C tests/c SANITIZE=1 run
+fi
+
+step "C example and C API tests under valgrind"
+make -s -C examples-c clean
+make -s -C examples-c
+VG=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite)
+"${VG[@]}" ./examples-c/sipreg-register --aor sip:bob@127.0.0.1 --password bobpw \
+	--registrar "sip:127.0.0.1:${SIPREG_KAMAILIO_PORT};transport=tcp" --expires 60 --hold 1 >/dev/null
+if [ -d tests/c ]; then
+	make -s -C tests/c clean
+	make -s -C tests/c
+	make -s -C tests/c run RUNNER="${VG[*]}"
+fi
+
+if [ -d tests/python ]; then
+	step "Python binding tests"
+	SIPREG_LIBRARY="$ROOT/target/debug/libsipreg.so" python3 -m pytest -q tests/python
+fi
+
+step "all tests passed"

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what the tests and the demo need on a fresh Debian machine (idempotent:
+# a machine that has everything is left alone). Needs root for apt-get.
+set -euo pipefail
+
+need=()
+command -v kamailio >/dev/null 2>&1 || [ -x /usr/sbin/kamailio ] || need+=(kamailio)
+command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
+command -v make >/dev/null 2>&1 || need+=(make)
+command -v cc >/dev/null 2>&1 || need+=(gcc)
+if [ "${#need[@]}" -gt 0 ]; then
+	echo "setup: installing ${need[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# Services must not start from package scripts (we run our own instances).
+	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! python3 -c 'import pytest' >/dev/null 2>&1; then
+	echo "setup: installing pytest"
+	python3 -m pip install -q --disable-pip-version-check pytest
+fi
+
+if command -v rustup >/dev/null 2>&1; then
+	for c in rustfmt clippy; do
+		rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c" >/dev/null 2>&1 || true
+	done
+fi
+command -v cargo >/dev/null 2>&1 || { echo "setup: cargo is required (install Rust with rustup)" >&2; exit 1; }

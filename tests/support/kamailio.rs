@@ -1,0 +1,149 @@
+//! A real Kamailio registrar on loopback: the one `.ci/run` started (found via
+//! SIPREG_KAMAILIO_PORT / SIPREG_KAMAILIO_RUNDIR), or one this test process starts.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+pub struct Kamailio {
+    pub port: u16,
+    pub rundir: PathBuf,
+    owned: bool,
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kamailio/kamctl.sh")
+}
+
+impl Kamailio {
+    fn start(port: u16, sha256: bool) -> Kamailio {
+        let rundir = std::env::temp_dir().join(format!("sipreg-kam-{}-{port}", std::process::id()));
+        let mut cmd = Command::new(script());
+        cmd.arg("start").arg(&rundir).arg(port.to_string());
+        if sha256 {
+            cmd.arg("sha256");
+        }
+        let out = cmd.output().expect("run kamctl.sh");
+        assert!(out.status.success(), "kamailio did not start: {}", String::from_utf8_lossy(&out.stderr));
+        Kamailio { port, rundir, owned: true }
+    }
+
+    /// Binding lines ("Address: ...", "Expires: ...") Kamailio holds for `user`.
+    pub fn lookup(&self, user: &str) -> Vec<(String, u64)> {
+        let out = Command::new(script())
+            .arg("lookup")
+            .arg(&self.rundir)
+            .arg(format!("{user}@127.0.0.1"))
+            .output()
+            .expect("run kamctl.sh lookup");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut result = Vec::new();
+        let mut addr = None;
+        for line in text.lines() {
+            let l = line.trim();
+            if let Some(a) = l.strip_prefix("Address: ") {
+                addr = Some(a.to_owned());
+            } else if let Some(e) = l.strip_prefix("Expires: ") {
+                if let Some(a) = addr.take() {
+                    result.push((a, e.trim().parse().unwrap_or(0)));
+                }
+            }
+        }
+        result
+    }
+
+    pub fn registrar(&self, transport: &str) -> String {
+        if transport == "udp" {
+            format!("sip:127.0.0.1:{}", self.port)
+        } else {
+            format!("sip:127.0.0.1:{};transport={transport}", self.port)
+        }
+    }
+
+    /// Kills and restarts the instance on the same port (registrar restart tests).
+    pub fn restart(&self) {
+        self.stop();
+        let out = Command::new(script())
+            .arg("start")
+            .arg(&self.rundir)
+            .arg(self.port.to_string())
+            .output()
+            .expect("run kamctl.sh");
+        assert!(out.status.success(), "restart: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn stop(&self) {
+        let _ = Command::new(script()).arg("stop").arg(&self.rundir).output();
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        if self.owned {
+            self.stop();
+        }
+    }
+}
+
+/// The shared MD5 registrar for this test binary.
+pub fn shared() -> &'static Kamailio {
+    static K: OnceLock<Kamailio> = OnceLock::new();
+    K.get_or_init(|| {
+        if let (Ok(p), Ok(d)) = (std::env::var("SIPREG_KAMAILIO_PORT"), std::env::var("SIPREG_KAMAILIO_RUNDIR")) {
+            return Kamailio { port: p.parse().expect("SIPREG_KAMAILIO_PORT"), rundir: d.into(), owned: false };
+        }
+        let k = Kamailio::start(free_port(), false);
+        // Statics are not dropped: stop it when the test binary exits.
+        let rundir = k.rundir.clone();
+        at_exit(rundir);
+        k
+    })
+}
+
+/// A private instance (for tests that stop or restart the registrar).
+pub fn private(sha256: bool) -> Kamailio {
+    Kamailio::start(free_port(), sha256)
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1.
+pub fn free_port() -> u16 {
+    loop {
+        let t = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = t.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A distinct Kamailio user (`user<N>` with password `pw-user<N>`) per call.
+pub fn fresh_user() -> (String, String) {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = std::process::id() % 10_000 * 1000 + NEXT.fetch_add(1, Ordering::Relaxed);
+    let u = format!("user{n}");
+    let p = format!("pw-{u}");
+    (u, p)
+}
+
+fn at_exit(rundir: PathBuf) {
+    static DIRS: OnceLock<std::sync::Mutex<Vec<PathBuf>>> = OnceLock::new();
+    let dirs = DIRS.get_or_init(|| std::sync::Mutex::new(Vec::new()));
+    dirs.lock().unwrap().push(rundir);
+    extern "C" fn stop_all() {
+        if let Some(d) = DIRS.get() {
+            for dir in d.lock().unwrap().iter() {
+                let _ = Command::new(script()).arg("stop").arg(dir).output();
+            }
+        }
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| unsafe {
+        libc_atexit(stop_all);
+    });
+}
+
+extern "C" {
+    #[link_name = "atexit"]
+    fn libc_atexit(f: extern "C" fn()) -> i32;
+}
