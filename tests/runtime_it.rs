@@ -1,0 +1,176 @@
+//! Runtime behaviour through the C ABI: network change, local address, host
+//! names, IPv6 — against Kamailio or a scripted loopback peer.
+
+mod support;
+
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use sipreg::ffi::sipreg_result::*;
+use support::capi::*;
+use support::kamailio::{fresh_user, shared};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn port_of(contact: &str) -> u16 {
+    let hostport = contact
+        .split('@')
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap();
+    hostport.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn network_change_re_registers_and_removes_the_old_binding() {
+    let k = shared();
+    let (user, pw) = fresh_user();
+    let ua = Ua::new(&format!("sip:{user}@127.0.0.1")).password(&pw);
+    let mut r = Reg::new(
+        &ua,
+        &Opts {
+            registrar: Some(k.registrar("udp")),
+            expires: 300,
+            ..Default::default()
+        },
+    );
+    r.register();
+    assert!(r.wait_state(SIPREG_STATE_REGISTERED, WAIT));
+    let before = k.lookup(&user);
+    assert_eq!(before.len(), 1);
+    let old_port = port_of(&before[0].0);
+
+    ua.network_changed();
+    assert!(
+        r.wait_for(WAIT, |e| matches!(e, Ev::Response(200, _)))
+            .is_some(),
+        "{:?}",
+        r.events()
+    );
+    let after = k.lookup(&user);
+    assert_eq!(
+        after.len(),
+        1,
+        "old binding removed in the same REGISTER: {after:?}"
+    );
+    assert_ne!(port_of(&after[0].0), old_port, "new socket, new contact");
+    assert_eq!(r.state(), SIPREG_STATE_REGISTERED);
+    let states = r
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Ev::State(_)))
+        .count();
+    assert_eq!(states, 1, "no state change for a re-bind");
+}
+
+#[test]
+fn local_address_and_host_name_registrar() {
+    let k = shared();
+    let (user, pw) = fresh_user();
+    let ua = Ua::new(&format!("sip:{user}@127.0.0.1"))
+        .password(&pw)
+        .local_address("127.0.0.2");
+    let mut r = Reg::new(
+        &ua,
+        &Opts {
+            registrar: Some(format!("sip:localhost:{}", k.port)),
+            expires: 300,
+            ..Default::default()
+        },
+    );
+    r.register();
+    assert!(
+        r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
+        "{:?}",
+        r.events()
+    );
+    let b = k.lookup(&user);
+    assert_eq!(b.len(), 1);
+    assert!(
+        b[0].0.contains("@127.0.0.2:"),
+        "contact carries the bound address: {b:?}"
+    );
+}
+
+/// A one-shot scripted registrar: answers each REGISTER with 200 echoing its Contact.
+fn echo_registrar(sock: UdpSocket, answers: usize) -> std::thread::JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 65536];
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        while seen.len() < answers {
+            let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                break;
+            };
+            let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let header = |name: &str| {
+                req.lines()
+                    .find(|l| {
+                        l.to_ascii_lowercase()
+                            .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+                    })
+                    .map(|l| l.to_owned())
+                    .unwrap_or_default()
+            };
+            let contact = header("Contact");
+            let resp = format!(
+                "SIP/2.0 200 OK\r\n{}\r\n{}\r\n{};tag=x\r\n{}\r\n{}\r\n{}\r\nContent-Length: 0\r\n\r\n",
+                header("Via"),
+                header("From"),
+                header("To"),
+                header("Call-ID"),
+                header("CSeq"),
+                contact
+            );
+            sock.send_to(resp.as_bytes(), from).unwrap();
+            seen.push(req);
+        }
+        seen
+    })
+}
+
+#[test]
+fn ipv6_loopback_over_udp() {
+    let Ok(sock) = UdpSocket::bind("[::1]:0") else {
+        eprintln!("no IPv6 loopback here; skipping");
+        return;
+    };
+    let port = sock.local_addr().unwrap().port();
+    let peer = echo_registrar(sock, 2);
+    let ua = Ua::new("sip:alice@[::1]");
+    let mut r = Reg::new(
+        &ua,
+        &Opts {
+            registrar: Some(format!("sip:[::1]:{port}")),
+            expires: 60,
+            ..Default::default()
+        },
+    );
+    assert_eq!(r.register(), SIPREG_OK);
+    assert!(
+        r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
+        "{:?}",
+        r.events()
+    );
+    assert_eq!(r.unregister(false), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_UNREGISTERED, WAIT));
+    let seen = peer.join().unwrap();
+    assert!(
+        seen[0].starts_with(&format!("REGISTER sip:[::1]:{port} SIP/2.0\r\n")),
+        "{}",
+        seen[0]
+    );
+    let via = seen[0].lines().find(|l| l.starts_with("Via:")).unwrap();
+    assert!(
+        via.starts_with("Via: SIP/2.0/UDP [::1]:"),
+        "real local IPv6 address in Via: {via}"
+    );
+    let contact = seen[0].lines().find(|l| l.starts_with("Contact:")).unwrap();
+    assert!(
+        contact.starts_with("Contact: <sip:alice@[::1]:"),
+        "{contact}"
+    );
+}
