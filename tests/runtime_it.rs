@@ -174,3 +174,68 @@ fn ipv6_loopback_over_udp() {
         "{contact}"
     );
 }
+
+#[test]
+fn icmp_port_unreachable_fails_fast_instead_of_waiting_for_timer_f() {
+    // A loopback port nobody listens on.
+    let closed = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ua = Ua::new("sip:alice@127.0.0.1");
+    let mut r = Reg::new(
+        &ua,
+        &Opts {
+            registrar: Some(format!("sip:127.0.0.1:{closed}")),
+            retry: true,
+            retry_base: 30.0,
+            ..Default::default()
+        },
+    );
+    let t = std::time::Instant::now();
+    r.register();
+    assert!(
+        r.wait_state(SIPREG_STATE_UNREGISTERED, Duration::from_secs(5)),
+        "{:?}",
+        r.events()
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "long before Timer F (32 s)"
+    );
+    assert_eq!(r.last_response().map(|(c, _)| c), Some(503));
+    assert!(ua.stats().transport_errors >= 1);
+    let next = r
+        .next_retry()
+        .expect("a transport error is transient: retry scheduled");
+    assert!(
+        (10.0..=60.0).contains(&next),
+        "RFC 5626 backoff with base 30 s: {next}"
+    );
+}
+
+#[test]
+fn tcp_connection_refused_fails_fast() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ua = Ua::new("sip:alice@127.0.0.1").transport("tcp");
+    let mut r = Reg::new(
+        &ua,
+        &Opts {
+            registrar: Some(format!("sip:127.0.0.1:{closed}")),
+            retry: false,
+            ..Default::default()
+        },
+    );
+    r.register();
+    assert!(
+        r.wait_state(SIPREG_STATE_UNREGISTERED, Duration::from_secs(5)),
+        "{:?}",
+        r.events()
+    );
+    assert_eq!(r.last_response().map(|(c, _)| c), Some(503));
+}

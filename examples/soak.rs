@@ -1,0 +1,150 @@
+//! Real-time soak (not run in CI): N registerers (default 1000, distinct AORs,
+//! digest auth) with a short expiry (default 30 s) against a local Kamailio for
+//! a while (default 10 minutes). Prints RSS, refresh count and failures every
+//! minute; exits non-zero if any registerer left Registered.
+//!
+//! cargo run --release --example soak -- --registrar sip:127.0.0.1:5060 [--n 1000] [--expires 30] [--minutes 10]
+
+use std::ffi::{c_void, CString};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use sipreg::ffi::options::*;
+use sipreg::ffi::registerer::*;
+use sipreg::ffi::user_agent::*;
+use sipreg::ffi::{sipreg_result, sipreg_state};
+
+static REGISTERED: AtomicUsize = AtomicUsize::new(0);
+static LOST: AtomicUsize = AtomicUsize::new(0);
+static OK_RESPONSES: AtomicUsize = AtomicUsize::new(0);
+static CHALLENGES: AtomicUsize = AtomicUsize::new(0);
+static FAILURES: AtomicUsize = AtomicUsize::new(0);
+
+unsafe extern "C" fn on_event(
+    _ud: *mut c_void,
+    _r: *mut sipreg_registerer,
+    e: *const sipreg_event,
+) {
+    let e = &*e;
+    match e.kind {
+        sipreg_event_kind::SIPREG_EVENT_STATE_CHANGED => match e.state {
+            sipreg_state::SIPREG_STATE_REGISTERED => {
+                REGISTERED.fetch_add(1, Ordering::Relaxed);
+            }
+            sipreg_state::SIPREG_STATE_UNREGISTERED => {
+                LOST.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        },
+        sipreg_event_kind::SIPREG_EVENT_RESPONSE => {
+            let counter = match e.status_code {
+                200..=299 => &OK_RESPONSES,
+                401 | 407 => &CHALLENGES,
+                _ => &FAILURES,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        _ => {}
+    }
+}
+
+fn rss_kb() -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn ok(rc: sipreg_result, what: &str) {
+    assert_eq!(rc, sipreg_result::SIPREG_OK, "{what}");
+}
+
+fn main() {
+    let (mut n, mut expires, mut minutes) = (1000usize, 30u32, 10u64);
+    let mut registrar = "sip:127.0.0.1:5060".to_string();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    for pair in args.chunks(2) {
+        match (pair[0].as_str(), pair.get(1)) {
+            ("--n", Some(v)) => n = v.parse().expect("--n"),
+            ("--expires", Some(v)) => expires = v.parse().expect("--expires"),
+            ("--minutes", Some(v)) => minutes = v.parse().expect("--minutes"),
+            ("--registrar", Some(v)) => registrar = v.clone(),
+            _ => panic!("usage: soak --registrar URI [--n N] [--expires S] [--minutes M]"),
+        }
+    }
+    let host = registrar
+        .trim_start_matches("sip:")
+        .split([':', ';'])
+        .next()
+        .unwrap_or("")
+        .to_string();
+    assert!(host.starts_with("127."), "soak only targets loopback");
+
+    let mut handles = Vec::new();
+    unsafe {
+        let mut opts = std::ptr::null_mut();
+        ok(sipreg_registerer_options_new(&mut opts), "options");
+        let reg_c = CString::new(registrar.clone()).unwrap();
+        ok(
+            sipreg_registerer_options_set_registrar(opts, reg_c.as_ptr()),
+            "registrar",
+        );
+        ok(
+            sipreg_registerer_options_set_expires(opts, expires),
+            "expires",
+        );
+        for k in 0..n {
+            let user = format!("user{}", 400_000 + k);
+            let aor = CString::new(format!("sip:{user}@{host}")).unwrap();
+            let pw = CString::new(format!("pw-{user}")).unwrap();
+            let mut ua = std::ptr::null_mut();
+            ok(sipreg_user_agent_new(aor.as_ptr(), &mut ua), "ua");
+            ok(sipreg_user_agent_set_password(ua, pw.as_ptr()), "pw");
+            let mut r = std::ptr::null_mut();
+            ok(
+                sipreg_registerer_new(ua, opts, None, std::ptr::null_mut(), &mut r),
+                "reg",
+            );
+            ok(
+                sipreg_registerer_set_event_callback(r, Some(on_event), std::ptr::null_mut()),
+                "cb",
+            );
+            ok(sipreg_register(r), "register");
+            handles.push((ua, r));
+        }
+        sipreg_registerer_options_free(opts);
+    }
+    let start = Instant::now();
+    println!("soak: n={n} expires={expires}s minutes={minutes} registrar={registrar}");
+    println!("minute  rss_kib  registered  ok_responses  challenges  failures  lost");
+    for minute in 0..=minutes {
+        let target = start + Duration::from_secs(60 * minute);
+        std::thread::sleep(target.saturating_duration_since(Instant::now()));
+        println!(
+            "{minute:>6}  {:>7}  {:>10}  {:>12}  {:>10}  {:>8}  {:>4}",
+            rss_kb(),
+            REGISTERED.load(Ordering::Relaxed),
+            OK_RESPONSES.load(Ordering::Relaxed),
+            CHALLENGES.load(Ordering::Relaxed),
+            FAILURES.load(Ordering::Relaxed),
+            LOST.load(Ordering::Relaxed)
+        );
+    }
+    let refreshes = OK_RESPONSES.load(Ordering::Relaxed).saturating_sub(n);
+    println!(
+        "refreshes={refreshes} failures={} lost={}",
+        FAILURES.load(Ordering::Relaxed),
+        LOST.load(Ordering::Relaxed)
+    );
+    for (ua, r) in handles {
+        sipreg_registerer_free(r);
+        sipreg_user_agent_free(ua);
+    }
+    if LOST.load(Ordering::Relaxed) > 0 || FAILURES.load(Ordering::Relaxed) > 0 {
+        std::process::exit(1);
+    }
+}
