@@ -96,15 +96,11 @@ impl Shared {
     /// A panicking listener cannot stop the worker.
     pub(crate) fn deliver(&self, events: &[Event]) {
         let _running = self.gate.read().unwrap_or_else(|e| e.into_inner());
-        let Some(listener) = self
-            .listener
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        else {
-            return;
-        };
         for e in events {
+            // Looked up per event: a callback that frees its handle gets no more events.
+            let Some(listener) = self.listener.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+                return;
+            };
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| listener(e)));
         }
     }

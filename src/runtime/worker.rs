@@ -58,6 +58,8 @@ pub struct Worker {
     socks: HashMap<Token, Sock>,
     next_token: usize,
     timers: BinaryHeap<Reverse<(Instant, RegId)>>,
+    /// Receive buffer reused for every datagram.
+    rbuf: Vec<u8>,
 }
 
 impl Worker {
@@ -71,6 +73,7 @@ impl Worker {
             socks: HashMap::new(),
             next_token: 1,
             timers: BinaryHeap::new(),
+            rbuf: vec![0u8; udp::MAX_DATAGRAM + 1],
         }
     }
 
@@ -192,7 +195,8 @@ impl Worker {
             Command::Unregister(id, all) => {
                 let mut deferred = false;
                 self.drive(id, now, |core, now| {
-                    deferred = matches!(core.unregister(now, all), Err(crate::Error::RequestPending));
+                    deferred =
+                        matches!(core.unregister(now, all), Err(crate::Error::RequestPending));
                 });
                 if deferred {
                     if let Some(r) = self.regs.get_mut(&id) {
@@ -594,7 +598,10 @@ impl Worker {
     }
 
     fn on_udp(&mut self, token: Token, now: Instant, error: bool) {
-        let mut buf = vec![0u8; udp::MAX_DATAGRAM + 1];
+        let mut buf = std::mem::take(&mut self.rbuf);
+        if buf.len() <= udp::MAX_DATAGRAM {
+            buf = vec![0u8; udp::MAX_DATAGRAM + 1];
+        }
         let mut datagrams = Vec::new();
         let mut errors = Vec::new();
         let ua_id;
@@ -628,6 +635,7 @@ impl Worker {
                 }
             }
         }
+        self.rbuf = buf;
         for (bytes, from, oversized) in datagrams {
             if oversized {
                 self.count_drop(ua_id, "oversized datagram");
