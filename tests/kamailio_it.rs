@@ -11,11 +11,18 @@ use support::kamailio::{fresh_user, private, shared};
 const WAIT: Duration = Duration::from_secs(10);
 
 fn ua_for(user: &str, pw: &str, transport: &str) -> Ua {
-    Ua::new(&format!("sip:{user}@127.0.0.1")).password(pw).transport(transport)
+    Ua::new(&format!("sip:{user}@127.0.0.1"))
+        .password(pw)
+        .transport(transport)
 }
 
 fn opts(transport: &str, expires: u32) -> Opts {
-    Opts { expires, registrar: Some(shared().registrar(transport)), retry: false, ..Default::default() }
+    Opts {
+        expires,
+        registrar: Some(shared().registrar(transport)),
+        retry: false,
+        ..Default::default()
+    }
 }
 
 /// Register, see Kamailio hold the binding, refresh, unregister, see it gone.
@@ -25,28 +32,59 @@ fn lifecycle(transport: &str) {
     let ua = ua_for(&user, &pw, transport);
     let mut r = Reg::new(&ua, &opts(transport, 5));
     assert_eq!(r.register(), SIPREG_OK);
-    assert!(r.wait_state(SIPREG_STATE_REGISTERED, WAIT), "events: {:?}", r.events());
+    assert!(
+        r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
+        "events: {:?}",
+        r.events()
+    );
     let ev = r.events();
-    assert!(ev.contains(&Ev::Response(401, "Unauthorized".into())), "digest challenge answered: {ev:?}");
+    assert!(
+        ev.contains(&Ev::Response(401, "Unauthorized".into())),
+        "digest challenge answered: {ev:?}"
+    );
     let contacts = r.contacts();
     assert_eq!(contacts.len(), 1, "{contacts:?}");
     let bindings = k.lookup(&user);
-    assert_eq!(bindings.len(), 1, "kamailio holds one binding: {bindings:?}");
-    assert!(bindings[0].0.starts_with(&format!("sip:{user}@127.0.0.1:")), "{bindings:?}");
+    assert_eq!(
+        bindings.len(),
+        1,
+        "kamailio holds one binding: {bindings:?}"
+    );
+    assert!(
+        bindings[0].0.starts_with(&format!("sip:{user}@127.0.0.1:")),
+        "{bindings:?}"
+    );
     assert!(bindings[0].1 <= 5);
     if transport == "tcp" {
         assert!(bindings[0].0.contains("transport=tcp"), "{bindings:?}");
     }
 
     // Refresh at 99% of 5 s: a 200 without a state change, binding renewed.
-    let before = r.events().iter().filter(|e| matches!(e, Ev::Response(200, _))).count();
+    let before = r
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Ev::Response(200, _)))
+        .count();
     std::thread::sleep(Duration::from_millis(5600));
     let ev = r.events();
-    let after = ev.iter().filter(|e| matches!(e, Ev::Response(200, _))).count();
+    let after = ev
+        .iter()
+        .filter(|e| matches!(e, Ev::Response(200, _)))
+        .count();
     assert!(after > before, "a refresh was accepted: {ev:?}");
     assert_eq!(r.state(), SIPREG_STATE_REGISTERED);
-    assert_eq!(ev.iter().filter(|e| **e == Ev::State(SIPREG_STATE_REGISTERED)).count(), 1, "refresh emits no state change");
-    assert_eq!(k.lookup(&user).len(), 1, "still bound after the first expiry");
+    assert_eq!(
+        ev.iter()
+            .filter(|e| **e == Ev::State(SIPREG_STATE_REGISTERED))
+            .count(),
+        1,
+        "refresh emits no state change"
+    );
+    assert_eq!(
+        k.lookup(&user).len(),
+        1,
+        "still bound after the first expiry"
+    );
 
     assert_eq!(r.unregister(false), SIPREG_OK);
     assert!(r.wait_state(SIPREG_STATE_UNREGISTERED, WAIT));
@@ -92,7 +130,11 @@ fn interval_too_brief_is_retried_with_min_expires() {
     let ua = ua_for(&user, &pw, "udp");
     let mut r = Reg::new(&ua, &opts("udp", 1));
     r.register();
-    assert!(r.wait_state(SIPREG_STATE_REGISTERED, WAIT), "{:?}", r.events());
+    assert!(
+        r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
+        "{:?}",
+        r.events()
+    );
     assert!(r.events().iter().any(|e| matches!(e, Ev::Response(423, _))));
     let b = k.lookup(&user);
     assert_eq!(b.len(), 1);
@@ -100,7 +142,10 @@ fn interval_too_brief_is_retried_with_min_expires() {
     // Refreshing every ~2 s keeps it alive.
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(r.state(), SIPREG_STATE_REGISTERED);
-    assert!(r.events().iter().all(|e| !matches!(e, Ev::State(SIPREG_STATE_UNREGISTERED))));
+    assert!(r
+        .events()
+        .iter()
+        .all(|e| !matches!(e, Ev::State(SIPREG_STATE_UNREGISTERED))));
 }
 
 #[test]
@@ -108,15 +153,28 @@ fn wrong_password_ends_unregistered_without_a_storm() {
     let k = shared();
     let (user, _) = fresh_user();
     let ua = ua_for(&user, "not-the-password", "udp");
-    let mut r = Reg::new(&ua, &Opts { retry: true, ..opts("udp", 60) });
+    let mut r = Reg::new(
+        &ua,
+        &Opts {
+            retry: true,
+            ..opts("udp", 60)
+        },
+    );
     r.register();
     assert!(r.wait_state(SIPREG_STATE_UNREGISTERED, WAIT));
     let (code, _) = r.last_response().unwrap();
     assert!(code == 401 || code == 403, "{code}");
     std::thread::sleep(Duration::from_secs(2));
     let sent = ua.stats().sent;
-    assert!(sent <= 3, "at most 3 REGISTERs for a wrong password, sent {sent}");
-    assert_eq!(r.next_retry(), None, "no automatic retry for rejected credentials");
+    assert!(
+        sent <= 3,
+        "at most 3 REGISTERs for a wrong password, sent {sent}"
+    );
+    assert_eq!(
+        r.next_retry(),
+        None,
+        "no automatic retry for rejected credentials"
+    );
     assert!(k.lookup(&user).is_empty());
 }
 
@@ -130,10 +188,18 @@ fn dispose_while_registered_unregisters_then_terminates() {
     assert!(r.wait_state(SIPREG_STATE_REGISTERED, WAIT));
     assert_eq!(r.dispose(), SIPREG_OK);
     assert!(r.wait_state(SIPREG_STATE_TERMINATED, WAIT));
-    let states: Vec<Ev> = r.events().into_iter().filter(|e| matches!(e, Ev::State(_))).collect();
+    let states: Vec<Ev> = r
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, Ev::State(_)))
+        .collect();
     assert_eq!(
         states,
-        vec![Ev::State(SIPREG_STATE_REGISTERED), Ev::State(SIPREG_STATE_UNREGISTERED), Ev::State(SIPREG_STATE_TERMINATED)]
+        vec![
+            Ev::State(SIPREG_STATE_REGISTERED),
+            Ev::State(SIPREG_STATE_UNREGISTERED),
+            Ev::State(SIPREG_STATE_TERMINATED)
+        ]
     );
     assert!(k.lookup(&user).is_empty());
     assert_eq!(r.register(), SIPREG_ERR_TERMINATED);
@@ -142,14 +208,37 @@ fn dispose_while_registered_unregisters_then_terminates() {
 
 #[test]
 fn request_pending_while_in_flight() {
-    let (user, pw) = fresh_user();
-    let ua = ua_for(&user, &pw, "udp");
-    let mut r = Reg::new(&ua, &opts("udp", 60));
+    // A registrar that never answers keeps the REGISTER in flight until Timer F,
+    // so the checks below cannot race with a fast reply.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let ua = Ua::new("sip:alice@127.0.0.1").timers(0.02, 0.08, 0.1);
+    let o = Opts {
+        registrar: Some(format!("sip:127.0.0.1:{port}")),
+        retry: false,
+        ..Default::default()
+    };
+    let mut r = Reg::new(&ua, &o);
     assert_eq!(r.register(), SIPREG_OK);
     assert_eq!(r.register(), SIPREG_ERR_REQUEST_PENDING);
     assert_eq!(r.unregister(false), SIPREG_ERR_REQUEST_PENDING);
-    assert!(r.wait_state(SIPREG_STATE_REGISTERED, WAIT));
-    assert_eq!(r.register(), SIPREG_OK, "accepted again once the final response arrived");
+    assert_eq!(r.unregister(true), SIPREG_ERR_REQUEST_PENDING);
+    assert!(
+        r.wait_for(WAIT, |e| matches!(e, Ev::Response(408, _)))
+            .is_some(),
+        "Timer F = 64*T1 = 1.28 s"
+    );
+    assert!(r.wait_state(SIPREG_STATE_UNREGISTERED, WAIT));
+    assert!(
+        r.retransmissions() > 0,
+        "Timer E resent the request over UDP"
+    );
+    assert_eq!(
+        r.register(),
+        SIPREG_OK,
+        "accepted again once the request ended"
+    );
+    drop(silent);
 }
 
 #[test]
@@ -164,7 +253,10 @@ fn user_agent_free_disposes_registered_registerers_within_the_bound() {
     drop(ua);
     assert!(t.elapsed() < Duration::from_secs(5));
     assert!(r.wait_state(SIPREG_STATE_TERMINATED, Duration::from_secs(1)));
-    assert!(k.lookup(&user).is_empty(), "the user agent's free un-REGISTERed");
+    assert!(
+        k.lookup(&user).is_empty(),
+        "the user agent's free un-REGISTERed"
+    );
     assert_eq!(r.register(), SIPREG_ERR_TERMINATED);
 }
 
@@ -173,8 +265,20 @@ fn sha256_digest_against_kamailio() {
     let k = private(true);
     let (user, pw) = fresh_user();
     let ua = ua_for(&user, &pw, "udp");
-    let mut r = Reg::new(&ua, &Opts { registrar: Some(k.registrar("udp")), retry: false, expires: 60, ..Default::default() });
+    let mut r = Reg::new(
+        &ua,
+        &Opts {
+            registrar: Some(k.registrar("udp")),
+            retry: false,
+            expires: 60,
+            ..Default::default()
+        },
+    );
     r.register();
-    assert!(r.wait_state(SIPREG_STATE_REGISTERED, WAIT), "{:?}", r.events());
+    assert!(
+        r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
+        "{:?}",
+        r.events()
+    );
     assert_eq!(k.lookup(&user).len(), 1);
 }
