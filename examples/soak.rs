@@ -3,7 +3,7 @@
 //! a while (default 10 minutes). Prints RSS, refresh count and failures every
 //! minute; exits non-zero if any registerer left Registered.
 //!
-//! cargo run --release --example soak -- --registrar sip:127.0.0.1:5060 [--n 1000] [--expires 30] [--minutes 10]
+//! cargo run --release --example soak -- --registrar sip:127.0.0.1:5060 [--n 1000] [--expires 30] [--minutes 10] [--refresh 99]
 
 use std::ffi::{c_void, CString};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -64,7 +64,7 @@ fn ok(rc: sipreg_result, what: &str) {
 }
 
 fn main() {
-    let (mut n, mut expires, mut minutes) = (1000usize, 30u32, 10u64);
+    let (mut n, mut expires, mut minutes, mut refresh) = (1000usize, 30u32, 10u64, 99u32);
     let mut registrar = "sip:127.0.0.1:5060".to_string();
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -72,8 +72,9 @@ fn main() {
             ("--n", Some(v)) => n = v.parse().expect("--n"),
             ("--expires", Some(v)) => expires = v.parse().expect("--expires"),
             ("--minutes", Some(v)) => minutes = v.parse().expect("--minutes"),
+            ("--refresh", Some(v)) => refresh = v.parse().expect("--refresh"),
             ("--registrar", Some(v)) => registrar = v.clone(),
-            _ => panic!("usage: soak --registrar URI [--n N] [--expires S] [--minutes M]"),
+            _ => panic!("usage: soak --registrar URI [--n N] [--expires S] [--minutes M] [--refresh PERCENT]"),
         }
     }
     let host = registrar
@@ -119,7 +120,9 @@ fn main() {
         sipreg_registerer_options_free(opts);
     }
     let start = Instant::now();
-    println!("soak: n={n} expires={expires}s minutes={minutes} registrar={registrar}");
+    println!(
+        "soak: n={n} expires={expires}s refresh={refresh}% minutes={minutes} registrar={registrar}"
+    );
     println!("minute  rss_kib  registered  ok_responses  challenges  failures  lost");
     for minute in 0..=minutes {
         let target = start + Duration::from_secs(60 * minute);

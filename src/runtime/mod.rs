@@ -98,7 +98,12 @@ impl Shared {
         let _running = self.gate.read().unwrap_or_else(|e| e.into_inner());
         for e in events {
             // Looked up per event: a callback that frees its handle gets no more events.
-            let Some(listener) = self.listener.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+            let Some(listener) = self
+                .listener
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+            else {
                 return;
             };
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| listener(e)));

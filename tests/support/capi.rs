@@ -42,15 +42,24 @@ unsafe impl Sync for Ua {}
 impl Ua {
     pub fn new(aor: &str) -> Ua {
         let mut p = std::ptr::null_mut();
-        check(unsafe { sipreg_user_agent_new(c(aor).as_ptr(), &mut p) }, "ua_new");
+        check(
+            unsafe { sipreg_user_agent_new(c(aor).as_ptr(), &mut p) },
+            "ua_new",
+        );
         Ua(p)
     }
     pub fn password(self, pw: &str) -> Ua {
-        check(unsafe { sipreg_user_agent_set_password(self.0, c(pw).as_ptr()) }, "password");
+        check(
+            unsafe { sipreg_user_agent_set_password(self.0, c(pw).as_ptr()) },
+            "password",
+        );
         self
     }
     pub fn transport(self, t: &str) -> Ua {
-        check(unsafe { sipreg_user_agent_set_transport(self.0, c(t).as_ptr()) }, "transport");
+        check(
+            unsafe { sipreg_user_agent_set_transport(self.0, c(t).as_ptr()) },
+            "transport",
+        );
         self
     }
     pub fn timers(self, t1: f64, t2: f64, t4: f64) -> Ua {
@@ -58,11 +67,17 @@ impl Ua {
         self
     }
     pub fn shutdown_timeout(self, s: f64) -> Ua {
-        check(sipreg_user_agent_set_shutdown_timeout(self.0, s), "shutdown");
+        check(
+            sipreg_user_agent_set_shutdown_timeout(self.0, s),
+            "shutdown",
+        );
         self
     }
     pub fn local_address(self, a: &str) -> Ua {
-        check(unsafe { sipreg_user_agent_set_local_address(self.0, c(a).as_ptr()) }, "local");
+        check(
+            unsafe { sipreg_user_agent_set_local_address(self.0, c(a).as_ptr()) },
+            "local",
+        );
         self
     }
     pub fn network_changed(&self) {
@@ -120,15 +135,22 @@ pub struct Reg {
 }
 unsafe impl Send for Reg {}
 
-unsafe extern "C" fn on_event(ud: *mut c_void, _r: *mut sipreg_registerer, ev: *const sipreg_event) {
+unsafe extern "C" fn on_event(
+    ud: *mut c_void,
+    _r: *mut sipreg_registerer,
+    ev: *const sipreg_event,
+) {
     let tx = &*(ud as *const Sender<Ev>);
     let ev = &*ev;
     let e = match ev.kind {
         sipreg_event_kind::SIPREG_EVENT_STATE_CHANGED => Ev::State(ev.state),
-        sipreg_event_kind::SIPREG_EVENT_RESPONSE => {
-            Ev::Response(ev.status_code, CStr::from_ptr(ev.reason).to_string_lossy().into_owned())
+        sipreg_event_kind::SIPREG_EVENT_RESPONSE => Ev::Response(
+            ev.status_code,
+            CStr::from_ptr(ev.reason).to_string_lossy().into_owned(),
+        ),
+        sipreg_event_kind::SIPREG_EVENT_RETRY_SCHEDULED => {
+            Ev::RetryScheduled(ev.retry_delay, ev.failure_count)
         }
-        sipreg_event_kind::SIPREG_EVENT_RETRY_SCHEDULED => Ev::RetryScheduled(ev.retry_delay, ev.failure_count),
         sipreg_event_kind::SIPREG_EVENT_RETRY_STARTED => Ev::RetryStarted(ev.failure_count),
     };
     let _ = tx.send(e);
@@ -143,21 +165,45 @@ impl Reg {
         unsafe {
             let mut opts = std::ptr::null_mut();
             check(sipreg_registerer_options_new(&mut opts), "options_new");
-            check(sipreg_registerer_options_set_expires(opts, o.expires), "expires");
-            check(sipreg_registerer_options_set_refresh_frequency(opts, o.refresh_frequency), "freq");
+            check(
+                sipreg_registerer_options_set_expires(opts, o.expires),
+                "expires",
+            );
+            check(
+                sipreg_registerer_options_set_refresh_frequency(opts, o.refresh_frequency),
+                "freq",
+            );
             if let Some(r) = &o.registrar {
-                check(sipreg_registerer_options_set_registrar(opts, c(r).as_ptr()), "registrar");
+                check(
+                    sipreg_registerer_options_set_registrar(opts, c(r).as_ptr()),
+                    "registrar",
+                );
             }
             if let Some(i) = &o.instance_id {
-                check(sipreg_registerer_options_set_instance_id(opts, c(i).as_ptr()), "instance");
+                check(
+                    sipreg_registerer_options_set_instance_id(opts, c(i).as_ptr()),
+                    "instance",
+                );
             }
-            check(sipreg_registerer_options_set_reg_id(opts, o.reg_id), "reg_id");
+            check(
+                sipreg_registerer_options_set_reg_id(opts, o.reg_id),
+                "reg_id",
+            );
             for h in &o.extra_headers {
-                check(sipreg_registerer_options_add_extra_header(opts, c(h).as_ptr()), "header");
+                check(
+                    sipreg_registerer_options_add_extra_header(opts, c(h).as_ptr()),
+                    "header",
+                );
             }
             check(sipreg_registerer_options_set_retry(opts, o.retry), "retry");
-            check(sipreg_registerer_options_set_retry_base(opts, o.retry_base), "retry_base");
-            check(sipreg_registerer_options_set_retry_max(opts, o.retry_max), "retry_max");
+            check(
+                sipreg_registerer_options_set_retry_base(opts, o.retry_base),
+                "retry_base",
+            );
+            check(
+                sipreg_registerer_options_set_retry_max(opts, o.retry_max),
+                "retry_max",
+            );
             let (tx, rx) = crossbeam_channel::unbounded();
             let tx = Box::into_raw(Box::new(tx));
             let mut p = std::ptr::null_mut();
@@ -167,8 +213,17 @@ impl Reg {
                 drop(Box::from_raw(tx));
                 return Err(last_error());
             }
-            check(sipreg_registerer_set_event_callback(p, Some(on_event), tx.cast()), "event cb");
-            Ok(Reg { ptr: p, rx, tx, seen: Vec::new(), cursor: 0 })
+            check(
+                sipreg_registerer_set_event_callback(p, Some(on_event), tx.cast()),
+                "event cb",
+            );
+            Ok(Reg {
+                ptr: p,
+                rx,
+                tx,
+                seen: Vec::new(),
+                cursor: 0,
+            })
         }
     }
 
@@ -183,18 +238,37 @@ impl Reg {
     }
     pub fn state(&self) -> sipreg_state {
         let mut s = SIPREG_STATE_INITIAL;
-        check(unsafe { sipreg_registerer_state(self.ptr, &mut s) }, "state");
+        check(
+            unsafe { sipreg_registerer_state(self.ptr, &mut s) },
+            "state",
+        );
         s
     }
     pub fn contacts(&self) -> Vec<String> {
         let mut n = 0;
-        check(unsafe { sipreg_registerer_contact_count(self.ptr, &mut n) }, "count");
+        check(
+            unsafe { sipreg_registerer_contact_count(self.ptr, &mut n) },
+            "count",
+        );
         (0..n)
             .map(|i| {
                 let mut buf = [0 as c_char; 512];
                 let mut need = 0;
-                check(unsafe { sipreg_registerer_contact(self.ptr, i, buf.as_mut_ptr(), buf.len(), &mut need) }, "contact");
-                unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
+                check(
+                    unsafe {
+                        sipreg_registerer_contact(
+                            self.ptr,
+                            i,
+                            buf.as_mut_ptr(),
+                            buf.len(),
+                            &mut need,
+                        )
+                    },
+                    "contact",
+                );
+                unsafe { CStr::from_ptr(buf.as_ptr()) }
+                    .to_string_lossy()
+                    .into_owned()
             })
             .collect()
     }
@@ -203,29 +277,56 @@ impl Reg {
         let mut buf = [0 as c_char; 256];
         let mut need = 0;
         check(
-            unsafe { sipreg_registerer_last_response(self.ptr, &mut code, buf.as_mut_ptr(), buf.len(), &mut need) },
+            unsafe {
+                sipreg_registerer_last_response(
+                    self.ptr,
+                    &mut code,
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                    &mut need,
+                )
+            },
             "last_response",
         );
-        (code != 0).then(|| (code, unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()))
+        (code != 0).then(|| {
+            (
+                code,
+                unsafe { CStr::from_ptr(buf.as_ptr()) }
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        })
     }
     pub fn retry_after(&self) -> Option<u32> {
         let (mut s, mut p) = (0u32, false);
-        check(unsafe { sipreg_registerer_retry_after(self.ptr, &mut s, &mut p) }, "retry_after");
+        check(
+            unsafe { sipreg_registerer_retry_after(self.ptr, &mut s, &mut p) },
+            "retry_after",
+        );
         p.then_some(s)
     }
     pub fn next_retry(&self) -> Option<f64> {
         let mut v = 0.0;
-        check(unsafe { sipreg_registerer_next_retry(self.ptr, &mut v) }, "next_retry");
+        check(
+            unsafe { sipreg_registerer_next_retry(self.ptr, &mut v) },
+            "next_retry",
+        );
         (v >= 0.0).then_some(v)
     }
     pub fn failure_count(&self) -> u32 {
         let mut v = 0;
-        check(unsafe { sipreg_registerer_failure_count(self.ptr, &mut v) }, "failures");
+        check(
+            unsafe { sipreg_registerer_failure_count(self.ptr, &mut v) },
+            "failures",
+        );
         v
     }
     pub fn retransmissions(&self) -> u64 {
         let mut v = 0;
-        check(unsafe { sipreg_registerer_retransmissions(self.ptr, &mut v) }, "retrans");
+        check(
+            unsafe { sipreg_registerer_retransmissions(self.ptr, &mut v) },
+            "retrans",
+        );
         v
     }
 

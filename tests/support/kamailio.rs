@@ -25,8 +25,16 @@ impl Kamailio {
             cmd.arg("sha256");
         }
         let out = cmd.output().expect("run kamctl.sh");
-        assert!(out.status.success(), "kamailio did not start: {}", String::from_utf8_lossy(&out.stderr));
-        Kamailio { port, rundir, owned: true }
+        assert!(
+            out.status.success(),
+            "kamailio did not start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Kamailio {
+            port,
+            rundir,
+            owned: true,
+        }
     }
 
     /// Binding lines ("Address: ...", "Expires: ...") Kamailio holds for `user`.
@@ -70,11 +78,18 @@ impl Kamailio {
             .arg(self.port.to_string())
             .output()
             .expect("run kamctl.sh");
-        assert!(out.status.success(), "restart: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "restart: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn stop(&self) {
-        let _ = Command::new(script()).arg("stop").arg(&self.rundir).output();
+        let _ = Command::new(script())
+            .arg("stop")
+            .arg(&self.rundir)
+            .output();
     }
 }
 
@@ -90,8 +105,15 @@ impl Drop for Kamailio {
 pub fn shared() -> &'static Kamailio {
     static K: OnceLock<Kamailio> = OnceLock::new();
     K.get_or_init(|| {
-        if let (Ok(p), Ok(d)) = (std::env::var("SIPREG_KAMAILIO_PORT"), std::env::var("SIPREG_KAMAILIO_RUNDIR")) {
-            return Kamailio { port: p.parse().expect("SIPREG_KAMAILIO_PORT"), rundir: d.into(), owned: false };
+        if let (Ok(p), Ok(d)) = (
+            std::env::var("SIPREG_KAMAILIO_PORT"),
+            std::env::var("SIPREG_KAMAILIO_RUNDIR"),
+        ) {
+            return Kamailio {
+                port: p.parse().expect("SIPREG_KAMAILIO_PORT"),
+                rundir: d.into(),
+                owned: false,
+            };
         }
         let k = Kamailio::start(free_port(), false);
         // Statics are not dropped: stop it when the test binary exits.
