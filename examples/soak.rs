@@ -3,7 +3,11 @@
 //! a while (default 10 minutes). Prints RSS, refresh count and failures every
 //! minute; exits non-zero if any registerer left Registered.
 //!
-//! cargo run --release --example soak -- --registrar sip:127.0.0.1:5060 [--n 1000] [--expires 30] [--minutes 10] [--refresh 99]
+//! cargo run --release --example soak -- --registrar sip:127.0.0.1:5060 [--n 1000] [--expires 30] [--minutes 10] [--refresh 99] [--stagger on]
+//!
+//! With --stagger on (default) the initial REGISTERs are spread over the first
+//! expiry, as real devices come up at different times; off sends them in one
+//! burst, which then repeats at every refresh.
 
 use std::ffi::{c_void, CString};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -65,6 +69,7 @@ fn ok(rc: sipreg_result, what: &str) {
 
 fn main() {
     let (mut n, mut expires, mut minutes, mut refresh) = (1000usize, 30u32, 10u64, 99u32);
+    let mut stagger = true;
     let mut registrar = "sip:127.0.0.1:5060".to_string();
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -73,8 +78,9 @@ fn main() {
             ("--expires", Some(v)) => expires = v.parse().expect("--expires"),
             ("--minutes", Some(v)) => minutes = v.parse().expect("--minutes"),
             ("--refresh", Some(v)) => refresh = v.parse().expect("--refresh"),
+            ("--stagger", Some(v)) => stagger = v != "0" && v != "off",
             ("--registrar", Some(v)) => registrar = v.clone(),
-            _ => panic!("usage: soak --registrar URI [--n N] [--expires S] [--minutes M] [--refresh PERCENT]"),
+            _ => panic!("usage: soak --registrar URI [--n N] [--expires S] [--minutes M] [--refresh PERCENT] [--stagger on|off]"),
         }
     }
     let host = registrar
@@ -114,14 +120,22 @@ fn main() {
                 sipreg_registerer_set_event_callback(r, Some(on_event), std::ptr::null_mut()),
                 "cb",
             );
-            ok(sipreg_register(r), "register");
             handles.push((ua, r));
         }
         sipreg_registerer_options_free(opts);
     }
     let start = Instant::now();
+    let spread = Duration::from_secs(u64::from(expires)).mul_f64(if stagger { 1.0 } else { 0.0 });
+    let handles_ref: Vec<usize> = handles.iter().map(|(_, r)| *r as usize).collect();
+    let starter = std::thread::spawn(move || {
+        for (i, r) in handles_ref.iter().enumerate() {
+            let at = start + spread.mul_f64(i as f64 / n.max(1) as f64);
+            std::thread::sleep(at.saturating_duration_since(Instant::now()));
+            ok(sipreg_register(*r as *mut sipreg_registerer), "register");
+        }
+    });
     println!(
-        "soak: n={n} expires={expires}s refresh={refresh}% minutes={minutes} registrar={registrar}"
+        "soak: n={n} expires={expires}s refresh={refresh}% stagger={stagger} minutes={minutes} registrar={registrar}"
     );
     println!("minute  rss_kib  registered  ok_responses  challenges  failures  lost");
     for minute in 0..=minutes {
@@ -137,6 +151,7 @@ fn main() {
             LOST.load(Ordering::Relaxed)
         );
     }
+    let _ = starter.join();
     let refreshes = OK_RESPONSES.load(Ordering::Relaxed).saturating_sub(n);
     println!(
         "refreshes={refreshes} failures={} lost={}",
