@@ -55,7 +55,8 @@ pub enum sipreg_event_kind {
 pub struct sipreg_event {
     /// What happened.
     pub kind: sipreg_event_kind,
-    /// The registerer's state (the new state for STATE_CHANGED).
+    /// The registerer's state when this event happened (the new state for
+    /// STATE_CHANGED; for a response, the state before the change it causes).
     pub state: sipreg_state,
     /// Status code for RESPONSE, else 0.
     pub status_code: u16,
@@ -89,6 +90,8 @@ pub(crate) struct RegHandle {
     id: u64,
     shared: Arc<Shared>,
     callbacks: Mutex<Callbacks>,
+    /// The state as of the event being delivered (events arrive in order).
+    delivered_state: Mutex<sipreg_state>,
 }
 
 pub(crate) static REGISTERERS: Registry<RegHandle> = Registry::new();
@@ -115,7 +118,12 @@ impl RegHandle {
     fn fire(&self, e: &Event) {
         let cb = self.callbacks();
         let handle = self.id as usize as *mut sipreg_registerer;
-        let state: sipreg_state = self.shared.snap().state.into();
+        let mut delivered = self.delivered_state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Event::StateChanged(s) = e {
+            *delivered = (*s).into();
+        }
+        let state = *delivered;
+        drop(delivered);
         let empty = c"";
         let mut reason = None;
         let ev = match e {
@@ -222,6 +230,7 @@ pub unsafe extern "C" fn sipreg_registerer_new(
                 event: None,
                 event_data: 0,
             }),
+            delivered_state: Mutex::new(sipreg_state::SIPREG_STATE_INITIAL),
         });
         handle.install_listener();
         runtime::send(Command::AddReg {

@@ -167,7 +167,13 @@ impl Worker {
                 shared,
             } => {
                 let Some(u) = self.uas.get_mut(&ua) else {
-                    shared.snap().state = State::Terminated;
+                    // The user agent was freed meanwhile: the registerer ends at once, visibly.
+                    {
+                        let mut s = shared.snap();
+                        s.state = State::Terminated;
+                        s.disposing = true;
+                    }
+                    shared.deliver(&[Event::StateChanged(State::Terminated)]);
                     return;
                 };
                 u.regs.insert(id);

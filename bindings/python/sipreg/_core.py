@@ -1,0 +1,1061 @@
+"""UserAgent, Registerer and friends: the Pythonic layer over the C API.
+
+Lifetime model
+--------------
+* A :class:`UserAgent` owns a ``sipreg_user_agent`` handle; a :class:`Registerer`
+  owns a ``sipreg_registerer`` handle and keeps its user agent alive.
+* Handles are freed by ``close()`` (or the ``with`` block), else by a
+  ``weakref.finalize`` when the object is collected, else by the atexit hook.
+* All registerers share one module-level event trampoline; the ``user_data``
+  the library gets is a small integer token that maps (weakly) to the
+  registerer's Python-side state, so a callback can never reach a dead object
+  and no ctypes closure is freed while the library may still call it.
+* At interpreter exit the hook first removes every event callback, then frees
+  every user agent (un-REGISTERing, bounded by the shutdown timeout) and every
+  registerer, and finally clears the log callback: no ctypes callback runs
+  during interpreter finalization.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import enum
+import itertools
+import logging
+import threading
+import time
+import weakref
+from ctypes import byref, c_bool, c_double, c_int, c_size_t, c_uint16, c_uint32, c_uint64, c_void_p
+from dataclasses import dataclass
+from typing import (
+    Any,
+    Callable,
+    Deque,
+    Dict,
+    Generic,
+    Iterable,
+    List,
+    Optional,
+    Set,
+    Tuple,
+    TypeVar,
+    Union,
+    cast,
+)
+
+from . import _lib
+from ._errors import InvalidArgumentError, TerminatedError
+from ._lib import (
+    SIPREG_ERR_TERMINATED,
+    SIPREG_OK,
+    check,
+    encode,
+    encode_opt,
+    in_callback,
+    lib,
+)
+
+logger = logging.getLogger("sipreg")
+
+__all__ = [
+    "RegistererState",
+    "EventKind",
+    "RetryEvent",
+    "Emitter",
+    "UserAgent",
+    "Registerer",
+    "version",
+    "set_log_level",
+]
+
+#: Extra time ``dispose``/``close`` wait beyond the user agent's shutdown timeout.
+WAIT_MARGIN = 1.0
+
+
+def version() -> str:
+    """The C library's version string (``sipreg_version()``)."""
+    return _lib.version()
+
+
+def set_log_level(level: Optional[int]) -> None:
+    """Sets the most verbose library messages forwarded to the ``sipreg`` logger.
+
+    ``level`` is a :mod:`logging` level (``logging.DEBUG`` … ``logging.ERROR``),
+    or ``None`` to forward nothing. At import it is ``logging.DEBUG`` and the
+    logging configuration filters; a higher level here saves the worker thread
+    the trip into Python for messages nobody keeps.
+    """
+    if level is None:
+        max_level = _lib.SIPREG_LOG_OFF
+    elif level <= logging.DEBUG:
+        max_level = _lib.SIPREG_LOG_DEBUG
+    elif level <= logging.INFO:
+        max_level = _lib.SIPREG_LOG_INFO
+    elif level <= logging.WARNING:
+        max_level = _lib.SIPREG_LOG_WARN
+    else:
+        max_level = _lib.SIPREG_LOG_ERROR
+    if max_level == _lib.SIPREG_LOG_OFF:
+        _lib.remove_log_callback()
+    else:
+        _lib.install_log_callback(max_level)
+
+
+class RegistererState(enum.IntEnum):
+    """Registerer state (SIP.js ``RegistererState``); values match ``sipreg_state``."""
+
+    INITIAL = 0
+    REGISTERED = 1
+    UNREGISTERED = 2
+    TERMINATED = 3
+
+    @property
+    def label(self) -> str:
+        """The state's name as SIP.js and the C example print it, e.g. ``"Registered"``."""
+        return self.name.capitalize()
+
+
+class EventKind(enum.IntEnum):
+    """Kind of a library event (``sipreg_event_kind``)."""
+
+    STATE_CHANGED = 0
+    RESPONSE = 1
+    RETRY_SCHEDULED = 2
+    RETRY_STARTED = 3
+
+
+@dataclass(frozen=True)
+class RetryEvent:
+    """An automatic-recovery event: a retry was scheduled, or is starting.
+
+    Attributes:
+        kind: ``EventKind.RETRY_SCHEDULED`` or ``EventKind.RETRY_STARTED``.
+        delay: seconds until the retry (``RETRY_SCHEDULED``), else 0.
+        failure_count: consecutive failures so far.
+    """
+
+    kind: EventKind
+    delay: float
+    failure_count: int
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+class Emitter(Generic[F]):
+    """A list of listeners (SIP.js ``Emitter``): ``add_listener`` / ``remove_listener``.
+
+    Listeners are called on the library's worker thread, in order of
+    registration. An exception raised by a listener is logged on the
+    ``sipreg`` logger and does not stop the other listeners or the library.
+    Listeners may call any method of the registerer (``register``,
+    ``unregister``, ``dispose``…); they must not block for long.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._listeners: List[Tuple[F, bool]] = []
+
+    def add_listener(self, listener: F, *, once: bool = False) -> None:
+        """Adds ``listener``; with ``once`` it is removed after its first call."""
+        if not callable(listener):
+            raise TypeError(f"listener must be callable, not {type(listener).__name__}")
+        with self._lock:
+            self._listeners.append((listener, once))
+
+    def remove_listener(self, listener: F) -> None:
+        """Removes the first registration of ``listener`` (no error if absent)."""
+        with self._lock:
+            for i, (fn, _once) in enumerate(self._listeners):
+                if fn == listener:
+                    del self._listeners[i]
+                    return
+
+    def remove_all_listeners(self) -> None:
+        """Removes every listener."""
+        with self._lock:
+            self._listeners.clear()
+
+    @property
+    def listeners(self) -> List[F]:
+        """A copy of the current listeners."""
+        with self._lock:
+            return [fn for fn, _ in self._listeners]
+
+    def emit(self, *args: Any) -> None:
+        """Calls every listener with ``args``; exceptions are logged, never raised."""
+        with self._lock:
+            current = list(self._listeners)
+            if any(once for _, once in current):
+                self._listeners = [(fn, once) for fn, once in self._listeners if not once]
+        for fn, _once in current:
+            try:
+                fn(*args)
+            except BaseException:  # noqa: BLE001 - must not escape into the worker thread
+                try:
+                    logger.exception("%s listener %r raised", self._name, fn)
+                except BaseException:  # noqa: BLE001
+                    pass
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._listeners)
+
+    def __repr__(self) -> str:
+        return f"<Emitter {self._name} listeners={len(self)}>"
+
+
+class _Handle:
+    """A C handle value that is freed exactly once, whoever gets there first."""
+
+    __slots__ = ("_value", "_lock", "__weakref__")
+
+    def __init__(self, value: int) -> None:
+        self._value: Optional[int] = value
+        self._lock = threading.Lock()
+
+    @property
+    def value(self) -> Optional[int]:
+        """The handle, or ``None`` once taken for freeing."""
+        return self._value
+
+    def take(self) -> Optional[int]:
+        """Returns the handle and marks it gone (``None`` if already taken)."""
+        with self._lock:
+            v, self._value = self._value, None
+            return v
+
+
+# Live handles, for the atexit hook (small boxes only: no path back to user objects).
+_live_user_agents: Set[_Handle] = set()
+_live_registerers: Set[_Handle] = set()
+_live_lock = threading.Lock()
+_exiting = False
+
+# Event-callback token -> the registerer's state (weakly).
+_tokens = itertools.count(1)
+_states: Dict[int, "weakref.ReferenceType[_RegState]"] = {}
+
+
+def _check_uint(value: Any, what: str, lo: int = 0, hi: int = 0xFFFFFFFF) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgumentError(f"{what} must be an int, not {type(value).__name__}")
+    if not lo <= value <= hi:
+        raise InvalidArgumentError(f"{what} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _check_float(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidArgumentError(f"{what} must be a number, not {type(value).__name__}")
+    return float(value)
+
+
+class _RegState:
+    """Python-side state of one registerer, reached from the event trampoline.
+
+    Holds no reference to the :class:`Registerer` itself, so the registerer can
+    be collected while the library still knows the handle.
+    """
+
+    def __init__(self, handle: _Handle, token: int, shutdown_timeout: float) -> None:
+        self.handle = handle
+        self.token = token
+        self.shutdown_timeout = shutdown_timeout
+        self.cond = threading.Condition()
+        self.delivered = RegistererState.INITIAL
+        self.seq = 0
+        self.seen: Dict[RegistererState, int] = {}
+        self.terminated_delivered = False
+        self.responses: Deque[Tuple[int, str]] = collections.deque(maxlen=Registerer.RESPONSES_KEPT)
+        self.state_change: Emitter[Callable[[RegistererState], None]] = Emitter("state_change")
+        self.response_event: Emitter[Callable[[int, str], None]] = Emitter("response_event")
+        self.retry_event: Emitter[Callable[[RetryEvent], None]] = Emitter("retry_event")
+        #: Last values read before the handle was freed.
+        self.cache: Dict[str, Any] = {}
+
+    # -- events (worker thread) ------------------------------------------
+
+    def dispatch(
+        self, kind: int, state: int, status: int, reason: str, delay: float, failures: int
+    ) -> None:
+        if kind == EventKind.STATE_CHANGED:
+            new = RegistererState(state)
+            self.state_change.emit(new)
+            with self.cond:
+                self.delivered = new
+                self.seq += 1
+                self.seen[new] = self.seq
+                if new == RegistererState.TERMINATED:
+                    self.terminated_delivered = True
+                self.cond.notify_all()
+        elif kind == EventKind.RESPONSE:
+            with self.cond:
+                self.responses.append((status, reason))
+                self.cond.notify_all()
+            self.response_event.emit(status, reason)
+        elif kind in (EventKind.RETRY_SCHEDULED, EventKind.RETRY_STARTED):
+            self.retry_event.emit(RetryEvent(EventKind(kind), delay, failures))
+
+    # -- waiting ----------------------------------------------------------
+
+    def wait_state(self, state: RegistererState, timeout: Optional[float]) -> bool:
+        with self.cond:
+            start = self.seq
+
+            def reached() -> bool:
+                return self.delivered == state or self.seen.get(state, 0) > start
+
+            self.cond.wait_for(
+                lambda: reached() or self.delivered == RegistererState.TERMINATED, timeout
+            )
+            return reached()
+
+    def wait_terminated(self, timeout: float) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: self.terminated_delivered, timeout)
+
+    # -- releasing ----------------------------------------------------------
+
+    def snapshot(self, h: int) -> None:
+        """Copies the readable values before the handle goes away."""
+        for name, fn in (
+            ("contacts", _read_contacts),
+            ("retry_after", _read_retry_after),
+            ("last_response", _read_last_response),
+            ("failure_count", _read_failure_count),
+            ("retransmissions", _read_retransmissions),
+        ):
+            try:
+                self.cache[name] = fn(h)
+            except Exception:  # noqa: BLE001 - best effort
+                pass
+
+    def release(self) -> None:
+        """Frees the C handle (no callback runs for it afterwards, unless called from one)."""
+        h = self.handle.value
+        if h is None:
+            return
+        self.snapshot(h)  # before the handle disappears for readers on other threads
+        h = self.handle.take()
+        if h is None:
+            return
+        with _live_lock:
+            _live_registerers.discard(self.handle)
+        lib.sipreg_registerer_free(h)
+        _states.pop(self.token, None)
+
+
+def _on_event(user_data: Optional[int], registerer: Optional[int], event: Any) -> None:
+    """The event trampoline (worker thread). Never raises into C."""
+    try:
+        with _lib.callback_scope():
+            ref = _states.get(user_data or 0)
+            st = ref() if ref is not None else None
+            if st is None or not event:
+                return
+            ev = event.contents
+            reason = ev.reason.decode("utf-8", "replace") if ev.reason else ""
+            st.dispatch(
+                int(ev.kind),
+                int(ev.state),
+                int(ev.status_code),
+                reason,
+                float(ev.retry_delay),
+                int(ev.failure_count),
+            )
+    except BaseException:  # noqa: BLE001 - never let anything escape into the worker
+        try:
+            logger.exception("sipreg event callback failed")
+        except BaseException:  # noqa: BLE001
+            pass
+
+
+#: The one event trampoline shared by every registerer; module-global, so it
+#: outlives every handle (each Registerer also keeps a reference to it).
+EVENT_TRAMPOLINE = _lib.sipreg_event_callback(_on_event)
+
+
+# -- accessors on a raw handle (shared by properties and snapshots) -------------
+
+
+def _read_state(h: int) -> RegistererState:
+    out = c_int(0)
+    check(lib.sipreg_registerer_state(h, byref(out)), "sipreg_registerer_state")
+    return RegistererState(out.value)
+
+
+def _read_contacts(h: int) -> List[str]:
+    for _attempt in range(3):
+        n = c_size_t(0)
+        check(lib.sipreg_registerer_contact_count(h, byref(n)), "sipreg_registerer_contact_count")
+        out: List[str] = []
+        try:
+            for i in range(n.value):
+
+                def call(buf: Any, size: int, needed: Any, i: int = i) -> int:
+                    return int(lib.sipreg_registerer_contact(h, i, buf, size, needed))
+
+                out.append(_lib.read_string(call, "sipreg_registerer_contact"))
+        except InvalidArgumentError:
+            continue  # the list shrank between the calls (a new 2xx): read again
+        return out
+    return []
+
+
+def _read_retry_after(h: int) -> Optional[int]:
+    seconds = c_uint32(0)
+    present = c_bool(False)
+    check(
+        lib.sipreg_registerer_retry_after(h, byref(seconds), byref(present)),
+        "sipreg_registerer_retry_after",
+    )
+    return int(seconds.value) if present.value else None
+
+
+def _read_last_response(h: int) -> Optional[Tuple[int, str]]:
+    code = c_uint16(0)
+    reason = _lib.read_string(
+        lambda buf, size, needed: lib.sipreg_registerer_last_response(
+            h, byref(code), buf, size, needed
+        ),
+        "sipreg_registerer_last_response",
+        initial=128,
+    )
+    return (int(code.value), reason) if code.value else None
+
+
+def _read_next_retry(h: int) -> Optional[float]:
+    out = c_double(-1.0)
+    check(lib.sipreg_registerer_next_retry(h, byref(out)), "sipreg_registerer_next_retry")
+    return None if out.value < 0 else float(out.value)
+
+
+def _read_failure_count(h: int) -> int:
+    out = c_uint32(0)
+    check(lib.sipreg_registerer_failure_count(h, byref(out)), "sipreg_registerer_failure_count")
+    return int(out.value)
+
+
+def _read_retransmissions(h: int) -> int:
+    out = c_uint64(0)
+    check(
+        lib.sipreg_registerer_retransmissions(h, byref(out)), "sipreg_registerer_retransmissions"
+    )
+    return int(out.value)
+
+
+# -- finalizers ---------------------------------------------------------------
+
+
+def _finalize_registerer(handle: _Handle, token: int) -> None:
+    """Frees a collected registerer's handle (a registered one is disposed in the background)."""
+    try:
+        h = handle.take()
+        if h is None:
+            return
+        with _live_lock:
+            _live_registerers.discard(handle)
+        lib.sipreg_registerer_free(h)
+        _states.pop(token, None)
+    except BaseException:  # noqa: BLE001 - finalizers must not raise
+        pass
+
+
+def _free_user_agent_handle(h: int) -> None:
+    try:
+        lib.sipreg_user_agent_free(h)
+    except BaseException:  # noqa: BLE001
+        pass
+
+
+def _finalize_user_agent(handle: _Handle) -> None:
+    """Frees a collected user agent's handle, disposing its registerers.
+
+    ``sipreg_user_agent_free`` blocks (bounded by the shutdown timeout) while
+    un-REGISTERs are pending; so that garbage collection never blocks the
+    thread it happens on, the free runs on a short-lived non-daemon thread
+    (joined by the interpreter before exit). On the worker thread the free
+    does not wait, so it runs inline.
+    """
+    try:
+        h = handle.take()
+        if h is None:
+            return
+        with _live_lock:
+            _live_user_agents.discard(handle)
+        if in_callback() or _exiting:
+            lib.sipreg_user_agent_free(h)
+            return
+        try:
+            threading.Thread(
+                target=_free_user_agent_handle, args=(h,), name="sipreg-ua-free"
+            ).start()
+        except RuntimeError:  # no new threads (interpreter shutting down)
+            lib.sipreg_user_agent_free(h)
+    except BaseException:  # noqa: BLE001
+        pass
+
+
+def _at_exit() -> None:
+    """Releases everything still alive at interpreter exit, callbacks first."""
+    global _exiting
+    _exiting = True
+    try:
+        with _live_lock:
+            regs = list(_live_registerers)
+            uas = list(_live_user_agents)
+        # 1. No event callback may run from here on.
+        for box in regs:
+            h = box.value
+            if h is not None:
+                lib.sipreg_registerer_set_event_callback(h, _lib.NULL_EVENT_CALLBACK, None)
+        # 2. Start every dispose at once (non-blocking), so the bounded waits
+        #    of the user agents' frees below overlap instead of adding up.
+        for box in regs:
+            h = box.value
+            if h is not None:
+                lib.sipreg_dispose(h)
+        # 3. Free the user agents: waits (bounded) until their registerers are Terminated.
+        for box in uas:
+            h = box.take()
+            if h is not None:
+                lib.sipreg_user_agent_free(h)
+        # 4. Free the registerer handles.
+        for box in regs:
+            h = box.take()
+            if h is not None:
+                lib.sipreg_registerer_free(h)
+        with _live_lock:
+            _live_registerers.clear()
+            _live_user_agents.clear()
+        _states.clear()
+    finally:
+        # 5. And no log callback either.
+        try:
+            _lib.remove_log_callback()
+        except BaseException:  # noqa: BLE001
+            pass
+
+
+atexit.register(_at_exit)
+
+
+# -- public classes -------------------------------------------------------------
+
+
+class UserAgent:
+    """Identity and transport shared by registerers (SIP.js ``UserAgent``).
+
+    Args:
+        aor: address of record, e.g. ``"sip:alice@127.0.0.1"``.
+        password: digest password (``None``: no credentials).
+        auth_username: digest username (``None``: the AOR's user part).
+        transport: ``"udp"``, ``"tcp"`` or ``"tls"``; a ``transport=``
+            parameter on the registrar or proxy URI overrides it.
+        outbound_proxy: URI requests are sent to (with a Route header).
+        user_agent: User-Agent header value (``None``: the library's default).
+        t1, t2, t4: RFC 3261 timers in seconds (timer F = 64*T1).
+        local_address: ``"IP"`` or ``"IP:port"`` to bind sockets to (keyword-only).
+        shutdown_timeout: bound in seconds on dispose's un-REGISTER and on
+            :meth:`close` (keyword-only, default 4).
+
+    Raises:
+        InvalidArgumentError: a bad AOR, URI, transport or timer value.
+
+    Use as a context manager, or call :meth:`close`; a user agent that is
+    garbage-collected or still alive at interpreter exit is freed automatically.
+    """
+
+    def __init__(
+        self,
+        aor: str,
+        password: Optional[str] = None,
+        auth_username: Optional[str] = None,
+        transport: str = "udp",
+        outbound_proxy: Optional[str] = None,
+        user_agent: Optional[str] = None,
+        t1: float = 0.5,
+        t2: float = 4.0,
+        t4: float = 5.0,
+        *,
+        local_address: Optional[str] = None,
+        shutdown_timeout: float = 4.0,
+    ) -> None:
+        if _exiting:
+            raise TerminatedError("the interpreter is shutting down")
+        out = c_void_p()
+        check(lib.sipreg_user_agent_new(encode(aor, "aor"), byref(out)), "sipreg_user_agent_new")
+        h = out.value
+        assert h is not None
+        try:
+            if password is not None:
+                check(
+                    lib.sipreg_user_agent_set_password(h, encode(password, "password")),
+                    "sipreg_user_agent_set_password",
+                )
+            if auth_username is not None:
+                check(
+                    lib.sipreg_user_agent_set_auth_username(
+                        h, encode(auth_username, "auth_username")
+                    ),
+                    "sipreg_user_agent_set_auth_username",
+                )
+            check(
+                lib.sipreg_user_agent_set_transport(h, encode(transport, "transport")),
+                "sipreg_user_agent_set_transport",
+            )
+            if outbound_proxy is not None:
+                check(
+                    lib.sipreg_user_agent_set_outbound_proxy(
+                        h, encode(outbound_proxy, "outbound_proxy")
+                    ),
+                    "sipreg_user_agent_set_outbound_proxy",
+                )
+            if local_address is not None:
+                check(
+                    lib.sipreg_user_agent_set_local_address(
+                        h, encode(local_address, "local_address")
+                    ),
+                    "sipreg_user_agent_set_local_address",
+                )
+            if user_agent is not None:
+                check(
+                    lib.sipreg_user_agent_set_user_agent(h, encode(user_agent, "user_agent")),
+                    "sipreg_user_agent_set_user_agent",
+                )
+            check(
+                lib.sipreg_user_agent_set_timers(
+                    h, _check_float(t1, "t1"), _check_float(t2, "t2"), _check_float(t4, "t4")
+                ),
+                "sipreg_user_agent_set_timers",
+            )
+            check(
+                lib.sipreg_user_agent_set_shutdown_timeout(
+                    h, _check_float(shutdown_timeout, "shutdown_timeout")
+                ),
+                "sipreg_user_agent_set_shutdown_timeout",
+            )
+        except BaseException:
+            lib.sipreg_user_agent_free(h)
+            raise
+        self._aor = aor
+        self._transport = transport
+        self._shutdown_timeout = float(shutdown_timeout)
+        self._handle = _Handle(h)
+        self._registerers: "weakref.WeakSet[_RegState]" = weakref.WeakSet()
+        with _live_lock:
+            _live_user_agents.add(self._handle)
+        self._finalizer = weakref.finalize(self, _finalize_user_agent, self._handle)
+        self._finalizer.atexit = False  # the module's atexit hook orders the teardown
+
+    # -- properties -------------------------------------------------------
+
+    @property
+    def aor(self) -> str:
+        """The address of record."""
+        return self._aor
+
+    @property
+    def transport(self) -> str:
+        """The transport given at construction."""
+        return self._transport
+
+    @property
+    def shutdown_timeout(self) -> float:
+        """Bound in seconds on dispose's un-REGISTER and on :meth:`close`."""
+        return self._shutdown_timeout
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` ran (or the handle was otherwise freed)."""
+        return self._handle.value is None
+
+    @property
+    def stats(self) -> Dict[str, int]:
+        """Message counters: ``received``, ``dropped``, ``sent``, ``transport_errors``."""
+        st = _lib.sipreg_stats()
+        check(lib.sipreg_user_agent_stats(self._require(), byref(st)), "sipreg_user_agent_stats")
+        return {
+            "received": int(st.received),
+            "dropped": int(st.dropped),
+            "sent": int(st.sent),
+            "transport_errors": int(st.transport_errors),
+        }
+
+    def _require(self) -> int:
+        h = self._handle.value
+        if h is None:
+            raise TerminatedError("the user agent is closed")
+        return h
+
+    # -- methods ----------------------------------------------------------
+
+    def set_password(self, password: Optional[str]) -> None:
+        """Replaces the digest password of every registerer at once (``None`` removes it)."""
+        check(
+            lib.sipreg_user_agent_set_password(self._require(), encode_opt(password, "password")),
+            "sipreg_user_agent_set_password",
+        )
+
+    def set_auth_username(self, auth_username: Optional[str]) -> None:
+        """Replaces the digest username at once (``None``: the AOR's user)."""
+        check(
+            lib.sipreg_user_agent_set_auth_username(
+                self._require(), encode_opt(auth_username, "auth_username")
+            ),
+            "sipreg_user_agent_set_auth_username",
+        )
+
+    def network_changed(self) -> None:
+        """The network changed: re-bind sockets and re-register every registered registerer."""
+        check(
+            lib.sipreg_user_agent_network_changed(self._require()),
+            "sipreg_user_agent_network_changed",
+        )
+
+    def close(self) -> None:
+        """Disposes every registerer (un-REGISTERing those registered) and frees the user agent.
+
+        Blocks until all registerers are Terminated or the shutdown timeout
+        passed; then frees their handles, so no listener runs after this
+        returns. Called from inside a listener it does not wait (the
+        registerers terminate in the background). A second call does nothing.
+        """
+        h = self._handle.take()
+        if h is None:
+            return
+        with _live_lock:
+            _live_user_agents.discard(self._handle)
+        self._finalizer.detach()
+        states = list(self._registerers)
+        rc = lib.sipreg_user_agent_free(h)
+        err = _lib.make_error(rc, "sipreg_user_agent_free") if rc != SIPREG_OK else None
+        if not in_callback():
+            deadline = time.monotonic() + WAIT_MARGIN
+            for st in states:
+                st.wait_terminated(max(0.0, deadline - time.monotonic()))
+            for st in states:
+                st.release()
+        if err is not None and rc != SIPREG_ERR_TERMINATED:
+            raise err
+
+    def __enter__(self) -> "UserAgent":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<sipreg.UserAgent {self._aor!r} {self._transport}{' closed' if self.closed else ''}>"
+
+
+class Registerer:
+    """Registers one contact for the user agent's AOR (SIP.js ``Registerer``).
+
+    Args:
+        ua: the :class:`UserAgent` (kept alive by the registerer).
+        expires: requested expiry in seconds (SIP.js default 600).
+        refresh_frequency: refresh point in percent of the granted expiry, 50..99.
+        registrar: Request-URI, e.g. ``"sip:127.0.0.1:5060"`` (``None``: the AOR's domain).
+        extra_headers: ``"Name: value"`` headers added to every REGISTER.
+        extra_contact_params: ``"name"`` or ``"name=value"`` parameters of our Contact.
+        instance_id: ``+sip.instance`` UUID.
+        reg_id: RFC 5626 reg-id (needs ``instance_id``).
+        retry: automatic recovery after transient failures (``False``: pure SIP.js).
+        retry_base, retry_max: RFC 5626 backoff base and cap in seconds.
+        retry_after_max: cap on a server's Retry-After in seconds.
+        call_id, from_display_name, to_display_name, to_uri, from_tag, cseq:
+            request parameters (keyword-only; ``None``: the library's defaults).
+
+    Raises:
+        InvalidArgumentError: an invalid option (checked here, never on the wire).
+        TransportError: e.g. ``transport="tls"`` in a build without TLS, or a
+            registrar host that does not resolve.
+        TerminatedError: the user agent is closed.
+
+    Events arrive on the library's worker thread through :attr:`state_change`,
+    :attr:`response_event` and :attr:`retry_event`.
+    """
+
+    #: How many final responses :attr:`responses` keeps.
+    RESPONSES_KEPT = 100
+
+    def __init__(
+        self,
+        ua: UserAgent,
+        expires: int = 600,
+        refresh_frequency: int = 99,
+        registrar: Optional[str] = None,
+        extra_headers: Iterable[str] = (),
+        extra_contact_params: Iterable[str] = (),
+        instance_id: Optional[str] = None,
+        reg_id: Optional[int] = None,
+        retry: bool = True,
+        retry_base: float = 30.0,
+        retry_max: float = 1800.0,
+        retry_after_max: float = 3600.0,
+        *,
+        call_id: Optional[str] = None,
+        from_display_name: Optional[str] = None,
+        to_display_name: Optional[str] = None,
+        to_uri: Optional[str] = None,
+        from_tag: Optional[str] = None,
+        cseq: Optional[int] = None,
+    ) -> None:
+        if not isinstance(ua, UserAgent):
+            raise TypeError(f"ua must be a sipreg.UserAgent, not {type(ua).__name__}")
+        if _exiting:
+            raise TerminatedError("the interpreter is shutting down")
+        if isinstance(extra_headers, str) or isinstance(extra_contact_params, str):
+            raise InvalidArgumentError(
+                "extra_headers and extra_contact_params are sequences of strings, not one string"
+            )
+        ua_h = ua._require()
+        opts = c_void_p()
+        check(lib.sipreg_registerer_options_new(byref(opts)), "sipreg_registerer_options_new")
+        o = opts.value
+        out = c_void_p()
+        try:
+
+            def setopt(name: str, *args: Any) -> None:
+                fn = "sipreg_registerer_options_" + name
+                assert fn in _lib.PROTOTYPES, fn
+                check(getattr(lib, fn)(o, *args), fn)
+
+            setopt("set_expires", _check_uint(expires, "expires", 1))
+            setopt("set_refresh_frequency", _check_uint(refresh_frequency, "refresh_frequency"))
+            if registrar is not None:
+                setopt("set_registrar", encode(registrar, "registrar"))
+            for header in extra_headers:
+                setopt("add_extra_header", encode(header, "extra header"))
+            for param in extra_contact_params:
+                setopt("add_extra_contact_param", encode(param, "extra contact param"))
+            if instance_id is not None:
+                setopt("set_instance_id", encode(instance_id, "instance_id"))
+            if reg_id is not None:
+                setopt("set_reg_id", _check_uint(reg_id, "reg_id"))
+            setopt("set_retry", bool(retry))
+            setopt("set_retry_base", _check_float(retry_base, "retry_base"))
+            setopt("set_retry_max", _check_float(retry_max, "retry_max"))
+            setopt("set_retry_after_max", _check_float(retry_after_max, "retry_after_max"))
+            if call_id is not None:
+                setopt("set_call_id", encode(call_id, "call_id"))
+            if from_display_name is not None:
+                setopt("set_from_display_name", encode(from_display_name, "from_display_name"))
+            if to_display_name is not None:
+                setopt("set_to_display_name", encode(to_display_name, "to_display_name"))
+            if to_uri is not None:
+                setopt("set_to_uri", encode(to_uri, "to_uri"))
+            if from_tag is not None:
+                setopt("set_from_tag", encode(from_tag, "from_tag"))
+            if cseq is not None:
+                setopt("set_cseq", _check_uint(cseq, "cseq"))
+            check(
+                lib.sipreg_registerer_new(ua_h, o, _lib.NULL_STATE_CALLBACK, None, byref(out)),
+                "sipreg_registerer_new",
+            )
+        finally:
+            lib.sipreg_registerer_options_free(o)
+        h = out.value
+        assert h is not None
+        token = next(_tokens)
+        handle = _Handle(h)
+        st = _RegState(handle, token, ua.shutdown_timeout)
+        def forget(_ref: "weakref.ReferenceType[_RegState]", t: int = token) -> None:
+            _states.pop(t, None)
+
+        _states[token] = weakref.ref(st, forget)
+        rc = lib.sipreg_registerer_set_event_callback(h, EVENT_TRAMPOLINE, token)
+        if rc != SIPREG_OK:
+            err = _lib.make_error(rc, "sipreg_registerer_set_event_callback")
+            handle.take()
+            lib.sipreg_registerer_free(h)
+            _states.pop(token, None)
+            raise err
+        self._ua = ua
+        self._st = st
+        #: Keeps the trampoline referenced for the handle's life (it is module-global anyway).
+        self._trampoline = EVENT_TRAMPOLINE
+        self._expires = expires
+        with _live_lock:
+            _live_registerers.add(handle)
+        ua._registerers.add(st)
+        self._finalizer = weakref.finalize(self, _finalize_registerer, handle, token)
+        self._finalizer.atexit = False  # the module's atexit hook orders the teardown
+
+    # -- emitters ---------------------------------------------------------
+
+    @property
+    def state_change(self) -> Emitter[Callable[[RegistererState], None]]:
+        """Emits the new :class:`RegistererState` once per transition, in order."""
+        return self._st.state_change
+
+    @property
+    def response_event(self) -> Emitter[Callable[[int, str], None]]:
+        """Emits ``(status_code, reason)`` per final response (408/503 are
+        synthesised for timeouts and transport errors)."""
+        return self._st.response_event
+
+    @property
+    def retry_event(self) -> Emitter[Callable[[RetryEvent], None]]:
+        """Emits a :class:`RetryEvent` when an automatic retry is scheduled or starts."""
+        return self._st.retry_event
+
+    # -- properties -------------------------------------------------------
+
+    @property
+    def user_agent(self) -> UserAgent:
+        """The user agent this registerer belongs to."""
+        return self._ua
+
+    @property
+    def expires(self) -> int:
+        """The requested expiry in seconds."""
+        return self._expires
+
+    def _read(self, name: str, reader: Callable[[int], T], gone: T) -> T:
+        h = self._st.handle.value
+        if h is not None:
+            try:
+                return reader(h)
+            except TerminatedError:
+                if self._st.handle.value is not None:
+                    raise
+        return cast(T, self._st.cache.get(name, gone))
+
+    @property
+    def state(self) -> RegistererState:
+        """The current state (``TERMINATED`` once the handle was released)."""
+        return self._read("state", _read_state, RegistererState.TERMINATED)
+
+    @property
+    def contacts(self) -> List[str]:
+        """The contact URIs the registrar listed in the last 2xx."""
+        return list(self._read("contacts", _read_contacts, cast(List[str], [])))
+
+    @property
+    def retry_after(self) -> Optional[int]:
+        """Seconds from the last rejection's Retry-After header, else ``None``."""
+        return self._read("retry_after", _read_retry_after, cast(Optional[int], None))
+
+    @property
+    def last_response(self) -> Optional[Tuple[int, str]]:
+        """``(status_code, reason)`` of the last final response, or ``None``."""
+        return self._read(
+            "last_response", _read_last_response, cast(Optional[Tuple[int, str]], None)
+        )
+
+    @property
+    def next_retry(self) -> Optional[float]:
+        """Seconds until the scheduled automatic retry, or ``None``."""
+        return self._read("next_retry", _read_next_retry, cast(Optional[float], None))
+
+    @property
+    def failure_count(self) -> int:
+        """Consecutive failed registration attempts (0 after a success)."""
+        return int(self._read("failure_count", _read_failure_count, 0))
+
+    @property
+    def retransmissions(self) -> int:
+        """Timer E retransmissions sent so far (UDP)."""
+        return int(self._read("retransmissions", _read_retransmissions, 0))
+
+    @property
+    def responses(self) -> List[Tuple[int, str]]:
+        """The final responses received so far, oldest first (the last
+        :attr:`RESPONSES_KEPT`), as ``(status_code, reason)``."""
+        with self._st.cond:
+            return list(self._st.responses)
+
+    @property
+    def disposed(self) -> bool:
+        """Whether ``TERMINATED`` was delivered or the handle was released."""
+        return self._st.terminated_delivered or self._st.handle.value is None
+
+    # -- actions ----------------------------------------------------------
+
+    def _require(self) -> int:
+        h = self._st.handle.value
+        if h is None:
+            raise TerminatedError("the registerer was closed")
+        return h
+
+    def register(self) -> None:
+        """Sends a REGISTER (returns at once; the outcome arrives through the listeners).
+
+        Raises:
+            RequestPendingError: a REGISTER is already in flight.
+            TerminatedError: after :meth:`dispose`.
+        """
+        check(lib.sipreg_register(self._require()), "sipreg_register")
+
+    def unregister(self, all: bool = False) -> None:  # noqa: A002 - name fixed by the API
+        """Sends an un-REGISTER for our contact, or with ``all`` for every binding
+        of the AOR (``Contact: *``). Returns at once.
+
+        Raises:
+            RequestPendingError: a REGISTER is already in flight.
+            TerminatedError: after :meth:`dispose`.
+        """
+        check(lib.sipreg_unregister(self._require(), bool(all)), "sipreg_unregister")
+
+    def wait_for(self, state: Union[RegistererState, int], timeout: Optional[float] = 5.0) -> bool:
+        """Waits until ``state`` has been delivered to the listeners.
+
+        Returns ``True`` if the registerer is in ``state`` now or reaches it
+        before ``timeout`` seconds (``None``: no limit) pass, ``False``
+        otherwise (also as soon as it is Terminated, when waiting for another
+        state). Inside a listener (on the worker thread, where no further event
+        can arrive) it does not wait and tells whether the state is current.
+        """
+        target = RegistererState(state)
+        if in_callback():
+            return self.state == target
+        return self._st.wait_state(target, timeout)
+
+    def dispose(self) -> None:
+        """SIP.js ``dispose()``: unregisters if registered, then ``TERMINATED``.
+
+        Waits (bounded by the user agent's shutdown timeout plus a margin) until
+        ``TERMINATED`` has been delivered to the listeners. Called from inside a
+        listener it returns at once. A second call is a no-op.
+        """
+        h = self._st.handle.value
+        if h is None:
+            return
+        rc = lib.sipreg_dispose(h)
+        if rc not in (SIPREG_OK, SIPREG_ERR_TERMINATED):
+            raise _lib.make_error(rc, "sipreg_dispose")
+        if in_callback():
+            return
+        self._st.wait_terminated(self._st.shutdown_timeout + WAIT_MARGIN)
+
+    def close(self) -> None:
+        """Disposes (waiting as :meth:`dispose` does), then frees the C handle.
+
+        Afterwards no listener is called, :attr:`state` is ``TERMINATED`` and the
+        other properties keep their last values. A second call does nothing.
+        """
+        if self._st.handle.value is None:
+            return
+        self.dispose()
+        self._st.release()
+        self._finalizer.detach()
+
+    def __enter__(self) -> "Registerer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        try:
+            state = self.state.name
+        except Exception:  # noqa: BLE001
+            state = "?"
+        return f"<sipreg.Registerer {self._ua.aor!r} {state}>"
+

@@ -1,0 +1,174 @@
+"""Fixtures for the sipreg Python binding tests.
+
+The tests need the Kamailio test registrar (tests/kamailio). If
+SIPREG_KAMAILIO_PORT / SIPREG_KAMAILIO_RUNDIR are exported (tests/run-all.sh,
+tests/kamailio/ensure.sh) that one is used; otherwise one is started on a free
+loopback port for the session and stopped at the end.
+
+The binding is imported from bindings/python of this checkout; the library
+from $SIPREG_LIBRARY, else the cargo target dir.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, List, Set, Tuple
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BINDINGS = ROOT / "bindings" / "python"
+KAMCTL = ROOT / "tests" / "kamailio" / "kamctl.sh"
+HEADER = ROOT / "include" / "sipreg.h"
+
+if str(BINDINGS) not in sys.path:
+    sys.path.insert(0, str(BINDINGS))
+
+
+def _port_free(port: int) -> bool:
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+
+
+def _free_port() -> int:
+    for _ in range(50):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if _port_free(port):
+            return port
+    raise RuntimeError("no free loopback port for Kamailio")
+
+
+@dataclass
+class Kamailio:
+    """A running test registrar."""
+
+    port: int
+    rundir: str
+
+    @property
+    def registrar(self) -> str:
+        """Request-URI of the registrar (UDP unless the UA says otherwise)."""
+        return f"sip:127.0.0.1:{self.port}"
+
+    def lookup(self, user: str) -> List[Tuple[str, int]]:
+        """Kamailio's bindings of ``user``: ``[(address, expires_left)]`` ([] if none)."""
+        p = subprocess.run(
+            [str(KAMCTL), "lookup", self.rundir, f"{user}@127.0.0.1"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if p.returncode != 0:
+            return []
+        addrs = re.findall(r"^\s*Address:\s*(\S+)", p.stdout, re.M)
+        expires = [int(x) for x in re.findall(r"^\s*Expires:\s*(-?\d+)", p.stdout, re.M)]
+        return list(zip(addrs, expires + [0] * (len(addrs) - len(expires))))
+
+    def wait_bindings(self, user: str, count: int, timeout: float = 5.0) -> List[Tuple[str, int]]:
+        """Polls until ``user`` has exactly ``count`` bindings (returns the last lookup)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            b = self.lookup(user)
+            if len(b) == count or time.monotonic() > deadline:
+                return b
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def kamailio() -> Iterator[Kamailio]:
+    port = os.environ.get("SIPREG_KAMAILIO_PORT")
+    rundir = os.environ.get("SIPREG_KAMAILIO_RUNDIR")
+    if port and rundir:
+        yield Kamailio(int(port), rundir)
+        return
+    rundir = tempfile.mkdtemp(prefix="sipreg-pytest-kam.")
+    port_n = _free_port()
+    subprocess.run([str(KAMCTL), "start", rundir, str(port_n)], check=True, timeout=30)
+    try:
+        yield Kamailio(port_n, rundir)
+    finally:
+        subprocess.run([str(KAMCTL), "stop", rundir], timeout=30)
+        shutil.rmtree(rundir, ignore_errors=True)
+
+
+_used_users: Set[int] = set()
+
+
+@dataclass
+class User:
+    """A test user ``user<N>`` / ``pw-user<N>`` of the registrar."""
+
+    name: str
+    password: str
+
+    @property
+    def aor(self) -> str:
+        return f"sip:{self.name}@127.0.0.1"
+
+
+def _new_user() -> User:
+    while True:
+        n = random.randint(700000, 999999)
+        if n not in _used_users:
+            _used_users.add(n)
+            return User(f"user{n}", f"pw-user{n}")
+
+
+@pytest.fixture
+def user() -> User:
+    """A fresh user nobody else in this run registers."""
+    return _new_user()
+
+
+@pytest.fixture
+def new_user() -> Callable[[], User]:
+    """A factory of fresh users."""
+    return _new_user
+
+
+@pytest.fixture
+def sipreg_env() -> dict:
+    """The environment for subprocesses: the binding importable, the library found."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(BINDINGS)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    )
+    return env
+
+
+@pytest.fixture
+def closing() -> Iterator[Callable]:
+    """Registers objects to close at the end of the test (even when it fails)."""
+    objs: list = []
+
+    def add(obj):
+        objs.append(obj)
+        return obj
+
+    yield add
+    for obj in reversed(objs):
+        try:
+            obj.close()
+        except Exception:  # noqa: BLE001
+            pass
+
