@@ -187,7 +187,8 @@ typedef struct sipreg_event {
    */
   enum sipreg_event_kind kind;
   /**
-   * The registerer's state (the new state for STATE_CHANGED).
+   * The registerer's state when this event happened (the new state for
+   * STATE_CHANGED; for a response, the state before the change it causes).
    */
   enum sipreg_state state;
   /**
