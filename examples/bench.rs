@@ -11,8 +11,11 @@ use std::time::{Duration, Instant};
 
 use sipreg::ffi::options::*;
 use sipreg::ffi::registerer::*;
+use sipreg::ffi::sipreg_state;
 use sipreg::ffi::user_agent::*;
-use sipreg::ffi::{sipreg_result, sipreg_state};
+
+mod common;
+use common::{ok, registrar_host, rss_kb};
 
 static REGISTERED: AtomicUsize = AtomicUsize::new(0);
 static UNREGISTERED: AtomicUsize = AtomicUsize::new(0);
@@ -55,24 +58,6 @@ fn usage() -> Usage {
     }
 }
 
-fn rss_kb() -> i64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
-fn ok(rc: sipreg_result, what: &str) {
-    if rc != sipreg_result::SIPREG_OK {
-        let msg = unsafe { std::ffi::CStr::from_ptr(sipreg::ffi::global::sipreg_last_error()) };
-        panic!("{what}: {rc:?} {}", msg.to_string_lossy());
-    }
-}
-
 fn wait(counter: &AtomicUsize, n: usize, limit: Duration) -> bool {
     let end = Instant::now() + limit;
     while counter.load(Ordering::Relaxed) < n {
@@ -101,12 +86,7 @@ fn main() {
         }
         i += 2;
     }
-    let host = registrar
-        .trim_start_matches("sip:")
-        .split([':', ';'])
-        .next()
-        .unwrap_or("127.0.0.1")
-        .to_string();
+    let host = registrar_host(&registrar);
     assert!(
         host.starts_with("127.") || host == "[::1]",
         "benchmarks only target loopback"

@@ -15,8 +15,11 @@ use std::time::{Duration, Instant};
 
 use sipreg::ffi::options::*;
 use sipreg::ffi::registerer::*;
+use sipreg::ffi::sipreg_state;
 use sipreg::ffi::user_agent::*;
-use sipreg::ffi::{sipreg_result, sipreg_state};
+
+mod common;
+use common::{ok, registrar_host, rss_kb};
 
 static REGISTERED: AtomicUsize = AtomicUsize::new(0);
 static LOST: AtomicUsize = AtomicUsize::new(0);
@@ -52,21 +55,6 @@ unsafe extern "C" fn on_event(
     }
 }
 
-fn rss_kb() -> i64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
-fn ok(rc: sipreg_result, what: &str) {
-    assert_eq!(rc, sipreg_result::SIPREG_OK, "{what}");
-}
-
 fn main() {
     let (mut n, mut expires, mut minutes, mut refresh) = (1000usize, 30u32, 10u64, 99u32);
     let mut stagger = true;
@@ -83,12 +71,7 @@ fn main() {
             _ => panic!("usage: soak --registrar URI [--n N] [--expires S] [--minutes M] [--refresh PERCENT] [--stagger on|off]"),
         }
     }
-    let host = registrar
-        .trim_start_matches("sip:")
-        .split([':', ';'])
-        .next()
-        .unwrap_or("")
-        .to_string();
+    let host = registrar_host(&registrar);
     assert!(host.starts_with("127."), "soak only targets loopback");
 
     let mut handles = Vec::new();

@@ -118,7 +118,10 @@ impl RegHandle {
     fn fire(&self, e: &Event) {
         let cb = self.callbacks();
         let handle = self.id as usize as *mut sipreg_registerer;
-        let mut delivered = self.delivered_state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut delivered = self
+            .delivered_state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Event::StateChanged(s) = e {
             *delivered = (*s).into();
         }
@@ -255,15 +258,9 @@ pub extern "C" fn sipreg_registerer_set_state_callback(
     callback: sipreg_state_callback,
     user_data: *mut c_void,
 ) -> sipreg_result {
-    guard(|| {
-        let h = get(r)?;
-        {
-            let mut c = h.callbacks.lock().unwrap_or_else(|e| e.into_inner());
-            c.state = callback;
-            c.state_data = user_data as usize;
-        }
-        h.install_listener();
-        Ok(())
+    update_callbacks(r, |c| {
+        c.state = callback;
+        c.state_data = user_data as usize;
     })
 }
 
@@ -275,13 +272,18 @@ pub extern "C" fn sipreg_registerer_set_event_callback(
     callback: sipreg_event_callback,
     user_data: *mut c_void,
 ) -> sipreg_result {
+    update_callbacks(r, |c| {
+        c.event = callback;
+        c.event_data = user_data as usize;
+    })
+}
+
+/// Changes the callbacks, then re-installs the listener (which waits for a
+/// running call of the old one when off the worker thread).
+fn update_callbacks(r: *mut sipreg_registerer, f: impl FnOnce(&mut Callbacks)) -> sipreg_result {
     guard(|| {
         let h = get(r)?;
-        {
-            let mut c = h.callbacks.lock().unwrap_or_else(|e| e.into_inner());
-            c.event = callback;
-            c.event_data = user_data as usize;
-        }
+        f(&mut h.callbacks.lock().unwrap_or_else(|e| e.into_inner()));
         h.install_listener();
         Ok(())
     })

@@ -1,0 +1,34 @@
+//! Helpers shared by the benchmark and soak examples.
+#![allow(dead_code)]
+
+use sipreg::ffi::sipreg_result;
+
+/// Resident set size of this process in KiB (Linux /proc).
+pub fn rss_kb() -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// Panics with the library's message unless `rc` is SIPREG_OK.
+pub fn ok(rc: sipreg_result, what: &str) {
+    if rc != sipreg_result::SIPREG_OK {
+        let msg = unsafe { std::ffi::CStr::from_ptr(sipreg::ffi::global::sipreg_last_error()) };
+        panic!("{what}: {rc:?} {}", msg.to_string_lossy());
+    }
+}
+
+/// The host part of a `sip:host[:port][;params]` registrar URI.
+pub fn registrar_host(registrar: &str) -> String {
+    registrar
+        .trim_start_matches("sip:")
+        .split([':', ';'])
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
