@@ -256,19 +256,21 @@ const char *sipreg_version(void);
 const char *sipreg_last_error(void);
 
 /**
- * A static name for a result code, e.g. "SIPREG_ERR_TERMINATED". Never NULL; do not free.
+ * A static name for a result code (a `sipreg_result` value), e.g.
+ * "SIPREG_ERR_TERMINATED"; "SIPREG_UNKNOWN" for any other number. Never NULL; do not free.
  */
-const char *sipreg_result_str(enum sipreg_result result);
+const char *sipreg_result_str(int32_t result);
 
 /**
  * Installs a process-wide log callback receiving messages up to `max_level`
- * (NULL callback or `SIPREG_LOG_OFF` turns logging off). When this returns, no
+ * (a `sipreg_log_level` value; NULL callback or `SIPREG_LOG_OFF` turns logging
+ * off; any other number is SIPREG_ERR_INVALID_ARGUMENT). When this returns, no
  * call of the previous callback is still running on another thread, so its
  * `user_data` may be released. The callback must not block for long.
  */
 enum sipreg_result sipreg_set_log_callback(sipreg_log_callback callback,
                                            void *user_data,
-                                           enum sipreg_log_level max_level);
+                                           int32_t max_level);
 
 /**
  * Creates an options builder holding the SIP.js defaults (expires 600,

@@ -244,20 +244,29 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Checks the values are usable.
-    pub fn validate(&self) -> Result<(), Error> {
-        let day = Duration::from_secs(86_400);
-        if self.base < Duration::from_millis(1) || self.base > day {
+    /// Checks the base and cap on their own (setters call this at once).
+    pub fn validate_base(&self) -> Result<(), Error> {
+        let range = Duration::from_millis(1)..=Duration::from_secs(86_400);
+        if !range.contains(&self.base) {
             return Err(Error::invalid(
                 "retry_base must be between 0.001 and 86400 s",
             ));
         }
-        if self.max < self.base || self.max > day {
+        if !range.contains(&self.max) {
             return Err(Error::invalid(
-                "retry_max must be >= retry_base and <= 86400 s",
+                "retry_max must be between 0.001 and 86400 s",
             ));
         }
-        if self.retry_after_max > day {
+        Ok(())
+    }
+
+    /// Checks the values are usable together.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.validate_base()?;
+        if self.max < self.base {
+            return Err(Error::invalid("retry_max must be >= retry_base"));
+        }
+        if self.retry_after_max > Duration::from_secs(86_400) {
             return Err(Error::invalid("retry_after_max must be <= 86400 s"));
         }
         Ok(())
@@ -493,16 +502,46 @@ fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
+/// Parses a URI option. A password in the userinfo is refused (it would go out
+/// in clear text in To/From) and never echoed in the error text.
 fn parse_uri(what: &str, s: &str) -> Result<Uri, Error> {
     check_no_ctl(what, s)?;
-    Uri::parse(s).map_err(|e| Error::invalid(format!("{what}: bad SIP URI {:?}: {e}", truncate(s))))
+    let uri = Uri::parse(s).map_err(|e| {
+        Error::invalid(format!(
+            "{what}: bad SIP URI {:?}: {e}",
+            truncate(&redact_password(s))
+        ))
+    })?;
+    if uri.password.is_some() {
+        return Err(Error::invalid(format!(
+            "{what} must not contain a password (it would be sent in clear text); set the password separately"
+        )));
+    }
+    Ok(uri)
+}
+
+/// Replaces a `user:password@` password with `***` for error texts.
+fn redact_password(s: &str) -> String {
+    let Some((scheme, rest)) = s.split_once(':') else {
+        return s.to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}:{user}:***@{host}")
+        }
+        _ => s.to_owned(),
+    }
 }
 
 fn parse_socket_addr(s: &str) -> Result<SocketAddr, Error> {
     if let Ok(sa) = s.parse::<SocketAddr>() {
         return Ok(sa);
     }
-    let bare = s.trim_start_matches('[').trim_end_matches(']');
+    let bare = match s.strip_prefix('[') {
+        Some(inner) => inner.strip_suffix(']').unwrap_or(s),
+        None => s,
+    };
     bare.parse::<IpAddr>()
         .map(|ip| SocketAddr::new(ip, 0))
         .map_err(|_| {
@@ -804,6 +843,16 @@ mod tests {
         u.set_local_address(Some("127.0.0.1")).unwrap();
         assert_eq!(u.local_address, Some("127.0.0.1:0".parse().unwrap()));
         u.set_local_address(Some("[::1]:5099")).unwrap();
+        u.set_local_address(Some("[::1]")).unwrap();
+        assert!(u.set_local_address(Some("[::1")).is_err());
+        let e = UserAgentConfig::new("sip:alice:Zq9Secret@")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("Zq9Secret"), "{e}");
+        let e = UserAgentConfig::new("sip:alice:Zq9Secret@example.com")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("Zq9Secret") && e.contains("password"), "{e}");
         assert!(u.set_local_address(Some("localhost")).is_err());
         assert_eq!(u.effective_auth_username(), "alice");
         u.set_auth_username(Some("a1")).unwrap();

@@ -129,7 +129,8 @@ pub struct Registerer {
     bound_contact: Option<String>,
     stale_contacts: Vec<String>,
     pending: Option<Pending>,
-    lingering: Vec<ClientTransaction>,
+    /// Completed transactions absorbing retransmitted finals until Timer K, with their CSeq.
+    lingering: Vec<(ClientTransaction, u32)>,
     refresh_at: Option<Instant>,
     expire_at: Option<Instant>,
     retry_at: Option<Instant>,
@@ -305,7 +306,7 @@ impl Registerer {
         let lingering = self
             .lingering
             .iter()
-            .filter_map(|t| t.next_deadline())
+            .filter_map(|(t, _)| t.next_deadline())
             .min();
         [
             tx,
@@ -431,21 +432,35 @@ impl Registerer {
         let Some(branch) = branch else {
             return Err(Unmatched::UnknownBranch);
         };
-        if let Some(p) = &mut self.pending {
+        let dialogue_ok = |cseq: u32| {
+            resp.call_id() == Some(self.call_id.as_str()) && resp.cseq() == Some((cseq, "REGISTER"))
+        };
+        if let Some(p) = &self.pending {
             if p.tx.branch() == branch {
-                let dialogue_ok = resp.call_id() == Some(self.call_id.as_str())
-                    && resp.cseq() == Some((p.cseq, "REGISTER"));
-                if !dialogue_ok {
+                if !dialogue_ok(p.cseq) {
                     return Err(Unmatched::WrongDialogue);
                 }
-                if p.tx.on_response(resp.status, now) == Delivery::Final {
+                let delivery = self
+                    .pending
+                    .as_mut()
+                    .map(|p| p.tx.on_response(resp.status, now));
+                if delivery == Some(Delivery::Final) {
                     self.on_final(now, resp);
                 }
                 return Ok(());
             }
         }
-        if let Some(tx) = self.lingering.iter_mut().find(|t| t.branch() == branch) {
-            tx.on_response(resp.status, now);
+        if let Some((_, cseq)) = self.lingering.iter().find(|(t, _)| t.branch() == branch) {
+            if !dialogue_ok(*cseq) {
+                return Err(Unmatched::WrongDialogue);
+            }
+            if let Some((tx, _)) = self
+                .lingering
+                .iter_mut()
+                .find(|(t, _)| t.branch() == branch)
+            {
+                tx.on_response(resp.status, now);
+            }
             return Ok(());
         }
         Err(Unmatched::UnknownBranch)
@@ -457,7 +472,7 @@ impl Registerer {
             return;
         }
         self.run_transaction_timers(now);
-        self.lingering.retain_mut(|t| {
+        self.lingering.retain_mut(|(t, _)| {
             t.on_timer(now) != TimerOutcome::Terminated && t.next_deadline().is_some()
         });
         if self.dispose_deadline.is_some_and(|d| now >= d) {
@@ -676,7 +691,7 @@ impl Registerer {
             return;
         };
         if p.tx.next_deadline().is_some() {
-            self.lingering.push(p.tx.clone());
+            self.lingering.push((p.tx.clone(), p.cseq));
         }
         self.record_response(resp.status, &resp.reason);
         match resp.status {

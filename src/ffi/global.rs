@@ -4,6 +4,7 @@ use std::ffi::{c_char, c_void, CString};
 use std::sync::Arc;
 
 use super::{guard, sipreg_result};
+use crate::error::Error;
 use crate::runtime::log::{self, Level};
 
 /// Severity of a log message.
@@ -44,18 +45,22 @@ pub extern "C" fn sipreg_last_error() -> *const c_char {
     super::last_error_ptr()
 }
 
-/// A static name for a result code, e.g. "SIPREG_ERR_TERMINATED". Never NULL; do not free.
+/// A static name for a result code (a `sipreg_result` value), e.g.
+/// "SIPREG_ERR_TERMINATED"; "SIPREG_UNKNOWN" for any other number. Never NULL; do not free.
 #[no_mangle]
-pub extern "C" fn sipreg_result_str(result: sipreg_result) -> *const c_char {
+pub extern "C" fn sipreg_result_str(result: i32) -> *const c_char {
+    // Taken as an integer: a C caller may pass any value, and an out-of-range
+    // Rust enum would be undefined behaviour.
     let s: &'static str = match result {
-        sipreg_result::SIPREG_OK => "SIPREG_OK\0",
-        sipreg_result::SIPREG_ERR_NULL_ARGUMENT => "SIPREG_ERR_NULL_ARGUMENT\0",
-        sipreg_result::SIPREG_ERR_INVALID_ARGUMENT => "SIPREG_ERR_INVALID_ARGUMENT\0",
-        sipreg_result::SIPREG_ERR_REQUEST_PENDING => "SIPREG_ERR_REQUEST_PENDING\0",
-        sipreg_result::SIPREG_ERR_TERMINATED => "SIPREG_ERR_TERMINATED\0",
-        sipreg_result::SIPREG_ERR_TRANSPORT => "SIPREG_ERR_TRANSPORT\0",
-        sipreg_result::SIPREG_ERR_BUFFER_TOO_SMALL => "SIPREG_ERR_BUFFER_TOO_SMALL\0",
-        sipreg_result::SIPREG_ERR_INTERNAL => "SIPREG_ERR_INTERNAL\0",
+        0 => "SIPREG_OK\0",
+        1 => "SIPREG_ERR_NULL_ARGUMENT\0",
+        2 => "SIPREG_ERR_INVALID_ARGUMENT\0",
+        3 => "SIPREG_ERR_REQUEST_PENDING\0",
+        4 => "SIPREG_ERR_TERMINATED\0",
+        5 => "SIPREG_ERR_TRANSPORT\0",
+        6 => "SIPREG_ERR_BUFFER_TOO_SMALL\0",
+        7 => "SIPREG_ERR_INTERNAL\0",
+        _ => "SIPREG_UNKNOWN\0",
     };
     s.as_ptr().cast()
 }
@@ -74,22 +79,28 @@ impl UserData {
 }
 
 /// Installs a process-wide log callback receiving messages up to `max_level`
-/// (NULL callback or `SIPREG_LOG_OFF` turns logging off). When this returns, no
+/// (a `sipreg_log_level` value; NULL callback or `SIPREG_LOG_OFF` turns logging
+/// off; any other number is SIPREG_ERR_INVALID_ARGUMENT). When this returns, no
 /// call of the previous callback is still running on another thread, so its
 /// `user_data` may be released. The callback must not block for long.
 #[no_mangle]
 pub extern "C" fn sipreg_set_log_callback(
     callback: sipreg_log_callback,
     user_data: *mut c_void,
-    max_level: sipreg_log_level,
+    max_level: i32,
 ) -> sipreg_result {
     guard(|| {
         let level = match max_level {
-            sipreg_log_level::SIPREG_LOG_OFF => None,
-            sipreg_log_level::SIPREG_LOG_ERROR => Some(Level::Error),
-            sipreg_log_level::SIPREG_LOG_WARN => Some(Level::Warn),
-            sipreg_log_level::SIPREG_LOG_INFO => Some(Level::Info),
-            sipreg_log_level::SIPREG_LOG_DEBUG => Some(Level::Debug),
+            0 => None,
+            1 => Some(Level::Error),
+            2 => Some(Level::Warn),
+            3 => Some(Level::Info),
+            4 => Some(Level::Debug),
+            other => {
+                return Err(Error::invalid(format!(
+                    "log level {other} is not a sipreg_log_level"
+                )))
+            }
         };
         match (callback, level) {
             (Some(cb), Some(level)) => {

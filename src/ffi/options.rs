@@ -313,6 +313,7 @@ pub extern "C" fn sipreg_registerer_options_set_retry_base(
 ) -> sipreg_result {
     with_opts(o, |opts| {
         opts.retry.base = self::seconds("retry_base", seconds)?;
+        opts.retry.validate_base()?;
         Ok(())
     })
 }
@@ -325,6 +326,7 @@ pub extern "C" fn sipreg_registerer_options_set_retry_max(
 ) -> sipreg_result {
     with_opts(o, |opts| {
         opts.retry.max = self::seconds("retry_max", seconds)?;
+        opts.retry.validate_base()?;
         Ok(())
     })
 }

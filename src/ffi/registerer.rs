@@ -1,6 +1,7 @@
 //! `sipreg_registerer`: one registration (SIP.js `Registerer`) and its callbacks.
 
 use std::ffi::{c_char, c_void, CString};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -92,6 +93,8 @@ pub(crate) struct RegHandle {
     callbacks: Mutex<Callbacks>,
     /// The state as of the event being delivered (events arrive in order).
     delivered_state: Mutex<sipreg_state>,
+    /// Set by `sipreg_registerer_free`: no callback may start after it.
+    freed: AtomicBool,
 }
 
 pub(crate) static REGISTERERS: Registry<RegHandle> = Registry::new();
@@ -132,7 +135,7 @@ impl RegHandle {
         let ev = match e {
             Event::StateChanged(s) => {
                 let new: sipreg_state = (*s).into();
-                if let Some(f) = cb.state {
+                if let (Some(f), false) = (cb.state, self.freed.load(Ordering::Acquire)) {
                     // SAFETY: application-supplied callback with its own user_data.
                     unsafe { f(cb.state_data as *mut c_void, handle, new) };
                 }
@@ -176,7 +179,8 @@ impl RegHandle {
             },
             Event::Note(_) => return,
         };
-        if let Some(f) = cb.event {
+        // A state callback that freed the handle ends the deliveries.
+        if let (Some(f), false) = (cb.event, self.freed.load(Ordering::Acquire)) {
             // SAFETY: application-supplied callback; `ev` and `reason` live across the call.
             unsafe { f(cb.event_data as *mut c_void, handle, &ev) };
         }
@@ -234,6 +238,7 @@ pub unsafe extern "C" fn sipreg_registerer_new(
                 event_data: 0,
             }),
             delivered_state: Mutex::new(sipreg_state::SIPREG_STATE_INITIAL),
+            freed: AtomicBool::new(false),
         });
         handle.install_listener();
         runtime::send(Command::AddReg {
@@ -335,6 +340,7 @@ pub extern "C" fn sipreg_registerer_free(r: *mut sipreg_registerer) {
             return Ok(());
         }
         let h = REGISTERERS.remove(r as *const c_void, "registerer")?;
+        h.freed.store(true, Ordering::Release);
         h.shared.set_listener(None);
         runtime::send(Command::FreeReg(h.id))
     });

@@ -166,8 +166,9 @@ impl Worker {
                 target,
                 shared,
             } => {
-                let Some(u) = self.uas.get_mut(&ua) else {
-                    // The user agent was freed meanwhile: the registerer ends at once, visibly.
+                let live_ua = self.uas.get_mut(&ua).filter(|u| u.freeing.is_none());
+                let Some(u) = live_ua else {
+                    // The user agent is gone or being freed: the registerer ends at once, visibly.
                     {
                         let mut s = shared.snap();
                         s.state = State::Terminated;

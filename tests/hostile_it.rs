@@ -1,0 +1,1184 @@
+//! Hostile input on the live socket and credential hygiene, against the real
+//! Kamailio registrar on loopback, through the C ABI.
+//!
+//! - Junk, truncated / garbled / oversized / misrouted responses and requests
+//!   sent to a registered registerer's UDP port are dropped and counted in
+//!   `stats.dropped`; the registration and its refresh are unaffected.
+//! - Through a transparent relay (which sees our real requests): responses
+//!   with the right branch but a wrong Call-ID / CSeq, and an exact copy of the
+//!   registrar's answer from another address, are dropped too.
+//! - A flood of 100 000 junk datagrams: still Registered, refresh still works,
+//!   resident memory stays flat.
+//! - Credentials: at DEBUG level no log line (nor `sipreg_last_error()`) ever
+//!   shows the password, its digest HA1, or an Authorization header.
+//!
+//! The log sink is process-wide and tests in one file run in parallel, so the
+//! tests that care (credentials capture, the flood) take `EXCLUSIVE`.
+
+mod support;
+
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use sipreg::ffi::global::{sipreg_log_level, sipreg_set_log_callback};
+use sipreg::ffi::sipreg_result::{self, *};
+use sipreg::ffi::user_agent::*;
+use support::capi::*;
+use support::kamailio::{fresh_user, shared};
+use support::wire::Request;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+static EXCLUSIVE: Mutex<()> = Mutex::new(());
+
+fn exclusive() -> MutexGuard<'static, ()> {
+    EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Small deterministic PRNG (xorshift64*).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+    fn token(&mut self, n: usize) -> String {
+        const A: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        (0..n).map(|_| A[self.below(A.len())] as char).collect()
+    }
+}
+
+fn registered_udp(user: &str, pw: &str, expires: u32, registrar: Option<String>) -> (Ua, Reg) {
+    let ua = Ua::new(&format!("sip:{user}@127.0.0.1"))
+        .password(pw)
+        .transport("udp");
+    let opts = Opts {
+        expires,
+        registrar: Some(registrar.unwrap_or_else(|| shared().registrar("udp"))),
+        retry: false,
+        ..Default::default()
+    };
+    let mut r = Reg::new(&ua, &opts);
+    assert_eq!(r.register(), SIPREG_OK);
+    assert!(
+        r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
+        "registered: {:?}",
+        r.events()
+    );
+    (ua, r)
+}
+
+/// The local UDP address of our contact, from the registrar's 2xx.
+fn contact_addr(r: &Reg) -> SocketAddr {
+    let contacts = r.contacts();
+    assert!(!contacts.is_empty(), "a contact after registering");
+    let c = &contacts[0];
+    let hostport = c.split('@').nth(1).expect("contact has a user part");
+    let hostport = hostport.split([';', '>', '?']).next().unwrap();
+    hostport
+        .parse()
+        .unwrap_or_else(|e| panic!("contact {c}: {e}"))
+}
+
+fn count_200(r: &mut Reg) -> usize {
+    r.events()
+        .iter()
+        .filter(|e| matches!(e, Ev::Response(200, _)))
+        .count()
+}
+
+/// Waits for one more 200 (the automatic refresh) and checks it left us Registered.
+fn expect_refresh(r: &mut Reg, what: &str) {
+    let before = count_200(r);
+    let end = Instant::now() + WAIT;
+    while count_200(r) <= before && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        count_200(r) > before,
+        "{what}: a refresh was accepted: {:?}",
+        r.events()
+    );
+    assert_eq!(r.state(), SIPREG_STATE_REGISTERED, "{what}");
+}
+
+/// Waits until `ua`'s dropped counter reached `at_least`; returns the value.
+fn wait_dropped(ua: &Ua, at_least: u64) -> u64 {
+    wait_dropped_for(ua, at_least, WAIT)
+}
+
+fn wait_dropped_for(ua: &Ua, at_least: u64, timeout: Duration) -> u64 {
+    let end = Instant::now() + timeout;
+    loop {
+        let d = ua.stats().dropped;
+        if d >= at_least || Instant::now() > end {
+            return d;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn state_changes(evs: &[Ev]) -> Vec<Ev> {
+    evs.iter()
+        .filter(|e| matches!(e, Ev::State(_)))
+        .cloned()
+        .collect()
+}
+
+/// A complete, well-formed REGISTER response.
+fn response(
+    status: &str,
+    branch: &str,
+    call_id: &str,
+    cseq: &str,
+    user: &str,
+    contact: SocketAddr,
+) -> String {
+    format!(
+        "SIP/2.0 {status}\r\n\
+         Via: SIP/2.0/UDP {contact};branch={branch};rport={};received=127.0.0.1\r\n\
+         From: <sip:{user}@127.0.0.1>;tag=1928301774\r\n\
+         To: <sip:{user}@127.0.0.1>;tag=a6c85cf\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: {cseq}\r\n\
+         Contact: <sip:{user}@{contact}>;expires=3600\r\n\
+         Server: hostile\r\n\
+         Content-Length: 0\r\n\r\n",
+        contact.port()
+    )
+}
+
+/// The hostile datagrams of the direct test, by category.
+fn hostile_set(rng: &mut Rng, user: &str, contact: SocketAddr) -> Vec<(&'static str, Vec<u8>)> {
+    let mut out: Vec<(&'static str, Vec<u8>)> = Vec::new();
+    let good = |rng: &mut Rng| {
+        let branch = format!("z9hG4bK{}{}", rng.token(10), rng.token(12));
+        response(
+            "200 OK",
+            &branch,
+            &rng.token(24),
+            "2 REGISTER",
+            user,
+            contact,
+        )
+    };
+    // Random bytes (never only CR/LF, which is a keep-alive and not a drop).
+    for _ in 0..40 {
+        let n = 1 + rng.below(1400);
+        let mut b = rng.bytes(n);
+        if b[0] == b'\r' || b[0] == b'\n' {
+            b[0] = b'x';
+        }
+        out.push(("random bytes", b));
+    }
+    // Truncated responses at many cut points (never inside the leading CR/LF).
+    let full = good(rng);
+    for cut in [
+        1,
+        3,
+        7,
+        8,
+        11,
+        12,
+        15,
+        30,
+        60,
+        100,
+        150,
+        200,
+        250,
+        full.len() - 4,
+        full.len() - 2,
+    ] {
+        out.push((
+            "truncated response",
+            full.as_bytes()[..cut.min(full.len() - 1)].to_vec(),
+        ));
+    }
+    // Garbled responses: random byte flips, NULs, non-UTF-8, broken headers.
+    for _ in 0..20 {
+        let mut b = good(rng).into_bytes();
+        for _ in 0..1 + rng.below(8) {
+            let i = 8 + rng.below(b.len() - 8);
+            b[i] = rng.next() as u8;
+        }
+        out.push(("garbled response", b));
+    }
+    let s = good(rng);
+    for garbled in [
+        s.replace("SIP/2.0 200 OK", "SIP/2.0 2000 OK"),
+        s.replace("SIP/2.0 200 OK", "SIP/2.0 -1 Bad"),
+        s.replace("SIP/2.0 200 OK", "SIP/3.0 200 OK"),
+        s.replace("SIP/2.0 200 OK", "SIP/2.0 099 Too Low"),
+        s.replace("SIP/2.0 200 OK", "SIP/2.0 200"),
+        s.replace("CSeq: 2 REGISTER", "CSeq: 99999999999999999999 REGISTER"),
+        s.replace("CSeq: 2 REGISTER", "CSeq: REGISTER"),
+        s.replace("CSeq: 2 REGISTER", "CSeq: -5 REGISTER"),
+        s.replace("Content-Length: 0", "Content-Length: 18446744073709551615"),
+        s.replace("Content-Length: 0", "Content-Length: -1"),
+        s.replace("Content-Length: 0", "Content-Length: 100"),
+        s.replace("Via: SIP/2.0/UDP", "Via:"),
+        s.replace("\r\n", "\n"),
+        s.replace("\r\n", "\r"),
+        s.replace("Call-ID", "Call-ID\0"),
+        s.replace("To: ", "To: \u{7f}\u{1}"),
+        s.replace("branch=z9hG4bK", "branch="),
+        s.replace("branch=z9hG4bK", "branch=z9hG4bK\u{e9}\u{e9}"),
+        s.replace(";rport=", ";rport=99999999999;x="),
+        format!("{s}{}", "X".repeat(3000)),
+        s.replace(
+            "Server: hostile\r\n",
+            &"Via: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKx\r\n".repeat(500),
+        ),
+        s.replace(
+            "Server: hostile",
+            &format!("Server: {}", "h".repeat(20_000)),
+        ),
+    ] {
+        out.push(("garbled response", garbled.into_bytes()));
+    }
+    let mut bad_utf8 = good(rng).into_bytes();
+    bad_utf8.splice(30..30, [0xff, 0xfe, 0xc3, 0x28]);
+    out.push(("garbled response", bad_utf8));
+    // Oversized: the largest IPv4 UDP payload.
+    let mut big = rng.bytes(65_507);
+    big[0] = b'Z';
+    out.push(("oversized junk", big));
+    let padded = {
+        let s = good(rng);
+        let pad = 65_507 - s.len() - "X-Pad: \r\n".len();
+        s.replace(
+            "Server: hostile\r\n",
+            &format!("Server: hostile\r\nX-Pad: {}\r\n", "p".repeat(pad)),
+        )
+    };
+    assert_eq!(padded.len(), 65_507);
+    out.push(("oversized response", padded.into_bytes()));
+    let mut body = good(rng).replace("Content-Length: 0", "Content-Length: 60000");
+    body.push_str(&"b".repeat(60_000));
+    out.push(("oversized response", body.into_bytes()));
+    // Unknown branches: random keys after the magic cookie, random Call-IDs and CSeqs.
+    for _ in 0..20 {
+        out.push(("unknown branch", good(rng).into_bytes()));
+    }
+    for status in [
+        "100 Trying",
+        "401 Unauthorized",
+        "403 Forbidden",
+        "423 Interval Too Brief",
+        "503 Service Unavailable",
+    ] {
+        let branch = format!("z9hG4bK{}", rng.token(10));
+        let cseq = format!("{} REGISTER", 1 + rng.below(10));
+        out.push((
+            "unknown branch",
+            response(status, &branch, &rng.token(20), &cseq, user, contact).into_bytes(),
+        ));
+    }
+    out.push((
+        "no branch",
+        response("200 OK", "abc", "x", "1 REGISTER", user, contact).into_bytes(),
+    ));
+    // Requests instead of responses.
+    for method in [
+        "OPTIONS", "INVITE", "REGISTER", "BYE", "NOTIFY", "MESSAGE", "ACK", "CANCEL",
+    ] {
+        let req = format!(
+            "{method} sip:{user}@{contact} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK{}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:mallory@127.0.0.1>;tag=1\r\n\
+             To: <sip:{user}@127.0.0.1>\r\n\
+             Call-ID: {}\r\n\
+             CSeq: 1 {method}\r\n\
+             Contact: <sip:mallory@127.0.0.1:5999>\r\n\
+             Content-Length: 0\r\n\r\n",
+            rng.token(16),
+            rng.token(16)
+        );
+        out.push(("request", req.into_bytes()));
+    }
+    out
+}
+
+#[test]
+fn hostile_datagrams_are_dropped_and_the_registration_survives() {
+    let (user, pw) = fresh_user();
+    let (ua, mut r) = registered_udp(&user, &pw, 5, None);
+    let target = contact_addr(&r);
+    assert!(target.ip().is_loopback(), "{target}");
+    let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
+    assert_ne!(attacker.local_addr().unwrap().port(), shared().port);
+    let states_before = state_changes(&r.events());
+    println!("hostile: VmRSS at start {} KiB", vm_rss_kib());
+    let stats0 = ua.stats();
+    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let set = hostile_set(&mut rng, &user, target);
+
+    // One category at a time, waiting for the counter after each datagram so a
+    // full socket buffer cannot lose any (big datagrams) and a miss is attributable.
+    let mut sent = 0u64;
+    let mut per_kind: Vec<(&str, u64)> = Vec::new();
+    for (kind, bytes) in &set {
+        let before = ua.stats().dropped;
+        attacker.send_to(bytes, target).unwrap();
+        sent += 1;
+        let after = wait_dropped(&ua, before + 1);
+        assert!(
+            after > before,
+            "{kind} datagram ({} bytes) was not counted as dropped: {:?}",
+            bytes.len(),
+            String::from_utf8_lossy(&bytes[..bytes.len().min(120)])
+        );
+        match per_kind.iter_mut().find(|(k, _)| k == kind) {
+            Some((_, n)) => *n += 1,
+            None => per_kind.push((kind, 1)),
+        }
+        assert_eq!(
+            r.state(),
+            SIPREG_STATE_REGISTERED,
+            "after a {kind} datagram"
+        );
+    }
+    let stats1 = ua.stats();
+    println!("hostile: VmRSS {} KiB", vm_rss_kib());
+    println!(
+        "hostile: sent {sent} datagrams {per_kind:?}; dropped {} -> {} (+{}), received {} -> {} (+{})",
+        stats0.dropped,
+        stats1.dropped,
+        stats1.dropped - stats0.dropped,
+        stats0.received,
+        stats1.received,
+        stats1.received - stats0.received
+    );
+    assert!(
+        stats1.dropped - stats0.dropped >= sent,
+        "every hostile datagram counted as dropped"
+    );
+    assert!(
+        stats1.received - stats0.received >= sent,
+        "every hostile datagram counted as received"
+    );
+    assert_eq!(r.state(), SIPREG_STATE_REGISTERED);
+    assert_eq!(
+        state_changes(&r.events()),
+        states_before,
+        "no state change from hostile input"
+    );
+    assert!(
+        !r.events()
+            .iter()
+            .any(|e| matches!(e, Ev::Response(c, _) if *c != 200 && *c != 401)),
+        "no forged final response was reported: {:?}",
+        r.events()
+    );
+
+    // The registration still refreshes (expires 5 s, refresh at 99 %).
+    expect_refresh(&mut r, "after the hostile datagrams");
+    assert_eq!(
+        shared().lookup(&user).len(),
+        1,
+        "Kamailio still holds our binding"
+    );
+    assert_eq!(r.dispose(), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_TERMINATED, WAIT));
+}
+
+/// Resident set size of this process in KiB.
+fn vm_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status")
+}
+
+#[test]
+fn a_flood_of_junk_leaves_registration_and_memory_intact() {
+    let _x = exclusive();
+    let (user, pw) = fresh_user();
+    let (ua, mut r) = registered_udp(&user, &pw, 5, None);
+    let target = contact_addr(&r);
+    let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut rng = Rng(0xf100_d5ee_d000_0001);
+    // A pool of junk: random bytes, garbage responses with unknown branches, requests.
+    let mut pool: Vec<Vec<u8>> = Vec::new();
+    for i in 0..64 {
+        pool.push(match i % 4 {
+            0 => {
+                let n = 20 + rng.below(1200);
+                let mut b = rng.bytes(n);
+                b[0] = b'J';
+                b
+            }
+            1 => {
+                let branch = format!("z9hG4bK{}", rng.token(10));
+                response("200 OK", &branch, &rng.token(20), "7 REGISTER", &user, target).into_bytes()
+            }
+            2 => format!("OPTIONS sip:{user}@{target} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bK{}\r\n\r\n", rng.token(8))
+                .into_bytes(),
+            _ => b"SIP/2.0 200 OK\r\nVia: broken\r\n".to_vec(),
+        });
+    }
+    let stats0 = ua.stats();
+    let responses0 = r
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Ev::Response(..)))
+        .count();
+    let rss0 = vm_rss_kib();
+    let t0 = Instant::now();
+    const N: u64 = 100_000;
+    const BATCH: u64 = 64;
+    const FLOOD_FOR: Duration = Duration::from_secs(6);
+    let refreshes0 = count_200(&mut r);
+    let big = {
+        let mut b = vec![b'O'; 65_507];
+        b[..4].copy_from_slice(b"SIP/");
+        b
+    };
+    let mut send_errors = 0u64;
+    let mut rss_peak = rss0;
+    for i in 0..N {
+        // Now and then the largest datagram there is.
+        let dgram: &[u8] = if i % 10_000 == 9_999 {
+            &big
+        } else {
+            &pool[(i % pool.len() as u64) as usize]
+        };
+        if attacker.send_to(dgram, target).is_err() {
+            send_errors += 1;
+        }
+        // After each batch, let the library drain its socket (until its counter
+        // stops moving): a flood it can read, not a measure of kernel buffer sizes.
+        if i % BATCH == BATCH - 1 {
+            let end = Instant::now() + Duration::from_millis(100);
+            let mut last = u64::MAX;
+            loop {
+                let got = ua.stats().received - stats0.received;
+                if got > i || got == last || Instant::now() > end {
+                    break;
+                }
+                last = got;
+                std::thread::sleep(Duration::from_micros(300));
+            }
+        }
+        // Spread the flood over more than one refresh interval (expires 5 s),
+        // so a refresh has to get through while it lasts.
+        if i % BATCH == BATCH - 1 {
+            let due = t0 + FLOOD_FOR.mul_f64((i + 1) as f64 / N as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+        if i % 10_000 == 0 {
+            rss_peak = rss_peak.max(vm_rss_kib());
+        }
+    }
+    // Then a burst with no pause at all: the socket buffer overflows.
+    const BURST: u64 = 20_000;
+    for i in 0..BURST {
+        if attacker
+            .send_to(&pool[(i % pool.len() as u64) as usize], target)
+            .is_err()
+        {
+            send_errors += 1;
+        }
+    }
+    let sent_for = t0.elapsed();
+    // Let the library drain its socket.
+    let settle_end = Instant::now() + Duration::from_secs(3);
+    let mut last = ua.stats().dropped;
+    while Instant::now() < settle_end {
+        std::thread::sleep(Duration::from_millis(100));
+        let d = ua.stats().dropped;
+        if d == last {
+            break;
+        }
+        last = d;
+    }
+    let stats1 = ua.stats();
+    let rss1 = vm_rss_kib();
+    let refreshes = count_200(&mut r) - refreshes0;
+    let dropped = stats1.dropped - stats0.dropped;
+    let received = stats1.received - stats0.received;
+    println!(
+        "flood: sent {N} paced + {BURST} burst datagrams in {:.2} s ({send_errors} send errors); library received \
+         +{received}, dropped +{dropped} (the kernel discarded {} on a full socket buffer); {refreshes} refresh(es) \
+         accepted during the flood; VmRSS {rss0} KiB -> {rss1} KiB ({:+} KiB, peak {rss_peak} KiB)",
+        sent_for.as_secs_f64(),
+        (N + BURST).saturating_sub(received),
+        rss1 as i64 - rss0 as i64
+    );
+    assert!(
+        refreshes >= 1,
+        "a refresh got through during the flood: {:?}",
+        r.events()
+    );
+    // Everything received was dropped, except the registrar's answers to our refreshes.
+    let responses = r
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Ev::Response(..)))
+        .count()
+        - responses0;
+    assert!(
+        dropped + responses as u64 >= received,
+        "everything the library received was dropped (+{received} received, +{dropped} dropped, {responses} responses)"
+    );
+    assert!(
+        received >= N / 2,
+        "the library saw most of the flood (+{received} of {N})"
+    );
+    assert_eq!(
+        r.state(),
+        SIPREG_STATE_REGISTERED,
+        "still registered after the flood"
+    );
+    assert!(
+        rss1 < rss0 + 20 * 1024,
+        "memory grew by {} KiB during the flood (limit 20 MiB)",
+        rss1 as i64 - rss0 as i64
+    );
+    expect_refresh(&mut r, "after the flood");
+    let rss2 = vm_rss_kib();
+    println!("flood: VmRSS after the refresh {rss2} KiB");
+    assert_eq!(r.dispose(), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_TERMINATED, WAIT));
+}
+
+/// A transparent UDP relay between our registerer and Kamailio. It records the
+/// REGISTERs it forwards and, around each of Kamailio's responses (see
+/// [`Inject`]), injects the forgeries of [`forgeries_of`].
+struct Relay {
+    addr: SocketAddr,
+    forged: Arc<AtomicU64>,
+    forwarded: Arc<AtomicU64>,
+    requests: Arc<Mutex<Vec<Request>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn replace_header(msg: &str, name: &str, f: impl Fn(&str) -> String) -> String {
+    msg.split("\r\n")
+        .map(|l| match l.split_once(':') {
+            Some((n, v)) if n.trim().eq_ignore_ascii_case(name) => format!("{n}: {}", f(v.trim())),
+            _ => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+/// When the relay injects its forgeries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Inject {
+    None,
+    /// Before forwarding the genuine response (the transaction is waiting).
+    Before,
+    /// Right after it (the transaction just completed).
+    After,
+}
+
+/// Forgeries of a genuine response `text`: (sent from another address?, bytes).
+/// From the relay's address: wrong Call-ID, wrong CSeq number, wrong CSeq
+/// method, a branch differing in its last character (same registerer key);
+/// from another socket: the genuine response itself turned into a 403.
+fn forgeries_of(text: &str) -> Vec<(bool, String)> {
+    let status_line = &text[..text.find("\r\n").unwrap()];
+    let as_403 = |m: String| m.replacen(status_line, "SIP/2.0 403 Forbidden", 1);
+    vec![
+        (
+            false,
+            as_403(replace_header(text, "Call-ID", |v| format!("{v}x"))),
+        ),
+        (
+            false,
+            replace_header(text, "CSeq", |v| {
+                let (num, method) = v.split_once(' ').unwrap();
+                format!("{} {method}", num.parse::<u32>().unwrap() + 1)
+            }),
+        ),
+        (
+            false,
+            as_403(replace_header(text, "CSeq", |v| {
+                let (num, _) = v.split_once(' ').unwrap();
+                format!("{num} INVITE")
+            })),
+        ),
+        (
+            false,
+            replace_header(text, "Via", |v| {
+                let i = v.find("branch=").unwrap() + "branch=".len();
+                let end = v[i..].find(';').map_or(v.len(), |e| i + e);
+                let mut b = v[i..end].to_owned();
+                let last = b.pop().unwrap();
+                b.push(if last == 'a' { 'b' } else { 'a' });
+                format!("{}{b}{}", &v[..i], &v[end..])
+            }),
+        ),
+        (true, as_403(text.to_owned())),
+    ]
+}
+
+impl Relay {
+    fn start(kamailio: SocketAddr, inject: Inject) -> Relay {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let other = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let addr = sock.local_addr().unwrap();
+        let forged = Arc::new(AtomicU64::new(0));
+        let forwarded = Arc::new(AtomicU64::new(0));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (f, fw, rq, st) = (
+            forged.clone(),
+            forwarded.clone(),
+            requests.clone(),
+            stop.clone(),
+        );
+        let thread = std::thread::spawn(move || {
+            let mut client: Option<SocketAddr> = None;
+            let mut buf = vec![0u8; 70_000];
+            while !st.load(Ordering::Relaxed) {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                let msg = &buf[..n];
+                if from == kamailio {
+                    let Some(c) = client else { continue };
+                    let text = String::from_utf8_lossy(msg).into_owned();
+                    let forgeries = if inject == Inject::None {
+                        Vec::new()
+                    } else {
+                        forgeries_of(&text)
+                    };
+                    let send_forgeries = || {
+                        for (from_other, forgery) in &forgeries {
+                            let s = if *from_other { &other } else { &sock };
+                            s.send_to(forgery.as_bytes(), c).unwrap();
+                            f.fetch_add(1, Ordering::Relaxed);
+                        }
+                        // Let them arrive before what comes next.
+                        std::thread::sleep(Duration::from_millis(20));
+                    };
+                    if inject == Inject::Before {
+                        send_forgeries();
+                    }
+                    sock.send_to(msg, c).unwrap();
+                    fw.fetch_add(1, Ordering::Relaxed);
+                    if inject == Inject::After {
+                        send_forgeries();
+                    }
+                } else {
+                    client = Some(from);
+                    rq.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(Request::parse(msg));
+                    sock.send_to(msg, kamailio).unwrap();
+                }
+            }
+        });
+        Relay {
+            addr,
+            forged,
+            forwarded,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn forged_responses_with_the_real_branch_are_dropped() {
+    let k = shared();
+    let kamailio: SocketAddr = format!("127.0.0.1:{}", k.port).parse().unwrap();
+    let relay = Relay::start(kamailio, Inject::Before);
+    let (user, pw) = fresh_user();
+    let ua = Ua::new(&format!("sip:{user}@127.0.0.1"))
+        .password(&pw)
+        .transport("udp");
+    let opts = Opts {
+        expires: 5,
+        registrar: Some(format!("sip:{}", relay.addr)),
+        retry: false,
+        ..Default::default()
+    };
+    let mut r = Reg::new(&ua, &opts);
+    let stats0 = ua.stats();
+    assert_eq!(r.register(), SIPREG_OK);
+    assert!(
+        r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
+        "registered through the relay: {:?}",
+        r.events()
+    );
+    let forged = relay.forged.load(Ordering::Relaxed);
+    let dropped = wait_dropped(&ua, stats0.dropped + forged) - stats0.dropped;
+    {
+        let reqs = relay.requests.lock().unwrap();
+        assert!(
+            reqs.len() >= 2,
+            "a REGISTER and its authenticated resend: {}",
+            reqs.len()
+        );
+        for q in reqs.iter() {
+            assert!(
+                q.request_line.starts_with("REGISTER "),
+                "{}",
+                q.request_line
+            );
+            assert!(q.branch().starts_with("z9hG4bK"), "{}", q.branch());
+        }
+    }
+    println!(
+        "relay: forwarded {} responses, injected {forged} forgeries, dropped +{dropped}",
+        relay.forwarded.load(Ordering::Relaxed)
+    );
+    assert!(
+        forged >= 10,
+        "forgeries were injected for the 401 and the 200"
+    );
+    assert!(
+        dropped >= forged,
+        "every forgery counted as dropped ({dropped} < {forged})"
+    );
+    let evs = r.events();
+    assert!(
+        evs.iter()
+            .all(|e| !matches!(e, Ev::Response(c, _) if *c == 403)),
+        "a forged 403 was accepted: {evs:?}"
+    );
+    assert_eq!(
+        state_changes(&evs),
+        vec![Ev::State(SIPREG_STATE_REGISTERED)],
+        "{evs:?}"
+    );
+    // The refresh goes through the relay too, with forgeries around it.
+    let forged_before = relay.forged.load(Ordering::Relaxed);
+    expect_refresh(&mut r, "through the relay");
+    let forged_refresh = relay.forged.load(Ordering::Relaxed) - forged_before;
+    assert!(forged_refresh >= 5, "forgeries around the refresh");
+    let total_forged = relay.forged.load(Ordering::Relaxed);
+    let dropped = wait_dropped(&ua, stats0.dropped + total_forged) - stats0.dropped;
+    assert!(
+        dropped >= total_forged,
+        "every forgery counted as dropped ({dropped} < {total_forged})"
+    );
+    assert!(r
+        .events()
+        .iter()
+        .all(|e| !matches!(e, Ev::Response(403, _))));
+    assert_eq!(r.unregister(false), SIPREG_OK);
+    assert!(
+        r.wait_state(SIPREG_STATE_UNREGISTERED, WAIT),
+        "{:?}",
+        r.events()
+    );
+    assert_eq!(
+        r.last_response().map(|x| x.0),
+        Some(200),
+        "the un-REGISTER was answered by Kamailio, not a forgery"
+    );
+    assert!(k.lookup(&user).is_empty(), "binding removed");
+}
+
+/// Registers through a relay that sends its forgeries right after each genuine
+/// final response (the client transaction just completed). Returns the number
+/// of forgeries, how many were counted as dropped, and the registerer.
+fn late_forgeries() -> (u64, u64, Ua, Reg, Relay) {
+    let k = shared();
+    let kamailio: SocketAddr = format!("127.0.0.1:{}", k.port).parse().unwrap();
+    let relay = Relay::start(kamailio, Inject::After);
+    let (user, pw) = fresh_user();
+    let ua = Ua::new(&format!("sip:{user}@127.0.0.1"))
+        .password(&pw)
+        .transport("udp");
+    let opts = Opts {
+        expires: 60,
+        registrar: Some(format!("sip:{}", relay.addr)),
+        retry: false,
+        ..Default::default()
+    };
+    let mut r = Reg::new(&ua, &opts);
+    let stats0 = ua.stats();
+    assert_eq!(r.register(), SIPREG_OK);
+    assert!(
+        r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
+        "{:?}",
+        r.events()
+    );
+    // Both responses (401, 200) get 5 forgeries after them.
+    let end = Instant::now() + WAIT;
+    while relay.forged.load(Ordering::Relaxed) < 10 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let forged = relay.forged.load(Ordering::Relaxed);
+    let dropped =
+        wait_dropped_for(&ua, stats0.dropped + forged, Duration::from_secs(1)) - stats0.dropped;
+    println!("late forgeries: injected {forged}, counted as dropped +{dropped}");
+    assert!(forged >= 10);
+    (forged, dropped, ua, r, relay)
+}
+
+/// Forgeries right after the final response do not disturb the registration.
+#[test]
+fn late_forgeries_leave_the_registration_alone() {
+    let (_forged, _dropped, _ua, mut r, _relay) = late_forgeries();
+    let evs = r.events();
+    assert!(
+        evs.iter().all(|e| !matches!(e, Ev::Response(403, _))),
+        "{evs:?}"
+    );
+    assert_eq!(
+        state_changes(&evs),
+        vec![Ev::State(SIPREG_STATE_REGISTERED)],
+        "{evs:?}"
+    );
+    assert_eq!(r.state(), SIPREG_STATE_REGISTERED);
+    assert_eq!(r.dispose(), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_TERMINATED, WAIT));
+}
+
+/// ... and are counted in `stats.dropped` ("wrong Call-ID/CSeq") like the
+/// early ones.
+#[test]
+fn late_forgeries_are_counted_as_dropped() {
+    let (forged, dropped, _ua, _r, _relay) = late_forgeries();
+    assert!(
+        dropped >= forged,
+        "every late forgery counted as dropped ({dropped} < {forged})"
+    );
+}
+
+// ----- credentials ----------------------------------------------------------
+
+static LOG_LINES: Mutex<Vec<(u32, String)>> = Mutex::new(Vec::new());
+
+unsafe extern "C" fn capture_log(_ud: *mut c_void, level: sipreg_log_level, msg: *const c_char) {
+    let line = CStr::from_ptr(msg).to_string_lossy().into_owned();
+    LOG_LINES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((level as u32, line));
+}
+
+fn md5_hex(s: &str) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn last_error_text() -> String {
+    unsafe { CStr::from_ptr(sipreg::ffi::global::sipreg_last_error()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Uninstalls the capture even when an assertion fails.
+struct LogCapture;
+impl LogCapture {
+    fn install() -> LogCapture {
+        LOG_LINES.lock().unwrap().clear();
+        let rc = sipreg_set_log_callback(
+            Some(capture_log),
+            std::ptr::null_mut(),
+            sipreg_log_level::SIPREG_LOG_DEBUG as i32,
+        );
+        assert_eq!(rc, SIPREG_OK);
+        LogCapture
+    }
+    fn lines(&self) -> Vec<(u32, String)> {
+        LOG_LINES.lock().unwrap().clone()
+    }
+}
+impl Drop for LogCapture {
+    fn drop(&mut self) {
+        sipreg_set_log_callback(
+            None,
+            std::ptr::null_mut(),
+            sipreg_log_level::SIPREG_LOG_OFF as i32,
+        );
+    }
+}
+
+fn assert_clean(lines: &[(u32, String)], secrets: &[&str], what: &str) {
+    for (level, line) in lines {
+        for s in secrets {
+            assert!(
+                !line.contains(s),
+                "{what}: log line (level {level}) reveals a secret {s:?}: {line}"
+            );
+        }
+        assert!(
+            !line.contains("Authorization:"),
+            "{what}: log line shows an Authorization header: {line}"
+        );
+        assert!(
+            !line.contains("response=\""),
+            "{what}: log line shows a digest response: {line}"
+        );
+        assert!(
+            !line.to_ascii_lowercase().contains("cnonce="),
+            "{what}: log line shows digest parameters: {line}"
+        );
+    }
+}
+
+fn set_password(ua: &Ua, pw: &[u8]) -> sipreg_result {
+    let c = CString::new(pw).unwrap();
+    unsafe { sipreg_user_agent_set_password(ua.0, c.as_ptr()) }
+}
+
+#[test]
+fn passwords_never_reach_logs_or_error_texts() {
+    let _x = exclusive();
+    let log = LogCapture::install();
+    let k = shared();
+    let (user, pw) = fresh_user();
+    let ha1 = md5_hex(&format!("{user}:127.0.0.1:{pw}"));
+
+    // Authenticated registration, a refresh, an un-REGISTER, then dispose.
+    let (ua, mut r) = registered_udp(&user, &pw, 5, None);
+    assert!(
+        r.events()
+            .contains(&Ev::Response(401, "Unauthorized".into())),
+        "digest challenge: {:?}",
+        r.events()
+    );
+    expect_refresh(&mut r, "authenticated refresh");
+    assert_eq!(r.unregister(false), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_UNREGISTERED, WAIT));
+    assert!(k.lookup(&user).is_empty());
+    // Register again (cached nonce) and dispose (un-REGISTER while disposing).
+    assert_eq!(r.register(), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_REGISTERED, WAIT));
+    assert_eq!(r.dispose(), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_TERMINATED, WAIT));
+    drop(r);
+
+    // The same over TCP (connection set-up is logged at DEBUG too).
+    let (tuser, tpw) = fresh_user();
+    let tha1 = md5_hex(&format!("{tuser}:127.0.0.1:{tpw}"));
+    {
+        let tua = Ua::new(&format!("sip:{tuser}@127.0.0.1"))
+            .password(&tpw)
+            .transport("tcp");
+        let mut tr = Reg::new(
+            &tua,
+            &Opts {
+                expires: 60,
+                registrar: Some(k.registrar("tcp")),
+                retry: false,
+                ..Default::default()
+            },
+        );
+        assert_eq!(tr.register(), SIPREG_OK);
+        assert!(
+            tr.wait_state(SIPREG_STATE_REGISTERED, WAIT),
+            "tcp: {:?}",
+            tr.events()
+        );
+        assert_eq!(tr.unregister(false), SIPREG_OK);
+        assert!(tr.wait_state(SIPREG_STATE_UNREGISTERED, WAIT));
+        assert_eq!(tr.dispose(), SIPREG_OK);
+        assert!(tr.wait_state(SIPREG_STATE_TERMINATED, WAIT));
+    }
+
+    // A wrong, distinctive password: Kamailio keeps challenging, the library gives up.
+    let distinctive = "Zq9!Secret-Horse-7731";
+    let wrong_ha1 = md5_hex(&format!("{user}:127.0.0.1:{distinctive}"));
+    assert_eq!(set_password(&ua, distinctive.as_bytes()), SIPREG_OK);
+    let mut r2 = Reg::new(
+        &ua,
+        &Opts {
+            expires: 60,
+            registrar: Some(k.registrar("udp")),
+            retry: false,
+            ..Default::default()
+        },
+    );
+    assert_eq!(r2.register(), SIPREG_OK);
+    assert!(
+        r2.wait_state(SIPREG_STATE_UNREGISTERED, WAIT),
+        "wrong password fails: {:?}",
+        r2.events()
+    );
+    // Changing it at runtime, then failing calls that carry a password.
+    assert_eq!(
+        set_password(&ua, b"Zq9!Secret-Horse-7731\r\nInjected: yes"),
+        SIPREG_ERR_INVALID_ARGUMENT
+    );
+    let e1 = last_error_text();
+    assert_eq!(
+        set_password(&ua, b"Zq9!Secret-Horse-7731\x1b"),
+        SIPREG_ERR_INVALID_ARGUMENT
+    );
+    let e2 = last_error_text();
+    let bad_utf8 = CString::new(b"Zq9!Secret-Horse-7731\xff\xfe".to_vec()).unwrap();
+    assert_eq!(
+        unsafe { sipreg_user_agent_set_password(ua.0, bad_utf8.as_ptr()) },
+        SIPREG_ERR_INVALID_ARGUMENT
+    );
+    let e3 = last_error_text();
+    drop(r2);
+    let freed = Ua::new(&format!("sip:{user}@127.0.0.1"));
+    let freed_ptr = freed.0;
+    drop(freed);
+    assert_eq!(
+        unsafe {
+            sipreg_user_agent_set_password(freed_ptr, CString::new(distinctive).unwrap().as_ptr())
+        },
+        SIPREG_ERR_TERMINATED
+    );
+    let e4 = last_error_text();
+    for (i, e) in [&e1, &e2, &e3, &e4].iter().enumerate() {
+        assert!(!e.is_empty(), "error text {i} is set");
+        assert!(
+            !e.contains("Zq9") && !e.contains("Horse"),
+            "last error {i} reveals the password: {e}"
+        );
+    }
+    drop(ua);
+
+    let lines = log.lines();
+    drop(log);
+    assert!(
+        lines.len() > 5,
+        "the capture saw the traffic: {} lines",
+        lines.len()
+    );
+    assert!(
+        lines.iter().any(|(_, l)| l.contains("401")),
+        "the capture saw the challenge"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|(lvl, _)| *lvl == sipreg_log_level::SIPREG_LOG_DEBUG as u32),
+        "DEBUG lines captured"
+    );
+    assert_clean(
+        &lines,
+        &[
+            &pw,
+            &ha1,
+            &tpw,
+            &tha1,
+            distinctive,
+            "Secret-Horse",
+            &wrong_ha1,
+        ],
+        "authenticated session",
+    );
+    println!(
+        "credentials: {} log lines checked, none reveals a password, HA1 or credentials header",
+        lines.len()
+    );
+}
+
+/// A password inside the AOR's userinfo (`sip:user:secret@host`, deprecated by
+/// RFC 3261 §19.1.1) must not be echoed by an error text.
+#[test]
+fn a_password_in_a_bad_aor_is_not_echoed_by_the_error_text() {
+    let secret = "Zq9UriSecret5521";
+    for aor in [
+        format!("sip:alice:{secret}@"),
+        format!("sip:alice:{secret}@127.0.0.1:notaport"),
+        format!("sip:alice:{secret}@127.0.0.1?Subject=x"),
+        format!("sip:alice:{secret}@[::1"),
+    ] {
+        let c = CString::new(aor.clone()).unwrap();
+        let mut p = std::ptr::null_mut();
+        let rc = unsafe { sipreg_user_agent_new(c.as_ptr(), &mut p) };
+        if rc == SIPREG_OK {
+            sipreg_user_agent_free(p);
+            continue;
+        }
+        let e = last_error_text();
+        assert!(
+            !e.contains(secret),
+            "{aor}: last error reveals the password: {e}"
+        );
+    }
+}
+
+/// An AOR carrying a password (`sip:user:secret@host`) is either refused by
+/// `sipreg_user_agent_new` or the password is dropped: it must never go out in
+/// the From / To of a REGISTER, nor into a log line.
+#[test]
+fn a_password_in_the_aor_never_goes_on_the_wire() {
+    let _x = exclusive();
+    let log = LogCapture::install();
+    let k = shared();
+    let kamailio: SocketAddr = format!("127.0.0.1:{}", k.port).parse().unwrap();
+    let relay = Relay::start(kamailio, Inject::None);
+    let (user, pw) = fresh_user();
+    let secret = "Zq9AorSecret8813";
+    let aor = CString::new(format!("sip:{user}:{secret}@127.0.0.1")).unwrap();
+    let mut p = std::ptr::null_mut();
+    let rc = unsafe { sipreg_user_agent_new(aor.as_ptr(), &mut p) };
+    if rc != SIPREG_OK {
+        assert_eq!(rc, SIPREG_ERR_INVALID_ARGUMENT);
+        assert!(
+            !last_error_text().contains(secret),
+            "error text reveals it: {}",
+            last_error_text()
+        );
+        return;
+    }
+    let ua = Ua(p).password(&pw);
+    let mut r = Reg::new(
+        &ua,
+        &Opts {
+            expires: 60,
+            registrar: Some(format!("sip:{}", relay.addr)),
+            retry: false,
+            ..Default::default()
+        },
+    );
+    assert_eq!(r.register(), SIPREG_OK);
+    let registered = r.wait_state(SIPREG_STATE_REGISTERED, WAIT);
+    let lines = log.lines();
+    drop(log);
+    for q in relay
+        .requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+    {
+        assert!(
+            !q.raw.contains(secret),
+            "the AOR's password went out on the wire:\n{}",
+            q.raw
+        );
+    }
+    assert_clean(&lines, &[secret], "aor with password");
+    assert!(registered, "{:?}", r.events());
+    assert_eq!(r.dispose(), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_TERMINATED, WAIT));
+}
