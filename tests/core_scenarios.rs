@@ -814,3 +814,128 @@ fn connection_lost_while_registered_re_registers_at_once() {
     h.advance(ms(1));
     assert_eq!(h.requests().len(), 3);
 }
+
+#[test]
+fn network_change_while_a_refresh_is_in_flight_keeps_the_registration() {
+    let mut h = Harness::alice(RegistererOptions::default());
+    h.register();
+    h.ok(600);
+    h.reg.register(h.now).unwrap(); // refresh in flight, carrying contact :5080
+    h.drain();
+    let in_flight = h.last().clone();
+    h.reg.set_local_addr("127.0.0.1:6001".parse().unwrap());
+    h.reg.network_changed(h.now);
+    h.drain();
+    assert_eq!(
+        h.requests().len(),
+        2,
+        "UDP: the request in flight is left to finish"
+    );
+    // The registrar answers the request that was sent, listing the old contact.
+    let ok = in_flight.response(
+        200,
+        "OK",
+        &[format!(
+            "Contact: <{}>;expires=600",
+            in_flight.contact_uri()
+        )],
+    );
+    h.deliver(&ok).unwrap();
+    assert_eq!(
+        h.reg.state(),
+        State::Registered,
+        "matched against the contact it carried"
+    );
+    let rebind = h.last().clone();
+    assert_eq!(
+        h.requests().len(),
+        3,
+        "then re-registers at once from the new address"
+    );
+    assert_eq!(
+        rebind.all("Contact"),
+        vec![
+            "<sip:alice@127.0.0.1:6001>;expires=600",
+            "<sip:alice@127.0.0.1:5080>;expires=0"
+        ]
+    );
+    h.ok(600);
+    assert_eq!(h.states(), vec![State::Registered]);
+}
+
+#[test]
+fn stream_network_change_resends_the_request_in_flight_at_once() {
+    let mut ua = UserAgentConfig::new("sip:alice@example.com").unwrap();
+    ua.transport = sipreg::core::options::Transport::Tcp;
+    let mut h = Harness::new(ua, RegistererOptions::default());
+    h.register();
+    let first = h.last().clone();
+    h.reg.set_local_addr("127.0.0.1:6002".parse().unwrap());
+    h.reg.network_changed(h.now);
+    h.drain();
+    let second = h.last().clone();
+    assert_eq!(h.requests().len(), 2);
+    assert_eq!(second.cseq(), first.cseq() + 1);
+    assert!(second.header("Via").unwrap().contains("127.0.0.1:6002"));
+    assert!(h.responses().is_empty(), "no failure reported for the move");
+    h.ok(600);
+    assert_eq!(h.states(), vec![State::Registered]);
+}
+
+#[test]
+fn retry_after_zero_backs_off_instead_of_storming() {
+    let mut h = Harness::alice(RegistererOptions::default());
+    h.register();
+    h.reply(503, "Service Unavailable", &["Retry-After: 0".into()]);
+    let d = h.reg.next_retry(h.now).unwrap();
+    assert!(
+        d >= secs(30),
+        "RFC 5626 backoff, not an immediate retry: {d:?}"
+    );
+    assert_eq!(h.reg.retry_after(), Some(0));
+}
+
+#[test]
+fn ever_growing_min_expires_is_a_loop_too() {
+    let mut h = Harness::alice(no_retry());
+    h.register();
+    for i in 0..10 {
+        if !h.reg.is_waiting() {
+            break;
+        }
+        h.reply(
+            423,
+            "Interval Too Brief",
+            &[format!("Min-Expires: {}", 601 + i)],
+        );
+    }
+    assert_eq!(
+        h.requests().len(),
+        4,
+        "one REGISTER and three 423 resends at most"
+    );
+    assert_eq!(h.states(), vec![State::Unregistered]);
+}
+
+#[test]
+fn dispose_unregister_is_resent_once_when_its_connection_drops() {
+    let mut ua = UserAgentConfig::new("sip:alice@example.com").unwrap();
+    ua.transport = sipreg::core::options::Transport::Tcp;
+    let mut h = Harness::new(ua, RegistererOptions::default());
+    h.register();
+    h.ok(600);
+    h.reg.dispose(h.now);
+    h.drain();
+    h.reg.connection_lost(h.now);
+    h.drain();
+    assert_eq!(
+        h.requests().len(),
+        3,
+        "un-REGISTER sent again on the new connection"
+    );
+    assert_eq!(h.last().contact_expires(), Some(0));
+    h.reg.connection_lost(h.now);
+    h.drain();
+    assert_eq!(h.requests().len(), 3, "only once");
+    assert_eq!(h.reg.state(), State::Terminated);
+}

@@ -239,3 +239,31 @@ fn tcp_connection_refused_fails_fast() {
     );
     assert_eq!(r.last_response().map(|(c, _)| c), Some(503));
 }
+
+#[test]
+fn a_refused_tcp_registrar_is_not_reconnected_in_a_loop() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ua = Ua::new("sip:alice@127.0.0.1").transport("tcp");
+    let mut r = Reg::new(
+        &ua,
+        &Opts {
+            registrar: Some(format!("sip:127.0.0.1:{closed}")),
+            retry: true,
+            retry_base: 30.0,
+            ..Default::default()
+        },
+    );
+    r.register();
+    assert!(r.wait_state(SIPREG_STATE_UNREGISTERED, Duration::from_secs(5)));
+    std::thread::sleep(Duration::from_secs(1));
+    let s = ua.stats();
+    assert!(
+        s.transport_errors <= 3,
+        "one refused connect, then quiet until the backoff retry: {s:?}"
+    );
+    assert!(r.next_retry().is_some());
+}

@@ -91,10 +91,18 @@ enum Kind {
 struct Pending {
     kind: Kind,
     tx: ClientTransaction,
-    bytes: Vec<u8>,
+    /// The message, written when the runtime first polls it (so Via and
+    /// Contact carry the socket it really leaves from); retransmissions reuse it.
+    bytes: Option<Vec<u8>>,
     cseq: u32,
+    branch: String,
+    auth: Vec<(AuthHeader, String)>,
     expires_sent: u32,
     stale_sent: Vec<String>,
+    /// Our contact URI as written in this request (what its 2xx must list).
+    sent_contact: Option<String>,
+    /// 423 resends in this request (loop guard).
+    interval_rounds: u8,
     /// (realm, proxy, nonce) of every credential sent for this request.
     answered: Vec<(String, bool, String)>,
     stale_retries: u8,
@@ -113,6 +121,8 @@ struct AuthEntry {
 const MAX_AUTH_ROUNDS: u8 = 6;
 /// Cap on consecutive `stale=true` retries.
 const MAX_STALE_RETRIES: u8 = 3;
+/// Cap on 423 resends per request, even when Min-Expires keeps growing.
+const MAX_INTERVAL_ROUNDS: u8 = 3;
 
 /// One registration of one contact for one address of record.
 #[derive(Debug)]
@@ -136,6 +146,7 @@ pub struct Registerer {
     retry_at: Option<Instant>,
     dispose_deadline: Option<Instant>,
     rebind_wanted: bool,
+    dispose_resent: bool,
     auth: Vec<AuthEntry>,
     contacts: Vec<String>,
     retry_after: Option<u32>,
@@ -144,7 +155,8 @@ pub struct Registerer {
     retransmissions: u64,
     timed_out: bool,
     events: VecDeque<Event>,
-    transmits: VecDeque<Transmit>,
+    /// Sends owed to the runtime: `true` for a retransmission.
+    transmits: VecDeque<bool>,
 }
 
 /// Length of the per-registerer key at the start of every branch (after the cookie).
@@ -193,6 +205,7 @@ impl Registerer {
             retry_at: None,
             dispose_deadline: None,
             rebind_wanted: false,
+            dispose_resent: false,
             auth: Vec::new(),
             contacts: Vec::new(),
             retry_after: None,
@@ -290,9 +303,28 @@ impl Registerer {
 
     // ----- outputs --------------------------------------------------------
 
-    /// Next message to send.
+    /// Whether a message is waiting to be sent. The runtime makes sure the
+    /// socket exists and calls [`set_local_addr`](Self::set_local_addr) before
+    /// [`poll_transmit`](Self::poll_transmit), so a socket is only opened when
+    /// there is something to send.
+    pub fn wants_transmit(&self) -> bool {
+        !self.transmits.is_empty()
+    }
+
+    /// Next message to send (written now, from the current local address, if
+    /// it is the first send of the request). `None` without a local address.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let retransmission = *self.transmits.front()?;
+        let local = self.local?;
+        self.transmits.pop_front();
+        if self.pending.as_ref()?.bytes.is_none() {
+            self.render(local);
+        }
+        let bytes = self.pending.as_ref()?.bytes.clone()?;
+        Some(Transmit {
+            bytes,
+            retransmission,
+        })
     }
 
     /// Next event for the application.
@@ -352,11 +384,19 @@ impl Registerer {
     /// The network changed (and [`set_local_addr`](Self::set_local_addr) was called
     /// with the new address): re-register at once if registered or waiting to retry.
     pub fn network_changed(&mut self, now: Instant) {
-        if self.state == State::Terminated || self.dispose_deadline.is_some() {
+        if self.state == State::Terminated {
+            return;
+        }
+        let pending_kind = self.pending.as_ref().map(|p| p.kind);
+        if let (Some(kind), true) = (pending_kind, self.settings.transport.reliable()) {
+            // Its connection is gone with the old network: send it again on a new one.
+            self.take_pending();
+            self.note("network changed: re-sending the request in flight");
+            self.start(now, kind);
             return;
         }
         let wants = self.state == State::Registered || self.retry_at.is_some();
-        if !wants {
+        if !wants || self.dispose_deadline.is_some() {
             return;
         }
         if self.pending.is_some() {
@@ -374,7 +414,20 @@ impl Registerer {
         if self.state == State::Terminated {
             return;
         }
-        if self.pending.is_some() {
+        let resend_unregister = self.dispose_deadline.is_some()
+            && !self.dispose_resent
+            && matches!(
+                self.pending.as_ref().map(|p| p.kind),
+                Some(Kind::Unregister { .. })
+            );
+        if resend_unregister {
+            // Dispose's un-REGISTER gets one more chance on a new connection.
+            self.dispose_resent = true;
+            if let Some(kind) = self.take_pending().map(|p| p.kind) {
+                self.note("connection closed during dispose: sending the un-REGISTER again");
+                self.start(now, kind);
+            }
+        } else if self.pending.is_some() {
             self.transport_error(now, "connection closed", true);
         } else if self.state == State::Registered && self.dispose_deadline.is_none() {
             self.note("connection closed while registered: re-registering");
@@ -528,7 +581,7 @@ impl Registerer {
     }
 
     fn terminate(&mut self) {
-        self.pending = None;
+        self.take_pending();
         self.lingering.clear();
         self.refresh_at = None;
         self.expire_at = None;
@@ -550,10 +603,14 @@ impl Registerer {
         let pending = Pending {
             kind,
             tx: ClientTransaction::new(String::new(), true, self.settings.ua.timers, now),
-            bytes: Vec::new(),
+            bytes: None,
             cseq: 0,
+            branch: String::new(),
+            auth: Vec::new(),
             expires_sent: 0,
             stale_sent: Vec::new(),
+            sent_contact: None,
+            interval_rounds: 0,
             answered: Vec::new(),
             stale_retries: 0,
             new_nonce_retry_used: false,
@@ -562,50 +619,60 @@ impl Registerer {
         self.send(now, pending);
     }
 
-    /// Sends (or re-sends after a challenge / 423) the request of `p`.
+    /// Sends (or re-sends after a challenge / 423) the request of `p`: a new
+    /// CSeq, branch and credentials now; the bytes when the runtime polls them.
     fn send(&mut self, now: Instant, mut p: Pending) {
-        let Some(local) = self.local else {
-            self.pending = Some(p);
-            self.transport_error(now, "no local address (transport not ready)", false);
-            return;
-        };
         self.cseq = self.cseq.wrapping_add(1);
-        let branch = format!("{COOKIE}{}{}", self.key, self.rng.token(12));
-        let contact = match p.kind {
-            Kind::Register => ContactSpec::Bind(self.expires),
-            Kind::Unregister { all: false } => ContactSpec::Remove,
-            Kind::Unregister { all: true } => ContactSpec::RemoveAll,
-        };
-        let auth = self.credentials_headers(&mut p);
-        p.stale_sent = self.stale_contacts.clone();
-        p.expires_sent = match contact {
-            ContactSpec::Bind(e) => e,
-            _ => 0,
-        };
         p.cseq = self.cseq;
-        let parts = RequestParts {
-            settings: &self.settings,
-            local,
-            branch: &branch,
-            call_id: &self.call_id,
-            from_tag: &self.from_tag,
-            cseq: self.cseq,
-            contact,
-            stale_contacts: &p.stale_sent,
-            auth: &auth,
+        p.branch = format!("{COOKIE}{}{}", self.key, self.rng.token(12));
+        p.auth = self.credentials_headers(&mut p);
+        p.expires_sent = match p.kind {
+            Kind::Register => self.expires,
+            Kind::Unregister { .. } => 0,
         };
-        p.bytes = request::build_register(&parts);
+        p.bytes = None;
+        p.sent_contact = None;
         p.tx = ClientTransaction::new(
-            branch,
+            p.branch.clone(),
             self.settings.transport.reliable(),
             self.settings.ua.timers,
             now,
         );
-        self.transmits.push_back(Transmit {
-            bytes: p.bytes.clone(),
-            retransmission: false,
-        });
+        self.transmits.clear();
+        self.transmits.push_back(false);
         self.pending = Some(p);
+    }
+
+    /// Writes the pending request for packets leaving `local`.
+    fn render(&mut self, local: SocketAddr) {
+        let Some(p) = self.pending.as_mut() else {
+            return;
+        };
+        let contact = match p.kind {
+            Kind::Register => ContactSpec::Bind(p.expires_sent),
+            Kind::Unregister { all: false } => ContactSpec::Remove,
+            Kind::Unregister { all: true } => ContactSpec::RemoveAll,
+        };
+        p.stale_sent = self.stale_contacts.clone();
+        p.sent_contact = Some(request::contact_uri(&self.settings, local));
+        let parts = RequestParts {
+            settings: &self.settings,
+            local,
+            branch: &p.branch,
+            call_id: &self.call_id,
+            from_tag: &self.from_tag,
+            cseq: p.cseq,
+            contact,
+            stale_contacts: &p.stale_sent,
+            auth: &p.auth,
+        };
+        p.bytes = Some(request::build_register(&parts));
+    }
+
+    /// Ends the request in flight, dropping sends still owed for it.
+    fn take_pending(&mut self) -> Option<Pending> {
+        self.transmits.clear();
+        self.pending.take()
     }
 
     /// Authorization headers from the per-realm cache, each with the next nc.
@@ -650,11 +717,7 @@ impl Registerer {
         match p.tx.on_timer(now) {
             TimerOutcome::Retransmit => {
                 self.retransmissions += 1;
-                let bytes = p.bytes.clone();
-                self.transmits.push_back(Transmit {
-                    bytes,
-                    retransmission: true,
-                });
+                self.transmits.push_back(true);
             }
             TimerOutcome::TimedOut => {
                 self.timed_out = true;
@@ -673,7 +736,7 @@ impl Registerer {
         reason: &str,
         immediate_retry: bool,
     ) {
-        let Some(p) = self.pending.take() else { return };
+        let Some(p) = self.take_pending() else { return };
         self.record_response(status, reason);
         self.fail(now, p.kind, status, None, immediate_retry);
     }
@@ -687,7 +750,7 @@ impl Registerer {
     }
 
     fn on_final(&mut self, now: Instant, resp: &Response) {
-        let Some(mut p) = self.pending.take() else {
+        let Some(mut p) = self.take_pending() else {
             return;
         };
         if p.tx.next_deadline().is_some() {
@@ -707,7 +770,8 @@ impl Registerer {
                 }
             },
             423 if p.kind == Kind::Register => match resp.min_expires() {
-                Some(min) if min > p.expires_sent => {
+                Some(min) if min > p.expires_sent && p.interval_rounds < MAX_INTERVAL_ROUNDS => {
+                    p.interval_rounds += 1;
                     self.expires = min;
                     self.send(now, p);
                 }
@@ -813,7 +877,8 @@ impl Registerer {
         };
         self.contacts = listed.iter().map(|c| c.uri.to_string()).collect();
         self.stale_contacts.retain(|c| !p.stale_sent.contains(c));
-        let ours_text = self.contact();
+        // Match what this request carried: the local address may have changed since.
+        let ours_text = p.sent_contact.clone();
         let ours = ours_text.as_deref().and_then(|t| Uri::parse(t).ok());
         let granted = listed
             .iter()
@@ -879,7 +944,8 @@ impl Registerer {
             if policy.enabled && is_transient(status) && self.dispose_deadline.is_none() {
                 let delay = if immediate && self.failures == 1 {
                     Duration::ZERO
-                } else if let Some(ra) = retry_after {
+                } else if let Some(ra) = retry_after.filter(|ra| *ra > 0) {
+                    // Retry-After: 0 falls back to the backoff (no retry storm).
                     Duration::from_secs(u64::from(ra)).min(policy.retry_after_max)
                 } else {
                     let exp = 1u32 << self.failures.min(20);
@@ -906,6 +972,7 @@ impl Registerer {
             return;
         }
         if std::mem::take(&mut self.rebind_wanted)
+            && kind == Kind::Register
             && (self.state == State::Registered || self.retry_at.is_some())
         {
             self.retry_at = None;

@@ -1,10 +1,13 @@
 //! The runtime: one worker thread that owns every registerer, its sockets and
 //! timers, and fires the callbacks.
 //!
-//! API calls never wait for the worker: they check and update the per-handle
-//! [`Shared`] state under a short lock and queue a [`Command`]. So a callback may
-//! call any function (including dispose of its own registerer) and an
-//! application lock held around a library call can never deadlock with a callback.
+//! API calls do not wait for the worker: they check and update the per-handle
+//! [`Shared`] state under a short lock and queue a [`Command`], so a callback may
+//! call any function (including dispose of its own registerer). The exceptions
+//! are the calls that remove a callback (`sipreg_registerer_free`, setting a
+//! callback, `sipreg_set_log_callback`) off the worker thread: they wait for a
+//! running call of the old callback, so that callback must not wait for a lock
+//! the caller holds. `sipreg_user_agent_free` waits (bounded) for dispose.
 
 pub mod log;
 pub mod resolve;

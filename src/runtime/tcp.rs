@@ -34,7 +34,12 @@ pub struct ReadOutcome {
     pub closed: Option<String>,
     /// Bytes that could not be framed (the connection is then closed).
     pub invalid: bool,
+    /// The per-call read budget ran out before the socket was drained.
+    pub more: bool,
 }
+
+/// Bytes read per wake-up, so a busy peer cannot starve the other work.
+const READ_BUDGET: usize = 256 * 1024;
 
 impl TcpConn {
     /// Starts a non-blocking connect to `remote`, bound to `local` if given.
@@ -115,13 +120,19 @@ impl TcpConn {
     pub fn read(&mut self) -> ReadOutcome {
         let mut out = ReadOutcome::default();
         let mut chunk = [0u8; 16 * 1024];
+        let mut budget = READ_BUDGET;
         loop {
+            if budget == 0 {
+                out.more = true;
+                break;
+            }
             match self.stream.read(&mut chunk) {
                 Ok(0) => {
                     out.closed = Some("connection closed by peer".into());
                     break;
                 }
                 Ok(n) => {
+                    budget = budget.saturating_sub(n);
                     self.rbuf.extend_from_slice(&chunk[..n]);
                     if !self.split(&mut out) {
                         break;

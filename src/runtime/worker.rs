@@ -60,6 +60,11 @@ pub struct Worker {
     timers: BinaryHeap<Reverse<(Instant, RegId)>>,
     /// Receive buffer reused for every datagram.
     rbuf: Vec<u8>,
+    /// Stream connections a send failed on: (user agent, target, the sender), to
+    /// tell the connection's other users once the sender's step is finished.
+    failed_streams: Vec<(UaId, SocketAddr, RegId)>,
+    /// Sockets with more to read than one wake-up takes (readiness is edge-triggered).
+    again: Vec<Token>,
 }
 
 impl Worker {
@@ -74,6 +79,8 @@ impl Worker {
             next_token: 1,
             timers: BinaryHeap::new(),
             rbuf: vec![0u8; udp::MAX_DATAGRAM + 1],
+            failed_streams: Vec::new(),
+            again: Vec::new(),
         }
     }
 
@@ -95,13 +102,20 @@ impl Worker {
     pub(super) fn run(mut self) {
         let mut events = Events::with_capacity(256);
         loop {
-            let timeout = self.next_timeout();
+            let timeout = if self.again.is_empty() {
+                self.next_timeout()
+            } else {
+                Some(Duration::ZERO)
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     log_at!(Level::Error, "poll failed: {e}");
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 continue;
+            }
+            for token in std::mem::take(&mut self.again) {
+                self.on_socket(token, true, false, false);
             }
             for ev in events.iter() {
                 if ev.token() != WAKE_TOKEN {
@@ -281,14 +295,8 @@ impl Worker {
 
     // ----- driving one registerer ---------------------------------------
 
-    /// Prepares the transport, feeds one input to the core, then flushes its outputs.
+    /// Feeds one input to the core, then flushes its outputs.
     fn drive(&mut self, id: RegId, now: Instant, f: impl FnOnce(&mut Registerer, Instant)) {
-        let Some(reg) = self.regs.get(&id) else {
-            return;
-        };
-        if reg.core.state() != State::Terminated {
-            self.prepare(id);
-        }
         let Some(reg) = self.regs.get_mut(&id) else {
             return;
         };
@@ -305,35 +313,30 @@ impl Worker {
         }
     }
 
-    /// Makes sure the registerer's socket exists and tells the core its local address.
-    fn prepare(&mut self, id: RegId) {
-        let Some(reg) = self.regs.get(&id) else {
-            return;
-        };
+    /// Opens (if needed) the socket registerer `id` sends on and returns the
+    /// local address its packets leave from. Called only when there is
+    /// something to send, so a registrar that is down is not reconnected in a loop.
+    fn local_for(&mut self, id: RegId) -> io::Result<SocketAddr> {
+        let reg = self
+            .regs
+            .get(&id)
+            .ok_or_else(|| io::Error::other("registerer gone"))?;
         let (ua_id, target, transport) = (reg.ua, reg.target, reg.core.settings().transport);
-        let local = match transport {
+        match transport {
             Transport::Udp => self.udp_local(ua_id, target),
-            Transport::Tcp => self.tcp_conn(ua_id, target).map(|t| self.tcp_local(t)),
-            Transport::Tls => Err(io::Error::other("TLS is not available in this build")),
-        };
-        match local {
-            Ok(Some(addr)) => {
-                if let Some(reg) = self.regs.get_mut(&id) {
-                    reg.core.set_local_addr(addr);
-                }
+            Transport::Tcp => {
+                let token = self.tcp_conn(ua_id, target)?;
+                self.tcp_local(token)
+                    .ok_or_else(|| io::Error::other("no connection"))
             }
-            Ok(None) => {}
-            Err(e) => log_at!(
-                Level::Warn,
-                "registerer {id}: cannot open a socket to {target}: {e}"
-            ),
+            Transport::Tls => Err(io::Error::other("TLS is not available in this build")),
         }
     }
 
-    fn udp_local(&mut self, ua_id: UaId, target: SocketAddr) -> io::Result<Option<SocketAddr>> {
+    fn udp_local(&mut self, ua_id: UaId, target: SocketAddr) -> io::Result<SocketAddr> {
         let token = self.udp_socket(ua_id, target)?;
         let Some(Sock::Udp { sock, .. }) = self.socks.get(&token) else {
-            return Ok(None);
+            return Err(io::Error::other("no socket"));
         };
         let bound = sock.local_addr()?;
         let ip = if bound.ip().is_unspecified() {
@@ -352,7 +355,7 @@ impl Worker {
         } else {
             bound.ip()
         };
-        Ok(Some(SocketAddr::new(ip, bound.port())))
+        Ok(SocketAddr::new(ip, bound.port()))
     }
 
     fn udp_socket(&mut self, ua_id: UaId, target: SocketAddr) -> io::Result<Token> {
@@ -426,11 +429,23 @@ impl Worker {
     /// Sends what the core queued, delivers its events, updates the snapshot and the timer.
     fn flush(&mut self, id: RegId, now: Instant) {
         let mut fired: Vec<Event> = Vec::new();
+        let mut lost_connection = None;
         loop {
             let mut progressed = false;
-            while let Some(t) = self.regs.get_mut(&id).and_then(|r| r.core.poll_transmit()) {
+            while self.regs.get(&id).is_some_and(|r| r.core.wants_transmit()) {
                 progressed = true;
-                if let Err(e) = self.transmit(id, &t) {
+                let sent = self.local_for(id).and_then(|local| {
+                    let reg = self
+                        .regs
+                        .get_mut(&id)
+                        .ok_or_else(|| io::Error::other("registerer gone"))?;
+                    reg.core.set_local_addr(local);
+                    match reg.core.poll_transmit() {
+                        Some(t) => self.transmit(id, &t),
+                        None => Err(io::Error::other("nothing to send")),
+                    }
+                });
+                if let Err(e) = sent {
                     if let Some(ua) = self.regs.get(&id).and_then(|r| self.uas.get(&r.ua)) {
                         UaStats::bump(&ua.stats.transport_errors);
                     }
@@ -449,12 +464,13 @@ impl Worker {
             if reg.core.take_timed_out() && reg.core.settings().transport.reliable() {
                 // A stream that swallowed a request is not trusted again (pjsip #5033).
                 let (ua, target) = (reg.ua, reg.target);
-                if let Some(t) = self.uas.get_mut(&ua).and_then(|u| u.tcp.remove(&target)) {
+                if let Some(t) = self.uas.get(&ua).and_then(|u| u.tcp.get(&target)).copied() {
                     log_at!(
                         Level::Info,
                         "tcp: closing {target} after a request timed out"
                     );
-                    self.close_socket(t);
+                    self.drop_tcp(ua, target, t);
+                    lost_connection = Some((ua, target));
                 }
             }
             let Some(reg) = self.regs.get_mut(&id) else {
@@ -469,16 +485,36 @@ impl Worker {
             if !progressed {
                 break;
             }
-            // New sends may need a (re)opened socket.
-            if self
-                .regs
-                .get(&id)
-                .is_some_and(|r| r.core.state() != State::Terminated)
-            {
-                self.prepare(id);
-            }
         }
         self.publish(id, fired);
+        let failed: Vec<(UaId, SocketAddr, RegId)> = {
+            let (mine, rest) = std::mem::take(&mut self.failed_streams)
+                .into_iter()
+                .partition(|(_, _, sender)| *sender == id);
+            self.failed_streams = rest;
+            mine
+        };
+        for (ua, target, sender) in failed {
+            self.fail_tcp_users(
+                ua,
+                target,
+                now,
+                "send failed on the connection",
+                true,
+                Some(sender),
+            );
+        }
+        if let Some((ua, target)) = lost_connection {
+            // The others on that connection learn it too (after this one's events).
+            self.fail_tcp_users(
+                ua,
+                target,
+                now,
+                "connection closed after a timeout",
+                true,
+                Some(id),
+            );
+        }
     }
 
     fn publish(&mut self, id: RegId, fired: Vec<Event>) {
@@ -507,6 +543,12 @@ impl Worker {
             }
         }
         let shared = reg.shared.clone();
+        if self.timers.len() > 2 * self.regs.len() + 1024 {
+            self.compact_timers();
+        }
+        let Some(reg) = self.regs.get(&id) else {
+            return;
+        };
         let terminated = reg.core.state() == State::Terminated;
         let ua_id = reg.ua;
         for e in &fired {
@@ -521,6 +563,15 @@ impl Worker {
                 self.check_ua_done(ua_id);
             }
         }
+    }
+
+    /// Drops superseded timer entries (each reschedule leaves one behind).
+    fn compact_timers(&mut self) {
+        self.timers = self
+            .regs
+            .iter()
+            .filter_map(|(id, r)| r.timer_at.map(|t| Reverse((t, *id))))
+            .collect();
     }
 
     fn remove_reg(&mut self, id: RegId) {
@@ -573,6 +624,7 @@ impl Worker {
                 };
                 if r.is_err() {
                     self.drop_tcp(ua_id, target, token);
+                    self.failed_streams.push((ua_id, target, id));
                 }
                 r
             }
@@ -617,13 +669,18 @@ impl Worker {
                 return;
             };
             ua_id = *ua;
-            // Bounded per wake-up so a flood cannot starve timers and commands.
+            // Bounded per wake-up so a flood cannot starve timers and commands;
+            // a socket left readable is read again on the next turn of the loop.
+            let mut drained = false;
             for _ in 0..1024 {
                 match sock.recv_from(&mut buf) {
                     Ok((n, from)) => {
                         datagrams.push((buf[..n].to_vec(), from, n > udp::MAX_DATAGRAM))
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        drained = true;
+                        break;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(_) => {
                         // An ICMP error surfaced as a recv error: read it from the queue below.
@@ -632,6 +689,9 @@ impl Worker {
                         }
                     }
                 }
+            }
+            if !drained {
+                self.again.push(token);
             }
             if error {
                 while let Some(qe) = udp::take_queued_error(sock) {
@@ -697,14 +757,28 @@ impl Worker {
             if let Err(e) = conn.finish_connect() {
                 log_at!(Level::Info, "tcp: connect to {remote} failed: {e}");
                 self.drop_tcp(ua_id, remote, token);
-                self.fail_tcp_users(ua_id, remote, now, &format!("connect failed: {e}"), false);
+                self.fail_tcp_users(
+                    ua_id,
+                    remote,
+                    now,
+                    &format!("connect failed: {e}"),
+                    false,
+                    None,
+                );
                 return;
             }
             log_at!(Level::Debug, "tcp: connected to {remote}");
         } else if writable {
             if let Err(e) = conn.flush() {
                 self.drop_tcp(ua_id, remote, token);
-                self.fail_tcp_users(ua_id, remote, now, &format!("write failed: {e}"), true);
+                self.fail_tcp_users(
+                    ua_id,
+                    remote,
+                    now,
+                    &format!("write failed: {e}"),
+                    true,
+                    None,
+                );
                 return;
             }
         }
@@ -712,6 +786,9 @@ impl Worker {
             return;
         }
         let out = conn.read();
+        if out.more {
+            self.again.push(token);
+        }
         for m in &out.messages {
             if m.len() > super::tcp::MAX_MESSAGE {
                 self.count_drop(ua_id, "oversized stream message");
@@ -725,7 +802,7 @@ impl Worker {
         if let Some(why) = out.closed {
             log_at!(Level::Info, "tcp: {remote}: {why}");
             self.drop_tcp(ua_id, remote, token);
-            self.fail_tcp_users(ua_id, remote, now, &why, true);
+            self.fail_tcp_users(ua_id, remote, now, &why, true, None);
         }
     }
 
@@ -737,6 +814,7 @@ impl Worker {
         now: Instant,
         why: &str,
         established: bool,
+        except: Option<RegId>,
     ) {
         let Some(ua) = self.uas.get(&ua_id) else {
             return;
@@ -746,7 +824,12 @@ impl Worker {
             .regs
             .iter()
             .copied()
-            .filter(|rid| self.regs.get(rid).is_some_and(|r| r.target == remote))
+            .filter(|rid| Some(*rid) != except)
+            .filter(|rid| {
+                self.regs
+                    .get(rid)
+                    .is_some_and(|r| r.target == remote && r.core.settings().transport.reliable())
+            })
             .collect();
         for rid in users {
             if established {

@@ -232,7 +232,7 @@ class _Handle:
 # Live handles, for the atexit hook (small boxes only: no path back to user objects).
 _live_user_agents: Set[_Handle] = set()
 _live_registerers: Set[_Handle] = set()
-_live_lock = threading.Lock()
+_live_lock = threading.RLock()  # finalizers may run (GC) while this thread holds it
 _exiting = False
 
 # Event-callback token -> the registerer's state (weakly).
