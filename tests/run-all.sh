@@ -26,6 +26,9 @@ fi
 step "Rust tests (unit, simulated-clock scenarios, Kamailio, SIPp)"
 cargo test --quiet -- --test-threads=4
 
+step "Simulated soak: 10 000 registerers through 24 simulated hours (release build)"
+cargo test --release --quiet --test core_props soak_ten_thousand -- --ignored
+
 step "C example under AddressSanitizer"
 make -s -C examples-c clean
 make -s -C examples-c SANITIZE=1

@@ -363,6 +363,8 @@ impl Registerer {
         }
         self.local = Some(addr);
         let now_contact = request::contact_uri(&self.settings, addr);
+        // Back on an address used before: that contact is ours again, not stale.
+        self.stale_contacts.retain(|c| *c != now_contact);
         if let Some(old) = self.bound_contact.take() {
             if old != now_contact && !self.stale_contacts.contains(&old) {
                 self.stale_contacts.push(old);
@@ -533,18 +535,20 @@ impl Registerer {
             self.terminate();
             return;
         }
-        if self.expire_at.is_some_and(|t| now >= t) {
-            self.expire_at = None;
-            self.refresh_at = None;
-            self.note("registration expired without a successful refresh");
-            self.set_state(State::Unregistered);
-        }
+        // The refresh goes first: a late wake-up past the expiry (suspend, a
+        // stalled thread) must still send the refresh it was due.
         if self.refresh_at.is_some_and(|t| now >= t) {
             self.refresh_at = None;
             // A request in flight already decides the next refresh (SIP.js #1071).
             if self.pending.is_none() {
                 self.start(now, Kind::Register);
             }
+        }
+        if self.expire_at.is_some_and(|t| now >= t) {
+            self.expire_at = None;
+            self.refresh_at = None;
+            self.note("registration expired without a successful refresh");
+            self.set_state(State::Unregistered);
         }
         if self.retry_at.is_some_and(|t| now >= t) {
             self.retry_at = None;
