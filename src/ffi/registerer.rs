@@ -12,7 +12,7 @@ use crate::core::options::RegistererOptions;
 use crate::core::rand::os_seed;
 use crate::core::registerer::{Event, Registerer};
 use crate::error::Error;
-use crate::runtime::{self, resolve, Command, Shared};
+use crate::runtime::{self, resolve, Command, Shared, Snapshot};
 
 /// Opaque registerer. Create with `sipreg_registerer_new`; drive with
 /// `sipreg_register` / `sipreg_unregister` / `sipreg_dispose`; release with
@@ -355,11 +355,7 @@ pub unsafe extern "C" fn sipreg_registerer_state(
     r: *mut sipreg_registerer,
     out: *mut sipreg_state,
 ) -> sipreg_result {
-    guard(|| {
-        let h = get(r)?;
-        let s = h.shared.snap().state;
-        put(out, s.into(), "out")
-    })
+    read(r, out, |s| s.state.into())
 }
 
 /// Number of contact URIs the registrar listed in the last 2xx.
@@ -371,11 +367,7 @@ pub unsafe extern "C" fn sipreg_registerer_contact_count(
     r: *mut sipreg_registerer,
     out: *mut usize,
 ) -> sipreg_result {
-    guard(|| {
-        let h = get(r)?;
-        let n = h.shared.snap().contacts.len();
-        put(out, n, "out")
-    })
+    read(r, out, |s| s.contacts.len())
 }
 
 /// Copies contact URI number `index` (NUL-terminated) into `buf` of `len`
@@ -462,13 +454,10 @@ pub unsafe extern "C" fn sipreg_registerer_next_retry(
     r: *mut sipreg_registerer,
     out: *mut f64,
 ) -> sipreg_result {
-    guard(|| {
-        let h = get(r)?;
-        let at = h.shared.snap().retry_at;
-        let v = at.map_or(-1.0, |t| {
+    read(r, out, |s| {
+        s.retry_at.map_or(-1.0, |t| {
             t.saturating_duration_since(Instant::now()).as_secs_f64()
-        });
-        put(out, v, "out")
+        })
     })
 }
 
@@ -481,11 +470,7 @@ pub unsafe extern "C" fn sipreg_registerer_failure_count(
     r: *mut sipreg_registerer,
     out: *mut u32,
 ) -> sipreg_result {
-    guard(|| {
-        let h = get(r)?;
-        let n = h.shared.snap().failure_count;
-        put(out, n, "out")
-    })
+    read(r, out, |s| s.failure_count)
 }
 
 /// Timer E retransmissions sent so far (UDP).
@@ -497,9 +482,21 @@ pub unsafe extern "C" fn sipreg_registerer_retransmissions(
     r: *mut sipreg_registerer,
     out: *mut u64,
 ) -> sipreg_result {
+    read(r, out, |s| s.retransmissions)
+}
+
+/// Reads one value from the registerer's snapshot into `out`.
+///
+/// # Safety
+/// `out` must be NULL or writable.
+unsafe fn read<T>(
+    r: *mut sipreg_registerer,
+    out: *mut T,
+    f: impl FnOnce(&Snapshot) -> T,
+) -> sipreg_result {
     guard(|| {
         let h = get(r)?;
-        let n = h.shared.snap().retransmissions;
-        put(out, n, "out")
+        let v = f(&h.shared.snap());
+        put(out, v, "out")
     })
 }
