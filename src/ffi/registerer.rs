@@ -133,15 +133,15 @@ impl RegHandle {
         let empty = c"";
         let mut reason = None;
         let ev = match e {
-            Event::StateChanged(s) => {
-                let new: sipreg_state = (*s).into();
+            // `state` already is the new state (updated above).
+            Event::StateChanged(_) => {
                 if let (Some(f), false) = (cb.state, self.freed.load(Ordering::Acquire)) {
                     // SAFETY: application-supplied callback with its own user_data.
-                    unsafe { f(cb.state_data as *mut c_void, handle, new) };
+                    unsafe { f(cb.state_data as *mut c_void, handle, state) };
                 }
                 sipreg_event {
                     kind: sipreg_event_kind::SIPREG_EVENT_STATE_CHANGED,
-                    state: new,
+                    state,
                     status_code: 0,
                     reason: empty.as_ptr(),
                     retry_delay: 0.0,

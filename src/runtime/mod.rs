@@ -195,8 +195,6 @@ pub enum Command {
     Dispose(RegId),
     /// The handle was freed: no more callbacks; dispose in the background.
     FreeReg(RegId),
-    /// Runs a closure on the worker (tests and diagnostics).
-    Inspect(Box<dyn FnOnce(&mut worker::Worker) + Send>),
 }
 
 struct Runtime {
@@ -287,23 +285,6 @@ fn claim(shared: &Shared) -> Result<(), Error> {
     s.claims += 1;
     Ok(())
 }
-
-/// Runs `f` on the worker and waits for its result (tests and diagnostics only).
-pub fn inspect<R: Send + 'static>(
-    f: impl FnOnce(&mut worker::Worker) -> R + Send + 'static,
-) -> Result<R, Error> {
-    if on_worker_thread() {
-        return Err(Error::Internal("inspect from the worker thread".into()));
-    }
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    send(Command::Inspect(Box::new(move |w| {
-        let _ = tx.send(f(w));
-    })))?;
-    rx.recv()
-        .map_err(|_| Error::Internal("worker dropped the request".into()))
-}
-
-pub use worker::Worker;
 
 /// Whether `id` was handed out by [`next_id`] (so a missing handle was freed, not forged).
 pub fn was_issued(id: u64) -> bool {

@@ -84,21 +84,6 @@ impl Worker {
         }
     }
 
-    /// Number of registerers the worker still holds (tests).
-    pub fn registerer_count(&self) -> usize {
-        self.regs.len()
-    }
-
-    /// Number of open sockets (tests).
-    pub fn socket_count(&self) -> usize {
-        self.socks.len()
-    }
-
-    /// Local address our contact uses for registerer `id` (tests).
-    pub fn contact_of(&self, id: RegId) -> Option<String> {
-        self.regs.get(&id).and_then(|r| r.core.contact())
-    }
-
     pub(super) fn run(mut self) {
         let mut events = Events::with_capacity(256);
         loop {
@@ -235,7 +220,6 @@ impl Worker {
                 }
                 self.drive(id, now, |core, now| core.dispose(now));
             }
-            Command::Inspect(f) => f(self),
         }
     }
 
