@@ -81,7 +81,8 @@ static int terminated(struct progress *p) { return p->terminated_seen; }
 static void usage(void) {
     fprintf(stderr,
             "usage: sipreg-register --aor sip:alice@127.0.0.1 [--password PW] [--auth-user U]\n"
-            "                       [--registrar sip:127.0.0.1:5060] [--transport udp|tcp|tls]\n"
+            "                       [--registrar sip:127.0.0.1:5060] [--transport udp|tcp|tls|ws|wss]\n"
+            "                       [--ca-file PEM] [--server-name NAME] [--insecure] [--ws-path /]\n"
             "                       [--expires 600] [--hold SECONDS] [--unregister-all]\n");
 }
 
@@ -96,13 +97,15 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
     const char *aor = NULL, *password = NULL, *auth_user = NULL, *registrar = NULL, *transport = NULL;
+    const char *ca_file = NULL, *server_name = NULL, *ws_path = NULL;
     unsigned long expires = 600;
     double hold = 0;
-    int unregister_all = 0;
+    int unregister_all = 0, insecure = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--unregister-all")) { unregister_all = 1; continue; }
+        if (!strcmp(a, "--insecure")) { insecure = 1; continue; }
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
         if (!v) { usage(); return 2; }
         if (!strcmp(a, "--aor")) aor = v;
@@ -110,6 +113,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--auth-user")) auth_user = v;
         else if (!strcmp(a, "--registrar")) registrar = v;
         else if (!strcmp(a, "--transport")) transport = v;
+        else if (!strcmp(a, "--ca-file")) ca_file = v;
+        else if (!strcmp(a, "--server-name")) server_name = v;
+        else if (!strcmp(a, "--ws-path")) ws_path = v;
         else if (!strcmp(a, "--expires")) {
             char *end;
             expires = strtoul(v, &end, 10);
@@ -136,6 +142,10 @@ int main(int argc, char **argv) {
     if (password) CHECK(sipreg_user_agent_set_password(ua, password));
     if (auth_user) CHECK(sipreg_user_agent_set_auth_username(ua, auth_user));
     if (transport) CHECK(sipreg_user_agent_set_transport(ua, transport));
+    if (ca_file) CHECK(sipreg_user_agent_set_tls_ca_file(ua, ca_file));
+    if (server_name) CHECK(sipreg_user_agent_set_tls_server_name(ua, server_name));
+    if (insecure) CHECK(sipreg_user_agent_set_tls_verify(ua, false));
+    if (ws_path) CHECK(sipreg_user_agent_set_ws_path(ua, ws_path));
     CHECK(sipreg_registerer_options_new(&opts));
     CHECK(sipreg_registerer_options_set_expires(opts, (uint32_t)expires));
     if (registrar) CHECK(sipreg_registerer_options_set_registrar(opts, registrar));

@@ -522,6 +522,17 @@ enum sipreg_result sipreg_registerer_contact(struct sipreg_registerer *r,
                                              size_t *needed);
 
 /**
+ * Copies the flow the last request went out on, "proto:local -> remote"
+ * (e.g. "tls:127.0.0.1:40312 -> 127.0.0.1:5061"), NUL-terminated, into `buf`
+ * of `len` bytes; an empty string before the first request.
+ * SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit.
+ *
+ * # Safety
+ * `buf` must be NULL or writable for `len` bytes.
+ */
+enum sipreg_result sipreg_registerer_flow(struct sipreg_registerer *r, char *buf, size_t len);
+
+/**
  * Retry-After of the last rejection: `*present` tells whether there was one.
  *
  * # Safety
@@ -599,15 +610,58 @@ enum sipreg_result sipreg_user_agent_set_auth_username(struct sipreg_user_agent 
                                                        const char *username);
 
 /**
- * Sets the transport: "udp" (default), "tcp" or "tls". A `transport=`
- * parameter on the registrar or proxy URI overrides it. Applies to
- * registerers created afterwards.
+ * Sets the transport: "udp" (default), "tcp", "tls", "ws" or "wss". A
+ * `transport=` parameter on the registrar or proxy URI overrides it, and a
+ * `sips:` registrar or proxy implies "tls". Default ports: 5060 (udp, tcp),
+ * 5061 (tls), 80 (ws), 443 (wss). Applies to registerers created afterwards.
  *
  * # Safety
  * `transport` must be NULL or a NUL-terminated string.
  */
 enum sipreg_result sipreg_user_agent_set_transport(struct sipreg_user_agent *ua,
                                                    const char *transport);
+
+/**
+ * Sets the PEM file of CA certificates that TLS and WSS servers must chain
+ * to; NULL (the default) uses the system's trust store. The file is read and
+ * checked now: a missing or unreadable file, or one without a valid PEM
+ * certificate, fails with SIPREG_ERR_INVALID_ARGUMENT and says why in
+ * `sipreg_last_error()`. Applies to connections opened afterwards.
+ *
+ * # Safety
+ * `path` must be NULL or a NUL-terminated string.
+ */
+enum sipreg_result sipreg_user_agent_set_tls_ca_file(struct sipreg_user_agent *ua,
+                                                     const char *path);
+
+/**
+ * Sets the TLS server name: sent as SNI and required in the server's
+ * certificate. NULL (the default) uses the registrar's or proxy's host (an IP
+ * address is matched against the certificate's IP addresses). Applies to
+ * connections opened afterwards.
+ *
+ * # Safety
+ * `name` must be NULL or a NUL-terminated string.
+ */
+enum sipreg_result sipreg_user_agent_set_tls_server_name(struct sipreg_user_agent *ua,
+                                                         const char *name);
+
+/**
+ * Turns TLS certificate and host-name checks on (true, the default) or off.
+ * Off is for labs only: any server is accepted, and a warning is logged once
+ * per user agent when its first such connection opens. Applies to
+ * connections opened afterwards.
+ */
+enum sipreg_result sipreg_user_agent_set_tls_verify(struct sipreg_user_agent *ua, bool verify);
+
+/**
+ * Sets the HTTP request path of the WebSocket upgrade for "ws" and "wss"
+ * (default "/"); it must start with '/'. Applies to connections opened afterwards.
+ *
+ * # Safety
+ * `path` must be NULL or a NUL-terminated string.
+ */
+enum sipreg_result sipreg_user_agent_set_ws_path(struct sipreg_user_agent *ua, const char *path);
 
 /**
  * Sets an outbound proxy URI: requests go there with a Route header (NULL

@@ -16,21 +16,27 @@ use crate::error::Error;
 pub enum Transport {
     /// Datagrams with Timer E retransmissions.
     Udp,
-    /// One shared stream connection per remote target.
+    /// One shared stream connection per remote target, framed by Content-Length.
     Tcp,
-    /// TCP with TLS (accepted by the options, refused by the runtime until implemented).
+    /// TCP with TLS, framed by Content-Length.
     Tls,
+    /// WebSocket (RFC 7118): one SIP message per frame.
+    Ws,
+    /// WebSocket over TLS (RFC 7118).
+    Wss,
 }
 
 impl Transport {
-    /// Parses `udp`, `tcp` or `tls` in any case.
+    /// Parses `udp`, `tcp`, `tls`, `ws` or `wss` in any case.
     pub fn parse(s: &str) -> Result<Transport, Error> {
         match s.to_ascii_lowercase().as_str() {
             "udp" => Ok(Transport::Udp),
             "tcp" => Ok(Transport::Tcp),
             "tls" => Ok(Transport::Tls),
+            "ws" => Ok(Transport::Ws),
+            "wss" => Ok(Transport::Wss),
             _ => Err(Error::invalid(format!(
-                "transport must be udp, tcp or tls, not {:?}",
+                "transport must be udp, tcp, tls, ws or wss, not {:?}",
                 truncate(s)
             ))),
         }
@@ -42,6 +48,8 @@ impl Transport {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
             Transport::Tls => "TLS",
+            Transport::Ws => "WS",
+            Transport::Wss => "WSS",
         }
     }
 
@@ -51,12 +59,55 @@ impl Transport {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
             Transport::Tls => "tls",
+            Transport::Ws => "ws",
+            Transport::Wss => "wss",
         }
     }
 
     /// Whether the transport delivers reliably (no Timer E, Timer K = 0).
     pub fn reliable(self) -> bool {
         !matches!(self, Transport::Udp)
+    }
+
+    /// Whether the transport is encrypted (TLS underneath).
+    pub fn secure(self) -> bool {
+        matches!(self, Transport::Tls | Transport::Wss)
+    }
+
+    /// Whether messages travel in WebSocket frames.
+    pub fn websocket(self) -> bool {
+        matches!(self, Transport::Ws | Transport::Wss)
+    }
+
+    /// The port used when a URI names none (RFC 3261 §19.1.2; RFC 7118 uses the HTTP ports).
+    pub fn default_port(self) -> u16 {
+        match self {
+            Transport::Udp | Transport::Tcp => 5060,
+            Transport::Tls => 5061,
+            Transport::Ws => 80,
+            Transport::Wss => 443,
+        }
+    }
+}
+
+/// How TLS peers are checked (for `tls` and `wss`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TlsSettings {
+    /// PEM file of trusted CAs; `None` = the system's trust store.
+    pub ca_file: Option<String>,
+    /// Name sent as SNI and checked against the certificate; `None` = the target host.
+    pub server_name: Option<String>,
+    /// Certificate and name checks (off only for labs).
+    pub verify: bool,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            ca_file: None,
+            server_name: None,
+            verify: true,
+        }
     }
 }
 
@@ -109,6 +160,10 @@ pub struct UserAgentConfig {
     pub timers: Timers,
     /// Upper bound for dispose and user-agent shutdown.
     pub shutdown_timeout: Duration,
+    /// TLS checks for `tls` and `wss`.
+    pub tls: TlsSettings,
+    /// WebSocket request path for `ws` and `wss` (default `/`).
+    pub ws_path: String,
 }
 
 /// Default `User-Agent` header value.
@@ -136,6 +191,8 @@ impl UserAgentConfig {
             user_agent: DEFAULT_USER_AGENT.to_owned(),
             timers: Timers::default(),
             shutdown_timeout: Duration::from_secs(4),
+            tls: TlsSettings::default(),
+            ws_path: "/".to_owned(),
         })
     }
 
@@ -207,6 +264,39 @@ impl UserAgentConfig {
             return Err(Error::invalid("shutdown timeout must be at most 3600 s"));
         }
         self.shutdown_timeout = d;
+        Ok(())
+    }
+
+    /// Sets the TLS server name (SNI and the name the certificate must carry);
+    /// `None` = the host of the registrar or proxy.
+    pub fn set_tls_server_name(&mut self, name: Option<&str>) -> Result<(), Error> {
+        if let Some(n) = name {
+            let ok = !n.is_empty()
+                && n.len() <= 253
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | ':'));
+            if !ok {
+                return Err(Error::invalid(format!(
+                    "TLS server name {:?} is not a DNS name or IP address",
+                    truncate(n)
+                )));
+            }
+        }
+        self.tls.server_name = name.map(str::to_owned);
+        Ok(())
+    }
+
+    /// Sets the WebSocket request path: it must start with `/` and hold no
+    /// spaces or control characters.
+    pub fn set_ws_path(&mut self, path: &str) -> Result<(), Error> {
+        check_no_ctl("ws path", path)?;
+        if !path.starts_with('/') || path.contains(' ') || path.len() > 1024 {
+            return Err(Error::invalid(format!(
+                "ws path must start with '/' and hold no spaces, not {:?}",
+                truncate(path)
+            )));
+        }
+        self.ws_path = path.to_owned();
         Ok(())
     }
 
@@ -463,14 +553,19 @@ impl RegistererOptions {
         let route = ua.outbound_proxy.as_ref().unwrap_or(&registrar);
         let transport = match route.transport() {
             Some(t) => Transport::parse(t)?,
-            None if route.scheme == Scheme::Sips => Transport::Tls,
+            // sips: needs TLS on the hop (RFC 3261 §26.2.2); wss is TLS too.
+            None if route.scheme == Scheme::Sips && ua.transport != Transport::Wss => {
+                Transport::Tls
+            }
             None => ua.transport,
         };
-        let default_port = if transport == Transport::Tls {
-            5061
-        } else {
-            5060
-        };
+        if route.scheme == Scheme::Sips && !transport.secure() {
+            return Err(Error::invalid(format!(
+                "a sips: URI needs transport tls or wss, not {}",
+                transport.as_str()
+            )));
+        }
+        let default_port = transport.default_port();
         Ok(Settings {
             ua: ua.clone(),
             expires: self.expires,

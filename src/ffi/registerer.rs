@@ -221,11 +221,6 @@ pub unsafe extern "C" fn sipreg_registerer_new(
         };
         let config = ua_h.config().clone();
         let core = Registerer::new(&config, &opts, os_seed())?;
-        if core.settings().transport == crate::core::options::Transport::Tls {
-            return Err(Error::Transport(
-                "TLS is not available in this build yet; use udp or tcp".into(),
-            ));
-        }
         let target = resolve::resolve(&core.settings().target_host, core.settings().target_port)?;
         let id = runtime::next_id();
         let handle = Arc::new(RegHandle {
@@ -395,6 +390,26 @@ pub unsafe extern "C" fn sipreg_registerer_contact(
             .cloned()
             .ok_or_else(|| Error::invalid(format!("contact index {index} out of range")))?;
         copy_out(&c, buf, len, needed)
+    })
+}
+
+/// Copies the flow the last request went out on, "proto:local -> remote"
+/// (e.g. "tls:127.0.0.1:40312 -> 127.0.0.1:5061"), NUL-terminated, into `buf`
+/// of `len` bytes; an empty string before the first request.
+/// SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit.
+///
+/// # Safety
+/// `buf` must be NULL or writable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_flow(
+    r: *mut sipreg_registerer,
+    buf: *mut c_char,
+    len: usize,
+) -> sipreg_result {
+    guard(|| {
+        let h = get(r)?;
+        let flow = h.shared.snap().flow.clone().unwrap_or_default();
+        copy_out(&flow, buf, len, std::ptr::null_mut())
     })
 }
 

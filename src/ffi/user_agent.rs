@@ -126,9 +126,10 @@ pub unsafe extern "C" fn sipreg_user_agent_set_auth_username(
     update(ua, |c| c.set_auth_username(opt_str(username, "username")?))
 }
 
-/// Sets the transport: "udp" (default), "tcp" or "tls". A `transport=`
-/// parameter on the registrar or proxy URI overrides it. Applies to
-/// registerers created afterwards.
+/// Sets the transport: "udp" (default), "tcp", "tls", "ws" or "wss". A
+/// `transport=` parameter on the registrar or proxy URI overrides it, and a
+/// `sips:` registrar or proxy implies "tls". Default ports: 5060 (udp, tcp),
+/// 5061 (tls), 80 (ws), 443 (wss). Applies to registerers created afterwards.
 ///
 /// # Safety
 /// `transport` must be NULL or a NUL-terminated string.
@@ -141,6 +142,72 @@ pub unsafe extern "C" fn sipreg_user_agent_set_transport(
         c.transport = Transport::parse(req_str(transport, "transport")?)?;
         Ok(())
     })
+}
+
+/// Sets the PEM file of CA certificates that TLS and WSS servers must chain
+/// to; NULL (the default) uses the system's trust store. The file is read and
+/// checked now: a missing or unreadable file, or one without a valid PEM
+/// certificate, fails with SIPREG_ERR_INVALID_ARGUMENT and says why in
+/// `sipreg_last_error()`. Applies to connections opened afterwards.
+///
+/// # Safety
+/// `path` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_user_agent_set_tls_ca_file(
+    ua: *mut sipreg_user_agent,
+    path: *const c_char,
+) -> sipreg_result {
+    update(ua, |c| {
+        let path = opt_str(path, "path")?;
+        if let Some(p) = path {
+            crate::runtime::tls::check_ca_file(p)?;
+        }
+        c.tls.ca_file = path.map(str::to_owned);
+        Ok(())
+    })
+}
+
+/// Sets the TLS server name: sent as SNI and required in the server's
+/// certificate. NULL (the default) uses the registrar's or proxy's host (an IP
+/// address is matched against the certificate's IP addresses). Applies to
+/// connections opened afterwards.
+///
+/// # Safety
+/// `name` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_user_agent_set_tls_server_name(
+    ua: *mut sipreg_user_agent,
+    name: *const c_char,
+) -> sipreg_result {
+    update(ua, |c| c.set_tls_server_name(opt_str(name, "name")?))
+}
+
+/// Turns TLS certificate and host-name checks on (true, the default) or off.
+/// Off is for labs only: any server is accepted, and a warning is logged once
+/// per user agent when its first such connection opens. Applies to
+/// connections opened afterwards.
+#[no_mangle]
+pub extern "C" fn sipreg_user_agent_set_tls_verify(
+    ua: *mut sipreg_user_agent,
+    verify: bool,
+) -> sipreg_result {
+    update(ua, |c| {
+        c.tls.verify = verify;
+        Ok(())
+    })
+}
+
+/// Sets the HTTP request path of the WebSocket upgrade for "ws" and "wss"
+/// (default "/"); it must start with '/'. Applies to connections opened afterwards.
+///
+/// # Safety
+/// `path` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_user_agent_set_ws_path(
+    ua: *mut sipreg_user_agent,
+    path: *const c_char,
+) -> sipreg_result {
+    update(ua, |c| c.set_ws_path(req_str(path, "path")?))
 }
 
 /// Sets an outbound proxy URI: requests go there with a Route header (NULL

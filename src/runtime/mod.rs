@@ -9,11 +9,14 @@
 //! running call of the old callback, so that callback must not wait for a lock
 //! the caller holds. `sipreg_user_agent_free` waits (bounded) for dispose.
 
+mod link;
 pub mod log;
 pub mod resolve;
-mod tcp;
+mod stream;
+pub mod tls;
 mod udp;
 mod worker;
+mod ws;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,6 +62,8 @@ pub struct Snapshot {
     pub disposing: bool,
     /// Timer E retransmissions so far.
     pub retransmissions: u64,
+    /// The flow requests went out on last: "proto:local -> remote".
+    pub flow: Option<String>,
 }
 
 impl Default for Snapshot {
@@ -74,6 +79,7 @@ impl Default for Snapshot {
             claims: 0,
             disposing: false,
             retransmissions: 0,
+            flow: None,
         }
     }
 }

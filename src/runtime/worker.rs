@@ -12,7 +12,7 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 
 use super::log::Level;
-use super::tcp::TcpConn;
+use super::stream::{self, StreamConn, StreamSpec, TlsParams, WsParams};
 use super::udp;
 use super::{Command, RegId, Shared, UaId, UaStats};
 use crate::core::message::{classify, Kind, Response};
@@ -23,15 +23,24 @@ use crate::log_at;
 /// Token of the waker that interrupts `poll` when commands arrive.
 pub const WAKE_TOKEN: Token = Token(0);
 
+/// Longest wait for a connection's TCP, TLS and WebSocket handshakes (shorter with a small T1).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 struct Ua {
     config: UserAgentConfig,
     stats: Arc<UaStats>,
     udp: HashMap<bool, Token>,
-    tcp: HashMap<SocketAddr, Token>,
+    streams: HashMap<FlowKey, Token>,
     routes: HashMap<SocketAddr, IpAddr>,
     regs: HashSet<RegId>,
     freeing: Option<Sender<()>>,
+    /// The "certificates are not checked" warning was logged for this user agent.
+    warned_insecure: bool,
 }
+
+/// A stream connection is shared by the registerers of a user agent that use
+/// the same transport to the same target.
+type FlowKey = (Transport, SocketAddr);
 
 struct Reg {
     core: Registerer,
@@ -41,11 +50,13 @@ struct Reg {
     timer_at: Option<Instant>,
     freed: bool,
     deferred_unregister: Option<bool>,
+    /// Local address of the flow last published in the snapshot.
+    flow_local: Option<SocketAddr>,
 }
 
 enum Sock {
     Udp { sock: UdpSocket, ua: UaId },
-    Tcp { conn: TcpConn, ua: UaId },
+    Stream { conn: StreamConn, ua: UaId },
 }
 
 /// The worker's state. Only the worker thread touches it.
@@ -58,11 +69,13 @@ pub struct Worker {
     socks: HashMap<Token, Sock>,
     next_token: usize,
     timers: BinaryHeap<Reverse<(Instant, RegId)>>,
+    /// Handshake deadlines of stream connections that are not up yet.
+    handshakes: BinaryHeap<Reverse<(Instant, Token)>>,
     /// Receive buffer reused for every datagram.
     rbuf: Vec<u8>,
     /// Stream connections a send failed on: (user agent, target, the sender), to
     /// tell the connection's other users once the sender's step is finished.
-    failed_streams: Vec<(UaId, SocketAddr, RegId)>,
+    failed_streams: Vec<(UaId, FlowKey, RegId)>,
     /// Sockets with more to read than one wake-up takes (readiness is edge-triggered).
     again: Vec<Token>,
 }
@@ -78,6 +91,7 @@ impl Worker {
             socks: HashMap::new(),
             next_token: 1,
             timers: BinaryHeap::new(),
+            handshakes: BinaryHeap::new(),
             rbuf: vec![0u8; udp::MAX_DATAGRAM + 1],
             failed_streams: Vec::new(),
             again: Vec::new(),
@@ -131,10 +145,11 @@ impl Worker {
                         config: *config,
                         stats,
                         udp: HashMap::new(),
-                        tcp: HashMap::new(),
+                        streams: HashMap::new(),
                         routes: HashMap::new(),
                         regs: HashSet::new(),
                         freeing: None,
+                        warned_insecure: false,
                     },
                 );
             }
@@ -188,6 +203,7 @@ impl Worker {
                         timer_at: None,
                         freed: false,
                         deferred_unregister: None,
+                        flow_local: None,
                     },
                 );
             }
@@ -227,9 +243,14 @@ impl Worker {
         let Some(ua) = self.uas.get_mut(&id) else {
             return;
         };
-        let tokens: Vec<Token> = ua.udp.values().chain(ua.tcp.values()).copied().collect();
+        let tokens: Vec<Token> = ua
+            .udp
+            .values()
+            .chain(ua.streams.values())
+            .copied()
+            .collect();
         ua.udp.clear();
-        ua.tcp.clear();
+        ua.streams.clear();
         ua.routes.clear();
         let regs: Vec<RegId> = ua.regs.iter().copied().collect();
         for t in tokens {
@@ -269,7 +290,7 @@ impl Worker {
         let Some(ua) = self.uas.remove(&id) else {
             return;
         };
-        for t in ua.udp.values().chain(ua.tcp.values()) {
+        for t in ua.udp.values().chain(ua.streams.values()) {
             self.close_socket(*t);
         }
         if let Some(done) = ua.freeing {
@@ -306,14 +327,13 @@ impl Worker {
             .get(&id)
             .ok_or_else(|| io::Error::other("registerer gone"))?;
         let (ua_id, target, transport) = (reg.ua, reg.target, reg.core.settings().transport);
-        match transport {
-            Transport::Udp => self.udp_local(ua_id, target),
-            Transport::Tcp => {
-                let token = self.tcp_conn(ua_id, target)?;
-                self.tcp_local(token)
-                    .ok_or_else(|| io::Error::other("no connection"))
-            }
-            Transport::Tls => Err(io::Error::other("TLS is not available in this build")),
+        if transport == Transport::Udp {
+            return self.udp_local(ua_id, target);
+        }
+        let token = self.stream_conn(id)?;
+        match self.socks.get(&token) {
+            Some(Sock::Stream { conn, .. }) => Ok(conn.local),
+            _ => Err(io::Error::other("no connection")),
         }
     }
 
@@ -362,34 +382,67 @@ impl Worker {
         Ok(token)
     }
 
-    fn tcp_conn(&mut self, ua_id: UaId, target: SocketAddr) -> io::Result<Token> {
+    /// The stream connection registerer `id` uses, opened if needed (TCP
+    /// connect, TLS and WebSocket handshakes all start here, non-blocking).
+    fn stream_conn(&mut self, id: RegId) -> io::Result<Token> {
+        let reg = self
+            .regs
+            .get(&id)
+            .ok_or_else(|| io::Error::other("registerer gone"))?;
+        let settings = reg.core.settings();
+        let (ua_id, target, transport) = (reg.ua, reg.target, settings.transport);
         let ua = self
             .uas
-            .get(&ua_id)
+            .get_mut(&ua_id)
             .ok_or_else(|| io::Error::other("user agent gone"))?;
-        if let Some(t) = ua.tcp.get(&target) {
+        if let Some(t) = ua.streams.get(&(transport, target)) {
             return Ok(*t);
         }
-        let mut conn = TcpConn::connect(target, ua.config.local_address)?;
+        let tls = if transport.secure() {
+            let tls = &ua.config.tls;
+            if !tls.verify && !ua.warned_insecure {
+                ua.warned_insecure = true;
+                log_at!(
+                    Level::Warn,
+                    "TLS certificate and host name checks are OFF for {} (tls_verify=false): lab use only",
+                    ua.config.aor
+                );
+            }
+            let config = super::tls::client_config(tls).map_err(io::Error::other)?;
+            let name =
+                super::tls::server_name(tls, &settings.target_host).map_err(io::Error::other)?;
+            Some(TlsParams { config, name })
+        } else {
+            None
+        };
+        let ws = transport.websocket().then(|| WsParams {
+            host: match &settings.target_host {
+                crate::core::uri::Host::Domain(d) => format!("{d}:{}", target.port()),
+                _ => target.to_string(),
+            },
+            path: ua.config.ws_path.clone(),
+        });
+        // A handshake that has not finished by then is a failure of its own.
+        let limit = (ua.config.timers.t1 * 64).clamp(Duration::from_secs(1), HANDSHAKE_TIMEOUT);
+        let deadline = Instant::now() + limit;
+        let local = ua.config.local_address;
         let token = self.alloc_token();
-        self.poll.registry().register(
-            &mut conn.stream,
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
-        log_at!(Level::Debug, "tcp: connecting {} -> {target}", conn.local);
-        self.socks.insert(token, Sock::Tcp { conn, ua: ua_id });
+        let spec = StreamSpec {
+            transport,
+            remote: target,
+            local,
+            tls,
+            ws,
+            deadline,
+        };
+        let conn = StreamConn::connect(spec, self.poll.registry(), token)?;
+        log_at!(Level::Debug, "{}: connecting", conn.describe());
+        self.socks.insert(token, Sock::Stream { conn, ua: ua_id });
+        self.handshakes.push(Reverse((deadline, token)));
         if let Some(ua) = self.uas.get_mut(&ua_id) {
-            ua.tcp.insert(target, token);
+            ua.streams.insert((transport, target), token);
         }
         Ok(token)
-    }
-
-    fn tcp_local(&self, token: Token) -> Option<SocketAddr> {
-        match self.socks.get(&token) {
-            Some(Sock::Tcp { conn, .. }) => Some(conn.local),
-            _ => None,
-        }
     }
 
     fn alloc_token(&mut self) -> Token {
@@ -402,9 +455,9 @@ impl Worker {
             Some(Sock::Udp { mut sock, .. }) => {
                 let _ = self.poll.registry().deregister(&mut sock);
             }
-            Some(Sock::Tcp { mut conn, .. }) => {
-                let _ = self.poll.registry().deregister(&mut conn.stream);
-                let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+            Some(Sock::Stream { mut conn, .. }) => {
+                // Dropping the socket removes it from the poller.
+                conn.close();
             }
             None => {}
         }
@@ -424,6 +477,12 @@ impl Worker {
                         .get_mut(&id)
                         .ok_or_else(|| io::Error::other("registerer gone"))?;
                     reg.core.set_local_addr(local);
+                    if reg.flow_local != Some(local) {
+                        reg.flow_local = Some(local);
+                        let transport = reg.core.settings().transport.as_str();
+                        reg.shared.snap().flow =
+                            Some(format!("{transport}:{local} -> {}", reg.target));
+                    }
                     match reg.core.poll_transmit() {
                         Some(t) => self.transmit(id, &t),
                         None => Err(io::Error::other("nothing to send")),
@@ -447,14 +506,16 @@ impl Worker {
             }
             if reg.core.take_timed_out() && reg.core.settings().transport.reliable() {
                 // A stream that swallowed a request is not trusted again (pjsip #5033).
-                let (ua, target) = (reg.ua, reg.target);
-                if let Some(t) = self.uas.get(&ua).and_then(|u| u.tcp.get(&target)).copied() {
+                let (ua, key) = (reg.ua, (reg.core.settings().transport, reg.target));
+                if let Some(t) = self.uas.get(&ua).and_then(|u| u.streams.get(&key)).copied() {
                     log_at!(
                         Level::Info,
-                        "tcp: closing {target} after a request timed out"
+                        "{}: closing {} after a request timed out",
+                        key.0.as_str(),
+                        key.1
                     );
-                    self.drop_tcp(ua, target, t);
-                    lost_connection = Some((ua, target));
+                    self.drop_stream(ua, key, t);
+                    lost_connection = Some((ua, key));
                 }
             }
             let Some(reg) = self.regs.get_mut(&id) else {
@@ -471,28 +532,28 @@ impl Worker {
             }
         }
         self.publish(id, fired);
-        let failed: Vec<(UaId, SocketAddr, RegId)> = {
+        let failed: Vec<(UaId, FlowKey, RegId)> = {
             let (mine, rest) = std::mem::take(&mut self.failed_streams)
                 .into_iter()
                 .partition(|(_, _, sender)| *sender == id);
             self.failed_streams = rest;
             mine
         };
-        for (ua, target, sender) in failed {
-            self.fail_tcp_users(
+        for (ua, key, sender) in failed {
+            self.fail_stream_users(
                 ua,
-                target,
+                key,
                 now,
                 "send failed on the connection",
                 true,
                 Some(sender),
             );
         }
-        if let Some((ua, target)) = lost_connection {
+        if let Some((ua, key)) = lost_connection {
             // The others on that connection learn it too (after this one's events).
-            self.fail_tcp_users(
+            self.fail_stream_users(
                 ua,
-                target,
+                key,
                 now,
                 "connection closed after a timeout",
                 true,
@@ -600,19 +661,18 @@ impl Worker {
                     _ => Err(io::Error::other("no socket")),
                 }
             }
-            Transport::Tcp => {
-                let token = self.tcp_conn(ua_id, target)?;
+            _ => {
+                let token = self.stream_conn(id)?;
                 let r = match self.socks.get_mut(&token) {
-                    Some(Sock::Tcp { conn, .. }) => conn.send(&t.bytes),
+                    Some(Sock::Stream { conn, .. }) => conn.send(&t.bytes),
                     _ => Err(io::Error::other("no connection")),
                 };
                 if r.is_err() {
-                    self.drop_tcp(ua_id, target, token);
-                    self.failed_streams.push((ua_id, target, id));
+                    self.drop_stream(ua_id, (transport, target), token);
+                    self.failed_streams.push((ua_id, (transport, target), id));
                 }
                 r
             }
-            Transport::Tls => Err(io::Error::other("TLS is not available in this build")),
         };
         if let (Ok(()), Some(s)) = (&result, stats) {
             UaStats::bump(&s.sent);
@@ -620,10 +680,10 @@ impl Worker {
         result
     }
 
-    fn drop_tcp(&mut self, ua_id: UaId, target: SocketAddr, token: Token) {
+    fn drop_stream(&mut self, ua_id: UaId, key: FlowKey, token: Token) {
         if let Some(ua) = self.uas.get_mut(&ua_id) {
-            if ua.tcp.get(&target) == Some(&token) {
-                ua.tcp.remove(&target);
+            if ua.streams.get(&key) == Some(&token) {
+                ua.streams.remove(&key);
             }
         }
         self.close_socket(token);
@@ -635,7 +695,7 @@ impl Worker {
         let now = Instant::now();
         match self.socks.get(&token) {
             Some(Sock::Udp { .. }) => self.on_udp(token, now, error),
-            Some(Sock::Tcp { .. }) => self.on_tcp(token, now, readable, writable),
+            Some(Sock::Stream { .. }) => self.on_stream(token, now, readable, writable),
             None => {}
         }
     }
@@ -732,69 +792,94 @@ impl Worker {
         }
     }
 
-    fn on_tcp(&mut self, token: Token, now: Instant, readable: bool, writable: bool) {
-        let Some(Sock::Tcp { conn, ua }) = self.socks.get_mut(&token) else {
+    fn on_stream(&mut self, token: Token, now: Instant, readable: bool, writable: bool) {
+        let Some(Sock::Stream { conn, ua }) = self.socks.get_mut(&token) else {
             return;
         };
-        let (ua_id, remote) = (*ua, conn.remote);
-        if writable && !conn.connected {
-            if let Err(e) = conn.finish_connect() {
-                log_at!(Level::Info, "tcp: connect to {remote} failed: {e}");
-                self.drop_tcp(ua_id, remote, token);
-                self.fail_tcp_users(
-                    ua_id,
-                    remote,
-                    now,
-                    &format!("connect failed: {e}"),
-                    false,
-                    None,
-                );
-                return;
-            }
-            log_at!(Level::Debug, "tcp: connected to {remote}");
-        } else if writable {
-            if let Err(e) = conn.flush() {
-                self.drop_tcp(ua_id, remote, token);
-                self.fail_tcp_users(
-                    ua_id,
-                    remote,
-                    now,
-                    &format!("write failed: {e}"),
-                    true,
-                    None,
-                );
-                return;
+        let (ua_id, key) = (*ua, (conn.transport, conn.remote));
+        let was_up = conn.is_up();
+        if writable {
+            if let Err(e) = conn.on_writable() {
+                let why = if was_up {
+                    format!("write failed: {e}")
+                } else {
+                    format!("connect to {} failed: {e}", key.1)
+                };
+                return self.stream_failed(token, &why, was_up);
             }
         }
-        if !readable {
-            return;
+        let out = if readable {
+            conn.read()
+        } else {
+            stream::ReadOutcome::default()
+        };
+        if conn.take_up_event() {
+            match conn.tls_version() {
+                Some(v) => log_at!(Level::Debug, "{}: up ({v})", conn.describe()),
+                None => log_at!(Level::Debug, "{}: up", conn.describe()),
+            }
         }
-        let out = conn.read();
+        let up = conn.is_up();
         if out.more {
             self.again.push(token);
         }
         for m in &out.messages {
-            if m.len() > super::tcp::MAX_MESSAGE {
+            if m.len() > stream::MAX_MESSAGE {
                 self.count_drop(ua_id, "oversized stream message");
                 continue;
             }
-            self.on_message(ua_id, m, remote, Transport::Tcp, now);
+            self.on_message(ua_id, m, key.1, key.0, now);
         }
         if out.invalid {
             self.count_drop(ua_id, "unframeable stream data");
         }
         if let Some(why) = out.closed {
-            log_at!(Level::Info, "tcp: {remote}: {why}");
-            self.drop_tcp(ua_id, remote, token);
-            self.fail_tcp_users(ua_id, remote, now, &why, true, None);
+            // Closed before it came up: the connect or a handshake failed.
+            let why = if up || was_up {
+                why
+            } else {
+                format!("connect to {} failed: {why}", key.1)
+            };
+            self.stream_failed(token, &why, up || was_up);
         }
     }
 
-    /// The connection to `remote` is gone: tell every registerer that used it.
-    fn fail_tcp_users(
+    /// A stream connection failed or closed: log why, drop it, tell its users.
+    /// `established`: it had come up (its users re-register at once).
+    fn stream_failed(&mut self, token: Token, why: &str, established: bool) {
+        let Some(Sock::Stream { conn, ua }) = self.socks.get(&token) else {
+            return;
+        };
+        let (ua_id, key) = (*ua, (conn.transport, conn.remote));
+        log_at!(Level::Info, "{}: {why}", conn.describe());
+        self.drop_stream(ua_id, key, token);
+        self.fail_stream_users(ua_id, key, Instant::now(), why, established, None);
+    }
+
+    /// Fails the connections whose handshakes ran past their deadline.
+    fn run_handshake_timers(&mut self, now: Instant) {
+        while let Some(Reverse((t, token))) = self.handshakes.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.handshakes.pop();
+            let late = match self.socks.get(&token) {
+                Some(Sock::Stream { conn, .. }) if conn.deadline().is_some_and(|d| d <= now) => {
+                    Some(conn.waiting_for())
+                }
+                _ => None,
+            };
+            if let Some(why) = late {
+                self.stream_failed(token, why, false);
+            }
+        }
+    }
+
+    /// The connection `key` of user agent `ua_id` is gone: tell every registerer that used it.
+    fn fail_stream_users(
         &mut self,
         ua_id: UaId,
-        remote: SocketAddr,
+        key: FlowKey,
         now: Instant,
         why: &str,
         established: bool,
@@ -812,7 +897,7 @@ impl Worker {
             .filter(|rid| {
                 self.regs
                     .get(rid)
-                    .is_some_and(|r| r.target == remote && r.core.settings().transport.reliable())
+                    .is_some_and(|r| (r.core.settings().transport, r.target) == key)
             })
             .collect();
         for rid in users {
@@ -891,17 +976,31 @@ impl Worker {
     // ----- timers --------------------------------------------------------
 
     fn next_timeout(&mut self) -> Option<Duration> {
+        let mut next = None;
         while let Some(Reverse((t, id))) = self.timers.peek().copied() {
             if self.regs.get(&id).is_some_and(|r| r.timer_at == Some(t)) {
-                return Some(t.saturating_duration_since(Instant::now()));
+                next = Some(t);
+                break;
             }
             self.timers.pop();
         }
-        None
+        while let Some(Reverse((t, token))) = self.handshakes.peek().copied() {
+            let pending = match self.socks.get(&token) {
+                Some(Sock::Stream { conn, .. }) => conn.deadline() == Some(t),
+                _ => false,
+            };
+            if pending {
+                next = Some(next.map_or(t, |n: Instant| n.min(t)));
+                break;
+            }
+            self.handshakes.pop();
+        }
+        next.map(|t| t.saturating_duration_since(Instant::now()))
     }
 
     fn run_timers(&mut self) {
         let now = Instant::now();
+        self.run_handshake_timers(now);
         while let Some(Reverse((t, id))) = self.timers.peek().copied() {
             if t > now {
                 break;

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Control a test Kamailio registrar (see README.md).
-#   kamctl.sh start <rundir> <port> [sha256]
+#   kamctl.sh start <rundir> <port> [sha256|secure|secure,sha256] [TLS WRONG WS WSS]
+#     secure: also tls on TLS (127.0.0.1 and ::1), tls with a wrongly named
+#     certificate on WRONG, ws on WS and wss on WSS; certificates are made in
+#     <rundir>/certs (ca.pem is the trust anchor) and the ports are written to
+#     <rundir>/ports (shell assignments)
 #   kamctl.sh stop <rundir>
 #   kamctl.sh lookup <rundir> <aor-without-scheme>
 #   kamctl.sh dump <rundir>
@@ -46,11 +50,37 @@ cmd_start() {
 	kam="$(find_bin kamailio /usr/sbin/kamailio)"
 
 	local -a defs=(-A "SIP_PORT=$port" -A "CTL_SOCK=\"unix:$rundir/kamailio_ctl\"")
-	case "$mode" in
-		"") ;;
-		sha256|SHA256|SHA-256) defs+=(-A WITH_SHA256) ;;
-		*) echo "kamctl.sh: unknown mode '$mode' (expected sha256)" >&2; exit 2 ;;
-	esac
+	local m
+	for m in ${mode//,/ }; do
+		case "$m" in
+			sha256|SHA256|SHA-256) defs+=(-A WITH_SHA256) ;;
+			secure)
+				[ $# -ge 7 ] || { echo "kamctl.sh: secure needs TLS WRONG WS WSS ports" >&2; exit 2; }
+				local tls="$4" wrong="$5" ws="$6" wss="$7"
+				"$SCRIPT_DIR/mkcerts.sh" "$rundir/certs"
+				cat >"$rundir/tls.cfg" <<-EOF
+					[server:127.0.0.1:$wrong]
+					method = TLSv1.2+
+					verify_certificate = no
+					require_certificate = no
+					certificate = $rundir/certs/wronghost.pem
+					private_key = $rundir/certs/wronghost.key
+
+					[server:default]
+					method = TLSv1.2+
+					verify_certificate = no
+					require_certificate = no
+					certificate = $rundir/certs/server.pem
+					private_key = $rundir/certs/server.key
+				EOF
+				printf 'SIP_PORT=%s\nTLS_PORT=%s\nTLS_WRONG_PORT=%s\nWS_PORT=%s\nWSS_PORT=%s\n' \
+					"$port" "$tls" "$wrong" "$ws" "$wss" >"$rundir/ports"
+				defs+=(-A WITH_SECURE -A "TLS_PORT=$tls" -A "TLS_WRONG_PORT=$wrong" -A "WS_PORT=$ws"
+					-A "WSS_PORT=$wss" -A "TLS_CFG=\"$rundir/tls.cfg\"")
+				;;
+			*) echo "kamctl.sh: unknown mode '$m' (expected sha256, secure)" >&2; exit 2 ;;
+		esac
+	done
 
 	if [ -f "$rundir/kamailio.pid" ] && kill -0 "$(cat "$rundir/kamailio.pid")" 2>/dev/null; then
 		echo "kamctl.sh: already running in $rundir (pid $(cat "$rundir/kamailio.pid"))" >&2

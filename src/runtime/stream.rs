@@ -1,0 +1,421 @@
+//! Stream connections, written once for every stream transport: a byte
+//! stream (TCP, or TLS over TCP, see [`Link`]) carrying SIP framed by
+//! Content-Length (`tcp`, `tls`) or WebSocket frames (`ws`, `wss`).
+//!
+//! A connection is "up" once TCP, TLS and the WebSocket upgrade all finished;
+//! messages sent before that wait in order and go out as soon as it is up.
+//! A connection that is not up by its deadline fails as a handshake timeout.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mio::net::TcpStream;
+use rustls::pki_types::ServerName;
+
+use super::link::Link;
+use super::tls::TlsLink;
+use super::ws::Ws;
+use crate::core::message::{frame, Frame};
+use crate::core::options::Transport;
+
+/// Largest message accepted on a stream; a peer sending more is cut off.
+pub const MAX_MESSAGE: usize = 65_536;
+
+/// Bytes (or frames) read per wake-up, so a busy peer cannot starve the other work.
+const READ_BUDGET: usize = 256 * 1024;
+const FRAME_BUDGET: usize = 256;
+
+/// TLS parameters of a secure connection.
+pub struct TlsParams {
+    /// Shared client configuration (trust anchors, verification).
+    pub config: Arc<rustls::ClientConfig>,
+    /// SNI and the name the certificate must carry.
+    pub name: ServerName<'static>,
+}
+
+/// What a WebSocket connection asks for in its upgrade.
+pub struct WsParams {
+    /// `Host` header value (`host:port`).
+    pub host: String,
+    /// Request path.
+    pub path: String,
+}
+
+/// What to connect to and how.
+pub struct StreamSpec {
+    /// Transport to carry.
+    pub transport: Transport,
+    /// Peer address.
+    pub remote: SocketAddr,
+    /// Local address to bind, if configured.
+    pub local: Option<SocketAddr>,
+    /// TLS parameters for `tls` and `wss`.
+    pub tls: Option<TlsParams>,
+    /// Upgrade parameters for `ws` and `wss`.
+    pub ws: Option<WsParams>,
+    /// When every handshake must have finished.
+    pub deadline: Instant,
+}
+
+enum Framing {
+    /// Content-Length framing straight on the link.
+    Sip {
+        link: Link,
+        rbuf: Vec<u8>,
+        wbuf: Vec<u8>,
+    },
+    /// TCP is still connecting; the WebSocket upgrade starts once it is up.
+    WsPending(Option<Link>, WsParams),
+    /// WebSocket framing (upgrading or open).
+    Ws(Ws),
+}
+
+/// One connection of any stream transport.
+pub struct StreamConn {
+    /// Transport it carries.
+    pub transport: Transport,
+    /// Peer address.
+    pub remote: SocketAddr,
+    /// Our address (known as soon as connect() was called).
+    pub local: SocketAddr,
+    tcp_connected: bool,
+    framing: Framing,
+    /// Messages waiting for the connection to come up.
+    pending: Vec<Vec<u8>>,
+    /// When the handshakes must have finished.
+    deadline: Instant,
+    up_logged: bool,
+}
+
+/// What a read produced.
+#[derive(Default)]
+pub struct ReadOutcome {
+    /// Complete messages, in order.
+    pub messages: Vec<Vec<u8>>,
+    /// Keep-alive answers seen (CRLF pongs, WebSocket PONGs).
+    pub pongs: u32,
+    /// The peer closed the connection or it failed.
+    pub closed: Option<String>,
+    /// Bytes that could not be framed (the connection is then closed).
+    pub invalid: bool,
+    /// The per-call read budget ran out before the socket was drained.
+    pub more: bool,
+}
+
+impl StreamConn {
+    /// Starts a non-blocking connect; `registry` gets the socket under `token`
+    /// before anything can happen on it.
+    pub fn connect(
+        spec: StreamSpec,
+        registry: &mio::Registry,
+        token: mio::Token,
+    ) -> io::Result<StreamConn> {
+        let StreamSpec {
+            transport,
+            remote,
+            local,
+            tls,
+            ws,
+            deadline,
+        } = spec;
+        let mut tcp: TcpStream = super::link::connect_tcp(remote, local)?;
+        let local = tcp.local_addr()?;
+        registry.register(
+            &mut tcp,
+            token,
+            mio::Interest::READABLE | mio::Interest::WRITABLE,
+        )?;
+        let link = match tls {
+            Some(t) => Link::Tls(Box::new(TlsLink::new(tcp, t.config, t.name)?)),
+            None => Link::Tcp(tcp),
+        };
+        let framing = match ws {
+            Some(w) => Framing::WsPending(Some(link), w),
+            None => Framing::Sip {
+                link,
+                rbuf: Vec::new(),
+                wbuf: Vec::new(),
+            },
+        };
+        Ok(StreamConn {
+            transport,
+            remote,
+            local,
+            tcp_connected: false,
+            framing,
+            pending: Vec::new(),
+            deadline,
+            up_logged: false,
+        })
+    }
+
+    /// "proto:local -> remote", as the flow accessor shows it.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}:{} -> {}",
+            self.transport.as_str(),
+            self.local,
+            self.remote
+        )
+    }
+
+    /// Whether TCP, TLS and the WebSocket upgrade all finished.
+    pub fn is_up(&self) -> bool {
+        self.tcp_connected
+            && match &self.framing {
+                Framing::Sip { link, .. } => !link.handshaking(),
+                Framing::WsPending(..) => false,
+                Framing::Ws(ws) => ws.is_open(),
+            }
+    }
+
+    /// The handshake deadline while the connection is not up yet.
+    pub fn deadline(&self) -> Option<Instant> {
+        (!self.is_up()).then_some(self.deadline)
+    }
+
+    /// What a connection that is not up is waiting for, for the timeout message.
+    pub fn waiting_for(&self) -> &'static str {
+        if !self.tcp_connected {
+            return "TCP connect timed out";
+        }
+        match &self.framing {
+            Framing::Sip { link, .. } if link.handshaking() => {
+                "TLS handshake timed out (no TLS answer: is this a TLS port?)"
+            }
+            Framing::Ws(ws) if !ws.is_open() => {
+                if self.transport.secure() && ws.link().is_some_and(Link::handshaking) {
+                    "TLS handshake timed out (no TLS answer: is this a TLS port?)"
+                } else {
+                    "WebSocket upgrade timed out (no HTTP answer)"
+                }
+            }
+            _ => "handshake timed out",
+        }
+    }
+
+    /// The TLS version once negotiated, for the log line that says the flow is up.
+    pub fn tls_version(&self) -> Option<&'static str> {
+        let link = match &self.framing {
+            Framing::Sip { link, .. } => Some(link),
+            Framing::WsPending(link, _) => link.as_ref(),
+            Framing::Ws(ws) => ws.link(),
+        };
+        match link {
+            Some(Link::Tls(t)) => t.version(),
+            _ => None,
+        }
+    }
+
+    /// Whether the "up" log line is due (true once, when the connection first comes up).
+    pub fn take_up_event(&mut self) -> bool {
+        if self.is_up() && !self.up_logged {
+            self.up_logged = true;
+            return true;
+        }
+        false
+    }
+
+    /// Sends one SIP message now, or queues it until the connection is up.
+    pub fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        if !self.is_up() {
+            self.pending.push(msg.to_vec());
+            return Ok(());
+        }
+        self.write_message(msg)
+    }
+
+    #[allow(dead_code)] // the keep-alive scheduler (RFC 5626) calls it
+    /// Sends a keep-alive: CRLFCRLF (RFC 5626 §4.4.1) on SIP framing, a PING on WebSocket.
+    pub fn ping(&mut self) -> io::Result<()> {
+        if !self.is_up() {
+            return Ok(());
+        }
+        match &mut self.framing {
+            Framing::Ws(ws) => ws.ping(),
+            _ => self.write_message(b"\r\n\r\n"),
+        }
+    }
+
+    fn write_message(&mut self, msg: &[u8]) -> io::Result<()> {
+        match &mut self.framing {
+            Framing::Sip { link, wbuf, .. } => {
+                wbuf.extend_from_slice(msg);
+                flush_sip(link, wbuf)
+            }
+            Framing::Ws(ws) => ws.send(msg),
+            Framing::WsPending(..) => Err(io::Error::other("connection is not up")),
+        }
+    }
+
+    /// On a writable event: finishes the TCP connect, moves handshakes on, and
+    /// writes what waits. An error means the connection is unusable.
+    pub fn on_writable(&mut self) -> io::Result<()> {
+        if !self.tcp_connected {
+            let tcp = self.tcp().ok_or_else(|| io::Error::other("no socket"))?;
+            if let Some(e) = tcp.take_error()? {
+                return Err(e);
+            }
+            if let Err(e) = tcp.peer_addr() {
+                // Not connected yet (a spurious wake-up) is not a failure.
+                if e.kind() == io::ErrorKind::NotConnected {
+                    return Ok(());
+                }
+                return Err(e);
+            }
+            self.tcp_connected = true;
+            if let Framing::WsPending(link, params) = &mut self.framing {
+                let link = link.take().ok_or_else(|| io::Error::other("no socket"))?;
+                let secure = self.transport.secure();
+                self.framing = Framing::Ws(Ws::start(link, secure, &params.host, &params.path)?);
+            }
+        }
+        self.progress()
+    }
+
+    /// Drives handshakes and writes: data queued by the framing, then, once
+    /// up, the messages that waited.
+    fn progress(&mut self) -> io::Result<()> {
+        match &mut self.framing {
+            Framing::Sip { link, wbuf, .. } => flush_sip(link, wbuf)?,
+            Framing::Ws(ws) => ws.flush()?,
+            Framing::WsPending(..) => return Ok(()),
+        }
+        if self.is_up() && !self.pending.is_empty() {
+            for msg in std::mem::take(&mut self.pending) {
+                self.write_message(&msg)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads everything available and splits it into messages.
+    pub fn read(&mut self) -> ReadOutcome {
+        let mut out = ReadOutcome::default();
+        if !self.tcp_connected {
+            return out;
+        }
+        match &mut self.framing {
+            Framing::Sip { link, rbuf, .. } => read_sip(link, rbuf, &mut out),
+            Framing::Ws(ws) => {
+                let r = ws.read(FRAME_BUDGET);
+                out.more = r.closed.is_none() && r.messages.len() >= FRAME_BUDGET;
+                out.messages = r.messages;
+                out.pongs = r.pongs;
+                out.closed = r.closed;
+            }
+            Framing::WsPending(..) => {}
+        }
+        if out.closed.is_none() {
+            // Reading may have finished a handshake: send what waited.
+            if let Err(e) = self.progress() {
+                out.closed = Some(format!("connection error: {e}"));
+            }
+        }
+        out
+    }
+
+    /// Closes politely: a WebSocket close frame and a TLS close_notify where
+    /// they apply, then the socket is shut down.
+    pub fn close(&mut self) {
+        match &mut self.framing {
+            Framing::Sip { link, wbuf, .. } => {
+                let _ = flush_sip(link, wbuf);
+                link.close();
+            }
+            Framing::WsPending(link, _) => {
+                if let Some(l) = link {
+                    l.close();
+                }
+            }
+            Framing::Ws(ws) => ws.close(),
+        }
+    }
+
+    fn tcp(&self) -> Option<&TcpStream> {
+        match &self.framing {
+            Framing::Sip { link, .. } => Some(link.tcp()),
+            Framing::WsPending(link, _) => link.as_ref().map(Link::tcp),
+            Framing::Ws(ws) => ws.link().map(Link::tcp),
+        }
+    }
+}
+
+/// Writes buffered bytes until the link would block.
+fn flush_sip(link: &mut Link, wbuf: &mut Vec<u8>) -> io::Result<()> {
+    while !wbuf.is_empty() {
+        match link.write(wbuf) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "connection closed",
+                ))
+            }
+            Ok(n) => {
+                wbuf.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    match link.flush() {
+        Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn read_sip(link: &mut Link, rbuf: &mut Vec<u8>, out: &mut ReadOutcome) {
+    let mut chunk = [0u8; 16 * 1024];
+    let mut budget = READ_BUDGET;
+    loop {
+        if budget == 0 {
+            out.more = true;
+            break;
+        }
+        match link.read(&mut chunk) {
+            Ok(0) => {
+                out.closed = Some("connection closed by peer".into());
+                break;
+            }
+            Ok(n) => {
+                budget = budget.saturating_sub(n);
+                rbuf.extend_from_slice(&chunk[..n]);
+                if !split(rbuf, out) {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                out.closed = Some(e.to_string());
+                break;
+            }
+        }
+    }
+}
+
+/// Moves complete messages out of the read buffer; false on a framing error.
+fn split(rbuf: &mut Vec<u8>, out: &mut ReadOutcome) -> bool {
+    loop {
+        match frame(rbuf, MAX_MESSAGE) {
+            Frame::Incomplete => return true,
+            Frame::KeepAlive(n) => {
+                // A CRLF pong answers a CRLFCRLF ping (RFC 5626 §4.4.1).
+                out.pongs += (n / 2).max(1) as u32;
+                rbuf.drain(..n.min(rbuf.len()));
+            }
+            Frame::Message(n) if n <= rbuf.len() && n > 0 => {
+                out.messages.push(rbuf.drain(..n).collect());
+            }
+            Frame::Message(_) | Frame::Invalid => {
+                out.invalid = true;
+                out.closed = Some("unframeable data on the connection".into());
+                rbuf.clear();
+                return false;
+            }
+        }
+    }
+}
