@@ -80,6 +80,31 @@ impl Ua {
         );
         self
     }
+    pub fn tls_ca_file(self, path: &str) -> Ua {
+        check(
+            unsafe { sipreg_user_agent_set_tls_ca_file(self.0, c(path).as_ptr()) },
+            "ca file",
+        );
+        self
+    }
+    pub fn tls_server_name(self, name: &str) -> Ua {
+        check(
+            unsafe { sipreg_user_agent_set_tls_server_name(self.0, c(name).as_ptr()) },
+            "server name",
+        );
+        self
+    }
+    pub fn tls_verify(self, on: bool) -> Ua {
+        check(sipreg_user_agent_set_tls_verify(self.0, on), "verify");
+        self
+    }
+    pub fn ws_path(self, path: &str) -> Ua {
+        check(
+            unsafe { sipreg_user_agent_set_ws_path(self.0, c(path).as_ptr()) },
+            "ws path",
+        );
+        self
+    }
     pub fn network_changed(&self) {
         check(sipreg_user_agent_network_changed(self.0), "network_changed");
     }
@@ -296,6 +321,17 @@ impl Reg {
                     .into_owned(),
             )
         })
+    }
+    /// The flow in use, "proto:local -> remote" (empty before the first request).
+    pub fn flow(&self) -> String {
+        let mut buf = [0 as std::ffi::c_char; 256];
+        check(
+            unsafe { sipreg_registerer_flow(self.ptr, buf.as_mut_ptr(), buf.len()) },
+            "flow",
+        );
+        unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
     }
     pub fn retry_after(&self) -> Option<u32> {
         let (mut s, mut p) = (0u32, false);

@@ -101,6 +101,96 @@ impl Drop for Kamailio {
     }
 }
 
+/// A registrar that also speaks TLS, WS and WSS (kamctl.sh "secure").
+pub struct Secure {
+    pub k: Kamailio,
+    pub tls_port: u16,
+    pub wrong_port: u16,
+    pub ws_port: u16,
+    pub wss_port: u16,
+}
+
+impl Secure {
+    /// Starts one on free ports (`sha256`: challenges with SHA-256).
+    pub fn start(sha256: bool) -> Secure {
+        let port = free_port();
+        let ports: Vec<u16> = (0..4).map(|_| free_tcp_port(port)).collect();
+        let rundir =
+            std::env::temp_dir().join(format!("sipreg-kams-{}-{port}", std::process::id()));
+        let mode = if sha256 { "secure,sha256" } else { "secure" };
+        let out = Command::new(script())
+            .arg("start")
+            .arg(&rundir)
+            .arg(port.to_string())
+            .arg(mode)
+            .args(ports.iter().map(|p| p.to_string()))
+            .output()
+            .expect("run kamctl.sh");
+        assert!(
+            out.status.success(),
+            "secure kamailio did not start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        at_exit(rundir.clone());
+        Secure {
+            k: Kamailio {
+                port,
+                rundir,
+                owned: true,
+            },
+            tls_port: ports[0],
+            wrong_port: ports[1],
+            ws_port: ports[2],
+            wss_port: ports[3],
+        }
+    }
+
+    /// A file of the throwaway PKI (`ca.pem`, `other-ca.pem`, ...).
+    pub fn cert(&self, name: &str) -> String {
+        self.k
+            .rundir
+            .join("certs")
+            .join(name)
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// kamcmd output for `args` (e.g. `ws.dump`).
+    pub fn kamcmd(&self, args: &[&str]) -> String {
+        let sock = format!("unix:{}/kamailio_ctl", self.k.rundir.display());
+        let out = Command::new("kamcmd")
+            .arg("-s")
+            .arg(sock)
+            .args(args)
+            .output()
+            .expect("run kamcmd");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// The shared secure (TLS/WS/WSS, MD5) registrar for this test binary.
+pub fn secure() -> &'static Secure {
+    static S: OnceLock<Secure> = OnceLock::new();
+    S.get_or_init(|| Secure::start(false))
+}
+
+/// A TCP port free on 127.0.0.1 and [::1], other than `not`.
+fn free_tcp_port(not: u16) -> u16 {
+    static TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let t = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = t.local_addr().unwrap().port();
+        let mut taken = TAKEN.lock().unwrap();
+        if port != not
+            && !taken.contains(&port)
+            && std::net::TcpListener::bind(("::1", port)).is_ok()
+        {
+            taken.push(port);
+            return port;
+        }
+    }
+}
+
 /// The shared MD5 registrar for this test binary.
 pub fn shared() -> &'static Kamailio {
     static K: OnceLock<Kamailio> = OnceLock::new();

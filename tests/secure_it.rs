@@ -1,0 +1,573 @@
+//! TLS, WebSocket and secure WebSocket against a real Kamailio on loopback
+//! (kamctl.sh "secure": certificates made at test time), through the C ABI.
+//!
+//! - TLS register / refresh / unregister with MD5 and SHA-256 digest, IPv4 and
+//!   IPv6, SNI by name, `sips:` URIs; Kamailio's usrloc holds `transport=tls`.
+//! - Wrong CA, wrong host name, a plain-TCP port spoken to as TLS, a refused
+//!   WebSocket upgrade: each ends Unregistered with a 503 and a log line that
+//!   names the cause; `tls_verify=false` then succeeds against the wrong host.
+//! - A failed handshake is retried by the backoff, not in a loop.
+//! - WS and WSS: register, refresh, unregister; the server closing the socket
+//!   re-registers at once on a new connection; the server's PINGs are answered.
+//! - Registerers of one user agent share one connection; dispose closes it.
+
+mod support;
+
+use std::ffi::{c_char, c_void, CStr};
+use std::sync::{Mutex, Once};
+use std::time::{Duration, Instant};
+
+use sipreg::ffi::global::{sipreg_log_level, sipreg_set_log_callback};
+use sipreg::ffi::sipreg_result::*;
+use support::capi::*;
+use support::kamailio::{fresh_user, secure, Secure};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+unsafe extern "C" fn capture(_ud: *mut c_void, _level: sipreg_log_level, msg: *const c_char) {
+    let line = CStr::from_ptr(msg).to_string_lossy().into_owned();
+    LOG.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+}
+
+/// Collects INFO lines for the whole binary (tests filter by their own port or AOR).
+fn capture_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let rc = sipreg_set_log_callback(
+            Some(capture),
+            std::ptr::null_mut(),
+            sipreg_log_level::SIPREG_LOG_INFO as i32,
+        );
+        assert_eq!(rc, SIPREG_OK);
+    });
+}
+
+fn log_lines(containing: &str) -> Vec<String> {
+    LOG.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|l| l.contains(containing))
+        .cloned()
+        .collect()
+}
+
+fn wait_log(containing: &str, also: &str) -> Vec<String> {
+    let end = Instant::now() + WAIT;
+    loop {
+        let lines: Vec<String> = log_lines(containing)
+            .into_iter()
+            .filter(|l| l.contains(also))
+            .collect();
+        if !lines.is_empty() || Instant::now() > end {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn ua(user: &str, pw: &str, transport: &str, s: &Secure) -> Ua {
+    Ua::new(&format!("sip:{user}@127.0.0.1"))
+        .password(pw)
+        .transport(transport)
+        .tls_ca_file(&s.cert("ca.pem"))
+}
+
+fn opts(registrar: String, expires: u32) -> Opts {
+    Opts {
+        expires,
+        registrar: Some(registrar),
+        refresh_frequency: 90,
+        retry: false,
+        ..Default::default()
+    }
+}
+
+fn count_200(r: &mut Reg) -> usize {
+    r.events()
+        .iter()
+        .filter(|e| matches!(e, Ev::Response(200, _)))
+        .count()
+}
+
+/// Register, check Kamailio's binding, refresh once, unregister, check it is gone.
+fn lifecycle(s: &Secure, transport: &str, registrar: String, user: &str, ua: Ua) {
+    let mut r = Reg::new(&ua, &opts(registrar, 4));
+    assert_eq!(r.register(), SIPREG_OK);
+    assert!(
+        r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
+        "{transport}: registered: {:?}",
+        r.events()
+    );
+    assert!(
+        r.events()
+            .contains(&Ev::Response(401, "Unauthorized".into())),
+        "{transport}: the digest challenge was answered"
+    );
+    assert!(
+        r.flow().starts_with(&format!("{transport}:")),
+        "flow {}",
+        r.flow()
+    );
+    let bindings = s.k.lookup(user);
+    assert_eq!(bindings.len(), 1, "{transport}: one binding: {bindings:?}");
+    assert!(
+        bindings[0].0.contains(&format!("transport={transport}")),
+        "{transport}: usrloc holds the transport: {bindings:?}"
+    );
+    let flow = r.flow();
+    let before = count_200(&mut r);
+    let end = Instant::now() + WAIT;
+    while count_200(&mut r) <= before && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(count_200(&mut r) > before, "{transport}: refreshed");
+    assert_eq!(r.state(), SIPREG_STATE_REGISTERED);
+    assert_eq!(
+        r.flow(),
+        flow,
+        "{transport}: the refresh used the same connection"
+    );
+    assert_eq!(r.unregister(false), SIPREG_OK);
+    assert!(
+        r.wait_state(SIPREG_STATE_UNREGISTERED, WAIT),
+        "{transport}: unregistered"
+    );
+    assert!(s.k.lookup(user).is_empty(), "{transport}: binding removed");
+    assert_eq!(r.dispose(), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_TERMINATED, WAIT));
+}
+
+#[test]
+fn tls_register_refresh_unregister_md5_ipv4() {
+    let s = secure();
+    let (user, pw) = fresh_user();
+    let registrar = format!("sips:127.0.0.1:{}", s.tls_port);
+    lifecycle(s, "tls", registrar, &user, ua(&user, &pw, "tls", s));
+}
+
+#[test]
+fn tls_register_refresh_unregister_sha256() {
+    let s = Secure::start(true);
+    let (user, pw) = fresh_user();
+    let registrar = format!("sip:127.0.0.1:{};transport=tls", s.tls_port);
+    lifecycle(&s, "tls", registrar, &user, ua(&user, &pw, "tls", &s));
+}
+
+#[test]
+fn tls_over_ipv6() {
+    let s = secure();
+    let (user, pw) = fresh_user();
+    let registrar = format!("sips:[::1]:{}", s.tls_port);
+    let u = ua(&user, &pw, "tls", s);
+    let mut r = Reg::new(&u, &opts(registrar, 60));
+    assert_eq!(r.register(), SIPREG_OK);
+    assert!(
+        r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
+        "{:?}",
+        r.events()
+    );
+    assert!(r.flow().starts_with("tls:[::1]:"), "flow {}", r.flow());
+    assert_eq!(r.dispose(), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_TERMINATED, WAIT));
+}
+
+#[test]
+fn tls_sni_by_name_and_sips_aor() {
+    let s = secure();
+    let (user, pw) = fresh_user();
+    // The host name is the name checked (and sent as SNI).
+    let u = Ua::new(&format!("sips:{user}@127.0.0.1"))
+        .password(&pw)
+        .tls_ca_file(&s.cert("ca.pem"));
+    let mut r = Reg::new(&u, &opts(format!("sips:localhost:{}", s.tls_port), 60));
+    assert_eq!(r.register(), SIPREG_OK);
+    assert!(
+        r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
+        "{:?}",
+        r.events()
+    );
+    assert!(
+        r.flow().starts_with("tls:"),
+        "sips: implies tls: {}",
+        r.flow()
+    );
+    assert_eq!(r.dispose(), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_TERMINATED, WAIT));
+
+    // An IP registrar with the server name set: the certificate's DNS name is checked.
+    let (user, pw) = fresh_user();
+    let u = ua(&user, &pw, "tls", s).tls_server_name("localhost");
+    let mut r = Reg::new(&u, &opts(format!("sips:127.0.0.1:{}", s.tls_port), 60));
+    assert_eq!(r.register(), SIPREG_OK);
+    assert!(
+        r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
+        "{:?}",
+        r.events()
+    );
+    assert_eq!(r.dispose(), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_TERMINATED, WAIT));
+
+    // A server name the certificate does not carry fails.
+    let (user, pw) = fresh_user();
+    let u = ua(&user, &pw, "tls", s).tls_server_name("sip.example.invalid");
+    expect_failure(
+        &u,
+        format!("sips:127.0.0.1:{}", s.tls_port),
+        "not valid for the server name",
+    );
+}
+
+/// Registering fails with a 503, and a log line for this connection names `cause`.
+fn expect_failure(u: &Ua, registrar: String, cause: &str) {
+    capture_logs();
+    let port = registrar
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut r = Reg::new(u, &opts(registrar, 60));
+    assert_eq!(r.register(), SIPREG_OK);
+    assert!(
+        r.wait_state(SIPREG_STATE_UNREGISTERED, Duration::from_secs(15)),
+        "{cause}: {:?}",
+        r.events()
+    );
+    assert!(
+        r.events()
+            .contains(&Ev::Response(503, "Service Unavailable".into())),
+        "{cause}: a 503 response event: {:?}",
+        r.events()
+    );
+    let lines = wait_log(&format!("127.0.0.1:{port}"), cause);
+    assert!(
+        !lines.is_empty(),
+        "a log line names {cause:?}: {:?}",
+        log_lines(&port)
+    );
+    assert_eq!(r.dispose(), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_TERMINATED, WAIT));
+}
+
+#[test]
+fn tls_failures_say_why_and_insecure_mode_connects() {
+    let s = secure();
+    let (user, pw) = fresh_user();
+    let wrong_ca = Ua::new(&format!("sip:{user}@127.0.0.1"))
+        .password(&pw)
+        .transport("tls")
+        .tls_ca_file(&s.cert("other-ca.pem"));
+    expect_failure(
+        &wrong_ca,
+        format!("sips:127.0.0.1:{}", s.tls_port),
+        "not signed by a trusted CA",
+    );
+
+    let wrong_host = ua(&user, &pw, "tls", s);
+    expect_failure(
+        &wrong_host,
+        format!("sips:127.0.0.1:{}", s.wrong_port),
+        "not valid for the server name",
+    );
+
+    // A plain SIP/TCP port never answers the ClientHello: the handshake times
+    // out (T1 = 20 ms makes the deadline about 1.3 s).
+    let plain = ua(&user, &pw, "tls", s).timers(0.02, 4.0, 5.0);
+    expect_failure(
+        &plain,
+        format!("sips:127.0.0.1:{}", s.k.port),
+        "TLS handshake timed out",
+    );
+
+    // Verification off: the wrongly named certificate is accepted, with a warning.
+    let insecure = ua(&user, &pw, "tls", s).tls_verify(false);
+    let mut r = Reg::new(
+        &insecure,
+        &opts(format!("sips:127.0.0.1:{}", s.wrong_port), 60),
+    );
+    assert_eq!(r.register(), SIPREG_OK);
+    assert!(
+        r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
+        "{:?}",
+        r.events()
+    );
+    let warnings = log_lines("tls_verify=false");
+    assert!(
+        warnings.iter().any(|l| l.contains(&user)),
+        "a warning names the user agent: {warnings:?}"
+    );
+    assert_eq!(r.dispose(), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_TERMINATED, WAIT));
+}
+
+#[test]
+fn a_failed_handshake_is_retried_by_the_backoff_not_in_a_loop() {
+    let s = secure();
+    let (user, pw) = fresh_user();
+    let u = Ua::new(&format!("sip:{user}@127.0.0.1"))
+        .password(&pw)
+        .transport("tls")
+        .tls_ca_file(&s.cert("other-ca.pem"));
+    let mut r = Reg::new(
+        &u,
+        &Opts {
+            expires: 60,
+            registrar: Some(format!("sips:127.0.0.1:{}", s.tls_port)),
+            retry: true,
+            retry_base: 1.0,
+            retry_max: 2.0,
+            ..Default::default()
+        },
+    );
+    assert_eq!(r.register(), SIPREG_OK);
+    std::thread::sleep(Duration::from_secs(4));
+    let ev = r.events();
+    let failures = ev
+        .iter()
+        .filter(|e| matches!(e, Ev::Response(503, _)))
+        .count();
+    // Backoff of at least 0.5 s (base 1 s times [0.5, 1]) then at most 2 s:
+    // a handful of attempts in 4 s, never a storm.
+    assert!(
+        (2..=8).contains(&failures),
+        "{failures} failed handshakes in 4 s: {ev:?}"
+    );
+    assert!(ev.iter().any(|e| matches!(e, Ev::RetryScheduled(..))));
+    assert_eq!(r.state(), SIPREG_STATE_UNREGISTERED);
+    assert_eq!(r.dispose(), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_TERMINATED, WAIT));
+}
+
+#[test]
+fn ws_register_refresh_unregister() {
+    let s = secure();
+    let (user, pw) = fresh_user();
+    let registrar = format!("sip:127.0.0.1:{};transport=ws", s.ws_port);
+    lifecycle(s, "ws", registrar, &user, ua(&user, &pw, "ws", s));
+}
+
+#[test]
+fn wss_register_refresh_unregister() {
+    let s = secure();
+    let (user, pw) = fresh_user();
+    let registrar = format!("sip:127.0.0.1:{};transport=wss", s.wss_port);
+    // Kamailio stores wss bindings with transport=ws (its quirk).
+    let u = ua(&user, &pw, "wss", s);
+    let mut r = Reg::new(&u, &opts(registrar, 4));
+    assert_eq!(r.register(), SIPREG_OK);
+    assert!(
+        r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
+        "{:?}",
+        r.events()
+    );
+    assert!(r.flow().starts_with("wss:"), "flow {}", r.flow());
+    assert_eq!(s.k.lookup(&user).len(), 1);
+    let before = count_200(&mut r);
+    let end = Instant::now() + WAIT;
+    while count_200(&mut r) <= before && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(count_200(&mut r) > before, "wss: refreshed");
+    assert_eq!(r.unregister(false), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_UNREGISTERED, WAIT));
+    assert!(s.k.lookup(&user).is_empty(), "binding removed");
+    assert_eq!(r.dispose(), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_TERMINATED, WAIT));
+}
+
+#[test]
+fn ws_upgrade_refused_names_the_http_status() {
+    let s = secure();
+    let (user, pw) = fresh_user();
+    let u = ua(&user, &pw, "ws", s).ws_path("/no-such-path");
+    expect_failure(
+        &u,
+        format!("sip:127.0.0.1:{};transport=ws", s.ws_port),
+        "HTTP 404",
+    );
+}
+
+/// The WebSocket connection ids Kamailio lists (`ws.dump`) for our local port.
+fn ws_ids(s: &Secure, local_port: &str) -> Vec<String> {
+    s.kamcmd(&["ws.dump"])
+        .lines()
+        .filter(|l| l.contains(&format!("ws:127.0.0.1:{local_port} ->")))
+        .filter_map(|l| l.trim().split(':').next().map(str::to_owned))
+        .collect()
+}
+
+fn local_port(flow: &str) -> String {
+    // "ws:127.0.0.1:PORT -> ..."
+    flow.split(" -> ")
+        .next()
+        .and_then(|l| l.rsplit(':').next())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn ws_server_close_reregisters_at_once_and_pings_are_answered() {
+    let s = secure();
+    let (user, pw) = fresh_user();
+    let u = ua(&user, &pw, "ws", s);
+    let mut r = Reg::new(
+        &u,
+        &opts(format!("sip:127.0.0.1:{};transport=ws", s.ws_port), 120),
+    );
+    assert_eq!(r.register(), SIPREG_OK);
+    assert!(
+        r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
+        "{:?}",
+        r.events()
+    );
+    let flow = r.flow();
+    let port = local_port(&flow);
+
+    // Kamailio PINGs a WebSocket idle for 2 s and notes the last frame it got:
+    // with our PONGs, "last used" never grows past the ping interval.
+    let mut last_used = Vec::new();
+    for _ in 0..7 {
+        std::thread::sleep(Duration::from_secs(1));
+        let dump = s.kamcmd(&["ws.dump"]);
+        let line = dump
+            .lines()
+            .find(|l| l.contains(&format!("ws:127.0.0.1:{port} ->")))
+            .unwrap_or_else(|| panic!("our connection is listed: {dump}"))
+            .to_owned();
+        let secs: u64 = line
+            .split("last used ")
+            .nth(1)
+            .and_then(|t| t.split('s').next())
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(99);
+        last_used.push(secs);
+    }
+    assert!(
+        last_used.iter().all(|s| *s <= 4),
+        "PINGs answered (seconds since the last frame, sampled each second): {last_used:?}"
+    );
+    assert_eq!(count_200(&mut r), 1, "no SIP traffic meanwhile");
+
+    // The server closes the socket: a new connection and a REGISTER at once.
+    let ids = ws_ids(s, &port);
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let closed_at = Instant::now();
+    s.kamcmd(&["ws.close", &ids[0]]);
+    let end = Instant::now() + WAIT;
+    while count_200(&mut r) < 2 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(count_200(&mut r), 2, "re-registered: {:?}", r.events());
+    assert!(closed_at.elapsed() < Duration::from_secs(3), "at once");
+    assert_ne!(r.flow(), flow, "on a new connection");
+    assert_eq!(r.state(), SIPREG_STATE_REGISTERED);
+    let bindings = s.k.lookup(&user);
+    assert_eq!(
+        bindings.len(),
+        1,
+        "the old contact was removed in the same request: {bindings:?}"
+    );
+    assert_eq!(r.dispose(), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_TERMINATED, WAIT));
+}
+
+#[test]
+fn registerers_of_one_user_agent_share_the_connection_and_dispose_closes_it() {
+    let s = secure();
+    let (user, pw) = fresh_user();
+    for (transport, registrar) in [
+        ("tls", format!("sips:127.0.0.1:{}", s.tls_port)),
+        ("wss", format!("sip:127.0.0.1:{};transport=wss", s.wss_port)),
+    ] {
+        let u = ua(&user, &pw, transport, s);
+        let mut a = Reg::new(
+            &u,
+            &Opts {
+                instance_id: Some("5e0f5a3c-0c58-4a6e-9a4e-2f6b1f7a0001".into()),
+                reg_id: 1,
+                ..opts(registrar.clone(), 60)
+            },
+        );
+        let mut b = Reg::new(
+            &u,
+            &Opts {
+                instance_id: Some("5e0f5a3c-0c58-4a6e-9a4e-2f6b1f7a0002".into()),
+                reg_id: 1,
+                ..opts(registrar, 60)
+            },
+        );
+        assert_eq!(a.register(), SIPREG_OK);
+        assert_eq!(b.register(), SIPREG_OK);
+        assert!(
+            a.wait_state(SIPREG_STATE_REGISTERED, WAIT),
+            "{:?}",
+            a.events()
+        );
+        assert!(
+            b.wait_state(SIPREG_STATE_REGISTERED, WAIT),
+            "{:?}",
+            b.events()
+        );
+        assert_eq!(a.flow(), b.flow(), "{transport}: one connection");
+        let port = local_port(&a.flow());
+        let listed = |s: &Secure| {
+            s.kamcmd(&["core.tcp_list"])
+                .contains(&format!("src_port: {port}"))
+        };
+        assert!(listed(s), "{transport}: Kamailio lists the connection");
+        assert_eq!(a.dispose(), SIPREG_OK);
+        assert_eq!(b.dispose(), SIPREG_OK);
+        assert!(a.wait_state(SIPREG_STATE_TERMINATED, WAIT));
+        assert!(b.wait_state(SIPREG_STATE_TERMINATED, WAIT));
+        drop(a);
+        drop(b);
+        drop(u);
+        let end = Instant::now() + WAIT;
+        while listed(s) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(!listed(s), "{transport}: the connection was closed");
+        assert!(
+            s.k.lookup(&user).is_empty(),
+            "{transport}: both unregistered"
+        );
+    }
+}
+
+#[test]
+fn network_changed_moves_a_tls_binding_to_a_new_connection() {
+    let s = secure();
+    let (user, pw) = fresh_user();
+    let u = ua(&user, &pw, "tls", s);
+    let mut r = Reg::new(&u, &opts(format!("sips:127.0.0.1:{}", s.tls_port), 120));
+    assert_eq!(r.register(), SIPREG_OK);
+    assert!(
+        r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
+        "{:?}",
+        r.events()
+    );
+    let flow = r.flow();
+    u.network_changed();
+    let end = Instant::now() + WAIT;
+    while count_200(&mut r) < 2 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(count_200(&mut r), 2, "re-registered: {:?}", r.events());
+    assert_ne!(r.flow(), flow, "a new connection");
+    let bindings = s.k.lookup(&user);
+    assert_eq!(
+        bindings.len(),
+        1,
+        "the old contact went in the same request: {bindings:?}"
+    );
+    assert!(
+        bindings[0].0.contains(&local_port(&r.flow())),
+        "{bindings:?}"
+    );
+    assert_eq!(r.dispose(), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_TERMINATED, WAIT));
+}
