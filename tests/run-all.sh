@@ -11,6 +11,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 bash tests/setup-machine.sh
 source tests/kamailio/ensure.sh
+source tests/kamailio/ensure-secure.sh
 
 step "format and lint"
 cargo fmt --check
@@ -43,6 +44,26 @@ if ./examples-c/sipreg-register --aor sip:alice@127.0.0.1 --password wrong \
 	exit 1
 fi
 
+step "C example over tls, ws and wss under AddressSanitizer"
+CA="$SIPREG_SECURE_RUNDIR/certs/ca.pem"
+for t in "tls sips:127.0.0.1:$SIPREG_TLS_PORT" "tls sips:[::1]:$SIPREG_TLS_PORT" \
+	"ws sip:127.0.0.1:$SIPREG_WS_PORT;transport=ws" "wss sip:127.0.0.1:$SIPREG_WSS_PORT;transport=wss"; do
+	read -r transport registrar <<<"$t"
+	out=$(./examples-c/sipreg-register --aor sip:alice@127.0.0.1 --password alicepw \
+		--transport "$transport" --ca-file "$CA" --registrar "$registrar" --expires 60 --hold 1)
+	echo "$transport $registrar: $(tr '\n' ' ' <<<"$out")"
+	grep -qx 'state Registered' <<<"$out"
+	grep -qx 'state Terminated' <<<"$out"
+done
+# The wrong CA must fail (and exit non-zero); --insecure reaches the wrongly named server.
+if ./examples-c/sipreg-register --aor sip:alice@127.0.0.1 --password alicepw --transport tls \
+	--ca-file "$SIPREG_SECURE_RUNDIR/certs/other-ca.pem" --registrar "sips:127.0.0.1:$SIPREG_TLS_PORT" >/dev/null; then
+	echo "a wrong CA must not exit 0" >&2
+	exit 1
+fi
+./examples-c/sipreg-register --aor sip:alice@127.0.0.1 --password alicepw --transport tls --insecure \
+	--registrar "sips:127.0.0.1:$SIPREG_TLS_WRONG_PORT" --expires 60 | grep -qx 'state Registered'
+
 if [ -d tests/c ]; then
 	step "C API tests under AddressSanitizer"
 	make -s -C tests/c clean
@@ -55,6 +76,10 @@ make -s -C examples-c
 VG=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite)
 "${VG[@]}" ./examples-c/sipreg-register --aor sip:bob@127.0.0.1 --password bobpw \
 	--registrar "sip:127.0.0.1:${SIPREG_KAMAILIO_PORT};transport=tcp" --expires 60 --hold 1 >/dev/null
+"${VG[@]}" ./examples-c/sipreg-register --aor sip:bob@127.0.0.1 --password bobpw --transport tls \
+	--ca-file "$CA" --registrar "sips:127.0.0.1:$SIPREG_TLS_PORT" --expires 60 --hold 1 >/dev/null
+"${VG[@]}" ./examples-c/sipreg-register --aor sip:bob@127.0.0.1 --password bobpw --transport wss \
+	--ca-file "$CA" --registrar "sip:127.0.0.1:$SIPREG_WSS_PORT;transport=wss" --expires 60 --hold 1 >/dev/null
 if [ -d tests/c ]; then
 	make -s -C tests/c clean
 	make -s -C tests/c

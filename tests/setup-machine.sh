@@ -9,6 +9,11 @@ command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v cc >/dev/null 2>&1 || need+=(gcc)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# TLS, WebSocket (and RFC 5626 outbound) support of the test registrar.
+KMOD=/usr/lib/x86_64-linux-gnu/kamailio/modules
+[ -f "$KMOD/tls.so" ] || need+=(kamailio-tls-modules)
+[ -f "$KMOD/websocket.so" ] || need+=(kamailio-websocket-modules)
 if [ "${#need[@]}" -gt 0 ]; then
 	echo "setup: installing ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive

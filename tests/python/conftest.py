@@ -111,6 +111,40 @@ def kamailio() -> Iterator[Kamailio]:
         shutil.rmtree(rundir, ignore_errors=True)
 
 
+@dataclass
+class SecureKamailio(Kamailio):
+    """A registrar that also serves TLS, WS and WSS (kamctl.sh "secure")."""
+
+    tls_port: int = 0
+    wrong_port: int = 0
+    ws_port: int = 0
+    wss_port: int = 0
+
+    def cert(self, name: str) -> str:
+        """A file of the throwaway PKI: ``ca.pem``, ``other-ca.pem``, ..."""
+        return os.path.join(self.rundir, "certs", name)
+
+
+@pytest.fixture(scope="session")
+def secure_kamailio() -> Iterator[SecureKamailio]:
+    rundir = tempfile.mkdtemp(prefix="sipreg-pytest-kams.")
+    ports: List[int] = []
+    while len(ports) < 5:
+        p = _free_port()
+        if p not in ports:
+            ports.append(p)
+    subprocess.run(
+        [str(KAMCTL), "start", rundir, str(ports[0]), "secure"] + [str(p) for p in ports[1:]],
+        check=True,
+        timeout=60,
+    )
+    try:
+        yield SecureKamailio(ports[0], rundir, *ports[1:])
+    finally:
+        subprocess.run([str(KAMCTL), "stop", rundir], timeout=30)
+        shutil.rmtree(rundir, ignore_errors=True)
+
+
 _used_users: Set[int] = set()
 
 

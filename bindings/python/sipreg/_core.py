@@ -406,6 +406,15 @@ def _read_contacts(h: int) -> List[str]:
     return []
 
 
+def _read_flow(h: int) -> Optional[str]:
+    flow = _lib.read_string(
+        lambda buf, size, _needed: lib.sipreg_registerer_flow(h, buf, size),
+        "sipreg_registerer_flow",
+        initial=128,
+    )
+    return flow or None
+
+
 def _read_retry_after(h: int) -> Optional[int]:
     seconds = c_uint32(0)
     present = c_bool(False)
@@ -554,14 +563,23 @@ class UserAgent:
         aor: address of record, e.g. ``"sip:alice@127.0.0.1"``.
         password: digest password (``None``: no credentials).
         auth_username: digest username (``None``: the AOR's user part).
-        transport: ``"udp"``, ``"tcp"`` or ``"tls"``; a ``transport=``
-            parameter on the registrar or proxy URI overrides it.
+        transport: ``"udp"``, ``"tcp"``, ``"tls"``, ``"ws"`` or ``"wss"``; a
+            ``transport=`` parameter on the registrar or proxy URI overrides
+            it, and a ``sips:`` URI implies ``"tls"``.
         outbound_proxy: URI requests are sent to (with a Route header).
         user_agent: User-Agent header value (``None``: the library's default).
         t1, t2, t4: RFC 3261 timers in seconds (timer F = 64*T1).
         local_address: ``"IP"`` or ``"IP:port"`` to bind sockets to (keyword-only).
         shutdown_timeout: bound in seconds on dispose's un-REGISTER and on
             :meth:`close` (keyword-only, default 4).
+        tls_ca_file: PEM file of the CAs a TLS/WSS server must chain to
+            (keyword-only; ``None``: the system's trust store). Read and
+            checked here: a bad file raises :class:`InvalidArgumentError`.
+        tls_server_name: name sent as SNI and required in the server's
+            certificate (keyword-only; ``None``: the registrar's host).
+        tls_verify: check certificates and host names (keyword-only, default
+            ``True``; ``False`` is for labs only and logs a warning).
+        ws_path: request path of the WebSocket upgrade (keyword-only, default ``"/"``).
 
     Raises:
         InvalidArgumentError: a bad AOR, URI, transport or timer value.
@@ -584,6 +602,10 @@ class UserAgent:
         *,
         local_address: Optional[str] = None,
         shutdown_timeout: float = 4.0,
+        tls_ca_file: Optional[str] = None,
+        tls_server_name: Optional[str] = None,
+        tls_verify: bool = True,
+        ws_path: str = "/",
     ) -> None:
         if _exiting:
             raise TerminatedError("the interpreter is shutting down")
@@ -622,6 +644,28 @@ class UserAgent:
                     ),
                     "sipreg_user_agent_set_local_address",
                 )
+            if tls_ca_file is not None:
+                check(
+                    lib.sipreg_user_agent_set_tls_ca_file(h, encode(tls_ca_file, "tls_ca_file")),
+                    "sipreg_user_agent_set_tls_ca_file",
+                )
+            if tls_server_name is not None:
+                check(
+                    lib.sipreg_user_agent_set_tls_server_name(
+                        h, encode(tls_server_name, "tls_server_name")
+                    ),
+                    "sipreg_user_agent_set_tls_server_name",
+                )
+            if not isinstance(tls_verify, bool):
+                raise InvalidArgumentError("tls_verify must be True or False")
+            check(
+                lib.sipreg_user_agent_set_tls_verify(h, tls_verify),
+                "sipreg_user_agent_set_tls_verify",
+            )
+            check(
+                lib.sipreg_user_agent_set_ws_path(h, encode(ws_path, "ws_path")),
+                "sipreg_user_agent_set_ws_path",
+            )
             if user_agent is not None:
                 check(
                     lib.sipreg_user_agent_set_user_agent(h, encode(user_agent, "user_agent")),
@@ -936,6 +980,12 @@ class Registerer:
     def contacts(self) -> List[str]:
         """The contact URIs the registrar listed in the last 2xx."""
         return list(self._read("contacts", _read_contacts, cast(List[str], [])))
+
+    @property
+    def flow(self) -> Optional[str]:
+        """The flow requests go out on, ``"proto:local -> remote"`` (e.g.
+        ``"tls:127.0.0.1:40312 -> 127.0.0.1:5061"``), or ``None`` before the first."""
+        return self._read("flow", _read_flow, cast(Optional[str], None))
 
     @property
     def retry_after(self) -> Optional[int]:

@@ -174,6 +174,7 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "sipreg_registerer_next_retry": (_RES, [_H, POINTER(c_double)]),
     "sipreg_registerer_failure_count": (_RES, [_H, POINTER(c_uint32)]),
     "sipreg_registerer_retransmissions": (_RES, [_H, POINTER(c_uint64)]),
+    "sipreg_registerer_flow": (_RES, [_H, POINTER(c_char), c_size_t]),
     # user agent
     "sipreg_user_agent_new": (_RES, [c_char_p, POINTER(_H)]),
     "sipreg_user_agent_set_password": (_RES, [_H, c_char_p]),
@@ -181,6 +182,10 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "sipreg_user_agent_set_transport": (_RES, [_H, c_char_p]),
     "sipreg_user_agent_set_outbound_proxy": (_RES, [_H, c_char_p]),
     "sipreg_user_agent_set_local_address": (_RES, [_H, c_char_p]),
+    "sipreg_user_agent_set_tls_ca_file": (_RES, [_H, c_char_p]),
+    "sipreg_user_agent_set_tls_server_name": (_RES, [_H, c_char_p]),
+    "sipreg_user_agent_set_tls_verify": (_RES, [_H, c_bool]),
+    "sipreg_user_agent_set_ws_path": (_RES, [_H, c_char_p]),
     "sipreg_user_agent_set_user_agent": (_RES, [_H, c_char_p]),
     "sipreg_user_agent_set_timers": (_RES, [_H, c_double, c_double, c_double]),
     "sipreg_user_agent_set_shutdown_timeout": (_RES, [_H, c_double]),
