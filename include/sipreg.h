@@ -664,6 +664,17 @@ enum sipreg_result sipreg_user_agent_set_tls_verify(struct sipreg_user_agent *ua
 enum sipreg_result sipreg_user_agent_set_ws_path(struct sipreg_user_agent *ua, const char *path);
 
 /**
+ * Gives the user agent sockets of its own (true) instead of the process-wide
+ * shared ones (false, the default). By default user agents with the same
+ * transport, address family and local address share one UDP socket and one
+ * stream connection per target; a private socket gives an account its own
+ * source port (and contact address). Applies to sockets opened afterwards
+ * (see `sipreg_user_agent_network_changed`).
+ */
+enum sipreg_result sipreg_user_agent_set_private_socket(struct sipreg_user_agent *ua,
+                                                        bool private_socket);
+
+/**
  * Sets an outbound proxy URI: requests go there with a Route header (NULL
  * removes it). Applies to registerers created afterwards.
  *

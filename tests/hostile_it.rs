@@ -62,7 +62,9 @@ impl Rng {
 fn registered_udp(user: &str, pw: &str, expires: u32, registrar: Option<String>) -> (Ua, Reg) {
     let ua = Ua::new(&format!("sip:{user}@127.0.0.1"))
         .password(pw)
-        .transport("udp");
+        .transport("udp")
+        // Counters of unmatched datagrams go to a socket's owner: a private one is ours.
+        .private_socket(true);
     let opts = Opts {
         expires,
         registrar: Some(registrar.unwrap_or_else(|| shared().registrar("udp"))),
@@ -719,7 +721,9 @@ fn forged_responses_with_the_real_branch_are_dropped() {
     let (user, pw) = fresh_user();
     let ua = Ua::new(&format!("sip:{user}@127.0.0.1"))
         .password(&pw)
-        .transport("udp");
+        .transport("udp")
+        // Counters of unmatched datagrams go to a socket's owner: a private one is ours.
+        .private_socket(true);
     let opts = Opts {
         expires: 5,
         registrar: Some(format!("sip:{}", relay.addr)),
@@ -814,7 +818,9 @@ fn late_forgeries() -> (u64, u64, Ua, Reg, Relay) {
     let (user, pw) = fresh_user();
     let ua = Ua::new(&format!("sip:{user}@127.0.0.1"))
         .password(&pw)
-        .transport("udp");
+        .transport("udp")
+        // Counters of unmatched datagrams go to a socket's owner: a private one is ours.
+        .private_socket(true);
     let opts = Opts {
         expires: 60,
         registrar: Some(format!("sip:{}", relay.addr)),

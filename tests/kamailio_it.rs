@@ -119,9 +119,10 @@ fn unregister_all_removes_every_binding_of_the_aor() {
     let ua2 = ua_for(&user, &pw, "tcp");
     let mut r1 = Reg::new(&ua1, &opts("udp", 300));
     let mut r2 = Reg::new(&ua2, &opts("tcp", 300));
+    // One after the other, so r2's 2xx is sure to list r1's binding too.
     r1.register();
-    r2.register();
     assert!(r1.wait_state(SIPREG_STATE_REGISTERED, WAIT));
+    r2.register();
     assert!(r2.wait_state(SIPREG_STATE_REGISTERED, WAIT));
     assert_eq!(k.lookup(&user).len(), 2);
     assert_eq!(r2.contacts().len(), 2, "the 2xx lists both bindings");

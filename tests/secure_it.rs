@@ -413,7 +413,8 @@ fn local_port(flow: &str) -> String {
 fn ws_server_close_reregisters_at_once_and_pings_are_answered() {
     let s = secure();
     let (user, pw) = fresh_user();
-    let u = ua(&user, &pw, "ws", s);
+    // Private: closing a shared connection would disturb the other tests.
+    let u = ua(&user, &pw, "ws", s).private_socket(true);
     let mut r = Reg::new(
         &u,
         &opts(format!("sip:127.0.0.1:{};transport=ws", s.ws_port), 120),
@@ -483,7 +484,8 @@ fn registerers_of_one_user_agent_share_the_connection_and_dispose_closes_it() {
         ("tls", format!("sips:127.0.0.1:{}", s.tls_port)),
         ("wss", format!("sip:127.0.0.1:{};transport=wss", s.wss_port)),
     ] {
-        let u = ua(&user, &pw, transport, s);
+        // Private: other tests' user agents would share (and keep) a shared connection.
+        let u = ua(&user, &pw, transport, s).private_socket(true);
         let mut a = Reg::new(
             &u,
             &Opts {
@@ -542,7 +544,8 @@ fn registerers_of_one_user_agent_share_the_connection_and_dispose_closes_it() {
 fn network_changed_moves_a_tls_binding_to_a_new_connection() {
     let s = secure();
     let (user, pw) = fresh_user();
-    let u = ua(&user, &pw, "tls", s);
+    // Private: a network change re-binds everyone on a shared connection.
+    let u = ua(&user, &pw, "tls", s).private_socket(true);
     let mut r = Reg::new(&u, &opts(format!("sips:127.0.0.1:{}", s.tls_port), 120));
     assert_eq!(r.register(), SIPREG_OK);
     assert!(

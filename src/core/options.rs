@@ -164,6 +164,8 @@ pub struct UserAgentConfig {
     pub tls: TlsSettings,
     /// WebSocket request path for `ws` and `wss` (default `/`).
     pub ws_path: String,
+    /// Sockets of this user agent are its own, not shared with other user agents.
+    pub private_socket: bool,
 }
 
 /// Default `User-Agent` header value.
@@ -193,6 +195,7 @@ impl UserAgentConfig {
             shutdown_timeout: Duration::from_secs(4),
             tls: TlsSettings::default(),
             ws_path: "/".to_owned(),
+            private_socket: false,
         })
     }
 

@@ -210,6 +210,23 @@ pub unsafe extern "C" fn sipreg_user_agent_set_ws_path(
     update(ua, |c| c.set_ws_path(req_str(path, "path")?))
 }
 
+/// Gives the user agent sockets of its own (true) instead of the process-wide
+/// shared ones (false, the default). By default user agents with the same
+/// transport, address family and local address share one UDP socket and one
+/// stream connection per target; a private socket gives an account its own
+/// source port (and contact address). Applies to sockets opened afterwards
+/// (see `sipreg_user_agent_network_changed`).
+#[no_mangle]
+pub extern "C" fn sipreg_user_agent_set_private_socket(
+    ua: *mut sipreg_user_agent,
+    private_socket: bool,
+) -> sipreg_result {
+    update(ua, |c| {
+        c.private_socket = private_socket;
+        Ok(())
+    })
+}
+
 /// Sets an outbound proxy URI: requests go there with a Route header (NULL
 /// removes it). Applies to registerers created afterwards.
 ///

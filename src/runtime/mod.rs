@@ -9,6 +9,7 @@
 //! running call of the old callback, so that callback must not wait for a lock
 //! the caller holds. `sipreg_user_agent_free` waits (bounded) for dispose.
 
+mod endpoint;
 mod link;
 pub mod log;
 pub mod resolve;

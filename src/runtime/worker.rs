@@ -3,21 +3,22 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll, Token};
 
+use super::endpoint::{Endpoint, FlowKey, Io};
 use super::log::Level;
-use super::stream::{self, StreamConn, StreamSpec, TlsParams, WsParams};
+use super::stream::{self, StreamSpec, TlsParams, WsParams};
 use super::udp;
 use super::{Command, RegId, Shared, UaId, UaStats};
 use crate::core::message::{classify, Kind, Response};
 use crate::core::options::{Transport, UserAgentConfig};
 use crate::core::registerer::{branch_key, Event, Registerer, State, Transmit};
+use crate::core::uri::Host;
 use crate::log_at;
 
 /// Token of the waker that interrupts `poll` when commands arrive.
@@ -29,18 +30,11 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 struct Ua {
     config: UserAgentConfig,
     stats: Arc<UaStats>,
-    udp: HashMap<bool, Token>,
-    streams: HashMap<FlowKey, Token>,
-    routes: HashMap<SocketAddr, IpAddr>,
     regs: HashSet<RegId>,
     freeing: Option<Sender<()>>,
     /// The "certificates are not checked" warning was logged for this user agent.
     warned_insecure: bool,
 }
-
-/// A stream connection is shared by the registerers of a user agent that use
-/// the same transport to the same target.
-type FlowKey = (Transport, SocketAddr);
 
 struct Reg {
     core: Registerer,
@@ -50,13 +44,10 @@ struct Reg {
     timer_at: Option<Instant>,
     freed: bool,
     deferred_unregister: Option<bool>,
+    /// The endpoint socket this registerer sends on.
+    sock: Option<Token>,
     /// Local address of the flow last published in the snapshot.
     flow_local: Option<SocketAddr>,
-}
-
-enum Sock {
-    Udp { sock: UdpSocket, ua: UaId },
-    Stream { conn: StreamConn, ua: UaId },
 }
 
 /// The worker's state. Only the worker thread touches it.
@@ -66,16 +57,13 @@ pub struct Worker {
     uas: HashMap<UaId, Ua>,
     regs: HashMap<RegId, Reg>,
     keys: HashMap<String, RegId>,
-    socks: HashMap<Token, Sock>,
-    next_token: usize,
+    ep: Endpoint,
     timers: BinaryHeap<Reverse<(Instant, RegId)>>,
-    /// Handshake deadlines of stream connections that are not up yet.
-    handshakes: BinaryHeap<Reverse<(Instant, Token)>>,
     /// Receive buffer reused for every datagram.
     rbuf: Vec<u8>,
-    /// Stream connections a send failed on: (user agent, target, the sender), to
-    /// tell the connection's other users once the sender's step is finished.
-    failed_streams: Vec<(UaId, FlowKey, RegId)>,
+    /// Stream connections a send failed on: (their other users, the sender), to
+    /// tell the others once the sender's step is finished.
+    failed_streams: Vec<(Vec<RegId>, RegId)>,
     /// Sockets with more to read than one wake-up takes (readiness is edge-triggered).
     again: Vec<Token>,
 }
@@ -88,10 +76,8 @@ impl Worker {
             uas: HashMap::new(),
             regs: HashMap::new(),
             keys: HashMap::new(),
-            socks: HashMap::new(),
-            next_token: 1,
+            ep: Endpoint::default(),
             timers: BinaryHeap::new(),
-            handshakes: BinaryHeap::new(),
             rbuf: vec![0u8; udp::MAX_DATAGRAM + 1],
             failed_streams: Vec::new(),
             again: Vec::new(),
@@ -144,9 +130,6 @@ impl Worker {
                     Ua {
                         config: *config,
                         stats,
-                        udp: HashMap::new(),
-                        streams: HashMap::new(),
-                        routes: HashMap::new(),
                         regs: HashSet::new(),
                         freeing: None,
                         warned_insecure: false,
@@ -203,6 +186,7 @@ impl Worker {
                         timer_at: None,
                         freed: false,
                         deferred_unregister: None,
+                        sock: None,
                         flow_local: None,
                     },
                 );
@@ -239,29 +223,33 @@ impl Worker {
         }
     }
 
+    /// Closes every socket the user agent's registerers use and re-binds
+    /// everyone on them: with shared sockets, every user agent on a socket
+    /// moves with it.
     fn network_changed(&mut self, id: UaId, now: Instant) {
-        let Some(ua) = self.uas.get_mut(&id) else {
+        let Some(ua) = self.uas.get(&id) else {
             return;
         };
-        let tokens: Vec<Token> = ua
-            .udp
-            .values()
-            .chain(ua.streams.values())
-            .copied()
+        let mut regs: Vec<RegId> = ua.regs.iter().copied().collect();
+        let tokens: HashSet<Token> = regs
+            .iter()
+            .filter_map(|rid| self.regs.get(rid).and_then(|r| r.sock))
             .collect();
-        ua.udp.clear();
-        ua.streams.clear();
-        ua.routes.clear();
-        let regs: Vec<RegId> = ua.regs.iter().copied().collect();
         for t in tokens {
-            self.close_socket(t);
+            regs.extend(self.ep.close(t));
         }
+        regs.sort_unstable();
+        regs.dedup();
+        self.ep.forget_routes();
         log_at!(
             Level::Info,
             "network changed: re-binding {} registerer(s)",
             regs.len()
         );
         for rid in regs {
+            if let Some(r) = self.regs.get_mut(&rid) {
+                r.sock = None;
+            }
             self.drive(rid, now, |core, now| core.network_changed(now));
         }
     }
@@ -290,9 +278,6 @@ impl Worker {
         let Some(ua) = self.uas.remove(&id) else {
             return;
         };
-        for t in ua.udp.values().chain(ua.streams.values()) {
-            self.close_socket(*t);
-        }
         if let Some(done) = ua.freeing {
             let _ = done.send(());
         }
@@ -322,83 +307,113 @@ impl Worker {
     /// local address its packets leave from. Called only when there is
     /// something to send, so a registrar that is down is not reconnected in a loop.
     fn local_for(&mut self, id: RegId) -> io::Result<SocketAddr> {
+        let token = self.socket_for(id)?;
+        let target = self
+            .regs
+            .get(&id)
+            .map(|r| r.target)
+            .ok_or_else(|| io::Error::other("registerer gone"))?;
+        self.ep.local_addr(token, target)
+    }
+
+    /// The endpoint socket registerer `id` uses: the one it has, else a shared
+    /// one that matches its settings, else a new one.
+    fn socket_for(&mut self, id: RegId) -> io::Result<Token> {
         let reg = self
             .regs
             .get(&id)
             .ok_or_else(|| io::Error::other("registerer gone"))?;
-        let (ua_id, target, transport) = (reg.ua, reg.target, reg.core.settings().transport);
-        if transport == Transport::Udp {
-            return self.udp_local(ua_id, target);
+        if let Some(t) = reg.sock.filter(|t| self.ep.socks.contains_key(t)) {
+            return Ok(t);
         }
-        let token = self.stream_conn(id)?;
-        match self.socks.get(&token) {
-            Some(Sock::Stream { conn, .. }) => Ok(conn.local),
-            _ => Err(io::Error::other("no connection")),
-        }
-    }
-
-    fn udp_local(&mut self, ua_id: UaId, target: SocketAddr) -> io::Result<SocketAddr> {
-        let token = self.udp_socket(ua_id, target)?;
-        let Some(Sock::Udp { sock, .. }) = self.socks.get(&token) else {
-            return Err(io::Error::other("no socket"));
-        };
-        let bound = sock.local_addr()?;
-        let ip = if bound.ip().is_unspecified() {
-            let ua = self
-                .uas
-                .get_mut(&ua_id)
-                .ok_or_else(|| io::Error::other("user agent gone"))?;
-            match ua.routes.get(&target) {
-                Some(ip) => *ip,
-                None => {
-                    let ip = udp::route_ip(target)?;
-                    ua.routes.insert(target, ip);
-                    ip
-                }
+        let mut key = self.flow_key(id)?;
+        let (aor, ua) = (reg.core.settings().ua.aor.to_string(), reg.ua);
+        let token = loop {
+            match self.ep.find(&key) {
+                // Another user agent of this AOR is there: the next socket.
+                Some(t) if self.ep.taken(t, &aor, ua) => key.slot += 1,
+                Some(t) => break t,
+                None => break self.open(id, key)?,
             }
-        } else {
-            bound.ip()
         };
-        Ok(SocketAddr::new(ip, bound.port()))
-    }
-
-    fn udp_socket(&mut self, ua_id: UaId, target: SocketAddr) -> io::Result<Token> {
-        let ua = self
-            .uas
-            .get(&ua_id)
-            .ok_or_else(|| io::Error::other("user agent gone"))?;
-        if let Some(t) = ua.udp.get(&target.is_ipv6()) {
-            return Ok(*t);
-        }
-        let mut sock = udp::bind(ua.config.local_address, target)?;
-        let token = self.alloc_token();
-        self.poll
-            .registry()
-            .register(&mut sock, token, Interest::READABLE)?;
-        self.socks.insert(token, Sock::Udp { sock, ua: ua_id });
-        if let Some(ua) = self.uas.get_mut(&ua_id) {
-            ua.udp.insert(target.is_ipv6(), token);
+        self.ep.attach(token, id, &aor, ua);
+        if let Some(r) = self.regs.get_mut(&id) {
+            r.sock = Some(token);
         }
         Ok(token)
     }
 
-    /// The stream connection registerer `id` uses, opened if needed (TCP
-    /// connect, TLS and WebSocket handshakes all start here, non-blocking).
-    fn stream_conn(&mut self, id: RegId) -> io::Result<Token> {
+    /// What registerer `id`'s socket must match, from its settings and its
+    /// user agent's current ones.
+    fn flow_key(&self, id: RegId) -> io::Result<FlowKey> {
         let reg = self
             .regs
             .get(&id)
             .ok_or_else(|| io::Error::other("registerer gone"))?;
+        let ua = self
+            .uas
+            .get(&reg.ua)
+            .ok_or_else(|| io::Error::other("user agent gone"))?;
         let settings = reg.core.settings();
-        let (ua_id, target, transport) = (reg.ua, reg.target, settings.transport);
+        let transport = settings.transport;
+        let mut session = String::new();
+        if transport.secure() {
+            let tls = &ua.config.tls;
+            let sni =
+                super::tls::server_name(tls, &settings.target_host).map_err(io::Error::other)?;
+            session = format!(
+                "ca={:?};verify={};sni={}",
+                tls.ca_file,
+                tls.verify,
+                sni.to_str()
+            );
+        }
+        if transport.websocket() {
+            session.push_str(&format!(
+                ";host={};path={}",
+                ws_host(&settings.target_host, reg.target),
+                ua.config.ws_path
+            ));
+        }
+        if let Some(l) = ua.config.local_address {
+            if l.is_ipv4() != reg.target.is_ipv4() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "local address {l} and target {} are of different families",
+                        reg.target
+                    ),
+                ));
+            }
+        }
+        Ok(FlowKey {
+            transport,
+            remote: transport.reliable().then_some(reg.target),
+            v6: reg.target.is_ipv6(),
+            local: ua.config.local_address,
+            session,
+            private: ua.config.private_socket.then_some(reg.ua),
+            slot: 0,
+        })
+    }
+
+    /// Opens the socket for `key` on behalf of registerer `id` (TCP connect,
+    /// TLS and WebSocket handshakes all start here, non-blocking).
+    fn open(&mut self, id: RegId, key: FlowKey) -> io::Result<Token> {
+        let reg = self
+            .regs
+            .get(&id)
+            .ok_or_else(|| io::Error::other("registerer gone"))?;
+        let (ua_id, target) = (reg.ua, reg.target);
+        if key.transport == Transport::Udp {
+            return self.ep.open_udp(key, ua_id, target, self.poll.registry());
+        }
+        let settings = reg.core.settings();
         let ua = self
             .uas
             .get_mut(&ua_id)
             .ok_or_else(|| io::Error::other("user agent gone"))?;
-        if let Some(t) = ua.streams.get(&(transport, target)) {
-            return Ok(*t);
-        }
-        let tls = if transport.secure() {
+        let tls = if key.transport.secure() {
             let tls = &ua.config.tls;
             if !tls.verify && !ua.warned_insecure {
                 ua.warned_insecure = true;
@@ -415,51 +430,37 @@ impl Worker {
         } else {
             None
         };
-        let ws = transport.websocket().then(|| WsParams {
-            host: match &settings.target_host {
-                crate::core::uri::Host::Domain(d) => format!("{d}:{}", target.port()),
-                _ => target.to_string(),
-            },
+        let ws = key.transport.websocket().then(|| WsParams {
+            host: ws_host(&settings.target_host, target),
             path: ua.config.ws_path.clone(),
         });
         // A handshake that has not finished by then is a failure of its own.
         let limit = (ua.config.timers.t1 * 64).clamp(Duration::from_secs(1), HANDSHAKE_TIMEOUT);
-        let deadline = Instant::now() + limit;
-        let local = ua.config.local_address;
-        let token = self.alloc_token();
         let spec = StreamSpec {
-            transport,
+            transport: key.transport,
             remote: target,
-            local,
+            local: key.local,
             tls,
             ws,
-            deadline,
+            deadline: Instant::now() + limit,
         };
-        let conn = StreamConn::connect(spec, self.poll.registry(), token)?;
-        log_at!(Level::Debug, "{}: connecting", conn.describe());
-        self.socks.insert(token, Sock::Stream { conn, ua: ua_id });
-        self.handshakes.push(Reverse((deadline, token)));
-        if let Some(ua) = self.uas.get_mut(&ua_id) {
-            ua.streams.insert((transport, target), token);
+        let token = self
+            .ep
+            .open_stream(key, ua_id, spec, self.poll.registry())?;
+        if let Some(Io::Stream(conn)) = self.ep.socks.get(&token).map(|s| &s.io) {
+            log_at!(Level::Debug, "{}: connecting", conn.describe());
         }
         Ok(token)
     }
 
-    fn alloc_token(&mut self) -> Token {
-        self.next_token += 1;
-        Token(self.next_token)
-    }
-
-    fn close_socket(&mut self, token: Token) {
-        match self.socks.remove(&token) {
-            Some(Sock::Udp { mut sock, .. }) => {
-                let _ = self.poll.registry().deregister(&mut sock);
-            }
-            Some(Sock::Stream { mut conn, .. }) => {
-                // Dropping the socket removes it from the poller.
-                conn.close();
-            }
-            None => {}
+    /// Registerer `id` stops using its socket (the last user closes it).
+    fn detach(&mut self, id: RegId) {
+        let Some(reg) = self.regs.get_mut(&id) else {
+            return;
+        };
+        if let Some(t) = reg.sock.take() {
+            let aor = reg.core.settings().ua.aor.to_string();
+            self.ep.detach(t, id, &aor);
         }
     }
 
@@ -506,16 +507,14 @@ impl Worker {
             }
             if reg.core.take_timed_out() && reg.core.settings().transport.reliable() {
                 // A stream that swallowed a request is not trusted again (pjsip #5033).
-                let (ua, key) = (reg.ua, (reg.core.settings().transport, reg.target));
-                if let Some(t) = self.uas.get(&ua).and_then(|u| u.streams.get(&key)).copied() {
+                let (transport, target) = (reg.core.settings().transport, reg.target);
+                if let Some(t) = reg.sock.take() {
                     log_at!(
                         Level::Info,
-                        "{}: closing {} after a request timed out",
-                        key.0.as_str(),
-                        key.1
+                        "{}: closing {target} after a request timed out",
+                        transport.as_str()
                     );
-                    self.drop_stream(ua, key, t);
-                    lost_connection = Some((ua, key));
+                    lost_connection = Some(self.ep.close(t));
                 }
             }
             let Some(reg) = self.regs.get_mut(&id) else {
@@ -532,28 +531,26 @@ impl Worker {
             }
         }
         self.publish(id, fired);
-        let failed: Vec<(UaId, FlowKey, RegId)> = {
+        let failed: Vec<(Vec<RegId>, RegId)> = {
             let (mine, rest) = std::mem::take(&mut self.failed_streams)
                 .into_iter()
-                .partition(|(_, _, sender)| *sender == id);
+                .partition(|(_, sender)| *sender == id);
             self.failed_streams = rest;
             mine
         };
-        for (ua, key, sender) in failed {
-            self.fail_stream_users(
-                ua,
-                key,
+        for (users, sender) in failed {
+            self.fail_users(
+                users,
                 now,
                 "send failed on the connection",
                 true,
                 Some(sender),
             );
         }
-        if let Some((ua, key)) = lost_connection {
+        if let Some(users) = lost_connection {
             // The others on that connection learn it too (after this one's events).
-            self.fail_stream_users(
-                ua,
-                key,
+            self.fail_users(
+                users,
                 now,
                 "connection closed after a timeout",
                 true,
@@ -599,6 +596,10 @@ impl Worker {
         for e in &fired {
             log_event(id, e);
         }
+        if terminated {
+            // A terminated registerer sends nothing more: its socket may close.
+            self.detach(id);
+        }
         shared.deliver(&fired);
         if terminated {
             let remove = self.regs.get(&id).is_some_and(|r| r.freed)
@@ -620,6 +621,7 @@ impl Worker {
     }
 
     fn remove_reg(&mut self, id: RegId) {
+        self.detach(id);
         if let Some(r) = self.regs.remove(&id) {
             self.keys.remove(r.core.key());
             if let Some(ua) = self.uas.get_mut(&r.ua) {
@@ -633,7 +635,7 @@ impl Worker {
             .regs
             .get(&id)
             .ok_or_else(|| io::Error::other("registerer gone"))?;
-        let (ua_id, target, transport) = (reg.ua, reg.target, reg.core.settings().transport);
+        let (ua_id, target) = (reg.ua, reg.target);
         if log_enabled_debug() {
             let first = t.bytes.split(|b| *b == b'\r').next().unwrap_or(&[]);
             log_at!(
@@ -648,31 +650,23 @@ impl Worker {
             );
         }
         let stats = self.uas.get(&ua_id).map(|u| u.stats.clone());
-        let result = match transport {
-            Transport::Udp => {
-                let token = self.udp_socket(ua_id, target)?;
-                match self.socks.get(&token) {
-                    Some(Sock::Udp { sock, .. }) => match sock.send_to(&t.bytes, target) {
-                        Ok(_) => Ok(()),
-                        // A full socket buffer loses the datagram; Timer E resends it.
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
-                        Err(e) => Err(e),
-                    },
-                    _ => Err(io::Error::other("no socket")),
-                }
-            }
-            _ => {
-                let token = self.stream_conn(id)?;
-                let r = match self.socks.get_mut(&token) {
-                    Some(Sock::Stream { conn, .. }) => conn.send(&t.bytes),
-                    _ => Err(io::Error::other("no connection")),
-                };
+        let token = self.socket_for(id)?;
+        let result = match self.ep.socks.get_mut(&token).map(|s| &mut s.io) {
+            Some(Io::Udp(sock)) => match sock.send_to(&t.bytes, target) {
+                Ok(_) => Ok(()),
+                // A full socket buffer loses the datagram; Timer E resends it.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+                Err(e) => Err(e),
+            },
+            Some(Io::Stream(conn)) => {
+                let r = conn.send(&t.bytes);
                 if r.is_err() {
-                    self.drop_stream(ua_id, (transport, target), token);
-                    self.failed_streams.push((ua_id, (transport, target), id));
+                    let users = self.ep.close(token);
+                    self.failed_streams.push((users, id));
                 }
                 r
             }
+            None => Err(io::Error::other("no socket")),
         };
         if let (Ok(()), Some(s)) = (&result, stats) {
             UaStats::bump(&s.sent);
@@ -680,22 +674,13 @@ impl Worker {
         result
     }
 
-    fn drop_stream(&mut self, ua_id: UaId, key: FlowKey, token: Token) {
-        if let Some(ua) = self.uas.get_mut(&ua_id) {
-            if ua.streams.get(&key) == Some(&token) {
-                ua.streams.remove(&key);
-            }
-        }
-        self.close_socket(token);
-    }
-
     // ----- sockets -------------------------------------------------------
 
     fn on_socket(&mut self, token: Token, readable: bool, writable: bool, error: bool) {
         let now = Instant::now();
-        match self.socks.get(&token) {
-            Some(Sock::Udp { .. }) => self.on_udp(token, now, error),
-            Some(Sock::Stream { .. }) => self.on_stream(token, now, readable, writable),
+        match self.ep.socks.get(&token).map(|s| &s.io) {
+            Some(Io::Udp(_)) => self.on_udp(token, now, error),
+            Some(Io::Stream(_)) => self.on_stream(token, now, readable, writable),
             None => {}
         }
     }
@@ -707,12 +692,10 @@ impl Worker {
         }
         let mut datagrams = Vec::new();
         let mut errors = Vec::new();
-        let ua_id;
         {
-            let Some(Sock::Udp { sock, ua }) = self.socks.get(&token) else {
+            let Some(Io::Udp(sock)) = self.ep.socks.get(&token).map(|s| &s.io) else {
                 return;
             };
-            ua_id = *ua;
             // Bounded per wake-up so a flood cannot starve timers and commands;
             // a socket left readable is read again on the next turn of the loop.
             let mut drained = false;
@@ -749,30 +732,30 @@ impl Worker {
         self.rbuf = buf;
         for (bytes, from, oversized) in datagrams {
             if oversized {
-                self.count_drop(ua_id, "oversized datagram");
+                self.count_drop(self.owner(token), "oversized datagram");
                 continue;
             }
-            self.on_message(ua_id, &bytes, from, Transport::Udp, now);
+            self.on_message(token, &bytes, from, Transport::Udp, now);
         }
         for (dest, err) in errors {
-            self.on_udp_error(ua_id, dest, err, now);
+            self.on_udp_error(token, dest, err, now);
         }
     }
 
-    /// An ICMP error for a datagram sent to `dest`: fail the requests in flight to it.
+    /// An ICMP error for a datagram sent to `dest` on `token`: fail the requests
+    /// in flight to it.
     fn on_udp_error(
         &mut self,
-        ua_id: UaId,
+        token: Token,
         dest: Option<SocketAddr>,
         err: io::Error,
         now: Instant,
     ) {
-        let Some(ua) = self.uas.get(&ua_id) else {
+        let Some(sock) = self.ep.socks.get(&token) else {
             return;
         };
-        UaStats::bump(&ua.stats.transport_errors);
-        let victims: Vec<RegId> = ua
-            .regs
+        let victims: Vec<RegId> = sock
+            .users
             .iter()
             .copied()
             .filter(|rid| {
@@ -781,6 +764,7 @@ impl Worker {
                     .is_some_and(|r| r.core.is_waiting() && dest.is_none_or(|d| d == r.target))
             })
             .collect();
+        self.bump_users(&victims, |s| &s.transport_errors);
         log_at!(
             Level::Info,
             "udp: {err} from {dest:?}; failing {} request(s)",
@@ -792,18 +776,42 @@ impl Worker {
         }
     }
 
+    /// Bumps one counter once for each user agent among `regs`.
+    fn bump_users(
+        &self,
+        regs: &[RegId],
+        counter: impl Fn(&UaStats) -> &std::sync::atomic::AtomicU64,
+    ) {
+        let mut seen: Vec<UaId> = regs
+            .iter()
+            .filter_map(|rid| self.regs.get(rid).map(|r| r.ua))
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        for ua in seen {
+            if let Some(u) = self.uas.get(&ua) {
+                UaStats::bump(counter(&u.stats));
+            }
+        }
+    }
+
+    /// The user agent that opened `token` (unmatched messages count there).
+    fn owner(&self, token: Token) -> UaId {
+        self.ep.socks.get(&token).map(|s| s.owner).unwrap_or(0)
+    }
+
     fn on_stream(&mut self, token: Token, now: Instant, readable: bool, writable: bool) {
-        let Some(Sock::Stream { conn, ua }) = self.socks.get_mut(&token) else {
+        let Some(Io::Stream(conn)) = self.ep.socks.get_mut(&token).map(|s| &mut s.io) else {
             return;
         };
-        let (ua_id, key) = (*ua, (conn.transport, conn.remote));
+        let (transport, remote) = (conn.transport, conn.remote);
         let was_up = conn.is_up();
         if writable {
             if let Err(e) = conn.on_writable() {
                 let why = if was_up {
                     format!("write failed: {e}")
                 } else {
-                    format!("connect to {} failed: {e}", key.1)
+                    format!("connect to {remote} failed: {e}")
                 };
                 return self.stream_failed(token, &why, was_up);
             }
@@ -825,20 +833,20 @@ impl Worker {
         }
         for m in &out.messages {
             if m.len() > stream::MAX_MESSAGE {
-                self.count_drop(ua_id, "oversized stream message");
+                self.count_drop(self.owner(token), "oversized stream message");
                 continue;
             }
-            self.on_message(ua_id, m, key.1, key.0, now);
+            self.on_message(token, m, remote, transport, now);
         }
         if out.invalid {
-            self.count_drop(ua_id, "unframeable stream data");
+            self.count_drop(self.owner(token), "unframeable stream data");
         }
         if let Some(why) = out.closed {
             // Closed before it came up: the connect or a handshake failed.
             let why = if up || was_up {
                 why
             } else {
-                format!("connect to {} failed: {why}", key.1)
+                format!("connect to {remote} failed: {why}")
             };
             self.stream_failed(token, &why, up || was_up);
         }
@@ -847,24 +855,23 @@ impl Worker {
     /// A stream connection failed or closed: log why, drop it, tell its users.
     /// `established`: it had come up (its users re-register at once).
     fn stream_failed(&mut self, token: Token, why: &str, established: bool) {
-        let Some(Sock::Stream { conn, ua }) = self.socks.get(&token) else {
+        let Some(Io::Stream(conn)) = self.ep.socks.get(&token).map(|s| &s.io) else {
             return;
         };
-        let (ua_id, key) = (*ua, (conn.transport, conn.remote));
         log_at!(Level::Info, "{}: {why}", conn.describe());
-        self.drop_stream(ua_id, key, token);
-        self.fail_stream_users(ua_id, key, Instant::now(), why, established, None);
+        let users = self.ep.close(token);
+        self.fail_users(users, Instant::now(), why, established, None);
     }
 
     /// Fails the connections whose handshakes ran past their deadline.
     fn run_handshake_timers(&mut self, now: Instant) {
-        while let Some(Reverse((t, token))) = self.handshakes.peek().copied() {
+        while let Some(Reverse((t, token))) = self.ep.handshakes.peek().copied() {
             if t > now {
                 break;
             }
-            self.handshakes.pop();
-            let late = match self.socks.get(&token) {
-                Some(Sock::Stream { conn, .. }) if conn.deadline().is_some_and(|d| d <= now) => {
+            self.ep.handshakes.pop();
+            let late = match self.ep.socks.get(&token).map(|s| &s.io) {
+                Some(Io::Stream(conn)) if conn.deadline().is_some_and(|d| d <= now) => {
                     Some(conn.waiting_for())
                 }
                 _ => None,
@@ -875,32 +882,21 @@ impl Worker {
         }
     }
 
-    /// The connection `key` of user agent `ua_id` is gone: tell every registerer that used it.
-    fn fail_stream_users(
+    /// A connection is gone: tell every registerer that used it (but `except`).
+    fn fail_users(
         &mut self,
-        ua_id: UaId,
-        key: FlowKey,
+        users: Vec<RegId>,
         now: Instant,
         why: &str,
         established: bool,
         except: Option<RegId>,
     ) {
-        let Some(ua) = self.uas.get(&ua_id) else {
-            return;
-        };
-        UaStats::bump(&ua.stats.transport_errors);
-        let users: Vec<RegId> = ua
-            .regs
-            .iter()
-            .copied()
-            .filter(|rid| Some(*rid) != except)
-            .filter(|rid| {
-                self.regs
-                    .get(rid)
-                    .is_some_and(|r| (r.core.settings().transport, r.target) == key)
-            })
-            .collect();
+        let users: Vec<RegId> = users.into_iter().filter(|r| Some(*r) != except).collect();
+        self.bump_users(&users, |s| &s.transport_errors);
         for rid in users {
+            if let Some(r) = self.regs.get_mut(&rid) {
+                r.sock = None;
+            }
             if established {
                 self.drive(rid, now, |core, now| core.connection_lost(now));
             } else {
@@ -917,47 +913,57 @@ impl Worker {
         log_at!(Level::Debug, "dropped a message: {why}");
     }
 
-    /// One received message: route a response to its registerer, drop anything else.
+    /// One received message on `token`: route a response to its registerer,
+    /// drop anything else (counted on the registerer's user agent when known,
+    /// else on the socket's owner).
     fn on_message(
         &mut self,
-        ua_id: UaId,
+        token: Token,
         bytes: &[u8],
         from: SocketAddr,
         transport: Transport,
         now: Instant,
     ) {
-        if let Some(ua) = self.uas.get(&ua_id) {
+        let owner = self.owner(token);
+        let kind = classify(bytes);
+        let resp = match kind {
+            Kind::Response => Some(Response::parse(bytes)),
+            _ => None,
+        };
+        let rid = resp.as_ref().and_then(|r| r.as_ref().ok()).and_then(|r| {
+            r.top_via().and_then(|v| {
+                v.branch()
+                    .and_then(branch_key)
+                    .and_then(|k| self.keys.get(k).copied())
+            })
+        });
+        let counted = rid.and_then(|r| self.regs.get(&r)).map_or(owner, |r| r.ua);
+        if let Some(ua) = self.uas.get(&counted) {
             UaStats::bump(&ua.stats.received);
         }
-        match classify(bytes) {
-            Kind::Response => {}
-            Kind::KeepAlive => return,
-            Kind::Request => {
-                return self.count_drop(ua_id, "request (only responses are expected)")
+        let resp = match (kind, resp) {
+            (_, Some(Ok(r))) => r,
+            (_, Some(Err(e))) => {
+                return self.count_drop(counted, &format!("unparsable response: {e}"))
             }
-            Kind::Junk => return self.count_drop(ua_id, "not SIP"),
-        }
-        let resp = match Response::parse(bytes) {
-            Ok(r) => r,
-            Err(e) => return self.count_drop(ua_id, &format!("unparsable response: {e}")),
+            (Kind::Response | Kind::KeepAlive, None) => return,
+            (Kind::Request, _) => {
+                return self.count_drop(counted, "request (only responses are expected)")
+            }
+            (Kind::Junk, _) => return self.count_drop(counted, "not SIP"),
         };
-        let rid = resp.top_via().and_then(|v| {
-            v.branch()
-                .and_then(branch_key)
-                .and_then(|k| self.keys.get(k).copied())
-        });
         let Some(rid) = rid else {
-            return self.count_drop(ua_id, "response for an unknown branch");
+            return self.count_drop(counted, "response for an unknown branch");
         };
         let Some(reg) = self.regs.get_mut(&rid) else {
             return;
         };
-        if reg.ua != ua_id {
-            return self.count_drop(ua_id, "response on another user agent's socket");
+        if reg.sock != Some(token) {
+            return self.count_drop(counted, "response on a socket the request was not sent on");
         }
         if transport == Transport::Udp && from != reg.target {
             return self.count_drop(
-                ua_id,
+                counted,
                 "response from an address the request was not sent to",
             );
         }
@@ -969,7 +975,7 @@ impl Worker {
         );
         match reg.core.handle_response(now, &resp) {
             Ok(()) => self.flush(rid, now),
-            Err(why) => self.count_drop(ua_id, &format!("{why:?}")),
+            Err(why) => self.count_drop(counted, &format!("{why:?}")),
         }
     }
 
@@ -984,16 +990,16 @@ impl Worker {
             }
             self.timers.pop();
         }
-        while let Some(Reverse((t, token))) = self.handshakes.peek().copied() {
-            let pending = match self.socks.get(&token) {
-                Some(Sock::Stream { conn, .. }) => conn.deadline() == Some(t),
+        while let Some(Reverse((t, token))) = self.ep.handshakes.peek().copied() {
+            let pending = match self.ep.socks.get(&token).map(|s| &s.io) {
+                Some(Io::Stream(conn)) => conn.deadline() == Some(t),
                 _ => false,
             };
             if pending {
                 next = Some(next.map_or(t, |n: Instant| n.min(t)));
                 break;
             }
-            self.handshakes.pop();
+            self.ep.handshakes.pop();
         }
         next.map(|t| t.saturating_duration_since(Instant::now()))
     }
@@ -1040,5 +1046,13 @@ fn log_event(id: RegId, e: &Event) {
             "registerer {id}: retrying (failure {failures})"
         ),
         Event::Note(n) => log_at!(Level::Info, "registerer {id}: {n}"),
+    }
+}
+
+/// The `Host` of a WebSocket upgrade: the target's name if it has one.
+fn ws_host(host: &Host, target: SocketAddr) -> String {
+    match host {
+        Host::Domain(d) => format!("{d}:{}", target.port()),
+        _ => target.to_string(),
     }
 }

@@ -108,3 +108,20 @@ def test_bad_tls_arguments_raise_clear_errors(secure_kamailio: SecureKamailio) -
     with sipreg.UserAgent("sip:a@127.0.0.1", transport="ws") as ua:
         with pytest.raises(sipreg.InvalidArgumentError, match="sips"):
             sipreg.Registerer(ua, registrar="sips:127.0.0.1;transport=ws")
+
+
+def test_user_agents_share_a_socket_unless_private(kamailio, new_user) -> None:  # type: ignore[no-untyped-def]
+    flows = []
+    uas = []
+    for private in (False, False, True):
+        u = new_user()
+        ua = sipreg.UserAgent(u.aor, password=u.password, private_socket=private)
+        uas.append(ua)
+        r = sipreg.Registerer(ua, registrar=kamailio.registrar, expires=60, retry=False)
+        r.register()
+        assert r.wait_for(sipreg.RegistererState.REGISTERED, timeout=10)
+        flows.append(r.flow)
+    assert flows[0] == flows[1], flows
+    assert flows[2] != flows[0], flows
+    for ua in uas:
+        ua.close()

@@ -98,6 +98,13 @@ impl Ua {
         check(sipreg_user_agent_set_tls_verify(self.0, on), "verify");
         self
     }
+    pub fn private_socket(self, on: bool) -> Ua {
+        check(
+            sipreg_user_agent_set_private_socket(self.0, on),
+            "private socket",
+        );
+        self
+    }
     pub fn ws_path(self, path: &str) -> Ua {
         check(
             unsafe { sipreg_user_agent_set_ws_path(self.0, c(path).as_ptr()) },

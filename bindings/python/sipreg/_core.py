@@ -580,6 +580,9 @@ class UserAgent:
         tls_verify: check certificates and host names (keyword-only, default
             ``True``; ``False`` is for labs only and logs a warning).
         ws_path: request path of the WebSocket upgrade (keyword-only, default ``"/"``).
+        private_socket: give this user agent sockets of its own (keyword-only;
+            default ``False``: user agents with the same transport, family and
+            local address share the process-wide sockets and connections).
 
     Raises:
         InvalidArgumentError: a bad AOR, URI, transport or timer value.
@@ -606,6 +609,7 @@ class UserAgent:
         tls_server_name: Optional[str] = None,
         tls_verify: bool = True,
         ws_path: str = "/",
+        private_socket: bool = False,
     ) -> None:
         if _exiting:
             raise TerminatedError("the interpreter is shutting down")
@@ -666,6 +670,11 @@ class UserAgent:
                 lib.sipreg_user_agent_set_ws_path(h, encode(ws_path, "ws_path")),
                 "sipreg_user_agent_set_ws_path",
             )
+            if private_socket:
+                check(
+                    lib.sipreg_user_agent_set_private_socket(h, True),
+                    "sipreg_user_agent_set_private_socket",
+                )
             if user_agent is not None:
                 check(
                     lib.sipreg_user_agent_set_user_agent(h, encode(user_agent, "user_agent")),

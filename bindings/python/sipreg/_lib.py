@@ -185,6 +185,7 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "sipreg_user_agent_set_tls_ca_file": (_RES, [_H, c_char_p]),
     "sipreg_user_agent_set_tls_server_name": (_RES, [_H, c_char_p]),
     "sipreg_user_agent_set_tls_verify": (_RES, [_H, c_bool]),
+    "sipreg_user_agent_set_private_socket": (_RES, [_H, c_bool]),
     "sipreg_user_agent_set_ws_path": (_RES, [_H, c_char_p]),
     "sipreg_user_agent_set_user_agent": (_RES, [_H, c_char_p]),
     "sipreg_user_agent_set_timers": (_RES, [_H, c_double, c_double, c_double]),
