@@ -3,7 +3,7 @@
 //!
 //! - TLS register / refresh / unregister with MD5 and SHA-256 digest, IPv4 and
 //!   IPv6, SNI by name, `sips:` URIs; Kamailio's usrloc holds `transport=tls`.
-//! - Wrong CA, wrong host name, a plain-TCP port spoken to as TLS, a refused
+//! - Wrong CA, wrong host name, an expired certificate, a plain-TCP port spoken to as TLS, a refused
 //!   WebSocket upgrade: each ends Unregistered with a 503 and a log line that
 //!   names the cause; `tls_verify=false` then succeeds against the wrong host.
 //! - A failed handshake is retried by the backoff, not in a loop.
@@ -272,6 +272,13 @@ fn tls_failures_say_why_and_insecure_mode_connects() {
         &wrong_host,
         format!("sips:127.0.0.1:{}", s.wrong_port),
         "not valid for the server name",
+    );
+
+    let expired = ua(&user, &pw, "tls", s);
+    expect_failure(
+        &expired,
+        format!("sips:127.0.0.1:{}", s.expired_port),
+        "it has expired",
     );
 
     // A plain SIP/TCP port never answers the ClientHello: the handshake times

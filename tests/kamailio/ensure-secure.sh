@@ -9,7 +9,7 @@ if [ -z "${SIPREG_SECURE_RUNDIR:-}" ]; then
 	read -r -a _sports < <(python3 - <<'PY'
 import socket
 ports, socks = [], []
-while len(ports) < 5:
+while len(ports) < 6:
     t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
     try:
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", p))
@@ -20,7 +20,7 @@ while len(ports) < 5:
 print(" ".join(map(str, ports)))
 PY
 	)
-	"$_sdir/kamctl.sh" start "$SIPREG_SECURE_RUNDIR" "${_sports[@]:0:1}" secure "${_sports[@]:1:4}" >&2
+	"$_sdir/kamctl.sh" start "$SIPREG_SECURE_RUNDIR" "${_sports[@]:0:1}" secure "${_sports[@]:1:5}" >&2
 	# shellcheck disable=SC1091
 	source "$SIPREG_SECURE_RUNDIR/ports"
 	SIPREG_SECURE_PORT=$SIP_PORT SIPREG_TLS_PORT=$TLS_PORT SIPREG_TLS_WRONG_PORT=$TLS_WRONG_PORT

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Control a test Kamailio registrar (see README.md).
-#   kamctl.sh start <rundir> <port> [sha256|secure|secure,sha256] [TLS WRONG WS WSS]
+#   kamctl.sh start <rundir> <port> [sha256|secure|secure,sha256] [TLS WRONG WS WSS EXPIRED]
 #     secure: also tls on TLS (127.0.0.1 and ::1), tls with a wrongly named
-#     certificate on WRONG, ws on WS and wss on WSS; certificates are made in
+#     certificate on WRONG, ws on WS, wss on WSS and tls with an expired
+#     certificate on EXPIRED; certificates are made in
 #     <rundir>/certs (ca.pem is the trust anchor) and the ports are written to
 #     <rundir>/ports (shell assignments)
 #   kamctl.sh stop <rundir>
@@ -55,8 +56,8 @@ cmd_start() {
 		case "$m" in
 			sha256|SHA256|SHA-256) defs+=(-A WITH_SHA256) ;;
 			secure)
-				[ $# -ge 7 ] || { echo "kamctl.sh: secure needs TLS WRONG WS WSS ports" >&2; exit 2; }
-				local tls="$4" wrong="$5" ws="$6" wss="$7"
+				[ $# -ge 8 ] || { echo "kamctl.sh: secure needs TLS WRONG WS WSS EXPIRED ports" >&2; exit 2; }
+				local tls="$4" wrong="$5" ws="$6" wss="$7" expired="$8"
 				"$SCRIPT_DIR/mkcerts.sh" "$rundir/certs"
 				cat >"$rundir/tls.cfg" <<-EOF
 					[server:127.0.0.1:$wrong]
@@ -66,6 +67,13 @@ cmd_start() {
 					certificate = $rundir/certs/wronghost.pem
 					private_key = $rundir/certs/wronghost.key
 
+					[server:127.0.0.1:$expired]
+					method = TLSv1.2+
+					verify_certificate = no
+					require_certificate = no
+					certificate = $rundir/certs/expired.pem
+					private_key = $rundir/certs/expired.key
+
 					[server:default]
 					method = TLSv1.2+
 					verify_certificate = no
@@ -73,10 +81,10 @@ cmd_start() {
 					certificate = $rundir/certs/server.pem
 					private_key = $rundir/certs/server.key
 				EOF
-				printf 'SIP_PORT=%s\nTLS_PORT=%s\nTLS_WRONG_PORT=%s\nWS_PORT=%s\nWSS_PORT=%s\n' \
-					"$port" "$tls" "$wrong" "$ws" "$wss" >"$rundir/ports"
+				printf 'SIP_PORT=%s\nTLS_PORT=%s\nTLS_WRONG_PORT=%s\nWS_PORT=%s\nWSS_PORT=%s\nTLS_EXPIRED_PORT=%s\n' \
+					"$port" "$tls" "$wrong" "$ws" "$wss" "$expired" >"$rundir/ports"
 				defs+=(-A WITH_SECURE -A "TLS_PORT=$tls" -A "TLS_WRONG_PORT=$wrong" -A "WS_PORT=$ws"
-					-A "WSS_PORT=$wss" -A "TLS_CFG=\"$rundir/tls.cfg\"")
+					-A "WSS_PORT=$wss" -A "TLS_EXPIRED_PORT=$expired" -A "TLS_CFG=\"$rundir/tls.cfg\"")
 				;;
 			*) echo "kamctl.sh: unknown mode '$m' (expected sha256, secure)" >&2; exit 2 ;;
 		esac

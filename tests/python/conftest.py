@@ -119,6 +119,7 @@ class SecureKamailio(Kamailio):
     wrong_port: int = 0
     ws_port: int = 0
     wss_port: int = 0
+    expired_port: int = 0
 
     def cert(self, name: str) -> str:
         """A file of the throwaway PKI: ``ca.pem``, ``other-ca.pem``, ..."""
@@ -129,7 +130,7 @@ class SecureKamailio(Kamailio):
 def secure_kamailio() -> Iterator[SecureKamailio]:
     rundir = tempfile.mkdtemp(prefix="sipreg-pytest-kams.")
     ports: List[int] = []
-    while len(ports) < 5:
+    while len(ports) < 6:
         p = _free_port()
         if p not in ports:
             ports.append(p)

@@ -108,13 +108,14 @@ pub struct Secure {
     pub wrong_port: u16,
     pub ws_port: u16,
     pub wss_port: u16,
+    pub expired_port: u16,
 }
 
 impl Secure {
     /// Starts one on free ports (`sha256`: challenges with SHA-256).
     pub fn start(sha256: bool) -> Secure {
         let port = free_port();
-        let ports: Vec<u16> = (0..4).map(|_| free_tcp_port(port)).collect();
+        let ports: Vec<u16> = (0..5).map(|_| free_tcp_port(port)).collect();
         let rundir =
             std::env::temp_dir().join(format!("sipreg-kams-{}-{port}", std::process::id()));
         let mode = if sha256 { "secure,sha256" } else { "secure" };
@@ -142,6 +143,7 @@ impl Secure {
             wrong_port: ports[1],
             ws_port: ports[2],
             wss_port: ports[3],
+            expired_port: ports[4],
         }
     }
 
