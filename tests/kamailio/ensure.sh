@@ -7,7 +7,7 @@ if [ -z "${SIPREG_KAMAILIO_PORT:-}" ]; then
 	SIPREG_KAMAILIO_RUNDIR="$(mktemp -d /tmp/sipreg-kamailio.XXXXXX)"
 	SIPREG_KAMAILIO_PORT=5060
 	# 5060 may be taken (a system registrar, another run): pick a free port then.
-	if ! python3 - "$SIPREG_KAMAILIO_PORT" <<'PY'
+	if ! python3 - "$SIPREG_KAMAILIO_PORT" 2>/dev/null <<'PY'
 import socket, sys
 p = int(sys.argv[1])
 for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
@@ -16,7 +16,20 @@ for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
     s.close()
 PY
 	then
-		SIPREG_KAMAILIO_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+		# A port free for both TCP and UDP (the system picks TCP; UDP may be taken).
+		SIPREG_KAMAILIO_PORT=$(python3 - <<'PY'
+import socket
+while True:
+    t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    print(p)
+    break
+PY
+		)
 	fi
 	"$_kdir/kamctl.sh" start "$SIPREG_KAMAILIO_RUNDIR" "$SIPREG_KAMAILIO_PORT" >&2
 	export SIPREG_KAMAILIO_PORT SIPREG_KAMAILIO_RUNDIR
