@@ -5,7 +5,7 @@ mod support;
 
 use std::net::SocketAddr;
 
-use sipreg::core::keepalive::{Mechanism, CRLF_PING, PONG_TIMEOUT};
+use sipreg::core::keepalive::{Mechanism, CRLF, CRLF_PING, PONG_TIMEOUT};
 use sipreg::core::options::{RegistererOptions, UserAgentConfig};
 use sipreg::core::registerer::{Event, State};
 use sipreg::core::stun;
@@ -331,9 +331,24 @@ fn keepalive_option_without_flow_timer_and_plain_nat_keepalive() {
         let due = h.reg.keepalive().poll_timeout().unwrap();
         assert_eq!(due - start, secs(15) * i);
         h.advance(due - h.now);
-        assert_eq!(pings(&mut h), [CRLF_PING.to_vec()]);
+        assert_eq!(pings(&mut h), [CRLF.to_vec()]);
     }
     assert_eq!(h.requests().len(), 1);
+    // The same on TCP is CRLFCRLF (a pong may come; none is required).
+    let mut h = harness(no_retry(), 15, true);
+    h.register();
+    ok_seen(&mut h, None, &[]);
+    assert_eq!(
+        h.reg.keepalive().active(),
+        Some((Mechanism::DoubleCrlf, secs(15)))
+    );
+    let due = h.reg.keepalive().poll_timeout().unwrap();
+    h.advance(due - h.now + secs(30));
+    assert_eq!(
+        pings(&mut h),
+        [CRLF_PING.to_vec(), CRLF_PING.to_vec(), CRLF_PING.to_vec()]
+    );
+    assert_eq!(h.requests().len(), 1, "no flow failure without outbound");
     // Default (0) and no Flow-Timer: no keep-alive at all.
     let mut h = harness(no_retry(), 0, false);
     h.register();

@@ -295,7 +295,7 @@ fn plain_udp_nat_keepalive_without_outbound() {
     assert_eq!(r.register(), SIPREG_OK);
     assert!(r.wait_state(SIPREG_STATE_REGISTERED, Duration::from_secs(5)));
     std::thread::sleep(Duration::from_millis(3_600));
-    let pings = ping_times(&nat.seen(), Seen::is_crlf_ping);
+    let pings = ping_times(&nat.seen(), Seen::is_crlf);
     assert!(pings.len() >= 3, "{} CRLF keep-alives", pings.len());
     assert_gaps(&pings, 0.9, 1.2, "plain keep-alive");
     assert!(never_unregistered(&mut r));

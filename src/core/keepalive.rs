@@ -5,7 +5,8 @@
 //! - RFC 5626 §4.4.2 on UDP: a STUN Binding request (retransmitted with the
 //!   RFC 5389 back-off inside the same 10 s); a changed mapped address is a
 //!   flow failure too.
-//! - Plain NAT keep-alive (no outbound): CRLFCRLF, no answer expected.
+//! - Plain NAT keep-alive (no outbound): CRLF on UDP (like pjsip's default
+//!   keep-alive data), CRLFCRLF on a stream; no answer expected.
 //!
 //! With outbound, each interval is drawn between 80 % and 100 % of the base
 //! (Flow-Timer or the configured value), so many clients do not ping in step.
@@ -28,8 +29,10 @@ pub enum Mechanism {
     CrlfPong,
     /// STUN Binding request, success response expected (UDP flows with outbound).
     Stun,
-    /// CRLFCRLF with no answer expected (plain NAT keep-alive, no outbound).
+    /// CRLF with no answer expected (plain NAT keep-alive on UDP, no outbound).
     Crlf,
+    /// CRLFCRLF with no answer expected (plain keep-alive on a stream, no outbound).
+    DoubleCrlf,
 }
 
 /// Why a flow failed.
@@ -46,8 +49,10 @@ pub enum Failure {
     },
 }
 
-/// The bytes of a CRLFCRLF ping.
+/// The bytes of a CRLFCRLF ping (RFC 5626 §3.5.1).
 pub const CRLF_PING: &[u8] = b"\r\n\r\n";
+/// The bytes of a plain UDP keep-alive.
+pub const CRLF: &[u8] = b"\r\n";
 
 /// Keep-alive state of one flow.
 #[derive(Debug, Default)]
@@ -155,7 +160,8 @@ impl KeepAlive {
         if self.next_ping.is_some_and(|t| now >= t) {
             self.pings += 1;
             match mech {
-                Mechanism::Crlf => self.owed.push(CRLF_PING.to_vec()),
+                Mechanism::Crlf => self.owed.push(CRLF.to_vec()),
+                Mechanism::DoubleCrlf => self.owed.push(CRLF_PING.to_vec()),
                 Mechanism::CrlfPong => {
                     self.owed.push(CRLF_PING.to_vec());
                     self.deadline.get_or_insert(now + PONG_TIMEOUT);
@@ -216,7 +222,7 @@ impl KeepAlive {
 /// random point between 80 % and 100 % of it (RFC 5626 §4.4.1).
 fn interval(mech: Mechanism, base: Duration, rng: &mut Rng) -> Duration {
     match mech {
-        Mechanism::Crlf => base,
+        Mechanism::Crlf | Mechanism::DoubleCrlf => base,
         Mechanism::CrlfPong | Mechanism::Stun => base.mul_f64(0.8 + 0.2 * rng.unit()),
     }
 }
@@ -280,7 +286,7 @@ mod tests {
             let t = k.poll_timeout().unwrap();
             assert_eq!(t, t0 + secs(15 * i));
             assert_eq!(k.handle_timeout(t, &mut rng), None);
-            assert_eq!(k.poll_ping().as_deref(), Some(CRLF_PING));
+            assert_eq!(k.poll_ping().as_deref(), Some(CRLF));
             assert!(!k.awaiting());
         }
     }

@@ -1091,7 +1091,7 @@ impl Registerer {
 
     /// Keep-alive after a 2xx: with outbound, STUN (UDP) or CRLF ping/pong at
     /// Flow-Timer (else the configured interval); without, the plain CRLF
-    /// keep-alive if configured.
+    /// (UDP) / CRLFCRLF (stream) keep-alive if configured.
     fn start_keepalive(&mut self, now: Instant, resp: &Response) {
         let configured = self.settings.ua.keepalive;
         let (mech, secs) = if self.outbound_in_use {
@@ -1105,7 +1105,12 @@ impl Registerer {
                 resp.flow_timer().filter(|s| *s > 0).unwrap_or(configured),
             )
         } else {
-            (Mechanism::Crlf, configured)
+            let mech = if self.settings.transport.reliable() {
+                Mechanism::DoubleCrlf
+            } else {
+                Mechanism::Crlf
+            };
+            (mech, configured)
         };
         let base = Duration::from_secs(u64::from(secs));
         self.keepalive.start(now, mech, base, &mut self.rng);

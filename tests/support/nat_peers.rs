@@ -146,6 +146,9 @@ impl Seen {
     pub fn is_crlf_ping(&self) -> bool {
         self.bytes == b"\r\n\r\n"
     }
+    pub fn is_crlf(&self) -> bool {
+        self.bytes == b"\r\n"
+    }
 }
 
 /// A UDP NAT on loopback: the client talks to `addr`; the relay talks to the
