@@ -597,18 +597,16 @@ enum sipreg_result sipreg_registerer_service_route_count(struct sipreg_registere
 
 /**
  * Copies Service-Route URI number `index` (NUL-terminated) into `buf` of
- * `len` bytes; `needed` (may be NULL) receives the size required including
- * the NUL. SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit,
+ * `len` bytes. SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit,
  * SIPREG_ERR_INVALID_ARGUMENT for an index out of range.
  *
  * # Safety
- * `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
+ * `buf` must be NULL or writable for `len` bytes.
  */
 enum sipreg_result sipreg_registerer_service_route(struct sipreg_registerer *r,
                                                    size_t index,
                                                    char *buf,
-                                                   size_t len,
-                                                   size_t *needed);
+                                                   size_t len);
 
 /**
  * Number of Path URIs (RFC 3327) of the last 2xx (0 when not registered).
@@ -622,37 +620,29 @@ enum sipreg_result sipreg_registerer_path_count(struct sipreg_registerer *r, siz
  * Copies Path URI number `index`; same rules as `sipreg_registerer_service_route`.
  *
  * # Safety
- * `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
+ * `buf` must be NULL or writable for `len` bytes.
  */
 enum sipreg_result sipreg_registerer_path(struct sipreg_registerer *r,
                                           size_t index,
                                           char *buf,
-                                          size_t len,
-                                          size_t *needed);
+                                          size_t len);
 
 /**
  * Copies the public GRUU (RFC 5627 `pub-gruu` of our contact in the last
- * 2xx) into `buf`; "" when the registrar gave none. `needed` as for
- * `sipreg_registerer_contact`.
+ * 2xx) into `buf` of `len` bytes; "" when the registrar gave none.
  *
  * # Safety
- * `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
+ * `buf` must be NULL or writable for `len` bytes.
  */
-enum sipreg_result sipreg_registerer_pub_gruu(struct sipreg_registerer *r,
-                                              char *buf,
-                                              size_t len,
-                                              size_t *needed);
+enum sipreg_result sipreg_registerer_pub_gruu(struct sipreg_registerer *r, char *buf, size_t len);
 
 /**
  * Copies the temporary GRUU (`temp-gruu`) of the last 2xx; "" when none.
  *
  * # Safety
- * `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
+ * `buf` must be NULL or writable for `len` bytes.
  */
-enum sipreg_result sipreg_registerer_temp_gruu(struct sipreg_registerer *r,
-                                               char *buf,
-                                               size_t len,
-                                               size_t *needed);
+enum sipreg_result sipreg_registerer_temp_gruu(struct sipreg_registerer *r, char *buf, size_t len);
 
 /**
  * Copies the address the registrar saw our last successful REGISTER come
@@ -660,12 +650,11 @@ enum sipreg_result sipreg_registerer_temp_gruu(struct sipreg_registerer *r,
  * did not say.
  *
  * # Safety
- * `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
+ * `buf` must be NULL or writable for `len` bytes.
  */
 enum sipreg_result sipreg_registerer_public_address(struct sipreg_registerer *r,
                                                     char *buf,
-                                                    size_t len,
-                                                    size_t *needed);
+                                                    size_t len);
 
 /**
  * Creates a user agent for the address of record `aor` (e.g.

@@ -211,14 +211,38 @@ fn udp_outbound_stun_keepalive_no_rewrite_and_mapping_change_re_registers() {
 
 #[test]
 fn tcp_outbound_crlf_keepalive_and_missing_pong_makes_a_new_flow() {
+    stream_keepalive_and_missing_pong("tcp");
+}
+
+#[test]
+fn ws_outbound_ping_frames_and_missing_pong_makes_a_new_flow() {
+    stream_keepalive_and_missing_pong("ws");
+}
+
+/// Outbound over a stream with Flow-Timer 3: pings (CRLFCRLF on TCP, PING
+/// frames on WebSocket) every 2.4-3 s, each answered; then the relay swallows
+/// the answers and the library registers on a new connection 10 s after the
+/// first unanswered ping.
+fn stream_keepalive_and_missing_pong(transport: &str) {
     let k = OutboundKamailio::start(3);
-    let watch = TcpWatch::new(k.addr());
+    let server_port = if transport == "ws" { k.ws_port } else { k.port };
+    let watch = TcpWatch::new(std::net::SocketAddr::from(([127, 0, 0, 1], server_port)));
+    let is_ping = |s: &Seen| {
+        if transport == "ws" {
+            s.is_ws_ping()
+        } else {
+            s.is_crlf_ping()
+        }
+    };
     let (user, pw) = fresh_user();
-    let u = ua(&user, &pw, "tcp");
+    let u = ua(&user, &pw, transport);
     let mut r = Reg::new(
         &u,
         &Opts {
-            registrar: Some(format!("sip:127.0.0.1:{};transport=tcp", watch.addr.port())),
+            registrar: Some(format!(
+                "sip:127.0.0.1:{};transport={transport}",
+                watch.addr.port()
+            )),
             instance_id: Some(INSTANCE.into()),
             reg_id: 1,
             retry: false,
@@ -230,10 +254,13 @@ fn tcp_outbound_crlf_keepalive_and_missing_pong_makes_a_new_flow() {
     let first = k
         .wait_bindings(&user, Duration::from_secs(2), |b| b.len() == 1)
         .unwrap();
-    assert!(first[0].contains("transport=tcp") && first[0].contains(";ob"));
+    assert!(
+        first[0].contains(&format!("transport={transport}")) && first[0].contains(";ob"),
+        "{first:?}"
+    );
     std::thread::sleep(Duration::from_millis(7_500));
-    let pings = ping_times(&watch.seen(), |s| s.is_crlf_ping() && s.via == 1);
-    assert_gaps(&pings, 2.3, 3.2, "CRLF keep-alive");
+    let pings = ping_times(&watch.seen(), |s| is_ping(s) && s.via == 1);
+    assert_gaps(&pings, 2.3, 3.2, &format!("{transport} keep-alive"));
     let pongs = watch.pongs.lock().unwrap().len();
     assert!(
         pongs >= pings.len(),
@@ -245,11 +272,20 @@ fn tcp_outbound_crlf_keepalive_and_missing_pong_makes_a_new_flow() {
     let cut = Instant::now();
     watch.drop_pongs_on(1);
     let end = Instant::now() + Duration::from_secs(16);
+    let is_register = |s: &Seen| {
+        if transport == "ws" {
+            // A masked text frame: its payload is not readable here, but the
+            // first data frame on a new connection is the REGISTER.
+            s.bytes.first() == Some(&0x81)
+        } else {
+            s.is_register()
+        }
+    };
     let re = loop {
         if let Some(s) = watch
             .seen()
             .into_iter()
-            .find(|s| s.via == 2 && s.is_register())
+            .find(|s| s.via == 2 && is_register(s))
         {
             break s;
         }
@@ -259,7 +295,7 @@ fn tcp_outbound_crlf_keepalive_and_missing_pong_makes_a_new_flow() {
     let unanswered = watch
         .seen()
         .into_iter()
-        .find(|s| s.via == 1 && s.is_crlf_ping() && s.at > cut)
+        .find(|s| s.via == 1 && is_ping(s) && s.at > cut)
         .expect("a ping after the cut");
     let waited = (re.at - unanswered.at).as_secs_f64();
     assert!(
@@ -502,6 +538,15 @@ fn sipp_service_route_path_and_gruu_exposed_then_cleared() {
         nat_capi::temp_gruu(&r).as_deref(),
         Some("sip:tgruu.7deacf@example.test;gr")
     );
+    // A buffer one byte short is refused and says what it needs.
+    let gruu_len = nat_capi::pub_gruu(&r).unwrap().len();
+    let (rc, why) = nat_capi::pub_gruu_into(&r, gruu_len);
+    assert_eq!(rc, SIPREG_ERR_BUFFER_TOO_SMALL);
+    assert!(
+        why.contains(&format!("{} bytes needed", gruu_len + 1)),
+        "{why}"
+    );
+    assert_eq!(nat_capi::pub_gruu_into(&r, gruu_len + 1).0, SIPREG_OK);
     assert_eq!(r.unregister(false), SIPREG_OK);
     assert!(r.wait_state(SIPREG_STATE_UNREGISTERED, Duration::from_secs(3)));
     assert!(nat_capi::service_route(&r).is_empty());

@@ -1,8 +1,12 @@
 //! Registerer accessors for the routing facts of the last 2xx (Service-Route,
-//! Path, GRUUs) and the public address the registrar saw. Each copies into a
-//! caller buffer like `sipreg_registerer_contact`.
+//! Path, GRUUs) and the public address the registrar saw. Each copies a
+//! NUL-terminated string into a caller buffer, with the signatures fixed in the
+//! interface contract (like `sipreg_registerer_flow`): a buffer that is too
+//! small gives SIPREG_ERR_BUFFER_TOO_SMALL and `sipreg_last_error()` says
+//! how many bytes are needed.
 
 use std::ffi::c_char;
+use std::ptr::null_mut;
 
 use super::registerer::{read_snapshot, sipreg_registerer};
 use super::{copy_out, guard, put, sipreg_result};
@@ -14,12 +18,11 @@ unsafe fn copy_opt(
     r: *mut sipreg_registerer,
     buf: *mut c_char,
     len: usize,
-    needed: *mut usize,
     pick: impl FnOnce(&Snapshot) -> Option<String>,
 ) -> sipreg_result {
     guard(|| {
         let v = read_snapshot(r, pick)?.unwrap_or_default();
-        copy_out(&v, buf, len, needed)
+        copy_out(&v, buf, len, null_mut())
     })
 }
 
@@ -29,7 +32,6 @@ unsafe fn copy_nth(
     index: usize,
     buf: *mut c_char,
     len: usize,
-    needed: *mut usize,
     what: &str,
     pick: impl FnOnce(&Snapshot) -> Vec<String>,
 ) -> sipreg_result {
@@ -38,7 +40,7 @@ unsafe fn copy_nth(
         let v = list
             .get(index)
             .ok_or_else(|| Error::invalid(format!("{what} index {index} out of range")))?;
-        copy_out(v, buf, len, needed)
+        copy_out(v, buf, len, null_mut())
     })
 }
 
@@ -58,21 +60,19 @@ pub unsafe extern "C" fn sipreg_registerer_service_route_count(
 }
 
 /// Copies Service-Route URI number `index` (NUL-terminated) into `buf` of
-/// `len` bytes; `needed` (may be NULL) receives the size required including
-/// the NUL. SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit,
+/// `len` bytes. SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit,
 /// SIPREG_ERR_INVALID_ARGUMENT for an index out of range.
 ///
 /// # Safety
-/// `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
+/// `buf` must be NULL or writable for `len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn sipreg_registerer_service_route(
     r: *mut sipreg_registerer,
     index: usize,
     buf: *mut c_char,
     len: usize,
-    needed: *mut usize,
 ) -> sipreg_result {
-    copy_nth(r, index, buf, len, needed, "service route", |s| {
+    copy_nth(r, index, buf, len, "service route", |s| {
         s.routing.service_route.clone()
     })
 }
@@ -95,48 +95,42 @@ pub unsafe extern "C" fn sipreg_registerer_path_count(
 /// Copies Path URI number `index`; same rules as `sipreg_registerer_service_route`.
 ///
 /// # Safety
-/// `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
+/// `buf` must be NULL or writable for `len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn sipreg_registerer_path(
     r: *mut sipreg_registerer,
     index: usize,
     buf: *mut c_char,
     len: usize,
-    needed: *mut usize,
 ) -> sipreg_result {
-    copy_nth(r, index, buf, len, needed, "path", |s| {
-        s.routing.path.clone()
-    })
+    copy_nth(r, index, buf, len, "path", |s| s.routing.path.clone())
 }
 
 /// Copies the public GRUU (RFC 5627 `pub-gruu` of our contact in the last
-/// 2xx) into `buf`; "" when the registrar gave none. `needed` as for
-/// `sipreg_registerer_contact`.
+/// 2xx) into `buf` of `len` bytes; "" when the registrar gave none.
 ///
 /// # Safety
-/// `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
+/// `buf` must be NULL or writable for `len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn sipreg_registerer_pub_gruu(
     r: *mut sipreg_registerer,
     buf: *mut c_char,
     len: usize,
-    needed: *mut usize,
 ) -> sipreg_result {
-    copy_opt(r, buf, len, needed, |s| s.routing.pub_gruu.clone())
+    copy_opt(r, buf, len, |s| s.routing.pub_gruu.clone())
 }
 
 /// Copies the temporary GRUU (`temp-gruu`) of the last 2xx; "" when none.
 ///
 /// # Safety
-/// `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
+/// `buf` must be NULL or writable for `len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn sipreg_registerer_temp_gruu(
     r: *mut sipreg_registerer,
     buf: *mut c_char,
     len: usize,
-    needed: *mut usize,
 ) -> sipreg_result {
-    copy_opt(r, buf, len, needed, |s| s.routing.temp_gruu.clone())
+    copy_opt(r, buf, len, |s| s.routing.temp_gruu.clone())
 }
 
 /// Copies the address the registrar saw our last successful REGISTER come
@@ -144,15 +138,12 @@ pub unsafe extern "C" fn sipreg_registerer_temp_gruu(
 /// did not say.
 ///
 /// # Safety
-/// `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
+/// `buf` must be NULL or writable for `len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn sipreg_registerer_public_address(
     r: *mut sipreg_registerer,
     buf: *mut c_char,
     len: usize,
-    needed: *mut usize,
 ) -> sipreg_result {
-    copy_opt(r, buf, len, needed, |s| {
-        s.public_address.map(|a| a.to_string())
-    })
+    copy_opt(r, buf, len, |s| s.public_address.map(|a| a.to_string()))
 }

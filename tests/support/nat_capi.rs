@@ -14,24 +14,13 @@ fn ok(rc: sipreg_result, what: &str) {
     assert_eq!(rc, sipreg_result::SIPREG_OK, "{what}: {}", last_error());
 }
 
-type Getter =
-    unsafe extern "C" fn(*mut sipreg_registerer, *mut c_char, usize, *mut usize) -> sipreg_result;
-type Nth = unsafe extern "C" fn(
-    *mut sipreg_registerer,
-    usize,
-    *mut c_char,
-    usize,
-    *mut usize,
-) -> sipreg_result;
+type Getter = unsafe extern "C" fn(*mut sipreg_registerer, *mut c_char, usize) -> sipreg_result;
+type Nth = unsafe extern "C" fn(*mut sipreg_registerer, usize, *mut c_char, usize) -> sipreg_result;
 type Count = unsafe extern "C" fn(*mut sipreg_registerer, *mut usize) -> sipreg_result;
 
 fn string(r: &Reg, f: Getter, what: &str) -> Option<String> {
     let mut buf = [0 as c_char; 512];
-    let mut need = 0;
-    ok(
-        unsafe { f(r.ptr, buf.as_mut_ptr(), buf.len(), &mut need) },
-        what,
-    );
+    ok(unsafe { f(r.ptr, buf.as_mut_ptr(), buf.len()) }, what);
     let s = unsafe { CStr::from_ptr(buf.as_ptr()) }
         .to_string_lossy()
         .into_owned();
@@ -44,11 +33,7 @@ fn list(r: &Reg, count: Count, nth: Nth, what: &str) -> Vec<String> {
     (0..n)
         .map(|i| {
             let mut buf = [0 as c_char; 512];
-            let mut need = 0;
-            ok(
-                unsafe { nth(r.ptr, i, buf.as_mut_ptr(), buf.len(), &mut need) },
-                what,
-            );
+            ok(unsafe { nth(r.ptr, i, buf.as_mut_ptr(), buf.len()) }, what);
             unsafe { CStr::from_ptr(buf.as_ptr()) }
                 .to_string_lossy()
                 .into_owned()
@@ -90,4 +75,11 @@ pub fn contact_rewrite(ua: &Ua, on: bool) {
         sipreg_user_agent_set_contact_rewrite(ua.0, on),
         "contact_rewrite",
     );
+}
+
+/// Calls `sipreg_registerer_pub_gruu` with a buffer of `len` bytes.
+pub fn pub_gruu_into(r: &Reg, len: usize) -> (sipreg_result, String) {
+    let mut buf = vec![b'x' as c_char; len.max(1)];
+    let rc = unsafe { sipreg_registerer_pub_gruu(r.ptr, buf.as_mut_ptr(), len) };
+    (rc, last_error())
 }

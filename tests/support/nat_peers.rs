@@ -16,6 +16,8 @@ use super::kamailio::free_port;
 /// A private Kamailio running tests/kamailio/outbound.cfg.
 pub struct OutboundKamailio {
     pub port: u16,
+    /// Plain WebSocket listener (path /).
+    pub ws_port: u16,
     pub rundir: PathBuf,
     child: Child,
 }
@@ -24,6 +26,12 @@ impl OutboundKamailio {
     /// Starts one with the given Flow-Timer and waits until it answers kamcmd.
     pub fn start(flow_timer: u32) -> OutboundKamailio {
         let port = free_port();
+        let ws_port = loop {
+            let p = free_port();
+            if p != port {
+                break p;
+            }
+        };
         let rundir =
             std::env::temp_dir().join(format!("sipreg-kamob-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&rundir);
@@ -40,6 +48,7 @@ impl OutboundKamailio {
             .arg(rundir.join("kamailio.pid"))
             .args(["-A", &format!("SIP_PORT={port}"), "-A", &ctl])
             .args(["-A", &format!("FLOW_TIMER={flow_timer}")])
+            .args(["-A", &format!("WS_PORT={ws_port}")])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -47,6 +56,7 @@ impl OutboundKamailio {
             .expect("kamailio (apt-get install kamailio; tests/setup-machine.sh does)");
         let mut k = OutboundKamailio {
             port,
+            ws_port,
             rundir,
             child,
         };
@@ -146,6 +156,10 @@ impl Seen {
     pub fn is_crlf_ping(&self) -> bool {
         self.bytes == b"\r\n\r\n"
     }
+    /// A client WebSocket PING frame (FIN + opcode 9; client frames are masked).
+    pub fn is_ws_ping(&self) -> bool {
+        self.bytes.first() == Some(&0x89)
+    }
     pub fn is_crlf(&self) -> bool {
         self.bytes == b"\r\n"
     }
@@ -237,14 +251,16 @@ impl Drop for UdpNat {
 }
 
 /// A TCP relay on loopback that logs what the client sends (per connection)
-/// and can swallow the server's CRLF pongs on one connection.
+/// and can swallow the server's keep-alive answers (CRLF pongs, WebSocket
+/// PONG frames) on one connection.
 pub struct TcpWatch {
     pub addr: SocketAddr,
     /// Connection index (1-based) whose pongs are dropped; 0 = none.
     drop_pongs_on: Arc<AtomicUsize>,
     pub accepted: Arc<AtomicUsize>,
     pub seen: Arc<Mutex<Vec<Seen>>>,
-    /// Bare CRLF chunks the server sent, with the connection index.
+    /// Keep-alive answers the server sent (bare CRLF chunks, or WebSocket
+    /// PONG frames), with the connection index.
     pub pongs: Arc<Mutex<Vec<(Instant, usize)>>>,
 }
 
@@ -299,7 +315,9 @@ impl TcpWatch {
                             break;
                         }
                         let chunk = &buf[..n];
-                        if chunk.iter().all(|b| *b == b'\r' || *b == b'\n') {
+                        let crlf = chunk.iter().all(|b| *b == b'\r' || *b == b'\n');
+                        let ws_pong = chunk.first() == Some(&0x8A);
+                        if crlf || ws_pong {
                             pl.lock().unwrap().push((Instant::now(), idx));
                             if d.load(Ordering::SeqCst) == idx {
                                 continue;

@@ -431,8 +431,8 @@ def _read_list(h: int, name: str) -> List[str]:
         try:
             for i in range(n.value):
 
-                def call(buf: Any, size: int, needed: Any, i: int = i) -> int:
-                    return int(item_fn(h, i, buf, size, needed))
+                def call(buf: Any, size: int, _needed: Any, i: int = i) -> int:
+                    return int(item_fn(h, i, buf, size))
 
                 out.append(_lib.read_string(call, f"sipreg_registerer_{name}"))
         except InvalidArgumentError:
@@ -452,7 +452,7 @@ def _read_path(h: int) -> List[str]:
 def _read_optional(h: int, name: str) -> Optional[str]:
     fn = getattr(lib, f"sipreg_registerer_{name}")
     value = _lib.read_string(
-        lambda buf, size, needed: fn(h, buf, size, needed), f"sipreg_registerer_{name}"
+        lambda buf, size, _needed: fn(h, buf, size), f"sipreg_registerer_{name}"
     )
     return value or None
 

@@ -177,21 +177,12 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "sipreg_registerer_retransmissions": (_RES, [_H, POINTER(c_uint64)]),
     "sipreg_registerer_flow": (_RES, [_H, POINTER(c_char), c_size_t]),
     "sipreg_registerer_service_route_count": (_RES, [_H, POINTER(c_size_t)]),
-    "sipreg_registerer_service_route": (
-        _RES,
-        [_H, c_size_t, POINTER(c_char), c_size_t, POINTER(c_size_t)],
-    ),
+    "sipreg_registerer_service_route": (_RES, [_H, c_size_t, POINTER(c_char), c_size_t]),
     "sipreg_registerer_path_count": (_RES, [_H, POINTER(c_size_t)]),
-    "sipreg_registerer_path": (
-        _RES,
-        [_H, c_size_t, POINTER(c_char), c_size_t, POINTER(c_size_t)],
-    ),
-    "sipreg_registerer_pub_gruu": (_RES, [_H, POINTER(c_char), c_size_t, POINTER(c_size_t)]),
-    "sipreg_registerer_temp_gruu": (_RES, [_H, POINTER(c_char), c_size_t, POINTER(c_size_t)]),
-    "sipreg_registerer_public_address": (
-        _RES,
-        [_H, POINTER(c_char), c_size_t, POINTER(c_size_t)],
-    ),
+    "sipreg_registerer_path": (_RES, [_H, c_size_t, POINTER(c_char), c_size_t]),
+    "sipreg_registerer_pub_gruu": (_RES, [_H, POINTER(c_char), c_size_t]),
+    "sipreg_registerer_temp_gruu": (_RES, [_H, POINTER(c_char), c_size_t]),
+    "sipreg_registerer_public_address": (_RES, [_H, POINTER(c_char), c_size_t]),
     # user agent
     "sipreg_user_agent_new": (_RES, [c_char_p, POINTER(_H)]),
     "sipreg_user_agent_set_password": (_RES, [_H, c_char_p]),
