@@ -25,6 +25,9 @@ fn ua(user: &str, pw: &str, transport: &str) -> Ua {
         .transport(transport)
         .timers(0.1, 0.8, 1.0)
         .shutdown_timeout(2.0)
+        // Each test its own sockets: a failed flow replaces the socket for
+        // every registerer on it, and the tests here run in parallel.
+        .private_socket(true)
 }
 
 fn port_of(binding: &str) -> u16 {
