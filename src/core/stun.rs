@@ -216,4 +216,23 @@ mod tests {
         assert!(parse_binding_success(&bad_len).is_none());
         assert!(parse_binding_success(&binding_request(&id)).is_none());
     }
+
+    #[test]
+    fn random_and_mutated_input_never_panics() {
+        let mut rng = crate::core::rand::Rng::new(99);
+        let id = [3u8; 12];
+        let good = success(&id, "[2001:db8::7]:9".parse().unwrap(), true);
+        for _ in 0..20_000 {
+            let mut m = good.clone();
+            for _ in 0..(rng.next_u64() % 4) {
+                let i = (rng.next_u64() as usize) % m.len();
+                m[i] = rng.next_u64() as u8;
+            }
+            let _ = parse_binding_success(&m);
+            let len = (rng.next_u64() % 64) as usize;
+            let junk: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+            let _ = parse_binding_success(&junk);
+            let _ = is_stun(&junk);
+        }
+    }
 }
