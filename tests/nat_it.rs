@@ -332,7 +332,6 @@ fn plain_udp_nat_keepalive_without_outbound() {
     let nat = UdpNat::new(k.addr(), 1);
     let (user, pw) = fresh_user();
     let u = ua(&user, &pw, "udp");
-    nat_capi::keepalive(&u, 1);
     let mut r = Reg::new(
         &u,
         &Opts {
@@ -341,6 +340,8 @@ fn plain_udp_nat_keepalive_without_outbound() {
             ..Default::default()
         },
     );
+    // Set after the registerer exists: it applies from the next 2xx.
+    nat_capi::keepalive(&u, 1);
     assert_eq!(r.register(), SIPREG_OK);
     assert!(r.wait_state(SIPREG_STATE_REGISTERED, Duration::from_secs(5)));
     std::thread::sleep(Duration::from_millis(3_600));
