@@ -83,7 +83,8 @@ static void usage(void) {
             "usage: sipreg-register --aor sip:alice@127.0.0.1 [--password PW] [--auth-user U]\n"
             "                       [--registrar sip:127.0.0.1:5060] [--transport udp|tcp|tls|ws|wss]\n"
             "                       [--ca-file PEM] [--server-name NAME] [--insecure] [--ws-path /]\n"
-            "                       [--expires 600] [--hold SECONDS] [--unregister-all]\n");
+            "                       [--expires 600] [--hold SECONDS] [--unregister-all]\n"
+            "                       [--keepalive SECONDS]\n");
 }
 
 #define CHECK(call)                                                                     \
@@ -99,6 +100,7 @@ int main(int argc, char **argv) {
     const char *aor = NULL, *password = NULL, *auth_user = NULL, *registrar = NULL, *transport = NULL;
     const char *ca_file = NULL, *server_name = NULL, *ws_path = NULL;
     unsigned long expires = 600;
+    long keepalive = -1;
     double hold = 0;
     int unregister_all = 0, insecure = 0;
     for (int i = 1; i < argc; i++) {
@@ -120,6 +122,10 @@ int main(int argc, char **argv) {
             char *end;
             expires = strtoul(v, &end, 10);
             if (*end || expires == 0 || expires > 0xffffffffUL) { fprintf(stderr, "bad --expires\n"); return 2; }
+        } else if (!strcmp(a, "--keepalive")) {
+            char *end;
+            keepalive = strtol(v, &end, 10);
+            if (*end || keepalive < 0 || keepalive > 3600) { fprintf(stderr, "bad --keepalive\n"); return 2; }
         } else if (!strcmp(a, "--hold")) {
             char *end;
             hold = strtod(v, &end);
@@ -146,6 +152,7 @@ int main(int argc, char **argv) {
     if (server_name) CHECK(sipreg_user_agent_set_tls_server_name(ua, server_name));
     if (insecure) CHECK(sipreg_user_agent_set_tls_verify(ua, false));
     if (ws_path) CHECK(sipreg_user_agent_set_ws_path(ua, ws_path));
+    if (keepalive >= 0) CHECK(sipreg_user_agent_set_keepalive(ua, (uint32_t)keepalive));
     CHECK(sipreg_registerer_options_new(&opts));
     CHECK(sipreg_registerer_options_set_expires(opts, (uint32_t)expires));
     if (registrar) CHECK(sipreg_registerer_options_set_registrar(opts, registrar));

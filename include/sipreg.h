@@ -386,6 +386,13 @@ enum sipreg_result sipreg_registerer_options_set_reg_id(struct sipreg_registerer
                                                         uint32_t reg_id);
 
 /**
+ * Sends `Supported: path, gruu` (RFC 3327, RFC 5627) so the registrar
+ * returns Path and GRUUs (default off).
+ */
+enum sipreg_result sipreg_registerer_options_set_path_gruu(struct sipreg_registerer_options *o,
+                                                           bool enabled);
+
+/**
  * Initial CSeq (like SIP.js, the first REGISTER carries this plus one).
  */
 enum sipreg_result sipreg_registerer_options_set_cseq(struct sipreg_registerer_options *o,
@@ -581,6 +588,75 @@ enum sipreg_result sipreg_registerer_failure_count(struct sipreg_registerer *r, 
 enum sipreg_result sipreg_registerer_retransmissions(struct sipreg_registerer *r, uint64_t *out);
 
 /**
+ * Number of Service-Route URIs (RFC 3608) of the last 2xx (0 when not registered).
+ *
+ * # Safety
+ * `out` must be NULL or writable.
+ */
+enum sipreg_result sipreg_registerer_service_route_count(struct sipreg_registerer *r, size_t *out);
+
+/**
+ * Copies Service-Route URI number `index` (NUL-terminated) into `buf` of
+ * `len` bytes. SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit,
+ * SIPREG_ERR_INVALID_ARGUMENT for an index out of range.
+ *
+ * # Safety
+ * `buf` must be NULL or writable for `len` bytes.
+ */
+enum sipreg_result sipreg_registerer_service_route(struct sipreg_registerer *r,
+                                                   size_t index,
+                                                   char *buf,
+                                                   size_t len);
+
+/**
+ * Number of Path URIs (RFC 3327) of the last 2xx (0 when not registered).
+ *
+ * # Safety
+ * `out` must be NULL or writable.
+ */
+enum sipreg_result sipreg_registerer_path_count(struct sipreg_registerer *r, size_t *out);
+
+/**
+ * Copies Path URI number `index`; same rules as `sipreg_registerer_service_route`.
+ *
+ * # Safety
+ * `buf` must be NULL or writable for `len` bytes.
+ */
+enum sipreg_result sipreg_registerer_path(struct sipreg_registerer *r,
+                                          size_t index,
+                                          char *buf,
+                                          size_t len);
+
+/**
+ * Copies the public GRUU (RFC 5627 `pub-gruu` of our contact in the last
+ * 2xx) into `buf` of `len` bytes; "" when the registrar gave none.
+ *
+ * # Safety
+ * `buf` must be NULL or writable for `len` bytes.
+ */
+enum sipreg_result sipreg_registerer_pub_gruu(struct sipreg_registerer *r, char *buf, size_t len);
+
+/**
+ * Copies the temporary GRUU (`temp-gruu`) of the last 2xx; "" when none.
+ *
+ * # Safety
+ * `buf` must be NULL or writable for `len` bytes.
+ */
+enum sipreg_result sipreg_registerer_temp_gruu(struct sipreg_registerer *r, char *buf, size_t len);
+
+/**
+ * Copies the address the registrar saw our last successful REGISTER come
+ * from ("IP:port", IPv6 in brackets; from Via received/rport); "" when it
+ * did not say.
+ *
+ * # Safety
+ * `buf` must be NULL or writable for `len` bytes.
+ */
+enum sipreg_result sipreg_registerer_public_address(struct sipreg_registerer *r,
+                                                    char *buf,
+                                                    size_t len);
+
+/**
  * Creates a user agent for the address of record `aor` (e.g.
  * "sip:alice@example.com"). Starts the library's worker thread on first use.
  * The caller owns `*out` and frees it with `sipreg_user_agent_free`.
@@ -720,6 +796,26 @@ enum sipreg_result sipreg_user_agent_set_timers(struct sipreg_user_agent *ua,
  */
 enum sipreg_result sipreg_user_agent_set_shutdown_timeout(struct sipreg_user_agent *ua,
                                                           double seconds);
+
+/**
+ * Keep-alive interval in seconds (0 = off, the default; at most 3600) used
+ * when the registrar sends no Flow-Timer. With RFC 5626 outbound (instance
+ * id + reg-id and a registrar answering `Require: outbound`) the flow gets
+ * STUN (UDP) or CRLF ping/pong (TCP) at Flow-Timer minus 0–20 %, else at
+ * this interval; without outbound this is a plain CRLF NAT keep-alive.
+ * A missing answer within 10 s or a changed STUN mapping re-registers on a
+ * new flow. Applies to existing registerers from their next 2xx.
+ */
+enum sipreg_result sipreg_user_agent_set_keepalive(struct sipreg_user_agent *ua, uint32_t seconds);
+
+/**
+ * Contact rewrite (default on): when a 2xx's top Via shows (received/rport)
+ * that the registrar saw another address than our Contact, re-REGISTER at
+ * once with that public address and remove the old binding in the same
+ * request. Never done while RFC 5626 outbound is in use for the flow.
+ */
+enum sipreg_result sipreg_user_agent_set_contact_rewrite(struct sipreg_user_agent *ua,
+                                                         bool enabled);
 
 /**
  * The network changed (new address, interface, VPN …): re-binds the user

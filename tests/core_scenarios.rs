@@ -579,9 +579,9 @@ fn our_contact_found_among_many_on_one_line_by_instance_id() {
     let c = h.last().header("Contact").unwrap().to_owned();
     assert_eq!(
         c,
-        "<sip:alice@127.0.0.1:5080>;reg-id=1;+sip.instance=\"<urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6>\";expires=600"
+        "<sip:alice@127.0.0.1:5080;ob>;reg-id=1;+sip.instance=\"<urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6>\";expires=600"
     );
-    assert_eq!(h.last().header("Supported"), Some("path, outbound, gruu"));
+    assert_eq!(h.last().header("Supported"), Some("outbound"));
     // NAT rewrote our contact, so only +sip.instance identifies it.
     h.reply(200, "OK", &[
         "Contact: <sip:alice@10.1.1.1:5060>;expires=3600, <sip:alice@203.0.113.7:40000>;reg-id=1;+sip.instance=\"<urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6>\";expires=90, \"Bob, M\" <sip:bob@10.2.2.2>;expires=60".into(),

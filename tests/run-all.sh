@@ -38,6 +38,10 @@ out=$(./examples-c/sipreg-register --aor sip:alice@127.0.0.1 --password alicepw 
 echo "$out"
 grep -qx 'state Registered' <<<"$out"
 grep -qx 'state Terminated' <<<"$out"
+out=$(SIPREG_LOG=debug ./examples-c/sipreg-register --aor sip:bob@127.0.0.1 --password bobpw \
+	--registrar "sip:127.0.0.1:${SIPREG_KAMAILIO_PORT}" --expires 60 --keepalive 1 --hold 3.5 2>&1)
+grep -qx 'state Registered' <<<"$out"
+[ "$(grep -c 'keep-alive (2 bytes)' <<<"$out")" -ge 2 ] || { echo "--keepalive 1 sent no CRLF keep-alives" >&2; exit 1; }
 if ./examples-c/sipreg-register --aor sip:alice@127.0.0.1 --password wrong \
 	--registrar "sip:127.0.0.1:${SIPREG_KAMAILIO_PORT}" >/dev/null; then
 	echo "a wrong password must not exit 0" >&2

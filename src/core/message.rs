@@ -211,6 +211,41 @@ impl Response {
     }
 }
 
+/// Facts of a 2xx that RFC 3581 (rport), RFC 5626 (outbound), RFC 3608
+/// (Service-Route) and RFC 3327 (Path) define.
+impl Response {
+    /// Whether an option tag is listed in any line of `header` (e.g.
+    /// `Require`, `Supported`); case-insensitive.
+    pub fn lists_option(&self, header: &str, tag: &str) -> bool {
+        self.headers(header)
+            .flat_map(split_list)
+            .any(|t| t.eq_ignore_ascii_case(tag))
+    }
+
+    /// The `Flow-Timer` header (RFC 5626 §11.4) in seconds.
+    pub fn flow_timer(&self) -> Option<u32> {
+        parse_delta(self.header("flow-timer")?.trim_matches(is_ws))
+    }
+
+    /// URIs of every `Service-Route` value, in order (unparsable ones skipped).
+    pub fn service_routes(&self) -> Vec<String> {
+        self.route_list("service-route")
+    }
+
+    /// URIs of every `Path` value, in order (unparsable ones skipped).
+    pub fn paths(&self) -> Vec<String> {
+        self.route_list("path")
+    }
+
+    fn route_list(&self, name: &str) -> Vec<String> {
+        self.headers(name)
+            .flat_map(split_list)
+            .filter_map(|v| v.parse::<NameAddr>().ok())
+            .map(|n| n.uri.to_string())
+            .collect()
+    }
+}
+
 /// One Via header value, e.g. `SIP/2.0/UDP host:5060;branch=z9hG4bK...`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Via {
@@ -235,6 +270,28 @@ impl Via {
     /// The `branch` parameter.
     pub fn branch(&self) -> Option<&str> {
         self.param("branch").flatten()
+    }
+
+    /// The address the server saw this request come from (RFC 3581):
+    /// `received` (else the sent-by host) with `rport` (else the sent-by port,
+    /// else 5060). `None` when the server set neither or `received` is not an IP.
+    pub fn public_address(&self) -> Option<std::net::SocketAddr> {
+        let received = self.param("received").flatten();
+        let rport = self
+            .param("rport")
+            .flatten()
+            .and_then(|p| p.parse::<u16>().ok())
+            .filter(|p| *p != 0);
+        if received.is_none() && rport.is_none() {
+            return None;
+        }
+        let ip: std::net::IpAddr = received
+            .unwrap_or(&self.host)
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse()
+            .ok()?;
+        let port = rport.or(self.port).unwrap_or(5060);
+        Some(std::net::SocketAddr::new(ip, port))
     }
 }
 
@@ -1499,5 +1556,52 @@ Content-Length: 0
             }
             exercise(&copy);
         }
+    }
+
+    #[test]
+    fn nat_and_routing_facts_of_a_2xx() {
+        let raw = "SIP/2.0 200 OK\r\n\
+Via: SIP/2.0/UDP 10.0.0.2:5080;branch=z9hG4bKx;rport=40001;received=203.0.113.7\r\n\
+Require: outbound\r\nSupported: path, OutBound\r\nFlow-Timer: 25\r\n\
+Service-Route: <sip:orig@scscf.example.com;lr>, <sip:pcscf.example.com;lr>\r\n\
+Service-Route: <sip:third.example.com;lr>\r\n\
+Path: <sip:edge.example.com;lr;ob>\r\nContent-Length: 0\r\n\r\n";
+        let r = Response::parse(raw.as_bytes()).unwrap();
+        let via = r.top_via().unwrap();
+        assert_eq!(
+            via.public_address(),
+            Some("203.0.113.7:40001".parse().unwrap())
+        );
+        assert!(r.lists_option("require", "outbound"));
+        assert!(r.lists_option("k", "outbound"));
+        assert!(!r.lists_option("require", "path"));
+        assert_eq!(r.flow_timer(), Some(25));
+        assert_eq!(
+            r.service_routes(),
+            [
+                "sip:orig@scscf.example.com;lr",
+                "sip:pcscf.example.com;lr",
+                "sip:third.example.com;lr"
+            ]
+        );
+        assert_eq!(r.paths(), ["sip:edge.example.com;lr;ob"]);
+    }
+
+    #[test]
+    fn via_public_address_variants() {
+        let v: Via = "SIP/2.0/UDP 10.0.0.2:5080;branch=z9hG4bKx;rport"
+            .parse()
+            .unwrap();
+        assert_eq!(v.public_address(), None);
+        let v: Via = "SIP/2.0/UDP 10.0.0.2:5080;rport=7;branch=b"
+            .parse()
+            .unwrap();
+        assert_eq!(v.public_address(), Some("10.0.0.2:7".parse().unwrap()));
+        let v: Via = "SIP/2.0/TCP [::1]:5080;received=::2".parse().unwrap();
+        assert_eq!(v.public_address(), Some("[::2]:5080".parse().unwrap()));
+        let v: Via = "SIP/2.0/UDP h.example;received=not-an-ip;rport=9"
+            .parse()
+            .unwrap();
+        assert_eq!(v.public_address(), None);
     }
 }

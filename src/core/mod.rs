@@ -2,10 +2,13 @@
 //! argument and bytes, events and deadlines come out.
 
 pub mod digest;
+pub mod keepalive;
 pub mod message;
 pub mod options;
 pub mod rand;
 pub mod registerer;
 pub mod request;
+pub mod routing;
+pub mod stun;
 pub mod transaction;
 pub mod uri;

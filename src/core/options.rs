@@ -166,6 +166,11 @@ pub struct UserAgentConfig {
     pub ws_path: String,
     /// Sockets of this user agent are its own, not shared with other user agents.
     pub private_socket: bool,
+    /// Keep-alive interval in seconds when the registrar sends no Flow-Timer
+    /// (0 = off). Without outbound this is the plain CRLF NAT keep-alive.
+    pub keepalive: u32,
+    /// Rewrite our Contact to the address the registrar saw (rport/received).
+    pub contact_rewrite: bool,
 }
 
 /// Default `User-Agent` header value.
@@ -196,6 +201,8 @@ impl UserAgentConfig {
             tls: TlsSettings::default(),
             ws_path: "/".to_owned(),
             private_socket: false,
+            keepalive: 0,
+            contact_rewrite: true,
         })
     }
 
@@ -258,6 +265,16 @@ impl UserAgentConfig {
             return Err(Error::invalid("T2 must not be smaller than T1"));
         }
         self.timers = Timers { t1, t2, t4 };
+        Ok(())
+    }
+
+    /// Sets the keep-alive interval used when the registrar sends no
+    /// Flow-Timer (0 = off, at most 3600 s).
+    pub fn set_keepalive(&mut self, secs: u32) -> Result<(), Error> {
+        if secs > 3600 {
+            return Err(Error::invalid("keepalive must be at most 3600 s"));
+        }
+        self.keepalive = secs;
         Ok(())
     }
 
@@ -397,6 +414,8 @@ pub struct RegistererOptions {
     pub cseq: u32,
     /// Automatic recovery policy.
     pub retry: RetryPolicy,
+    /// Send `Supported: path, gruu` (RFC 3327, RFC 5627).
+    pub path_gruu: bool,
 }
 
 impl Default for RegistererOptions {
@@ -416,6 +435,7 @@ impl Default for RegistererOptions {
             from_tag: None,
             cseq: 1,
             retry: RetryPolicy::default(),
+            path_gruu: false,
         }
     }
 }
@@ -453,6 +473,8 @@ pub struct Settings {
     pub cseq: u32,
     /// Recovery policy.
     pub retry: RetryPolicy,
+    /// Send `Supported: path, gruu`.
+    pub path_gruu: bool,
     /// Transport actually used.
     pub transport: Transport,
     /// Host and port requests are sent to (proxy or registrar).
@@ -591,6 +613,7 @@ impl RegistererOptions {
             from_tag: self.from_tag.clone(),
             cseq: self.cseq,
             retry: self.retry,
+            path_gruu: self.path_gruu,
             transport,
         })
     }

@@ -10,10 +10,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::digest::{self, Answer, Challenge};
+use super::keepalive::{Failure, KeepAlive, Mechanism};
 use super::message::Response;
 use super::options::{RegistererOptions, Settings, UserAgentConfig};
 use super::rand::Rng;
 use super::request::{self, AuthHeader, ContactSpec, RequestParts};
+use super::routing::RoutingFacts;
 use super::transaction::{ClientTransaction, Delivery, TimerOutcome};
 use super::uri::Uri;
 use crate::error::Error;
@@ -101,6 +103,12 @@ struct Pending {
     stale_sent: Vec<String>,
     /// Our contact URI as written in this request (what its 2xx must list).
     sent_contact: Option<String>,
+    /// The address in that contact (local, or public after a rewrite).
+    contact_addr: Option<SocketAddr>,
+    /// Sent with RFC 5626 outbound (reg-id, `;ob`, `Supported: outbound`).
+    outbound: bool,
+    /// Sent because a 2xx reported a new public address (loop guard).
+    rewrite: bool,
     /// 423 resends in this request (loop guard).
     interval_rounds: u8,
     /// (realm, proxy, nonce) of every credential sent for this request.
@@ -157,6 +165,20 @@ pub struct Registerer {
     events: VecDeque<Event>,
     /// Sends owed to the runtime: `true` for a retransmission.
     transmits: VecDeque<bool>,
+    /// Public address written in our Contact instead of the local one (contact rewrite).
+    contact_public: Option<SocketAddr>,
+    /// The address the registrar last saw us at (Via received/rport of a 2xx).
+    public_address: Option<SocketAddr>,
+    /// A 439 said the first hop lacks outbound: register without it from now on.
+    outbound_refused: bool,
+    /// The last 2xx confirmed outbound for our flow (`Require: outbound`).
+    outbound_in_use: bool,
+    /// Service-Route, Path and GRUUs of the last 2xx.
+    routing: RoutingFacts,
+    /// Keep-alive state of the flow.
+    keepalive: KeepAlive,
+    /// Set when the flow failed, until the runtime takes it and replaces the flow.
+    flow_failed: bool,
 }
 
 /// Length of the per-registerer key at the start of every branch (after the cookie).
@@ -215,6 +237,13 @@ impl Registerer {
             timed_out: false,
             events: VecDeque::new(),
             transmits: VecDeque::new(),
+            contact_public: None,
+            public_address: None,
+            outbound_refused: false,
+            outbound_in_use: false,
+            routing: RoutingFacts::default(),
+            keepalive: KeepAlive::default(),
+            flow_failed: false,
         })
     }
 
@@ -296,9 +325,66 @@ impl Registerer {
         self.retry_at
     }
 
-    /// Our contact URI for the current local address.
+    /// Our contact URI for the current local address (the public one after a rewrite).
     pub fn contact(&self) -> Option<String> {
-        self.local.map(|l| request::contact_uri(&self.settings, l))
+        self.local.map(|l| {
+            request::contact_uri(&self.settings, self.contact_addr(l), self.outbound_wanted())
+        })
+    }
+
+    /// The address the registrar saw our last successful REGISTER come from
+    /// (Via `received`/`rport`), if it said.
+    pub fn public_address(&self) -> Option<SocketAddr> {
+        self.public_address
+    }
+
+    /// Service-Route, Path and GRUUs of the last 2xx (empty when not registered).
+    pub fn routing(&self) -> &RoutingFacts {
+        &self.routing
+    }
+
+    /// Whether the registrar confirmed RFC 5626 outbound for our flow.
+    pub fn outbound_in_use(&self) -> bool {
+        self.outbound_in_use
+    }
+
+    /// The keep-alive state of the flow (mechanism, interval, mapped address).
+    pub fn keepalive(&self) -> &KeepAlive {
+        &self.keepalive
+    }
+
+    /// True once after the flow failed (no pong, STUN mapping changed): the
+    /// runtime then replaces the socket or connection before sending the
+    /// REGISTER that is already queued.
+    pub fn take_flow_failed(&mut self) -> bool {
+        std::mem::take(&mut self.flow_failed)
+    }
+
+    /// Keep-alive bytes to send on the flow now (CRLFCRLF or a STUN request).
+    pub fn poll_ping(&mut self) -> Option<Vec<u8>> {
+        self.keepalive.poll_ping()
+    }
+
+    /// A CRLF pong arrived on our stream flow.
+    pub fn keepalive_pong(&mut self) {
+        self.keepalive.on_pong();
+    }
+
+    /// A STUN datagram arrived from our target. Returns whether it answered
+    /// our request; a changed mapped address fails the flow.
+    pub fn stun_datagram(&mut self, now: Instant, datagram: &[u8]) -> bool {
+        let (ours, failure) = self.keepalive.on_stun(datagram);
+        if let Some(f) = failure {
+            self.flow_failure(now, f);
+        }
+        ours
+    }
+
+    /// Replaces the NAT settings of the user agent (keep-alive interval when
+    /// the registrar sends no Flow-Timer, contact rewrite on/off).
+    pub fn set_nat_options(&mut self, keepalive: u32, contact_rewrite: bool) {
+        self.settings.ua.keepalive = keepalive;
+        self.settings.ua.contact_rewrite = contact_rewrite;
     }
 
     // ----- outputs --------------------------------------------------------
@@ -347,6 +433,7 @@ impl Registerer {
             self.expire_at,
             self.retry_at,
             self.dispose_deadline,
+            self.keepalive.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -362,7 +449,10 @@ impl Registerer {
             return;
         }
         self.local = Some(addr);
-        let now_contact = request::contact_uri(&self.settings, addr);
+        // A new flow: its public address and keep-alive state are unknown.
+        self.contact_public = None;
+        self.keepalive.new_flow();
+        let now_contact = request::contact_uri(&self.settings, addr, self.outbound_wanted());
         // Back on an address used before: that contact is ours again, not stale.
         self.stale_contacts.retain(|c| *c != now_contact);
         if let Some(old) = self.bound_contact.take() {
@@ -545,10 +635,11 @@ impl Registerer {
             }
         }
         if self.expire_at.is_some_and(|t| now >= t) {
-            self.expire_at = None;
-            self.refresh_at = None;
             self.note("registration expired without a successful refresh");
-            self.set_state(State::Unregistered);
+            self.unregistered();
+        }
+        if let Some(f) = self.keepalive.handle_timeout(now, &mut self.rng) {
+            self.flow_failure(now, f);
         }
         if self.retry_at.is_some_and(|t| now >= t) {
             self.retry_at = None;
@@ -585,6 +676,8 @@ impl Registerer {
     }
 
     fn terminate(&mut self) {
+        self.keepalive.stop();
+        self.routing = RoutingFacts::default();
         self.take_pending();
         self.lingering.clear();
         self.refresh_at = None;
@@ -614,6 +707,9 @@ impl Registerer {
             expires_sent: 0,
             stale_sent: Vec::new(),
             sent_contact: None,
+            contact_addr: None,
+            outbound: false,
+            rewrite: false,
             interval_rounds: 0,
             answered: Vec::new(),
             stale_retries: 0,
@@ -658,10 +754,16 @@ impl Registerer {
             Kind::Unregister { all: true } => ContactSpec::RemoveAll,
         };
         p.stale_sent = self.stale_contacts.clone();
-        p.sent_contact = Some(request::contact_uri(&self.settings, local));
+        let contact_addr = self.contact_public.unwrap_or(local);
+        let outbound = self.settings.reg_id.is_some() && !self.outbound_refused;
+        p.contact_addr = Some(contact_addr);
+        p.outbound = outbound;
+        p.sent_contact = Some(request::contact_uri(&self.settings, contact_addr, outbound));
         let parts = RequestParts {
             settings: &self.settings,
             local,
+            contact_addr,
+            outbound,
             branch: &p.branch,
             call_id: &self.call_id,
             from_tag: &self.from_tag,
@@ -773,6 +875,12 @@ impl Registerer {
                     self.fail(now, p.kind, resp.status, resp.retry_after(), false);
                 }
             },
+            439 if p.outbound => {
+                // RFC 5626 §11.6: the first hop cannot do outbound; go on without it.
+                self.outbound_refused = true;
+                self.note("439 First Hop Lacks Outbound Support: registering without outbound");
+                self.send(now, p);
+            }
             423 if p.kind == Kind::Register => match resp.min_expires() {
                 Some(min) if min > p.expires_sent && p.interval_rounds < MAX_INTERVAL_ROUNDS => {
                     p.interval_rounds += 1;
@@ -852,7 +960,7 @@ impl Registerer {
                 .flatten()
                 .map(|v| v.trim_matches(|ch| ch == '<' || ch == '>'));
             if let Some(inst) = instance {
-                let reg_id_ok = match self.settings.reg_id {
+                let reg_id_ok = match self.settings.reg_id.filter(|_| self.outbound_wanted()) {
                     Some(id) => {
                         c.param("reg-id")
                             .flatten()
@@ -884,11 +992,15 @@ impl Registerer {
         // Match what this request carried: the local address may have changed since.
         let ours_text = p.sent_contact.clone();
         let ours = ours_text.as_deref().and_then(|t| Uri::parse(t).ok());
-        let granted = listed
+        let mine: Vec<&super::message::NameAddr> = listed
             .iter()
             .filter(|c| self.our_contact_matches(c, ours.as_ref()))
+            .collect();
+        let granted = mine
+            .iter()
             .map(|c| c.expires().or(resp.expires()).unwrap_or(p.expires_sent))
             .min();
+        let mut rewrite_to = None;
         match granted {
             None => {
                 self.note("2xx does not list our contact: not registered");
@@ -908,9 +1020,117 @@ impl Registerer {
                 self.refresh_at = Some(now + granted * self.settings.refresh_frequency / 100);
                 self.expire_at = Some(now + granted);
                 self.set_state(State::Registered);
+                self.outbound_in_use = p.outbound && resp.lists_option("require", "outbound");
+                self.routing = RoutingFacts::from_response(resp, mine.first().copied());
+                self.start_keepalive(now, resp);
+                let seen = resp.top_via().and_then(|v| v.public_address());
+                if seen.is_some() {
+                    self.public_address = seen;
+                }
+                rewrite_to = seen.and_then(|public| self.rewrite_target(&p, public));
             }
         }
         self.after_request(now, p.kind);
+        if let Some(public) = rewrite_to {
+            self.rewrite_contact(now, public);
+        }
+    }
+
+    /// Whether a 2xx that saw us at `public` calls for a contact rewrite.
+    fn rewrite_target(&mut self, p: &Pending, public: SocketAddr) -> Option<SocketAddr> {
+        let sent_at = p.contact_addr?;
+        if !self.settings.ua.contact_rewrite || public == sent_at {
+            return None;
+        }
+        if self.outbound_in_use {
+            // RFC 5626: the registrar reaches us over this flow; no rewrite needed.
+            return None;
+        }
+        if p.rewrite {
+            // The answer to a rewrite flips again: at most one rewrite per
+            // change; a refresh that still sees it will rewrite then.
+            self.note(&format!(
+                "public address changed again to {public} right after a rewrite: not rewriting now (loop guard)"
+            ));
+            return None;
+        }
+        Some(public)
+    }
+
+    /// Re-registers at once with `public` in the Contact, removing the old
+    /// binding (`expires=0`) in the same request; the Call-ID stays.
+    fn rewrite_contact(&mut self, now: Instant, public: SocketAddr) {
+        if self.pending.is_some() || self.state != State::Registered || self.is_disposing() {
+            return;
+        }
+        let Some(local) = self.local else { return };
+        self.note(&format!(
+            "registrar sees us at {public}: rewriting the contact and re-registering"
+        ));
+        if let Some(old) = self.bound_contact.take() {
+            if !self.stale_contacts.contains(&old) {
+                self.stale_contacts.push(old);
+            }
+        }
+        self.contact_public = (public != local).then_some(public);
+        let now_contact = request::contact_uri(&self.settings, public, self.outbound_wanted());
+        self.stale_contacts.retain(|c| *c != now_contact);
+        self.start(now, Kind::Register);
+        if let Some(p) = self.pending.as_mut() {
+            p.rewrite = true;
+        }
+    }
+
+    fn outbound_wanted(&self) -> bool {
+        self.settings.reg_id.is_some() && !self.outbound_refused
+    }
+
+    fn contact_addr(&self, local: SocketAddr) -> SocketAddr {
+        self.contact_public.unwrap_or(local)
+    }
+
+    /// Keep-alive after a 2xx: with outbound, STUN (UDP) or CRLF ping/pong at
+    /// Flow-Timer (else the configured interval); without, the plain CRLF
+    /// (UDP) / CRLFCRLF (stream) keep-alive if configured.
+    fn start_keepalive(&mut self, now: Instant, resp: &Response) {
+        let configured = self.settings.ua.keepalive;
+        let (mech, secs) = if self.outbound_in_use {
+            let mech = if self.settings.transport.reliable() {
+                Mechanism::CrlfPong
+            } else {
+                Mechanism::Stun
+            };
+            (
+                mech,
+                resp.flow_timer().filter(|s| *s > 0).unwrap_or(configured),
+            )
+        } else {
+            let mech = if self.settings.transport.reliable() {
+                Mechanism::DoubleCrlf
+            } else {
+                Mechanism::Crlf
+            };
+            (mech, configured)
+        };
+        let base = Duration::from_secs(u64::from(secs));
+        self.keepalive.start(now, mech, base, &mut self.rng);
+    }
+
+    /// The flow died (no pong, or the NAT mapping moved): re-register at once
+    /// on a new flow; the state stays Registered if that succeeds.
+    fn flow_failure(&mut self, now: Instant, f: Failure) {
+        let why = match f {
+            Failure::NoAnswer => "no keep-alive answer within 10 s".to_owned(),
+            Failure::MappedChanged { old, new } => {
+                format!("STUN mapped address changed from {old} to {new}")
+            }
+        };
+        self.note(&format!(
+            "flow failed ({why}): re-registering on a new flow"
+        ));
+        self.keepalive.new_flow();
+        self.flow_failed = true;
+        self.network_changed(now);
     }
 
     fn on_unregister_ok(&mut self, now: Instant, p: Pending, resp: &Response) {
@@ -928,6 +1148,9 @@ impl Registerer {
     fn unregistered(&mut self) {
         self.refresh_at = None;
         self.expire_at = None;
+        self.keepalive.stop();
+        self.routing = RoutingFacts::default();
+        self.outbound_in_use = false;
         self.set_state(State::Unregistered);
     }
 

@@ -44,8 +44,13 @@ impl AuthHeader {
 pub struct RequestParts<'a> {
     /// Validated options.
     pub settings: &'a Settings,
-    /// Local address of the socket the request leaves from.
+    /// Local address of the socket the request leaves from (Via sent-by).
     pub local: SocketAddr,
+    /// Address written in our Contact: `local`, or the public address the
+    /// registrar reported (contact rewrite).
+    pub contact_addr: SocketAddr,
+    /// RFC 5626 outbound in use: `reg-id`, `;ob` and `Supported: outbound`.
+    pub outbound: bool,
     /// Via branch (with the magic cookie).
     pub branch: &'a str,
     /// Call-ID (fixed for the registerer's life).
@@ -62,8 +67,8 @@ pub struct RequestParts<'a> {
     pub auth: &'a [(AuthHeader, String)],
 }
 
-/// Our contact URI for packets leaving `local`.
-pub fn contact_uri(settings: &Settings, local: SocketAddr) -> String {
+/// Our contact URI at `local` (`;ob` added when RFC 5626 outbound is in use).
+pub fn contact_uri(settings: &Settings, local: SocketAddr, outbound: bool) -> String {
     let host = match local.ip() {
         std::net::IpAddr::V4(a) => Host::V4(a),
         std::net::IpAddr::V6(a) => Host::V6(a),
@@ -74,6 +79,9 @@ pub fn contact_uri(settings: &Settings, local: SocketAddr) -> String {
             "transport".to_owned(),
             Some(settings.transport.as_str().to_owned()),
         ));
+    }
+    if outbound {
+        params.push(("ob".to_owned(), None));
     }
     Uri {
         scheme: settings.ua.aor.scheme,
@@ -111,8 +119,8 @@ fn name_addr(display: Option<&str>, uri: &str) -> String {
 /// Our Contact value with its parameters and `expires`.
 fn our_contact(p: &RequestParts, expires: u32) -> String {
     let s = p.settings;
-    let mut c = format!("<{}>", contact_uri(s, p.local));
-    if let (Some(id), Some(urn)) = (s.reg_id, &s.instance_urn) {
+    let mut c = format!("<{}>", contact_uri(s, p.contact_addr, p.outbound));
+    if let (Some(id), Some(urn), true) = (s.reg_id, &s.instance_urn, p.outbound) {
         let _ = write!(c, ";reg-id={id};+sip.instance=\"<{urn}>\"");
     } else if let Some(urn) = &s.instance_urn {
         let _ = write!(c, ";+sip.instance=\"<{urn}>\"");
@@ -194,11 +202,11 @@ pub fn build_register(p: &RequestParts) -> Vec<u8> {
     }
     let _ = write!(m, "Allow: {ALLOW}\r\n");
     let mut supported = Vec::new();
-    if s.reg_id.is_some() {
-        supported.extend(["path", "outbound"]);
+    if s.path_gruu {
+        supported.extend(["path", "gruu"]);
     }
-    if s.instance_urn.is_some() {
-        supported.push("gruu");
+    if p.outbound {
+        supported.push("outbound");
     }
     if !supported.is_empty() {
         let _ = write!(m, "Supported: {}\r\n", supported.join(", "));

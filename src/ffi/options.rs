@@ -278,6 +278,19 @@ pub extern "C" fn sipreg_registerer_options_set_reg_id(
     })
 }
 
+/// Sends `Supported: path, gruu` (RFC 3327, RFC 5627) so the registrar
+/// returns Path and GRUUs (default off).
+#[no_mangle]
+pub extern "C" fn sipreg_registerer_options_set_path_gruu(
+    o: *mut sipreg_registerer_options,
+    enabled: bool,
+) -> sipreg_result {
+    with_opts(o, |opts| {
+        opts.path_gruu = enabled;
+        Ok(())
+    })
+}
+
 /// Initial CSeq (like SIP.js, the first REGISTER carries this plus one).
 #[no_mangle]
 pub extern "C" fn sipreg_registerer_options_set_cseq(

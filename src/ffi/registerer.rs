@@ -515,3 +515,13 @@ unsafe fn read<T>(
         put(out, v, "out")
     })
 }
+
+/// Runs `f` on the registerer's snapshot (for accessors in sibling modules).
+pub(crate) fn read_snapshot<T>(
+    r: *mut sipreg_registerer,
+    f: impl FnOnce(&Snapshot) -> T,
+) -> Result<T, Error> {
+    let h = get(r)?;
+    let v = f(&h.shared.snap());
+    Ok(v)
+}

@@ -302,6 +302,36 @@ pub extern "C" fn sipreg_user_agent_set_shutdown_timeout(
     })
 }
 
+/// Keep-alive interval in seconds (0 = off, the default; at most 3600) used
+/// when the registrar sends no Flow-Timer. With RFC 5626 outbound (instance
+/// id + reg-id and a registrar answering `Require: outbound`) the flow gets
+/// STUN (UDP) or CRLF ping/pong (TCP) at Flow-Timer minus 0–20 %, else at
+/// this interval; without outbound this is a plain CRLF NAT keep-alive.
+/// A missing answer within 10 s or a changed STUN mapping re-registers on a
+/// new flow. Applies to existing registerers from their next 2xx.
+#[no_mangle]
+pub extern "C" fn sipreg_user_agent_set_keepalive(
+    ua: *mut sipreg_user_agent,
+    seconds: u32,
+) -> sipreg_result {
+    update(ua, |c| c.set_keepalive(seconds))
+}
+
+/// Contact rewrite (default on): when a 2xx's top Via shows (received/rport)
+/// that the registrar saw another address than our Contact, re-REGISTER at
+/// once with that public address and remove the old binding in the same
+/// request. Never done while RFC 5626 outbound is in use for the flow.
+#[no_mangle]
+pub extern "C" fn sipreg_user_agent_set_contact_rewrite(
+    ua: *mut sipreg_user_agent,
+    enabled: bool,
+) -> sipreg_result {
+    update(ua, |c| {
+        c.contact_rewrite = enabled;
+        Ok(())
+    })
+}
+
 /// The network changed (new address, interface, VPN …): re-binds the user
 /// agent's sockets and re-registers every registered registerer at once with
 /// its new Contact, removing the old binding in the same REGISTER.

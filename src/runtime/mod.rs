@@ -65,6 +65,10 @@ pub struct Snapshot {
     pub retransmissions: u64,
     /// The flow requests went out on last: "proto:local -> remote".
     pub flow: Option<String>,
+    /// Service-Route, Path and GRUUs of the last 2xx.
+    pub routing: crate::core::routing::RoutingFacts,
+    /// The address the registrar saw (Via received/rport).
+    pub public_address: Option<SocketAddr>,
 }
 
 impl Default for Snapshot {
@@ -81,6 +85,8 @@ impl Default for Snapshot {
             disposing: false,
             retransmissions: 0,
             flow: None,
+            routing: Default::default(),
+            public_address: None,
         }
     }
 }

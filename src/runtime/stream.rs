@@ -227,7 +227,6 @@ impl StreamConn {
         self.write_message(msg)
     }
 
-    #[allow(dead_code)] // the keep-alive scheduler (RFC 5626) calls it
     /// Sends a keep-alive: CRLFCRLF (RFC 5626 §4.4.1) on SIP framing, a PING on WebSocket.
     pub fn ping(&mut self) -> io::Result<()> {
         if !self.is_up() {

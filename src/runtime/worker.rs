@@ -21,6 +21,8 @@ use crate::core::registerer::{branch_key, Event, Registerer, State, Transmit};
 use crate::core::uri::Host;
 use crate::log_at;
 
+mod flow;
+
 /// Token of the waker that interrupts `poll` when commands arrive.
 pub const WAKE_TOKEN: Token = Token(0);
 
@@ -143,6 +145,12 @@ impl Worker {
                 let creds_changed = ua.config.auth_username != config.auth_username
                     || ua.config.password != config.password;
                 ua.config = *config;
+                for rid in &ua.regs {
+                    if let Some(r) = self.regs.get_mut(rid) {
+                        r.core
+                            .set_nat_options(ua.config.keepalive, ua.config.contact_rewrite);
+                    }
+                }
                 if creds_changed {
                     for rid in &ua.regs {
                         if let Some(r) = self.regs.get_mut(rid) {
@@ -470,6 +478,13 @@ impl Worker {
         let mut lost_connection = None;
         loop {
             let mut progressed = false;
+            if self
+                .regs
+                .get_mut(&id)
+                .is_some_and(|r| r.core.take_flow_failed())
+            {
+                self.replace_flow(id, now);
+            }
             while self.regs.get(&id).is_some_and(|r| r.core.wants_transmit()) {
                 progressed = true;
                 let sent = self.local_for(id).and_then(|local| {
@@ -498,6 +513,7 @@ impl Worker {
                     }
                 }
             }
+            self.send_pings(id);
             let Some(reg) = self.regs.get_mut(&id) else {
                 return;
             };
@@ -573,6 +589,8 @@ impl Worker {
             s.failure_count = reg.core.failure_count();
             s.waiting = reg.core.is_waiting();
             s.retransmissions = reg.core.retransmissions();
+            s.routing = reg.core.routing().clone();
+            s.public_address = reg.core.public_address();
             if reg.core.is_disposing() {
                 s.disposing = true;
             }
@@ -735,6 +753,10 @@ impl Worker {
                 self.count_drop(self.owner(token), "oversized datagram");
                 continue;
             }
+            if crate::core::stun::is_stun(&bytes) {
+                self.on_stun(token, &bytes, from, now);
+                continue;
+            }
             self.on_message(token, &bytes, from, Transport::Udp, now);
         }
         for (dest, err) in errors {
@@ -830,6 +852,9 @@ impl Worker {
         let up = conn.is_up();
         if out.more {
             self.again.push(token);
+        }
+        if out.pongs > 0 {
+            self.on_pong(token);
         }
         for m in &out.messages {
             if m.len() > stream::MAX_MESSAGE {

@@ -140,6 +140,7 @@ pub struct Opts {
     pub instance_id: Option<String>,
     pub reg_id: u32,
     pub extra_headers: Vec<String>,
+    pub path_gruu: bool,
 }
 
 impl Default for Opts {
@@ -154,6 +155,7 @@ impl Default for Opts {
             instance_id: None,
             reg_id: 0,
             extra_headers: Vec::new(),
+            path_gruu: false,
         }
     }
 }
@@ -228,6 +230,10 @@ impl Reg {
                 );
             }
             check(sipreg_registerer_options_set_retry(opts, o.retry), "retry");
+            check(
+                sipreg_registerer_options_set_path_gruu(opts, o.path_gruu),
+                "path_gruu",
+            );
             check(
                 sipreg_registerer_options_set_retry_base(opts, o.retry_base),
                 "retry_base",

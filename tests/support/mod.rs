@@ -4,4 +4,6 @@
 pub mod capi;
 pub mod harness;
 pub mod kamailio;
+pub mod nat_capi;
+pub mod nat_peers;
 pub mod wire;

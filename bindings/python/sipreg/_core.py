@@ -328,6 +328,11 @@ class _RegState:
             ("last_response", _read_last_response),
             ("failure_count", _read_failure_count),
             ("retransmissions", _read_retransmissions),
+            ("service_route", _read_service_route),
+            ("path", _read_path),
+            ("pub_gruu", _read_pub_gruu),
+            ("temp_gruu", _read_temp_gruu),
+            ("public_address", _read_public_address),
         ):
             try:
                 self.cache[name] = fn(h)
@@ -413,6 +418,55 @@ def _read_flow(h: int) -> Optional[str]:
         initial=128,
     )
     return flow or None
+
+
+def _read_list(h: int, name: str) -> List[str]:
+    """Reads a ``sipreg_registerer_<name>_count`` / ``sipreg_registerer_<name>`` list."""
+    count_fn = getattr(lib, f"sipreg_registerer_{name}_count")
+    item_fn = getattr(lib, f"sipreg_registerer_{name}")
+    for _attempt in range(3):
+        n = c_size_t(0)
+        check(count_fn(h, byref(n)), f"sipreg_registerer_{name}_count")
+        out: List[str] = []
+        try:
+            for i in range(n.value):
+
+                def call(buf: Any, size: int, _needed: Any, i: int = i) -> int:
+                    return int(item_fn(h, i, buf, size))
+
+                out.append(_lib.read_string(call, f"sipreg_registerer_{name}"))
+        except InvalidArgumentError:
+            continue  # the list shrank between the calls (a new 2xx): read again
+        return out
+    return []
+
+
+def _read_service_route(h: int) -> List[str]:
+    return _read_list(h, "service_route")
+
+
+def _read_path(h: int) -> List[str]:
+    return _read_list(h, "path")
+
+
+def _read_optional(h: int, name: str) -> Optional[str]:
+    fn = getattr(lib, f"sipreg_registerer_{name}")
+    value = _lib.read_string(
+        lambda buf, size, _needed: fn(h, buf, size), f"sipreg_registerer_{name}"
+    )
+    return value or None
+
+
+def _read_pub_gruu(h: int) -> Optional[str]:
+    return _read_optional(h, "pub_gruu")
+
+
+def _read_temp_gruu(h: int) -> Optional[str]:
+    return _read_optional(h, "temp_gruu")
+
+
+def _read_public_address(h: int) -> Optional[str]:
+    return _read_optional(h, "public_address")
 
 
 def _read_retry_after(h: int) -> Optional[int]:
@@ -583,6 +637,11 @@ class UserAgent:
         private_socket: give this user agent sockets of its own (keyword-only;
             default ``False``: user agents with the same transport, family and
             local address share the process-wide sockets and connections).
+        keepalive: keep-alive interval in seconds when the registrar sends no
+            Flow-Timer (``None`` or 0: off); without RFC 5626 outbound this is
+            a plain CRLF NAT keep-alive (keyword-only).
+        contact_rewrite: rewrite the Contact to the address the registrar saw
+            (Via received/rport), never while outbound is in use (keyword-only).
 
     Raises:
         InvalidArgumentError: a bad AOR, URI, transport or timer value.
@@ -610,6 +669,8 @@ class UserAgent:
         tls_verify: bool = True,
         ws_path: str = "/",
         private_socket: bool = False,
+        keepalive: Optional[int] = None,
+        contact_rewrite: bool = True,
     ) -> None:
         if _exiting:
             raise TerminatedError("the interpreter is shutting down")
@@ -691,6 +752,15 @@ class UserAgent:
                     h, _check_float(shutdown_timeout, "shutdown_timeout")
                 ),
                 "sipreg_user_agent_set_shutdown_timeout",
+            )
+            if keepalive is not None:
+                check(
+                    lib.sipreg_user_agent_set_keepalive(h, _check_uint(keepalive, "keepalive")),
+                    "sipreg_user_agent_set_keepalive",
+                )
+            check(
+                lib.sipreg_user_agent_set_contact_rewrite(h, bool(contact_rewrite)),
+                "sipreg_user_agent_set_contact_rewrite",
             )
         except BaseException:
             lib.sipreg_user_agent_free(h)
@@ -823,6 +893,7 @@ class Registerer:
         retry_after_max: cap on a server's Retry-After in seconds.
         call_id, from_display_name, to_display_name, to_uri, from_tag, cseq:
             request parameters (keyword-only; ``None``: the library's defaults).
+        path_gruu: send ``Supported: path, gruu`` (keyword-only, default off).
 
     Raises:
         InvalidArgumentError: an invalid option (checked here, never on the wire).
@@ -858,6 +929,7 @@ class Registerer:
         to_uri: Optional[str] = None,
         from_tag: Optional[str] = None,
         cseq: Optional[int] = None,
+        path_gruu: bool = False,
     ) -> None:
         if not isinstance(ua, UserAgent):
             raise TypeError(f"ua must be a sipreg.UserAgent, not {type(ua).__name__}")
@@ -907,6 +979,8 @@ class Registerer:
                 setopt("set_from_tag", encode(from_tag, "from_tag"))
             if cseq is not None:
                 setopt("set_cseq", _check_uint(cseq, "cseq"))
+            if path_gruu:
+                setopt("set_path_gruu", True)
             check(
                 lib.sipreg_registerer_new(ua_h, o, _lib.NULL_STATE_CALLBACK, None, byref(out)),
                 "sipreg_registerer_new",
@@ -1022,6 +1096,31 @@ class Registerer:
     def retransmissions(self) -> int:
         """Timer E retransmissions sent so far (UDP)."""
         return int(self._read("retransmissions", _read_retransmissions, 0))
+
+    @property
+    def service_route(self) -> List[str]:
+        """Service-Route URIs (RFC 3608) of the last 2xx; empty when not registered."""
+        return list(self._read("service_route", _read_service_route, cast(List[str], [])))
+
+    @property
+    def path(self) -> List[str]:
+        """Path URIs (RFC 3327) of the last 2xx; empty when not registered."""
+        return list(self._read("path", _read_path, cast(List[str], [])))
+
+    @property
+    def pub_gruu(self) -> Optional[str]:
+        """The public GRUU (RFC 5627) of our contact, or ``None``."""
+        return self._read("pub_gruu", _read_pub_gruu, cast(Optional[str], None))
+
+    @property
+    def temp_gruu(self) -> Optional[str]:
+        """The temporary GRUU (RFC 5627) of our contact, or ``None``."""
+        return self._read("temp_gruu", _read_temp_gruu, cast(Optional[str], None))
+
+    @property
+    def public_address(self) -> Optional[str]:
+        """``"IP:port"`` the registrar saw us at (Via received/rport), or ``None``."""
+        return self._read("public_address", _read_public_address, cast(Optional[str], None))
 
     @property
     def responses(self) -> List[Tuple[int, str]]:

@@ -1,0 +1,149 @@
+//! Registerer accessors for the routing facts of the last 2xx (Service-Route,
+//! Path, GRUUs) and the public address the registrar saw. Each copies a
+//! NUL-terminated string into a caller buffer, with the signatures fixed in the
+//! interface contract (like `sipreg_registerer_flow`): a buffer that is too
+//! small gives SIPREG_ERR_BUFFER_TOO_SMALL and `sipreg_last_error()` says
+//! how many bytes are needed.
+
+use std::ffi::c_char;
+use std::ptr::null_mut;
+
+use super::registerer::{read_snapshot, sipreg_registerer};
+use super::{copy_out, guard, put, sipreg_result};
+use crate::error::Error;
+use crate::runtime::Snapshot;
+
+/// Copies `pick(snapshot)` (or "" when absent) into `buf`.
+unsafe fn copy_opt(
+    r: *mut sipreg_registerer,
+    buf: *mut c_char,
+    len: usize,
+    pick: impl FnOnce(&Snapshot) -> Option<String>,
+) -> sipreg_result {
+    guard(|| {
+        let v = read_snapshot(r, pick)?.unwrap_or_default();
+        copy_out(&v, buf, len, null_mut())
+    })
+}
+
+/// Copies entry `index` of `pick(snapshot)`; out of range is INVALID_ARGUMENT.
+unsafe fn copy_nth(
+    r: *mut sipreg_registerer,
+    index: usize,
+    buf: *mut c_char,
+    len: usize,
+    what: &str,
+    pick: impl FnOnce(&Snapshot) -> Vec<String>,
+) -> sipreg_result {
+    guard(|| {
+        let list = read_snapshot(r, pick)?;
+        let v = list
+            .get(index)
+            .ok_or_else(|| Error::invalid(format!("{what} index {index} out of range")))?;
+        copy_out(v, buf, len, null_mut())
+    })
+}
+
+/// Number of Service-Route URIs (RFC 3608) of the last 2xx (0 when not registered).
+///
+/// # Safety
+/// `out` must be NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_service_route_count(
+    r: *mut sipreg_registerer,
+    out: *mut usize,
+) -> sipreg_result {
+    guard(|| {
+        let n = read_snapshot(r, |s| s.routing.service_route.len())?;
+        put(out, n, "out")
+    })
+}
+
+/// Copies Service-Route URI number `index` (NUL-terminated) into `buf` of
+/// `len` bytes. SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit,
+/// SIPREG_ERR_INVALID_ARGUMENT for an index out of range.
+///
+/// # Safety
+/// `buf` must be NULL or writable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_service_route(
+    r: *mut sipreg_registerer,
+    index: usize,
+    buf: *mut c_char,
+    len: usize,
+) -> sipreg_result {
+    copy_nth(r, index, buf, len, "service route", |s| {
+        s.routing.service_route.clone()
+    })
+}
+
+/// Number of Path URIs (RFC 3327) of the last 2xx (0 when not registered).
+///
+/// # Safety
+/// `out` must be NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_path_count(
+    r: *mut sipreg_registerer,
+    out: *mut usize,
+) -> sipreg_result {
+    guard(|| {
+        let n = read_snapshot(r, |s| s.routing.path.len())?;
+        put(out, n, "out")
+    })
+}
+
+/// Copies Path URI number `index`; same rules as `sipreg_registerer_service_route`.
+///
+/// # Safety
+/// `buf` must be NULL or writable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_path(
+    r: *mut sipreg_registerer,
+    index: usize,
+    buf: *mut c_char,
+    len: usize,
+) -> sipreg_result {
+    copy_nth(r, index, buf, len, "path", |s| s.routing.path.clone())
+}
+
+/// Copies the public GRUU (RFC 5627 `pub-gruu` of our contact in the last
+/// 2xx) into `buf` of `len` bytes; "" when the registrar gave none.
+///
+/// # Safety
+/// `buf` must be NULL or writable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_pub_gruu(
+    r: *mut sipreg_registerer,
+    buf: *mut c_char,
+    len: usize,
+) -> sipreg_result {
+    copy_opt(r, buf, len, |s| s.routing.pub_gruu.clone())
+}
+
+/// Copies the temporary GRUU (`temp-gruu`) of the last 2xx; "" when none.
+///
+/// # Safety
+/// `buf` must be NULL or writable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_temp_gruu(
+    r: *mut sipreg_registerer,
+    buf: *mut c_char,
+    len: usize,
+) -> sipreg_result {
+    copy_opt(r, buf, len, |s| s.routing.temp_gruu.clone())
+}
+
+/// Copies the address the registrar saw our last successful REGISTER come
+/// from ("IP:port", IPv6 in brackets; from Via received/rport); "" when it
+/// did not say.
+///
+/// # Safety
+/// `buf` must be NULL or writable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_public_address(
+    r: *mut sipreg_registerer,
+    buf: *mut c_char,
+    len: usize,
+) -> sipreg_result {
+    copy_opt(r, buf, len, |s| s.public_address.map(|a| a.to_string()))
+}

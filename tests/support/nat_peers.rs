@@ -1,0 +1,351 @@
+//! Peers for the NAT / outbound tests: a Kamailio with RFC 5626 outbound and
+//! STUN (tests/kamailio/outbound.cfg) on a free port, and loopback relays that
+//! play the NAT (UDP: the source port can be switched mid-test) or watch a
+//! TCP flow (timestamps of pings, pongs that can be swallowed).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::kamailio::free_port;
+
+/// A private Kamailio running tests/kamailio/outbound.cfg.
+pub struct OutboundKamailio {
+    pub port: u16,
+    /// Plain WebSocket listener (path /).
+    pub ws_port: u16,
+    pub rundir: PathBuf,
+    child: Child,
+}
+
+impl OutboundKamailio {
+    /// Starts one with the given Flow-Timer and waits until it answers kamcmd.
+    pub fn start(flow_timer: u32) -> OutboundKamailio {
+        let port = free_port();
+        let ws_port = loop {
+            let p = free_port();
+            if p != port {
+                break p;
+            }
+        };
+        let rundir =
+            std::env::temp_dir().join(format!("sipreg-kamob-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&rundir);
+        std::fs::create_dir_all(&rundir).unwrap();
+        let cfg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kamailio/outbound.cfg");
+        let log = std::fs::File::create(rundir.join("kamailio.log")).unwrap();
+        let ctl = format!("CTL_SOCK=\"unix:{}/ctl\"", rundir.display());
+        let child = Command::new("kamailio")
+            .arg("-f")
+            .arg(&cfg)
+            .args(["-DD", "-E", "-m", "32", "-M", "8", "-Y"])
+            .arg(&rundir)
+            .arg("-P")
+            .arg(rundir.join("kamailio.pid"))
+            .args(["-A", &format!("SIP_PORT={port}"), "-A", &ctl])
+            .args(["-A", &format!("FLOW_TIMER={flow_timer}")])
+            .args(["-A", &format!("WS_PORT={ws_port}")])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("kamailio (apt-get install kamailio; tests/setup-machine.sh does)");
+        let mut k = OutboundKamailio {
+            port,
+            ws_port,
+            rundir,
+            child,
+        };
+        let end = Instant::now() + Duration::from_secs(10);
+        while k.kamcmd(&["core.uptime"]).is_none() {
+            if let Ok(Some(st)) = k.child.try_wait() {
+                panic!("kamailio exited ({st}): {}", k.log());
+            }
+            assert!(Instant::now() < end, "kamailio not up: {}", k.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        k
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.rundir.join("kamailio.log")).unwrap_or_default()
+    }
+
+    fn kamcmd(&self, args: &[&str]) -> Option<String> {
+        let out = Command::new("kamcmd")
+            .arg("-s")
+            .arg(format!("unix:{}/ctl", self.rundir.display()))
+            .args(args)
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success() && !text.trim().is_empty() && !text.starts_with("error"))
+            .then_some(text)
+    }
+
+    /// Contact addresses Kamailio holds for `user` (empty if none).
+    pub fn bindings(&self, user: &str) -> Vec<String> {
+        let at = format!("{user}@127.0.0.1");
+        let Some(text) = self.kamcmd(&["ul.lookup", "location", &at]) else {
+            return Vec::new();
+        };
+        text.lines()
+            .filter_map(|l| l.trim().strip_prefix("Address: ").map(str::to_owned))
+            .collect()
+    }
+
+    /// Waits until the bindings of `user` satisfy `pred`; returns the last seen.
+    pub fn wait_bindings(
+        &self,
+        user: &str,
+        within: Duration,
+        pred: impl Fn(&[String]) -> bool,
+    ) -> Result<Vec<String>, Vec<String>> {
+        let end = Instant::now() + within;
+        loop {
+            let b = self.bindings(user);
+            if pred(&b) {
+                return Ok(b);
+            }
+            if Instant::now() >= end {
+                return Err(b);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn registrar(&self, transport: &str) -> String {
+        match transport {
+            "udp" => format!("sip:127.0.0.1:{}", self.port),
+            t => format!("sip:127.0.0.1:{};transport={t}", self.port),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
+
+impl Drop for OutboundKamailio {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One datagram or chunk a relay passed from the client towards the server.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub at: Instant,
+    /// Index of the upstream socket (UDP) or connection (TCP) it went through.
+    pub via: usize,
+    pub bytes: Vec<u8>,
+}
+
+impl Seen {
+    pub fn is_register(&self) -> bool {
+        self.bytes.starts_with(b"REGISTER ")
+    }
+    pub fn is_stun(&self) -> bool {
+        sipreg::core::stun::is_stun(&self.bytes)
+    }
+    pub fn is_crlf_ping(&self) -> bool {
+        self.bytes == b"\r\n\r\n"
+    }
+    /// A client WebSocket PING frame (FIN + opcode 9; client frames are masked).
+    pub fn is_ws_ping(&self) -> bool {
+        self.bytes.first() == Some(&0x89)
+    }
+    pub fn is_crlf(&self) -> bool {
+        self.bytes == b"\r\n"
+    }
+}
+
+/// A UDP NAT on loopback: the client talks to `addr`; the relay talks to the
+/// server from one of several upstream sockets, switchable at any time.
+pub struct UdpNat {
+    pub addr: SocketAddr,
+    pub upstream_ports: Vec<u16>,
+    current: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl UdpNat {
+    pub fn new(server: SocketAddr, upstreams: usize) -> UdpNat {
+        let front = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let ups: Vec<UdpSocket> = (0..upstreams)
+            .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        front.set_nonblocking(true).unwrap();
+        for u in &ups {
+            u.set_nonblocking(true).unwrap();
+        }
+        let addr = front.local_addr().unwrap();
+        let upstream_ports = ups.iter().map(|u| u.local_addr().unwrap().port()).collect();
+        let current = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (c, s, log) = (current.clone(), stop.clone(), seen.clone());
+        let thread = std::thread::spawn(move || {
+            let mut client: Option<SocketAddr> = None;
+            let mut buf = vec![0u8; 65536];
+            while !s.load(Ordering::Relaxed) {
+                let mut idle = true;
+                while let Ok((n, from)) = front.recv_from(&mut buf) {
+                    idle = false;
+                    client = Some(from);
+                    let via = c.load(Ordering::Relaxed);
+                    log.lock().unwrap().push(Seen {
+                        at: Instant::now(),
+                        via,
+                        bytes: buf[..n].to_vec(),
+                    });
+                    let _ = ups[via].send_to(&buf[..n], server);
+                }
+                for u in &ups {
+                    while let Ok((n, _)) = u.recv_from(&mut buf) {
+                        idle = false;
+                        if let Some(cl) = client {
+                            let _ = front.send_to(&buf[..n], cl);
+                        }
+                    }
+                }
+                if idle {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        });
+        UdpNat {
+            addr,
+            upstream_ports,
+            current,
+            stop,
+            seen,
+            thread: Some(thread),
+        }
+    }
+
+    /// From now on, packets leave from upstream socket `i` (a new NAT mapping).
+    pub fn switch(&self, i: usize) {
+        self.current.store(i, Ordering::Relaxed);
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for UdpNat {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A TCP relay on loopback that logs what the client sends (per connection)
+/// and can swallow the server's keep-alive answers (CRLF pongs, WebSocket
+/// PONG frames) on one connection.
+pub struct TcpWatch {
+    pub addr: SocketAddr,
+    /// Connection index (1-based) whose pongs are dropped; 0 = none.
+    drop_pongs_on: Arc<AtomicUsize>,
+    pub accepted: Arc<AtomicUsize>,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// Keep-alive answers the server sent (bare CRLF chunks, or WebSocket
+    /// PONG frames), with the connection index.
+    pub pongs: Arc<Mutex<Vec<(Instant, usize)>>>,
+}
+
+impl TcpWatch {
+    pub fn new(server: SocketAddr) -> TcpWatch {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let drop_pongs_on = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let pongs = Arc::new(Mutex::new(Vec::new()));
+        let (d, a, log, pl) = (
+            drop_pongs_on.clone(),
+            accepted.clone(),
+            seen.clone(),
+            pongs.clone(),
+        );
+        // Threads end with the test process (the listener is never closed).
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut client) = conn else { continue };
+                let idx = a.fetch_add(1, Ordering::SeqCst) + 1;
+                let Ok(mut upstream) = TcpStream::connect(server) else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = upstream.set_nodelay(true);
+                let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 65536];
+                    while let Ok(n) = client.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        log.lock().unwrap().push(Seen {
+                            at: Instant::now(),
+                            via: idx,
+                            bytes: buf[..n].to_vec(),
+                        });
+                        if upstream.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = upstream.shutdown(std::net::Shutdown::Both);
+                });
+                let (d, pl) = (d.clone(), pl.clone());
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 65536];
+                    while let Ok(n) = u2.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        let chunk = &buf[..n];
+                        let crlf = chunk.iter().all(|b| *b == b'\r' || *b == b'\n');
+                        let ws_pong = chunk.first() == Some(&0x8A);
+                        if crlf || ws_pong {
+                            pl.lock().unwrap().push((Instant::now(), idx));
+                            if d.load(Ordering::SeqCst) == idx {
+                                continue;
+                            }
+                        }
+                        if c2.write_all(chunk).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = c2.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        TcpWatch {
+            addr,
+            drop_pongs_on,
+            accepted,
+            seen,
+            pongs,
+        }
+    }
+
+    /// Swallow the server's pongs on connection `idx` (1-based).
+    pub fn drop_pongs_on(&self, idx: usize) {
+        self.drop_pongs_on.store(idx, Ordering::SeqCst);
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
