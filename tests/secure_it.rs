@@ -422,6 +422,7 @@ fn ws_server_close_reregisters_at_once_and_pings_are_answered() {
     let (user, pw) = fresh_user();
     // Private: closing a shared connection would disturb the other tests.
     let u = ua(&user, &pw, "ws", s).private_socket(true);
+    capture_logs();
     let mut r = Reg::new(
         &u,
         &opts(format!("sip:127.0.0.1:{};transport=ws", s.ws_port), 120),
@@ -444,7 +445,13 @@ fn ws_server_close_reregisters_at_once_and_pings_are_answered() {
         let line = dump
             .lines()
             .find(|l| l.contains(&format!("ws:127.0.0.1:{port} ->")))
-            .unwrap_or_else(|| panic!("our connection is listed: {dump}"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "our connection is listed: {dump}\nlog: {:#?}\nevents: {:?}",
+                    log_lines(&port),
+                    r.events()
+                )
+            })
             .to_owned();
         let secs: u64 = line
             .split("last used ")
