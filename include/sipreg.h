@@ -427,9 +427,12 @@ enum sipreg_result sipreg_registerer_options_get_expires(struct sipreg_registere
 /**
  * Creates a registerer for the user agent's AOR with `options` (NULL: SIP.js
  * defaults; the options are copied). Invalid options fail here with
- * SIPREG_ERR_INVALID_ARGUMENT and a message, never later on the wire. Host
- * names are resolved here with the system resolver. Nothing is sent until
- * `sipreg_register`. `callback` (may be NULL) receives state changes with
+ * SIPREG_ERR_INVALID_ARGUMENT and a message, never later on the wire.
+ * Returns at once: a registrar host name is resolved (RFC 3263 NAPTR, SRV,
+ * A/AAAA, from `/etc/resolv.conf`) on a resolver thread when the first
+ * REGISTER goes out, and again when the answers' TTL runs out; a failed
+ * lookup ends that REGISTER with state Unregistered and a 503 response event
+ * (retried by the backoff). Nothing is sent until `sipreg_register`. `callback` (may be NULL) receives state changes with
  * `user_data`, which must stay valid until the registerer is freed. The
  * caller owns `*out` and frees it with `sipreg_registerer_free`.
  *
@@ -579,6 +582,21 @@ enum sipreg_result sipreg_registerer_failure_count(struct sipreg_registerer *r, 
  * `out` must be NULL or writable.
  */
 enum sipreg_result sipreg_registerer_retransmissions(struct sipreg_registerer *r, uint64_t *out);
+
+/**
+ * Copies the target requests go to now, `proto:address` (e.g.
+ * `udp:127.0.0.1:5060`; the RFC 3263 target chosen after failover for a host
+ * name), NUL-terminated, into `buf` of `len` bytes; `needed` (may be NULL)
+ * receives the size required including the NUL. An empty string while a host
+ * name is not resolved yet. SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit.
+ *
+ * # Safety
+ * `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
+ */
+enum sipreg_result sipreg_registerer_target(struct sipreg_registerer *r,
+                                            char *buf,
+                                            size_t len,
+                                            size_t *needed);
 
 /**
  * Creates a user agent for the address of record `aor` (e.g.

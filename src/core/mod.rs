@@ -7,5 +7,6 @@ pub mod options;
 pub mod rand;
 pub mod registerer;
 pub mod request;
+pub mod targets;
 pub mod transaction;
 pub mod uri;

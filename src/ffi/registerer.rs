@@ -11,6 +11,7 @@ use super::{copy_out, guard, put, sipreg_result, sipreg_state, Registry};
 use crate::core::options::RegistererOptions;
 use crate::core::rand::os_seed;
 use crate::core::registerer::{Event, Registerer};
+use crate::core::uri::Host;
 use crate::error::Error;
 use crate::runtime::{self, resolve, Command, Shared, Snapshot};
 
@@ -190,9 +191,12 @@ impl RegHandle {
 
 /// Creates a registerer for the user agent's AOR with `options` (NULL: SIP.js
 /// defaults; the options are copied). Invalid options fail here with
-/// SIPREG_ERR_INVALID_ARGUMENT and a message, never later on the wire. Host
-/// names are resolved here with the system resolver. Nothing is sent until
-/// `sipreg_register`. `callback` (may be NULL) receives state changes with
+/// SIPREG_ERR_INVALID_ARGUMENT and a message, never later on the wire.
+/// Returns at once: a registrar host name is resolved (RFC 3263 NAPTR, SRV,
+/// A/AAAA, from `/etc/resolv.conf`) on a resolver thread when the first
+/// REGISTER goes out, and again when the answers' TTL runs out; a failed
+/// lookup ends that REGISTER with state Unregistered and a 503 response event
+/// (retried by the backoff). Nothing is sent until `sipreg_register`. `callback` (may be NULL) receives state changes with
 /// `user_data`, which must stay valid until the registerer is freed. The
 /// caller owns `*out` and frees it with `sipreg_registerer_free`.
 ///
@@ -221,7 +225,19 @@ pub unsafe extern "C" fn sipreg_registerer_new(
         };
         let config = ua_h.config().clone();
         let core = Registerer::new(&config, &opts, os_seed())?;
-        let target = resolve::resolve(&core.settings().target_host, core.settings().target_port)?;
+        let mut core = core;
+        // An IP literal needs no lookup; a host name is resolved by RFC 3263
+        // on the resolver thread when the first REGISTER goes out.
+        let target = match &core.settings().target_host {
+            Host::V4(_) | Host::V6(_) => Some(resolve::resolve(
+                &core.settings().target_host,
+                core.settings().target_port,
+            )?),
+            Host::Domain(_) => {
+                core.resolve_targets();
+                None
+            }
+        };
         let id = runtime::next_id();
         let handle = Arc::new(RegHandle {
             id,
@@ -498,6 +514,28 @@ pub unsafe extern "C" fn sipreg_registerer_retransmissions(
     out: *mut u64,
 ) -> sipreg_result {
     read(r, out, |s| s.retransmissions)
+}
+
+/// Copies the target requests go to now, `proto:address` (e.g.
+/// `udp:127.0.0.1:5060`; the RFC 3263 target chosen after failover for a host
+/// name), NUL-terminated, into `buf` of `len` bytes; `needed` (may be NULL)
+/// receives the size required including the NUL. An empty string while a host
+/// name is not resolved yet. SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit.
+///
+/// # Safety
+/// `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn sipreg_registerer_target(
+    r: *mut sipreg_registerer,
+    buf: *mut c_char,
+    len: usize,
+    needed: *mut usize,
+) -> sipreg_result {
+    guard(|| {
+        let h = get(r)?;
+        let t = h.shared.snap().target.clone().unwrap_or_default();
+        copy_out(&t, buf, len, needed)
+    })
 }
 
 /// Reads one value from the registerer's snapshot into `out`.
