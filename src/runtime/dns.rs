@@ -131,16 +131,35 @@ fn describe(e: &NetError) -> String {
     }
 }
 
+/// Whether the name (or that record type) does not exist, which RFC 3263
+/// answers by going to the next step; anything else (timeout, SERVFAIL,
+/// REFUSED) is a failure of the whole resolution.
+fn absent(e: &NetError) -> bool {
+    matches!(
+        e,
+        NetError::Dns(DnsError::NoRecordsFound(nr))
+            if matches!(nr.response_code, ResponseCode::NXDomain | ResponseCode::NoError)
+    )
+}
+
+/// Why a lookup gave no records.
+struct Failure {
+    /// `TYPE name: reason`.
+    text: String,
+    /// NXDOMAIN / NODATA (see [`absent`]).
+    absent: bool,
+}
+
 /// Records of one type, their expiry, or why there are none.
 async fn lookup(
     r: &TokioResolver,
     name: &str,
     rtype: RecordType,
-) -> Result<(Vec<RData>, Instant), String> {
-    let l = r
-        .lookup(name, rtype)
-        .await
-        .map_err(|e| format!("{rtype} {name}: {}", describe(&e)))?;
+) -> Result<(Vec<RData>, Instant), Failure> {
+    let l = r.lookup(name, rtype).await.map_err(|e| Failure {
+        text: format!("{rtype} {name}: {}", describe(&e)),
+        absent: absent(&e),
+    })?;
     let data: Vec<RData> = l.answers().iter().map(|rec| rec.data.clone()).collect();
     Ok((data, l.valid_until()))
 }
@@ -176,8 +195,8 @@ async fn addresses(
     }
     if v4.is_empty() && v6.is_empty() {
         return Err(match (a, aaaa) {
-            (Err(e), _) => e,
-            (_, Err(e)) => e,
+            (Err(e), _) => e.text,
+            (_, Err(e)) => e.text,
             _ => format!("{host} has no A/AAAA records"),
         });
     }
@@ -213,7 +232,14 @@ async fn resolve(r: &TokioResolver, q: &Query, rng: &mut Rng) -> Result<TargetLi
     }
     // NAPTR, filtered by the transport the user chose.
     let mut services = Vec::new();
-    if let Ok((data, until)) = lookup(r, name, RecordType::NAPTR).await {
+    let naptr = lookup(r, name, RecordType::NAPTR).await;
+    if let Err(f) = &naptr {
+        if !f.absent {
+            // The DNS server is not answering properly: no point in more queries.
+            return Err(f.text.clone());
+        }
+    }
+    if let Ok((data, until)) = naptr {
         let recs: Vec<Naptr> = data
             .iter()
             .filter_map(|d| match d {
@@ -253,10 +279,11 @@ async fn resolve(r: &TokioResolver, q: &Query, rng: &mut Rng) -> Result<TargetLi
                     })
                     .collect()
             }
-            Err(e) => {
-                last_error = Some(e);
+            Err(f) if f.absent => {
+                last_error = Some(f.text);
                 continue;
             }
+            Err(f) => return Err(f.text),
         };
         for s in order_srv(&recs, rng) {
             let host = s.target.trim_end_matches('.').to_owned();
