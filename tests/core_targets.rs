@@ -97,7 +97,10 @@ fn timer_f_fails_over_at_once_with_a_new_branch() {
         reqs[0].header("Call-ID"),
         "same registration"
     );
-    assert!(h.responses().is_empty(), "no 408 surfaced while a target is left");
+    assert!(
+        h.responses().is_empty(),
+        "no 408 surfaced while a target is left"
+    );
     assert!(notes(&h).iter().any(|n| n.contains("failover")
         && n.contains("udp:127.0.0.1:5071")
         && n.contains("udp:127.0.0.1:5072")));
@@ -117,7 +120,11 @@ fn transport_error_and_503_fail_over_but_503_with_retry_after_does_not() {
     assert_eq!(port(&h), 5073, "503 without Retry-After fails over");
     assert_eq!(h.requests().len(), 3);
     h.reply(503, "Service Unavailable", &["Retry-After: 30".into()]);
-    assert_eq!(h.requests().len(), 3, "503 with Retry-After is honoured, no failover");
+    assert_eq!(
+        h.requests().len(),
+        3,
+        "503 with Retry-After is honoured, no failover"
+    );
     assert_eq!(h.states(), vec![State::Unregistered]);
     assert_eq!(h.reg.retry_after(), Some(30));
 }
@@ -229,7 +236,9 @@ fn a_failed_re_resolution_keeps_the_previous_targets() {
     h.drain();
     assert_eq!(h.sent.len(), n + 1, "the refresh still went out");
     assert_eq!(port(&h), 5071);
-    assert!(notes(&h).iter().any(|n| n.contains("keeping the previous targets")));
+    assert!(notes(&h)
+        .iter()
+        .any(|n| n.contains("keeping the previous targets")));
 }
 
 #[test]

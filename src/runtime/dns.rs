@@ -108,8 +108,8 @@ fn start() -> Result<tokio::sync::mpsc::UnboundedSender<Request>, String> {
 }
 
 fn build_resolver() -> Result<TokioResolver, String> {
-    let mut b = TokioResolver::builder_tokio()
-        .map_err(|e| format!("cannot read /etc/resolv.conf: {e}"))?;
+    let mut b =
+        TokioResolver::builder_tokio().map_err(|e| format!("cannot read /etc/resolv.conf: {e}"))?;
     let o = b.options_mut();
     o.timeout = QUERY_TIMEOUT;
     o.attempts = QUERY_ATTEMPTS;
@@ -181,15 +181,13 @@ async fn addresses(
     );
     let mut v4 = Vec::new();
     let mut v6 = Vec::new();
-    for res in [&a, &aaaa] {
-        if let Ok((data, until)) = res {
-            earliest(expiry, *until);
-            for d in data {
-                match d {
-                    RData::A(a) => v4.push(IpAddr::V4(a.0)),
-                    RData::AAAA(a) => v6.push(IpAddr::V6(a.0)),
-                    _ => {}
-                }
+    for (data, until) in [&a, &aaaa].into_iter().flatten() {
+        earliest(expiry, *until);
+        for d in data {
+            match d {
+                RData::A(a) => v4.push(IpAddr::V4(a.0)),
+                RData::AAAA(a) => v6.push(IpAddr::V6(a.0)),
+                _ => {}
             }
         }
     }
@@ -224,7 +222,8 @@ async fn resolve(r: &TokioResolver, q: &Query, rng: &mut Rng) -> Result<TargetLi
         }
     };
     // A port (or a name that is local by definition) skips NAPTR and SRV (RFC 3263 4.2, RFC 6761).
-    let local = name.eq_ignore_ascii_case("localhost") || name.to_ascii_lowercase().ends_with(".localhost");
+    let local =
+        name.eq_ignore_ascii_case("localhost") || name.to_ascii_lowercase().ends_with(".localhost");
     if q.port.is_some() || local {
         let ips = addresses(r, name, q.prefer_v6, &mut expiry).await?;
         push(&mut targets, q.transport, ips, q.default_port());

@@ -584,11 +584,20 @@ impl Worker {
             s.failure_count = reg.core.failure_count();
             s.waiting = reg.core.is_waiting();
             s.retransmissions = reg.core.retransmissions();
-            s.target = reg.core.current_target().map(|t| t.to_string()).or_else(|| {
-                let fixed = !reg.target.ip().is_unspecified();
-                let proto = reg.core.settings().transport.via_token().to_ascii_lowercase();
-                fixed.then(|| format!("{proto}:{}", reg.target))
-            });
+            s.target = reg
+                .core
+                .current_target()
+                .map(|t| t.to_string())
+                .or_else(|| {
+                    let fixed = !reg.target.ip().is_unspecified();
+                    let proto = reg
+                        .core
+                        .settings()
+                        .transport
+                        .via_token()
+                        .to_ascii_lowercase();
+                    fixed.then(|| format!("{proto}:{}", reg.target))
+                });
             if reg.core.is_disposing() {
                 s.disposing = true;
             }
@@ -665,7 +674,11 @@ impl Worker {
 
     /// Hands the core's lookup (if it wants one) to the resolver thread.
     fn request_resolution(&mut self, id: RegId) {
-        if let Some(query) = self.regs.get_mut(&id).and_then(|r| r.core.poll_resolution()) {
+        if let Some(query) = self
+            .regs
+            .get_mut(&id)
+            .and_then(|r| r.core.poll_resolution())
+        {
             super::dns::request(super::dns::Request { reg: id, query });
         }
     }

@@ -835,8 +835,10 @@ class Registerer:
 
     Raises:
         InvalidArgumentError: an invalid option (checked here, never on the wire).
-        TransportError: e.g. ``transport="tls"`` in a build without TLS, or a
-            registrar host that does not resolve.
+        TransportError: e.g. ``transport="tls"`` in a build without TLS. A
+            registrar host name is resolved later (RFC 3263, on the library's
+            resolver thread): a name that does not resolve ends the first
+            REGISTER with UNREGISTERED and a 503, retried by the backoff.
         TerminatedError: the user agent is closed.
 
     Events arrive on the library's worker thread through :attr:`state_change`,
