@@ -584,21 +584,6 @@ enum sipreg_result sipreg_registerer_failure_count(struct sipreg_registerer *r, 
 enum sipreg_result sipreg_registerer_retransmissions(struct sipreg_registerer *r, uint64_t *out);
 
 /**
- * Copies the target requests go to now, `proto:address` (e.g.
- * `udp:127.0.0.1:5060`; the RFC 3263 target chosen after failover for a host
- * name), NUL-terminated, into `buf` of `len` bytes; `needed` (may be NULL)
- * receives the size required including the NUL. An empty string while a host
- * name is not resolved yet. SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit.
- *
- * # Safety
- * `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
- */
-enum sipreg_result sipreg_registerer_target(struct sipreg_registerer *r,
-                                            char *buf,
-                                            size_t len,
-                                            size_t *needed);
-
-/**
  * Creates a user agent for the address of record `aor` (e.g.
  * "sip:alice@example.com"). Starts the library's worker thread on first use.
  * The caller owns `*out` and frees it with `sipreg_user_agent_free`.

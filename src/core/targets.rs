@@ -52,12 +52,7 @@ pub struct Target {
 
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}:{}",
-            self.transport.as_str(),
-            self.addr
-        )
+        write!(f, "{}:{}", self.transport.as_str(), self.addr)
     }
 }
 
@@ -138,7 +133,7 @@ fn service_transport(service: &str) -> Option<Transport> {
         Transport::Wss,
     ]
     .into_iter()
-        .find(|t| naptr_service(*t).eq_ignore_ascii_case(service))
+    .find(|t| naptr_service(*t).eq_ignore_ascii_case(service))
 }
 
 /// The SRV names to query, in order, from a NAPTR set: records with the `S`

@@ -516,28 +516,6 @@ pub unsafe extern "C" fn sipreg_registerer_retransmissions(
     read(r, out, |s| s.retransmissions)
 }
 
-/// Copies the target requests go to now, `proto:address` (e.g.
-/// `udp:127.0.0.1:5060`; the RFC 3263 target chosen after failover for a host
-/// name), NUL-terminated, into `buf` of `len` bytes; `needed` (may be NULL)
-/// receives the size required including the NUL. An empty string while a host
-/// name is not resolved yet. SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit.
-///
-/// # Safety
-/// `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
-#[no_mangle]
-pub unsafe extern "C" fn sipreg_registerer_target(
-    r: *mut sipreg_registerer,
-    buf: *mut c_char,
-    len: usize,
-    needed: *mut usize,
-) -> sipreg_result {
-    guard(|| {
-        let h = get(r)?;
-        let t = h.shared.snap().target.clone().unwrap_or_default();
-        copy_out(&t, buf, len, needed)
-    })
-}
-
 /// Reads one value from the registerer's snapshot into `out`.
 ///
 /// # Safety

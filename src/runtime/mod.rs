@@ -66,8 +66,6 @@ pub struct Snapshot {
     pub retransmissions: u64,
     /// The flow requests went out on last: "proto:local -> remote".
     pub flow: Option<String>,
-    /// The target requests go to, `proto:address` (`None` before resolution).
-    pub target: Option<String>,
 }
 
 impl Default for Snapshot {
@@ -84,7 +82,6 @@ impl Default for Snapshot {
             disposing: false,
             retransmissions: 0,
             flow: None,
-            target: None,
         }
     }
 }

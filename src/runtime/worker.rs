@@ -584,20 +584,6 @@ impl Worker {
             s.failure_count = reg.core.failure_count();
             s.waiting = reg.core.is_waiting();
             s.retransmissions = reg.core.retransmissions();
-            s.target = reg
-                .core
-                .current_target()
-                .map(|t| t.to_string())
-                .or_else(|| {
-                    let fixed = !reg.target.ip().is_unspecified();
-                    let proto = reg
-                        .core
-                        .settings()
-                        .transport
-                        .via_token()
-                        .to_ascii_lowercase();
-                    fixed.then(|| format!("{proto}:{}", reg.target))
-                });
             if reg.core.is_disposing() {
                 s.disposing = true;
             }

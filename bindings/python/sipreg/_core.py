@@ -328,7 +328,7 @@ class _RegState:
             ("last_response", _read_last_response),
             ("failure_count", _read_failure_count),
             ("retransmissions", _read_retransmissions),
-            ("target", _read_target),
+            ("flow", _read_flow),
         ):
             try:
                 self.cache[name] = fn(h)
@@ -456,14 +456,6 @@ def _read_retransmissions(h: int) -> int:
         lib.sipreg_registerer_retransmissions(h, byref(out)), "sipreg_registerer_retransmissions"
     )
     return int(out.value)
-
-
-def _read_target(h: int) -> Optional[str]:
-    t = _lib.read_string(
-        lambda buf, size, needed: lib.sipreg_registerer_target(h, buf, size, needed),
-        "sipreg_registerer_target",
-    )
-    return t or None
 
 
 # -- finalizers ---------------------------------------------------------------
@@ -1033,12 +1025,6 @@ class Registerer:
     def retransmissions(self) -> int:
         """Timer E retransmissions sent so far (UDP)."""
         return int(self._read("retransmissions", _read_retransmissions, 0))
-
-    @property
-    def target(self) -> Optional[str]:
-        """Where requests go now, ``"proto:address"`` (the RFC 3263 target in
-        use for a host-name registrar), or ``None`` before it is resolved."""
-        return self._read("target", _read_target, cast(Optional[str], None))
 
     @property
     def responses(self) -> List[Tuple[int, str]]:

@@ -175,7 +175,6 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "sipreg_registerer_failure_count": (_RES, [_H, POINTER(c_uint32)]),
     "sipreg_registerer_retransmissions": (_RES, [_H, POINTER(c_uint64)]),
     "sipreg_registerer_flow": (_RES, [_H, POINTER(c_char), c_size_t]),
-    "sipreg_registerer_target": (_RES, [_H, POINTER(c_char), c_size_t, POINTER(c_size_t)]),
     # user agent
     "sipreg_user_agent_new": (_RES, [c_char_p, POINTER(_H)]),
     "sipreg_user_agent_set_password": (_RES, [_H, c_char_p]),
