@@ -617,6 +617,9 @@ enum sipreg_result sipreg_user_agent_set_auth_username(struct sipreg_user_agent 
  * `transport=` parameter on the registrar or proxy URI overrides it, and a
  * `sips:` registrar or proxy implies "tls". Default ports: 5060 (udp, tcp),
  * 5061 (tls), 80 (ws), 443 (wss). Applies to registerers created afterwards.
+ * Without this call (and without `transport=`), a registrar host name with
+ * no port lets its NAPTR records choose among udp, tcp and tls (RFC 3263),
+ * udp when there are none.
  *
  * # Safety
  * `transport` must be NULL or a NUL-terminated string.

@@ -53,7 +53,10 @@ fn register_resolved(h: &mut Harness, ports: &[u16], expires_at: Option<Instant>
     let q = h.reg.poll_resolution().expect("a lookup is asked for");
     assert_eq!(q.name, "example.com");
     assert_eq!(q.port, None, "no port: NAPTR/SRV apply");
-    assert_eq!(q.transport, Transport::Udp);
+    assert_eq!(
+        q.transport, None,
+        "no transport chosen: NAPTR order decides"
+    );
     assert!(h.reg.poll_resolution().is_none(), "asked once");
     h.reg.targets_resolved(h.now, Ok(list(ports, expires_at)));
     h.drain();
@@ -239,6 +242,55 @@ fn a_failed_re_resolution_keeps_the_previous_targets() {
     assert!(notes(&h)
         .iter()
         .any(|n| n.contains("keeping the previous targets")));
+}
+
+#[test]
+fn a_chosen_transport_is_asked_for_and_kept() {
+    let mut ua = sipreg::core::options::UserAgentConfig::new("sip:alice@example.com").unwrap();
+    ua.transport = Transport::Tcp;
+    ua.transport_chosen = true;
+    let mut h = Harness::new(ua, RegistererOptions::default());
+    h.reg.resolve_targets();
+    h.register();
+    let q = h.reg.poll_resolution().unwrap();
+    assert_eq!(q.transport, Some(Transport::Tcp));
+    assert_eq!(q.srv_names()[0].1, "_sip._tcp.example.com");
+    // A transport= parameter on the registrar URI is a choice too.
+    let mut h = Harness::alice(RegistererOptions {
+        registrar: Some("sip:example.com;transport=tcp".into()),
+        ..Default::default()
+    });
+    h.reg.resolve_targets();
+    h.register();
+    assert_eq!(
+        h.reg.poll_resolution().unwrap().transport,
+        Some(Transport::Tcp)
+    );
+}
+
+#[test]
+fn an_open_transport_follows_the_naptr_target_in_use() {
+    let mut h = resolving();
+    h.register();
+    let q = h.reg.poll_resolution().unwrap();
+    let names: Vec<String> = q.srv_names().into_iter().map(|(_, n)| n).collect();
+    assert_eq!(names, ["_sip._udp.example.com", "_sip._tcp.example.com"]);
+    let tcp = Target {
+        transport: Transport::Tcp,
+        addr: SocketAddr::from(([127, 0, 0, 1], 5072)),
+    };
+    h.reg
+        .targets_resolved(h.now, Ok(TargetList::new(vec![tcp, t(5071)], None)));
+    h.drain();
+    assert_eq!(h.reg.settings().transport, Transport::Tcp);
+    assert!(h.last().header("Via").unwrap().starts_with("SIP/2.0/TCP"));
+    h.reg.transport_error(h.now, "refused", false);
+    h.drain();
+    assert_eq!(h.reg.settings().transport, Transport::Udp);
+    assert!(h.last().header("Via").unwrap().starts_with("SIP/2.0/UDP"));
+    assert_eq!(port(&h), 5071);
+    h.ok(600);
+    assert_eq!(h.states(), vec![State::Registered]);
 }
 
 #[test]

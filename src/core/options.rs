@@ -150,6 +150,9 @@ pub struct UserAgentConfig {
     pub password: Option<Secret>,
     /// Default transport (a `transport=` parameter on the registrar or proxy URI wins).
     pub transport: Transport,
+    /// The application chose `transport`. When it did not, a host-name
+    /// registrar's NAPTR records choose it (RFC 3263 section 4.1).
+    pub transport_chosen: bool,
     /// Where requests are sent instead of the registrar, with a `Route` header.
     pub outbound_proxy: Option<Uri>,
     /// Local address to bind sockets to (port 0 = any).
@@ -188,6 +191,7 @@ impl UserAgentConfig {
             auth_username: None,
             password: None,
             transport: Transport::Udp,
+            transport_chosen: false,
             outbound_proxy: None,
             local_address: None,
             user_agent: DEFAULT_USER_AGENT.to_owned(),
@@ -455,6 +459,9 @@ pub struct Settings {
     pub retry: RetryPolicy,
     /// Transport actually used.
     pub transport: Transport,
+    /// Neither the URI nor the application chose the transport: RFC 3263
+    /// NAPTR order decides (and the transport follows the target in use).
+    pub transport_open: bool,
     /// Host and port requests are sent to (proxy or registrar).
     pub target_host: Host,
     /// Port of the target.
@@ -569,6 +576,8 @@ impl RegistererOptions {
             )));
         }
         let default_port = transport.default_port();
+        let transport_open =
+            route.transport().is_none() && route.scheme != Scheme::Sips && !ua.transport_chosen;
         Ok(Settings {
             ua: ua.clone(),
             expires: self.expires,
@@ -592,6 +601,7 @@ impl RegistererOptions {
             cseq: self.cseq,
             retry: self.retry,
             transport,
+            transport_open,
         })
     }
 }

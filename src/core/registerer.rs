@@ -523,8 +523,20 @@ impl Registerer {
                 return;
             }
         }
+        self.follow_target();
         if let Some(p) = self.take_pending() {
             self.send(now, p);
+        }
+    }
+
+    /// With an open transport choice, requests use the transport of the
+    /// target in use (NAPTR may list udp, tcp and tls targets).
+    fn follow_target(&mut self) {
+        if !self.settings.transport_open {
+            return;
+        }
+        if let Some(t) = self.targets.as_ref().and_then(|l| l.current()) {
+            self.settings.transport = t.transport;
         }
     }
 
@@ -549,6 +561,7 @@ impl Registerer {
             return false;
         };
         self.note(&format!("failover: {why} at {from}; trying {next}"));
+        self.follow_target();
         if let Some(p) = self.take_pending() {
             self.send(now, p);
         }

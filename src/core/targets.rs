@@ -63,8 +63,9 @@ pub struct Query {
     pub name: String,
     /// Explicit port: no NAPTR/SRV, only A/AAAA (RFC 3263 section 4.2).
     pub port: Option<u16>,
-    /// The transport the user chose.
-    pub transport: Transport,
+    /// The transport the user chose (`None`: NAPTR order decides among
+    /// udp, tcp and tls).
+    pub transport: Option<Transport>,
     /// Prefer IPv6 addresses first (the family that worked last).
     pub prefer_v6: bool,
 }
@@ -84,14 +85,32 @@ impl Query {
         Some(Query {
             name: name.clone(),
             port: route.port,
-            transport: settings.transport,
+            transport: (!settings.transport_open).then_some(settings.transport),
             prefer_v6: false,
         })
     }
 
     /// The port used when no SRV record gives one.
     pub fn default_port(&self) -> u16 {
-        self.port.unwrap_or(default_port(self.transport))
+        self.port.unwrap_or(default_port(self.fallback_transport()))
+    }
+
+    /// The transport for targets found without NAPTR/SRV (RFC 3263 4.1: UDP
+    /// when nothing chose one).
+    pub fn fallback_transport(&self) -> Transport {
+        self.transport.unwrap_or(Transport::Udp)
+    }
+
+    /// The SRV names to try when there is no usable NAPTR: the chosen
+    /// transport's, or UDP then TCP when the choice is open.
+    pub fn srv_names(&self) -> Vec<(Transport, String)> {
+        match self.transport {
+            Some(t) => vec![(t, srv_name(t, &self.name))],
+            None => [Transport::Udp, Transport::Tcp]
+                .into_iter()
+                .map(|t| (t, srv_name(t, &self.name)))
+                .collect(),
+        }
     }
 }
 
@@ -138,14 +157,14 @@ fn service_transport(service: &str) -> Option<Transport> {
 
 /// The SRV names to query, in order, from a NAPTR set: records with the `S`
 /// flag and a SIP service we support, sorted by order then preference;
-/// `want` keeps only that transport's service (`None`: every transport, in
-/// NAPTR order).
+/// `want` keeps only that transport's service (`None`: udp, tcp and tls in
+/// NAPTR order; WebSocket only when chosen, as it needs a path).
 pub fn choose_naptr(records: &[Naptr], want: Option<Transport>) -> Vec<(Transport, String)> {
     let mut usable: Vec<(&Naptr, Transport)> = records
         .iter()
         .filter(|n| n.flags.eq_ignore_ascii_case("s"))
         .filter_map(|n| service_transport(&n.service).map(|t| (n, t)))
-        .filter(|(_, t)| want.is_none_or(|w| w == *t))
+        .filter(|(_, t)| want.map_or(!t.websocket(), |w| w == *t))
         .collect();
     usable.sort_by_key(|(n, _)| (n.order, n.preference));
     let mut out: Vec<(Transport, String)> = Vec::new();
@@ -347,6 +366,7 @@ mod tests {
             naptr(10, 10, "SIP+D2U", "_sip._udp.a.example.test."),
             naptr(5, 10, "SIPS+D2T", "_sips._tcp.example.test."),
             naptr(1, 1, "E2U+sip", "ignored.example.test."),
+            naptr(2, 1, "SIP+D2W", "_sip._ws.example.test."),
             Naptr {
                 flags: "U".into(),
                 ..naptr(1, 1, "SIP+D2U", "ignored-u.example.test.")

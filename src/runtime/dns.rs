@@ -23,7 +23,7 @@ use super::{Command, RegId};
 use crate::core::options::Transport;
 use crate::core::rand::{os_seed, Rng};
 use crate::core::targets::{
-    choose_naptr, order_addresses, order_srv, srv_name, Naptr, Query, Srv, Target, TargetList,
+    choose_naptr, order_addresses, order_srv, Naptr, Query, Srv, Target, TargetList,
 };
 use crate::log_at;
 
@@ -226,7 +226,7 @@ async fn resolve(r: &TokioResolver, q: &Query, rng: &mut Rng) -> Result<TargetLi
         name.eq_ignore_ascii_case("localhost") || name.to_ascii_lowercase().ends_with(".localhost");
     if q.port.is_some() || local {
         let ips = addresses(r, name, q.prefer_v6, &mut expiry).await?;
-        push(&mut targets, q.transport, ips, q.default_port());
+        push(&mut targets, q.fallback_transport(), ips, q.default_port());
         return Ok(TargetList::new(targets, expiry));
     }
     // NAPTR, filtered by the transport the user chose.
@@ -252,13 +252,13 @@ async fn resolve(r: &TokioResolver, q: &Query, rng: &mut Rng) -> Result<TargetLi
                 _ => None,
             })
             .collect();
-        services = choose_naptr(&recs, Some(q.transport));
+        services = choose_naptr(&recs, q.transport);
         if !services.is_empty() {
             earliest(&mut expiry, until);
         }
     }
     if services.is_empty() {
-        services.push((q.transport, srv_name(q.transport, name)));
+        services = q.srv_names();
     }
     // SRV: priority, then RFC 2782 weights.
     let mut last_error = None;
@@ -298,7 +298,7 @@ async fn resolve(r: &TokioResolver, q: &Query, rng: &mut Rng) -> Result<TargetLi
     // No usable SRV: A/AAAA of the name itself on the default port (RFC 3263 4.2).
     match addresses(r, name, q.prefer_v6, &mut expiry).await {
         Ok(ips) => {
-            push(&mut targets, q.transport, ips, q.default_port());
+            push(&mut targets, q.fallback_transport(), ips, q.default_port());
             Ok(TargetList::new(targets, expiry))
         }
         Err(e) => {

@@ -164,6 +164,11 @@ class Lab:
         srv("_sip._udp.busy.example.test", "sip1.example.test", p["busy"], 10, 10)
         srv("_sip._udp.busy.example.test", "sip2.example.test", p["k2"], 20, 10)
         srv("_sip._udp.moving.example.test", "sip1.example.test", self.moving_port, 10, 10)
+        # tcpfirst.example.test: NAPTR prefers TCP (at a dead port), then UDP at k2.
+        lines.append("naptr-record=tcpfirst.example.test,10,10,S,SIP+D2T,,_sip._tcp.tcpfirst.example.test")
+        lines.append("naptr-record=tcpfirst.example.test,20,10,S,SIP+D2U,,_sip._udp.tcpfirst.example.test")
+        srv("_sip._tcp.tcpfirst.example.test", "sip1.example.test", p["dead"], 10, 10)
+        srv("_sip._udp.tcpfirst.example.test", "sip2.example.test", p["k2"], 10, 10)
         return "\n".join(lines) + "\n"
 
     def start_dns(self) -> None:
@@ -235,7 +240,7 @@ def logs() -> Iterator[LogLines]:
 PASSWORDS = {"alice": "alicepw", "bob": "bobpw"}
 
 
-def agent(user: str, transport: str = "udp", t1: float = 0.5) -> sipreg.UserAgent:
+def agent(user: str, transport: Optional[str] = "udp", t1: float = 0.5) -> sipreg.UserAgent:
     pw = PASSWORDS.get(user, f"pw-{user}")
     return sipreg.UserAgent(f"sip:{user}@example.test", password=pw, transport=transport, t1=t1)
 
@@ -278,6 +283,26 @@ def test_srv_priority_order_udp_and_tcp_via_naptr(lab: Lab, logs: LogLines) -> N
             assert not lab.kam["k2"].has_binding(user)
             r.dispose()
     assert logs.find("resolved example.test", str(lab.ports["k1"]), str(lab.ports["k2"]))
+
+
+def test_open_transport_follows_naptr_order_across_transports(lab: Lab, logs: LogLines) -> None:
+    # No transport chosen: NAPTR order says TCP first (refused), then UDP.
+    with agent("user13", transport=None) as ua:
+        r = sipreg.Registerer(ua, expires=60, registrar="sip:tcpfirst.example.test")
+        r.register()
+        assert registered_at(r, f"udp:127.0.0.1:{lab.ports['k2']}"), r.responses
+        assert logs.find("failover", f"tcp:127.0.0.1:{lab.ports['dead']}",
+                         f"udp:127.0.0.1:{lab.ports['k2']}")
+        assert lab.kam["k2"].has_binding("user13")
+        r.dispose()
+    # The same name with UDP chosen skips the TCP NAPTR: no failover at all.
+    logs.lines.clear()
+    with agent("user14", transport="udp") as ua:
+        r = sipreg.Registerer(ua, expires=60, registrar="sip:tcpfirst.example.test")
+        r.register()
+        assert registered_at(r, f"udp:127.0.0.1:{lab.ports['k2']}"), r.responses
+        assert not logs.find("failover")
+        r.dispose()
 
 
 def test_weights_80_20_over_200_resolutions(lab: Lab) -> None:
