@@ -248,7 +248,6 @@ fn a_failed_re_resolution_keeps_the_previous_targets() {
 fn a_chosen_transport_is_asked_for_and_kept() {
     let mut ua = sipreg::core::options::UserAgentConfig::new("sip:alice@example.com").unwrap();
     ua.transport = Transport::Tcp;
-    ua.transport_chosen = true;
     let mut h = Harness::new(ua, RegistererOptions::default());
     h.reg.resolve_targets();
     h.register();

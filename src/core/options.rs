@@ -576,8 +576,12 @@ impl RegistererOptions {
             )));
         }
         let default_port = transport.default_port();
-        let transport_open =
-            route.transport().is_none() && route.scheme != Scheme::Sips && !ua.transport_chosen;
+        // A transport set without `transport_chosen` (a Rust caller filling the
+        // struct) still counts as chosen unless it is the default.
+        let transport_open = route.transport().is_none()
+            && route.scheme != Scheme::Sips
+            && !ua.transport_chosen
+            && ua.transport == Transport::Udp;
         Ok(Settings {
             ua: ua.clone(),
             expires: self.expires,
