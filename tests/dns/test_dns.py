@@ -133,6 +133,7 @@ class Lab:
         self.ports["dead"] = free_port()  # nothing listens there
         self.ports["silent"] = free_port()
         self.ports["busy"] = free_port()
+        self.ports["v6"] = free_port()
 
     def zone(self) -> str:
         p = self.ports
@@ -164,6 +165,9 @@ class Lab:
         srv("_sip._udp.busy.example.test", "sip1.example.test", p["busy"], 10, 10)
         srv("_sip._udp.busy.example.test", "sip2.example.test", p["k2"], 20, 10)
         srv("_sip._udp.moving.example.test", "sip1.example.test", self.moving_port, 10, 10)
+        # dual.example.test: A 127.0.0.3 (nothing there) and AAAA ::1 (a v6-only registrar).
+        lines.append("host-record=dual.example.test,127.0.0.3,::1")
+        srv("_sip._udp.dual.example.test", "dual.example.test", p["v6"], 10, 10)
         # tcpfirst.example.test: NAPTR prefers TCP (at a dead port), then UDP at k2.
         lines.append("naptr-record=tcpfirst.example.test,10,10,S,SIP+D2T,,_sip._tcp.tcpfirst.example.test")
         lines.append("naptr-record=tcpfirst.example.test,20,10,S,SIP+D2U,,_sip._udp.tcpfirst.example.test")
@@ -303,6 +307,66 @@ def test_open_transport_follows_naptr_order_across_transports(lab: Lab, logs: Lo
         assert registered_at(r, f"udp:127.0.0.1:{lab.ports['k2']}"), r.responses
         assert not logs.find("failover")
         r.dispose()
+
+
+class V6Registrar:
+    """A minimal registrar on [::1] (UDP): 200 OK echoing the Contact, counting requests."""
+
+    def __init__(self, port: int) -> None:
+        import threading
+        self.sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        self.sock.bind(("::1", port))
+        self.sock.settimeout(0.2)
+        self.requests = 0
+        self.stop_flag = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        while not self.stop_flag:
+            try:
+                data, peer = self.sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            msg = data.decode("utf-8", "replace")
+            if not msg.startswith("REGISTER "):
+                continue
+            self.requests += 1
+            keep = [line for line in msg.split("\r\n")
+                    if line.split(":", 1)[0].lower() in ("via", "from", "to", "call-id", "cseq")]
+            contact = next((line.split(":", 1)[1].strip() for line in msg.split("\r\n")
+                            if line.lower().startswith("contact:")), "")
+            contact = contact.split(";expires")[0]
+            head = [line + ";tag=v6" if line.lower().startswith("to:") else line for line in keep]
+            resp = "\r\n".join(["SIP/2.0 200 OK", *head, f"Contact: {contact};expires=60",
+                                 "Content-Length: 0", "", ""])
+            self.sock.sendto(resp.encode(), peer)
+
+    def close(self) -> None:
+        self.stop_flag = True
+        self.thread.join(2)
+        self.sock.close()
+
+
+def test_both_address_families_the_working_one_is_kept(lab: Lab, logs: LogLines) -> None:
+    v6 = V6Registrar(lab.ports["v6"])
+    try:
+        with agent("user15") as ua:
+            r = sipreg.Registerer(ua, expires=60, registrar="sip:dual.example.test")
+            r.register()
+            want = f"udp:[::1]:{lab.ports['v6']}"
+            assert registered_at(r, want), (r.flow, r.responses)
+            assert logs.find("failover", f"udp:127.0.0.3:{lab.ports['v6']}", want)
+            # The next REGISTER resolves again (TTL 0) and goes to IPv6 first.
+            logs.lines.clear()
+            n = v6.requests
+            r.register()
+            assert wait_until(lambda: v6.requests > n and r.responses[-1][0] == 200, 5.0)
+            assert target(r) == want
+            assert not logs.find("failover"), logs.find("failover")
+            r.dispose()
+    finally:
+        v6.close()
 
 
 def test_weights_80_20_over_200_resolutions(lab: Lab) -> None:
