@@ -293,6 +293,21 @@ fn an_open_transport_follows_the_naptr_target_in_use() {
 }
 
 #[test]
+fn dispose_while_resolving_sends_nothing_and_terminates() {
+    let mut h = resolving();
+    h.register();
+    assert!(h.reg.poll_resolution().is_some());
+    h.reg.dispose(h.now);
+    h.drain();
+    assert_eq!(h.states(), vec![State::Terminated]);
+    // A late answer changes nothing.
+    h.reg.targets_resolved(h.now, Ok(list(&[5071], None)));
+    h.drain();
+    assert!(h.sent.is_empty());
+    assert_eq!(h.states(), vec![State::Terminated]);
+}
+
+#[test]
 fn a_fixed_target_never_fails_over() {
     // Without resolve_targets (an IP literal), a transport error is the old 503 + backoff.
     let mut h = Harness::alice(RegistererOptions::default());

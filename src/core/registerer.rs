@@ -504,13 +504,17 @@ impl Registerer {
         });
         match result {
             Ok(new) => {
+                let changed = new.targets() != list.targets();
                 let listed: Vec<String> = new.targets().iter().map(|t| t.to_string()).collect();
                 list.replace(new);
                 let using = list.current().map(|t| t.to_string()).unwrap_or_default();
-                self.note(&format!(
-                    "resolved {name}: [{}]; using {using}",
-                    listed.join(", ")
-                ));
+                // Logged when the answers change, not at every refresh of a TTL-0 zone.
+                if changed {
+                    self.note(&format!(
+                        "resolved {name}: [{}]; using {using}",
+                        listed.join(", ")
+                    ));
+                }
             }
             Err(why) if !list.targets().is_empty() => {
                 self.note(&format!(
@@ -607,6 +611,12 @@ impl Registerer {
         self.dispose_deadline = Some(now + self.settings.ua.shutdown_timeout);
         self.refresh_at = None;
         self.retry_at = None;
+        if self.awaiting_targets {
+            // A REGISTER still waiting for DNS was never sent: drop it.
+            self.awaiting_targets = false;
+            self.resolution_wanted = false;
+            self.take_pending();
+        }
         if self.pending.is_none() {
             self.continue_dispose(now);
         }

@@ -9,7 +9,6 @@
 //! the sans-IO [`crate::core::targets`] functions.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hickory_resolver::net::{DnsError, NetError};
@@ -40,19 +39,13 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 const QUERY_ATTEMPTS: usize = 2;
 
 static QUEUE: OnceCell<tokio::sync::mpsc::UnboundedSender<Request>> = OnceCell::new();
-static START: Mutex<()> = Mutex::new(());
 
 /// Queues a lookup; the answer arrives later as `Command::Resolved`.
 pub fn request(req: Request) {
-    let queue = match QUEUE.get() {
-        Some(q) => q,
-        None => {
-            let _one = START.lock().unwrap_or_else(|e| e.into_inner());
-            match QUEUE.get_or_try_init(start) {
-                Ok(q) => q,
-                Err(e) => return answer(req.reg, Err(e)),
-            }
-        }
+    // Started on first use; a failed start is tried again by the next request.
+    let queue = match QUEUE.get_or_try_init(start) {
+        Ok(q) => q,
+        Err(e) => return answer(req.reg, Err(e)),
     };
     if let Err(e) = queue.send(req) {
         answer(e.0.reg, Err("the resolver thread is gone".into()));
