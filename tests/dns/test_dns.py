@@ -6,7 +6,9 @@ This module starts, inside that namespace: dnsmasq on 127.0.0.1:53 serving
 NAPTR/SRV/A records for example.test, Kamailio registrars on free ports (and
 one on 5060, the RFC 3263 default port, for the A-record fallback: the
 namespace's loopback is private, so no other test can collide with it), and
-SIPp for the 503 and silent registrars. Every process is stopped by its PID.
+SIPp for the 503 and silent registrars, a Kamailio with TLS (one listener
+with a certificate for another name) and a small IPv6-only registrar on ::1.
+Every process is stopped by its PID.
 """
 
 from __future__ import annotations
@@ -37,16 +39,22 @@ if os.environ.get("SIPREG_IN_NETNS") != "1":
     )
 
 
+_handed_out: set = {5060}
+
+
 def free_port() -> int:
-    """A port free for both UDP and TCP on the namespace's 127.0.0.1."""
+    """A port free for both UDP and TCP on the namespace's 127.0.0.1 (never the same twice)."""
     for _ in range(100):
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
         s.close()
+        if port in _handed_out:
+            continue
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             u.bind(("127.0.0.1", port))
+            _handed_out.add(port)
             return port
         except OSError:
             continue
@@ -56,14 +64,25 @@ def free_port() -> int:
 
 
 class Kamailio:
-    def __init__(self, base: Path, name: str, port: int) -> None:
+    def __init__(self, base: Path, name: str, port: int, secure: bool = False) -> None:
         self.rundir = base / name
         self.port = port
         self.running = False
+        # secure: also TLS (good certificate) and TLS with a wrongly named certificate.
+        self.extra = ["secure", str(free_port()), str(free_port()), str(free_port()),
+                      str(free_port())] if secure else []
+
+    @property
+    def tls_port(self) -> int:
+        return int(self.extra[1])
+
+    @property
+    def wrong_tls_port(self) -> int:
+        return int(self.extra[2])
 
     def start(self) -> None:
-        subprocess.run([str(KAMCTL), "start", str(self.rundir), str(self.port)], check=True,
-                       stdout=subprocess.DEVNULL, timeout=30)
+        subprocess.run([str(KAMCTL), "start", str(self.rundir), str(self.port), *self.extra],
+                       check=True, stdout=subprocess.DEVNULL, timeout=60)
         self.running = True
 
     def stop(self) -> None:
@@ -130,6 +149,7 @@ class Lab:
             self.ports[name] = free_port()
             self.kam[name] = Kamailio(base, name, self.ports[name])
         self.kam["k5060"] = Kamailio(base, "k5060", 5060)
+        self.kam["tls"] = Kamailio(base, "tls", free_port(), secure=True)
         self.ports["dead"] = free_port()  # nothing listens there
         self.ports["silent"] = free_port()
         self.ports["busy"] = free_port()
@@ -168,6 +188,10 @@ class Lab:
         # dual.example.test: A 127.0.0.3 (nothing there) and AAAA ::1 (a v6-only registrar).
         lines.append("host-record=dual.example.test,127.0.0.3,::1")
         srv("_sip._udp.dual.example.test", "dual.example.test", p["v6"], 10, 10)
+        # secure.example.test: TLS first to a certificate for another name, then a good one.
+        tls = self.kam["tls"]
+        srv("_sips._tcp.secure.example.test", "sip1.example.test", tls.wrong_tls_port, 10, 10)
+        srv("_sips._tcp.secure.example.test", "sip2.example.test", tls.tls_port, 20, 10)
         # tcpfirst.example.test: NAPTR prefers TCP (at a dead port), then UDP at k2.
         lines.append("naptr-record=tcpfirst.example.test,10,10,S,SIP+D2T,,_sip._tcp.tcpfirst.example.test")
         lines.append("naptr-record=tcpfirst.example.test,20,10,S,SIP+D2U,,_sip._udp.tcpfirst.example.test")
@@ -408,6 +432,23 @@ def test_failover_on_icmp_and_refused_tcp(lab: Lab, logs: LogLines, transport: s
         assert lab.kam["k2"].has_binding(user)
         assert logs.find("failover", f"127.0.0.1:{lab.ports['dead']}",
                          f"127.0.0.1:{lab.ports['k2']}")
+        r.dispose()
+
+
+def test_failover_on_tls_certificate_failure(lab: Lab, logs: LogLines) -> None:
+    k = lab.kam["tls"]
+    ua = sipreg.UserAgent("sip:user23@example.test", password="pw-user23", transport="tls",
+                          tls_ca_file=str(k.rundir / "certs" / "ca.pem"),
+                          tls_server_name="localhost")
+    with ua:
+        r = sipreg.Registerer(ua, expires=60, registrar="sip:secure.example.test")
+        t0 = time.monotonic()
+        r.register()
+        assert registered_at(r, f"tls:127.0.0.1:{k.tls_port}", 8.0), r.responses
+        print(f"failover on a TLS certificate failure: {time.monotonic() - t0:.3f} s")
+        assert logs.find("failover", f"tls:127.0.0.1:{k.wrong_tls_port}",
+                         f"tls:127.0.0.1:{k.tls_port}")
+        assert k.has_binding("user23")
         r.dispose()
 
 
