@@ -647,10 +647,12 @@ impl Worker {
             return;
         }
         let fits = match (self.flow_key(id), have) {
-            (Ok(want), Some(have)) => FlowKey {
-                slot: have.slot,
-                ..want
-            } == have,
+            (Ok(want), Some(have)) => {
+                FlowKey {
+                    slot: have.slot,
+                    ..want
+                } == have
+            }
             _ => false,
         };
         if !fits {
