@@ -69,8 +69,8 @@ class Kamailio:
         self.port = port
         self.running = False
         # secure: also TLS (good certificate) and TLS with a wrongly named certificate.
-        self.extra = ["secure", str(free_port()), str(free_port()), str(free_port()),
-                      str(free_port())] if secure else []
+        # kamctl.sh secure wants TLS WRONG WS WSS EXPIRED ports.
+        self.extra = ["secure", *(str(free_port()) for _ in range(5))] if secure else []
 
     @property
     def tls_port(self) -> int:
