@@ -434,9 +434,12 @@ enum sipreg_result sipreg_registerer_options_get_expires(struct sipreg_registere
 /**
  * Creates a registerer for the user agent's AOR with `options` (NULL: SIP.js
  * defaults; the options are copied). Invalid options fail here with
- * SIPREG_ERR_INVALID_ARGUMENT and a message, never later on the wire. Host
- * names are resolved here with the system resolver. Nothing is sent until
- * `sipreg_register`. `callback` (may be NULL) receives state changes with
+ * SIPREG_ERR_INVALID_ARGUMENT and a message, never later on the wire.
+ * Returns at once: a registrar host name is resolved (RFC 3263 NAPTR, SRV,
+ * A/AAAA, from `/etc/resolv.conf`) on a resolver thread when the first
+ * REGISTER goes out, and again when the answers' TTL runs out; a failed
+ * lookup ends that REGISTER with state Unregistered and a 503 response event
+ * (retried by the backoff). Nothing is sent until `sipreg_register`. `callback` (may be NULL) receives state changes with
  * `user_data`, which must stay valid until the registerer is freed. The
  * caller owns `*out` and frees it with `sipreg_registerer_free`.
  *
@@ -690,6 +693,9 @@ enum sipreg_result sipreg_user_agent_set_auth_username(struct sipreg_user_agent 
  * `transport=` parameter on the registrar or proxy URI overrides it, and a
  * `sips:` registrar or proxy implies "tls". Default ports: 5060 (udp, tcp),
  * 5061 (tls), 80 (ws), 443 (wss). Applies to registerers created afterwards.
+ * Without this call (and without `transport=`), a registrar host name with
+ * no port lets its NAPTR records choose among udp, tcp and tls (RFC 3263),
+ * udp when there are none.
  *
  * # Safety
  * `transport` must be NULL or a NUL-terminated string.

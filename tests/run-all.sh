@@ -96,4 +96,7 @@ if [ -d tests/python ]; then
 	SIPREG_LIBRARY="$ROOT/target/debug/libsipreg.so" python3 -m pytest -q tests/python
 fi
 
+step "RFC 3263 DNS tests (netns + dnsmasq + two Kamailio + SIPp)"
+SIPREG_LIBRARY="$ROOT/target/debug/libsipreg.so" bash tests/dns/run.sh
+
 step "all tests passed"

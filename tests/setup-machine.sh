@@ -14,6 +14,10 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 KMOD=/usr/lib/x86_64-linux-gnu/kamailio/modules
 [ -f "$KMOD/tls.so" ] || need+=(kamailio-tls-modules)
 [ -f "$KMOD/websocket.so" ] || need+=(kamailio-websocket-modules)
+# RFC 3263 tests (tests/dns): a DNS server, dig, and ip netns.
+command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
+command -v dig >/dev/null 2>&1 || need+=(dnsutils)
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need+=(iproute2)
 if [ "${#need[@]}" -gt 0 ]; then
 	echo "setup: installing ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive

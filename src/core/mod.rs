@@ -10,5 +10,6 @@ pub mod registerer;
 pub mod request;
 pub mod routing;
 pub mod stun;
+pub mod targets;
 pub mod transaction;
 pub mod uri;

@@ -150,6 +150,9 @@ pub struct UserAgentConfig {
     pub password: Option<Secret>,
     /// Default transport (a `transport=` parameter on the registrar or proxy URI wins).
     pub transport: Transport,
+    /// The application chose `transport`. When it did not, a host-name
+    /// registrar's NAPTR records choose it (RFC 3263 section 4.1).
+    pub transport_chosen: bool,
     /// Where requests are sent instead of the registrar, with a `Route` header.
     pub outbound_proxy: Option<Uri>,
     /// Local address to bind sockets to (port 0 = any).
@@ -193,6 +196,7 @@ impl UserAgentConfig {
             auth_username: None,
             password: None,
             transport: Transport::Udp,
+            transport_chosen: false,
             outbound_proxy: None,
             local_address: None,
             user_agent: DEFAULT_USER_AGENT.to_owned(),
@@ -477,6 +481,9 @@ pub struct Settings {
     pub path_gruu: bool,
     /// Transport actually used.
     pub transport: Transport,
+    /// Neither the URI nor the application chose the transport: RFC 3263
+    /// NAPTR order decides (and the transport follows the target in use).
+    pub transport_open: bool,
     /// Host and port requests are sent to (proxy or registrar).
     pub target_host: Host,
     /// Port of the target.
@@ -591,6 +598,12 @@ impl RegistererOptions {
             )));
         }
         let default_port = transport.default_port();
+        // A transport set without `transport_chosen` (a Rust caller filling the
+        // struct) still counts as chosen unless it is the default.
+        let transport_open = route.transport().is_none()
+            && route.scheme != Scheme::Sips
+            && !ua.transport_chosen
+            && ua.transport == Transport::Udp;
         Ok(Settings {
             ua: ua.clone(),
             expires: self.expires,
@@ -615,6 +628,7 @@ impl RegistererOptions {
             retry: self.retry,
             path_gruu: self.path_gruu,
             transport,
+            transport_open,
         })
     }
 }

@@ -16,6 +16,7 @@ use super::options::{RegistererOptions, Settings, UserAgentConfig};
 use super::rand::Rng;
 use super::request::{self, AuthHeader, ContactSpec, RequestParts};
 use super::routing::RoutingFacts;
+use super::targets::{Query, Target, TargetList};
 use super::transaction::{ClientTransaction, Delivery, TimerOutcome};
 use super::uri::Uri;
 use crate::error::Error;
@@ -179,6 +180,13 @@ pub struct Registerer {
     keepalive: KeepAlive,
     /// Set when the flow failed, until the runtime takes it and replaces the flow.
     flow_failed: bool,
+    /// RFC 3263 targets of a host-name registrar (`None`: the runtime sends
+    /// to one fixed address).
+    targets: Option<TargetList>,
+    /// A request waits for the runtime's resolution of the targets.
+    awaiting_targets: bool,
+    /// The runtime has not been asked for that resolution yet.
+    resolution_wanted: bool,
 }
 
 /// Length of the per-registerer key at the start of every branch (after the cookie).
@@ -244,6 +252,9 @@ impl Registerer {
             routing: RoutingFacts::default(),
             keepalive: KeepAlive::default(),
             flow_failed: false,
+            targets: None,
+            awaiting_targets: false,
+            resolution_wanted: false,
         })
     }
 
@@ -394,12 +405,15 @@ impl Registerer {
     /// [`poll_transmit`](Self::poll_transmit), so a socket is only opened when
     /// there is something to send.
     pub fn wants_transmit(&self) -> bool {
-        !self.transmits.is_empty()
+        !self.transmits.is_empty() && !self.awaiting_targets
     }
 
     /// Next message to send (written now, from the current local address, if
     /// it is the first send of the request). `None` without a local address.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if self.awaiting_targets {
+            return None;
+        }
         let retransmission = *self.transmits.front()?;
         let local = self.local?;
         self.transmits.pop_front();
@@ -420,7 +434,11 @@ impl Registerer {
 
     /// When [`handle_timeout`](Self::handle_timeout) should run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let tx = self.pending.as_ref().and_then(|p| p.tx.next_deadline());
+        let tx = self
+            .pending
+            .as_ref()
+            .filter(|_| !self.awaiting_targets)
+            .and_then(|p| p.tx.next_deadline());
         let lingering = self
             .lingering
             .iter()
@@ -527,6 +545,123 @@ impl Registerer {
         }
     }
 
+    /// Makes the registerer find its host-name target by RFC 3263: the first
+    /// request (and any after the answers' TTL ran out) waits until the
+    /// runtime answers the [`poll_resolution`](Self::poll_resolution) query
+    /// through [`targets_resolved`](Self::targets_resolved).
+    pub fn resolve_targets(&mut self) {
+        self.targets = Some(TargetList::unresolved());
+    }
+
+    /// The lookup the runtime must run now, once per needed resolution.
+    pub fn poll_resolution(&mut self) -> Option<Query> {
+        if !std::mem::take(&mut self.resolution_wanted) {
+            return None;
+        }
+        let mut q = Query::for_settings(&self.settings)?;
+        q.prefer_v6 = self.targets.as_ref().is_some_and(|t| t.prefers_v6());
+        Some(q)
+    }
+
+    /// Whether a request waits for the targets to be resolved.
+    pub fn is_resolving(&self) -> bool {
+        self.awaiting_targets
+    }
+
+    /// The target requests go to now (`None`: not resolved yet, or a fixed
+    /// address the runtime owns).
+    pub fn current_target(&self) -> Option<&Target> {
+        self.targets.as_ref().and_then(|t| t.current())
+    }
+
+    /// The runtime's answer to [`poll_resolution`](Self::poll_resolution).
+    /// The waiting request then goes out (new branch, fresh timers). A failed
+    /// resolution with no earlier targets ends it with a synthetic 503 and the
+    /// usual backoff; with earlier targets they are used once more.
+    pub fn targets_resolved(&mut self, now: Instant, result: Result<TargetList, String>) {
+        if !self.awaiting_targets {
+            return;
+        }
+        self.awaiting_targets = false;
+        let name = Query::for_settings(&self.settings).map_or_else(String::new, |q| q.name);
+        let list = self.targets.get_or_insert_with(TargetList::unresolved);
+        let result = result.and_then(|l| {
+            if l.targets().is_empty() {
+                Err("no targets".to_owned())
+            } else {
+                Ok(l)
+            }
+        });
+        match result {
+            Ok(new) => {
+                let changed = new.targets() != list.targets();
+                let listed: Vec<String> = new.targets().iter().map(|t| t.to_string()).collect();
+                list.replace(new);
+                let using = list.current().map(|t| t.to_string()).unwrap_or_default();
+                // Logged when the answers change, not at every refresh of a TTL-0 zone.
+                if changed {
+                    self.note(&format!(
+                        "resolved {name}: [{}]; using {using}",
+                        listed.join(", ")
+                    ));
+                }
+            }
+            Err(why) if !list.targets().is_empty() => {
+                self.note(&format!(
+                    "cannot re-resolve {name} ({why}); keeping the previous targets"
+                ));
+            }
+            Err(why) => {
+                self.note(&format!("cannot resolve {name}: {why}"));
+                self.synthetic_failure(now, 503, "Service Unavailable", false);
+                return;
+            }
+        }
+        self.follow_target();
+        if let Some(p) = self.take_pending() {
+            self.send(now, p);
+        }
+    }
+
+    /// With an open transport choice, requests use the transport of the
+    /// target in use (NAPTR may list udp, tcp and tls targets).
+    fn follow_target(&mut self) {
+        if !self.settings.transport_open {
+            return;
+        }
+        if let Some(t) = self.targets.as_ref().and_then(|l| l.current()) {
+            self.settings.transport = t.transport;
+        }
+    }
+
+    /// RFC 3263 section 4.3: the request in flight goes to the next target at
+    /// once, with a new branch. False when there is none (a fixed target, or
+    /// every target failed in this round: the caller then fails the request).
+    fn failover(&mut self, now: Instant, why: &str) -> bool {
+        if self.pending.is_none() {
+            return false;
+        }
+        let Some(list) = self.targets.as_mut() else {
+            return false;
+        };
+        let from = list.current().map(|t| t.to_string()).unwrap_or_default();
+        let several = list.targets().len() > 1;
+        let Some(next) = list.fail_current().map(|t| t.to_string()) else {
+            if several {
+                self.note(&format!(
+                    "{why} at {from}: every target failed, backing off"
+                ));
+            }
+            return false;
+        };
+        self.note(&format!("failover: {why} at {from}; trying {next}"));
+        self.follow_target();
+        if let Some(p) = self.take_pending() {
+            self.send(now, p);
+        }
+        true
+    }
+
     /// Sending the current request failed: ends it with a synthetic 503.
     /// `immediate_retry` asks for the first automatic retry without delay.
     pub fn transport_error(&mut self, now: Instant, reason: &str, immediate_retry: bool) {
@@ -534,6 +669,9 @@ impl Registerer {
             return;
         }
         self.note(&format!("transport error: {reason}"));
+        if self.failover(now, &format!("transport error ({reason})")) {
+            return;
+        }
         self.synthetic_failure(now, 503, "Service Unavailable", immediate_retry);
     }
 
@@ -563,6 +701,12 @@ impl Registerer {
         self.dispose_deadline = Some(now + self.settings.ua.shutdown_timeout);
         self.refresh_at = None;
         self.retry_at = None;
+        if self.awaiting_targets {
+            // A REGISTER still waiting for DNS was never sent: drop it.
+            self.awaiting_targets = false;
+            self.resolution_wanted = false;
+            self.take_pending();
+        }
         if self.pending.is_none() {
             self.continue_dispose(now);
         }
@@ -695,8 +839,16 @@ impl Registerer {
         }
     }
 
-    /// Starts a new logical request.
+    /// Starts a new logical request (after resolving the targets if their
+    /// answers ran out).
     fn start(&mut self, now: Instant, kind: Kind) {
+        if let Some(t) = self.targets.as_mut() {
+            t.begin_round();
+            if t.needs_resolution(now) && !self.awaiting_targets {
+                self.awaiting_targets = true;
+                self.resolution_wanted = true;
+            }
+        }
         let pending = Pending {
             kind,
             tx: ClientTransaction::new(String::new(), true, self.settings.ua.timers, now),
@@ -819,6 +971,9 @@ impl Registerer {
     }
 
     fn run_transaction_timers(&mut self, now: Instant) {
+        if self.awaiting_targets {
+            return;
+        }
         let Some(p) = &mut self.pending else { return };
         match p.tx.on_timer(now) {
             TimerOutcome::Retransmit => {
@@ -828,6 +983,9 @@ impl Registerer {
             TimerOutcome::TimedOut => {
                 self.timed_out = true;
                 self.note("no final response before Timer F");
+                if self.failover(now, "no final response before Timer F") {
+                    return;
+                }
                 self.synthetic_failure(now, 408, "Request Timeout", false);
             }
             TimerOutcome::Nothing | TimerOutcome::Terminated => {}
@@ -892,6 +1050,14 @@ impl Registerer {
                     self.fail(now, p.kind, 423, resp.retry_after(), false);
                 }
             },
+            503 if resp.retry_after().is_none() && self.targets.is_some() => {
+                self.pending = Some(p);
+                if !self.failover(now, "503 without Retry-After") {
+                    if let Some(p) = self.take_pending() {
+                        self.fail(now, p.kind, 503, None, false);
+                    }
+                }
+            }
             status => self.fail(now, p.kind, status, resp.retry_after(), false),
         }
     }
@@ -1013,6 +1179,9 @@ impl Registerer {
                 self.unregistered();
             }
             Some(secs) => {
+                if let Some(t) = self.targets.as_mut() {
+                    t.succeeded();
+                }
                 self.failures = 0;
                 self.retry_after = None;
                 self.bound_contact = ours_text;

@@ -11,6 +11,7 @@ use super::{copy_out, guard, put, sipreg_result, sipreg_state, Registry};
 use crate::core::options::RegistererOptions;
 use crate::core::rand::os_seed;
 use crate::core::registerer::{Event, Registerer};
+use crate::core::uri::Host;
 use crate::error::Error;
 use crate::runtime::{self, resolve, Command, Shared, Snapshot};
 
@@ -190,9 +191,12 @@ impl RegHandle {
 
 /// Creates a registerer for the user agent's AOR with `options` (NULL: SIP.js
 /// defaults; the options are copied). Invalid options fail here with
-/// SIPREG_ERR_INVALID_ARGUMENT and a message, never later on the wire. Host
-/// names are resolved here with the system resolver. Nothing is sent until
-/// `sipreg_register`. `callback` (may be NULL) receives state changes with
+/// SIPREG_ERR_INVALID_ARGUMENT and a message, never later on the wire.
+/// Returns at once: a registrar host name is resolved (RFC 3263 NAPTR, SRV,
+/// A/AAAA, from `/etc/resolv.conf`) on a resolver thread when the first
+/// REGISTER goes out, and again when the answers' TTL runs out; a failed
+/// lookup ends that REGISTER with state Unregistered and a 503 response event
+/// (retried by the backoff). Nothing is sent until `sipreg_register`. `callback` (may be NULL) receives state changes with
 /// `user_data`, which must stay valid until the registerer is freed. The
 /// caller owns `*out` and frees it with `sipreg_registerer_free`.
 ///
@@ -221,7 +225,19 @@ pub unsafe extern "C" fn sipreg_registerer_new(
         };
         let config = ua_h.config().clone();
         let core = Registerer::new(&config, &opts, os_seed())?;
-        let target = resolve::resolve(&core.settings().target_host, core.settings().target_port)?;
+        let mut core = core;
+        // An IP literal needs no lookup; a host name is resolved by RFC 3263
+        // on the resolver thread when the first REGISTER goes out.
+        let target = match &core.settings().target_host {
+            Host::V4(_) | Host::V6(_) => Some(resolve::resolve(
+                &core.settings().target_host,
+                core.settings().target_port,
+            )?),
+            Host::Domain(_) => {
+                core.resolve_targets();
+                None
+            }
+        };
         let id = runtime::next_id();
         let handle = Arc::new(RegHandle {
             id,

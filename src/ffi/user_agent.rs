@@ -130,6 +130,9 @@ pub unsafe extern "C" fn sipreg_user_agent_set_auth_username(
 /// `transport=` parameter on the registrar or proxy URI overrides it, and a
 /// `sips:` registrar or proxy implies "tls". Default ports: 5060 (udp, tcp),
 /// 5061 (tls), 80 (ws), 443 (wss). Applies to registerers created afterwards.
+/// Without this call (and without `transport=`), a registrar host name with
+/// no port lets its NAPTR records choose among udp, tcp and tls (RFC 3263),
+/// udp when there are none.
 ///
 /// # Safety
 /// `transport` must be NULL or a NUL-terminated string.
@@ -140,6 +143,7 @@ pub unsafe extern "C" fn sipreg_user_agent_set_transport(
 ) -> sipreg_result {
     update(ua, |c| {
         c.transport = Transport::parse(req_str(transport, "transport")?)?;
+        c.transport_chosen = true;
         Ok(())
     })
 }

@@ -9,6 +9,7 @@
 //! running call of the old callback, so that callback must not wait for a lock
 //! the caller holds. `sipreg_user_agent_free` waits (bounded) for dispose.
 
+mod dns;
 mod endpoint;
 mod link;
 pub mod log;
@@ -195,8 +196,9 @@ pub enum Command {
         ua: UaId,
         /// The state machine.
         core: Box<Registerer>,
-        /// Resolved destination.
-        target: SocketAddr,
+        /// Destination of an IP-literal registrar; `None` for a host name,
+        /// which the core resolves by RFC 3263 through the resolver thread.
+        target: Option<SocketAddr>,
         /// Shared view.
         shared: Arc<Shared>,
     },
@@ -208,6 +210,13 @@ pub enum Command {
     Dispose(RegId),
     /// The handle was freed: no more callbacks; dispose in the background.
     FreeReg(RegId),
+    /// The resolver thread's answer for a registerer's targets.
+    Resolved {
+        /// Which registerer asked.
+        id: RegId,
+        /// The ordered targets, or why there are none.
+        result: Result<crate::core::targets::TargetList, String>,
+    },
 }
 
 struct Runtime {

@@ -184,6 +184,8 @@ impl Worker {
                 };
                 u.regs.insert(id);
                 self.keys.insert(core.key().to_owned(), id);
+                // A host name: the core's RFC 3263 target list sets this before each send.
+                let target = target.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
                 self.regs.insert(
                     id,
                     Reg {
@@ -220,6 +222,9 @@ impl Worker {
                 self.release_claim(id);
             }
             Command::Dispose(id) => self.drive(id, now, |core, now| core.dispose(now)),
+            Command::Resolved { id, result } => {
+                self.drive(id, now, |core, now| core.targets_resolved(now, result));
+            }
             Command::FreeReg(id) => {
                 if let Some(r) = self.regs.get_mut(&id) {
                     r.freed = true;
@@ -476,6 +481,8 @@ impl Worker {
     fn flush(&mut self, id: RegId, now: Instant) {
         let mut fired: Vec<Event> = Vec::new();
         let mut lost_connection = None;
+        // The target a timed-out request went to (before a failover moves on).
+        let sent_to = self.regs.get(&id).map(|r| r.target);
         loop {
             let mut progressed = false;
             if self
@@ -487,6 +494,7 @@ impl Worker {
             }
             while self.regs.get(&id).is_some_and(|r| r.core.wants_transmit()) {
                 progressed = true;
+                self.sync_target(id);
                 let sent = self.local_for(id).and_then(|local| {
                     let reg = self
                         .regs
@@ -524,7 +532,9 @@ impl Worker {
             if reg.core.take_timed_out() && reg.core.settings().transport.reliable() {
                 // A stream that swallowed a request is not trusted again (pjsip #5033).
                 let (transport, target) = (reg.core.settings().transport, reg.target);
-                if let Some(t) = reg.sock.take() {
+                // After a failover the socket in use is the new target's: keep it.
+                let moved = sent_to.is_some_and(|t| t != target);
+                if let Some(t) = reg.sock.take_if(|_| !moved) {
                     log_at!(
                         Level::Info,
                         "{}: closing {target} after a request timed out",
@@ -546,6 +556,7 @@ impl Worker {
                 break;
             }
         }
+        self.request_resolution(id);
         self.publish(id, fired);
         let failed: Vec<(Vec<RegId>, RegId)> = {
             let (mine, rest) = std::mem::take(&mut self.failed_streams)
@@ -626,6 +637,55 @@ impl Worker {
                 self.remove_reg(id);
                 self.check_ua_done(ua_id);
             }
+        }
+    }
+
+    /// Points the registerer's sends at the core's current RFC 3263 target.
+    /// A socket that no longer fits (another stream peer, family or
+    /// transport) is left for one that does.
+    fn sync_target(&mut self, id: RegId) {
+        let Some(r) = self.regs.get_mut(&id) else {
+            return;
+        };
+        let Some(addr) = r.core.current_target().map(|t| t.addr) else {
+            return;
+        };
+        let moved = r.target != addr;
+        if moved {
+            r.target = addr;
+            // The flow in the snapshot follows the new remote.
+            r.flow_local = None;
+        }
+        let transport = r.core.settings().transport;
+        let Some(token) = r.sock else {
+            return;
+        };
+        let have = self.ep.socks.get(&token).map(|s| s.key.clone());
+        if !moved && have.as_ref().is_some_and(|k| k.transport == transport) {
+            return;
+        }
+        let fits = match (self.flow_key(id), have) {
+            (Ok(want), Some(have)) => {
+                FlowKey {
+                    slot: have.slot,
+                    ..want
+                } == have
+            }
+            _ => false,
+        };
+        if !fits {
+            self.detach(id);
+        }
+    }
+
+    /// Hands the core's lookup (if it wants one) to the resolver thread.
+    fn request_resolution(&mut self, id: RegId) {
+        if let Some(query) = self
+            .regs
+            .get_mut(&id)
+            .and_then(|r| r.core.poll_resolution())
+        {
+            super::dns::request(super::dns::Request { reg: id, query });
         }
     }
 

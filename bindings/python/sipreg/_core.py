@@ -333,6 +333,7 @@ class _RegState:
             ("pub_gruu", _read_pub_gruu),
             ("temp_gruu", _read_temp_gruu),
             ("public_address", _read_public_address),
+            ("flow", _read_flow),
         ):
             try:
                 self.cache[name] = fn(h)
@@ -619,7 +620,9 @@ class UserAgent:
         auth_username: digest username (``None``: the AOR's user part).
         transport: ``"udp"``, ``"tcp"``, ``"tls"``, ``"ws"`` or ``"wss"``; a
             ``transport=`` parameter on the registrar or proxy URI overrides
-            it, and a ``sips:`` URI implies ``"tls"``.
+            it, and a ``sips:`` URI implies ``"tls"``. ``None`` leaves the
+            choice to a host-name registrar's NAPTR records (RFC 3263; UDP
+            when there are none).
         outbound_proxy: URI requests are sent to (with a Route header).
         user_agent: User-Agent header value (``None``: the library's default).
         t1, t2, t4: RFC 3261 timers in seconds (timer F = 64*T1).
@@ -655,7 +658,7 @@ class UserAgent:
         aor: str,
         password: Optional[str] = None,
         auth_username: Optional[str] = None,
-        transport: str = "udp",
+        transport: Optional[str] = "udp",
         outbound_proxy: Optional[str] = None,
         user_agent: Optional[str] = None,
         t1: float = 0.5,
@@ -691,10 +694,11 @@ class UserAgent:
                     ),
                     "sipreg_user_agent_set_auth_username",
                 )
-            check(
-                lib.sipreg_user_agent_set_transport(h, encode(transport, "transport")),
-                "sipreg_user_agent_set_transport",
-            )
+            if transport is not None:
+                check(
+                    lib.sipreg_user_agent_set_transport(h, encode(transport, "transport")),
+                    "sipreg_user_agent_set_transport",
+                )
             if outbound_proxy is not None:
                 check(
                     lib.sipreg_user_agent_set_outbound_proxy(
@@ -783,7 +787,7 @@ class UserAgent:
         return self._aor
 
     @property
-    def transport(self) -> str:
+    def transport(self) -> Optional[str]:
         """The transport given at construction."""
         return self._transport
 
@@ -897,8 +901,10 @@ class Registerer:
 
     Raises:
         InvalidArgumentError: an invalid option (checked here, never on the wire).
-        TransportError: e.g. ``transport="tls"`` in a build without TLS, or a
-            registrar host that does not resolve.
+        TransportError: e.g. ``transport="tls"`` in a build without TLS. A
+            registrar host name is resolved later (RFC 3263, on the library's
+            resolver thread): a name that does not resolve ends the first
+            REGISTER with UNREGISTERED and a 503, retried by the backoff.
         TerminatedError: the user agent is closed.
 
     Events arrive on the library's worker thread through :attr:`state_change`,

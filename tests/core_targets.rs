@@ -1,0 +1,321 @@
+//! Simulated-clock tests of RFC 3263 targets inside the core registerer:
+//! waiting for the resolution, failover on Timer F / transport error / 503,
+//! staying on a working target, backoff after the whole list failed, TTL
+//! expiry re-resolving, and a failed resolution.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use sipreg::core::options::{RegistererOptions, Transport};
+use sipreg::core::registerer::{Event, State};
+use sipreg::core::targets::{Target, TargetList};
+use support::harness::{ms, secs, Harness};
+
+fn t(port: u16) -> Target {
+    Target {
+        transport: Transport::Udp,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    }
+}
+
+fn list(ports: &[u16], expires_at: Option<Instant>) -> TargetList {
+    TargetList::new(ports.iter().map(|p| t(*p)).collect(), expires_at)
+}
+
+/// alice@example.com (a host name), resolving through the harness.
+fn resolving() -> Harness {
+    let mut h = Harness::alice(RegistererOptions::default());
+    h.reg.resolve_targets();
+    h
+}
+
+fn port(h: &Harness) -> u16 {
+    h.reg.current_target().expect("a target").addr.port()
+}
+
+fn notes(h: &Harness) -> Vec<String> {
+    h.events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Note(n) => Some(n.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Resolves with `ports` and returns the first REGISTER's branch.
+fn register_resolved(h: &mut Harness, ports: &[u16], expires_at: Option<Instant>) -> String {
+    h.register();
+    assert!(h.sent.is_empty(), "nothing is sent before the answer");
+    assert!(h.reg.is_resolving());
+    let q = h.reg.poll_resolution().expect("a lookup is asked for");
+    assert_eq!(q.name, "example.com");
+    assert_eq!(q.port, None, "no port: NAPTR/SRV apply");
+    assert_eq!(
+        q.transport, None,
+        "no transport chosen: NAPTR order decides"
+    );
+    assert!(h.reg.poll_resolution().is_none(), "asked once");
+    h.reg.targets_resolved(h.now, Ok(list(ports, expires_at)));
+    h.drain();
+    assert_eq!(h.sent.len(), 1);
+    h.last().branch()
+}
+
+#[test]
+fn first_register_waits_for_the_resolution_without_timers_running() {
+    let mut h = resolving();
+    h.register();
+    assert!(h.reg.poll_resolution().is_some());
+    // A slow DNS answer does not run Timer E/F for a request never sent.
+    h.advance(secs(60));
+    assert!(h.sent.is_empty());
+    assert_eq!(h.states(), vec![]);
+    h.reg.targets_resolved(h.now, Ok(list(&[5071, 5072], None)));
+    h.drain();
+    assert_eq!(h.sent.len(), 1);
+    assert_eq!(port(&h), 5071);
+    h.ok(600);
+    assert_eq!(h.states(), vec![State::Registered]);
+}
+
+#[test]
+fn timer_f_fails_over_at_once_with_a_new_branch() {
+    let mut h = resolving();
+    let b1 = register_resolved(&mut h, &[5071, 5072], None);
+    // UDP Timer F = 64 * T1 = 32 s: retransmissions, then the next target.
+    h.advance(ms(31_900));
+    assert_eq!(port(&h), 5071);
+    let before = h.requests().len();
+    h.advance(ms(200));
+    assert_eq!(port(&h), 5072, "failover after Timer F");
+    let reqs = h.requests();
+    assert_eq!(reqs.len(), before + 1, "the same REGISTER went out again");
+    let b2 = h.last().branch();
+    assert_ne!(b1, b2, "new branch");
+    assert_eq!(
+        h.last().header("Call-ID"),
+        reqs[0].header("Call-ID"),
+        "same registration"
+    );
+    assert!(
+        h.responses().is_empty(),
+        "no 408 surfaced while a target is left"
+    );
+    assert!(notes(&h).iter().any(|n| n.contains("failover")
+        && n.contains("udp:127.0.0.1:5071")
+        && n.contains("udp:127.0.0.1:5072")));
+    h.ok(600);
+    assert_eq!(h.states(), vec![State::Registered]);
+}
+
+#[test]
+fn transport_error_and_503_fail_over_but_503_with_retry_after_does_not() {
+    let mut h = resolving();
+    register_resolved(&mut h, &[5071, 5072, 5073], None);
+    h.reg.transport_error(h.now, "ICMP port unreachable", false);
+    h.drain();
+    assert_eq!(port(&h), 5072);
+    assert_eq!(h.requests().len(), 2);
+    h.reply(503, "Service Unavailable", &[]);
+    assert_eq!(port(&h), 5073, "503 without Retry-After fails over");
+    assert_eq!(h.requests().len(), 3);
+    h.reply(503, "Service Unavailable", &["Retry-After: 30".into()]);
+    assert_eq!(
+        h.requests().len(),
+        3,
+        "503 with Retry-After is honoured, no failover"
+    );
+    assert_eq!(h.states(), vec![State::Unregistered]);
+    assert_eq!(h.reg.retry_after(), Some(30));
+}
+
+#[test]
+fn all_targets_failed_backs_off_then_starts_again_from_the_first() {
+    let mut h = resolving();
+    register_resolved(&mut h, &[5071, 5072], None);
+    h.reg.transport_error(h.now, "refused", false);
+    h.drain();
+    h.reg.transport_error(h.now, "refused", false);
+    h.drain();
+    assert_eq!(h.requests().len(), 2, "each target tried once");
+    assert_eq!(h.responses(), vec![503]);
+    assert_eq!(h.states(), vec![State::Unregistered]);
+    let delay = h.reg.next_retry(h.now).expect("the backoff applies");
+    assert!(delay > secs(1), "{delay:?}");
+    assert!(notes(&h).iter().any(|n| n.contains("every target failed")));
+    assert_eq!(port(&h), 5071, "the retry starts from the first target");
+    let sent = h.run_until_sent(secs(3600)).expect("retry");
+    assert!(sent.at >= delay);
+    assert_eq!(port(&h), 5071);
+}
+
+#[test]
+fn stays_on_the_second_target_until_it_fails() {
+    let mut h = resolving();
+    register_resolved(&mut h, &[5071, 5072], None);
+    h.reg.transport_error(h.now, "refused", false);
+    h.drain();
+    h.ok(60);
+    assert_eq!(port(&h), 5072);
+    // Refreshes (the first target may be back) stay on 5072.
+    for _ in 0..3 {
+        h.run_until_sent(secs(120)).expect("refresh");
+        assert_eq!(port(&h), 5072);
+        h.ok(60);
+    }
+    // 5072 fails: the refresh goes to 5071 at once.
+    h.run_until_sent(secs(120)).expect("refresh");
+    let n = h.requests().len();
+    h.reg.transport_error(h.now, "refused", false);
+    h.drain();
+    assert_eq!(port(&h), 5071);
+    assert_eq!(h.requests().len(), n + 1);
+    h.ok(60);
+    assert_eq!(h.states(), vec![State::Registered]);
+}
+
+#[test]
+fn ttl_expiry_re_resolves_and_a_changed_record_moves_the_target() {
+    let mut h = resolving();
+    let ttl = h.now + secs(100);
+    register_resolved(&mut h, &[5071, 5072], Some(ttl));
+    h.ok(60);
+    // Refresh at 59.4 s: answers still valid, no lookup.
+    h.run_until_sent(secs(60)).expect("refresh");
+    assert!(h.reg.poll_resolution().is_none());
+    h.ok(60);
+    // Refresh at 118.8 s: past the TTL, the refresh waits for a new answer.
+    let n = h.sent.len();
+    h.advance(ms(59_500));
+    assert_eq!(h.sent.len(), n, "nothing sent before the new answer");
+    assert!(h.reg.poll_resolution().is_some());
+    // The record changed: now only 5073.
+    h.reg.targets_resolved(h.now, Ok(list(&[5073], None)));
+    h.drain();
+    assert_eq!(h.sent.len(), n + 1);
+    assert_eq!(port(&h), 5073);
+    h.ok(60);
+    assert_eq!(h.states(), vec![State::Registered]);
+}
+
+#[test]
+fn failed_resolution_is_a_503_with_backoff_and_a_named_reason() {
+    let mut h = resolving();
+    h.register();
+    assert!(h.reg.poll_resolution().is_some());
+    h.reg
+        .targets_resolved(h.now, Err("A example.com: NXDOMAIN".into()));
+    h.drain();
+    assert!(h.sent.is_empty());
+    assert_eq!(h.responses(), vec![503]);
+    assert_eq!(h.states(), vec![State::Unregistered]);
+    assert!(notes(&h)
+        .iter()
+        .any(|n| n.contains("cannot resolve example.com") && n.contains("NXDOMAIN")));
+    let delay = h.reg.next_retry(h.now).expect("retried by the backoff");
+    // The retry asks for a new lookup.
+    h.advance(delay + ms(1));
+    assert!(h.reg.is_resolving());
+    assert!(h.reg.poll_resolution().is_some());
+    h.reg.targets_resolved(h.now, Ok(list(&[5071], None)));
+    h.drain();
+    h.ok(600);
+    assert_eq!(h.states(), vec![State::Unregistered, State::Registered]);
+}
+
+#[test]
+fn a_failed_re_resolution_keeps_the_previous_targets() {
+    let mut h = resolving();
+    let ttl = h.now + secs(10);
+    register_resolved(&mut h, &[5071], Some(ttl));
+    h.ok(60);
+    h.advance(secs(60));
+    assert!(h.reg.poll_resolution().is_some());
+    let n = h.sent.len();
+    h.reg.targets_resolved(h.now, Err("SERVFAIL".into()));
+    h.drain();
+    assert_eq!(h.sent.len(), n + 1, "the refresh still went out");
+    assert_eq!(port(&h), 5071);
+    assert!(notes(&h)
+        .iter()
+        .any(|n| n.contains("keeping the previous targets")));
+}
+
+#[test]
+fn a_chosen_transport_is_asked_for_and_kept() {
+    let mut ua = sipreg::core::options::UserAgentConfig::new("sip:alice@example.com").unwrap();
+    ua.transport = Transport::Tcp;
+    let mut h = Harness::new(ua, RegistererOptions::default());
+    h.reg.resolve_targets();
+    h.register();
+    let q = h.reg.poll_resolution().unwrap();
+    assert_eq!(q.transport, Some(Transport::Tcp));
+    assert_eq!(q.srv_names()[0].1, "_sip._tcp.example.com");
+    // A transport= parameter on the registrar URI is a choice too.
+    let mut h = Harness::alice(RegistererOptions {
+        registrar: Some("sip:example.com;transport=tcp".into()),
+        ..Default::default()
+    });
+    h.reg.resolve_targets();
+    h.register();
+    assert_eq!(
+        h.reg.poll_resolution().unwrap().transport,
+        Some(Transport::Tcp)
+    );
+}
+
+#[test]
+fn an_open_transport_follows_the_naptr_target_in_use() {
+    let mut h = resolving();
+    h.register();
+    let q = h.reg.poll_resolution().unwrap();
+    let names: Vec<String> = q.srv_names().into_iter().map(|(_, n)| n).collect();
+    assert_eq!(names, ["_sip._udp.example.com", "_sip._tcp.example.com"]);
+    let tcp = Target {
+        transport: Transport::Tcp,
+        addr: SocketAddr::from(([127, 0, 0, 1], 5072)),
+    };
+    h.reg
+        .targets_resolved(h.now, Ok(TargetList::new(vec![tcp, t(5071)], None)));
+    h.drain();
+    assert_eq!(h.reg.settings().transport, Transport::Tcp);
+    assert!(h.last().header("Via").unwrap().starts_with("SIP/2.0/TCP"));
+    h.reg.transport_error(h.now, "refused", false);
+    h.drain();
+    assert_eq!(h.reg.settings().transport, Transport::Udp);
+    assert!(h.last().header("Via").unwrap().starts_with("SIP/2.0/UDP"));
+    assert_eq!(port(&h), 5071);
+    h.ok(600);
+    assert_eq!(h.states(), vec![State::Registered]);
+}
+
+#[test]
+fn dispose_while_resolving_sends_nothing_and_terminates() {
+    let mut h = resolving();
+    h.register();
+    assert!(h.reg.poll_resolution().is_some());
+    h.reg.dispose(h.now);
+    h.drain();
+    assert_eq!(h.states(), vec![State::Terminated]);
+    // A late answer changes nothing.
+    h.reg.targets_resolved(h.now, Ok(list(&[5071], None)));
+    h.drain();
+    assert!(h.sent.is_empty());
+    assert_eq!(h.states(), vec![State::Terminated]);
+}
+
+#[test]
+fn a_fixed_target_never_fails_over() {
+    // Without resolve_targets (an IP literal), a transport error is the old 503 + backoff.
+    let mut h = Harness::alice(RegistererOptions::default());
+    h.register();
+    assert!(h.reg.poll_resolution().is_none());
+    assert_eq!(h.sent.len(), 1);
+    h.reg.transport_error(h.now, "refused", false);
+    h.drain();
+    assert_eq!(h.responses(), vec![503]);
+    assert!(h.reg.current_target().is_none());
+}
