@@ -7,17 +7,19 @@ if [ -z "${SIPREG_SECURE_RUNDIR:-}" ]; then
 	_sdir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 	SIPREG_SECURE_RUNDIR="$(mktemp -d /tmp/sipreg-kamailio-secure.XXXXXX)"
 	read -r -a _sports < <(python3 - <<'PY'
-import socket
-ports, socks = [], []
+import random, socket
+ports = set()
 while len(ports) < 6:
-    t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
+    p = random.randint(20000, 31999)
     try:
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", p))
-        s6 = socket.socket(socket.AF_INET6); s6.bind(("::1", p))
+        for fam, kind, host in ((socket.AF_INET, socket.SOCK_STREAM, "127.0.0.1"),
+                                (socket.AF_INET, socket.SOCK_DGRAM, "127.0.0.1"),
+                                (socket.AF_INET6, socket.SOCK_STREAM, "::1")):
+            s = socket.socket(fam, kind); s.bind((host, p)); s.close()
     except OSError:
-        t.close(); continue
-    socks += [t, u, s6]; ports.append(p)
-print(" ".join(map(str, ports)))
+        continue
+    ports.add(p)
+print(" ".join(map(str, sorted(ports))))
 PY
 	)
 	"$_sdir/kamctl.sh" start "$SIPREG_SECURE_RUNDIR" "${_sports[@]:0:1}" secure "${_sports[@]:1:5}" >&2

@@ -16,18 +16,21 @@ for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
     s.close()
 PY
 	then
-		# A port free for both TCP and UDP (the system picks TCP; UDP may be taken).
+		# A port free for TCP and UDP, below the ephemeral range (client sockets never take it).
 		SIPREG_KAMAILIO_PORT=$(python3 - <<'PY'
-import socket
-while True:
-    t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+import random, socket
+ports = set()
+while len(ports) < 1:
+    p = random.randint(20000, 31999)
     try:
-        u.bind(("127.0.0.1", p))
+        for fam, kind, host in ((socket.AF_INET, socket.SOCK_STREAM, "127.0.0.1"),
+                                (socket.AF_INET, socket.SOCK_DGRAM, "127.0.0.1"),
+                                (socket.AF_INET6, socket.SOCK_STREAM, "::1")):
+            s = socket.socket(fam, kind); s.bind((host, p)); s.close()
     except OSError:
         continue
-    print(p)
-    break
+    ports.add(p)
+print(" ".join(map(str, sorted(ports))))
 PY
 		)
 	fi

@@ -48,14 +48,25 @@ def _port_free(port: int) -> bool:
 
 
 def _free_port() -> int:
-    for _ in range(50):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
+    """A port free for TCP and UDP on 127.0.0.1 (and TCP on ::1), below the
+    kernel's ephemeral range so no client socket bound to port 0 takes it
+    before the peer binds it."""
+    while True:
+        port = random.randint(20000, 31999)
+        if port in _handed_out:
+            continue
+        try:
+            t6 = socket.socket(socket.AF_INET6)
+            t6.bind(("::1", port))
+            t6.close()
+        except OSError:
+            continue
         if _port_free(port):
+            _handed_out.add(port)
             return port
-    raise RuntimeError("no free loopback port for Kamailio")
+
+
+_handed_out: Set[int] = set()
 
 
 @dataclass

@@ -176,18 +176,11 @@ pub fn secure() -> &'static Secure {
     S.get_or_init(|| Secure::start(false))
 }
 
-/// A TCP port free on 127.0.0.1 and [::1], other than `not`.
+/// A port free for TCP on 127.0.0.1 and [::1] (and UDP on 127.0.0.1), other than `not`.
 fn free_tcp_port(not: u16) -> u16 {
-    static TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
-        let t = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = t.local_addr().unwrap().port();
-        let mut taken = TAKEN.lock().unwrap();
-        if port != not
-            && !taken.contains(&port)
-            && std::net::TcpListener::bind(("::1", port)).is_ok()
-        {
-            taken.push(port);
+        let port = free_port();
+        if port != not && std::net::TcpListener::bind(("::1", port)).is_ok() {
             return port;
         }
     }
@@ -220,12 +213,29 @@ pub fn private(sha256: bool) -> Kamailio {
     Kamailio::start(free_port(), sha256)
 }
 
-/// A port free for both UDP and TCP on 127.0.0.1.
+/// A port free for both UDP and TCP on 127.0.0.1, for a peer (Kamailio,
+/// SIPp) to bind. Taken below the kernel's ephemeral range (32768 and up
+/// here), so no socket bound to port 0 — the library's own client sockets —
+/// can take it between this check and the peer's bind; never the same one
+/// twice in a process.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::AtomicU16;
+    const LOW: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Processes start at different places so parallel test binaries rarely meet.
+    let _ = NEXT.compare_exchange(
+        0,
+        (std::process::id() % u32::from(SPAN)) as u16 + 1,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
     loop {
-        let t = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = t.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        let n = NEXT.fetch_add(7, Ordering::Relaxed);
+        let port = LOW + n % SPAN;
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
             return port;
         }
     }
