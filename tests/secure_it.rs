@@ -84,6 +84,16 @@ fn opts(registrar: String, expires: u32) -> Opts {
     }
 }
 
+/// Recovers by itself (backoff from 0.2 s) from a connection a loaded peer dropped.
+fn retrying(o: Opts) -> Opts {
+    Opts {
+        retry: true,
+        retry_base: 0.2,
+        retry_max: 1.0,
+        ..o
+    }
+}
+
 fn count_200(r: &mut Reg) -> usize {
     r.events()
         .iter()
@@ -436,10 +446,10 @@ fn ws_server_close_reregisters_at_once_and_pings_are_answered() {
     let flow = r.flow();
     let port = local_port(&flow);
 
-    // Kamailio PINGs a WebSocket idle for 2 s and notes the last frame it got:
+    // Kamailio PINGs a WebSocket idle for 3 s and notes the last frame it got:
     // with our PONGs, "last used" never grows past the ping interval.
     let mut last_used = Vec::new();
-    for _ in 0..7 {
+    for _ in 0..9 {
         std::thread::sleep(Duration::from_secs(1));
         let dump = s.kamcmd(&["ws.dump"]);
         let line = dump
@@ -462,7 +472,7 @@ fn ws_server_close_reregisters_at_once_and_pings_are_answered() {
         last_used.push(secs);
     }
     assert!(
-        last_used.iter().all(|s| *s <= 4),
+        last_used.iter().all(|s| *s <= 5),
         "PINGs answered (seconds since the last frame, sampled each second): {last_used:?}"
     );
     assert_eq!(count_200(&mut r), 1, "no SIP traffic meanwhile");
@@ -500,12 +510,13 @@ fn registerers_of_one_user_agent_share_the_connection_and_dispose_closes_it() {
     ] {
         // Private: other tests' user agents would share (and keep) a shared connection.
         let u = ua(&user, &pw, transport, s).private_socket(true);
+        capture_logs();
         let mut a = Reg::new(
             &u,
             &Opts {
                 instance_id: Some("5e0f5a3c-0c58-4a6e-9a4e-2f6b1f7a0001".into()),
                 reg_id: 1,
-                ..opts(registrar.clone(), 60)
+                ..retrying(opts(registrar.clone(), 60))
             },
         );
         let mut b = Reg::new(
@@ -513,7 +524,7 @@ fn registerers_of_one_user_agent_share_the_connection_and_dispose_closes_it() {
             &Opts {
                 instance_id: Some("5e0f5a3c-0c58-4a6e-9a4e-2f6b1f7a0002".into()),
                 reg_id: 1,
-                ..opts(registrar, 60)
+                ..retrying(opts(registrar, 60))
             },
         );
         assert_eq!(a.register(), SIPREG_OK);
@@ -525,8 +536,9 @@ fn registerers_of_one_user_agent_share_the_connection_and_dispose_closes_it() {
         );
         assert!(
             b.wait_state(SIPREG_STATE_REGISTERED, WAIT),
-            "{:?}",
-            b.events()
+            "{:?} log: {:#?}",
+            b.events(),
+            log_lines("")
         );
         assert_eq!(a.flow(), b.flow(), "{transport}: one connection");
         let port = local_port(&a.flow());
