@@ -3,6 +3,10 @@
  * then dispose. Prints "state <Name>" per state change and
  * "response <code> <reason>" per final response.
  *
+ * With --trace, every SIP message sent and received is printed too (credentials
+ * redacted), each as a "--- <time> sent|received <transport> <local> -> <remote>"
+ * line followed by the message indented by four spaces.
+ *
  * Exit status 0 only if it reached Registered and then Terminated cleanly.
  */
 #include <errno.h>
@@ -52,6 +56,31 @@ static void on_event(void *user_data, sipreg_registerer *r, const sipreg_event *
     pthread_mutex_unlock(&p->lock);
 }
 
+/* Runs on the library's worker thread: one readable block per message. */
+static void on_trace(void *user_data, sipreg_user_agent *ua, const sipreg_trace_record *rec) {
+    (void)user_data;
+    (void)ua;
+    time_t secs = (time_t)(rec->timestamp_us / 1000000);
+    struct tm tm;
+    char when[32] = "";
+    if (gmtime_r(&secs, &tm)) strftime(when, sizeof when, "%H:%M:%S", &tm);
+    int sent = rec->direction == SIPREG_TRACE_SENT;
+    flockfile(stdout);
+    printf("--- %s.%06ld UTC %s %s %s %s %s (%zu bytes)\n", when, (long)(rec->timestamp_us % 1000000),
+           sent ? "sent" : "received", rec->transport, *rec->local ? rec->local : "?", sent ? "->" : "<-",
+           rec->remote, rec->message_len);
+    const char *line = rec->message, *end = rec->message + rec->message_len;
+    while (line < end) {
+        const char *nl = memchr(line, '\n', (size_t)(end - line));
+        size_t n = nl ? (size_t)(nl - line) : (size_t)(end - line);
+        if (n > 0 && line[n - 1] == '\r') n--;
+        printf("    %.*s\n", (int)n, line);
+        line = nl ? nl + 1 : end;
+    }
+    fflush(stdout);
+    funlockfile(stdout);
+}
+
 static void on_log(void *user_data, sipreg_log_level level, const char *msg) {
     (void)user_data;
     fprintf(stderr, "sipreg[%d]: %s\n", (int)level, msg);
@@ -84,7 +113,7 @@ static void usage(void) {
             "                       [--registrar sip:127.0.0.1:5060] [--transport udp|tcp|tls|ws|wss]\n"
             "                       [--ca-file PEM] [--server-name NAME] [--insecure] [--ws-path /]\n"
             "                       [--expires 600] [--hold SECONDS] [--unregister-all]\n"
-            "                       [--keepalive SECONDS]\n");
+            "                       [--keepalive SECONDS] [--trace]\n");
 }
 
 #define CHECK(call)                                                                     \
@@ -102,12 +131,13 @@ int main(int argc, char **argv) {
     unsigned long expires = 600;
     long keepalive = -1;
     double hold = 0;
-    int unregister_all = 0, insecure = 0;
+    int unregister_all = 0, insecure = 0, trace = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--unregister-all")) { unregister_all = 1; continue; }
         if (!strcmp(a, "--insecure")) { insecure = 1; continue; }
+        if (!strcmp(a, "--trace")) { trace = 1; continue; }
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
         if (!v) { usage(); return 2; }
         if (!strcmp(a, "--aor")) aor = v;
@@ -145,6 +175,7 @@ int main(int argc, char **argv) {
     int status = 1;
 
     CHECK(sipreg_user_agent_new(aor, &ua));
+    if (trace) CHECK(sipreg_user_agent_set_trace_callback(ua, on_trace, NULL));
     if (password) CHECK(sipreg_user_agent_set_password(ua, password));
     if (auth_user) CHECK(sipreg_user_agent_set_auth_username(ua, auth_user));
     if (transport) CHECK(sipreg_user_agent_set_transport(ua, transport));

@@ -138,6 +138,20 @@ typedef enum sipreg_event_kind {
 } sipreg_event_kind;
 
 /**
+ * Direction of a traced message.
+ */
+typedef enum sipreg_trace_direction {
+  /**
+   * Sent by the library (retransmissions included).
+   */
+  SIPREG_TRACE_SENT = 0,
+  /**
+   * Received from the network (also messages the library then drops).
+   */
+  SIPREG_TRACE_RECEIVED = 1,
+} sipreg_trace_direction;
+
+/**
  * Opaque registerer. Create with `sipreg_registerer_new`; drive with
  * `sipreg_register` / `sipreg_unregister` / `sipreg_dispose`; release with
  * `sipreg_registerer_free`. Every function is safe to call from any thread,
@@ -216,6 +230,53 @@ typedef struct sipreg_event {
 typedef void (*sipreg_event_callback)(void *user_data,
                                       struct sipreg_registerer *registerer,
                                       const struct sipreg_event *event);
+
+/**
+ * One SIP message as it went over the wire. Every pointer is valid only
+ * during the callback; copy what you keep.
+ */
+typedef struct sipreg_trace_record {
+  /**
+   * Sent or received.
+   */
+  enum sipreg_trace_direction direction;
+  /**
+   * "udp", "tcp", "tls", … (static string).
+   */
+  const char *transport;
+  /**
+   * The library's end, "IP:port" ("[v6]:port"); "" if unknown.
+   */
+  const char *local;
+  /**
+   * The peer's end, "IP:port" ("[v6]:port").
+   */
+  const char *remote;
+  /**
+   * Wall-clock time, microseconds since the Unix epoch.
+   */
+  int64_t timestamp_us;
+  /**
+   * The message text (NUL-terminated; invalid UTF-8 replaced by U+FFFD).
+   * Authorization and Proxy-Authorization values read "Digest <redacted>":
+   * the digest response never appears.
+   */
+  const char *message;
+  /**
+   * Length of `message` in bytes, without the NUL.
+   */
+  size_t message_len;
+} sipreg_trace_record;
+
+/**
+ * Receives one traced message. Called on the library's worker thread, in
+ * wire order; it may call any sipreg function (including
+ * `sipreg_user_agent_set_trace_callback` and `sipreg_user_agent_free` of its
+ * own user agent). It must not block for long: it delays all traffic.
+ */
+typedef void (*sipreg_trace_callback)(void *user_data,
+                                      struct sipreg_user_agent *ua,
+                                      const struct sipreg_trace_record *record);
 
 /**
  * Message counters of one user agent.
@@ -660,6 +721,19 @@ enum sipreg_result sipreg_registerer_public_address(struct sipreg_registerer *r,
                                                     size_t len);
 
 /**
+ * Installs the message-trace callback of `ua` (NULL callback removes it).
+ * Every message the user agent sends or receives then reaches `callback` with
+ * direction, transport, both addresses, a timestamp and the text, credentials
+ * redacted. When this returns (and when `sipreg_user_agent_free` returns), no
+ * call of the previous callback is running or will start, so its `user_data`
+ * may be released. Example:
+ * `sipreg_user_agent_set_trace_callback(ua, on_trace, stderr_ctx);`
+ */
+enum sipreg_result sipreg_user_agent_set_trace_callback(struct sipreg_user_agent *ua,
+                                                        sipreg_trace_callback callback,
+                                                        void *user_data);
+
+/**
  * Creates a user agent for the address of record `aor` (e.g.
  * "sip:alice@example.com"). Starts the library's worker thread on first use.
  * The caller owns `*out` and frees it with `sipreg_user_agent_free`.
@@ -844,7 +918,8 @@ enum sipreg_result sipreg_user_agent_stats(struct sipreg_user_agent *ua, struct 
  * the shutdown timeout passed (never longer, plus a small margin); called from
  * inside a callback it does not wait. Registerer handles stay valid (calls
  * return SIPREG_ERR_TERMINATED) until each is freed with
- * `sipreg_registerer_free`. NULL is ignored; the password is wiped.
+ * `sipreg_registerer_free`. NULL is ignored; the password is wiped. The
+ * trace callback is removed first: none runs or starts after this returns.
  */
 enum sipreg_result sipreg_user_agent_free(struct sipreg_user_agent *ua);
 

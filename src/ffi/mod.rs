@@ -8,6 +8,7 @@ pub mod global;
 pub mod options;
 pub mod registerer;
 pub mod routing;
+pub mod trace;
 pub mod user_agent;
 
 use std::cell::RefCell;

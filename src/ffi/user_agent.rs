@@ -374,7 +374,8 @@ pub unsafe extern "C" fn sipreg_user_agent_stats(
 /// the shutdown timeout passed (never longer, plus a small margin); called from
 /// inside a callback it does not wait. Registerer handles stay valid (calls
 /// return SIPREG_ERR_TERMINATED) until each is freed with
-/// `sipreg_registerer_free`. NULL is ignored; the password is wiped.
+/// `sipreg_registerer_free`. NULL is ignored; the password is wiped. The
+/// trace callback is removed first: none runs or starts after this returns.
 #[no_mangle]
 pub extern "C" fn sipreg_user_agent_free(ua: *mut sipreg_user_agent) -> sipreg_result {
     guard(|| {
@@ -382,6 +383,8 @@ pub extern "C" fn sipreg_user_agent_free(ua: *mut sipreg_user_agent) -> sipreg_r
             return Ok(());
         }
         let h = UAS.remove(ua as *const c_void, "ua")?;
+        // No trace callback runs or starts once this returns.
+        crate::runtime::trace::set_sink(h.id, None);
         let bound = h.config().shutdown_timeout;
         let (tx, rx) = crossbeam_channel::bounded(1);
         runtime::send(Command::FreeUa { id: h.id, done: tx })?;

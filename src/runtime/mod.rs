@@ -16,6 +16,7 @@ pub mod log;
 pub mod resolve;
 mod stream;
 pub mod tls;
+pub mod trace;
 mod udp;
 mod worker;
 mod ws;

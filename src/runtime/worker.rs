@@ -749,6 +749,12 @@ impl Worker {
         if let (Ok(()), Some(s)) = (&result, stats) {
             UaStats::bump(&s.sent);
         }
+        if result.is_ok() && super::trace::enabled(ua_id) {
+            let local = self.ep.local_addr(token, target).ok();
+            let transport = self.regs.get(&id).map(|r| r.core.settings().transport);
+            let transport = transport.unwrap_or(Transport::Udp);
+            super::trace::sent(ua_id, transport, local, target, &t.bytes);
+        }
         result
     }
 
@@ -1023,6 +1029,10 @@ impl Worker {
             })
         });
         let counted = rid.and_then(|r| self.regs.get(&r)).map_or(owner, |r| r.ua);
+        if super::trace::enabled(counted) {
+            let local = self.ep.local_addr(token, from).ok();
+            super::trace::received(counted, transport, local, from, bytes);
+        }
         if let Some(ua) = self.uas.get(&counted) {
             UaStats::bump(&ua.stats.received);
         }
