@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: lint, header check, Rust unit/scenario/integration
-# tests, C example and C API tests (AddressSanitizer + valgrind), Python tests.
+# tests, C example and C API tests (AddressSanitizer + valgrind), Python tests
+# and mypy, the C++ example, the installed library (pkg-config, CMake, nm -D),
+# the wheel in a clean venv, and the generated API reference.
 # Installs what is missing and starts Kamailio on loopback unless one was
 # already exported (see tests/kamailio/ensure.sh).
 set -euo pipefail
@@ -94,9 +96,26 @@ fi
 if [ -d tests/python ]; then
 	step "Python binding tests"
 	SIPREG_LIBRARY="$ROOT/target/debug/libsipreg.so" python3 -m pytest -q tests/python
+	step "Python type hints (mypy --strict)"
+	python3 -m mypy --strict --no-incremental bindings/python/sipreg
 fi
 
 step "RFC 3263 DNS tests (netns + dnsmasq + two Kamailio + SIPp)"
 SIPREG_LIBRARY="$ROOT/target/debug/libsipreg.so" bash tests/dns/run.sh
+
+step "C++ wrapper example against Kamailio"
+make -s -C examples-cpp clean
+make -s -C examples-cpp
+./examples-cpp/sipreg-register-cpp --aor sip:alice@127.0.0.1 --password alicepw \
+	--registrar "sip:127.0.0.1:${SIPREG_KAMAILIO_PORT}" --expires 5 --hold 1 | grep -qx 'state Terminated'
+
+step "Install into a temporary prefix; pkg-config, CMake and C++ builds against it"
+bash tests/install-check.sh
+
+step "Python wheel in a clean venv"
+bash tests/wheel-check.sh
+
+step "Docs: the API reference is current"
+python3 docs/gen-api.py --check
 
 step "all tests passed"

@@ -18,6 +18,11 @@ KMOD=/usr/lib/x86_64-linux-gnu/kamailio/modules
 command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
 command -v dig >/dev/null 2>&1 || need+=(dnsutils)
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need+=(iproute2)
+command -v c++ >/dev/null 2>&1 || need+=(g++)
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+command -v readelf >/dev/null 2>&1 || need+=(binutils)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 if [ "${#need[@]}" -gt 0 ]; then
 	echo "setup: installing ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive
@@ -26,9 +31,13 @@ if [ "${#need[@]}" -gt 0 ]; then
 	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-if ! python3 -c 'import pytest' >/dev/null 2>&1; then
-	echo "setup: installing pytest"
-	python3 -m pip install -q --disable-pip-version-check pytest
+pip_need=()
+python3 -c 'import pytest' >/dev/null 2>&1 || pip_need+=(pytest)
+python3 -c 'import build' >/dev/null 2>&1 || pip_need+=(build)
+python3 -c 'import mypy' >/dev/null 2>&1 || pip_need+=(mypy)
+if [ "${#pip_need[@]}" -gt 0 ]; then
+	echo "setup: installing ${pip_need[*]} (pip)"
+	python3 -m pip install -q --disable-pip-version-check "${pip_need[@]}"
 fi
 
 if command -v rustup >/dev/null 2>&1; then

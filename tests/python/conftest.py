@@ -6,7 +6,8 @@ tests/kamailio/ensure.sh) that one is used; otherwise one is started on a free
 loopback port for the session and stopped at the end.
 
 The binding is imported from bindings/python of this checkout; the library
-from $SIPREG_LIBRARY, else the cargo target dir.
+from $SIPREG_LIBRARY, else the cargo target dir. With SIPREG_TEST_INSTALLED=1
+the installed package is tested instead (tests/wheel-check.sh).
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ BINDINGS = ROOT / "bindings" / "python"
 KAMCTL = ROOT / "tests" / "kamailio" / "kamctl.sh"
 HEADER = ROOT / "include" / "sipreg.h"
 
-if str(BINDINGS) not in sys.path:
+#: SIPREG_TEST_INSTALLED=1: test the installed package (the wheel in a venv,
+#: with the library inside it) instead of this checkout's bindings/python.
+INSTALLED = os.environ.get("SIPREG_TEST_INSTALLED") == "1"
+
+if not INSTALLED and str(BINDINGS) not in sys.path:
     sys.path.insert(0, str(BINDINGS))
 
 

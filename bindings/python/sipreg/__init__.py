@@ -42,12 +42,14 @@ from ._core import (
     Registerer,
     RegistererState,
     RetryEvent,
+    TraceRecord,
     UserAgent,
     set_log_level,
     version,
 )
 
-__version__ = "0.1.0"
+#: The library version (from Cargo.toml, through sipreg_version()).
+__version__: str = version()
 
 #: Path of the shared library that was loaded.
 library_path: str = _lib.library_path
@@ -58,6 +60,7 @@ __all__ = [
     "RegistererState",
     "EventKind",
     "RetryEvent",
+    "TraceRecord",
     "Emitter",
     "version",
     "set_log_level",

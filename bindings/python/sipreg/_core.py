@@ -62,6 +62,7 @@ __all__ = [
     "RegistererState",
     "EventKind",
     "RetryEvent",
+    "TraceRecord",
     "Emitter",
     "UserAgent",
     "Registerer",
@@ -208,6 +209,126 @@ class Emitter(Generic[F]):
         return f"<Emitter {self._name} listeners={len(self)}>"
 
 
+# Callback token -> the registerer's state / the user agent's trace emitter (weakly).
+_tokens = itertools.count(1)
+_states: Dict[int, "weakref.ReferenceType[_RegState]"] = {}
+_trace_targets: Dict[int, "weakref.ReferenceType[_TraceEmitter]"] = {}
+
+
+@dataclass(frozen=True)
+class TraceRecord:
+    """One SIP message as it went over the wire (see :attr:`UserAgent.trace`).
+
+    ``message`` is the full text with Authorization and Proxy-Authorization
+    values replaced by ``Digest <redacted>``: the digest response never appears.
+    """
+
+    #: ``"sent"`` or ``"received"``.
+    direction: str
+    #: ``"udp"``, ``"tcp"``, ``"tls"``…
+    transport: str
+    #: The library's end, ``"IP:port"`` (``""`` when unknown).
+    local: str
+    #: The peer's end, ``"IP:port"``.
+    remote: str
+    #: Wall-clock time, seconds since the Unix epoch (microsecond resolution).
+    timestamp: float
+    #: The message text, credentials redacted.
+    message: str
+
+    def __str__(self) -> str:
+        arrow = "->" if self.direction == "sent" else "<-"
+        when = time.strftime("%H:%M:%S", time.gmtime(self.timestamp))
+        micros = int(round((self.timestamp % 1) * 1e6)) % 1000000
+        head = (
+            f"--- {when}.{micros:06d} UTC {self.direction} {self.transport} "
+            f"{self.local or '?'} {arrow} {self.remote} ({len(self.message.encode())} bytes)"
+        )
+        body = "\n".join("    " + line for line in self.message.replace("\r\n", "\n").split("\n"))
+        return head + "\n" + body
+
+
+class _TraceEmitter(Emitter[Callable[[TraceRecord], None]]):
+    """The trace emitter of one user agent: the C callback is installed while it has listeners."""
+
+    def __init__(self, handle: "_Handle") -> None:
+        super().__init__("trace")
+        self._handle = handle
+        self._token = next(_tokens)
+        self._installed = False
+        token = self._token
+
+        def forget(_ref: "weakref.ReferenceType[_TraceEmitter]") -> None:
+            _trace_targets.pop(token, None)
+
+        _trace_targets[token] = weakref.ref(self, forget)
+
+    def _sync(self) -> None:
+        h = self._handle.value
+        want = len(self) > 0 and h is not None
+        if h is None or want == self._installed:
+            return
+        if want:
+            rc = lib.sipreg_user_agent_set_trace_callback(h, TRACE_TRAMPOLINE, self._token)
+        else:
+            rc = lib.sipreg_user_agent_set_trace_callback(h, _lib.NULL_TRACE_CALLBACK, None)
+        check(rc, "sipreg_user_agent_set_trace_callback")
+        self._installed = want
+
+    def add_listener(self, listener: Callable[[TraceRecord], None], *, once: bool = False) -> None:
+        """Adds ``listener``; the first one turns the library's trace on for this user agent."""
+        super().add_listener(listener, once=once)
+        self._sync()
+
+    def remove_listener(self, listener: Callable[[TraceRecord], None]) -> None:
+        """Removes ``listener``; without listeners the trace is off (no cost)."""
+        super().remove_listener(listener)
+        self._sync()
+
+    def remove_all_listeners(self) -> None:
+        """Removes every listener and turns the trace off."""
+        super().remove_all_listeners()
+        self._sync()
+
+    def forget(self) -> None:
+        """The user agent is gone: drop the token."""
+        _trace_targets.pop(self._token, None)
+
+
+def _on_trace(user_data: Optional[int], ua: Optional[int], record: Any) -> None:
+    """The trace trampoline (worker thread). Never raises into C."""
+    try:
+        with _lib.callback_scope():
+            ref = _trace_targets.get(user_data or 0)
+            em = ref() if ref is not None else None
+            if em is None or not record:
+                return
+            r = record.contents
+
+            def text(b: Optional[bytes]) -> str:
+                return b.decode("utf-8", "replace") if b else ""
+
+            em.emit(
+                TraceRecord(
+                    direction="sent" if r.direction == _lib.SIPREG_TRACE_SENT else "received",
+                    transport=text(r.transport),
+                    local=text(r.local),
+                    remote=text(r.remote),
+                    timestamp=int(r.timestamp_us) / 1e6,
+                    message=text(r.message),
+                )
+            )
+    except BaseException:  # noqa: BLE001 - never let anything escape into the worker
+        try:
+            logger.exception("sipreg trace callback failed")
+        except BaseException:  # noqa: BLE001
+            pass
+
+
+#: The one trace trampoline shared by every user agent (module-global: outlives every handle).
+TRACE_TRAMPOLINE = _lib.sipreg_trace_callback(_on_trace)
+
+
 class _Handle:
     """A C handle value that is freed exactly once, whoever gets there first."""
 
@@ -235,9 +356,6 @@ _live_registerers: Set[_Handle] = set()
 _live_lock = threading.RLock()  # finalizers may run (GC) while this thread holds it
 _exiting = False
 
-# Event-callback token -> the registerer's state (weakly).
-_tokens = itertools.count(1)
-_states: Dict[int, "weakref.ReferenceType[_RegState]"] = {}
 
 
 def _check_uint(value: Any, what: str, lo: int = 0, hi: int = 0xFFFFFFFF) -> int:
@@ -572,7 +690,11 @@ def _at_exit() -> None:
         with _live_lock:
             regs = list(_live_registerers)
             uas = list(_live_user_agents)
-        # 1. No event callback may run from here on.
+        # 1. No event or trace callback may run from here on.
+        for box in uas:
+            h = box.value
+            if h is not None:
+                lib.sipreg_user_agent_set_trace_callback(h, _lib.NULL_TRACE_CALLBACK, None)
         for box in regs:
             h = box.value
             if h is not None:
@@ -597,6 +719,7 @@ def _at_exit() -> None:
             _live_registerers.clear()
             _live_user_agents.clear()
         _states.clear()
+        _trace_targets.clear()
     finally:
         # 5. And no log callback either.
         try:
@@ -773,6 +896,7 @@ class UserAgent:
         self._transport = transport
         self._shutdown_timeout = float(shutdown_timeout)
         self._handle = _Handle(h)
+        self._trace = _TraceEmitter(self._handle)
         self._registerers: "weakref.WeakSet[_RegState]" = weakref.WeakSet()
         with _live_lock:
             _live_user_agents.add(self._handle)
@@ -795,6 +919,18 @@ class UserAgent:
     def shutdown_timeout(self) -> float:
         """Bound in seconds on dispose's un-REGISTER and on :meth:`close`."""
         return self._shutdown_timeout
+
+    @property
+    def trace(self) -> Emitter[Callable[[TraceRecord], None]]:
+        """Every SIP message this user agent sends or receives, as a :class:`TraceRecord`.
+
+        Like sngrep or pjsip's ``msg_logging``: ``ua.trace.add_listener(print)``
+        prints each message readably. Listeners run on the library's worker
+        thread, in wire order, and may call into the library; credentials are
+        redacted. The trace costs nothing while it has no listener; none is
+        called after :meth:`close` returns.
+        """
+        return self._trace
 
     @property
     def closed(self) -> bool:
@@ -859,7 +995,8 @@ class UserAgent:
             _live_user_agents.discard(self._handle)
         self._finalizer.detach()
         states = list(self._registerers)
-        rc = lib.sipreg_user_agent_free(h)
+        rc = lib.sipreg_user_agent_free(h)  # also removes the trace callback
+        self._trace.forget()
         err = _lib.make_error(rc, "sipreg_user_agent_free") if rc != SIPREG_OK else None
         if not in_callback():
             deadline = time.monotonic() + WAIT_MARGIN

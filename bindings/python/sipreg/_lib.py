@@ -22,6 +22,7 @@ from ctypes import (
     c_char_p,
     c_double,
     c_int,
+    c_int64,
     c_size_t,
     c_uint16,
     c_uint32,
@@ -95,26 +96,52 @@ class sipreg_stats(Structure):
     ]
 
 
+SIPREG_TRACE_SENT = 0
+SIPREG_TRACE_RECEIVED = 1
+
+
+class sipreg_trace_record(Structure):
+    """``struct sipreg_trace_record``: one traced SIP message, valid only during the callback."""
+
+    _fields_ = [
+        ("direction", c_int),  # enum sipreg_trace_direction
+        ("transport", c_char_p),
+        ("local", c_char_p),
+        ("remote", c_char_p),
+        ("timestamp_us", c_int64),
+        ("message", c_char_p),
+        ("message_len", c_size_t),
+    ]
+
+
 #: typedef void (*sipreg_log_callback)(void *user_data, enum sipreg_log_level level, const char *message);
 sipreg_log_callback = CFUNCTYPE(None, c_void_p, c_int, c_char_p)
 #: typedef void (*sipreg_state_callback)(void *user_data, struct sipreg_registerer *registerer, enum sipreg_state new_state);
 sipreg_state_callback = CFUNCTYPE(None, c_void_p, c_void_p, c_int)
 #: typedef void (*sipreg_event_callback)(void *user_data, struct sipreg_registerer *registerer, const struct sipreg_event *event);
 sipreg_event_callback = CFUNCTYPE(None, c_void_p, c_void_p, POINTER(sipreg_event))
+#: typedef void (*sipreg_trace_callback)(void *user_data, struct sipreg_user_agent *ua, const struct sipreg_trace_record *record);
+sipreg_trace_callback = CFUNCTYPE(None, c_void_p, c_void_p, POINTER(sipreg_trace_record))
 
 #: Callback typedefs by C name (used by the prototype test).
 CALLBACK_TYPES: Dict[str, Any] = {
     "sipreg_log_callback": sipreg_log_callback,
     "sipreg_state_callback": sipreg_state_callback,
     "sipreg_event_callback": sipreg_event_callback,
+    "sipreg_trace_callback": sipreg_trace_callback,
 }
 #: Structs by C name (used by the prototype test).
-STRUCT_TYPES: Dict[str, Any] = {"sipreg_event": sipreg_event, "sipreg_stats": sipreg_stats}
+STRUCT_TYPES: Dict[str, Any] = {
+    "sipreg_event": sipreg_event,
+    "sipreg_stats": sipreg_stats,
+    "sipreg_trace_record": sipreg_trace_record,
+}
 
 #: NULL function pointers of each callback type.
 NULL_LOG_CALLBACK = sipreg_log_callback()
 NULL_STATE_CALLBACK = sipreg_state_callback()
 NULL_EVENT_CALLBACK = sipreg_event_callback()
+NULL_TRACE_CALLBACK = sipreg_trace_callback()
 
 # Opaque handles (sipreg_user_agent *, sipreg_registerer *, sipreg_registerer_options *)
 # are ids, not addresses; they travel as c_void_p.
@@ -203,6 +230,7 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "sipreg_user_agent_network_changed": (_RES, [_H]),
     "sipreg_user_agent_stats": (_RES, [_H, POINTER(sipreg_stats)]),
     "sipreg_user_agent_free": (_RES, [_H]),
+    "sipreg_user_agent_set_trace_callback": (_RES, [_H, sipreg_trace_callback, c_void_p]),
 }
 
 # --------------------------------------------------------------------------

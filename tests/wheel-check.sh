@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds the Python wheel (libsipreg.so inside, tag py3-none-manylinux_2_N_<arch>),
+# installs it into a clean venv (no Rust toolchain or SIPREG_LIBRARY involved)
+# and runs tests/python against the installed package and the suite's Kamailio.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+source tests/kamailio/ensure.sh
+
+tmp="$(mktemp -d /tmp/sipreg-wheel-check.XXXXXX)"
+_wheel_cleanup() { rm -rf "$tmp"; if declare -F _sipreg_stop_kamailio >/dev/null; then _sipreg_stop_kamailio; fi; }
+trap _wheel_cleanup EXIT
+
+cargo build --release --lib --quiet
+whl="$(bash bindings/python/build-wheel.sh target/release/libsipreg.so "$tmp/dist" | tail -n1)"
+case "$(basename "$whl")" in
+sipreg-*-py3-none-manylinux_2_*_"$(uname -m)".whl) ;;
+*) echo "wheel-check: unexpected wheel name $whl" >&2; exit 1 ;;
+esac
+python3 -m zipfile -l "$whl" | grep -q 'sipreg/libsipreg.so' || { echo "wheel-check: no library in $whl" >&2; exit 1; }
+echo "wheel: $(basename "$whl") ($(du -k "$whl" | cut -f1) KiB)"
+
+python3 -m venv "$tmp/venv"
+"$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check "$whl"
+"$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check pytest
+# From outside the tree, without SIPREG_LIBRARY: the package must find its own library.
+(cd "$tmp" && env -u SIPREG_LIBRARY -u PYTHONPATH SIPREG_TEST_INSTALLED=1 \
+	"$tmp/venv/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/tests/python")
+echo "wheel check passed"
