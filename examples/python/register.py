@@ -5,11 +5,12 @@ The Python twin of the C example ``sipreg-register``::
 
     register.py --aor sip:alice@127.0.0.1 [--password PW] [--auth-user U]
                 [--registrar sip:127.0.0.1:5060] [--transport udp|tcp|tls]
-                [--expires 600] [--hold SECONDS] [--unregister-all]
+                [--expires 600] [--hold SECONDS] [--unregister-all] [--trace]
 
 Prints ``state <Name>`` per state change (Initial, Registered, Unregistered,
 Terminated) and ``response <code> <reason>`` per final response. Exit status 0
 only if it reached Registered and then Terminated cleanly; 2 for bad usage.
+``--trace`` also prints every SIP message sent and received (credentials redacted).
 ``SIPREG_LOG=info|debug`` prints the library's log lines on stderr.
 
 The ``sipreg`` package is imported from the environment, or from
@@ -85,6 +86,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         action="store_true",
         help="before disposing, remove every binding of the AOR (Contact: *)",
     )
+    p.add_argument("--trace", action="store_true", help="print every SIP message sent and received")
     args = p.parse_args(argv)
     if not 1 <= args.expires <= 0xFFFFFFFF:
         p.error("bad --expires")
@@ -114,6 +116,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except sipreg.SipregError as e:
         print(f"user agent: {e}", file=sys.stderr)
         return 1
+    if args.trace:
+        ua.trace.add_listener(lambda rec: print(rec, flush=True))
     with ua:
         try:
             # A CLI reports failures instead of retrying in the background.

@@ -201,6 +201,8 @@ def new_user() -> Callable[[], User]:
 def sipreg_env() -> dict:
     """The environment for subprocesses: the binding importable, the library found."""
     env = dict(os.environ)
+    if INSTALLED:
+        return env  # sys.executable is the venv's Python: the installed package
     env["PYTHONPATH"] = os.pathsep.join(
         [str(BINDINGS)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
     )

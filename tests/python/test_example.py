@@ -76,3 +76,19 @@ def test_example_wrong_password_exits_nonzero(kamailio, user, sipreg_env) -> Non
 def test_example_usage_errors(sipreg_env) -> None:
     assert _run([], sipreg_env).returncode == 2
     assert _run(["--aor", "sip:a@127.0.0.1", "--expires", "0"], sipreg_env).returncode == 2
+
+
+def test_example_trace_prints_messages_redacted(kamailio, user, sipreg_env) -> None:
+    p = _run(
+        ["--aor", user.aor, "--password", user.password, "--registrar", kamailio.registrar,
+         "--expires", "60", "--trace"],
+        sipreg_env,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    heads = [line for line in p.stdout.splitlines() if line.startswith("--- ")]
+    # REGISTER, 401, REGISTER, 200, un-REGISTER, 200.
+    assert len(heads) == 6, p.stdout
+    assert [" sent udp " in h for h in heads] == [True, False] * 3, heads
+    assert p.stdout.count("    Authorization: Digest <redacted>\n") == 2, p.stdout
+    assert user.password not in p.stdout and "response=" not in p.stdout
+    assert "state Registered" in p.stdout.splitlines()

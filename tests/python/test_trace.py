@@ -107,3 +107,31 @@ def test_listener_may_call_into_the_library(kamailio, user, closing) -> None:
     assert r.wait_for(S.REGISTERED, timeout=5.0)
     assert not errors
     assert calls == ["sent"]
+
+
+@pytest.mark.parametrize("transport", ["tls", "ws", "wss"])
+def test_trace_over_stream_transports_shows_the_sip_text(secure_kamailio, user, transport: str) -> None:
+    k = secure_kamailio
+    port = {"tls": k.tls_port, "ws": k.ws_port, "wss": k.wss_port}[transport]
+    registrar = {
+        "tls": f"sips:127.0.0.1:{port}",
+        "ws": f"sip:127.0.0.1:{port};transport=ws",
+        "wss": f"sip:127.0.0.1:{port};transport=wss",
+    }[transport]
+    records: List[sipreg.TraceRecord] = []
+    with sipreg.UserAgent(
+        user.aor, password=user.password, transport=transport, tls_ca_file=k.cert("ca.pem")
+    ) as ua:
+        ua.trace.add_listener(records.append)
+        r = sipreg.Registerer(ua, registrar=registrar, expires=60, retry=False)
+        r.register()
+        assert r.wait_for(S.REGISTERED, timeout=10), r.last_response
+        r.dispose()
+    # Decrypted, unframed SIP text both ways, on the one connection the flow names.
+    assert [x.direction for x in records][:4] == ["sent", "received", "sent", "received"]
+    assert all(x.transport == transport and x.remote == f"127.0.0.1:{port}" for x in records)
+    assert len({x.local for x in records}) == 1
+    assert records[0].message.startswith("REGISTER sip")
+    assert records[1].message.startswith("SIP/2.0 401 ")
+    assert "\r\nAuthorization: Digest <redacted>\r\n" in records[2].message
+    assert not any(user.password in x.message or "response=" in x.message for x in records)

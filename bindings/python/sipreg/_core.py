@@ -244,7 +244,8 @@ class TraceRecord:
             f"--- {when}.{micros:06d} UTC {self.direction} {self.transport} "
             f"{self.local or '?'} {arrow} {self.remote} ({len(self.message.encode())} bytes)"
         )
-        body = "\n".join("    " + line for line in self.message.replace("\r\n", "\n").split("\n"))
+        text = self.message.replace("\r\n", "\n").rstrip("\n")
+        body = "\n".join("    " + line for line in text.split("\n"))
         return head + "\n" + body
 
 
