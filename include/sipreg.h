@@ -726,7 +726,8 @@ enum sipreg_result sipreg_registerer_public_address(struct sipreg_registerer *r,
  * direction, transport, both addresses, a timestamp and the text, credentials
  * redacted. When this returns (and when `sipreg_user_agent_free` returns), no
  * call of the previous callback is running or will start, so its `user_data`
- * may be released. Example:
+ * may be released (the callback must therefore not wait for a lock held by a
+ * thread that replaces it). Example:
  * `sipreg_user_agent_set_trace_callback(ua, on_trace, stderr_ctx);`
  */
 enum sipreg_result sipreg_user_agent_set_trace_callback(struct sipreg_user_agent *ua,

@@ -58,7 +58,8 @@ c++ -O1 -Wall -Wextra -Werror -std=c++17 $cflags -I"$src" -o "$tmp/cpp-register"
 cc -std=c11 $cflags -o "$tmp/c-version-static" "$src/version.c" \
 	-Wl,-Bstatic $(pkg-config --libs-only-L sipreg) -lsipreg -Wl,-Bdynamic $(pkg-config --static --libs-only-l sipreg | sed 's/-lsipreg//')
 [ "$("$tmp/c-version-static")" = "$version" ] || fail "static pkg-config build"
-ldd "$tmp/c-version-static" | grep -q libsipreg && fail "the static build links libsipreg.so"
+deps="$(ldd "$tmp/c-version-static")"
+if grep -q libsipreg <<<"$deps"; then fail "the static build links libsipreg.so"; fi
 
 cmake -S "$src" -B "$tmp/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" \
 	-DSIPREG_EXAMPLE_SOURCE="$src/sipreg-register.c" -DCMAKE_BUILD_TYPE=Release \
@@ -74,12 +75,14 @@ fi
 
 registrar="sip:127.0.0.1:${SIPREG_KAMAILIO_PORT}"
 for prog in "$tmp/c-register" "$tmp/cmake-build/sipreg-cmake-register" "$tmp/cpp-register"; do
-	ldd "$prog" | grep -q "$lib/libsipreg.so.$major" || fail "$prog does not load the installed library"
+	deps="$(ldd "$prog")"
+	grep -q "$lib/libsipreg.so.$major" <<<"$deps" || fail "$prog does not load the installed library"
 	out="$("$prog" --aor sip:user555000001@127.0.0.1 --password pw-user555000001 --registrar "$registrar" --expires 5 --hold 1 --trace)"
 	grep -qx 'state Registered' <<<"$out" || { echo "$out"; fail "$prog did not register"; }
 	grep -qx 'state Terminated' <<<"$out" || { echo "$out"; fail "$prog did not terminate"; }
 	grep -q 'Authorization: Digest <redacted>' <<<"$out" || grep -q '^trace sent' <<<"$out" ||
 		{ echo "$out"; fail "$prog --trace printed no messages"; }
+	if grep -q 'response=' <<<"$out"; then fail "$prog --trace printed a digest response"; fi
 	echo "registered and terminated: $(basename "$prog") (installed library, Kamailio $registrar)"
 done
 

@@ -106,8 +106,12 @@ SIPREG_LIBRARY="$ROOT/target/debug/libsipreg.so" bash tests/dns/run.sh
 step "C++ wrapper example against Kamailio"
 make -s -C examples-cpp clean
 make -s -C examples-cpp
-./examples-cpp/sipreg-register-cpp --aor sip:alice@127.0.0.1 --password alicepw \
-	--registrar "sip:127.0.0.1:${SIPREG_KAMAILIO_PORT}" --expires 5 --hold 1 | grep -qx 'state Terminated'
+out=$(./examples-cpp/sipreg-register-cpp --aor sip:alice@127.0.0.1 --password alicepw \
+	--registrar "sip:127.0.0.1:${SIPREG_KAMAILIO_PORT}" --expires 5 --hold 1 --trace)
+echo "$out" | grep -v '^trace '
+grep -qx 'state Registered' <<<"$out"
+grep -qx 'state Terminated' <<<"$out"
+grep -q '^trace sent udp 127.0.0.1:[0-9]* -> 127.0.0.1:' <<<"$out"
 
 step "Install into a temporary prefix; pkg-config, CMake and C++ builds against it"
 bash tests/install-check.sh

@@ -17,7 +17,16 @@ case "$(basename "$whl")" in
 sipreg-*-py3-none-manylinux_2_*_"$(uname -m)".whl) ;;
 *) echo "wheel-check: unexpected wheel name $whl" >&2; exit 1 ;;
 esac
-python3 -m zipfile -l "$whl" | grep -q 'sipreg/libsipreg.so' || { echo "wheel-check: no library in $whl" >&2; exit 1; }
+listing="$(python3 -m zipfile -l "$whl")"
+grep -q 'sipreg/libsipreg.so' <<<"$listing" || { echo "wheel-check: no library in $whl" >&2; exit 1; }
+# What the library links must be in the manylinux policy's list (libc, libgcc_s, ...).
+needed="$(readelf -d target/release/libsipreg.so | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p')"
+for so in $needed; do
+	case "$so" in
+	libc.so.6 | libm.so.6 | libdl.so.2 | libpthread.so.0 | librt.so.1 | libgcc_s.so.1 | ld-linux-*.so.*) ;;
+	*) echo "wheel-check: libsipreg.so needs $so, outside the manylinux policy" >&2; exit 1 ;;
+	esac
+done
 echo "wheel: $(basename "$whl") ($(du -k "$whl" | cut -f1) KiB)"
 
 python3 -m venv "$tmp/venv"
