@@ -74,10 +74,24 @@ def py_items() -> List[Tuple[str, str, str, List[Tuple[str, str, str]]]]:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in node.targets):
             public = [ast.literal_eval(e) for e in node.value.elts]  # type: ignore[attr-defined]
     defs = {}
+    sources = {}
     for f in sorted(PKG.glob("*.py")):
-        for node in ast.parse(f.read_text()).body:
+        text = f.read_text()
+        for node in ast.parse(text).body:
             if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
                 defs.setdefault(node.name, node)
+                sources[node.name] = text.splitlines()
+
+    def comment_above(name: str, lineno: int) -> str:
+        """The ``#:`` comment lines right above line ``lineno`` (Sphinx style)."""
+        lines = sources[name]
+        out: List[str] = []
+        i = lineno - 2
+        while i >= 0 and lines[i].strip().startswith("#:"):
+            out.insert(0, lines[i].strip()[2:].strip())
+            i -= 1
+        return " ".join(out)
+
     out = []
     for name in public:
         node = defs.get(name)
@@ -101,9 +115,11 @@ def py_items() -> List[Tuple[str, str, str, List[Tuple[str, str, str]]]]:
                 ):
                     for t in n.targets:
                         if isinstance(t, ast.Name):
-                            members.append((t.id, f".{t.id} = {ast.unparse(n.value)}", ""))
+                            members.append((t.id, f".{t.id} = {ast.unparse(n.value)}", comment_above(name, n.lineno)))
                 elif isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name):
-                    members.append((n.target.id, f".{n.target.id}: {ast.unparse(n.annotation)}", ""))
+                    members.append(
+                        (n.target.id, f".{n.target.id}: {ast.unparse(n.annotation)}", comment_above(name, n.lineno))
+                    )
         else:
             sig = f"{name}({ast.unparse(node.args)})"
             if node.returns is not None:
