@@ -115,7 +115,11 @@ def test_user_agents_share_a_socket_unless_private(kamailio, new_user) -> None: 
     uas = []
     for private in (False, False, True):
         u = new_user()
-        ua = sipreg.UserAgent(u.aor, password=u.password, private_socket=private)
+        # A local address nobody else in this process uses: the only user agents
+        # that can share these sockets are this test's.
+        ua = sipreg.UserAgent(
+            u.aor, password=u.password, private_socket=private, local_address="127.0.0.9"
+        )
         uas.append(ua)
         r = sipreg.Registerer(ua, registrar=kamailio.registrar, expires=60, retry=False)
         r.register()
