@@ -6,6 +6,7 @@ pub mod keepalive;
 pub mod message;
 pub mod options;
 pub mod rand;
+pub mod refresh;
 pub mod registerer;
 pub mod request;
 pub mod routing;

@@ -392,7 +392,8 @@ impl RetryPolicy {
 pub struct RegistererOptions {
     /// Requested expiry in seconds (default 600; 0 is invalid).
     pub expires: u32,
-    /// Percent of the granted expiry after which to refresh (50..=99, default 99).
+    /// Percent of the granted expiry after which to refresh (50..=99, default 99);
+    /// see [`crate::core::refresh`] for the lead before expiry and the spread.
     pub refresh_frequency: u32,
     /// Request-URI; default: the AOR's domain.
     pub registrar: Option<String>,

@@ -14,6 +14,7 @@ use super::keepalive::{Failure, KeepAlive, Mechanism};
 use super::message::Response;
 use super::options::{RegistererOptions, Settings, UserAgentConfig};
 use super::rand::Rng;
+use super::refresh;
 use super::request::{self, AuthHeader, ContactSpec, RequestParts};
 use super::routing::RoutingFacts;
 use super::targets::{Query, Target, TargetList};
@@ -1186,7 +1187,10 @@ impl Registerer {
                 self.retry_after = None;
                 self.bound_contact = ours_text;
                 let granted = Duration::from_secs(u64::from(secs));
-                self.refresh_at = Some(now + granted * self.settings.refresh_frequency / 100);
+                let spread = refresh::spread_of(&self.call_id);
+                let delay =
+                    refresh::refresh_delay(granted, self.settings.refresh_frequency, spread);
+                self.refresh_at = Some(now + delay);
                 self.expire_at = Some(now + granted);
                 self.set_state(State::Registered);
                 self.outbound_in_use = p.outbound && resp.lists_option("require", "outbound");
