@@ -238,6 +238,21 @@ typedef struct sipreg_stats {
    * Transport errors (send failures, ICMP errors, lost connections).
    */
   uint64_t transport_errors;
+  /**
+   * Pacing window of the registrar target this user agent used last: how many
+   * REGISTER transactions (of all user agents) may be in flight to it at once.
+   * It grows while answers come and halves on a retransmission or a 503;
+   * 0 before the user agent sent anything.
+   */
+  uint64_t window;
+  /**
+   * REGISTER transactions in flight to that target (all user agents).
+   */
+  uint64_t in_flight;
+  /**
+   * Registerers waiting for a slot in that target's window (all user agents).
+   */
+  uint64_t queued;
 } sipreg_stats;
 
 #ifdef __cplusplus

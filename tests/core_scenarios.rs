@@ -1017,3 +1017,87 @@ fn tiny_grant_refreshes_at_half() {
     assert!(at <= secs(2) && at >= ms(1_800), "{at:?}");
     assert_eq!(h.reg.state(), State::Registered);
 }
+
+#[test]
+fn paced_transaction_waits_for_admission_then_starts_its_timers() {
+    let mut h = Harness::alice(no_retry());
+    h.reg.set_paced(true);
+    h.reg.register(h.now).unwrap();
+    h.drain();
+    assert!(h.sent.is_empty(), "nothing goes out before admission");
+    assert!(h.reg.wants_admission() && !h.reg.in_transaction());
+    assert!(h.reg.is_waiting(), "a queued request counts as in flight");
+    assert_eq!(h.reg.register(h.now), Err(Error::RequestPending));
+    assert_eq!(h.reg.poll_timeout(), None, "no Timer E/F while queued");
+    h.reg
+        .transport_error(h.now, "icmp for someone else's datagram", false);
+    h.reg.connection_lost(h.now);
+    assert!(h.reg.wants_admission(), "never sent, so not failed");
+    h.advance(secs(40)); // longer than Timer F
+    assert_eq!(h.reg.state(), State::Initial);
+    h.reg.admit(h.now);
+    h.drain();
+    assert_eq!(h.sent.len(), 1);
+    assert_eq!(h.sent[0].at, secs(40));
+    assert!(h.reg.in_transaction() && !h.reg.wants_admission());
+    assert_eq!(
+        h.reg.poll_timeout(),
+        Some(h.now + ms(500)),
+        "Timer E from admission"
+    );
+    h.challenge("n1", false);
+    assert!(
+        h.reg.wants_admission(),
+        "the authenticated resend is a new transaction"
+    );
+    assert_eq!(h.sent.len(), 1);
+    h.reg.admit(h.now);
+    h.drain();
+    assert_eq!(h.sent.len(), 2);
+    assert!(h.last().header("Authorization").is_some());
+    h.ok(600);
+    assert_eq!(h.states(), vec![State::Registered]);
+    // The refresh waits for admission too.
+    h.advance(h.refresh_after(600) + ms(1));
+    assert!(h.reg.wants_admission());
+    assert_eq!(h.sent.len(), 2);
+}
+
+#[test]
+fn paced_timers_and_expiry_still_run_while_queued() {
+    let mut h = Harness::alice(no_retry());
+    h.reg.set_paced(true);
+    h.reg.register(h.now).unwrap();
+    h.reg.admit(h.now);
+    h.drain();
+    h.ok(30);
+    h.advance(secs(30)); // refresh due and queued; the window never opens
+    assert!(h.reg.wants_admission());
+    assert_eq!(
+        h.states(),
+        vec![State::Registered, State::Unregistered],
+        "the binding expires visibly"
+    );
+    h.reg.dispose(h.now);
+    h.advance(secs(60));
+    assert_eq!(
+        h.reg.state(),
+        State::Terminated,
+        "dispose is bounded while queued"
+    );
+    h.reg.set_paced(false);
+    assert!(h.sent.len() == 1);
+}
+
+#[test]
+fn unpaced_by_default_and_unpacing_admits() {
+    let mut h = Harness::alice(no_retry());
+    h.register();
+    assert_eq!(h.sent.len(), 1, "the harness needs no admission");
+    let mut h = Harness::alice(no_retry());
+    h.reg.set_paced(true);
+    h.reg.register(h.now).unwrap();
+    h.reg.set_paced(false);
+    h.drain();
+    assert_eq!(h.sent.len(), 1);
+}

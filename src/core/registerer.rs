@@ -95,6 +95,9 @@ enum Kind {
 struct Pending {
     kind: Kind,
     tx: ClientTransaction,
+    /// The transaction has started (its timers run and its first send is owed).
+    /// A paced registerer waits for the runtime's [`Registerer::admit`].
+    admitted: bool,
     /// The message, written when the runtime first polls it (so Via and
     /// Contact carry the socket it really leaves from); retransmissions reuse it.
     bytes: Option<Vec<u8>>,
@@ -188,6 +191,8 @@ pub struct Registerer {
     awaiting_targets: bool,
     /// The runtime has not been asked for that resolution yet.
     resolution_wanted: bool,
+    /// Transactions wait for [`Registerer::admit`] (the runtime's pacing window).
+    paced: bool,
 }
 
 /// Length of the per-registerer key at the start of every branch (after the cookie).
@@ -256,6 +261,7 @@ impl Registerer {
             targets: None,
             awaiting_targets: false,
             resolution_wanted: false,
+            paced: false,
         })
     }
 
@@ -279,6 +285,17 @@ impl Registerer {
     /// Whether a request is in flight (SIP.js's private `waiting` flag).
     pub fn is_waiting(&self) -> bool {
         self.pending.is_some()
+    }
+
+    /// Whether a request waits to start its transaction (paced registerers only;
+    /// the runtime calls [`admit`](Self::admit) when the window has room).
+    pub fn wants_admission(&self) -> bool {
+        self.pending.as_ref().is_some_and(|p| !p.admitted)
+    }
+
+    /// Whether a started transaction is in flight (sent or owed to the runtime).
+    pub fn in_transaction(&self) -> bool {
+        self.pending.as_ref().is_some_and(|p| p.admitted)
     }
 
     /// Whether dispose was called (and Terminated may not have been reached yet).
@@ -438,7 +455,7 @@ impl Registerer {
         let tx = self
             .pending
             .as_ref()
-            .filter(|_| !self.awaiting_targets)
+            .filter(|p| p.admitted && !self.awaiting_targets)
             .and_then(|p| p.tx.next_deadline());
         let lingering = self
             .lingering
@@ -460,6 +477,22 @@ impl Registerer {
     }
 
     // ----- inputs from the runtime ----------------------------------------
+
+    /// With `on`, every new transaction waits for [`admit`](Self::admit) before
+    /// its timers start and its first send is owed (the runtime's pacing window).
+    /// A waiting request still counts as in flight for `register`/`unregister`
+    /// (`RequestPending`). Off (the default), transactions start at once.
+    pub fn set_paced(&mut self, on: bool) {
+        self.paced = on;
+        if !on {
+            self.admit_pending(None);
+        }
+    }
+
+    /// Starts the waiting transaction now (see [`wants_admission`](Self::wants_admission)).
+    pub fn admit(&mut self, now: Instant) {
+        self.admit_pending(Some(now));
+    }
 
     /// Tells the registerer which local address its packets leave from. A change
     /// while bound queues the old contact for removal in the next REGISTER.
@@ -538,8 +571,10 @@ impl Registerer {
                 self.note("connection closed during dispose: sending the un-REGISTER again");
                 self.start(now, kind);
             }
-        } else if self.pending.is_some() {
+        } else if self.in_transaction() {
             self.transport_error(now, "connection closed", true);
+        } else if self.pending.is_some() {
+            // Waiting for admission: it goes out on a new connection when admitted.
         } else if self.state == State::Registered && self.dispose_deadline.is_none() {
             self.note("connection closed while registered: re-registering");
             self.start(now, Kind::Register);
@@ -665,8 +700,9 @@ impl Registerer {
 
     /// Sending the current request failed: ends it with a synthetic 503.
     /// `immediate_retry` asks for the first automatic retry without delay.
+    /// A request still waiting for admission was not sent, so it is not affected.
     pub fn transport_error(&mut self, now: Instant, reason: &str, immediate_retry: bool) {
-        if self.pending.is_none() {
+        if !self.in_transaction() {
             return;
         }
         self.note(&format!("transport error: {reason}"));
@@ -725,7 +761,7 @@ impl Registerer {
         let dialogue_ok = |cseq: u32| {
             resp.call_id() == Some(self.call_id.as_str()) && resp.cseq() == Some((cseq, "REGISTER"))
         };
-        if let Some(p) = &self.pending {
+        if let Some(p) = self.pending.as_ref().filter(|p| p.admitted) {
             if p.tx.branch() == branch {
                 if !dialogue_ok(p.cseq) {
                     return Err(Unmatched::WrongDialogue);
@@ -853,6 +889,7 @@ impl Registerer {
         let pending = Pending {
             kind,
             tx: ClientTransaction::new(String::new(), true, self.settings.ua.timers, now),
+            admitted: false,
             bytes: None,
             cseq: 0,
             branch: String::new(),
@@ -891,9 +928,28 @@ impl Registerer {
             self.settings.ua.timers,
             now,
         );
+        p.admitted = false;
+        self.transmits.clear();
+        self.pending = Some(p);
+        if !self.paced {
+            self.admit_pending(Some(now));
+        }
+    }
+
+    /// Starts the pending transaction: at `now` (a fresh Timer E/F start), or
+    /// with the timers it was created with (`None`).
+    fn admit_pending(&mut self, now: Option<Instant>) {
+        let reliable = self.settings.transport.reliable();
+        let timers = self.settings.ua.timers;
+        let Some(p) = self.pending.as_mut().filter(|p| !p.admitted) else {
+            return;
+        };
+        if let Some(now) = now {
+            p.tx = ClientTransaction::new(p.branch.clone(), reliable, timers, now);
+        }
+        p.admitted = true;
         self.transmits.clear();
         self.transmits.push_back(false);
-        self.pending = Some(p);
     }
 
     /// Writes the pending request for packets leaving `local`.
@@ -975,7 +1031,9 @@ impl Registerer {
         if self.awaiting_targets {
             return;
         }
-        let Some(p) = &mut self.pending else { return };
+        let Some(p) = self.pending.as_mut().filter(|p| p.admitted) else {
+            return;
+        };
         match p.tx.on_timer(now) {
             TimerOutcome::Retransmit => {
                 self.retransmissions += 1;

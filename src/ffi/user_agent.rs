@@ -30,6 +30,15 @@ pub struct sipreg_stats {
     pub sent: u64,
     /// Transport errors (send failures, ICMP errors, lost connections).
     pub transport_errors: u64,
+    /// Pacing window of the registrar target this user agent used last: how many
+    /// REGISTER transactions (of all user agents) may be in flight to it at once.
+    /// It grows while answers come and halves on a retransmission or a 503;
+    /// 0 before the user agent sent anything.
+    pub window: u64,
+    /// REGISTER transactions in flight to that target (all user agents).
+    pub in_flight: u64,
+    /// Registerers waiting for a slot in that target's window (all user agents).
+    pub queued: u64,
 }
 
 pub(crate) struct UaHandle {
@@ -364,6 +373,9 @@ pub unsafe extern "C" fn sipreg_user_agent_stats(
             dropped: s.dropped.load(Ordering::Relaxed),
             sent: s.sent.load(Ordering::Relaxed),
             transport_errors: s.transport_errors.load(Ordering::Relaxed),
+            window: s.window.load(Ordering::Relaxed),
+            in_flight: s.in_flight.load(Ordering::Relaxed),
+            queued: s.queued.load(Ordering::Relaxed),
         };
         put(out, stats, "out")
     })

@@ -13,6 +13,7 @@ mod dns;
 mod endpoint;
 mod link;
 pub mod log;
+pub mod pacing;
 pub mod resolve;
 mod stream;
 pub mod tls;
@@ -149,11 +150,24 @@ pub struct UaStats {
     pub sent: AtomicU64,
     /// Transport errors seen.
     pub transport_errors: AtomicU64,
+    /// Pacing window of the registrar target last used (transactions allowed in flight).
+    pub window: AtomicU64,
+    /// Transactions in flight to that target (all user agents).
+    pub in_flight: AtomicU64,
+    /// Registerers queued for that target's window (all user agents).
+    pub queued: AtomicU64,
 }
 
 impl UaStats {
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_window(&self, v: pacing::WindowView) {
+        self.window.store(u64::from(v.window), Ordering::Relaxed);
+        self.in_flight
+            .store(u64::from(v.in_flight), Ordering::Relaxed);
+        self.queued.store(u64::from(v.queued), Ordering::Relaxed);
     }
 }
 

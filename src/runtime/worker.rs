@@ -12,6 +12,7 @@ use mio::{Events, Poll, Token};
 
 use super::endpoint::{Endpoint, FlowKey, Io};
 use super::log::Level;
+use super::pacing::{Outcome, Pacer};
 use super::stream::{self, StreamSpec, TlsParams, WsParams};
 use super::udp;
 use super::{Command, RegId, Shared, UaId, UaStats};
@@ -68,6 +69,8 @@ pub struct Worker {
     failed_streams: Vec<(Vec<RegId>, RegId)>,
     /// Sockets with more to read than one wake-up takes (readiness is edge-triggered).
     again: Vec<Token>,
+    /// Window of transactions in flight per registrar target.
+    pacing: Pacer<SocketAddr, RegId>,
 }
 
 impl Worker {
@@ -83,6 +86,7 @@ impl Worker {
             rbuf: vec![0u8; udp::MAX_DATAGRAM + 1],
             failed_streams: Vec::new(),
             again: Vec::new(),
+            pacing: Pacer::default(),
         }
     }
 
@@ -118,6 +122,7 @@ impl Worker {
                 self.on_command(cmd);
             }
             self.run_timers();
+            self.start_admitted();
         }
     }
 
@@ -186,6 +191,8 @@ impl Worker {
                 self.keys.insert(core.key().to_owned(), id);
                 // A host name: the core's RFC 3263 target list sets this before each send.
                 let target = target.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+                let mut core = core;
+                core.set_paced(true);
                 self.regs.insert(
                     id,
                     Reg {
@@ -492,6 +499,7 @@ impl Worker {
             {
                 self.replace_flow(id, now);
             }
+            progressed |= self.pace(id, now);
             while self.regs.get(&id).is_some_and(|r| r.core.wants_transmit()) {
                 progressed = true;
                 self.sync_target(id);
@@ -700,6 +708,7 @@ impl Worker {
 
     fn remove_reg(&mut self, id: RegId) {
         self.detach(id);
+        self.pacing.release(id, Outcome::Abandoned);
         if let Some(r) = self.regs.remove(&id) {
             self.keys.remove(r.core.key());
             if let Some(ua) = self.uas.get_mut(&r.ua) {
@@ -728,6 +737,9 @@ impl Worker {
             );
         }
         let stats = self.uas.get(&ua_id).map(|u| u.stats.clone());
+        if t.retransmission {
+            self.pacing.retransmitted(target);
+        }
         let token = self.socket_for(id)?;
         let result = match self.ep.socks.get_mut(&token).map(|s| &mut s.io) {
             Some(Io::Udp(sock)) => match sock.send_to(&t.bytes, target) {
@@ -750,6 +762,63 @@ impl Worker {
             UaStats::bump(&s.sent);
         }
         result
+    }
+
+    // ----- pacing --------------------------------------------------------
+
+    /// Gives registerer `id` a slot in its target's window when it wants to
+    /// start a transaction, and frees the slot when the transaction is over.
+    /// True if a transaction was started (there is something to send).
+    fn pace(&mut self, id: RegId, now: Instant) -> bool {
+        let Some(reg) = self.regs.get_mut(&id) else {
+            return false;
+        };
+        let mut started = false;
+        if self.pacing.holds(id) && !reg.core.in_transaction() {
+            let outcome = match reg.core.last_response() {
+                Some((408 | 503, _)) => Outcome::Congested,
+                _ => Outcome::Answered,
+            };
+            if reg.core.wants_admission() {
+                self.pacing.renew(id, outcome);
+                reg.core.admit(now);
+                started = true;
+            } else {
+                self.pacing.release(id, outcome);
+            }
+        } else if reg.core.wants_admission()
+            && !reg.core.is_resolving()
+            && self.pacing.request(Self::pacing_key(reg), id)
+        {
+            // (A request waiting for RFC 3263 answers asks once it has a target.)
+            reg.core.admit(now);
+            started = true;
+        }
+        if let Some(ua) = self.uas.get(&reg.ua) {
+            ua.stats.set_window(self.pacing.view(Self::pacing_key(reg)));
+        }
+        started
+    }
+
+    /// The registrar target a registerer's window belongs to: the resolved
+    /// RFC 3263 target in use, else the fixed address.
+    fn pacing_key(reg: &Reg) -> SocketAddr {
+        reg.core
+            .current_target()
+            .map(|t| t.addr)
+            .unwrap_or(reg.target)
+    }
+
+    /// Starts the transactions that got a slot when others ended.
+    fn start_admitted(&mut self) {
+        let now = Instant::now();
+        while let Some(id) = self.pacing.pop_ready() {
+            if self.regs.get(&id).is_some_and(|r| r.core.wants_admission()) {
+                self.drive(id, now, |core, now| core.admit(now));
+            } else {
+                self.pacing.release(id, Outcome::Abandoned);
+            }
+        }
     }
 
     // ----- sockets -------------------------------------------------------
@@ -843,7 +912,7 @@ impl Worker {
             .filter(|rid| {
                 self.regs
                     .get(rid)
-                    .is_some_and(|r| r.core.is_waiting() && dest.is_none_or(|d| d == r.target))
+                    .is_some_and(|r| r.core.in_transaction() && dest.is_none_or(|d| d == r.target))
             })
             .collect();
         self.bump_users(&victims, |s| &s.transport_errors);

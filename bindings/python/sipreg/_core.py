@@ -803,7 +803,9 @@ class UserAgent:
 
     @property
     def stats(self) -> Dict[str, int]:
-        """Message counters: ``received``, ``dropped``, ``sent``, ``transport_errors``."""
+        """Message counters: ``received``, ``dropped``, ``sent``, ``transport_errors``,
+        and the pacing window of the registrar target last used: ``window``,
+        ``in_flight``, ``queued``."""
         st = _lib.sipreg_stats()
         check(lib.sipreg_user_agent_stats(self._require(), byref(st)), "sipreg_user_agent_stats")
         return {
@@ -811,6 +813,9 @@ class UserAgent:
             "dropped": int(st.dropped),
             "sent": int(st.sent),
             "transport_errors": int(st.transport_errors),
+            "window": int(st.window),
+            "in_flight": int(st.in_flight),
+            "queued": int(st.queued),
         }
 
     def _require(self) -> int:
