@@ -754,7 +754,7 @@ impl Registerer {
         if self.state == State::Terminated {
             return Err(Unmatched::Terminated);
         }
-        let branch = resp.top_via().and_then(|v| v.branch().map(str::to_owned));
+        let branch = resp.top_branch();
         let Some(branch) = branch else {
             return Err(Unmatched::UnknownBranch);
         };

@@ -1085,11 +1085,9 @@ impl Worker {
             _ => None,
         };
         let rid = resp.as_ref().and_then(|r| r.as_ref().ok()).and_then(|r| {
-            r.top_via().and_then(|v| {
-                v.branch()
-                    .and_then(branch_key)
-                    .and_then(|k| self.keys.get(k).copied())
-            })
+            r.top_branch()
+                .and_then(branch_key)
+                .and_then(|k| self.keys.get(k).copied())
         });
         let counted = rid.and_then(|r| self.regs.get(&r)).map_or(owner, |r| r.ua);
         if let Some(ua) = self.uas.get(&counted) {
