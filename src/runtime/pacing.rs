@@ -17,7 +17,7 @@ pub const INITIAL_WINDOW: u32 = 32;
 /// The window never shrinks below this.
 pub const MIN_WINDOW: u32 = 4;
 /// The window never grows past this.
-pub const MAX_WINDOW: u32 = 256;
+pub const MAX_WINDOW: u32 = 64;
 
 /// How a transaction that held a slot ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -118,6 +118,8 @@ impl Worker {
                     );
                 }
             }
+            // Cleared before draining: a command queued after this wakes us again.
+            super::WAKE_PENDING.store(false, std::sync::atomic::Ordering::SeqCst);
             while let Ok(cmd) = self.commands.try_recv() {
                 self.on_command(cmd);
             }
