@@ -116,9 +116,8 @@ fn register_one(i: usize, t0: Instant) -> (Registerer, u64, u64, i64) {
         reg
     });
     let first = Request::parse(&wire);
-    let www = format!(
-        "WWW-Authenticate: Digest realm=\"127.0.0.1\", nonce=\"nonce{i}\", qop=\"auth\""
-    );
+    let www =
+        format!("WWW-Authenticate: Digest realm=\"127.0.0.1\", nonce=\"nonce{i}\", qop=\"auth\"");
     let challenge = first.response(401, "Unauthorized", &[www, "Server: kamailio".into()]);
     wire.clear();
     wire.reserve(2048);

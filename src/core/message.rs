@@ -1602,7 +1602,11 @@ Content-Length: 0
             let slow = via.as_ref().and_then(|v| v.branch());
             let quoted = via
                 .as_ref()
-                .and_then(|v| v.params.iter().find(|(n, _)| n.eq_ignore_ascii_case("branch")))
+                .and_then(|v| {
+                    v.params
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case("branch"))
+                })
                 .and_then(|(_, v)| v.as_deref())
                 .is_some_and(|v| text_has_quoted_branch(buf, v));
             if !quoted {
