@@ -138,6 +138,9 @@ pub struct Response {
     pub reason: String,
     /// (lower-case long name, unfolded value) in message order.
     headers: Headers,
+    /// Where the top Via's branch is: (header index, byte range in its value),
+    /// found once at parse time because every response is routed by it.
+    branch_at: Option<(usize, usize, usize)>,
 }
 
 impl Response {
@@ -155,11 +158,14 @@ impl Response {
         let (start, headers) = parse_head(&head)?;
         let (status, reason) = parse_status_line(start)?;
         check_body_length(&headers, body.len())?;
-        Ok(Response {
+        let mut resp = Response {
             status,
             reason: reason.to_owned(),
             headers,
-        })
+            branch_at: None,
+        };
+        resp.branch_at = resp.find_top_branch();
+        Ok(resp)
     }
 
     /// The first value of a header; `name` may be in any case and in long or
@@ -207,7 +213,16 @@ impl Response {
     /// it, read in place (the per-response routing path: no Via is built).
     /// A quoted branch (never one of ours) gives `None`.
     pub fn top_branch(&self) -> Option<&str> {
-        let first = split_list(self.header("via")?).into_iter().next()?;
+        let (i, start, end) = self.branch_at?;
+        self.headers.get(i)?.1.get(start..end)
+    }
+
+    /// Locates the top Via's branch for [`top_branch`](Self::top_branch).
+    fn find_top_branch(&self) -> Option<(usize, usize, usize)> {
+        let wanted = lookup_name("via");
+        let index = self.headers.iter().position(|(n, _)| *n == wanted)?;
+        let line = self.headers.get(index)?.1.as_str();
+        let first = split_list(line).into_iter().next()?;
         let s = first.trim_matches(is_ws);
         let (_, rest) = sent_protocol(s).ok()?;
         let sent_by_start = rest.trim_start_matches(is_ws);
@@ -220,7 +235,10 @@ impl Response {
         let (_, value) = params
             .into_iter()
             .find(|(name, _)| name.eq_ignore_ascii_case("branch"))?;
-        value.filter(|v| !v.starts_with('"'))
+        let value = value.filter(|v| !v.starts_with('"'))?;
+        // `value` is a slice of `line`: its offset locates it.
+        let start = (value.as_ptr() as usize).checked_sub(line.as_ptr() as usize)?;
+        Some((index, start, start + value.len()))
     }
 
     /// Every Contact value of every Contact line, in order. A `*` contact

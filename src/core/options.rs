@@ -456,6 +456,12 @@ pub struct Settings {
     pub refresh_frequency: u32,
     /// Request-URI.
     pub registrar: Uri,
+    /// `registrar` as text (written into every REGISTER and digest answer).
+    pub registrar_text: String,
+    /// `to_uri` as text.
+    pub to_text: String,
+    /// The AOR as text (the From URI).
+    pub aor_text: String,
     /// To URI.
     pub to_uri: Uri,
     /// Extra headers, validated.
@@ -611,6 +617,9 @@ impl RegistererOptions {
             refresh_frequency: self.refresh_frequency,
             target_host: route.host.clone(),
             target_port: route.port.unwrap_or(default_port),
+            registrar_text: registrar.to_string(),
+            to_text: to_uri.to_string(),
+            aor_text: ua.aor.to_string(),
             registrar,
             to_uri,
             extra_headers: self

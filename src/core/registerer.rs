@@ -151,7 +151,8 @@ pub struct Registerer {
     local: Option<SocketAddr>,
     bound_contact: Option<String>,
     stale_contacts: Vec<String>,
-    pending: Option<Pending>,
+    /// The request in flight; boxed, so an idle registerer keeps only a pointer.
+    pending: Option<Box<Pending>>,
     /// Completed transactions absorbing retransmitted finals until Timer K, with their CSeq.
     lingering: Vec<(ClientTransaction, u32)>,
     refresh_at: Option<Instant>,
@@ -930,7 +931,7 @@ impl Registerer {
         );
         p.admitted = false;
         self.transmits.clear();
-        self.pending = Some(p);
+        self.pending = Some(Box::new(p));
         if !self.paced {
             self.admit_pending(Some(now));
         }
@@ -967,7 +968,7 @@ impl Registerer {
         let outbound = self.settings.reg_id.is_some() && !self.outbound_refused;
         p.contact_addr = Some(contact_addr);
         p.outbound = outbound;
-        p.sent_contact = Some(request::contact_uri(&self.settings, contact_addr, outbound));
+        let sent_contact = request::contact_uri(&self.settings, contact_addr, outbound);
         let parts = RequestParts {
             settings: &self.settings,
             local,
@@ -980,24 +981,26 @@ impl Registerer {
             contact,
             stale_contacts: &p.stale_sent,
             auth: &p.auth,
+            contact_uri: &sent_contact,
         };
         p.bytes = Some(request::build_register(&parts));
+        p.sent_contact = Some(sent_contact);
     }
 
     /// Ends the request in flight, dropping sends still owed for it.
     fn take_pending(&mut self) -> Option<Pending> {
         self.transmits.clear();
-        self.pending.take()
+        self.pending.take().map(|p| *p)
     }
 
     /// Authorization headers from the per-realm cache, each with the next nc.
     fn credentials_headers(&mut self, p: &mut Pending) -> Vec<(AuthHeader, String)> {
-        let Some(password) = self.settings.ua.password.clone() else {
+        let Some(password) = self.settings.ua.password.as_ref() else {
             return Vec::new();
         };
-        let username = self.settings.ua.effective_auth_username().to_owned();
-        let uri = self.settings.registrar.to_string();
-        let mut out = Vec::new();
+        let username = self.settings.ua.effective_auth_username();
+        let uri = self.settings.registrar_text.as_str();
+        let mut out = Vec::with_capacity(self.auth.len());
         for entry in &mut self.auth {
             entry.nc = entry.nc.wrapping_add(1).max(1);
             let cnonce = self.rng.token(16);
@@ -1077,6 +1080,8 @@ impl Registerer {
             return;
         };
         if p.tx.next_deadline().is_some() {
+            // Usually one or two linger at a time: no room for four kept per registerer.
+            self.lingering.reserve_exact(1);
             self.lingering.push((p.tx.clone(), p.cseq));
         }
         self.record_response(resp.status, &resp.reason);
@@ -1170,6 +1175,7 @@ impl Registerer {
         p.auth_rounds += 1;
         self.auth
             .retain(|e| !(e.proxy == proxy && e.challenge.realm == ch.realm));
+        self.auth.reserve_exact(1);
         self.auth.push(AuthEntry {
             proxy,
             challenge: ch,

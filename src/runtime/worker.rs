@@ -31,7 +31,7 @@ pub const WAKE_TOKEN: Token = Token(0);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Ua {
-    config: UserAgentConfig,
+    config: Box<UserAgentConfig>,
     stats: Arc<UaStats>,
     regs: HashSet<RegId>,
     freeing: Option<Sender<()>>,
@@ -40,7 +40,8 @@ struct Ua {
 }
 
 struct Reg {
-    core: Registerer,
+    /// Boxed: the map of registerers holds pointers, not 2 KB entries with slack.
+    core: Box<Registerer>,
     ua: UaId,
     target: SocketAddr,
     shared: Arc<Shared>,
@@ -137,7 +138,7 @@ impl Worker {
                 self.uas.insert(
                     id,
                     Ua {
-                        config: *config,
+                        config,
                         stats,
                         regs: HashSet::new(),
                         freeing: None,
@@ -151,7 +152,7 @@ impl Worker {
                 };
                 let creds_changed = ua.config.auth_username != config.auth_username
                     || ua.config.password != config.password;
-                ua.config = *config;
+                ua.config = config;
                 for rid in &ua.regs {
                     if let Some(r) = self.regs.get_mut(rid) {
                         r.core
@@ -198,7 +199,7 @@ impl Worker {
                 self.regs.insert(
                     id,
                     Reg {
-                        core: *core,
+                        core,
                         ua,
                         target,
                         shared,
