@@ -1005,10 +1005,10 @@ impl Registerer {
             entry.nc = entry.nc.wrapping_add(1).max(1);
             let cnonce = self.rng.token(16);
             let answer = Answer {
-                username: &username,
+                username,
                 password: Some(password.expose()),
                 method: "REGISTER",
-                uri: &uri,
+                uri,
                 body: b"",
                 nc: entry.nc,
                 cnonce: &cnonce,
