@@ -896,7 +896,9 @@ fn parse_head(head: &str) -> Result<(&str, Headers), ParseError> {
 
 /// Rejects control characters (other than HT), including a stray CR.
 fn check_line(line: &str) -> Result<(), ParseError> {
-    if line.chars().any(|c| c.is_ascii_control() && c != '\t') {
+    // Bytes, not chars: control characters are ASCII, and UTF-8 continuation
+    // bytes are all >= 0x80.
+    if line.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
         Err(err("control character in header section"))
     } else {
         Ok(())

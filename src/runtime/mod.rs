@@ -11,6 +11,7 @@
 
 mod dns;
 mod endpoint;
+pub(crate) mod idhash;
 mod link;
 pub mod log;
 pub mod pacing;

@@ -9,8 +9,10 @@
 //! window's worth of answers (one loss event, one decrease). Initial
 //! registrations, refreshes and un-REGISTERs share the window.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::Hash;
+
+use super::idhash::IdMap;
 
 /// Window a new target starts with.
 pub const INITIAL_WINDOW: u32 = 32;
@@ -94,12 +96,12 @@ pub struct WindowView {
 /// Windows of every target, the slot holders, and who was just admitted.
 #[derive(Debug)]
 pub struct Pacer<K, T> {
-    windows: HashMap<K, Window<T>>,
+    windows: IdMap<K, Window<T>>,
     /// Registerers holding a slot, with their target.
-    holders: HashMap<T, K>,
+    holders: IdMap<T, K>,
     /// Registerers queued, with their target (an entry in a queue without one
     /// here was cancelled and is skipped).
-    waiting: HashMap<T, K>,
+    waiting: IdMap<T, K>,
     /// Registerers given a slot off the queue, to be started by the caller.
     ready: VecDeque<T>,
 }
@@ -107,9 +109,9 @@ pub struct Pacer<K, T> {
 impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Default for Pacer<K, T> {
     fn default() -> Self {
         Pacer {
-            windows: HashMap::new(),
-            holders: HashMap::new(),
-            waiting: HashMap::new(),
+            windows: IdMap::default(),
+            holders: IdMap::default(),
+            waiting: IdMap::default(),
             ready: VecDeque::new(),
         }
     }

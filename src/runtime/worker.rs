@@ -1,7 +1,7 @@
 //! The event loop: sockets, commands, timers, callbacks — one thread for all.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashSet};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::{Events, Poll, Token};
 
 use super::endpoint::{Endpoint, FlowKey, Io};
+use super::idhash::{IdMap, IdSet};
 use super::log::Level;
 use super::pacing::{Outcome, Pacer};
 use super::stream::{self, StreamSpec, TlsParams, WsParams};
@@ -33,7 +34,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 struct Ua {
     config: Box<UserAgentConfig>,
     stats: Arc<UaStats>,
-    regs: HashSet<RegId>,
+    regs: IdSet<RegId>,
     freeing: Option<Sender<()>>,
     /// The "certificates are not checked" warning was logged for this user agent.
     warned_insecure: bool,
@@ -58,9 +59,9 @@ struct Reg {
 pub struct Worker {
     poll: Poll,
     commands: Receiver<Command>,
-    uas: HashMap<UaId, Ua>,
-    regs: HashMap<RegId, Reg>,
-    keys: HashMap<String, RegId>,
+    uas: IdMap<UaId, Ua>,
+    regs: IdMap<RegId, Reg>,
+    keys: IdMap<String, RegId>,
     ep: Endpoint,
     timers: BinaryHeap<Reverse<(Instant, RegId)>>,
     /// Receive buffer reused for every datagram.
@@ -79,9 +80,9 @@ impl Worker {
         Worker {
             poll,
             commands,
-            uas: HashMap::new(),
-            regs: HashMap::new(),
-            keys: HashMap::new(),
+            uas: IdMap::default(),
+            regs: IdMap::default(),
+            keys: IdMap::default(),
             ep: Endpoint::default(),
             timers: BinaryHeap::new(),
             rbuf: vec![0u8; udp::MAX_DATAGRAM + 1],
@@ -140,7 +141,7 @@ impl Worker {
                     Ua {
                         config,
                         stats,
-                        regs: HashSet::new(),
+                        regs: IdSet::default(),
                         freeing: None,
                         warned_insecure: false,
                     },
