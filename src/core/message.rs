@@ -92,8 +92,17 @@ fn canonical_name(name: &str) -> Cow<'static, str> {
             return Cow::Borrowed(long);
         }
     }
-    if let Some(common) = COMMON_NAMES.iter().find(|n| n.eq_ignore_ascii_case(name)) {
-        return Cow::Borrowed(common);
+    // Lower-cased on the stack, then compared whole (length first) with the common names.
+    let mut buf = [0u8; 24];
+    if let Some(lower) = buf.get_mut(..name.len()) {
+        lower.copy_from_slice(name.as_bytes());
+        lower.make_ascii_lowercase();
+        let found = std::str::from_utf8(lower)
+            .ok()
+            .and_then(|l| COMMON_NAMES.iter().find(|n| **n == l));
+        if let Some(common) = found {
+            return Cow::Borrowed(common);
+        }
     }
     Cow::Owned(name.to_ascii_lowercase())
 }
@@ -118,7 +127,11 @@ fn is_ws(c: char) -> bool {
 
 /// RFC 3261 `token` characters.
 fn is_token_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c)
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            '-' | '.' | '!' | '%' | '*' | '_' | '+' | '`' | '\'' | '~'
+        )
 }
 
 /// True for a non-empty string made only of token characters.

@@ -123,6 +123,16 @@ struct Pending {
     auth_rounds: u8,
 }
 
+/// A completed transaction absorbing retransmitted finals until Timer K: only
+/// what matching needs (the transaction itself is freed when it completes).
+#[derive(Debug)]
+struct Lingering {
+    branch: Box<str>,
+    cseq: u32,
+    /// Timer K.
+    until: Instant,
+}
+
 #[derive(Clone, Debug)]
 struct AuthEntry {
     proxy: bool,
@@ -154,7 +164,7 @@ pub struct Registerer {
     /// The request in flight; boxed, so an idle registerer keeps only a pointer.
     pending: Option<Box<Pending>>,
     /// Completed transactions absorbing retransmitted finals until Timer K, with their CSeq.
-    lingering: Vec<(ClientTransaction, u32)>,
+    lingering: Vec<Lingering>,
     refresh_at: Option<Instant>,
     expire_at: Option<Instant>,
     retry_at: Option<Instant>,
@@ -458,11 +468,7 @@ impl Registerer {
             .as_ref()
             .filter(|p| p.admitted && !self.awaiting_targets)
             .and_then(|p| p.tx.next_deadline());
-        let lingering = self
-            .lingering
-            .iter()
-            .filter_map(|(t, _)| t.next_deadline())
-            .min();
+        let lingering = self.lingering.iter().map(|l| l.until).min();
         [
             tx,
             lingering,
@@ -777,18 +783,13 @@ impl Registerer {
                 return Ok(());
             }
         }
-        if let Some((_, cseq)) = self.lingering.iter().find(|(t, _)| t.branch() == branch) {
-            if !dialogue_ok(*cseq) {
-                return Err(Unmatched::WrongDialogue);
-            }
-            if let Some((tx, _)) = self
-                .lingering
-                .iter_mut()
-                .find(|(t, _)| t.branch() == branch)
-            {
-                tx.on_response(resp.status, now);
-            }
-            return Ok(());
+        if let Some(l) = self.lingering.iter().find(|l| &*l.branch == branch) {
+            // A retransmitted final of a completed transaction: absorbed.
+            return if dialogue_ok(l.cseq) {
+                Ok(())
+            } else {
+                Err(Unmatched::WrongDialogue)
+            };
         }
         Err(Unmatched::UnknownBranch)
     }
@@ -799,9 +800,7 @@ impl Registerer {
             return;
         }
         self.run_transaction_timers(now);
-        self.lingering.retain_mut(|(t, _)| {
-            t.on_timer(now) != TimerOutcome::Terminated && t.next_deadline().is_some()
-        });
+        self.lingering.retain(|l| l.until > now);
         if self.dispose_deadline.is_some_and(|d| now >= d) {
             self.note("dispose: no final answer within the shutdown bound; terminating");
             self.terminate();
@@ -1079,10 +1078,14 @@ impl Registerer {
         let Some(mut p) = self.take_pending() else {
             return;
         };
-        if p.tx.next_deadline().is_some() {
+        if let Some(until) = p.tx.next_deadline() {
             // Usually one or two linger at a time: no room for four kept per registerer.
             self.lingering.reserve_exact(1);
-            self.lingering.push((p.tx.clone(), p.cseq));
+            self.lingering.push(Lingering {
+                branch: std::mem::take(&mut p.branch).into_boxed_str(),
+                cseq: p.cseq,
+                until,
+            });
         }
         self.record_response(resp.status, &resp.reason);
         match resp.status {
