@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use zeroize::Zeroize;
@@ -449,7 +450,7 @@ impl Default for RegistererOptions {
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// User-agent settings.
-    pub ua: UserAgentConfig,
+    pub ua: Arc<UserAgentConfig>,
     /// Requested expiry.
     pub expires: u32,
     /// Refresh point in percent.
@@ -522,6 +523,12 @@ const MANAGED_HEADERS: &[&str] = &[
 impl RegistererOptions {
     /// Checks every option and resolves defaults against the user agent.
     pub fn validate(&self, ua: &UserAgentConfig) -> Result<Settings, Error> {
+        self.validate_shared(&Arc::new(ua.clone()))
+    }
+
+    /// [`validate`](Self::validate) for settings that share `ua` (one copy of the
+    /// user agent's settings for the handle, the worker and every registerer).
+    pub fn validate_shared(&self, ua: &Arc<UserAgentConfig>) -> Result<Settings, Error> {
         if self.expires == 0 {
             return Err(Error::invalid(
                 "expires must be at least 1 (use unregister to remove a binding)",

@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::digest::{self, Answer, Challenge};
@@ -228,7 +229,16 @@ impl Registerer {
         options: &RegistererOptions,
         seed: u64,
     ) -> Result<Registerer, Error> {
-        let settings = options.validate(ua)?;
+        Registerer::with_shared_config(&Arc::new(ua.clone()), options, seed)
+    }
+
+    /// [`new`](Self::new) sharing the user agent's settings instead of copying them.
+    pub fn with_shared_config(
+        ua: &Arc<UserAgentConfig>,
+        options: &RegistererOptions,
+        seed: u64,
+    ) -> Result<Registerer, Error> {
+        let settings = options.validate_shared(ua)?;
         let mut rng = Rng::new(seed);
         let key = rng.token(KEY_LEN);
         let call_id = settings.call_id.clone().unwrap_or_else(|| rng.token(24));
@@ -527,8 +537,9 @@ impl Registerer {
         auth_username: Option<String>,
         password: Option<super::options::Secret>,
     ) {
-        self.settings.ua.auth_username = auth_username;
-        self.settings.ua.password = password;
+        let ua = Arc::make_mut(&mut self.settings.ua);
+        ua.auth_username = auth_username;
+        ua.password = password;
         self.auth.clear();
     }
 

@@ -43,12 +43,13 @@ pub struct sipreg_stats {
 
 pub(crate) struct UaHandle {
     pub(crate) id: u64,
-    config: Mutex<UserAgentConfig>,
+    /// One copy, shared with the worker and the registerers; a change makes a new one.
+    config: Mutex<Arc<UserAgentConfig>>,
     stats: Arc<UaStats>,
 }
 
 impl UaHandle {
-    pub(crate) fn config(&self) -> MutexGuard<'_, UserAgentConfig> {
+    pub(crate) fn config(&self) -> MutexGuard<'_, Arc<UserAgentConfig>> {
         self.config.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -64,13 +65,12 @@ fn update(
         let h = UAS.get(ua as *const c_void, "ua")?;
         let config = {
             let mut c = h.config();
-            f(&mut c)?;
+            let mut changed = UserAgentConfig::clone(&c);
+            f(&mut changed)?;
+            *c = Arc::new(changed);
             c.clone()
         };
-        runtime::send(Command::UaConfig {
-            id: h.id,
-            config: Box::new(config),
-        })
+        runtime::send(Command::UaConfig { id: h.id, config })
     })
 }
 
@@ -89,12 +89,12 @@ pub unsafe extern "C" fn sipreg_user_agent_new(
         if out.is_null() {
             return Err(Error::NullArgument("out"));
         }
-        let config = UserAgentConfig::new(req_str(aor, "aor")?)?;
+        let config = Arc::new(UserAgentConfig::new(req_str(aor, "aor")?)?);
         let id = runtime::next_id();
         let stats = Arc::new(UaStats::default());
         runtime::send(Command::AddUa {
             id,
-            config: Box::new(config.clone()),
+            config: config.clone(),
             stats: stats.clone(),
         })?;
         let h = UAS.insert(

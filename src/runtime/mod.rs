@@ -179,7 +179,7 @@ pub enum Command {
         /// Its id.
         id: UaId,
         /// Its settings.
-        config: Box<UserAgentConfig>,
+        config: Arc<UserAgentConfig>,
         /// Its counters.
         stats: Arc<UaStats>,
     },
@@ -189,7 +189,7 @@ pub enum Command {
         /// Which user agent.
         id: UaId,
         /// New settings.
-        config: Box<UserAgentConfig>,
+        config: Arc<UserAgentConfig>,
     },
     /// Re-bind sockets and re-register.
     NetworkChanged {

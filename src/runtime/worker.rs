@@ -32,7 +32,8 @@ pub const WAKE_TOKEN: Token = Token(0);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Ua {
-    config: Box<UserAgentConfig>,
+    /// Shared with the API handle and the registerers (copied only on change).
+    config: Arc<UserAgentConfig>,
     stats: Arc<UaStats>,
     regs: IdSet<RegId>,
     freeing: Option<Sender<()>>,
