@@ -604,11 +604,16 @@ impl Worker {
             return;
         };
         {
+            // Contacts and the last response only change with a final response:
+            // a timer step (Timer K, a retransmission) copies no strings.
+            let responded = fired.iter().any(|e| matches!(e, Event::Response { .. }));
             let mut s = reg.shared.snap();
             s.state = reg.core.state();
-            s.contacts = reg.core.contacts().to_vec();
+            if responded {
+                s.contacts = reg.core.contacts().to_vec();
+                s.last_response = reg.core.last_response().cloned();
+            }
             s.retry_after = reg.core.retry_after();
-            s.last_response = reg.core.last_response().cloned();
             s.retry_at = reg.core.retry_at();
             s.failure_count = reg.core.failure_count();
             s.waiting = reg.core.is_waiting();
@@ -642,7 +647,9 @@ impl Worker {
             // A terminated registerer sends nothing more: its socket may close.
             self.detach(id);
         }
-        shared.deliver(&fired);
+        if !fired.is_empty() {
+            shared.deliver(&fired);
+        }
         if terminated {
             let remove = self.regs.get(&id).is_some_and(|r| r.freed)
                 || self.uas.get(&ua_id).is_some_and(|u| u.freeing.is_some());
