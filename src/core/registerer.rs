@@ -433,8 +433,14 @@ impl Registerer {
     /// Replaces the NAT settings of the user agent (keep-alive interval when
     /// the registrar sends no Flow-Timer, contact rewrite on/off).
     pub fn set_nat_options(&mut self, keepalive: u32, contact_rewrite: bool) {
-        self.settings.ua.keepalive = keepalive;
-        self.settings.ua.contact_rewrite = contact_rewrite;
+        if self.settings.ua.keepalive == keepalive
+            && self.settings.ua.contact_rewrite == contact_rewrite
+        {
+            return; // unchanged: the shared settings stay shared
+        }
+        let ua = Arc::make_mut(&mut self.settings.ua);
+        ua.keepalive = keepalive;
+        ua.contact_rewrite = contact_rewrite;
     }
 
     // ----- outputs --------------------------------------------------------
