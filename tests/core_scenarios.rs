@@ -1101,3 +1101,35 @@ fn unpaced_by_default_and_unpacing_admits() {
     h.drain();
     assert_eq!(h.sent.len(), 1);
 }
+
+#[test]
+fn timer_k_absorbs_retransmitted_finals_without_a_wake_up_of_its_own() {
+    let mut h = Harness::alice(no_retry());
+    h.register();
+    let first = h.last().clone();
+    let ok = first.response(
+        200,
+        "OK",
+        &[format!("Contact: <{}>;expires=600", first.contact_uri())],
+    );
+    h.deliver(&ok).unwrap();
+    assert_eq!(h.states(), vec![State::Registered]);
+    assert_eq!(
+        h.reg.poll_timeout(),
+        Some(h.now + h.refresh_after(600)),
+        "the next wake-up is the refresh, not Timer K"
+    );
+    h.advance(secs(4));
+    assert_eq!(
+        h.deliver(&ok),
+        Ok(()),
+        "a retransmitted 200 within T4 is absorbed"
+    );
+    h.advance(secs(2));
+    assert_eq!(
+        h.deliver(&ok),
+        Err(sipreg::core::registerer::Unmatched::UnknownBranch),
+        "after Timer K the transaction is gone"
+    );
+    assert_eq!(h.states(), vec![State::Registered]);
+}

@@ -484,10 +484,10 @@ impl Registerer {
             .as_ref()
             .filter(|p| p.admitted && !self.awaiting_targets)
             .and_then(|p| p.tx.next_deadline());
-        let lingering = self.lingering.iter().map(|l| l.until).min();
         [
             tx,
-            lingering,
+            // Lingering transactions (Timer K) wake nobody: they are purged at
+            // the next input, so 10 000 registrations cost no 20 000 wake-ups.
             self.refresh_at,
             self.expire_at,
             self.retry_at,
@@ -775,6 +775,7 @@ impl Registerer {
 
     /// Feeds a response whose top Via branch carries this registerer's key.
     pub fn handle_response(&mut self, now: Instant, resp: &Response) -> Result<(), Unmatched> {
+        self.lingering.retain(|l| l.until > now);
         if self.state == State::Terminated {
             return Err(Unmatched::Terminated);
         }
