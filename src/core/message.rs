@@ -167,7 +167,11 @@ impl Response {
         let buf = buf.get(leading_crlf(buf)..).unwrap_or_default();
         let head_len = header_end(buf).ok_or_else(|| err("incomplete header section"))?;
         let (head, body) = split_bytes(buf, head_len);
-        let head = String::from_utf8_lossy(head);
+        // Valid UTF-8 (the usual case) is checked by the fast validator.
+        let head = match std::str::from_utf8(head) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(head),
+        };
         let (start, headers) = parse_head(&head)?;
         let (status, reason) = parse_status_line(start)?;
         check_body_length(&headers, body.len())?;
