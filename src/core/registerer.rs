@@ -1136,7 +1136,7 @@ impl Registerer {
                 }
             },
             503 if resp.retry_after().is_none() && self.targets.is_some() => {
-                self.pending = Some(p);
+                self.pending = Some(Box::new(p));
                 if !self.failover(now, "503 without Retry-After") {
                     if let Some(p) = self.take_pending() {
                         self.fail(now, p.kind, 503, None, false);
