@@ -1,14 +1,48 @@
 #!/usr/bin/env bash
-# Runs the registration benchmark for N=1, 100, 1000 against a local Kamailio.
+# Side-by-side registration benchmark against one local Kamailio (bench mode:
+# 8 children, usrloc hash for 10 000+ contacts, quiet log):
+#   for N in BENCH_SIZES (default 1 1000 10000) and each of BENCH_TRANSPORTS
+#   (default udp tcp): sipreg (examples/bench.rs, counted from the first
+#   sipreg_user_agent_new to the last Registered), then SIPp registering the same
+#   users with digest auth at the rate sipreg achieved. The largest UDP run also
+#   measures BENCH_IDLE seconds (default 60) of idle CPU with all registered.
+# Prints one table. Long: not part of CI (tests/run-all.sh runs BENCH_SIZES=10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tests/setup-machine.sh
+[ -n "${BENCH_NO_SETUP:-}" ] || bash tests/setup-machine.sh >/dev/null
 cargo build --release --quiet --example bench
-source tests/kamailio/ensure.sh
-for n in ${BENCH_SIZES:-1 100 1000}; do
-	for t in ${BENCH_TRANSPORTS:-udp tcp}; do
+sizes=${BENCH_SIZES:-1 1000 10000}
+transports=${BENCH_TRANSPORTS:-udp tcp}
+idle=${BENCH_IDLE:-60}
+largest=$(printf '%s\n' $sizes | sort -n | tail -1)
+
+work="$(mktemp -d /tmp/sipreg-bench.XXXXXX)"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+tests/kamailio/kamctl.sh start "$work/kamailio" "$port" bench >&2
+trap 'tests/kamailio/kamctl.sh stop "$work/kamailio" >/dev/null 2>&1 || true' EXIT
+
+results="$work/results.txt"
+: >"$results"
+# SIPp's own footprint with one call, subtracted from its peak RSS below.
+python3 examples/bench/sipp_run.py "$port" udp 1 700000 10 "$(mktemp -d "$work/sipp.XXXX")" |
+	sed 's/^RESULT impl=sipp/RESULT impl=sipp-base/' >>"$results"
+first=100000
+for n in $sizes; do
+	for t in $transports; do
+		first=$((first + n + 10))
+		extra=()
+		if [ "$n" = "$largest" ] && [ "$t" = udp ] && [ "$idle" -gt 0 ]; then
+			extra=(--idle "$idle")
+		fi
+		echo "== sipreg n=$n $t" >&2
 		./target/release/examples/bench --n "$n" --transport "$t" \
-			--registrar "sip:127.0.0.1:${SIPREG_KAMAILIO_PORT}" --first-user $((200000 + n * 10 + ${#t}))
-		echo
+			--registrar "sip:127.0.0.1:$port" --first-user "$first" "${extra[@]}" |
+			tee /dev/stderr | grep '^RESULT' >>"$results" || true
+		rate=$(grep "impl=sipreg transport=$t n=$n " "$results" | tail -1 | sed -n 's/.* rate=\([0-9]*\).*/\1/p')
+		echo "== sipp n=$n $t at ${rate:-1000}/s" >&2
+		python3 examples/bench/sipp_run.py "$port" "$t" "$n" "$first" "${rate:-1000}" \
+			"$(mktemp -d "$work/sipp.XXXX")" | tee /dev/stderr >>"$results" || true
 	done
 done
+python3 examples/bench/table.py "$results"
+echo "raw results: $results" >&2

@@ -299,6 +299,21 @@ typedef struct sipreg_stats {
    * Transport errors (send failures, ICMP errors, lost connections).
    */
   uint64_t transport_errors;
+  /**
+   * Pacing window of the registrar target this user agent used last: how many
+   * REGISTER transactions (of all user agents) may be in flight to it at once.
+   * It grows while answers come and halves on a retransmission or a 503;
+   * 0 before the user agent sent anything.
+   */
+  uint64_t window;
+  /**
+   * REGISTER transactions in flight to that target (all user agents).
+   */
+  uint64_t in_flight;
+  /**
+   * Registerers waiting for a slot in that target's window (all user agents).
+   */
+  uint64_t queued;
 } sipreg_stats;
 
 #ifdef __cplusplus
@@ -354,7 +369,14 @@ enum sipreg_result sipreg_registerer_options_set_expires(struct sipreg_registere
                                                          uint32_t seconds);
 
 /**
- * Refresh point in percent of the granted expiry, 50..=99 (SIP.js `refreshFrequency`).
+ * Refresh point in percent of the granted expiry, 50..=99 (SIP.js `refreshFrequency`,
+ * default 99).
+ *
+ * The refresh is sent at `percent` % of the expiry the registrar granted, but
+ * always at least min(grant / 2, 5 s) before that expiry, and then earlier by a
+ * stable per-registerer fraction of up to 10 % (derived from the Call-ID), so
+ * many registerers granted at once do not refresh in lockstep. A 600 s grant at
+ * 99 % refreshes between 534.6 s and 594 s; a 30 s grant between 22.5 s and 25 s.
  */
 enum sipreg_result sipreg_registerer_options_set_refresh_frequency(struct sipreg_registerer_options *o,
                                                                    uint32_t percent);

@@ -19,6 +19,7 @@ use proptest::test_runner::Config as PropConfig;
 use sipreg::core::digest::{choose_challenge, parse_challenge};
 use sipreg::core::message::{classify, frame, Frame, Kind, NameAddr, Response};
 use sipreg::core::options::{RegistererOptions, RetryPolicy, Transport, UserAgentConfig};
+use sipreg::core::refresh::{refresh_delay, spread_of};
 use sipreg::core::registerer::{Event, Registerer, State};
 use sipreg::core::uri::{Host, Scheme, Uri};
 
@@ -1094,7 +1095,20 @@ fn soak_one(seed: u64, hours: u64, stats: &mut SoakStats) {
                     .or(resp.expires())
                     .unwrap();
                 let g = Duration::from_secs(u64::from(granted));
-                expect_refresh = Some(now + g * refresh_frequency / 100);
+                let delay = refresh_delay(g, refresh_frequency, spread_of(reg.call_id()));
+                // The rule, checked independently of the formula: not after the
+                // frequency, at least min(g/2, 5 s) before expiry, at most 10 % early.
+                let latest =
+                    (g * refresh_frequency / 100).min(g - (g / 2).min(Duration::from_secs(5)));
+                assert!(
+                    delay <= latest,
+                    "refresh {delay:?} after {latest:?} (grant {g:?})"
+                );
+                assert!(
+                    delay >= latest * 9 / 10,
+                    "refresh {delay:?} > 10 % before {latest:?}"
+                );
+                expect_refresh = Some(now + delay);
                 expiry = Some(now + g);
             }
         } else {

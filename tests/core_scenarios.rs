@@ -114,8 +114,13 @@ fn refresh_at_99_percent_of_the_granted_expiry() {
     let sent = h.run_until_sent(secs(1000)).unwrap();
     assert_eq!(
         sent.at,
-        secs(99),
-        "99% of the granted 100 s, not of the requested 600 s"
+        h.refresh_after(100),
+        "of the granted 100 s, not of the requested 600 s"
+    );
+    assert!(
+        sent.at <= secs(95) && sent.at >= ms(85_500),
+        "99 % of 100 s leaves at least 5 s, spread up to 10 % earlier: {:?}",
+        sent.at
     );
     assert_eq!(
         sent.req.contact_expires(),
@@ -138,7 +143,9 @@ fn refresh_at_50_percent() {
     });
     h.register();
     h.ok(60);
-    assert_eq!(h.run_until_sent(secs(100)).unwrap().at, secs(30));
+    let at = h.run_until_sent(secs(100)).unwrap().at;
+    assert_eq!(at, h.refresh_after(60));
+    assert!(at <= secs(30) && at >= secs(27), "{at:?}");
 }
 
 #[test]
@@ -151,12 +158,15 @@ fn granted_expiry_falls_back_to_expires_header_then_requested() {
     h.register();
     let c = format!("Contact: <{}>", h.last().contact_uri());
     h.reply(200, "OK", &[c.clone(), "Expires: 40".into()]);
-    assert_eq!(h.run_until_sent(secs(1000)).unwrap().at, secs(20));
+    assert_eq!(
+        h.run_until_sent(secs(1000)).unwrap().at,
+        h.refresh_after(40)
+    );
     let t = h.elapsed();
     h.reply(200, "OK", &[c]);
     assert_eq!(
         h.run_until_sent(secs(1000)).unwrap().at - t,
-        secs(150),
+        h.refresh_after(300),
         "no expires anywhere: the requested value"
     );
 }
@@ -173,7 +183,11 @@ fn hours_of_refreshes_keep_call_id_and_grow_cseq() {
         h.run_until_sent(secs(120)).expect("refresh sent");
         h.ok(60);
     }
-    assert!(h.elapsed() >= secs(5 * 3600 - 300));
+    assert_eq!(
+        h.elapsed(),
+        h.refresh_after(60) * 300,
+        "each refresh 55 s or a little less after the last 2xx"
+    );
     let reqs = h.requests();
     assert_eq!(reqs.len(), 301);
     let call_id = reqs[0].header("Call-ID").unwrap();
@@ -192,8 +206,8 @@ fn expiry_without_a_successful_refresh() {
     let mut h = Harness::alice(no_retry());
     h.register();
     h.ok(100);
-    h.run_until_sent(secs(100)).unwrap(); // the refresh at 99 s gets no answer yet
-    h.advance(ms(999));
+    let at = h.run_until_sent(secs(100)).unwrap().at; // the refresh gets no answer yet
+    h.advance(secs(100) - at - ms(1));
     assert_eq!(h.reg.state(), State::Registered);
     h.advance(ms(2));
     assert_eq!(
@@ -588,7 +602,7 @@ fn our_contact_found_among_many_on_one_line_by_instance_id() {
     ]);
     assert_eq!(h.states(), vec![State::Registered]);
     assert_eq!(h.reg.contacts().len(), 3);
-    assert_eq!(h.run_until_sent(secs(200)).unwrap().at, ms(89_100));
+    assert_eq!(h.run_until_sent(secs(200)).unwrap().at, h.refresh_after(90));
 }
 
 #[test]
@@ -607,15 +621,15 @@ fn refresh_waits_for_a_request_in_flight() {
     });
     h.register();
     h.ok(100);
-    h.advance(secs(98));
+    h.advance(h.refresh_after(100) - ms(500));
     h.register(); // application-initiated, in flight when the refresh timer fires
-    h.advance(secs(2));
+    h.advance(secs(100) - h.elapsed());
     assert_eq!(h.requests().len(), 2, "no colliding refresh (SIP.js #1071)");
     h.ok(100);
     assert_eq!(
         h.run_until_sent(secs(200)).unwrap().at,
-        secs(100 + 99),
-        "99% after the 2xx that arrived at 100 s"
+        secs(100) + h.refresh_after(100),
+        "the refresh counts from the 2xx that arrived at 100 s"
     );
 }
 
@@ -938,4 +952,184 @@ fn dispose_unregister_is_resent_once_when_its_connection_drops() {
     h.drain();
     assert_eq!(h.requests().len(), 3, "only once");
     assert_eq!(h.reg.state(), State::Terminated);
+}
+
+#[test]
+fn short_grant_refresh_leaves_five_seconds_and_is_spread_per_registerer() {
+    // SIP.js's 99 % of 30 s would leave 0.3 s (less than T1) for the answer.
+    let mut times = Vec::new();
+    for i in 0..200 {
+        let mut h = Harness::alice(RegistererOptions {
+            expires: 30,
+            call_id: Some(format!("call-{i}@fleet")),
+            ..Default::default()
+        });
+        h.register();
+        h.ok(30);
+        let at = h.run_until_sent(secs(60)).unwrap().at;
+        assert!(
+            at <= secs(25) && at >= ms(22_500),
+            "refresh of a 30 s grant at {at:?}: must leave 5 s and be at most 10 % early"
+        );
+        h.ok(30);
+        let again = h.run_until_sent(secs(60)).unwrap().at - at;
+        assert_eq!(again, at, "the offset is stable for one registerer");
+        times.push(at);
+    }
+    times.sort();
+    let spread = *times.last().unwrap() - times[0];
+    assert!(
+        spread > secs(2),
+        "200 registerers spread over {spread:?} only"
+    );
+    let distinct = times.windows(2).filter(|w| w[0] != w[1]).count();
+    assert!(
+        distinct > 150,
+        "not in lockstep: {distinct} distinct instants"
+    );
+}
+
+#[test]
+fn same_call_id_same_refresh_instant() {
+    let run = || {
+        let mut h = Harness::alice(RegistererOptions {
+            call_id: Some("fixed@host".into()),
+            ..Default::default()
+        });
+        h.register();
+        h.ok(600);
+        h.run_until_sent(secs(1000)).unwrap().at
+    };
+    let at = run();
+    assert_eq!(at, run());
+    assert!(at <= secs(594) && at >= ms(534_600), "{at:?}");
+}
+
+#[test]
+fn tiny_grant_refreshes_at_half() {
+    let mut h = Harness::alice(RegistererOptions {
+        expires: 4,
+        ..Default::default()
+    });
+    h.register();
+    h.ok(4);
+    let at = h.run_until_sent(secs(10)).unwrap().at;
+    assert!(at <= secs(2) && at >= ms(1_800), "{at:?}");
+    assert_eq!(h.reg.state(), State::Registered);
+}
+
+#[test]
+fn paced_transaction_waits_for_admission_then_starts_its_timers() {
+    let mut h = Harness::alice(no_retry());
+    h.reg.set_paced(true);
+    h.reg.register(h.now).unwrap();
+    h.drain();
+    assert!(h.sent.is_empty(), "nothing goes out before admission");
+    assert!(h.reg.wants_admission() && !h.reg.in_transaction());
+    assert!(h.reg.is_waiting(), "a queued request counts as in flight");
+    assert_eq!(h.reg.register(h.now), Err(Error::RequestPending));
+    assert_eq!(h.reg.poll_timeout(), None, "no Timer E/F while queued");
+    h.reg
+        .transport_error(h.now, "icmp for someone else's datagram", false);
+    h.reg.connection_lost(h.now);
+    assert!(h.reg.wants_admission(), "never sent, so not failed");
+    h.advance(secs(40)); // longer than Timer F
+    assert_eq!(h.reg.state(), State::Initial);
+    h.reg.admit(h.now);
+    h.drain();
+    assert_eq!(h.sent.len(), 1);
+    assert_eq!(h.sent[0].at, secs(40));
+    assert!(h.reg.in_transaction() && !h.reg.wants_admission());
+    assert_eq!(
+        h.reg.poll_timeout(),
+        Some(h.now + ms(500)),
+        "Timer E from admission"
+    );
+    h.challenge("n1", false);
+    assert!(
+        h.reg.wants_admission(),
+        "the authenticated resend is a new transaction"
+    );
+    assert_eq!(h.sent.len(), 1);
+    h.reg.admit(h.now);
+    h.drain();
+    assert_eq!(h.sent.len(), 2);
+    assert!(h.last().header("Authorization").is_some());
+    h.ok(600);
+    assert_eq!(h.states(), vec![State::Registered]);
+    // The refresh waits for admission too.
+    h.advance(h.refresh_after(600) + ms(1));
+    assert!(h.reg.wants_admission());
+    assert_eq!(h.sent.len(), 2);
+}
+
+#[test]
+fn paced_timers_and_expiry_still_run_while_queued() {
+    let mut h = Harness::alice(no_retry());
+    h.reg.set_paced(true);
+    h.reg.register(h.now).unwrap();
+    h.reg.admit(h.now);
+    h.drain();
+    h.ok(30);
+    h.advance(secs(30)); // refresh due and queued; the window never opens
+    assert!(h.reg.wants_admission());
+    assert_eq!(
+        h.states(),
+        vec![State::Registered, State::Unregistered],
+        "the binding expires visibly"
+    );
+    h.reg.dispose(h.now);
+    h.advance(secs(60));
+    assert_eq!(
+        h.reg.state(),
+        State::Terminated,
+        "dispose is bounded while queued"
+    );
+    h.reg.set_paced(false);
+    assert!(h.sent.len() == 1);
+}
+
+#[test]
+fn unpaced_by_default_and_unpacing_admits() {
+    let mut h = Harness::alice(no_retry());
+    h.register();
+    assert_eq!(h.sent.len(), 1, "the harness needs no admission");
+    let mut h = Harness::alice(no_retry());
+    h.reg.set_paced(true);
+    h.reg.register(h.now).unwrap();
+    h.reg.set_paced(false);
+    h.drain();
+    assert_eq!(h.sent.len(), 1);
+}
+
+#[test]
+fn timer_k_absorbs_retransmitted_finals_without_a_wake_up_of_its_own() {
+    let mut h = Harness::alice(no_retry());
+    h.register();
+    let first = h.last().clone();
+    let ok = first.response(
+        200,
+        "OK",
+        &[format!("Contact: <{}>;expires=600", first.contact_uri())],
+    );
+    h.deliver(&ok).unwrap();
+    assert_eq!(h.states(), vec![State::Registered]);
+    assert_eq!(
+        h.reg.poll_timeout(),
+        Some(h.now + h.refresh_after(600)),
+        "the next wake-up is the refresh, not Timer K"
+    );
+    h.advance(secs(4));
+    assert_eq!(
+        h.deliver(&ok),
+        Ok(()),
+        "a retransmitted 200 within T4 is absorbed"
+    );
+    h.advance(secs(2));
+    assert_eq!(
+        h.deliver(&ok),
+        Err(sipreg::core::registerer::Unmatched::UnknownBranch),
+        "after Timer K the transaction is gone"
+    );
+    assert_eq!(h.states(), vec![State::Registered]);
 }

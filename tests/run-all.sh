@@ -32,6 +32,11 @@ cargo test --quiet -- --test-threads=4
 step "Simulated soak: 10 000 registerers through 24 simulated hours (release build)"
 cargo test --release --quiet --test core_props soak_ten_thousand -- --ignored
 
+step "Benchmark smoke: 10 accounts through the bench binary (figures: examples/run-bench.sh)"
+cargo build --quiet --example bench
+./target/debug/examples/bench --n 10 --registrar "sip:127.0.0.1:${SIPREG_KAMAILIO_PORT}" \
+	--first-user 990000 | grep -E '^(register|pacing|RESULT)'
+
 step "C example under AddressSanitizer"
 make -s -C examples-c clean
 make -s -C examples-c SANITIZE=1

@@ -124,9 +124,15 @@ fn hex_digest<D: Digest, T: AsRef<[u8]>>(fields: &[T]) -> String {
     to_hex(&hasher.finalize())
 }
 
-/// Lower-case hex, as Digest requires.
+/// Lower-case hex, as Digest requires (one allocation, no formatting machinery).
 fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 /// Quality of protection we answer with.
@@ -477,23 +483,41 @@ pub fn authorization(challenge: &Challenge, answer: &Answer) -> Result<String, D
     let (alg, qop) = plan(challenge)?;
     check_header_safe(challenge, answer)?;
     let response = response_hash(challenge, alg, qop, answer)?;
-    let mut parts = vec![
-        format!("username={}", quote(answer.username)),
-        format!("realm={}", quote(&challenge.realm)),
-        format!("nonce={}", quote(&challenge.nonce)),
-        format!("uri={}", quote(answer.uri)),
-        format!("response=\"{response}\""),
-        format!("algorithm={}", alg.as_str()),
-    ];
+    // Written into one buffer: this runs for every authenticated REGISTER.
+    let mut out = String::with_capacity(
+        160 + answer.username.len()
+            + challenge.realm.len()
+            + challenge.nonce.len()
+            + answer.uri.len()
+            + response.len()
+            + challenge.opaque.as_ref().map_or(0, String::len)
+            + answer.cnonce.len(),
+    );
+    out.push_str("Digest username=");
+    push_quoted(&mut out, answer.username);
+    out.push_str(", realm=");
+    push_quoted(&mut out, &challenge.realm);
+    out.push_str(", nonce=");
+    push_quoted(&mut out, &challenge.nonce);
+    out.push_str(", uri=");
+    push_quoted(&mut out, answer.uri);
+    out.push_str(", response=\"");
+    out.push_str(&response);
+    out.push_str("\", algorithm=");
+    out.push_str(alg.as_str());
     if let Some(opaque) = &challenge.opaque {
-        parts.push(format!("opaque={}", quote(opaque)));
+        out.push_str(", opaque=");
+        push_quoted(&mut out, opaque);
     }
     if let Some(qop) = qop {
-        parts.push(format!("qop={}", qop.as_str()));
-        parts.push(format!("nc={}", nc_hex(answer.nc)));
-        parts.push(format!("cnonce={}", quote(answer.cnonce)));
+        out.push_str(", qop=");
+        out.push_str(qop.as_str());
+        out.push_str(", nc=");
+        out.push_str(&nc_hex(answer.nc));
+        out.push_str(", cnonce=");
+        push_quoted(&mut out, answer.cnonce);
     }
-    Ok(format!("Digest {}", parts.join(", ")))
+    Ok(out)
 }
 
 /// The hex "response" value alone (exposed for tests and RFC vectors).
@@ -610,8 +634,7 @@ fn check_header_safe(challenge: &Challenge, answer: &Answer) -> Result<(), Diges
 }
 
 /// Writes a quoted-string, escaping `"` and `\`.
-fn quote(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
+fn push_quoted(out: &mut String, value: &str) {
     out.push('"');
     for c in value.chars() {
         if c == '"' || c == '\\' {
@@ -620,7 +643,6 @@ fn quote(value: &str) -> String {
         out.push(c);
     }
     out.push('"');
-    out
 }
 
 #[cfg(test)]

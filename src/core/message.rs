@@ -5,6 +5,7 @@
 //! Everything here works on untrusted network input: malformed data yields
 //! an error value, never a panic, and allocation is bounded by input size.
 
+use std::borrow::Cow;
 use std::error::Error;
 use std::fmt;
 use std::str::FromStr;
@@ -53,17 +54,70 @@ const COMPACT_NAMES: [(char, &str); 20] = [
     ('y', "identity"),
 ];
 
+/// Header names a registrar's responses carry, stored without an allocation.
+const COMMON_NAMES: [&str; 22] = [
+    "via",
+    "from",
+    "to",
+    "call-id",
+    "cseq",
+    "contact",
+    "content-length",
+    "www-authenticate",
+    "proxy-authenticate",
+    "expires",
+    "min-expires",
+    "retry-after",
+    "server",
+    "user-agent",
+    "allow",
+    "supported",
+    "date",
+    "require",
+    "path",
+    "service-route",
+    "warning",
+    "flow-timer",
+];
+
 /// Lower-case long form of a header name, so lookups work for any case and
-/// for compact forms.
-fn canonical_name(name: &str) -> String {
-    let lower = name.trim_matches(is_ws).to_ascii_lowercase();
-    let mut chars = lower.chars();
+/// for compact forms. Borrowed (no allocation) when `name` is already in that
+/// form or is a common or compact name.
+fn canonical_name(name: &str) -> Cow<'static, str> {
+    let name = name.trim_matches(is_ws);
+    let mut chars = name.chars();
     if let (Some(c), None) = (chars.next(), chars.next()) {
+        let c = c.to_ascii_lowercase();
         if let Some((_, long)) = COMPACT_NAMES.iter().find(|(short, _)| *short == c) {
-            return (*long).to_owned();
+            return Cow::Borrowed(long);
         }
     }
-    lower
+    // Lower-cased on the stack, then compared whole (length first) with the common names.
+    let mut buf = [0u8; 24];
+    if let Some(lower) = buf.get_mut(..name.len()) {
+        lower.copy_from_slice(name.as_bytes());
+        lower.make_ascii_lowercase();
+        let found = std::str::from_utf8(lower)
+            .ok()
+            .and_then(|l| COMMON_NAMES.iter().find(|n| **n == l));
+        if let Some(common) = found {
+            return Cow::Borrowed(common);
+        }
+    }
+    Cow::Owned(name.to_ascii_lowercase())
+}
+
+/// [`canonical_name`] for a lookup key, borrowing `name` when it is already canonical.
+fn lookup_name(name: &str) -> Cow<'_, str> {
+    let plain = name.len() > 1
+        && !name.starts_with(is_ws)
+        && !name.ends_with(is_ws)
+        && !name.bytes().any(|b| b.is_ascii_uppercase());
+    if plain {
+        Cow::Borrowed(name)
+    } else {
+        canonical_name(name)
+    }
 }
 
 /// Linear whitespace inside a line (SP or HT).
@@ -73,7 +127,11 @@ fn is_ws(c: char) -> bool {
 
 /// RFC 3261 `token` characters.
 fn is_token_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c)
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            '-' | '.' | '!' | '%' | '*' | '_' | '+' | '`' | '\'' | '~'
+        )
 }
 
 /// True for a non-empty string made only of token characters.
@@ -82,7 +140,7 @@ fn is_token(s: &str) -> bool {
 }
 
 /// Header fields as (lower-case long name, unfolded value), in order.
-type Headers = Vec<(String, String)>;
+type Headers = Vec<(Cow<'static, str>, String)>;
 
 /// A parsed SIP response. The body is not kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,6 +151,9 @@ pub struct Response {
     pub reason: String,
     /// (lower-case long name, unfolded value) in message order.
     headers: Headers,
+    /// Where the top Via's branch is: (header index, byte range in its value),
+    /// found once at parse time because every response is routed by it.
+    branch_at: Option<(usize, usize, usize)>,
 }
 
 impl Response {
@@ -106,31 +167,38 @@ impl Response {
         let buf = buf.get(leading_crlf(buf)..).unwrap_or_default();
         let head_len = header_end(buf).ok_or_else(|| err("incomplete header section"))?;
         let (head, body) = split_bytes(buf, head_len);
-        let head = String::from_utf8_lossy(head);
+        // Valid UTF-8 (the usual case) is checked by the fast validator.
+        let head = match std::str::from_utf8(head) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(head),
+        };
         let (start, headers) = parse_head(&head)?;
         let (status, reason) = parse_status_line(start)?;
         check_body_length(&headers, body.len())?;
-        Ok(Response {
+        let mut resp = Response {
             status,
             reason: reason.to_owned(),
             headers,
-        })
+            branch_at: None,
+        };
+        resp.branch_at = resp.find_top_branch();
+        Ok(resp)
     }
 
     /// The first value of a header; `name` may be in any case and in long or
     /// compact form.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.values(canonical_name(name)).next()
+        let wanted = lookup_name(name);
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == wanted)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every header line with that name (any case, long or compact form), in
     /// message order. Comma-separated lists on one line are not split.
     pub fn headers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.values(canonical_name(name))
-    }
-
-    /// Values of the headers whose canonical name is `wanted`.
-    fn values(&self, wanted: String) -> impl Iterator<Item = &str> + '_ {
+        let wanted = lookup_name(name);
         self.headers
             .iter()
             .filter(move |(n, _)| *n == wanted)
@@ -156,6 +224,38 @@ impl Response {
     pub fn top_via(&self) -> Option<Via> {
         let first = split_list(self.header("via")?).into_iter().next()?;
         first.parse().ok()
+    }
+
+    /// The `branch` of the topmost Via, as [`top_via`](Self::top_via) would give
+    /// it, read in place (the per-response routing path: no Via is built).
+    /// A quoted branch (never one of ours) gives `None`.
+    pub fn top_branch(&self) -> Option<&str> {
+        let (i, start, end) = self.branch_at?;
+        self.headers.get(i)?.1.get(start..end)
+    }
+
+    /// Locates the top Via's branch for [`top_branch`](Self::top_branch).
+    fn find_top_branch(&self) -> Option<(usize, usize, usize)> {
+        let wanted = lookup_name("via");
+        let index = self.headers.iter().position(|(n, _)| *n == wanted)?;
+        let line = self.headers.get(index)?.1.as_str();
+        let first = split_list(line).into_iter().next()?;
+        let s = first.trim_matches(is_ws);
+        let (_, rest) = sent_protocol(s).ok()?;
+        let sent_by_start = rest.trim_start_matches(is_ws);
+        if sent_by_start.len() == rest.len() {
+            return None;
+        }
+        let (sent_by, params) = split_before(sent_by_start, ';');
+        uri::parse_hostport(sent_by.trim_end_matches(is_ws)).ok()?;
+        let params = raw_params(params).ok()?;
+        let (_, value) = params
+            .into_iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("branch"))?;
+        let value = value.filter(|v| !v.starts_with('"'))?;
+        // `value` is a slice of `line`: its offset locates it.
+        let start = (value.as_ptr() as usize).checked_sub(line.as_ptr() as usize)?;
+        Some((index, start, start + value.len()))
     }
 
     /// Every Contact value of every Contact line, in order. A `*` contact
@@ -330,13 +430,19 @@ fn host_without_brackets(host: &Host) -> String {
 /// Reads `SIP / 2.0 / transport` and returns the upper-cased transport and
 /// the remaining text.
 fn parse_sent_protocol(s: &str) -> Result<(String, &str), ParseError> {
+    let (transport, rest) = sent_protocol(s)?;
+    Ok((transport.to_ascii_uppercase(), rest))
+}
+
+/// Reads `SIP / 2.0 / transport`: the transport as written and the rest.
+fn sent_protocol(s: &str) -> Result<(&str, &str), ParseError> {
     let (name, rest) = take_token(s);
     let (version, rest) = take_token(expect_slash(rest)?);
     let (transport, rest) = take_token(expect_slash(rest)?);
     if !name.eq_ignore_ascii_case("SIP") || version != "2.0" || transport.is_empty() {
         return Err(err("Via: bad sent-protocol"));
     }
-    Ok((transport.to_ascii_uppercase(), rest))
+    Ok((transport, rest))
 }
 
 /// Splits off the leading run of token characters.
@@ -807,7 +913,9 @@ fn parse_head(head: &str) -> Result<(&str, Headers), ParseError> {
 
 /// Rejects control characters (other than HT), including a stray CR.
 fn check_line(line: &str) -> Result<(), ParseError> {
-    if line.chars().any(|c| c.is_ascii_control() && c != '\t') {
+    // Bytes, not chars: control characters are ASCII, and UTF-8 continuation
+    // bytes are all >= 0x80.
+    if line.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
         Err(err("control character in header section"))
     } else {
         Ok(())
@@ -826,7 +934,7 @@ fn append_folded(value: &mut String, continuation: &str) {
 }
 
 /// Parses `Name SWS ":" value` into (canonical name, trimmed value).
-fn parse_header_line(line: &str) -> Result<(String, String), ParseError> {
+fn parse_header_line(line: &str) -> Result<(Cow<'static, str>, String), ParseError> {
     let (name, value) = line
         .split_once(':')
         .ok_or_else(|| err("header line without ':'"))?;
@@ -852,7 +960,7 @@ fn parse_status_line(line: &str) -> Result<(u16, &str), ParseError> {
 }
 
 /// A body shorter than `Content-Length` announces means truncation.
-fn check_body_length(headers: &[(String, String)], available: usize) -> Result<(), ParseError> {
+fn check_body_length(headers: &Headers, available: usize) -> Result<(), ParseError> {
     let Some(value) = first_value(headers, "content-length") else {
         return Ok(());
     };
@@ -864,7 +972,7 @@ fn check_body_length(headers: &[(String, String)], available: usize) -> Result<(
 }
 
 /// First value of a header given its canonical name.
-fn first_value<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+fn first_value<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
     headers
         .iter()
         .find(|(n, _)| n == name)
@@ -1166,6 +1274,31 @@ Content-Length: 0
         assert_eq!(c.uri.port, Some(5062));
         assert_eq!(c.uri.user.as_deref(), Some("first.last"));
         assert_eq!(c.uri.transport(), Some("tcp"));
+    }
+
+    /// A quoted branch is the one case where `top_branch` says `None` on purpose.
+    fn text_has_quoted_branch(buf: &[u8], v: &str) -> bool {
+        String::from_utf8_lossy(buf).contains(&format!("\"{v}"))
+    }
+
+    #[test]
+    fn top_branch_reads_the_first_via_in_place() {
+        let r = with_headers(
+            "v: SIP/2.0/udp 10.0.0.1:5060 ;received=1.2.3.4; BRANCH=z9hG4bKabc;rport, SIP/2.0/UDP b;branch=x\r\n\
+             Via: SIP/2.0/UDP c;branch=y\r\n",
+        );
+        assert_eq!(r.top_branch(), Some("z9hG4bKabc"));
+        assert_eq!(r.top_branch(), r.top_via().unwrap().branch());
+        for bad in [
+            "Via: SIP/2.0/UDP\r\n",
+            "Via: SIP/3.0/UDP h;branch=a\r\n",
+            "Via: SIP/2.0/UDP h:99999;branch=a\r\n",
+            "Via: SIP/2.0/UDP h;branch\r\n",
+            "Via: SIP/2.0/UDP h;branch=\"q\"\r\n",
+            "X: y\r\n",
+        ] {
+            assert_eq!(with_headers(bad).top_branch(), None, "{bad}");
+        }
     }
 
     #[test]
@@ -1502,6 +1635,20 @@ Content-Length: 0
         if let Ok(r) = Response::parse(buf) {
             let _ = (r.call_id(), r.cseq(), r.top_via(), r.contacts(), r.to_tag());
             let _ = (r.expires(), r.min_expires(), r.retry_after());
+            let via = r.top_via();
+            let slow = via.as_ref().and_then(|v| v.branch());
+            let quoted = via
+                .as_ref()
+                .and_then(|v| {
+                    v.params
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case("branch"))
+                })
+                .and_then(|(_, v)| v.as_deref())
+                .is_some_and(|v| text_has_quoted_branch(buf, v));
+            if !quoted {
+                assert_eq!(r.top_branch(), slow, "top_branch agrees with top_via");
+            }
         }
         let text = String::from_utf8_lossy(buf);
         let _ = split_list(&text);

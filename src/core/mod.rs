@@ -7,6 +7,7 @@ pub mod message;
 pub mod options;
 pub mod rand;
 pub mod redact;
+pub mod refresh;
 pub mod registerer;
 pub mod request;
 pub mod routing;

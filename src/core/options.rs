@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use zeroize::Zeroize;
@@ -392,7 +393,8 @@ impl RetryPolicy {
 pub struct RegistererOptions {
     /// Requested expiry in seconds (default 600; 0 is invalid).
     pub expires: u32,
-    /// Percent of the granted expiry after which to refresh (50..=99, default 99).
+    /// Percent of the granted expiry after which to refresh (50..=99, default 99);
+    /// see [`crate::core::refresh`] for the lead before expiry and the spread.
     pub refresh_frequency: u32,
     /// Request-URI; default: the AOR's domain.
     pub registrar: Option<String>,
@@ -448,13 +450,19 @@ impl Default for RegistererOptions {
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// User-agent settings.
-    pub ua: UserAgentConfig,
+    pub ua: Arc<UserAgentConfig>,
     /// Requested expiry.
     pub expires: u32,
     /// Refresh point in percent.
     pub refresh_frequency: u32,
     /// Request-URI.
     pub registrar: Uri,
+    /// `registrar` as text (written into every REGISTER and digest answer).
+    pub registrar_text: String,
+    /// `to_uri` as text.
+    pub to_text: String,
+    /// The AOR as text (the From URI).
+    pub aor_text: String,
     /// To URI.
     pub to_uri: Uri,
     /// Extra headers, validated.
@@ -515,6 +523,12 @@ const MANAGED_HEADERS: &[&str] = &[
 impl RegistererOptions {
     /// Checks every option and resolves defaults against the user agent.
     pub fn validate(&self, ua: &UserAgentConfig) -> Result<Settings, Error> {
+        self.validate_shared(&Arc::new(ua.clone()))
+    }
+
+    /// [`validate`](Self::validate) for settings that share `ua` (one copy of the
+    /// user agent's settings for the handle, the worker and every registerer).
+    pub fn validate_shared(&self, ua: &Arc<UserAgentConfig>) -> Result<Settings, Error> {
         if self.expires == 0 {
             return Err(Error::invalid(
                 "expires must be at least 1 (use unregister to remove a binding)",
@@ -610,6 +624,9 @@ impl RegistererOptions {
             refresh_frequency: self.refresh_frequency,
             target_host: route.host.clone(),
             target_port: route.port.unwrap_or(default_port),
+            registrar_text: registrar.to_string(),
+            to_text: to_uri.to_string(),
+            aor_text: ua.aor.to_string(),
             registrar,
             to_uri,
             extra_headers: self

@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::digest::{self, Answer, Challenge};
@@ -14,6 +15,7 @@ use super::keepalive::{Failure, KeepAlive, Mechanism};
 use super::message::Response;
 use super::options::{RegistererOptions, Settings, UserAgentConfig};
 use super::rand::Rng;
+use super::refresh;
 use super::request::{self, AuthHeader, ContactSpec, RequestParts};
 use super::routing::RoutingFacts;
 use super::targets::{Query, Target, TargetList};
@@ -94,6 +96,9 @@ enum Kind {
 struct Pending {
     kind: Kind,
     tx: ClientTransaction,
+    /// The transaction has started (its timers run and its first send is owed).
+    /// A paced registerer waits for the runtime's [`Registerer::admit`].
+    admitted: bool,
     /// The message, written when the runtime first polls it (so Via and
     /// Contact carry the socket it really leaves from); retransmissions reuse it.
     bytes: Option<Vec<u8>>,
@@ -117,6 +122,16 @@ struct Pending {
     stale_retries: u8,
     new_nonce_retry_used: bool,
     auth_rounds: u8,
+}
+
+/// A completed transaction absorbing retransmitted finals until Timer K: only
+/// what matching needs (the transaction itself is freed when it completes).
+#[derive(Debug)]
+struct Lingering {
+    branch: Box<str>,
+    cseq: u32,
+    /// Timer K.
+    until: Instant,
 }
 
 #[derive(Clone, Debug)]
@@ -147,9 +162,10 @@ pub struct Registerer {
     local: Option<SocketAddr>,
     bound_contact: Option<String>,
     stale_contacts: Vec<String>,
-    pending: Option<Pending>,
+    /// The request in flight; boxed, so an idle registerer keeps only a pointer.
+    pending: Option<Box<Pending>>,
     /// Completed transactions absorbing retransmitted finals until Timer K, with their CSeq.
-    lingering: Vec<(ClientTransaction, u32)>,
+    lingering: Vec<Lingering>,
     refresh_at: Option<Instant>,
     expire_at: Option<Instant>,
     retry_at: Option<Instant>,
@@ -187,6 +203,8 @@ pub struct Registerer {
     awaiting_targets: bool,
     /// The runtime has not been asked for that resolution yet.
     resolution_wanted: bool,
+    /// Transactions wait for [`Registerer::admit`] (the runtime's pacing window).
+    paced: bool,
 }
 
 /// Length of the per-registerer key at the start of every branch (after the cookie).
@@ -211,7 +229,16 @@ impl Registerer {
         options: &RegistererOptions,
         seed: u64,
     ) -> Result<Registerer, Error> {
-        let settings = options.validate(ua)?;
+        Registerer::with_shared_config(&Arc::new(ua.clone()), options, seed)
+    }
+
+    /// [`new`](Self::new) sharing the user agent's settings instead of copying them.
+    pub fn with_shared_config(
+        ua: &Arc<UserAgentConfig>,
+        options: &RegistererOptions,
+        seed: u64,
+    ) -> Result<Registerer, Error> {
+        let settings = options.validate_shared(ua)?;
         let mut rng = Rng::new(seed);
         let key = rng.token(KEY_LEN);
         let call_id = settings.call_id.clone().unwrap_or_else(|| rng.token(24));
@@ -255,6 +282,7 @@ impl Registerer {
             targets: None,
             awaiting_targets: false,
             resolution_wanted: false,
+            paced: false,
         })
     }
 
@@ -278,6 +306,17 @@ impl Registerer {
     /// Whether a request is in flight (SIP.js's private `waiting` flag).
     pub fn is_waiting(&self) -> bool {
         self.pending.is_some()
+    }
+
+    /// Whether a request waits to start its transaction (paced registerers only;
+    /// the runtime calls [`admit`](Self::admit) when the window has room).
+    pub fn wants_admission(&self) -> bool {
+        self.pending.as_ref().is_some_and(|p| !p.admitted)
+    }
+
+    /// Whether a started transaction is in flight (sent or owed to the runtime).
+    pub fn in_transaction(&self) -> bool {
+        self.pending.as_ref().is_some_and(|p| p.admitted)
     }
 
     /// Whether dispose was called (and Terminated may not have been reached yet).
@@ -394,8 +433,14 @@ impl Registerer {
     /// Replaces the NAT settings of the user agent (keep-alive interval when
     /// the registrar sends no Flow-Timer, contact rewrite on/off).
     pub fn set_nat_options(&mut self, keepalive: u32, contact_rewrite: bool) {
-        self.settings.ua.keepalive = keepalive;
-        self.settings.ua.contact_rewrite = contact_rewrite;
+        if self.settings.ua.keepalive == keepalive
+            && self.settings.ua.contact_rewrite == contact_rewrite
+        {
+            return; // unchanged: the shared settings stay shared
+        }
+        let ua = Arc::make_mut(&mut self.settings.ua);
+        ua.keepalive = keepalive;
+        ua.contact_rewrite = contact_rewrite;
     }
 
     // ----- outputs --------------------------------------------------------
@@ -437,16 +482,12 @@ impl Registerer {
         let tx = self
             .pending
             .as_ref()
-            .filter(|_| !self.awaiting_targets)
+            .filter(|p| p.admitted && !self.awaiting_targets)
             .and_then(|p| p.tx.next_deadline());
-        let lingering = self
-            .lingering
-            .iter()
-            .filter_map(|(t, _)| t.next_deadline())
-            .min();
         [
             tx,
-            lingering,
+            // Lingering transactions (Timer K) wake nobody: they are purged at
+            // the next input, so 10 000 registrations cost no 20 000 wake-ups.
             self.refresh_at,
             self.expire_at,
             self.retry_at,
@@ -459,6 +500,22 @@ impl Registerer {
     }
 
     // ----- inputs from the runtime ----------------------------------------
+
+    /// With `on`, every new transaction waits for [`admit`](Self::admit) before
+    /// its timers start and its first send is owed (the runtime's pacing window).
+    /// A waiting request still counts as in flight for `register`/`unregister`
+    /// (`RequestPending`). Off (the default), transactions start at once.
+    pub fn set_paced(&mut self, on: bool) {
+        self.paced = on;
+        if !on {
+            self.admit_pending(None);
+        }
+    }
+
+    /// Starts the waiting transaction now (see [`wants_admission`](Self::wants_admission)).
+    pub fn admit(&mut self, now: Instant) {
+        self.admit_pending(Some(now));
+    }
 
     /// Tells the registerer which local address its packets leave from. A change
     /// while bound queues the old contact for removal in the next REGISTER.
@@ -486,8 +543,9 @@ impl Registerer {
         auth_username: Option<String>,
         password: Option<super::options::Secret>,
     ) {
-        self.settings.ua.auth_username = auth_username;
-        self.settings.ua.password = password;
+        let ua = Arc::make_mut(&mut self.settings.ua);
+        ua.auth_username = auth_username;
+        ua.password = password;
         self.auth.clear();
     }
 
@@ -537,8 +595,10 @@ impl Registerer {
                 self.note("connection closed during dispose: sending the un-REGISTER again");
                 self.start(now, kind);
             }
-        } else if self.pending.is_some() {
+        } else if self.in_transaction() {
             self.transport_error(now, "connection closed", true);
+        } else if self.pending.is_some() {
+            // Waiting for admission: it goes out on a new connection when admitted.
         } else if self.state == State::Registered && self.dispose_deadline.is_none() {
             self.note("connection closed while registered: re-registering");
             self.start(now, Kind::Register);
@@ -664,8 +724,9 @@ impl Registerer {
 
     /// Sending the current request failed: ends it with a synthetic 503.
     /// `immediate_retry` asks for the first automatic retry without delay.
+    /// A request still waiting for admission was not sent, so it is not affected.
     pub fn transport_error(&mut self, now: Instant, reason: &str, immediate_retry: bool) {
-        if self.pending.is_none() {
+        if !self.in_transaction() {
             return;
         }
         self.note(&format!("transport error: {reason}"));
@@ -714,17 +775,18 @@ impl Registerer {
 
     /// Feeds a response whose top Via branch carries this registerer's key.
     pub fn handle_response(&mut self, now: Instant, resp: &Response) -> Result<(), Unmatched> {
+        self.lingering.retain(|l| l.until > now);
         if self.state == State::Terminated {
             return Err(Unmatched::Terminated);
         }
-        let branch = resp.top_via().and_then(|v| v.branch().map(str::to_owned));
+        let branch = resp.top_branch();
         let Some(branch) = branch else {
             return Err(Unmatched::UnknownBranch);
         };
         let dialogue_ok = |cseq: u32| {
             resp.call_id() == Some(self.call_id.as_str()) && resp.cseq() == Some((cseq, "REGISTER"))
         };
-        if let Some(p) = &self.pending {
+        if let Some(p) = self.pending.as_ref().filter(|p| p.admitted) {
             if p.tx.branch() == branch {
                 if !dialogue_ok(p.cseq) {
                     return Err(Unmatched::WrongDialogue);
@@ -739,18 +801,13 @@ impl Registerer {
                 return Ok(());
             }
         }
-        if let Some((_, cseq)) = self.lingering.iter().find(|(t, _)| t.branch() == branch) {
-            if !dialogue_ok(*cseq) {
-                return Err(Unmatched::WrongDialogue);
-            }
-            if let Some((tx, _)) = self
-                .lingering
-                .iter_mut()
-                .find(|(t, _)| t.branch() == branch)
-            {
-                tx.on_response(resp.status, now);
-            }
-            return Ok(());
+        if let Some(l) = self.lingering.iter().find(|l| &*l.branch == branch) {
+            // A retransmitted final of a completed transaction: absorbed.
+            return if dialogue_ok(l.cseq) {
+                Ok(())
+            } else {
+                Err(Unmatched::WrongDialogue)
+            };
         }
         Err(Unmatched::UnknownBranch)
     }
@@ -761,9 +818,7 @@ impl Registerer {
             return;
         }
         self.run_transaction_timers(now);
-        self.lingering.retain_mut(|(t, _)| {
-            t.on_timer(now) != TimerOutcome::Terminated && t.next_deadline().is_some()
-        });
+        self.lingering.retain(|l| l.until > now);
         if self.dispose_deadline.is_some_and(|d| now >= d) {
             self.note("dispose: no final answer within the shutdown bound; terminating");
             self.terminate();
@@ -852,6 +907,7 @@ impl Registerer {
         let pending = Pending {
             kind,
             tx: ClientTransaction::new(String::new(), true, self.settings.ua.timers, now),
+            admitted: false,
             bytes: None,
             cseq: 0,
             branch: String::new(),
@@ -890,9 +946,28 @@ impl Registerer {
             self.settings.ua.timers,
             now,
         );
+        p.admitted = false;
+        self.transmits.clear();
+        self.pending = Some(Box::new(p));
+        if !self.paced {
+            self.admit_pending(Some(now));
+        }
+    }
+
+    /// Starts the pending transaction: at `now` (a fresh Timer E/F start), or
+    /// with the timers it was created with (`None`).
+    fn admit_pending(&mut self, now: Option<Instant>) {
+        let reliable = self.settings.transport.reliable();
+        let timers = self.settings.ua.timers;
+        let Some(p) = self.pending.as_mut().filter(|p| !p.admitted) else {
+            return;
+        };
+        if let Some(now) = now {
+            p.tx = ClientTransaction::new(p.branch.clone(), reliable, timers, now);
+        }
+        p.admitted = true;
         self.transmits.clear();
         self.transmits.push_back(false);
-        self.pending = Some(p);
     }
 
     /// Writes the pending request for packets leaving `local`.
@@ -910,7 +985,7 @@ impl Registerer {
         let outbound = self.settings.reg_id.is_some() && !self.outbound_refused;
         p.contact_addr = Some(contact_addr);
         p.outbound = outbound;
-        p.sent_contact = Some(request::contact_uri(&self.settings, contact_addr, outbound));
+        let sent_contact = request::contact_uri(&self.settings, contact_addr, outbound);
         let parts = RequestParts {
             settings: &self.settings,
             local,
@@ -923,32 +998,34 @@ impl Registerer {
             contact,
             stale_contacts: &p.stale_sent,
             auth: &p.auth,
+            contact_uri: &sent_contact,
         };
         p.bytes = Some(request::build_register(&parts));
+        p.sent_contact = Some(sent_contact);
     }
 
     /// Ends the request in flight, dropping sends still owed for it.
     fn take_pending(&mut self) -> Option<Pending> {
         self.transmits.clear();
-        self.pending.take()
+        self.pending.take().map(|p| *p)
     }
 
     /// Authorization headers from the per-realm cache, each with the next nc.
     fn credentials_headers(&mut self, p: &mut Pending) -> Vec<(AuthHeader, String)> {
-        let Some(password) = self.settings.ua.password.clone() else {
+        let Some(password) = self.settings.ua.password.as_ref() else {
             return Vec::new();
         };
-        let username = self.settings.ua.effective_auth_username().to_owned();
-        let uri = self.settings.registrar.to_string();
-        let mut out = Vec::new();
+        let username = self.settings.ua.effective_auth_username();
+        let uri = self.settings.registrar_text.as_str();
+        let mut out = Vec::with_capacity(self.auth.len());
         for entry in &mut self.auth {
             entry.nc = entry.nc.wrapping_add(1).max(1);
             let cnonce = self.rng.token(16);
             let answer = Answer {
-                username: &username,
+                username,
                 password: Some(password.expose()),
                 method: "REGISTER",
-                uri: &uri,
+                uri,
                 body: b"",
                 nc: entry.nc,
                 cnonce: &cnonce,
@@ -974,7 +1051,9 @@ impl Registerer {
         if self.awaiting_targets {
             return;
         }
-        let Some(p) = &mut self.pending else { return };
+        let Some(p) = self.pending.as_mut().filter(|p| p.admitted) else {
+            return;
+        };
         match p.tx.on_timer(now) {
             TimerOutcome::Retransmit => {
                 self.retransmissions += 1;
@@ -1017,8 +1096,14 @@ impl Registerer {
         let Some(mut p) = self.take_pending() else {
             return;
         };
-        if p.tx.next_deadline().is_some() {
-            self.lingering.push((p.tx.clone(), p.cseq));
+        if let Some(until) = p.tx.next_deadline() {
+            // Usually one or two linger at a time: no room for four kept per registerer.
+            self.lingering.reserve_exact(1);
+            self.lingering.push(Lingering {
+                branch: std::mem::take(&mut p.branch).into_boxed_str(),
+                cseq: p.cseq,
+                until,
+            });
         }
         self.record_response(resp.status, &resp.reason);
         match resp.status {
@@ -1051,7 +1136,7 @@ impl Registerer {
                 }
             },
             503 if resp.retry_after().is_none() && self.targets.is_some() => {
-                self.pending = Some(p);
+                self.pending = Some(Box::new(p));
                 if !self.failover(now, "503 without Retry-After") {
                     if let Some(p) = self.take_pending() {
                         self.fail(now, p.kind, 503, None, false);
@@ -1111,6 +1196,7 @@ impl Registerer {
         p.auth_rounds += 1;
         self.auth
             .retain(|e| !(e.proxy == proxy && e.challenge.realm == ch.realm));
+        self.auth.reserve_exact(1);
         self.auth.push(AuthEntry {
             proxy,
             challenge: ch,
@@ -1186,7 +1272,10 @@ impl Registerer {
                 self.retry_after = None;
                 self.bound_contact = ours_text;
                 let granted = Duration::from_secs(u64::from(secs));
-                self.refresh_at = Some(now + granted * self.settings.refresh_frequency / 100);
+                let spread = refresh::spread_of(&self.call_id);
+                let delay =
+                    refresh::refresh_delay(granted, self.settings.refresh_frequency, spread);
+                self.refresh_at = Some(now + delay);
                 self.expire_at = Some(now + granted);
                 self.set_state(State::Registered);
                 self.outbound_in_use = p.outbound && resp.lists_option("require", "outbound");

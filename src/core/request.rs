@@ -65,6 +65,8 @@ pub struct RequestParts<'a> {
     pub stale_contacts: &'a [String],
     /// Credentials headers (name, value).
     pub auth: &'a [(AuthHeader, String)],
+    /// Our contact URI for `local` (see [`contact_uri`]).
+    pub contact_uri: &'a str,
 }
 
 /// Our contact URI at `local` (`;ob` added when RFC 5626 outbound is in use).
@@ -119,7 +121,7 @@ fn name_addr(display: Option<&str>, uri: &str) -> String {
 /// Our Contact value with its parameters and `expires`.
 fn our_contact(p: &RequestParts, expires: u32) -> String {
     let s = p.settings;
-    let mut c = format!("<{}>", contact_uri(s, p.contact_addr, p.outbound));
+    let mut c = format!("<{}>", p.contact_uri);
     if let (Some(id), Some(urn), true) = (s.reg_id, &s.instance_urn, p.outbound) {
         let _ = write!(c, ";reg-id={id};+sip.instance=\"<{urn}>\"");
     } else if let Some(urn) = &s.instance_urn {
@@ -152,7 +154,7 @@ fn route_value(proxy: &Uri) -> String {
 pub fn build_register(p: &RequestParts) -> Vec<u8> {
     let s = p.settings;
     let mut m = String::with_capacity(768);
-    let _ = write!(m, "REGISTER {} SIP/2.0\r\n", s.registrar);
+    let _ = write!(m, "REGISTER {} SIP/2.0\r\n", s.registrar_text);
     let _ = write!(
         m,
         "Via: SIP/2.0/{} {};branch={};rport\r\n",
@@ -167,12 +169,12 @@ pub fn build_register(p: &RequestParts) -> Vec<u8> {
     let _ = write!(
         m,
         "To: {}\r\n",
-        name_addr(s.to_display_name.as_deref(), &s.to_uri.to_string())
+        name_addr(s.to_display_name.as_deref(), &s.to_text)
     );
     let _ = write!(
         m,
         "From: {};tag={}\r\n",
-        name_addr(s.from_display_name.as_deref(), &s.ua.aor.to_string()),
+        name_addr(s.from_display_name.as_deref(), &s.aor_text),
         p.from_tag
     );
     let _ = write!(m, "Call-ID: {}\r\n", p.call_id);

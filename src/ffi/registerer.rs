@@ -224,7 +224,7 @@ pub unsafe extern "C" fn sipreg_registerer_new(
                 .clone()
         };
         let config = ua_h.config().clone();
-        let core = Registerer::new(&config, &opts, os_seed())?;
+        let core = Registerer::with_shared_config(&config, &opts, os_seed())?;
         let mut core = core;
         // An IP literal needs no lookup; a host name is resolved by RFC 3263
         // on the resolver thread when the first REGISTER goes out.

@@ -30,16 +30,26 @@ pub struct sipreg_stats {
     pub sent: u64,
     /// Transport errors (send failures, ICMP errors, lost connections).
     pub transport_errors: u64,
+    /// Pacing window of the registrar target this user agent used last: how many
+    /// REGISTER transactions (of all user agents) may be in flight to it at once.
+    /// It grows while answers come and halves on a retransmission or a 503;
+    /// 0 before the user agent sent anything.
+    pub window: u64,
+    /// REGISTER transactions in flight to that target (all user agents).
+    pub in_flight: u64,
+    /// Registerers waiting for a slot in that target's window (all user agents).
+    pub queued: u64,
 }
 
 pub(crate) struct UaHandle {
     pub(crate) id: u64,
-    config: Mutex<UserAgentConfig>,
+    /// One copy, shared with the worker and the registerers; a change makes a new one.
+    config: Mutex<Arc<UserAgentConfig>>,
     stats: Arc<UaStats>,
 }
 
 impl UaHandle {
-    pub(crate) fn config(&self) -> MutexGuard<'_, UserAgentConfig> {
+    pub(crate) fn config(&self) -> MutexGuard<'_, Arc<UserAgentConfig>> {
         self.config.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -55,13 +65,12 @@ fn update(
         let h = UAS.get(ua as *const c_void, "ua")?;
         let config = {
             let mut c = h.config();
-            f(&mut c)?;
+            let mut changed = UserAgentConfig::clone(&c);
+            f(&mut changed)?;
+            *c = Arc::new(changed);
             c.clone()
         };
-        runtime::send(Command::UaConfig {
-            id: h.id,
-            config: Box::new(config),
-        })
+        runtime::send(Command::UaConfig { id: h.id, config })
     })
 }
 
@@ -80,12 +89,12 @@ pub unsafe extern "C" fn sipreg_user_agent_new(
         if out.is_null() {
             return Err(Error::NullArgument("out"));
         }
-        let config = UserAgentConfig::new(req_str(aor, "aor")?)?;
+        let config = Arc::new(UserAgentConfig::new(req_str(aor, "aor")?)?);
         let id = runtime::next_id();
         let stats = Arc::new(UaStats::default());
         runtime::send(Command::AddUa {
             id,
-            config: Box::new(config.clone()),
+            config: config.clone(),
             stats: stats.clone(),
         })?;
         let h = UAS.insert(
@@ -364,6 +373,9 @@ pub unsafe extern "C" fn sipreg_user_agent_stats(
             dropped: s.dropped.load(Ordering::Relaxed),
             sent: s.sent.load(Ordering::Relaxed),
             transport_errors: s.transport_errors.load(Ordering::Relaxed),
+            window: s.window.load(Ordering::Relaxed),
+            in_flight: s.in_flight.load(Ordering::Relaxed),
+            queued: s.queued.load(Ordering::Relaxed),
         };
         put(out, stats, "out")
     })

@@ -1,7 +1,7 @@
 //! The event loop: sockets, commands, timers, callbacks — one thread for all.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashSet};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +11,9 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::{Events, Poll, Token};
 
 use super::endpoint::{Endpoint, FlowKey, Io};
+use super::idhash::{IdMap, IdSet};
 use super::log::Level;
+use super::pacing::{Outcome, Pacer};
 use super::stream::{self, StreamSpec, TlsParams, WsParams};
 use super::udp;
 use super::{Command, RegId, Shared, UaId, UaStats};
@@ -30,16 +32,18 @@ pub const WAKE_TOKEN: Token = Token(0);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Ua {
-    config: UserAgentConfig,
+    /// Shared with the API handle and the registerers (copied only on change).
+    config: Arc<UserAgentConfig>,
     stats: Arc<UaStats>,
-    regs: HashSet<RegId>,
+    regs: IdSet<RegId>,
     freeing: Option<Sender<()>>,
     /// The "certificates are not checked" warning was logged for this user agent.
     warned_insecure: bool,
 }
 
 struct Reg {
-    core: Registerer,
+    /// Boxed: the map of registerers holds pointers, not 2 KB entries with slack.
+    core: Box<Registerer>,
     ua: UaId,
     target: SocketAddr,
     shared: Arc<Shared>,
@@ -56,9 +60,9 @@ struct Reg {
 pub struct Worker {
     poll: Poll,
     commands: Receiver<Command>,
-    uas: HashMap<UaId, Ua>,
-    regs: HashMap<RegId, Reg>,
-    keys: HashMap<String, RegId>,
+    uas: IdMap<UaId, Ua>,
+    regs: IdMap<RegId, Reg>,
+    keys: IdMap<String, RegId>,
     ep: Endpoint,
     timers: BinaryHeap<Reverse<(Instant, RegId)>>,
     /// Receive buffer reused for every datagram.
@@ -68,6 +72,8 @@ pub struct Worker {
     failed_streams: Vec<(Vec<RegId>, RegId)>,
     /// Sockets with more to read than one wake-up takes (readiness is edge-triggered).
     again: Vec<Token>,
+    /// Window of transactions in flight per registrar target.
+    pacing: Pacer<SocketAddr, RegId>,
 }
 
 impl Worker {
@@ -75,14 +81,15 @@ impl Worker {
         Worker {
             poll,
             commands,
-            uas: HashMap::new(),
-            regs: HashMap::new(),
-            keys: HashMap::new(),
+            uas: IdMap::default(),
+            regs: IdMap::default(),
+            keys: IdMap::default(),
             ep: Endpoint::default(),
             timers: BinaryHeap::new(),
             rbuf: vec![0u8; udp::MAX_DATAGRAM + 1],
             failed_streams: Vec::new(),
             again: Vec::new(),
+            pacing: Pacer::default(),
         }
     }
 
@@ -114,10 +121,13 @@ impl Worker {
                     );
                 }
             }
+            // Cleared before draining: a command queued after this wakes us again.
+            super::WAKE_PENDING.store(false, std::sync::atomic::Ordering::SeqCst);
             while let Ok(cmd) = self.commands.try_recv() {
                 self.on_command(cmd);
             }
             self.run_timers();
+            self.start_admitted();
         }
     }
 
@@ -130,9 +140,9 @@ impl Worker {
                 self.uas.insert(
                     id,
                     Ua {
-                        config: *config,
+                        config,
                         stats,
-                        regs: HashSet::new(),
+                        regs: IdSet::default(),
                         freeing: None,
                         warned_insecure: false,
                     },
@@ -144,7 +154,7 @@ impl Worker {
                 };
                 let creds_changed = ua.config.auth_username != config.auth_username
                     || ua.config.password != config.password;
-                ua.config = *config;
+                ua.config = config;
                 for rid in &ua.regs {
                     if let Some(r) = self.regs.get_mut(rid) {
                         r.core
@@ -186,10 +196,12 @@ impl Worker {
                 self.keys.insert(core.key().to_owned(), id);
                 // A host name: the core's RFC 3263 target list sets this before each send.
                 let target = target.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+                let mut core = core;
+                core.set_paced(true);
                 self.regs.insert(
                     id,
                     Reg {
-                        core: *core,
+                        core,
                         ua,
                         target,
                         shared,
@@ -492,6 +504,7 @@ impl Worker {
             {
                 self.replace_flow(id, now);
             }
+            progressed |= self.pace(id, now);
             while self.regs.get(&id).is_some_and(|r| r.core.wants_transmit()) {
                 progressed = true;
                 self.sync_target(id);
@@ -591,11 +604,16 @@ impl Worker {
             return;
         };
         {
+            // Contacts and the last response only change with a final response:
+            // a timer step (Timer K, a retransmission) copies no strings.
+            let responded = fired.iter().any(|e| matches!(e, Event::Response { .. }));
             let mut s = reg.shared.snap();
             s.state = reg.core.state();
-            s.contacts = reg.core.contacts().to_vec();
+            if responded {
+                s.contacts = reg.core.contacts().to_vec();
+                s.last_response = reg.core.last_response().cloned();
+            }
             s.retry_after = reg.core.retry_after();
-            s.last_response = reg.core.last_response().cloned();
             s.retry_at = reg.core.retry_at();
             s.failure_count = reg.core.failure_count();
             s.waiting = reg.core.is_waiting();
@@ -629,7 +647,9 @@ impl Worker {
             // A terminated registerer sends nothing more: its socket may close.
             self.detach(id);
         }
-        shared.deliver(&fired);
+        if !fired.is_empty() {
+            shared.deliver(&fired);
+        }
         if terminated {
             let remove = self.regs.get(&id).is_some_and(|r| r.freed)
                 || self.uas.get(&ua_id).is_some_and(|u| u.freeing.is_some());
@@ -700,6 +720,7 @@ impl Worker {
 
     fn remove_reg(&mut self, id: RegId) {
         self.detach(id);
+        self.pacing.release(id, Outcome::Abandoned);
         if let Some(r) = self.regs.remove(&id) {
             self.keys.remove(r.core.key());
             if let Some(ua) = self.uas.get_mut(&r.ua) {
@@ -728,6 +749,9 @@ impl Worker {
             );
         }
         let stats = self.uas.get(&ua_id).map(|u| u.stats.clone());
+        if t.retransmission {
+            self.pacing.retransmitted(target);
+        }
         let token = self.socket_for(id)?;
         let result = match self.ep.socks.get_mut(&token).map(|s| &mut s.io) {
             Some(Io::Udp(sock)) => match sock.send_to(&t.bytes, target) {
@@ -756,6 +780,63 @@ impl Worker {
             super::trace::sent(ua_id, transport, local, target, &t.bytes);
         }
         result
+    }
+
+    // ----- pacing --------------------------------------------------------
+
+    /// Gives registerer `id` a slot in its target's window when it wants to
+    /// start a transaction, and frees the slot when the transaction is over.
+    /// True if a transaction was started (there is something to send).
+    fn pace(&mut self, id: RegId, now: Instant) -> bool {
+        let Some(reg) = self.regs.get_mut(&id) else {
+            return false;
+        };
+        let mut started = false;
+        if self.pacing.holds(id) && !reg.core.in_transaction() {
+            let outcome = match reg.core.last_response() {
+                Some((408 | 503, _)) => Outcome::Congested,
+                _ => Outcome::Answered,
+            };
+            if reg.core.wants_admission() {
+                self.pacing.renew(id, outcome);
+                reg.core.admit(now);
+                started = true;
+            } else {
+                self.pacing.release(id, outcome);
+            }
+        } else if reg.core.wants_admission()
+            && !reg.core.is_resolving()
+            && self.pacing.request(Self::pacing_key(reg), id)
+        {
+            // (A request waiting for RFC 3263 answers asks once it has a target.)
+            reg.core.admit(now);
+            started = true;
+        }
+        if let Some(ua) = self.uas.get(&reg.ua) {
+            ua.stats.set_window(self.pacing.view(Self::pacing_key(reg)));
+        }
+        started
+    }
+
+    /// The registrar target a registerer's window belongs to: the resolved
+    /// RFC 3263 target in use, else the fixed address.
+    fn pacing_key(reg: &Reg) -> SocketAddr {
+        reg.core
+            .current_target()
+            .map(|t| t.addr)
+            .unwrap_or(reg.target)
+    }
+
+    /// Starts the transactions that got a slot when others ended.
+    fn start_admitted(&mut self) {
+        let now = Instant::now();
+        while let Some(id) = self.pacing.pop_ready() {
+            if self.regs.get(&id).is_some_and(|r| r.core.wants_admission()) {
+                self.drive(id, now, |core, now| core.admit(now));
+            } else {
+                self.pacing.release(id, Outcome::Abandoned);
+            }
+        }
     }
 
     // ----- sockets -------------------------------------------------------
@@ -849,7 +930,7 @@ impl Worker {
             .filter(|rid| {
                 self.regs
                     .get(rid)
-                    .is_some_and(|r| r.core.is_waiting() && dest.is_none_or(|d| d == r.target))
+                    .is_some_and(|r| r.core.in_transaction() && dest.is_none_or(|d| d == r.target))
             })
             .collect();
         self.bump_users(&victims, |s| &s.transport_errors);
@@ -1022,11 +1103,9 @@ impl Worker {
             _ => None,
         };
         let rid = resp.as_ref().and_then(|r| r.as_ref().ok()).and_then(|r| {
-            r.top_via().and_then(|v| {
-                v.branch()
-                    .and_then(branch_key)
-                    .and_then(|k| self.keys.get(k).copied())
-            })
+            r.top_branch()
+                .and_then(branch_key)
+                .and_then(|k| self.keys.get(k).copied())
         });
         let counted = rid.and_then(|r| self.regs.get(&r)).map_or(owner, |r| r.ua);
         if super::trace::enabled(counted) {

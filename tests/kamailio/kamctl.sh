@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Control a test Kamailio registrar (see README.md).
-#   kamctl.sh start <rundir> <port> [sha256|secure|secure,sha256] [TLS WRONG WS WSS EXPIRED]
+#   kamctl.sh start <rundir> <port> [sha256|secure|secure,sha256|bench] [TLS WRONG WS WSS EXPIRED]
+#     bench: sized for the benchmark (10 000+ contacts and connections)
 #     secure: also tls on TLS (127.0.0.1 and ::1), tls with a wrongly named
 #     certificate on WRONG, ws on WS, wss on WSS and tls with an expired
 #     certificate on EXPIRED; certificates are made in
@@ -51,10 +52,11 @@ cmd_start() {
 	kam="$(find_bin kamailio /usr/sbin/kamailio)"
 
 	local -a defs=(-A "SIP_PORT=$port" -A "CTL_SOCK=\"unix:$rundir/kamailio_ctl\"")
-	local m
+	local m shm=64
 	for m in ${mode//,/ }; do
 		case "$m" in
 			sha256|SHA256|SHA-256) defs+=(-A WITH_SHA256) ;;
+			bench) defs+=(-A WITH_BENCH); shm=512 ;;
 			secure)
 				[ $# -ge 8 ] || { echo "kamctl.sh: secure needs TLS WRONG WS WSS EXPIRED ports" >&2; exit 2; }
 				local tls="$4" wrong="$5" ws="$6" wss="$7" expired="$8"
@@ -86,7 +88,7 @@ cmd_start() {
 				defs+=(-A WITH_SECURE -A "TLS_PORT=$tls" -A "TLS_WRONG_PORT=$wrong" -A "WS_PORT=$ws"
 					-A "WSS_PORT=$wss" -A "TLS_EXPIRED_PORT=$expired" -A "TLS_CFG=\"$rundir/tls.cfg\"")
 				;;
-			*) echo "kamctl.sh: unknown mode '$m' (expected sha256, secure)" >&2; exit 2 ;;
+			*) echo "kamctl.sh: unknown mode '$m' (expected sha256, secure, bench)" >&2; exit 2 ;;
 		esac
 	done
 
@@ -97,7 +99,7 @@ cmd_start() {
 	rm -f "$rundir/kamailio.pid" "$rundir/kamailio_ctl"
 
 	# -DD -E: no daemonizing, log to stderr. Running as root is fine for loopback.
-	"$kam" -f "$CFG" -DD -E -m 64 -M 8 -Y "$rundir" -P "$rundir/kamailio.pid" \
+	"$kam" -f "$CFG" -DD -E -m "$shm" -M 8 -Y "$rundir" -P "$rundir/kamailio.pid" \
 		"${defs[@]}" </dev/null >"$rundir/kamailio.log" 2>&1 &
 	local pid=$!
 	echo "$pid" >"$rundir/kamailio.launcher.pid"

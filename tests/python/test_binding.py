@@ -352,7 +352,10 @@ def test_initial_properties() -> None:
             assert r.failure_count == 0
             assert r.responses == []
             assert r.user_agent is ua
-            assert ua.stats == {"received": 0, "dropped": 0, "sent": 0, "transport_errors": 0}
+            assert ua.stats == {
+                "received": 0, "dropped": 0, "sent": 0, "transport_errors": 0,
+                "window": 0, "in_flight": 0, "queued": 0,
+            }
             seen: list = []
             r.state_change.add_listener(seen.append)
         # Disposing an INITIAL registerer goes straight to TERMINATED.

@@ -49,6 +49,17 @@ impl Harness {
         Harness::new(ua, opts)
     }
 
+    /// When this registerer refreshes a grant of `grant_secs` (its own spread
+    /// included), per the rule in `sipreg::core::refresh`.
+    #[allow(dead_code)]
+    pub fn refresh_after(&self, grant_secs: u64) -> Duration {
+        sipreg::core::refresh::refresh_delay(
+            Duration::from_secs(grant_secs),
+            self.reg.settings().refresh_frequency,
+            sipreg::core::refresh::spread_of(self.reg.call_id()),
+        )
+    }
+
     pub fn elapsed(&self) -> Duration {
         self.now - self.t0
     }

@@ -940,7 +940,9 @@ class UserAgent:
 
     @property
     def stats(self) -> Dict[str, int]:
-        """Message counters: ``received``, ``dropped``, ``sent``, ``transport_errors``."""
+        """Message counters: ``received``, ``dropped``, ``sent``, ``transport_errors``,
+        and the pacing window of the registrar target last used: ``window``,
+        ``in_flight``, ``queued``."""
         st = _lib.sipreg_stats()
         check(lib.sipreg_user_agent_stats(self._require(), byref(st)), "sipreg_user_agent_stats")
         return {
@@ -948,6 +950,9 @@ class UserAgent:
             "dropped": int(st.dropped),
             "sent": int(st.sent),
             "transport_errors": int(st.transport_errors),
+            "window": int(st.window),
+            "in_flight": int(st.in_flight),
+            "queued": int(st.queued),
         }
 
     def _require(self) -> int:
@@ -1024,7 +1029,9 @@ class Registerer:
     Args:
         ua: the :class:`UserAgent` (kept alive by the registerer).
         expires: requested expiry in seconds (SIP.js default 600).
-        refresh_frequency: refresh point in percent of the granted expiry, 50..99.
+        refresh_frequency: refresh point in percent of the granted expiry, 50..99;
+            always at least min(grant/2, 5 s) before expiry, then up to 10 %
+            earlier by a stable per-registerer offset (from the Call-ID).
         registrar: Request-URI, e.g. ``"sip:127.0.0.1:5060"`` (``None``: the AOR's domain).
         extra_headers: ``"Name: value"`` headers added to every REGISTER.
         extra_contact_params: ``"name"`` or ``"name=value"`` parameters of our Contact.

@@ -93,6 +93,9 @@ class sipreg_stats(Structure):
         ("dropped", c_uint64),
         ("sent", c_uint64),
         ("transport_errors", c_uint64),
+        ("window", c_uint64),
+        ("in_flight", c_uint64),
+        ("queued", c_uint64),
     ]
 
 
