@@ -12,6 +12,7 @@
 //! The last line is `RESULT key=value ...` for `examples/run-bench.sh`.
 //!
 //! cargo run --release --example bench -- --registrar sip:127.0.0.1:5060 --n 1000 [--transport tcp] [--idle 60]
+//!     [--ca-file ca.pem] (tls, wss) [--private] (a socket, so a handshake, per account)
 
 use std::ffi::{c_void, CString};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -99,10 +100,20 @@ fn main() {
     let mut first_user = 100_000usize;
     let mut idle = 0u64;
     let mut expires = 600u32;
+    let mut ca_file: Option<CString> = None;
+    let mut private = false;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
-    while i + 1 < args.len() {
+    while i < args.len() {
+        if args[i] == "--private" {
+            // One socket (so one TCP/TLS/WebSocket handshake) per account.
+            private = true;
+            i += 1;
+            continue;
+        }
+        assert!(i + 1 < args.len(), "{} needs a value", args[i]);
         match args[i].as_str() {
+            "--ca-file" => ca_file = Some(CString::new(args[i + 1].clone()).unwrap()),
             "--n" => n = args[i + 1].parse().expect("--n"),
             "--registrar" => registrar = args[i + 1].clone(),
             "--transport" => transport = args[i + 1].clone(),
@@ -157,6 +168,15 @@ fn main() {
                 sipreg_user_agent_set_transport(ua, tr.as_ptr()),
                 "transport",
             );
+            if let Some(ca) = &ca_file {
+                ok(
+                    sipreg_user_agent_set_tls_ca_file(ua, ca.as_ptr()),
+                    "ca file",
+                );
+            }
+            if private {
+                ok(sipreg_user_agent_set_private_socket(ua, true), "private");
+            }
             let mut r = std::ptr::null_mut();
             ok(
                 sipreg_registerer_new(ua, opts, Some(on_state), std::ptr::null_mut(), &mut r),
@@ -239,6 +259,12 @@ fn main() {
         unreg_time.as_secs_f64(),
         unreg_cpu
     );
+    // A row of its own for one connection per account.
+    let transport = if private {
+        format!("{transport}+private")
+    } else {
+        transport
+    };
     println!(
         "RESULT impl=sipreg transport={transport} n={n} wall={:.4} cpu={:.4} us_per_reg={:.2} \
          peak_kib={peak} base_kib={base_rss} kib_per_reg={:.3} retrans={retrans} failures={failures} \

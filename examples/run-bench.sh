@@ -2,7 +2,9 @@
 # Side-by-side registration benchmark against one local Kamailio (bench mode:
 # 8 children, usrloc hash for 10 000+ contacts, quiet log):
 #   for N in BENCH_SIZES (default 1 1000 10000) and each of BENCH_TRANSPORTS
-#   (default udp tcp): sipreg (examples/bench.rs, counted from the first
+#   (default udp tcp; tls and wss too, against a second, secure Kamailio;
+#   BENCH_PRIVATE=1 adds a row with a connection per account for each stream
+#   transport, i.e. one handshake per registration): sipreg (examples/bench.rs, counted from the first
 #   sipreg_user_agent_new to the last Registered), then SIPp registering the same
 #   users with digest auth at the rate sipreg achieved. The largest UDP run also
 #   measures BENCH_IDLE seconds (default 60) of idle CPU with all registered.
@@ -21,6 +23,26 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 tests/kamailio/kamctl.sh start "$work/kamailio" "$port" bench >&2
 trap 'tests/kamailio/kamctl.sh stop "$work/kamailio" >/dev/null 2>&1 || true' EXIT
 
+# tls and wss rows need a registrar that speaks them (and its CA).
+case " $transports " in
+*" tls "* | *" wss "*)
+	read -r -a sp < <(python3 -c 'import random; print(*random.sample(range(20000, 32000), 6))')
+	tests/kamailio/kamctl.sh start "$work/kamailio-secure" "${sp[0]}" bench,secure "${sp[@]:1:5}" >&2
+	trap 'tests/kamailio/kamctl.sh stop "$work/kamailio" >/dev/null 2>&1 || true
+		tests/kamailio/kamctl.sh stop "$work/kamailio-secure" >/dev/null 2>&1 || true' EXIT
+	# shellcheck disable=SC1091
+	source "$work/kamailio-secure/ports"
+	;;
+esac
+# Where transport $1 registers, and the options it needs.
+target() {
+	case "$1" in
+	tls) echo "--registrar sips:127.0.0.1:$TLS_PORT --ca-file $work/kamailio-secure/certs/ca.pem" ;;
+	wss) echo "--registrar sip:127.0.0.1:$WSS_PORT;transport=wss --ca-file $work/kamailio-secure/certs/ca.pem" ;;
+	*) echo "--registrar sip:127.0.0.1:$port" ;;
+	esac
+}
+
 results="$work/results.txt"
 : >"$results"
 # SIPp's own footprint with one call, subtracted from its peak RSS below.
@@ -35,9 +57,22 @@ for n in $sizes; do
 			extra=(--idle "$idle")
 		fi
 		echo "== sipreg n=$n $t" >&2
-		./target/release/examples/bench --n "$n" --transport "$t" \
-			--registrar "sip:127.0.0.1:$port" --first-user "$first" "${extra[@]}" |
+		# shellcheck disable=SC2046
+		./target/release/examples/bench --n "$n" --transport "$t" $(target "$t") \
+			--first-user "$first" "${extra[@]}" |
 			tee /dev/stderr | grep '^RESULT' >>"$results" || true
+		if [ -n "${BENCH_PRIVATE:-}" ] && [ "$t" != udp ]; then
+			# One connection, so one TCP/TLS/WebSocket handshake, per account.
+			first=$((first + n + 10))
+			echo "== sipreg n=$n $t, a connection per account" >&2
+			# shellcheck disable=SC2046
+			./target/release/examples/bench --n "$n" --transport "$t" $(target "$t") --private \
+				--first-user "$first" | tee /dev/stderr | grep '^RESULT' >>"$results" || true
+		fi
+		if [ "$t" = tls ] || [ "$t" = wss ]; then
+			echo "== no SIPp row for $t (Debian's sipp is built without TLS and WebSocket)" >&2
+			continue
+		fi
 		rate=$(grep "impl=sipreg transport=$t n=$n " "$results" | tail -1 | sed -n 's/.* rate=\([0-9]*\).*/\1/p')
 		echo "== sipp n=$n $t at ${rate:-1000}/s" >&2
 		python3 examples/bench/sipp_run.py "$port" "$t" "$n" "$first" "${rate:-1000}" \
