@@ -26,6 +26,7 @@ pub fn ok(rc: sipreg_result, what: &str) {
 /// The host part of a `sip:host[:port][;params]` registrar URI.
 pub fn registrar_host(registrar: &str) -> String {
     registrar
+        .trim_start_matches("sips:")
         .trim_start_matches("sip:")
         .split([':', ';'])
         .next()
