@@ -37,9 +37,14 @@ pub struct WsRead {
 }
 
 fn config() -> tungstenite::protocol::WebSocketConfig {
+    // Many connections, small messages: a 4 KiB read buffer instead of the
+    // default eager 128 KiB (measured: 148 -> 25 KiB per WSS connection), and
+    // every frame written at once (we flush after each message anyway).
     tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME))
         .max_frame_size(Some(MAX_FRAME))
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
 }
 
 impl Ws {
