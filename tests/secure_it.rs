@@ -31,14 +31,14 @@ unsafe extern "C" fn capture(_ud: *mut c_void, _level: sipreg_log_level, msg: *c
     LOG.lock().unwrap_or_else(|e| e.into_inner()).push(line);
 }
 
-/// Collects INFO lines for the whole binary (tests filter by their own port or AOR).
+/// Collects DEBUG lines for the whole binary (tests filter by their own port or AOR).
 fn capture_logs() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let rc = sipreg_set_log_callback(
             Some(capture),
             std::ptr::null_mut(),
-            sipreg_log_level::SIPREG_LOG_INFO as i32,
+            sipreg_log_level::SIPREG_LOG_DEBUG as i32,
         );
         assert_eq!(rc, SIPREG_OK);
     });
@@ -154,7 +154,12 @@ fn tls_register_refresh_unregister_md5_ipv4() {
     let s = secure();
     let (user, pw) = fresh_user();
     let registrar = format!("sips:127.0.0.1:{}", s.tls_port);
-    lifecycle(s, "tls", registrar, &user, ua(&user, &pw, "tls", s));
+    capture_logs();
+    // Private: its own connection, so its "up" line comes after the capture started.
+    let u = ua(&user, &pw, "tls", s).private_socket(true);
+    lifecycle(s, "tls", registrar, &user, u);
+    let up = wait_log(&format!("127.0.0.1:{}", s.tls_port), "up (TLSv1.3)");
+    assert!(!up.is_empty(), "TLS 1.3 is negotiated where offered");
 }
 
 #[test]
@@ -300,7 +305,8 @@ fn tls_failures_say_why_and_insecure_mode_connects() {
         "TLS handshake timed out",
     );
 
-    // Verification off: the wrongly named certificate is accepted, with a warning.
+    // Verification off: the wrongly named certificate is accepted, with a
+    // warning. That port speaks TLS 1.2 only; the others negotiate 1.3.
     let insecure = ua(&user, &pw, "tls", s).tls_verify(false);
     let mut r = Reg::new(
         &insecure,
@@ -311,6 +317,12 @@ fn tls_failures_say_why_and_insecure_mode_connects() {
         r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
         "{:?}",
         r.events()
+    );
+    let up = wait_log(&format!("127.0.0.1:{}", s.wrong_port), "up (TLSv1.2)");
+    assert!(
+        !up.is_empty(),
+        "TLS 1.2: {:?}",
+        log_lines(&s.wrong_port.to_string())
     );
     let warnings = log_lines("tls_verify=false");
     assert!(
@@ -427,7 +439,7 @@ fn local_port(flow: &str) -> String {
 }
 
 #[test]
-fn ws_server_close_reregisters_at_once_and_pings_are_answered() {
+fn ws_server_pings_are_answered() {
     let s = secure();
     let (user, pw) = fresh_user();
     // Private: closing a shared connection would disturb the other tests.
@@ -448,21 +460,20 @@ fn ws_server_close_reregisters_at_once_and_pings_are_answered() {
 
     // Kamailio PINGs a WebSocket idle for 3 s and notes the last frame it got:
     // with our PONGs, "last used" never grows past the ping interval.
+    // A sample may miss the connection while Kamailio's WebSocket table is
+    // being updated by another connection's close; most samples must see it.
     let mut last_used = Vec::new();
+    let mut missing = Vec::new();
     for _ in 0..9 {
         std::thread::sleep(Duration::from_secs(1));
         let dump = s.kamcmd(&["ws.dump"]);
-        let line = dump
+        let Some(line) = dump
             .lines()
             .find(|l| l.contains(&format!("ws:127.0.0.1:{port} ->")))
-            .unwrap_or_else(|| {
-                panic!(
-                    "our connection is listed: {dump}\nlog: {:#?}\nevents: {:?}",
-                    log_lines(&port),
-                    r.events()
-                )
-            })
-            .to_owned();
+        else {
+            missing.push(dump);
+            continue;
+        };
         let secs: u64 = line
             .split("last used ")
             .nth(1)
@@ -472,13 +483,48 @@ fn ws_server_close_reregisters_at_once_and_pings_are_answered() {
         last_used.push(secs);
     }
     assert!(
+        last_used.len() >= 6,
+        "our connection is listed in most samples: {missing:?}\nlog: {:#?}\nevents: {:?}",
+        log_lines(&port),
+        r.events()
+    );
+    assert!(
         last_used.iter().all(|s| *s <= 5),
         "PINGs answered (seconds since the last frame, sampled each second): {last_used:?}"
     );
     assert_eq!(count_200(&mut r), 1, "no SIP traffic meanwhile");
+    assert_eq!(r.dispose(), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_TERMINATED, WAIT));
+}
 
+#[test]
+fn ws_server_close_reregisters_at_once() {
+    let s = secure();
+    let (user, pw) = fresh_user();
+    // Private: closing a shared connection would disturb the other tests.
+    let u = ua(&user, &pw, "ws", s).private_socket(true);
+    capture_logs();
+    let mut r = Reg::new(
+        &u,
+        &opts(format!("sip:127.0.0.1:{};transport=ws", s.ws_port), 120),
+    );
+    assert_eq!(r.register(), SIPREG_OK);
+    assert!(
+        r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
+        "{:?}",
+        r.events()
+    );
+    let flow = r.flow();
+    let port = local_port(&flow);
     // The server closes the socket: a new connection and a REGISTER at once.
-    let ids = ws_ids(s, &port);
+    let mut ids = ws_ids(s, &port);
+    for _ in 0..20 {
+        if !ids.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        ids = ws_ids(s, &port);
+    }
     assert_eq!(ids.len(), 1, "{ids:?}");
     let closed_at = Instant::now();
     s.kamcmd(&["ws.close", &ids[0]]);

@@ -2,8 +2,8 @@
 # Control a test Kamailio registrar (see README.md).
 #   kamctl.sh start <rundir> <port> [sha256|secure|secure,sha256|bench] [TLS WRONG WS WSS EXPIRED]
 #     bench: sized for the benchmark (10 000+ contacts and connections)
-#     secure: also tls on TLS (127.0.0.1 and ::1), tls with a wrongly named
-#     certificate on WRONG, ws on WS, wss on WSS and tls with an expired
+#     secure: also tls on TLS (127.0.0.1 and ::1), tls 1.2 only with a wrongly
+#     named certificate on WRONG, ws on WS, wss on WSS and tls with an expired
 #     certificate on EXPIRED; certificates are made in
 #     <rundir>/certs (ca.pem is the trust anchor) and the ports are written to
 #     <rundir>/ports (shell assignments)
@@ -63,7 +63,7 @@ cmd_start() {
 				"$SCRIPT_DIR/mkcerts.sh" "$rundir/certs"
 				cat >"$rundir/tls.cfg" <<-EOF
 					[server:127.0.0.1:$wrong]
-					method = TLSv1.2+
+					method = TLSv1.2
 					verify_certificate = no
 					require_certificate = no
 					certificate = $rundir/certs/wronghost.pem
