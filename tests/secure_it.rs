@@ -438,11 +438,10 @@ fn local_port(flow: &str) -> String {
         .to_owned()
 }
 
-#[test]
-fn ws_server_pings_are_answered() {
-    let s = secure();
+/// A registerer on a WebSocket connection of its own (closing or idling a
+/// shared one would disturb the other tests): its user, user agent and itself.
+fn registered_private_ws(s: &Secure) -> (String, Ua, Reg) {
     let (user, pw) = fresh_user();
-    // Private: closing a shared connection would disturb the other tests.
     let u = ua(&user, &pw, "ws", s).private_socket(true);
     capture_logs();
     let mut r = Reg::new(
@@ -455,6 +454,13 @@ fn ws_server_pings_are_answered() {
         "{:?}",
         r.events()
     );
+    (user, u, r)
+}
+
+#[test]
+fn ws_server_pings_are_answered() {
+    let s = secure();
+    let (_user, _u, mut r) = registered_private_ws(s);
     let flow = r.flow();
     let port = local_port(&flow);
 
@@ -500,20 +506,7 @@ fn ws_server_pings_are_answered() {
 #[test]
 fn ws_server_close_reregisters_at_once() {
     let s = secure();
-    let (user, pw) = fresh_user();
-    // Private: closing a shared connection would disturb the other tests.
-    let u = ua(&user, &pw, "ws", s).private_socket(true);
-    capture_logs();
-    let mut r = Reg::new(
-        &u,
-        &opts(format!("sip:127.0.0.1:{};transport=ws", s.ws_port), 120),
-    );
-    assert_eq!(r.register(), SIPREG_OK);
-    assert!(
-        r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
-        "{:?}",
-        r.events()
-    );
+    let (user, _u, mut r) = registered_private_ws(s);
     let flow = r.flow();
     let port = local_port(&flow);
     // The server closes the socket: a new connection and a REGISTER at once.

@@ -6,22 +6,7 @@
 if [ -z "${SIPREG_SECURE_RUNDIR:-}" ]; then
 	_sdir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 	SIPREG_SECURE_RUNDIR="$(mktemp -d /tmp/sipreg-kamailio-secure.XXXXXX)"
-	read -r -a _sports < <(python3 - <<'PY'
-import random, socket
-ports = set()
-while len(ports) < 6:
-    p = random.randint(20000, 31999)
-    try:
-        for fam, kind, host in ((socket.AF_INET, socket.SOCK_STREAM, "127.0.0.1"),
-                                (socket.AF_INET, socket.SOCK_DGRAM, "127.0.0.1"),
-                                (socket.AF_INET6, socket.SOCK_STREAM, "::1")):
-            s = socket.socket(fam, kind); s.bind((host, p)); s.close()
-    except OSError:
-        continue
-    ports.add(p)
-print(" ".join(map(str, sorted(ports))))
-PY
-	)
+	read -r -a _sports < <(python3 "$_sdir/free-ports.py" 6)
 	"$_sdir/kamctl.sh" start "$SIPREG_SECURE_RUNDIR" "${_sports[@]:0:1}" secure "${_sports[@]:1:5}" >&2
 	# shellcheck disable=SC1091
 	source "$SIPREG_SECURE_RUNDIR/ports"

@@ -17,22 +17,7 @@ for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
 PY
 	then
 		# A port free for TCP and UDP, below the ephemeral range (client sockets never take it).
-		SIPREG_KAMAILIO_PORT=$(python3 - <<'PY'
-import random, socket
-ports = set()
-while len(ports) < 1:
-    p = random.randint(20000, 31999)
-    try:
-        for fam, kind, host in ((socket.AF_INET, socket.SOCK_STREAM, "127.0.0.1"),
-                                (socket.AF_INET, socket.SOCK_DGRAM, "127.0.0.1"),
-                                (socket.AF_INET6, socket.SOCK_STREAM, "::1")):
-            s = socket.socket(fam, kind); s.bind((host, p)); s.close()
-    except OSError:
-        continue
-    ports.add(p)
-print(" ".join(map(str, sorted(ports))))
-PY
-		)
+		SIPREG_KAMAILIO_PORT=$(python3 "$_kdir/free-ports.py" 1)
 	fi
 	"$_kdir/kamctl.sh" start "$SIPREG_KAMAILIO_RUNDIR" "$SIPREG_KAMAILIO_PORT" >&2
 	export SIPREG_KAMAILIO_PORT SIPREG_KAMAILIO_RUNDIR
