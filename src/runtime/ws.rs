@@ -97,7 +97,6 @@ impl Ws {
         flush(ws)
     }
 
-    #[allow(dead_code)] // the keep-alive scheduler (RFC 5626) calls it
     /// Sends a PING (a keep-alive whose PONG proves the flow is alive).
     pub fn ping(&mut self) -> io::Result<()> {
         let Ws::Open(ws) = self else {
