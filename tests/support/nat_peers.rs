@@ -132,6 +132,19 @@ impl OutboundKamailio {
 
 impl Drop for OutboundKamailio {
     fn drop(&mut self) {
+        // SIGTERM: Kamailio's main process then stops its workers too (a
+        // SIGKILL would leave them running, orphaned).
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
