@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_void, CString};
 use std::sync::Arc;
 
-use super::{guard, sipreg_result};
+use super::{guard, sipreg_result, UserData};
 use crate::error::Error;
 use crate::runtime::log::{self, Level};
 
@@ -63,19 +63,6 @@ pub extern "C" fn sipreg_result_str(result: i32) -> *const c_char {
         _ => "SIPREG_UNKNOWN\0",
     };
     s.as_ptr().cast()
-}
-
-struct UserData(*mut c_void);
-// SAFETY: the caller of sipreg_set_log_callback promises the callback may be
-// called from any thread with this pointer.
-unsafe impl Send for UserData {}
-unsafe impl Sync for UserData {}
-
-impl UserData {
-    // A method (not field access) so closures capture the whole Send wrapper.
-    fn ptr(&self) -> *mut c_void {
-        self.0
-    }
 }
 
 /// Installs a process-wide log callback receiving messages up to `max_level`

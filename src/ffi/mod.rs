@@ -243,3 +243,18 @@ fn stale(id: u64, what: &'static str) -> Error {
         Error::invalid(format!("{what} is not a handle issued by this library"))
     }
 }
+
+/// An application's `user_data` pointer, carried to the thread that calls its
+/// callback. SAFETY of Send/Sync: every setter that takes a `user_data`
+/// documents that the callback is called on another thread with it, and the
+/// caller promises that is fine.
+pub(crate) struct UserData(pub(crate) *mut std::ffi::c_void);
+unsafe impl Send for UserData {}
+unsafe impl Sync for UserData {}
+
+impl UserData {
+    /// The pointer (a method, not field access, so closures capture the whole Send wrapper).
+    pub(crate) fn ptr(&self) -> *mut std::ffi::c_void {
+        self.0
+    }
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use super::user_agent::{sipreg_user_agent, UAS};
-use super::{guard, sipreg_result};
+use super::{guard, sipreg_result, UserData};
 use crate::runtime::trace::{self, Direction, Record};
 
 /// Direction of a traced message.
@@ -52,19 +52,6 @@ pub type sipreg_trace_callback = Option<
         record: *const sipreg_trace_record,
     ),
 >;
-
-struct UserData(*mut c_void);
-// SAFETY: the caller of sipreg_user_agent_set_trace_callback promises the
-// callback may be called on the worker thread with this pointer.
-unsafe impl Send for UserData {}
-unsafe impl Sync for UserData {}
-
-impl UserData {
-    // A method (not field access) so closures capture the whole Send wrapper.
-    fn ptr(&self) -> *mut c_void {
-        self.0
-    }
-}
 
 fn nul_terminated(s: &str) -> Vec<u8> {
     let mut v = Vec::with_capacity(s.len() + 1);
