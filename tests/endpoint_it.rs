@@ -20,8 +20,14 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn registered(transport: &str, private: bool) -> (String, Ua, Reg) {
     let (user, pw) = fresh_user();
+    let (ua, r) = registered_as(&user, &pw, transport, private);
+    (user, ua, r)
+}
+
+/// A user agent for `user` and its registerer, Registered.
+fn registered_as(user: &str, pw: &str, transport: &str, private: bool) -> (Ua, Reg) {
     let ua = Ua::new(&format!("sip:{user}@127.0.0.1"))
-        .password(&pw)
+        .password(pw)
         .transport(transport)
         .private_socket(private);
     let mut r = Reg::new(
@@ -39,7 +45,7 @@ fn registered(transport: &str, private: bool) -> (String, Ua, Reg) {
         "{:?}",
         r.events()
     );
-    (user, ua, r)
+    (ua, r)
 }
 
 fn count_200(r: &mut Reg) -> usize {
@@ -85,27 +91,8 @@ fn user_agents_share_sockets_and_stay_separate_bindings() {
 fn user_agents_of_the_same_aor_get_their_own_sockets() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (user, pw) = fresh_user();
-    let mk = || {
-        let ua = Ua::new(&format!("sip:{user}@127.0.0.1")).password(&pw);
-        let mut r = Reg::new(
-            &ua,
-            &Opts {
-                expires: 120,
-                registrar: Some(shared().registrar("udp")),
-                retry: false,
-                ..Default::default()
-            },
-        );
-        assert_eq!(r.register(), SIPREG_OK);
-        assert!(
-            r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
-            "{:?}",
-            r.events()
-        );
-        (ua, r)
-    };
-    let (_ua1, mut r1) = mk();
-    let (_ua2, mut r2) = mk();
+    let (_ua1, mut r1) = registered_as(&user, &pw, "udp", false);
+    let (_ua2, mut r2) = registered_as(&user, &pw, "udp", false);
     assert_ne!(r1.flow(), r2.flow(), "one contact each, so two bindings");
     assert_eq!(shared().lookup(&user).len(), 2);
     for r in [&mut r1, &mut r2] {
