@@ -64,6 +64,8 @@ pub struct Sock {
     pub users: HashSet<RegId>,
     /// AORs on it: the user agent using each, and how many of its registerers.
     aors: HashMap<String, (UaId, usize)>,
+    /// The address a UDP socket is bound to, read once (not per send).
+    bound: Option<SocketAddr>,
     /// The socket.
     pub io: Io,
 }
@@ -103,7 +105,8 @@ impl Endpoint {
         let mut sock = udp::bind(key.local, target)?;
         let token = self.alloc_token();
         registry.register(&mut sock, token, Interest::READABLE)?;
-        self.insert(token, key, owner, Io::Udp(sock));
+        let bound = sock.local_addr()?;
+        self.insert(token, key, owner, Io::Udp(sock), Some(bound));
         Ok(token)
     }
 
@@ -119,11 +122,18 @@ impl Endpoint {
         let deadline = spec.deadline;
         let conn = StreamConn::connect(spec, registry, token)?;
         self.handshakes.push(Reverse((deadline, token)));
-        self.insert(token, key, owner, Io::Stream(conn));
+        self.insert(token, key, owner, Io::Stream(conn), None);
         Ok(token)
     }
 
-    fn insert(&mut self, token: Token, key: FlowKey, owner: UaId, io: Io) {
+    fn insert(
+        &mut self,
+        token: Token,
+        key: FlowKey,
+        owner: UaId,
+        io: Io,
+        bound: Option<SocketAddr>,
+    ) {
         self.flows.insert(key.clone(), token);
         self.socks.insert(
             token,
@@ -132,6 +142,7 @@ impl Endpoint {
                 owner,
                 users: HashSet::new(),
                 aors: HashMap::new(),
+                bound,
                 io,
             },
         );
@@ -197,11 +208,10 @@ impl Endpoint {
         let Some(sock) = self.socks.get(&token) else {
             return Err(io::Error::other("no socket"));
         };
-        let sock = match &sock.io {
-            Io::Stream(conn) => return Ok(conn.local),
-            Io::Udp(s) => s,
+        let bound = match (&sock.io, sock.bound) {
+            (Io::Stream(conn), _) => return Ok(conn.local),
+            (Io::Udp(_), bound) => bound.ok_or_else(|| io::Error::other("socket not bound"))?,
         };
-        let bound = sock.local_addr()?;
         if !bound.ip().is_unspecified() {
             return Ok(bound);
         }
