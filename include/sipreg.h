@@ -938,8 +938,12 @@ enum sipreg_result sipreg_user_agent_stats(struct sipreg_user_agent *ua, struct 
 /**
  * Disposes every registerer of the user agent (un-REGISTERing those that are
  * registered) and releases the user agent. Blocks until all are Terminated or
- * the shutdown timeout passed (never longer, plus a small margin); called from
- * inside a callback it does not wait. Registerer handles stay valid (calls
+ * the shutdown timeout passed (plus a small margin), counted from when the
+ * worker thread reaches the free behind the calls queued before it (local
+ * work, about 20 µs per registerer created just before); called from inside
+ * a callback it does not wait. A `sipreg_registerer_new` on this user agent
+ * that races with the free either fails with SIPREG_ERR_TERMINATED or its
+ * registerer is Terminated when this returns. Registerer handles stay valid (calls
  * return SIPREG_ERR_TERMINATED) until each is freed with
  * `sipreg_registerer_free`. NULL is ignored; the password is wiped. The
  * trace callback is removed first: none runs or starts after this returns.

@@ -252,12 +252,14 @@ pub unsafe extern "C" fn sipreg_registerer_new(
             freed: AtomicBool::new(false),
         });
         handle.install_listener();
-        runtime::send(Command::AddReg {
-            id,
-            ua: ua_h.id,
-            core: Box::new(core),
-            target,
-            shared: handle.shared.clone(),
+        ua_h.while_open(|| {
+            runtime::send(Command::AddReg {
+                id,
+                ua: ua_h.id,
+                core: Box::new(core),
+                target,
+                shared: handle.shared.clone(),
+            })
         })?;
         let p = REGISTERERS.insert(id, handle);
         out.write(p.cast());

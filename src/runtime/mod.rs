@@ -201,6 +201,9 @@ pub enum Command {
     FreeUa {
         /// Which user agent.
         id: UaId,
+        /// Signalled once every registerer was told to dispose (those with
+        /// nothing on the wire are Terminated by then).
+        started: Sender<()>,
         /// Signalled once everything is Terminated.
         done: Sender<()>,
     },

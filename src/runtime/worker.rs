@@ -173,7 +173,10 @@ impl Worker {
                 }
             }
             Command::NetworkChanged { id } => self.network_changed(id, now),
-            Command::FreeUa { id, done } => self.free_ua(id, done, now),
+            Command::FreeUa { id, started, done } => {
+                self.free_ua(id, done, now);
+                let _ = started.send(());
+            }
             Command::AddReg {
                 id,
                 ua,
