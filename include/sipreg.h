@@ -923,7 +923,9 @@ enum sipreg_result sipreg_user_agent_set_contact_rewrite(struct sipreg_user_agen
 /**
  * The network changed (new address, interface, VPN …): re-binds the user
  * agent's sockets and re-registers every registered registerer at once with
- * its new Contact, removing the old binding in the same REGISTER.
+ * its new Contact, removing the old binding in the same REGISTER. Host
+ * names are looked up afresh too: `/etc/resolv.conf` is read again (for the
+ * whole process) and cached DNS answers are dropped.
  */
 enum sipreg_result sipreg_user_agent_network_changed(struct sipreg_user_agent *ua);
 

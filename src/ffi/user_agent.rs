@@ -374,11 +374,14 @@ pub extern "C" fn sipreg_user_agent_set_contact_rewrite(
 
 /// The network changed (new address, interface, VPN …): re-binds the user
 /// agent's sockets and re-registers every registered registerer at once with
-/// its new Contact, removing the old binding in the same REGISTER.
+/// its new Contact, removing the old binding in the same REGISTER. Host
+/// names are looked up afresh too: `/etc/resolv.conf` is read again (for the
+/// whole process) and cached DNS answers are dropped.
 #[no_mangle]
 pub extern "C" fn sipreg_user_agent_network_changed(ua: *mut sipreg_user_agent) -> sipreg_result {
     guard(|| {
         let h = UAS.get(ua as *const c_void, "ua")?;
+        runtime::dns::reload();
         runtime::send(Command::NetworkChanged { id: h.id })
     })
 }

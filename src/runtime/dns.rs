@@ -38,7 +38,14 @@ pub struct Request {
 const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 const QUERY_ATTEMPTS: usize = 2;
 
-static QUEUE: OnceCell<tokio::sync::mpsc::UnboundedSender<Request>> = OnceCell::new();
+/// What the resolver thread is asked to do.
+enum Job {
+    Lookup(Request),
+    /// Read `/etc/resolv.conf` again and drop every cached answer.
+    Reload,
+}
+
+static QUEUE: OnceCell<tokio::sync::mpsc::UnboundedSender<Job>> = OnceCell::new();
 
 /// Queues a lookup; the answer arrives later as `Command::Resolved`.
 pub fn request(req: Request) {
@@ -47,8 +54,20 @@ pub fn request(req: Request) {
         Ok(q) => q,
         Err(e) => return answer(req.reg, Err(e)),
     };
-    if let Err(e) = queue.send(req) {
-        answer(e.0.reg, Err("the resolver thread is gone".into()));
+    if let Err(e) = queue.send(Job::Lookup(req)) {
+        if let Job::Lookup(req) = e.0 {
+            answer(req.reg, Err("the resolver thread is gone".into()));
+        }
+    }
+}
+
+/// The network changed: the name servers may be others now (a new Wi-Fi, a
+/// VPN), so later lookups read `/etc/resolv.conf` again and start with an
+/// empty cache. Lookups already running finish with the old settings.
+pub fn reload() {
+    // Nothing to do before the first lookup: that one reads the file anyway.
+    if let Some(queue) = QUEUE.get() {
+        let _ = queue.send(Job::Reload);
     }
 }
 
@@ -58,8 +77,8 @@ fn answer(reg: RegId, result: Result<TargetList, String>) {
     }
 }
 
-fn start() -> Result<tokio::sync::mpsc::UnboundedSender<Request>, String> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Request>();
+fn start() -> Result<tokio::sync::mpsc::UnboundedSender<Job>, String> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -68,10 +87,22 @@ fn start() -> Result<tokio::sync::mpsc::UnboundedSender<Request>, String> {
         .name("sipreg-dns".into())
         .spawn(move || {
             rt.block_on(async move {
-                let resolver = build_resolver();
+                let mut resolver = build_resolver();
                 let seed = os_seed();
                 let mut n = 0u64;
-                while let Some(req) = rx.recv().await {
+                while let Some(job) = rx.recv().await {
+                    let req = match job {
+                        Job::Lookup(req) => req,
+                        Job::Reload => {
+                            resolver = build_resolver();
+                            log_at!(Level::Debug, "dns: resolver settings read again");
+                            continue;
+                        }
+                    };
+                    // A resolv.conf that could not be read is tried again.
+                    if resolver.is_err() {
+                        resolver = build_resolver();
+                    }
                     n = n.wrapping_add(1);
                     let resolver = resolver.clone();
                     let mut rng = Rng::new(seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15));

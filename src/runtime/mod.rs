@@ -9,7 +9,7 @@
 //! running call of the old callback, so that callback must not wait for a lock
 //! the caller holds. `sipreg_user_agent_free` waits (bounded) for dispose.
 
-mod dns;
+pub(crate) mod dns;
 mod endpoint;
 pub(crate) mod idhash;
 mod link;

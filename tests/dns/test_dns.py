@@ -595,3 +595,34 @@ def test_new_returns_at_once_even_when_the_dns_server_is_down(lab: Lab, logs: Lo
             r.dispose()
     finally:
         lab.start_dns()
+
+
+def test_network_changed_reads_resolv_conf_again(lab: Lab, logs: LogLines) -> None:
+    # Inside the namespace /etc/resolv.conf is a bind mount of the
+    # namespace's own file: rewriting it in place is what a new network does.
+    conf = Path("/etc/resolv.conf")
+    good = conf.read_text()
+    assert "127.0.0.1" in good
+    try:
+        with agent("user91") as ua:
+            # The resolver runs with the good name server first.
+            r = sipreg.Registerer(ua, expires=60, registrar="sip:example.test")
+            r.register()
+            assert registered_at(r, f"udp:127.0.0.1:{lab.ports['k1']}"), r.responses
+            r.dispose()
+            conf.write_text("nameserver 127.0.0.2\n")  # nothing answers DNS there
+            ua.network_changed()
+            r = sipreg.Registerer(ua, expires=60, registrar="sip:example.test", retry_base=30.0)
+            r.register()
+            assert r.wait_for(REG.UNREGISTERED, 15.0), "the new, dead name server is used"
+            assert r.last_response is not None and r.last_response[0] == 503
+            assert logs.find("cannot resolve", "example.test")
+            r.dispose()
+            conf.write_text(good)
+            ua.network_changed()
+            r = sipreg.Registerer(ua, expires=60, registrar="sip:example.test")
+            r.register()
+            assert registered_at(r, f"udp:127.0.0.1:{lab.ports['k1']}"), r.responses
+            r.dispose()
+    finally:
+        conf.write_text(good)
