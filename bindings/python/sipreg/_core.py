@@ -980,7 +980,8 @@ class UserAgent:
         )
 
     def network_changed(self) -> None:
-        """The network changed: re-bind sockets and re-register every registered registerer."""
+        """The network changed: re-bind sockets, re-read the DNS settings
+        (``/etc/resolv.conf``, process-wide) and re-register every registered registerer."""
         check(
             lib.sipreg_user_agent_network_changed(self._require()),
             "sipreg_user_agent_network_changed",
