@@ -2,7 +2,8 @@
 //! through a UDP NAT relay that changes its source port (and back), no rewrite
 //! with outbound, keep-alive intervals from Flow-Timer on UDP (STUN) and TCP
 //! (CRLF), a missing pong and a STUN mapping change each re-registering on a
-//! new flow (Kamailio, tests/kamailio/outbound.cfg); the rewrite loop guard,
+//! new flow (Kamailio, tests/kamailio/outbound.cfg); over TLS and secure
+//! WebSocket the encrypted pings are answered and keep the flow; the rewrite loop guard,
 //! 439 fallback and Service-Route/Path/GRUU (SIPp, tests/sipp/).
 
 mod support;
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use sipreg::ffi::sipreg_result::*;
 use support::capi::*;
 use support::kamailio::{free_port, fresh_user};
+use support::logs;
 use support::nat_capi;
 use support::nat_peers::{OutboundKamailio, Seen, TcpWatch, UdpNat};
 
@@ -322,6 +324,83 @@ fn stream_keepalive_and_missing_pong(transport: &str) {
         .unwrap_or_else(|b| panic!("binding not on the new connection: {b:?}"));
     assert!(now[0].contains(";ob"));
     assert!(never_unregistered(&mut r), "{:?}", r.events());
+    let _ = r.dispose();
+    r.wait_state(SIPREG_STATE_TERMINATED, Duration::from_secs(3));
+}
+
+#[test]
+fn tls_outbound_crlf_pongs_keep_the_flow() {
+    secure_keepalive_keeps_the_flow("tls");
+}
+
+#[test]
+fn wss_outbound_ping_frames_keep_the_flow() {
+    secure_keepalive_keeps_the_flow("wss");
+}
+
+/// Outbound over TLS / secure WebSocket with Flow-Timer 3: the pings go out
+/// inside the encrypted stream every 2.4-3 s and the registrar's answers
+/// reach the keep-alive (a relay cannot read them here): for 16 s, longer
+/// than the first ping plus the 10 s pong timeout, the flow is never declared
+/// failed, the binding stays on the first connection and nothing unregisters.
+fn secure_keepalive_keeps_the_flow(transport: &str) {
+    logs::capture_logs();
+    let k = OutboundKamailio::start_tls(3);
+    let tls = k.tls.as_ref().expect("tls listeners");
+    let port = if transport == "wss" {
+        tls.wss_port
+    } else {
+        tls.tls_port
+    };
+    let (user, pw) = fresh_user();
+    let u = ua(&user, &pw, transport).tls_ca_file(&tls.ca_file);
+    let mut r = Reg::new(
+        &u,
+        &Opts {
+            registrar: Some(format!("sip:127.0.0.1:{port};transport={transport}")),
+            instance_id: Some(INSTANCE.into()),
+            reg_id: 1,
+            retry: false,
+            ..Default::default()
+        },
+    );
+    assert_eq!(r.register(), SIPREG_OK);
+    assert!(
+        r.wait_state(SIPREG_STATE_REGISTERED, Duration::from_secs(5)),
+        "{:?} {}",
+        r.events(),
+        k.log()
+    );
+    let first = k
+        .wait_bindings(&user, Duration::from_secs(2), |b| b.len() == 1)
+        .unwrap();
+    assert!(
+        first[0].contains(&format!("transport={transport}")) && first[0].contains(";ob"),
+        "{first:?}"
+    );
+    std::thread::sleep(Duration::from_secs(16));
+    let target = format!("-> 127.0.0.1:{port}:");
+    let pings: Vec<String> = logs::log_lines("keep-alive")
+        .into_iter()
+        .filter(|l| l.contains(&target))
+        .collect();
+    assert!(
+        pings.len() >= 5,
+        "{transport}: {} keep-alives: {pings:?}",
+        pings.len()
+    );
+    assert!(
+        pings.iter().all(|l| l.ends_with("Ok(())")),
+        "{transport}: {pings:?}"
+    );
+    let failed = logs::log_lines(&format!("flow to 127.0.0.1:{port} failed"));
+    assert!(failed.is_empty(), "{transport}: {failed:?}");
+    assert_eq!(k.bindings(&user), first, "{transport}: binding moved");
+    assert!(never_unregistered(&mut r), "{:?}", r.events());
+    println!(
+        "{transport}: {} keep-alives in 16 s, all answered",
+        pings.len()
+    );
     let _ = r.dispose();
     r.wait_state(SIPREG_STATE_TERMINATED, Duration::from_secs(3));
 }

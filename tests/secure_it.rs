@@ -13,58 +13,17 @@
 
 mod support;
 
-use std::ffi::{c_char, c_void, CStr};
-use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
-use sipreg::ffi::global::{sipreg_log_level, sipreg_set_log_callback};
 use sipreg::ffi::sipreg_result::*;
 use support::capi::*;
 use support::kamailio::{fresh_user, secure, Secure};
+use support::logs::{self, capture_logs, log_lines};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-unsafe extern "C" fn capture(_ud: *mut c_void, _level: sipreg_log_level, msg: *const c_char) {
-    let line = CStr::from_ptr(msg).to_string_lossy().into_owned();
-    LOG.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-}
-
-/// Collects DEBUG lines for the whole binary (tests filter by their own port or AOR).
-fn capture_logs() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let rc = sipreg_set_log_callback(
-            Some(capture),
-            std::ptr::null_mut(),
-            sipreg_log_level::SIPREG_LOG_DEBUG as i32,
-        );
-        assert_eq!(rc, SIPREG_OK);
-    });
-}
-
-fn log_lines(containing: &str) -> Vec<String> {
-    LOG.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .filter(|l| l.contains(containing))
-        .cloned()
-        .collect()
-}
-
 fn wait_log(containing: &str, also: &str) -> Vec<String> {
-    let end = Instant::now() + WAIT;
-    loop {
-        let lines: Vec<String> = log_lines(containing)
-            .into_iter()
-            .filter(|l| l.contains(also))
-            .collect();
-        if !lines.is_empty() || Instant::now() > end {
-            return lines;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    logs::wait_log(containing, also, WAIT)
 }
 
 fn ua(user: &str, pw: &str, transport: &str, s: &Secure) -> Ua {

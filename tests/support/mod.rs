@@ -4,6 +4,7 @@
 pub mod capi;
 pub mod harness;
 pub mod kamailio;
+pub mod logs;
 pub mod nat_capi;
 pub mod nat_peers;
 pub mod wire;

@@ -18,20 +18,45 @@ pub struct OutboundKamailio {
     pub port: u16,
     /// Plain WebSocket listener (path /).
     pub ws_port: u16,
+    /// TLS and secure WebSocket listeners, with [`OutboundKamailio::start_tls`].
+    pub tls: Option<TlsPorts>,
     pub rundir: PathBuf,
     child: Child,
+}
+
+/// The secure listeners of an outbound Kamailio and the CA that signed them.
+pub struct TlsPorts {
+    pub tls_port: u16,
+    pub wss_port: u16,
+    /// The throwaway CA (tests/kamailio/mkcerts.sh) the client must trust.
+    pub ca_file: String,
+}
+
+/// A free port not in `taken`.
+fn another_port(taken: &[u16]) -> u16 {
+    loop {
+        let p = free_port();
+        if !taken.contains(&p) {
+            return p;
+        }
+    }
 }
 
 impl OutboundKamailio {
     /// Starts one with the given Flow-Timer and waits until it answers kamcmd.
     pub fn start(flow_timer: u32) -> OutboundKamailio {
+        Self::launch(flow_timer, false)
+    }
+
+    /// Like [`OutboundKamailio::start`], with TLS and secure WebSocket
+    /// listeners too (certificate for 127.0.0.1, signed by a throwaway CA).
+    pub fn start_tls(flow_timer: u32) -> OutboundKamailio {
+        Self::launch(flow_timer, true)
+    }
+
+    fn launch(flow_timer: u32, tls: bool) -> OutboundKamailio {
         let port = free_port();
-        let ws_port = loop {
-            let p = free_port();
-            if p != port {
-                break p;
-            }
-        };
+        let ws_port = another_port(&[port]);
         let rundir =
             std::env::temp_dir().join(format!("sipreg-kamob-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&rundir);
@@ -39,6 +64,44 @@ impl OutboundKamailio {
         let cfg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kamailio/outbound.cfg");
         let log = std::fs::File::create(rundir.join("kamailio.log")).unwrap();
         let ctl = format!("CTL_SOCK=\"unix:{}/ctl\"", rundir.display());
+        let mut secure_args = Vec::new();
+        let tls = tls.then(|| {
+            let tls_port = another_port(&[port, ws_port]);
+            let wss_port = another_port(&[port, ws_port, tls_port]);
+            let certs = rundir.join("certs");
+            let mkcerts =
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kamailio/mkcerts.sh");
+            let st = Command::new("bash")
+                .arg(mkcerts)
+                .arg(&certs)
+                .status()
+                .unwrap();
+            assert!(st.success(), "mkcerts.sh failed");
+            let profile = rundir.join("tls.cfg");
+            std::fs::write(
+                &profile,
+                format!(
+                    "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\n\
+                     require_certificate = no\ncertificate = {0}/server.pem\n\
+                     private_key = {0}/server.key\n",
+                    certs.display()
+                ),
+            )
+            .unwrap();
+            for a in [
+                "WITH_TLS".to_owned(),
+                format!("TLS_PORT={tls_port}"),
+                format!("WSS_PORT={wss_port}"),
+                format!("TLS_CFG=\"{}\"", profile.display()),
+            ] {
+                secure_args.extend(["-A".to_owned(), a]);
+            }
+            TlsPorts {
+                tls_port,
+                wss_port,
+                ca_file: certs.join("ca.pem").display().to_string(),
+            }
+        });
         let child = Command::new("kamailio")
             .arg("-f")
             .arg(&cfg)
@@ -49,6 +112,7 @@ impl OutboundKamailio {
             .args(["-A", &format!("SIP_PORT={port}"), "-A", &ctl])
             .args(["-A", &format!("FLOW_TIMER={flow_timer}")])
             .args(["-A", &format!("WS_PORT={ws_port}")])
+            .args(&secure_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -57,6 +121,7 @@ impl OutboundKamailio {
         let mut k = OutboundKamailio {
             port,
             ws_port,
+            tls,
             rundir,
             child,
         };
