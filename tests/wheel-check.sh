@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Python wheel (libsipreg.so inside, tag py3-none-manylinux_2_N_<arch>),
-# installs it into a clean venv (no Rust toolchain or SIPREG_LIBRARY involved)
+# checks its platform tag with auditwheel, installs it into a clean venv (no Rust toolchain or SIPREG_LIBRARY involved)
 # and runs tests/python against the installed package and the suite's Kamailio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +31,17 @@ echo "wheel: $(basename "$whl") ($(du -k "$whl" | cut -f1) KiB)"
 
 python3 -m venv "$tmp/venv"
 "$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check "$whl"
-"$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check pytest
+"$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check pytest auditwheel
+# auditwheel, PyPA's checker, must find the wheel consistent with the tag it carries.
+tag="$(basename "$whl" .whl)"
+tag="${tag##*-}"
+audit="$("$tmp/venv/bin/auditwheel" show "$whl" 2>&1)" || { echo "$audit" >&2; exit 1; }
+grep -q "consistent with the following platform tag: \"$tag\"" <<<"$(tr '\n' ' ' <<<"$audit")" || {
+	echo "wheel-check: auditwheel does not confirm $tag:" >&2
+	echo "$audit" >&2
+	exit 1
+}
+echo "auditwheel: consistent with $tag"
 # From outside the tree, without SIPREG_LIBRARY: the package must find its own library.
 (cd "$tmp" && env -u SIPREG_LIBRARY -u PYTHONPATH SIPREG_TEST_INSTALLED=1 \
 	"$tmp/venv/bin/python" -m pytest -q -p no:cacheprovider "$ROOT/tests/python")
