@@ -459,12 +459,11 @@ pub struct Settings {
     pub registrar: Uri,
     /// `registrar` as text (written into every REGISTER and digest answer).
     pub registrar_text: String,
-    /// `to_uri` as text.
-    pub to_text: String,
+    /// The To URI as text (`to_uri`, else the AOR: then one string shared
+    /// with `aor_text`).
+    pub to_text: Arc<str>,
     /// The AOR as text (the From URI).
-    pub aor_text: String,
-    /// To URI.
-    pub to_uri: Uri,
+    pub aor_text: Arc<str>,
     /// Extra headers, validated.
     pub extra_headers: Vec<String>,
     /// Extra Contact parameters, validated.
@@ -560,9 +559,11 @@ impl RegistererOptions {
         if !registrar.headers.is_empty() {
             return Err(Error::invalid("registrar URI must not carry URI headers"));
         }
-        let to_uri = match &self.to_uri {
-            Some(t) => parse_uri("to_uri", t)?,
-            None => ua.aor.clone(),
+        let aor_text: Arc<str> = ua.aor.to_string().into();
+        // Only the text of the To URI is kept (it is written, never inspected).
+        let to_text = match &self.to_uri {
+            Some(t) => parse_uri("to_uri", t)?.to_string().into(),
+            None => aor_text.clone(),
         };
         for h in &self.extra_headers {
             check_extra_header(h)?;
@@ -625,10 +626,9 @@ impl RegistererOptions {
             target_host: route.host.clone(),
             target_port: route.port.unwrap_or(default_port),
             registrar_text: registrar.to_string(),
-            to_text: to_uri.to_string(),
-            aor_text: ua.aor.to_string(),
+            to_text,
+            aor_text,
             registrar,
-            to_uri,
             extra_headers: self
                 .extra_headers
                 .iter()
@@ -834,7 +834,7 @@ mod tests {
         assert_eq!(s.expires, 600);
         assert_eq!(s.refresh_frequency, 99);
         assert_eq!(s.registrar.to_string(), "sip:example.com");
-        assert_eq!(s.to_uri.to_string(), "sip:alice@example.com");
+        assert_eq!(&*s.to_text, "sip:alice@example.com");
         assert_eq!(s.transport, Transport::Udp);
         assert_eq!(s.target_port, 5060);
         assert!(s.retry.enabled);

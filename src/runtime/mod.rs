@@ -272,6 +272,11 @@ fn runtime() -> Result<&'static Runtime, Error> {
     })
 }
 
+/// Starts the worker thread if it is not running yet.
+pub fn start() -> Result<(), Error> {
+    runtime().map(|_| ())
+}
+
 /// A fresh id for a user agent or registerer (never reused in the process).
 pub fn next_id() -> u64 {
     NEXT_ID.fetch_add(1, Ordering::Relaxed)
