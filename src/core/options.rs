@@ -154,8 +154,9 @@ pub struct UserAgentConfig {
     /// The application chose `transport`. When it did not, a host-name
     /// registrar's NAPTR records choose it (RFC 3263 section 4.1).
     pub transport_chosen: bool,
-    /// Where requests are sent instead of the registrar, with a `Route` header.
-    pub outbound_proxy: Option<Uri>,
+    /// Where requests are sent instead of the registrar, with a `Route` header
+    /// (boxed: most user agents have none).
+    pub outbound_proxy: Option<Box<Uri>>,
     /// Local address to bind sockets to (port 0 = any).
     pub local_address: Option<SocketAddr>,
     /// `User-Agent` header value.
@@ -235,7 +236,7 @@ impl UserAgentConfig {
     /// Sets the outbound proxy URI (`None` removes it).
     pub fn set_outbound_proxy(&mut self, uri: Option<&str>) -> Result<(), Error> {
         self.outbound_proxy = match uri {
-            Some(u) => Some(parse_uri("outbound proxy", u)?),
+            Some(u) => Some(Box::new(parse_uri("outbound proxy", u)?)),
             None => None,
         };
         Ok(())
@@ -597,7 +598,7 @@ impl RegistererOptions {
         }
         self.retry.validate()?;
 
-        let route = ua.outbound_proxy.as_ref().unwrap_or(&registrar);
+        let route = ua.outbound_proxy.as_deref().unwrap_or(&registrar);
         let transport = match route.transport() {
             Some(t) => Transport::parse(t)?,
             // sips: needs TLS on the hop (RFC 3261 §26.2.2); wss is TLS too.

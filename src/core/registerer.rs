@@ -223,7 +223,8 @@ pub struct Registerer {
     rebind_wanted: bool,
     dispose_resent: bool,
     auth: Vec<AuthEntry>,
-    contacts: Vec<String>,
+    /// Contacts of the last 2xx, shared with the runtime's snapshot (`None`: none).
+    contacts: Option<Arc<[String]>>,
     retry_after: Option<u32>,
     last_response: Option<(u16, String)>,
     failures: u32,
@@ -274,6 +275,11 @@ pub fn branch_key(branch: &str) -> Option<&str> {
     branch.strip_prefix(COOKIE)?.get(..KEY_LEN)
 }
 
+/// A list to share, `None` when empty (no allocation for it).
+fn shared(list: Vec<String>) -> Option<Arc<[String]>> {
+    (!list.is_empty()).then(|| list.into())
+}
+
 fn is_transient(status: u16) -> bool {
     matches!(status, 408 | 480 | 500 | 502 | 503 | 504)
         || ((600..700).contains(&status) && status != 603)
@@ -322,7 +328,7 @@ impl Registerer {
             rebind_wanted: false,
             dispose_resent: false,
             auth: Vec::new(),
-            contacts: Vec::new(),
+            contacts: None,
             retry_after: None,
             last_response: None,
             failures: 0,
@@ -384,7 +390,12 @@ impl Registerer {
 
     /// Contact URIs listed in the last 2xx.
     pub fn contacts(&self) -> &[String] {
-        &self.contacts
+        self.contacts.as_deref().unwrap_or(&[])
+    }
+
+    /// [`contacts`](Self::contacts), shared rather than copied (`None`: none).
+    pub fn shared_contacts(&self) -> Option<Arc<[String]>> {
+        self.contacts.clone()
     }
 
     /// Retry-After seconds of the last rejection, if it had one.
@@ -1332,7 +1343,7 @@ impl Registerer {
                 Vec::new()
             }
         };
-        self.contacts = listed.iter().map(|c| c.uri.to_string()).collect();
+        self.contacts = shared(listed.iter().map(|c| c.uri.to_string()).collect());
         self.stale_contacts.retain(|c| !p.stale_sent.contains(c));
         // Match what this request carried: the local address may have changed since.
         let ours_text = p.sent_contact.clone();
@@ -1496,10 +1507,11 @@ impl Registerer {
     }
 
     fn on_unregister_ok(&mut self, now: Instant, p: Pending, resp: &Response) {
-        self.contacts = resp
-            .contacts()
-            .map(|l| l.iter().map(|c| c.uri.to_string()).collect())
-            .unwrap_or_default();
+        self.contacts = shared(
+            resp.contacts()
+                .map(|l| l.iter().map(|c| c.uri.to_string()).collect())
+                .unwrap_or_default(),
+        );
         self.stale_contacts.retain(|c| !p.stale_sent.contains(c));
         self.bound_contact = None;
         self.retry_after = None;

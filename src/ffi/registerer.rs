@@ -396,7 +396,7 @@ pub unsafe extern "C" fn sipreg_registerer_contact_count(
     r: *mut sipreg_registerer,
     out: *mut usize,
 ) -> sipreg_result {
-    read(r, out, |s| s.contacts.len())
+    read(r, out, |s| s.contacts.as_deref().map_or(0, <[String]>::len))
 }
 
 /// Copies contact URI number `index` (NUL-terminated) into `buf` of `len`
@@ -420,7 +420,8 @@ pub unsafe extern "C" fn sipreg_registerer_contact(
             .shared
             .snap()
             .contacts
-            .get(index)
+            .as_deref()
+            .and_then(|c| c.get(index))
             .cloned()
             .ok_or_else(|| Error::invalid(format!("contact index {index} out of range")))?;
         copy_out(&c, buf, len, needed)

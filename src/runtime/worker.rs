@@ -20,6 +20,7 @@ use super::{Command, RegId, Shared, UaId, UaStats};
 use crate::core::message::{classify, Kind, Response};
 use crate::core::options::{Transport, UserAgentConfig};
 use crate::core::registerer::{branch_key, Event, Registerer, State, Transmit, KEY_LEN};
+use crate::core::routing::RoutingFacts;
 use crate::core::uri::Host;
 use crate::log_at;
 
@@ -364,7 +365,7 @@ impl Worker {
             return Ok(t);
         }
         let mut key = self.flow_key(id)?;
-        let (aor, ua) = (reg.core.settings().ua.aor.to_string(), reg.ua);
+        let (aor, ua) = (reg.core.settings().aor_text.clone(), reg.ua);
         let token = loop {
             match self.ep.find(&key) {
                 // Another user agent of this AOR is there: the next socket.
@@ -496,7 +497,7 @@ impl Worker {
             return;
         };
         if let Some(t) = reg.sock.take() {
-            let aor = reg.core.settings().ua.aor.to_string();
+            let aor = reg.core.settings().aor_text.clone();
             self.ep.detach(t, id, &aor);
         }
     }
@@ -622,7 +623,7 @@ impl Worker {
             let mut s = reg.shared.snap();
             s.state = reg.core.state();
             if responded {
-                s.contacts = reg.core.contacts().to_vec();
+                s.contacts = reg.core.shared_contacts();
                 s.last_response = reg.core.last_response().cloned();
             }
             s.retry_after = reg.core.retry_after();
@@ -630,7 +631,10 @@ impl Worker {
             s.failure_count = reg.core.failure_count();
             s.waiting = reg.core.is_waiting();
             s.retransmissions = reg.core.retransmissions();
-            s.routing = reg.core.routing().clone();
+            let routing = reg.core.routing();
+            if s.routing_facts() != routing {
+                s.routing = (*routing != RoutingFacts::EMPTY).then(|| Box::new(routing.clone()));
+            }
             s.public_address = reg.core.public_address();
             if reg.core.is_disposing() {
                 s.disposing = true;
