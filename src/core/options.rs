@@ -1,6 +1,7 @@
 //! User-agent settings and registerer options (SIP.js `RegistererOptions`), with
 //! validation: bad values are rejected here, never turned into a malformed request.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -159,8 +160,8 @@ pub struct UserAgentConfig {
     pub outbound_proxy: Option<Box<Uri>>,
     /// Local address to bind sockets to (port 0 = any).
     pub local_address: Option<SocketAddr>,
-    /// `User-Agent` header value.
-    pub user_agent: String,
+    /// `User-Agent` header value (the default is not copied per user agent).
+    pub user_agent: Cow<'static, str>,
     /// Transaction timers.
     pub timers: Timers,
     /// Upper bound for dispose and user-agent shutdown.
@@ -168,7 +169,7 @@ pub struct UserAgentConfig {
     /// TLS checks for `tls` and `wss`.
     pub tls: TlsSettings,
     /// WebSocket request path for `ws` and `wss` (default `/`).
-    pub ws_path: String,
+    pub ws_path: Cow<'static, str>,
     /// Sockets of this user agent are its own, not shared with other user agents.
     pub private_socket: bool,
     /// Keep-alive interval in seconds when the registrar sends no Flow-Timer
@@ -201,11 +202,11 @@ impl UserAgentConfig {
             transport_chosen: false,
             outbound_proxy: None,
             local_address: None,
-            user_agent: DEFAULT_USER_AGENT.to_owned(),
+            user_agent: Cow::Borrowed(DEFAULT_USER_AGENT),
             timers: Timers::default(),
             shutdown_timeout: Duration::from_secs(4),
             tls: TlsSettings::default(),
-            ws_path: "/".to_owned(),
+            ws_path: Cow::Borrowed("/"),
             private_socket: false,
             keepalive: 0,
             contact_rewrite: true,
@@ -257,7 +258,7 @@ impl UserAgentConfig {
         if ua.trim().is_empty() {
             return Err(Error::invalid("user agent string must not be empty"));
         }
-        self.user_agent = ua.trim().to_owned();
+        self.user_agent = Cow::Owned(ua.trim().to_owned());
         Ok(())
     }
 
@@ -322,7 +323,7 @@ impl UserAgentConfig {
                 truncate(path)
             )));
         }
-        self.ws_path = path.to_owned();
+        self.ws_path = Cow::Owned(path.to_owned());
         Ok(())
     }
 

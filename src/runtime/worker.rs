@@ -470,7 +470,7 @@ impl Worker {
         };
         let ws = key.transport.websocket().then(|| WsParams {
             host: ws_host(&settings.target_host, target),
-            path: ua.config.ws_path.clone(),
+            path: ua.config.ws_path.to_string(),
         });
         // A handshake that has not finished by then is a failure of its own.
         let limit = (ua.config.timers.t1 * 64).clamp(Duration::from_secs(1), HANDSHAKE_TIMEOUT);
