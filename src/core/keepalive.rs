@@ -68,6 +68,18 @@ pub struct KeepAlive {
 }
 
 impl KeepAlive {
+    /// The state of a flow that never ran keep-alives (same as `default()`).
+    pub const IDLE: KeepAlive = KeepAlive {
+        active: None,
+        next_ping: None,
+        deadline: None,
+        stun_id: None,
+        stun_resend: None,
+        mapped: None,
+        owed: Vec::new(),
+        pings: 0,
+    };
+
     /// (Re)starts keep-alives with `base` between pings. A running ping
     /// schedule keeps its next ping if that comes sooner; an outstanding
     /// answer is forgiven (the caller just heard from the peer on this flow).

@@ -1,6 +1,7 @@
 //! User-agent settings and registerer options (SIP.js `RegistererOptions`), with
 //! validation: bad values are rejected here, never turned into a malformed request.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -154,12 +155,13 @@ pub struct UserAgentConfig {
     /// The application chose `transport`. When it did not, a host-name
     /// registrar's NAPTR records choose it (RFC 3263 section 4.1).
     pub transport_chosen: bool,
-    /// Where requests are sent instead of the registrar, with a `Route` header.
-    pub outbound_proxy: Option<Uri>,
+    /// Where requests are sent instead of the registrar, with a `Route` header
+    /// (boxed: most user agents have none).
+    pub outbound_proxy: Option<Box<Uri>>,
     /// Local address to bind sockets to (port 0 = any).
     pub local_address: Option<SocketAddr>,
-    /// `User-Agent` header value.
-    pub user_agent: String,
+    /// `User-Agent` header value (the default is not copied per user agent).
+    pub user_agent: Cow<'static, str>,
     /// Transaction timers.
     pub timers: Timers,
     /// Upper bound for dispose and user-agent shutdown.
@@ -167,7 +169,7 @@ pub struct UserAgentConfig {
     /// TLS checks for `tls` and `wss`.
     pub tls: TlsSettings,
     /// WebSocket request path for `ws` and `wss` (default `/`).
-    pub ws_path: String,
+    pub ws_path: Cow<'static, str>,
     /// Sockets of this user agent are its own, not shared with other user agents.
     pub private_socket: bool,
     /// Keep-alive interval in seconds when the registrar sends no Flow-Timer
@@ -200,11 +202,11 @@ impl UserAgentConfig {
             transport_chosen: false,
             outbound_proxy: None,
             local_address: None,
-            user_agent: DEFAULT_USER_AGENT.to_owned(),
+            user_agent: Cow::Borrowed(DEFAULT_USER_AGENT),
             timers: Timers::default(),
             shutdown_timeout: Duration::from_secs(4),
             tls: TlsSettings::default(),
-            ws_path: "/".to_owned(),
+            ws_path: Cow::Borrowed("/"),
             private_socket: false,
             keepalive: 0,
             contact_rewrite: true,
@@ -235,7 +237,7 @@ impl UserAgentConfig {
     /// Sets the outbound proxy URI (`None` removes it).
     pub fn set_outbound_proxy(&mut self, uri: Option<&str>) -> Result<(), Error> {
         self.outbound_proxy = match uri {
-            Some(u) => Some(parse_uri("outbound proxy", u)?),
+            Some(u) => Some(Box::new(parse_uri("outbound proxy", u)?)),
             None => None,
         };
         Ok(())
@@ -256,7 +258,7 @@ impl UserAgentConfig {
         if ua.trim().is_empty() {
             return Err(Error::invalid("user agent string must not be empty"));
         }
-        self.user_agent = ua.trim().to_owned();
+        self.user_agent = Cow::Owned(ua.trim().to_owned());
         Ok(())
     }
 
@@ -321,7 +323,7 @@ impl UserAgentConfig {
                 truncate(path)
             )));
         }
-        self.ws_path = path.to_owned();
+        self.ws_path = Cow::Owned(path.to_owned());
         Ok(())
     }
 
@@ -459,12 +461,11 @@ pub struct Settings {
     pub registrar: Uri,
     /// `registrar` as text (written into every REGISTER and digest answer).
     pub registrar_text: String,
-    /// `to_uri` as text.
-    pub to_text: String,
+    /// The To URI as text (`to_uri`, else the AOR: then one string shared
+    /// with `aor_text`).
+    pub to_text: Arc<str>,
     /// The AOR as text (the From URI).
-    pub aor_text: String,
-    /// To URI.
-    pub to_uri: Uri,
+    pub aor_text: Arc<str>,
     /// Extra headers, validated.
     pub extra_headers: Vec<String>,
     /// Extra Contact parameters, validated.
@@ -560,9 +561,11 @@ impl RegistererOptions {
         if !registrar.headers.is_empty() {
             return Err(Error::invalid("registrar URI must not carry URI headers"));
         }
-        let to_uri = match &self.to_uri {
-            Some(t) => parse_uri("to_uri", t)?,
-            None => ua.aor.clone(),
+        let aor_text: Arc<str> = ua.aor.to_string().into();
+        // Only the text of the To URI is kept (it is written, never inspected).
+        let to_text = match &self.to_uri {
+            Some(t) => parse_uri("to_uri", t)?.to_string().into(),
+            None => aor_text.clone(),
         };
         for h in &self.extra_headers {
             check_extra_header(h)?;
@@ -596,7 +599,7 @@ impl RegistererOptions {
         }
         self.retry.validate()?;
 
-        let route = ua.outbound_proxy.as_ref().unwrap_or(&registrar);
+        let route = ua.outbound_proxy.as_deref().unwrap_or(&registrar);
         let transport = match route.transport() {
             Some(t) => Transport::parse(t)?,
             // sips: needs TLS on the hop (RFC 3261 §26.2.2); wss is TLS too.
@@ -625,10 +628,9 @@ impl RegistererOptions {
             target_host: route.host.clone(),
             target_port: route.port.unwrap_or(default_port),
             registrar_text: registrar.to_string(),
-            to_text: to_uri.to_string(),
-            aor_text: ua.aor.to_string(),
+            to_text,
+            aor_text,
             registrar,
-            to_uri,
             extra_headers: self
                 .extra_headers
                 .iter()
@@ -834,7 +836,7 @@ mod tests {
         assert_eq!(s.expires, 600);
         assert_eq!(s.refresh_frequency, 99);
         assert_eq!(s.registrar.to_string(), "sip:example.com");
-        assert_eq!(s.to_uri.to_string(), "sip:alice@example.com");
+        assert_eq!(&*s.to_text, "sip:alice@example.com");
         assert_eq!(s.transport, Transport::Udp);
         assert_eq!(s.target_port, 5060);
         assert!(s.retry.enabled);

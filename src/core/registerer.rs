@@ -128,7 +128,9 @@ struct Pending {
 /// what matching needs (the transaction itself is freed when it completes).
 #[derive(Debug)]
 struct Lingering {
-    branch: Box<str>,
+    /// The branch after our cookie and key (every branch of ours is
+    /// `z9hG4bK` + key + this), inline rather than a string on the heap.
+    tail: [u8; TAIL_LEN],
     cseq: u32,
     /// Timer K.
     until: Instant,
@@ -139,6 +141,54 @@ struct AuthEntry {
     proxy: bool,
     challenge: Challenge,
     nc: u32,
+}
+
+/// Sends owed to the runtime, in order: the first send of the request (if
+/// not taken yet), then Timer E retransmissions. Two counters instead of a
+/// queue: nothing on the heap.
+#[derive(Debug, Default)]
+struct Owed {
+    first: bool,
+    retransmissions: u32,
+}
+
+impl Owed {
+    fn is_empty(&self) -> bool {
+        !self.first && self.retransmissions == 0
+    }
+
+    /// The next send: `Some(true)` for a retransmission.
+    fn front(&self) -> Option<bool> {
+        if self.first {
+            Some(false)
+        } else {
+            (self.retransmissions > 0).then_some(true)
+        }
+    }
+
+    fn pop_front(&mut self) {
+        if self.first {
+            self.first = false;
+        } else {
+            self.retransmissions = self.retransmissions.saturating_sub(1);
+        }
+    }
+
+    fn clear(&mut self) {
+        *self = Owed::default();
+    }
+
+    /// Only the first send of a new transaction is owed.
+    fn owe_first(&mut self) {
+        *self = Owed {
+            first: true,
+            retransmissions: 0,
+        };
+    }
+
+    fn owe_retransmission(&mut self) {
+        self.retransmissions = self.retransmissions.saturating_add(1);
+    }
 }
 
 /// Cap on authenticated resends per request, whatever the realms (loop guard).
@@ -173,7 +223,8 @@ pub struct Registerer {
     rebind_wanted: bool,
     dispose_resent: bool,
     auth: Vec<AuthEntry>,
-    contacts: Vec<String>,
+    /// Contacts of the last 2xx, shared with the runtime's snapshot (`None`: none).
+    contacts: Option<Arc<[String]>>,
     retry_after: Option<u32>,
     last_response: Option<(u16, String)>,
     failures: u32,
@@ -181,7 +232,7 @@ pub struct Registerer {
     timed_out: bool,
     events: VecDeque<Event>,
     /// Sends owed to the runtime: `true` for a retransmission.
-    transmits: VecDeque<bool>,
+    transmits: Owed,
     /// Public address written in our Contact instead of the local one (contact rewrite).
     contact_public: Option<SocketAddr>,
     /// The address the registrar last saw us at (Via received/rport of a 2xx).
@@ -190,15 +241,17 @@ pub struct Registerer {
     outbound_refused: bool,
     /// The last 2xx confirmed outbound for our flow (`Require: outbound`).
     outbound_in_use: bool,
-    /// Service-Route, Path and GRUUs of the last 2xx.
-    routing: RoutingFacts,
-    /// Keep-alive state of the flow.
-    keepalive: KeepAlive,
+    /// Service-Route, Path and GRUUs of the last 2xx; boxed and only when the
+    /// registrar sent any (most send none).
+    routing: Option<Box<RoutingFacts>>,
+    /// Keep-alive state of the flow; created by the first keep-alive start
+    /// (off by default), so most registerers keep only a null pointer.
+    keepalive: Option<Box<KeepAlive>>,
     /// Set when the flow failed, until the runtime takes it and replaces the flow.
     flow_failed: bool,
     /// RFC 3263 targets of a host-name registrar (`None`: the runtime sends
     /// to one fixed address).
-    targets: Option<TargetList>,
+    targets: Option<Box<TargetList>>,
     /// A request waits for the runtime's resolution of the targets.
     awaiting_targets: bool,
     /// The runtime has not been asked for that resolution yet.
@@ -207,13 +260,24 @@ pub struct Registerer {
     paced: bool,
 }
 
+/// What [`Registerer::routing`] and [`Registerer::keepalive`] show without state.
+static NO_ROUTING: RoutingFacts = RoutingFacts::EMPTY;
+static NO_KEEPALIVE: KeepAlive = KeepAlive::IDLE;
+
 /// Length of the per-registerer key at the start of every branch (after the cookie).
 pub const KEY_LEN: usize = 10;
 const COOKIE: &str = "z9hG4bK";
+/// Length of the random part of a branch, after the cookie and the key.
+const TAIL_LEN: usize = 12;
 
 /// The registerer key embedded in a Via branch, used by the runtime to route responses.
 pub fn branch_key(branch: &str) -> Option<&str> {
     branch.strip_prefix(COOKIE)?.get(..KEY_LEN)
+}
+
+/// A list to share, `None` when empty (no allocation for it).
+fn shared(list: Vec<String>) -> Option<Arc<[String]>> {
+    (!list.is_empty()).then(|| list.into())
 }
 
 fn is_transient(status: u16) -> bool {
@@ -264,20 +328,20 @@ impl Registerer {
             rebind_wanted: false,
             dispose_resent: false,
             auth: Vec::new(),
-            contacts: Vec::new(),
+            contacts: None,
             retry_after: None,
             last_response: None,
             failures: 0,
             retransmissions: 0,
             timed_out: false,
             events: VecDeque::new(),
-            transmits: VecDeque::new(),
+            transmits: Owed::default(),
             contact_public: None,
             public_address: None,
             outbound_refused: false,
             outbound_in_use: false,
-            routing: RoutingFacts::default(),
-            keepalive: KeepAlive::default(),
+            routing: None,
+            keepalive: None,
             flow_failed: false,
             targets: None,
             awaiting_targets: false,
@@ -326,7 +390,12 @@ impl Registerer {
 
     /// Contact URIs listed in the last 2xx.
     pub fn contacts(&self) -> &[String] {
-        &self.contacts
+        self.contacts.as_deref().unwrap_or(&[])
+    }
+
+    /// [`contacts`](Self::contacts), shared rather than copied (`None`: none).
+    pub fn shared_contacts(&self) -> Option<Arc<[String]>> {
+        self.contacts.clone()
     }
 
     /// Retry-After seconds of the last rejection, if it had one.
@@ -390,7 +459,7 @@ impl Registerer {
 
     /// Service-Route, Path and GRUUs of the last 2xx (empty when not registered).
     pub fn routing(&self) -> &RoutingFacts {
-        &self.routing
+        self.routing.as_deref().unwrap_or(&NO_ROUTING)
     }
 
     /// Whether the registrar confirmed RFC 5626 outbound for our flow.
@@ -400,7 +469,7 @@ impl Registerer {
 
     /// The keep-alive state of the flow (mechanism, interval, mapped address).
     pub fn keepalive(&self) -> &KeepAlive {
-        &self.keepalive
+        self.keepalive.as_deref().unwrap_or(&NO_KEEPALIVE)
     }
 
     /// True once after the flow failed (no pong, STUN mapping changed): the
@@ -412,18 +481,24 @@ impl Registerer {
 
     /// Keep-alive bytes to send on the flow now (CRLFCRLF or a STUN request).
     pub fn poll_ping(&mut self) -> Option<Vec<u8>> {
-        self.keepalive.poll_ping()
+        self.keepalive.as_mut()?.poll_ping()
     }
 
     /// A CRLF pong arrived on our stream flow.
     pub fn keepalive_pong(&mut self) {
-        self.keepalive.on_pong();
+        if let Some(k) = self.keepalive.as_mut() {
+            k.on_pong();
+        }
     }
 
     /// A STUN datagram arrived from our target. Returns whether it answered
     /// our request; a changed mapped address fails the flow.
     pub fn stun_datagram(&mut self, now: Instant, datagram: &[u8]) -> bool {
-        let (ours, failure) = self.keepalive.on_stun(datagram);
+        // Without keep-alive state no STUN request of ours is outstanding.
+        let Some(k) = self.keepalive.as_mut() else {
+            return false;
+        };
+        let (ours, failure) = k.on_stun(datagram);
         if let Some(f) = failure {
             self.flow_failure(now, f);
         }
@@ -459,7 +534,7 @@ impl Registerer {
         if self.awaiting_targets {
             return None;
         }
-        let retransmission = *self.transmits.front()?;
+        let retransmission = self.transmits.front()?;
         let local = self.local?;
         self.transmits.pop_front();
         if self.pending.as_ref()?.bytes.is_none() {
@@ -474,7 +549,12 @@ impl Registerer {
 
     /// Next event for the application.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        if self.events.is_empty() && self.events.capacity() > 0 {
+            // Drained: an idle registerer keeps no event buffer (128 bytes each).
+            self.events = VecDeque::new();
+        }
+        e
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should run next.
@@ -492,7 +572,7 @@ impl Registerer {
             self.expire_at,
             self.retry_at,
             self.dispose_deadline,
-            self.keepalive.poll_timeout(),
+            self.keepalive.as_ref().and_then(|k| k.poll_timeout()),
         ]
         .into_iter()
         .flatten()
@@ -526,7 +606,9 @@ impl Registerer {
         self.local = Some(addr);
         // A new flow: its public address and keep-alive state are unknown.
         self.contact_public = None;
-        self.keepalive.new_flow();
+        if let Some(k) = self.keepalive.as_mut() {
+            k.new_flow();
+        }
         let now_contact = request::contact_uri(&self.settings, addr, self.outbound_wanted());
         // Back on an address used before: that contact is ours again, not stale.
         self.stale_contacts.retain(|c| *c != now_contact);
@@ -610,7 +692,7 @@ impl Registerer {
     /// runtime answers the [`poll_resolution`](Self::poll_resolution) query
     /// through [`targets_resolved`](Self::targets_resolved).
     pub fn resolve_targets(&mut self) {
-        self.targets = Some(TargetList::unresolved());
+        self.targets = Some(Box::new(TargetList::unresolved()));
     }
 
     /// The lookup the runtime must run now, once per needed resolution.
@@ -644,7 +726,9 @@ impl Registerer {
         }
         self.awaiting_targets = false;
         let name = Query::for_settings(&self.settings).map_or_else(String::new, |q| q.name);
-        let list = self.targets.get_or_insert_with(TargetList::unresolved);
+        let list = self
+            .targets
+            .get_or_insert_with(|| Box::new(TargetList::unresolved()));
         let result = result.and_then(|l| {
             if l.targets().is_empty() {
                 Err("no targets".to_owned())
@@ -775,7 +859,7 @@ impl Registerer {
 
     /// Feeds a response whose top Via branch carries this registerer's key.
     pub fn handle_response(&mut self, now: Instant, resp: &Response) -> Result<(), Unmatched> {
-        self.lingering.retain(|l| l.until > now);
+        self.purge_lingering(now);
         if self.state == State::Terminated {
             return Err(Unmatched::Terminated);
         }
@@ -801,7 +885,12 @@ impl Registerer {
                 return Ok(());
             }
         }
-        if let Some(l) = self.lingering.iter().find(|l| &*l.branch == branch) {
+        let tail = branch
+            .strip_prefix(COOKIE)
+            .and_then(|b| b.strip_prefix(self.key.as_str()))
+            .map(str::as_bytes);
+        let lingering = tail.and_then(|t| self.lingering.iter().find(|l| l.tail[..] == *t));
+        if let Some(l) = lingering {
             // A retransmitted final of a completed transaction: absorbed.
             return if dialogue_ok(l.cseq) {
                 Ok(())
@@ -818,7 +907,7 @@ impl Registerer {
             return;
         }
         self.run_transaction_timers(now);
-        self.lingering.retain(|l| l.until > now);
+        self.purge_lingering(now);
         if self.dispose_deadline.is_some_and(|d| now >= d) {
             self.note("dispose: no final answer within the shutdown bound; terminating");
             self.terminate();
@@ -837,7 +926,8 @@ impl Registerer {
             self.note("registration expired without a successful refresh");
             self.unregistered();
         }
-        if let Some(f) = self.keepalive.handle_timeout(now, &mut self.rng) {
+        let due = self.keepalive.as_mut();
+        if let Some(f) = due.and_then(|k| k.handle_timeout(now, &mut self.rng)) {
             self.flow_failure(now, f);
         }
         if self.retry_at.is_some_and(|t| now >= t) {
@@ -852,6 +942,14 @@ impl Registerer {
     }
 
     // ----- internals --------------------------------------------------------
+
+    /// Drops the lingering transactions past Timer K; none left frees their list.
+    fn purge_lingering(&mut self, now: Instant) {
+        self.lingering.retain(|l| l.until > now);
+        if self.lingering.is_empty() && self.lingering.capacity() > 0 {
+            self.lingering = Vec::new();
+        }
+    }
 
     fn check_can_send(&self) -> Result<(), Error> {
         if self.is_disposing() {
@@ -875,10 +973,12 @@ impl Registerer {
     }
 
     fn terminate(&mut self) {
-        self.keepalive.stop();
-        self.routing = RoutingFacts::default();
+        if let Some(k) = self.keepalive.as_mut() {
+            k.stop();
+        }
+        self.routing = None;
         self.take_pending();
-        self.lingering.clear();
+        self.lingering = Vec::new();
         self.refresh_at = None;
         self.expire_at = None;
         self.retry_at = None;
@@ -932,7 +1032,7 @@ impl Registerer {
     fn send(&mut self, now: Instant, mut p: Pending) {
         self.cseq = self.cseq.wrapping_add(1);
         p.cseq = self.cseq;
-        p.branch = format!("{COOKIE}{}{}", self.key, self.rng.token(12));
+        p.branch = format!("{COOKIE}{}{}", self.key, self.rng.token(TAIL_LEN));
         p.auth = self.credentials_headers(&mut p);
         p.expires_sent = match p.kind {
             Kind::Register => self.expires,
@@ -966,8 +1066,7 @@ impl Registerer {
             p.tx = ClientTransaction::new(p.branch.clone(), reliable, timers, now);
         }
         p.admitted = true;
-        self.transmits.clear();
-        self.transmits.push_back(false);
+        self.transmits.owe_first();
     }
 
     /// Writes the pending request for packets leaving `local`.
@@ -1057,7 +1156,7 @@ impl Registerer {
         match p.tx.on_timer(now) {
             TimerOutcome::Retransmit => {
                 self.retransmissions += 1;
-                self.transmits.push_back(true);
+                self.transmits.owe_retransmission();
             }
             TimerOutcome::TimedOut => {
                 self.timed_out = true;
@@ -1096,11 +1195,16 @@ impl Registerer {
         let Some(mut p) = self.take_pending() else {
             return;
         };
-        if let Some(until) = p.tx.next_deadline() {
+        let tail = p
+            .branch
+            .strip_prefix(COOKIE)
+            .and_then(|b| b.strip_prefix(self.key.as_str()))
+            .and_then(|t| <[u8; TAIL_LEN]>::try_from(t.as_bytes()).ok());
+        if let (Some(until), Some(tail)) = (p.tx.next_deadline(), tail) {
             // Usually one or two linger at a time: no room for four kept per registerer.
             self.lingering.reserve_exact(1);
             self.lingering.push(Lingering {
-                branch: std::mem::take(&mut p.branch).into_boxed_str(),
+                tail,
                 cseq: p.cseq,
                 until,
             });
@@ -1239,7 +1343,7 @@ impl Registerer {
                 Vec::new()
             }
         };
-        self.contacts = listed.iter().map(|c| c.uri.to_string()).collect();
+        self.contacts = shared(listed.iter().map(|c| c.uri.to_string()).collect());
         self.stale_contacts.retain(|c| !p.stale_sent.contains(c));
         // Match what this request carried: the local address may have changed since.
         let ours_text = p.sent_contact.clone();
@@ -1279,7 +1383,8 @@ impl Registerer {
                 self.expire_at = Some(now + granted);
                 self.set_state(State::Registered);
                 self.outbound_in_use = p.outbound && resp.lists_option("require", "outbound");
-                self.routing = RoutingFacts::from_response(resp, mine.first().copied());
+                let routing = RoutingFacts::from_response(resp, mine.first().copied());
+                self.routing = (routing != RoutingFacts::EMPTY).then(|| Box::new(routing));
                 self.start_keepalive(now, resp);
                 let seen = resp.top_via().and_then(|v| v.public_address());
                 if seen.is_some() {
@@ -1371,7 +1476,15 @@ impl Registerer {
             (mech, configured)
         };
         let base = Duration::from_secs(u64::from(secs));
-        self.keepalive.start(now, mech, base, &mut self.rng);
+        if base.is_zero() {
+            // Off: what start would do, without creating the state.
+            if let Some(k) = self.keepalive.as_mut() {
+                k.stop();
+            }
+            return;
+        }
+        let k = self.keepalive.get_or_insert_with(Box::default);
+        k.start(now, mech, base, &mut self.rng);
     }
 
     /// The flow died (no pong, or the NAT mapping moved): re-register at once
@@ -1386,16 +1499,19 @@ impl Registerer {
         self.note(&format!(
             "flow failed ({why}): re-registering on a new flow"
         ));
-        self.keepalive.new_flow();
+        if let Some(k) = self.keepalive.as_mut() {
+            k.new_flow();
+        }
         self.flow_failed = true;
         self.network_changed(now);
     }
 
     fn on_unregister_ok(&mut self, now: Instant, p: Pending, resp: &Response) {
-        self.contacts = resp
-            .contacts()
-            .map(|l| l.iter().map(|c| c.uri.to_string()).collect())
-            .unwrap_or_default();
+        self.contacts = shared(
+            resp.contacts()
+                .map(|l| l.iter().map(|c| c.uri.to_string()).collect())
+                .unwrap_or_default(),
+        );
         self.stale_contacts.retain(|c| !p.stale_sent.contains(c));
         self.bound_contact = None;
         self.retry_after = None;
@@ -1406,8 +1522,10 @@ impl Registerer {
     fn unregistered(&mut self) {
         self.refresh_at = None;
         self.expire_at = None;
-        self.keepalive.stop();
-        self.routing = RoutingFacts::default();
+        if let Some(k) = self.keepalive.as_mut() {
+            k.stop();
+        }
+        self.routing = None;
         self.outbound_in_use = false;
         self.set_state(State::Unregistered);
     }

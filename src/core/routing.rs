@@ -18,6 +18,14 @@ pub struct RoutingFacts {
 }
 
 impl RoutingFacts {
+    /// No facts (what a registrar that sends none leaves).
+    pub const EMPTY: RoutingFacts = RoutingFacts {
+        service_route: Vec::new(),
+        path: Vec::new(),
+        pub_gruu: None,
+        temp_gruu: None,
+    };
+
     /// Reads the facts of a 2xx whose contact for us is `ours`.
     pub fn from_response(resp: &Response, ours: Option<&NameAddr>) -> RoutingFacts {
         let gruu = |name: &str| {

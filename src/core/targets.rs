@@ -80,7 +80,7 @@ impl Query {
         let route = settings
             .ua
             .outbound_proxy
-            .as_ref()
+            .as_deref()
             .unwrap_or(&settings.registrar);
         Some(Query {
             name: name.clone(),

@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::options::{sipreg_registerer_options, OPTIONS};
 use super::user_agent::{sipreg_user_agent, UAS};
 use super::{copy_out, guard, put, sipreg_result, sipreg_state, Registry};
-use crate::core::options::RegistererOptions;
+use crate::core::options::{RegistererOptions, UserAgentConfig};
 use crate::core::rand::os_seed;
 use crate::core::registerer::{Event, Registerer};
 use crate::core::uri::Host;
@@ -223,21 +223,10 @@ pub unsafe extern "C" fn sipreg_registerer_new(
                 .lock()
                 .clone()
         };
-        let config = ua_h.config().clone();
-        let core = Registerer::with_shared_config(&config, &opts, os_seed())?;
-        let mut core = core;
-        // An IP literal needs no lookup; a host name is resolved by RFC 3263
-        // on the resolver thread when the first REGISTER goes out.
-        let target = match &core.settings().target_host {
-            Host::V4(_) | Host::V6(_) => Some(resolve::resolve(
-                &core.settings().target_host,
-                core.settings().target_port,
-            )?),
-            Host::Domain(_) => {
-                core.resolve_targets();
-                None
-            }
-        };
+        let config = ua_h.config().config.clone();
+        let seed = os_seed();
+        let (mut core, mut target) = new_core(&config, &opts, seed)?;
+        drop(config);
         let id = runtime::next_id();
         let handle = Arc::new(RegHandle {
             id,
@@ -252,7 +241,11 @@ pub unsafe extern "C" fn sipreg_registerer_new(
             freed: AtomicBool::new(false),
         });
         handle.install_listener();
-        ua_h.while_open(|| {
+        ua_h.while_open(|config| {
+            if !Arc::ptr_eq(config, &core.settings().ua) {
+                // The settings changed meanwhile: the registerer gets the worker's.
+                (core, target) = new_core(config, &opts, seed)?;
+            }
             runtime::send(Command::AddReg {
                 id,
                 ua: ua_h.id,
@@ -265,6 +258,29 @@ pub unsafe extern "C" fn sipreg_registerer_new(
         out.write(p.cast());
         Ok(())
     })
+}
+
+/// A registerer for the user agent's settings `config`, and its destination
+/// when the registrar (or proxy) is an IP literal.
+fn new_core(
+    config: &Arc<UserAgentConfig>,
+    opts: &RegistererOptions,
+    seed: u64,
+) -> Result<(Registerer, Option<std::net::SocketAddr>), Error> {
+    let mut core = Registerer::with_shared_config(config, opts, seed)?;
+    // An IP literal needs no lookup; a host name is resolved by RFC 3263
+    // on the resolver thread when the first REGISTER goes out.
+    let target = match &core.settings().target_host {
+        Host::V4(_) | Host::V6(_) => Some(resolve::resolve(
+            &core.settings().target_host,
+            core.settings().target_port,
+        )?),
+        Host::Domain(_) => {
+            core.resolve_targets();
+            None
+        }
+    };
+    Ok((core, target))
 }
 
 /// Replaces the state callback (NULL removes it). Off the worker thread this
@@ -380,7 +396,7 @@ pub unsafe extern "C" fn sipreg_registerer_contact_count(
     r: *mut sipreg_registerer,
     out: *mut usize,
 ) -> sipreg_result {
-    read(r, out, |s| s.contacts.len())
+    read(r, out, |s| s.contacts.as_deref().map_or(0, <[String]>::len))
 }
 
 /// Copies contact URI number `index` (NUL-terminated) into `buf` of `len`
@@ -404,7 +420,8 @@ pub unsafe extern "C" fn sipreg_registerer_contact(
             .shared
             .snap()
             .contacts
-            .get(index)
+            .as_deref()
+            .and_then(|c| c.get(index))
             .cloned()
             .ok_or_else(|| Error::invalid(format!("contact index {index} out of range")))?;
         copy_out(&c, buf, len, needed)

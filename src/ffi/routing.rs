@@ -54,7 +54,7 @@ pub unsafe extern "C" fn sipreg_registerer_service_route_count(
     out: *mut usize,
 ) -> sipreg_result {
     guard(|| {
-        let n = read_snapshot(r, |s| s.routing.service_route.len())?;
+        let n = read_snapshot(r, |s| s.routing_facts().service_route.len())?;
         put(out, n, "out")
     })
 }
@@ -73,7 +73,7 @@ pub unsafe extern "C" fn sipreg_registerer_service_route(
     len: usize,
 ) -> sipreg_result {
     copy_nth(r, index, buf, len, "service route", |s| {
-        s.routing.service_route.clone()
+        s.routing_facts().service_route.clone()
     })
 }
 
@@ -87,7 +87,7 @@ pub unsafe extern "C" fn sipreg_registerer_path_count(
     out: *mut usize,
 ) -> sipreg_result {
     guard(|| {
-        let n = read_snapshot(r, |s| s.routing.path.len())?;
+        let n = read_snapshot(r, |s| s.routing_facts().path.len())?;
         put(out, n, "out")
     })
 }
@@ -103,7 +103,9 @@ pub unsafe extern "C" fn sipreg_registerer_path(
     buf: *mut c_char,
     len: usize,
 ) -> sipreg_result {
-    copy_nth(r, index, buf, len, "path", |s| s.routing.path.clone())
+    copy_nth(r, index, buf, len, "path", |s| {
+        s.routing_facts().path.clone()
+    })
 }
 
 /// Copies the public GRUU (RFC 5627 `pub-gruu` of our contact in the last
@@ -117,7 +119,7 @@ pub unsafe extern "C" fn sipreg_registerer_pub_gruu(
     buf: *mut c_char,
     len: usize,
 ) -> sipreg_result {
-    copy_opt(r, buf, len, |s| s.routing.pub_gruu.clone())
+    copy_opt(r, buf, len, |s| s.routing_facts().pub_gruu.clone())
 }
 
 /// Copies the temporary GRUU (`temp-gruu`) of the last 2xx; "" when none.
@@ -130,7 +132,7 @@ pub unsafe extern "C" fn sipreg_registerer_temp_gruu(
     buf: *mut c_char,
     len: usize,
 ) -> sipreg_result {
-    copy_opt(r, buf, len, |s| s.routing.temp_gruu.clone())
+    copy_opt(r, buf, len, |s| s.routing_facts().temp_gruu.clone())
 }
 
 /// Copies the address the registrar saw our last successful REGISTER come

@@ -41,10 +41,22 @@ pub struct sipreg_stats {
     pub queued: u64,
 }
 
+/// The user agent's settings and whether the worker has them yet.
+pub(crate) struct UaConfig {
+    /// One copy, shared with the worker and the registerers; a change after
+    /// the worker got it makes a new one.
+    pub(crate) config: Arc<UserAgentConfig>,
+    /// The worker knows this user agent. Until its first registerer it does
+    /// not: the settings calls after `sipreg_user_agent_new` then change the
+    /// one copy in place instead of copying it for the worker each time (the
+    /// worker would free those copies on its thread, away from where they
+    /// were made, where the memory would stay unused).
+    published: bool,
+}
+
 pub(crate) struct UaHandle {
     pub(crate) id: u64,
-    /// One copy, shared with the worker and the registerers; a change makes a new one.
-    config: Mutex<Arc<UserAgentConfig>>,
+    config: Mutex<UaConfig>,
     stats: Arc<UaStats>,
     /// False once `sipreg_user_agent_free` began. Held while a new
     /// registerer is handed to the worker, so every registerer the worker
@@ -53,18 +65,33 @@ pub(crate) struct UaHandle {
 }
 
 impl UaHandle {
-    pub(crate) fn config(&self) -> MutexGuard<'_, Arc<UserAgentConfig>> {
+    pub(crate) fn config(&self) -> MutexGuard<'_, UaConfig> {
         self.config.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `add` (which queues a new registerer) unless the user agent is
-    /// being freed, in which case the registerer is refused as Terminated.
-    pub(crate) fn while_open<T>(&self, add: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    /// Runs `add` (which queues a new registerer made from the settings it
+    /// is given) unless the user agent is being freed, in which case the
+    /// registerer is refused as Terminated. The settings stay locked
+    /// meanwhile, so no change slips between the registerer's copy and the
+    /// worker's; the worker learns of the user agent first if it did not yet.
+    pub(crate) fn while_open<T>(
+        &self,
+        add: impl FnOnce(&Arc<UserAgentConfig>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         if !*open {
             return Err(Error::Terminated);
         }
-        add()
+        let mut c = self.config();
+        if !c.published {
+            runtime::send(Command::AddUa {
+                id: self.id,
+                config: c.config.clone(),
+                stats: self.stats.clone(),
+            })?;
+            c.published = true;
+        }
+        add(&c.config)
     }
 
     /// Marks the user agent as being freed and queues `free` while no
@@ -89,13 +116,25 @@ fn update(
 ) -> sipreg_result {
     guard(|| {
         let h = UAS.get(ua as *const c_void, "ua")?;
-        let config = {
-            let mut c = h.config();
-            let mut changed = UserAgentConfig::clone(&c);
-            f(&mut changed)?;
-            *c = Arc::new(changed);
-            c.clone()
-        };
+        let mut c = h.config();
+        if !c.published {
+            if let Some(only) = Arc::get_mut(&mut c.config) {
+                // Nobody else has it: checked on a copy on the stack (a
+                // refused value changes nothing), then stored in place.
+                let mut changed = only.clone();
+                f(&mut changed)?;
+                *only = changed;
+                return Ok(());
+            }
+        }
+        let mut changed = UserAgentConfig::clone(&c.config);
+        f(&mut changed)?;
+        c.config = Arc::new(changed);
+        if !c.published {
+            return Ok(());
+        }
+        let config = c.config.clone();
+        drop(c);
         runtime::send(Command::UaConfig { id: h.id, config })
     })
 }
@@ -118,16 +157,16 @@ pub unsafe extern "C" fn sipreg_user_agent_new(
         let config = Arc::new(UserAgentConfig::new(req_str(aor, "aor")?)?);
         let id = runtime::next_id();
         let stats = Arc::new(UaStats::default());
-        runtime::send(Command::AddUa {
-            id,
-            config: config.clone(),
-            stats: stats.clone(),
-        })?;
+        // The worker learns of the user agent with its first registerer.
+        runtime::start()?;
         let h = UAS.insert(
             id,
             Arc::new(UaHandle {
                 id,
-                config: Mutex::new(config),
+                config: Mutex::new(UaConfig {
+                    config,
+                    published: false,
+                }),
                 stats,
                 open: Mutex::new(true),
             }),
@@ -431,7 +470,7 @@ pub extern "C" fn sipreg_user_agent_free(ua: *mut sipreg_user_agent) -> sipreg_r
         let h = UAS.remove(ua as *const c_void, "ua")?;
         // No trace callback runs or starts once this returns.
         crate::runtime::trace::set_sink(h.id, None);
-        let bound = h.config().shutdown_timeout;
+        let bound = h.config().config.shutdown_timeout;
         let (started_tx, started) = crossbeam_channel::bounded(1);
         let (done_tx, done) = crossbeam_channel::bounded(1);
         h.close(|| {

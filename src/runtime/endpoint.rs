@@ -16,6 +16,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::net::UdpSocket;
@@ -63,7 +64,7 @@ pub struct Sock {
     /// Registerers that send on it.
     pub users: HashSet<RegId>,
     /// AORs on it: the user agent using each, and how many of its registerers.
-    aors: HashMap<String, (UaId, usize)>,
+    aors: HashMap<Arc<str>, (UaId, usize)>,
     /// The address a UDP socket is bound to, read once (not per send).
     bound: Option<SocketAddr>,
     /// The socket.
@@ -157,10 +158,11 @@ impl Endpoint {
     }
 
     /// Records that registerer `id` of user agent `ua` (for `aor`) sends on `token`.
-    pub fn attach(&mut self, token: Token, id: RegId, aor: &str, ua: UaId) {
+    pub fn attach(&mut self, token: Token, id: RegId, aor: &Arc<str>, ua: UaId) {
         if let Some(s) = self.socks.get_mut(&token) {
             if s.users.insert(id) {
-                s.aors.entry(aor.to_owned()).or_insert((ua, 0)).1 += 1;
+                // The registerer's own text of its AOR, shared, not copied.
+                s.aors.entry(aor.clone()).or_insert((ua, 0)).1 += 1;
             }
         }
     }

@@ -4,7 +4,7 @@
 //! lookup with a key taken from the network (a response's branch) never inserts,
 //! so a multiply-rotate hash (FxHash's scheme) is enough and several times cheaper.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Multiply-rotate hasher for small keys we made ourselves.
@@ -58,12 +58,11 @@ impl Hasher for IdHasher {
 
 /// A `HashMap` with [`IdHasher`].
 pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
-/// A `HashSet` with [`IdHasher`].
-pub type IdSet<K> = HashSet<K, BuildHasherDefault<IdHasher>>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     #[test]
     fn sequential_ids_spread_over_the_high_bits() {
@@ -85,7 +84,7 @@ mod tests {
         }
         assert_eq!(m.get("k000004242"), Some(&4242));
         assert_eq!(m.get("nope"), None);
-        let s: IdSet<u64> = (0..100).collect();
+        let s: HashSet<u64, BuildHasherDefault<IdHasher>> = (0..100).collect();
         assert!(s.contains(&99) && !s.contains(&100));
     }
 }

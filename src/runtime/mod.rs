@@ -34,6 +34,7 @@ use once_cell::sync::OnceCell;
 
 use crate::core::options::UserAgentConfig;
 use crate::core::registerer::{Event, Registerer, State};
+use crate::core::routing::RoutingFacts;
 use crate::error::Error;
 
 /// Identifies a user agent inside the worker.
@@ -49,8 +50,8 @@ pub type Listener = Arc<dyn Fn(&Event) + Send + Sync>;
 pub struct Snapshot {
     /// Current state.
     pub state: State,
-    /// Contact URIs of the last 2xx.
-    pub contacts: Vec<String>,
+    /// Contact URIs of the last 2xx (`None`: none), shared with the core.
+    pub contacts: Option<Arc<[String]>>,
     /// Retry-After of the last rejection.
     pub retry_after: Option<u32>,
     /// Last final response.
@@ -69,17 +70,26 @@ pub struct Snapshot {
     pub retransmissions: u64,
     /// The flow requests went out on last: "proto:local -> remote".
     pub flow: Option<String>,
-    /// Service-Route, Path and GRUUs of the last 2xx.
-    pub routing: crate::core::routing::RoutingFacts,
+    /// Service-Route, Path and GRUUs of the last 2xx; `None` when it had
+    /// none (most registrars send none: no 96 bytes per handle for them).
+    pub routing: Option<Box<RoutingFacts>>,
     /// The address the registrar saw (Via received/rport).
     pub public_address: Option<SocketAddr>,
+}
+
+impl Snapshot {
+    /// Service-Route, Path and GRUUs of the last 2xx (empty when none).
+    pub fn routing_facts(&self) -> &RoutingFacts {
+        static NONE: RoutingFacts = RoutingFacts::EMPTY;
+        self.routing.as_deref().unwrap_or(&NONE)
+    }
 }
 
 impl Default for Snapshot {
     fn default() -> Self {
         Snapshot {
             state: State::Initial,
-            contacts: Vec::new(),
+            contacts: None,
             retry_after: None,
             last_response: None,
             retry_at: None,
@@ -89,7 +99,7 @@ impl Default for Snapshot {
             disposing: false,
             retransmissions: 0,
             flow: None,
-            routing: Default::default(),
+            routing: None,
             public_address: None,
         }
     }
@@ -270,6 +280,11 @@ fn runtime() -> Result<&'static Runtime, Error> {
             thread: handle.thread().id(),
         })
     })
+}
+
+/// Starts the worker thread if it is not running yet.
+pub fn start() -> Result<(), Error> {
+    runtime().map(|_| ())
 }
 
 /// A fresh id for a user agent or registerer (never reused in the process).

@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::{Events, Poll, Token};
 
 use super::endpoint::{Endpoint, FlowKey, Io};
-use super::idhash::{IdMap, IdSet};
+use super::idhash::IdMap;
 use super::log::Level;
 use super::pacing::{Outcome, Pacer};
 use super::stream::{self, StreamSpec, TlsParams, WsParams};
@@ -19,7 +19,8 @@ use super::udp;
 use super::{Command, RegId, Shared, UaId, UaStats};
 use crate::core::message::{classify, Kind, Response};
 use crate::core::options::{Transport, UserAgentConfig};
-use crate::core::registerer::{branch_key, Event, Registerer, State, Transmit};
+use crate::core::registerer::{branch_key, Event, Registerer, State, Transmit, KEY_LEN};
+use crate::core::routing::RoutingFacts;
 use crate::core::uri::Host;
 use crate::log_at;
 
@@ -35,14 +36,16 @@ struct Ua {
     /// Shared with the API handle and the registerers (copied only on change).
     config: Arc<UserAgentConfig>,
     stats: Arc<UaStats>,
-    regs: IdSet<RegId>,
+    /// Its registerers (usually one: a short list, not a hash table per user agent).
+    regs: Vec<RegId>,
     freeing: Option<Sender<()>>,
     /// The "certificates are not checked" warning was logged for this user agent.
     warned_insecure: bool,
 }
 
 struct Reg {
-    /// Boxed: the map of registerers holds pointers, not 2 KB entries with slack.
+    /// Boxed where the API call made it (moving it here would free that box
+    /// on this thread, far from the allocator arena it came from).
     core: Box<Registerer>,
     ua: UaId,
     target: SocketAddr,
@@ -61,8 +64,11 @@ pub struct Worker {
     poll: Poll,
     commands: Receiver<Command>,
     uas: IdMap<UaId, Ua>,
-    regs: IdMap<RegId, Reg>,
-    keys: IdMap<String, RegId>,
+    /// Entries boxed: the table holds pointers, not 130-byte entries with its slack.
+    regs: IdMap<RegId, Box<Reg>>,
+    /// Registerer keys (the start of every branch) to registerers, as bytes
+    /// inline rather than strings on the heap.
+    keys: IdMap<[u8; KEY_LEN], RegId>,
     ep: Endpoint,
     timers: BinaryHeap<Reverse<(Instant, RegId)>>,
     /// Receive buffer reused for every datagram.
@@ -142,7 +148,7 @@ impl Worker {
                     Ua {
                         config,
                         stats,
-                        regs: IdSet::default(),
+                        regs: Vec::new(),
                         freeing: None,
                         warned_insecure: false,
                     },
@@ -195,15 +201,19 @@ impl Worker {
                     shared.deliver(&[Event::StateChanged(State::Terminated)]);
                     return;
                 };
-                u.regs.insert(id);
-                self.keys.insert(core.key().to_owned(), id);
+                if !u.regs.contains(&id) {
+                    u.regs.push(id);
+                }
+                if let Some(k) = key_bytes(core.key()) {
+                    self.keys.insert(k, id);
+                }
                 // A host name: the core's RFC 3263 target list sets this before each send.
                 let target = target.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
                 let mut core = core;
                 core.set_paced(true);
                 self.regs.insert(
                     id,
-                    Reg {
+                    Box::new(Reg {
                         core,
                         ua,
                         target,
@@ -213,7 +223,7 @@ impl Worker {
                         deferred_unregister: None,
                         sock: None,
                         flow_local: None,
-                    },
+                    }),
                 );
             }
             Command::Register(id) => {
@@ -258,7 +268,7 @@ impl Worker {
         let Some(ua) = self.uas.get(&id) else {
             return;
         };
-        let mut regs: Vec<RegId> = ua.regs.iter().copied().collect();
+        let mut regs: Vec<RegId> = ua.regs.clone();
         let tokens: HashSet<Token> = regs
             .iter()
             .filter_map(|rid| self.regs.get(rid).and_then(|r| r.sock))
@@ -288,7 +298,7 @@ impl Worker {
             return;
         };
         ua.freeing = Some(done);
-        let regs: Vec<RegId> = ua.regs.iter().copied().collect();
+        let regs: Vec<RegId> = ua.regs.clone();
         for rid in regs {
             if let Some(r) = self.regs.get(&rid) {
                 r.shared.snap().disposing = true;
@@ -355,7 +365,7 @@ impl Worker {
             return Ok(t);
         }
         let mut key = self.flow_key(id)?;
-        let (aor, ua) = (reg.core.settings().ua.aor.to_string(), reg.ua);
+        let (aor, ua) = (reg.core.settings().aor_text.clone(), reg.ua);
         let token = loop {
             match self.ep.find(&key) {
                 // Another user agent of this AOR is there: the next socket.
@@ -460,7 +470,7 @@ impl Worker {
         };
         let ws = key.transport.websocket().then(|| WsParams {
             host: ws_host(&settings.target_host, target),
-            path: ua.config.ws_path.clone(),
+            path: ua.config.ws_path.to_string(),
         });
         // A handshake that has not finished by then is a failure of its own.
         let limit = (ua.config.timers.t1 * 64).clamp(Duration::from_secs(1), HANDSHAKE_TIMEOUT);
@@ -487,7 +497,7 @@ impl Worker {
             return;
         };
         if let Some(t) = reg.sock.take() {
-            let aor = reg.core.settings().ua.aor.to_string();
+            let aor = reg.core.settings().aor_text.clone();
             self.ep.detach(t, id, &aor);
         }
     }
@@ -613,7 +623,7 @@ impl Worker {
             let mut s = reg.shared.snap();
             s.state = reg.core.state();
             if responded {
-                s.contacts = reg.core.contacts().to_vec();
+                s.contacts = reg.core.shared_contacts();
                 s.last_response = reg.core.last_response().cloned();
             }
             s.retry_after = reg.core.retry_after();
@@ -621,7 +631,10 @@ impl Worker {
             s.failure_count = reg.core.failure_count();
             s.waiting = reg.core.is_waiting();
             s.retransmissions = reg.core.retransmissions();
-            s.routing = reg.core.routing().clone();
+            let routing = reg.core.routing();
+            if s.routing_facts() != routing {
+                s.routing = (*routing != RoutingFacts::EMPTY).then(|| Box::new(routing.clone()));
+            }
             s.public_address = reg.core.public_address();
             if reg.core.is_disposing() {
                 s.disposing = true;
@@ -725,9 +738,11 @@ impl Worker {
         self.detach(id);
         self.pacing.release(id, Outcome::Abandoned);
         if let Some(r) = self.regs.remove(&id) {
-            self.keys.remove(r.core.key());
+            if let Some(k) = key_bytes(r.core.key()) {
+                self.keys.remove(&k);
+            }
             if let Some(ua) = self.uas.get_mut(&r.ua) {
-                ua.regs.remove(&id);
+                ua.regs.retain(|r| *r != id);
             }
         }
     }
@@ -1108,7 +1123,8 @@ impl Worker {
         let rid = resp.as_ref().and_then(|r| r.as_ref().ok()).and_then(|r| {
             r.top_branch()
                 .and_then(branch_key)
-                .and_then(|k| self.keys.get(k).copied())
+                .and_then(key_bytes)
+                .and_then(|k| self.keys.get(&k).copied())
         });
         let counted = rid.and_then(|r| self.regs.get(&r)).map_or(owner, |r| r.ua);
         if super::trace::enabled(counted) {
@@ -1201,6 +1217,11 @@ impl Worker {
             }
         }
     }
+}
+
+/// A registerer key as the fixed-size bytes the key map holds.
+fn key_bytes(key: &str) -> Option<[u8; KEY_LEN]> {
+    key.as_bytes().try_into().ok()
 }
 
 fn log_enabled_debug() -> bool {
