@@ -80,44 +80,34 @@ const COMMON_NAMES: [&str; 22] = [
     "flow-timer",
 ];
 
-/// Lower-case long form of a header name, so lookups work for any case and
-/// for compact forms. Borrowed (no allocation) when `name` is already in that
-/// form or is a common or compact name.
-fn canonical_name(name: &str) -> Cow<'static, str> {
-    let name = name.trim_matches(is_ws);
-    let mut chars = name.chars();
-    if let (Some(c), None) = (chars.next(), chars.next()) {
-        let c = c.to_ascii_lowercase();
-        if let Some((_, long)) = COMPACT_NAMES.iter().find(|(short, _)| *short == c) {
-            return Cow::Borrowed(long);
-        }
+/// The canonical (lower-case long) name of a compact or common header name,
+/// matched ignoring ASCII case; `None` for other names.
+fn known_name(name: &str) -> Option<&'static str> {
+    if let [c] = name.as_bytes() {
+        let c = char::from(c.to_ascii_lowercase());
+        return COMPACT_NAMES
+            .iter()
+            .find(|(short, _)| *short == c)
+            .map(|(_, long)| *long);
     }
-    // Lower-cased on the stack, then compared whole (length first) with the common names.
-    let mut buf = [0u8; 24];
-    if let Some(lower) = buf.get_mut(..name.len()) {
-        lower.copy_from_slice(name.as_bytes());
-        lower.make_ascii_lowercase();
-        let found = std::str::from_utf8(lower)
-            .ok()
-            .and_then(|l| COMMON_NAMES.iter().find(|n| **n == l));
-        if let Some(common) = found {
-            return Cow::Borrowed(common);
-        }
-    }
-    Cow::Owned(name.to_ascii_lowercase())
+    COMMON_NAMES
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(name))
+        .copied()
 }
 
-/// [`canonical_name`] for a lookup key, borrowing `name` when it is already canonical.
-fn lookup_name(name: &str) -> Cow<'_, str> {
-    let plain = name.len() > 1
-        && !name.starts_with(is_ws)
-        && !name.ends_with(is_ws)
-        && !name.bytes().any(|b| b.is_ascii_uppercase());
-    if plain {
-        Cow::Borrowed(name)
-    } else {
-        canonical_name(name)
+/// The name a lookup key stands for: a compact name expanded to its long
+/// form, any other name as given. Names are compared ignoring ASCII case, so
+/// no lower-cased copy is made.
+fn lookup_name(name: &str) -> &str {
+    let name = name.trim_matches(is_ws);
+    if let [c] = name.as_bytes() {
+        let c = char::from(c.to_ascii_lowercase());
+        if let Some((_, long)) = COMPACT_NAMES.iter().find(|(short, _)| *short == c) {
+            return long;
+        }
     }
+    name
 }
 
 /// Linear whitespace inside a line (SP or HT).
@@ -139,8 +129,47 @@ fn is_token(s: &str) -> bool {
     !s.is_empty() && s.chars().all(is_token_char)
 }
 
-/// Header fields as (lower-case long name, unfolded value), in order.
-type Headers = Vec<(Cow<'static, str>, String)>;
+/// A byte range of a response's text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Span {
+    start: usize,
+    end: usize,
+}
+
+/// A header's name: the canonical form of a compact or common name (no
+/// lookup needs to read the text), or where the name is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FieldName {
+    Known(&'static str),
+    Written(Span),
+}
+
+/// One header field: its name and where its (trimmed, unfolded) value is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Field {
+    name: FieldName,
+    value: Span,
+}
+
+/// The text of `span` in a header section `head` followed by `spill` (where
+/// folded values are unfolded); empty for a span that is not there.
+fn text_at<'a>(head: &'a str, spill: &'a str, span: Span) -> &'a str {
+    if span.end <= head.len() {
+        head.get(span.start..span.end)
+    } else {
+        let base = head.len();
+        spill.get(span.start.saturating_sub(base)..span.end - base)
+    }
+    .unwrap_or_default()
+}
+
+/// Whether `field` is named `wanted` (a long name, any case).
+fn field_is(head: &str, field: &Field, wanted: &str) -> bool {
+    match field.name {
+        FieldName::Known(name) => name.eq_ignore_ascii_case(wanted),
+        FieldName::Written(span) => text_at(head, "", span).eq_ignore_ascii_case(wanted),
+    }
+}
 
 /// A parsed SIP response. The body is not kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,11 +178,14 @@ pub struct Response {
     pub status: u16,
     /// Reason phrase exactly as received (may be empty).
     pub reason: String,
-    /// (lower-case long name, unfolded value) in message order.
-    headers: Headers,
-    /// Where the top Via's branch is: (header index, byte range in its value),
-    /// found once at parse time because every response is routed by it.
-    branch_at: Option<(usize, usize, usize)>,
+    /// The header section as received, then any unfolded values: every
+    /// header name and value is a range of this one buffer.
+    text: String,
+    /// The header fields in message order.
+    fields: Vec<Field>,
+    /// Where the top Via's branch is in `text`, found once at parse time
+    /// because every response is routed by it.
+    branch_at: Option<Span>,
 }
 
 impl Response {
@@ -172,13 +204,29 @@ impl Response {
             Ok(text) => Cow::Borrowed(text),
             Err(_) => String::from_utf8_lossy(head),
         };
-        let (start, headers) = parse_head(&head)?;
-        let (status, reason) = parse_status_line(start)?;
-        check_body_length(&headers, body.len())?;
+        let (start, fields, spill) = parse_head(&head)?;
+        let (status, reason) = parse_status_line(text_at(&head, "", start))?;
+        let reason = reason.to_owned();
+        // One buffer holds every name and value: the header section, then the
+        // unfolded values (usually none).
+        let text = match head {
+            Cow::Borrowed(head) => {
+                let mut text = String::with_capacity(head.len() + spill.len());
+                text.push_str(head);
+                text.push_str(&spill);
+                text
+            }
+            Cow::Owned(mut head) => {
+                head.push_str(&spill);
+                head
+            }
+        };
+        check_body_length(&text, &fields, body.len())?;
         let mut resp = Response {
             status,
-            reason: reason.to_owned(),
-            headers,
+            reason,
+            text,
+            fields,
             branch_at: None,
         };
         resp.branch_at = resp.find_top_branch();
@@ -189,20 +237,20 @@ impl Response {
     /// compact form.
     pub fn header(&self, name: &str) -> Option<&str> {
         let wanted = lookup_name(name);
-        self.headers
+        self.fields
             .iter()
-            .find(|(n, _)| *n == wanted)
-            .map(|(_, v)| v.as_str())
+            .find(|f| field_is(&self.text, f, wanted))
+            .map(|f| text_at(&self.text, "", f.value))
     }
 
     /// Every header line with that name (any case, long or compact form), in
     /// message order. Comma-separated lists on one line are not split.
     pub fn headers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         let wanted = lookup_name(name);
-        self.headers
+        self.fields
             .iter()
-            .filter(move |(n, _)| *n == wanted)
-            .map(|(_, v)| v.as_str())
+            .filter(move |f| field_is(&self.text, f, wanted))
+            .map(|f| text_at(&self.text, "", f.value))
     }
 
     /// The Call-ID header.
@@ -222,7 +270,7 @@ impl Response {
 
     /// The topmost Via value (first element of the first Via line).
     pub fn top_via(&self) -> Option<Via> {
-        let first = split_list(self.header("via")?).into_iter().next()?;
+        let first = first_list_item(self.header("via")?)?;
         first.parse().ok()
     }
 
@@ -230,16 +278,14 @@ impl Response {
     /// it, read in place (the per-response routing path: no Via is built).
     /// A quoted branch (never one of ours) gives `None`.
     pub fn top_branch(&self) -> Option<&str> {
-        let (i, start, end) = self.branch_at?;
-        self.headers.get(i)?.1.get(start..end)
+        let span = self.branch_at?;
+        self.text.get(span.start..span.end)
     }
 
     /// Locates the top Via's branch for [`top_branch`](Self::top_branch).
-    fn find_top_branch(&self) -> Option<(usize, usize, usize)> {
-        let wanted = lookup_name("via");
-        let index = self.headers.iter().position(|(n, _)| *n == wanted)?;
-        let line = self.headers.get(index)?.1.as_str();
-        let first = split_list(line).into_iter().next()?;
+    fn find_top_branch(&self) -> Option<Span> {
+        let line = self.header("via")?;
+        let first = first_list_item(line)?;
         let s = first.trim_matches(is_ws);
         let (_, rest) = sent_protocol(s).ok()?;
         let sent_by_start = rest.trim_start_matches(is_ws);
@@ -253,9 +299,12 @@ impl Response {
             .into_iter()
             .find(|(name, _)| name.eq_ignore_ascii_case("branch"))?;
         let value = value.filter(|v| !v.starts_with('"'))?;
-        // `value` is a slice of `line`: its offset locates it.
-        let start = (value.as_ptr() as usize).checked_sub(line.as_ptr() as usize)?;
-        Some((index, start, start + value.len()))
+        // `value` is a slice of `text`: its offset locates it.
+        let start = (value.as_ptr() as usize).checked_sub(self.text.as_ptr() as usize)?;
+        Some(Span {
+            start,
+            end: start + value.len(),
+        })
     }
 
     /// Every Contact value of every Contact line, in order. A `*` contact
@@ -263,7 +312,7 @@ impl Response {
     pub fn contacts(&self) -> Result<Vec<NameAddr>, ParseError> {
         let mut out = Vec::new();
         for line in self.headers("contact") {
-            for item in split_list(line) {
+            for item in list_items(line) {
                 if item == "*" {
                     return Err(err("wildcard Contact in response"));
                 }
@@ -318,7 +367,7 @@ impl Response {
     /// `Require`, `Supported`); case-insensitive.
     pub fn lists_option(&self, header: &str, tag: &str) -> bool {
         self.headers(header)
-            .flat_map(split_list)
+            .flat_map(list_items)
             .any(|t| t.eq_ignore_ascii_case(tag))
     }
 
@@ -339,7 +388,7 @@ impl Response {
 
     fn route_list(&self, name: &str) -> Vec<String> {
         self.headers(name)
-            .flat_map(split_list)
+            .flat_map(list_items)
             .filter_map(|v| v.parse::<NameAddr>().ok())
             .map(|n| n.uri.to_string())
             .collect()
@@ -591,34 +640,56 @@ fn find_param<'a>(params: &'a [(String, Option<String>)], name: &str) -> Option<
 /// Splits a header value on commas that are outside quotes and outside
 /// `<...>`. Elements are trimmed; empty elements are dropped.
 pub fn split_list(value: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let (mut start, mut in_quotes, mut in_angle, mut escaped) = (0, false, false, false);
-    for (i, c) in value.char_indices() {
-        if in_quotes {
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_quotes = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' if !in_angle => in_quotes = true,
-            '<' => in_angle = true,
-            '>' => in_angle = false,
-            ',' if !in_angle => {
-                out.push(value.get(start..i).unwrap_or_default());
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(value.get(start..).unwrap_or_default());
-    out.into_iter()
+    list_items(value).collect()
+}
+
+/// The first element of a comma-separated list (see [`split_list`]).
+fn first_list_item(value: &str) -> Option<&str> {
+    list_items(value).next()
+}
+
+/// The elements of a comma-separated list, lazily (see [`split_list`]).
+fn list_items(value: &str) -> impl Iterator<Item = &str> {
+    ListItems { rest: Some(value) }
         .map(|item| item.trim_matches(is_ws))
         .filter(|item| !item.is_empty())
-        .collect()
+}
+
+/// Iterator behind [`list_items`]: untrimmed elements, empty ones included.
+struct ListItems<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> Iterator for ListItems<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let value = self.rest?;
+        let (mut in_quotes, mut in_angle, mut escaped) = (false, false, false);
+        for (i, c) in value.char_indices() {
+            if in_quotes {
+                match (escaped, c) {
+                    (true, _) => escaped = false,
+                    (false, '\\') => escaped = true,
+                    (false, '"') => in_quotes = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match c {
+                '"' if !in_angle => in_quotes = true,
+                '<' => in_angle = true,
+                '>' => in_angle = false,
+                ',' if !in_angle => {
+                    self.rest = value.get(i + 1..);
+                    return Some(value.get(..i).unwrap_or_default());
+                }
+                _ => {}
+            }
+        }
+        self.rest = None;
+        Some(value)
+    }
 }
 
 /// Parses ";a=b;c;d="q;x"" style parameter lists (quotes respected).
@@ -780,10 +851,12 @@ pub fn frame(buf: &[u8], max_len: usize) -> Frame {
         return Frame::Invalid;
     }
     let head = String::from_utf8_lossy(buf.get(..head_len).unwrap_or_default());
-    let Ok((_, headers)) = parse_head(&head) else {
+    let Ok((_, fields, spill)) = parse_head(&head) else {
         return Frame::Invalid;
     };
-    let Some(body_len) = first_value(&headers, "content-length").and_then(parse_length) else {
+    let Some(body_len) =
+        first_value(&head, &spill, &fields, "content-length").and_then(parse_length)
+    else {
         return Frame::Invalid;
     };
     match head_len.checked_add(body_len) {
@@ -885,30 +958,47 @@ fn header_end(buf: &[u8]) -> Option<usize> {
     None
 }
 
-/// Splits the header section into the start line and the header list,
-/// unfolding continuation lines.
-fn parse_head(head: &str) -> Result<(&str, Headers), ParseError> {
-    let mut lines = head
-        .split('\n')
-        .map(|line| line.strip_suffix('\r').unwrap_or(line));
-    let start = lines
-        .next()
-        .filter(|line| !line.is_empty())
-        .ok_or_else(|| err("missing start line"))?;
-    check_line(start)?;
-    let mut headers = Headers::new();
-    for line in lines.take_while(|line| !line.is_empty()) {
+/// Splits the header section into the start line and the header fields,
+/// unfolding continuation lines. Spans point into `head`, or past its end
+/// into the returned spill text where a folded value was unfolded.
+fn parse_head(head: &str) -> Result<(Span, Vec<Field>, String), ParseError> {
+    // One field per line at most: sized once, never regrown.
+    let lines_max = head.bytes().filter(|&b| b == b'\n').count();
+    let mut fields = Vec::with_capacity(lines_max.saturating_sub(1));
+    let mut spill = String::new();
+    let mut start = None;
+    let mut at = 0;
+    for raw in head.split('\n') {
+        let line_at = at;
+        at += raw.len() + 1;
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        let span = Span {
+            start: line_at,
+            end: line_at + line.len(),
+        };
+        if start.is_none() {
+            if line.is_empty() {
+                return Err(err("missing start line"));
+            }
+            check_line(line)?;
+            start = Some(span);
+            continue;
+        }
+        if line.is_empty() {
+            break;
+        }
         check_line(line)?;
         if line.starts_with(is_ws) {
-            let (_, value) = headers
+            let field = fields
                 .last_mut()
                 .ok_or_else(|| err("continuation line before any header"))?;
-            append_folded(value, line.trim_matches(is_ws));
+            fold(head, &mut spill, field, line.trim_matches(is_ws));
         } else {
-            headers.push(parse_header_line(line)?);
+            fields.push(parse_header_line(line, line_at)?);
         }
     }
-    Ok((start, headers))
+    let start = start.ok_or_else(|| err("missing start line"))?;
+    Ok((start, fields, spill))
 }
 
 /// Rejects control characters (other than HT), including a stray CR.
@@ -922,19 +1012,35 @@ fn check_line(line: &str) -> Result<(), ParseError> {
     }
 }
 
-/// Joins a folded continuation onto the previous value with one space.
-fn append_folded(value: &mut String, continuation: &str) {
+/// Joins a folded continuation onto the field's value with one space. The
+/// value moves to the end of `spill` the first time (it then stays last there,
+/// since only the last field can be continued) and grows in place.
+fn fold(head: &str, spill: &mut String, field: &mut Field, continuation: &str) {
     if continuation.is_empty() {
         return;
     }
-    if !value.is_empty() {
-        value.push(' ');
+    let base = head.len();
+    let at_spill_end = field.value.start >= base && field.value.end == base + spill.len();
+    if !at_spill_end {
+        let start = base + spill.len();
+        // Only the last field is continued, so a spilled value is always at
+        // the end; anything else is still in `head`.
+        spill.push_str(text_at(head, "", field.value));
+        field.value = Span {
+            start,
+            end: base + spill.len(),
+        };
     }
-    value.push_str(continuation);
+    if field.value.start != field.value.end {
+        spill.push(' ');
+    }
+    spill.push_str(continuation);
+    field.value.end = base + spill.len();
 }
 
-/// Parses `Name SWS ":" value` into (canonical name, trimmed value).
-fn parse_header_line(line: &str) -> Result<(Cow<'static, str>, String), ParseError> {
+/// Parses `Name SWS ":" value` (the line starting at `line_at` in the header
+/// section) into a field.
+fn parse_header_line(line: &str, line_at: usize) -> Result<Field, ParseError> {
     let (name, value) = line
         .split_once(':')
         .ok_or_else(|| err("header line without ':'"))?;
@@ -942,7 +1048,24 @@ fn parse_header_line(line: &str) -> Result<(Cow<'static, str>, String), ParseErr
     if !is_token(name) {
         return Err(err("bad header name"));
     }
-    Ok((canonical_name(name), value.trim_matches(is_ws).to_owned()))
+    let name = match known_name(name) {
+        Some(known) => FieldName::Known(known),
+        None => FieldName::Written(Span {
+            start: line_at,
+            end: line_at + name.len(),
+        }),
+    };
+    let trimmed = value.trim_start_matches(is_ws);
+    // The value starts after the name part, the ':' and any blanks.
+    let value_start = line_at + (line.len() - value.len()) + (value.len() - trimmed.len());
+    let trimmed = trimmed.trim_end_matches(is_ws);
+    Ok(Field {
+        name,
+        value: Span {
+            start: value_start,
+            end: value_start + trimmed.len(),
+        },
+    })
 }
 
 /// `SIP/2.0 NNN reason` → (status, reason); the reason may be empty.
@@ -960,8 +1083,8 @@ fn parse_status_line(line: &str) -> Result<(u16, &str), ParseError> {
 }
 
 /// A body shorter than `Content-Length` announces means truncation.
-fn check_body_length(headers: &Headers, available: usize) -> Result<(), ParseError> {
-    let Some(value) = first_value(headers, "content-length") else {
+fn check_body_length(text: &str, fields: &[Field], available: usize) -> Result<(), ParseError> {
+    let Some(value) = first_value(text, "", fields, "content-length") else {
         return Ok(());
     };
     match parse_length(value) {
@@ -971,12 +1094,12 @@ fn check_body_length(headers: &Headers, available: usize) -> Result<(), ParseErr
     }
 }
 
-/// First value of a header given its canonical name.
-fn first_value<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
-    headers
+/// First value of a header given its long name, in `head` and its `spill`.
+fn first_value<'a>(head: &'a str, spill: &'a str, fields: &[Field], name: &str) -> Option<&'a str> {
+    fields
         .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
+        .find(|f| field_is(head, f, name))
+        .map(|f| text_at(head, spill, f.value))
 }
 
 /// True for a non-empty run of ASCII digits.
@@ -1164,6 +1287,20 @@ Content-Length: 0
         );
         let r = with_headers("Contact:\r\n <sip:a@h>;expires=5\r\n");
         assert_eq!(r.contacts().unwrap()[0].expires(), Some(5));
+        // Several folded fields, each unfolded on its own, and names kept as written.
+        let r = with_headers(
+            "X-Odd: one\r\n two\r\nX-Other: three\r\n\tfour\r\n five\r\nCall-ID: c\r\nX-Odd:\r\n \r\n",
+        );
+        assert_eq!(r.header("x-odd"), Some("one two"));
+        assert_eq!(r.headers("X-ODD").collect::<Vec<_>>(), ["one two", ""]);
+        assert_eq!(r.header("x-other"), Some("three four five"));
+        assert_eq!(r.call_id(), Some("c"));
+        let folded_length = "SIP/2.0 200 OK\r\nl:\r\n 2\r\n\r\nhi";
+        assert_eq!(
+            frame(folded_length.as_bytes(), 512),
+            Frame::Message(folded_length.len())
+        );
+        assert_eq!(parse(folded_length).header("content-length"), Some("2"));
         let bad = "SIP/2.0 200 OK\r\n folded: first\r\nContent-Length: 0\r\n\r\n";
         assert!(Response::parse(bad.as_bytes()).is_err());
     }
