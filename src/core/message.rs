@@ -197,14 +197,15 @@ impl Response {
     /// U+FFFD.
     pub fn parse(buf: &[u8]) -> Result<Response, ParseError> {
         let buf = buf.get(leading_crlf(buf)..).unwrap_or_default();
-        let head_len = header_end(buf).ok_or_else(|| err("incomplete header section"))?;
+        let (head_len, lines) =
+            header_end_and_lines(buf).ok_or_else(|| err("incomplete header section"))?;
         let (head, body) = split_bytes(buf, head_len);
         // Valid UTF-8 (the usual case) is checked by the fast validator.
         let head = match std::str::from_utf8(head) {
             Ok(text) => Cow::Borrowed(text),
             Err(_) => String::from_utf8_lossy(head),
         };
-        let (start, fields, spill) = parse_head(&head)?;
+        let (start, fields, spill) = parse_head(&head, lines)?;
         let (status, reason) = parse_status_line(text_at(&head, "", start))?;
         let reason = reason.to_owned();
         // One buffer holds every name and value: the header section, then the
@@ -294,10 +295,7 @@ impl Response {
         }
         let (sent_by, params) = split_before(sent_by_start, ';');
         uri::parse_hostport(sent_by.trim_end_matches(is_ws)).ok()?;
-        let params = raw_params(params).ok()?;
-        let (_, value) = params
-            .into_iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case("branch"))?;
+        let value = find_raw_param(params, "branch").ok()??;
         let value = value.filter(|v| !v.starts_with('"'))?;
         // `value` is a slice of `text`: its offset locates it.
         let start = (value.as_ptr() as usize).checked_sub(self.text.as_ptr() as usize)?;
@@ -351,10 +349,7 @@ impl Response {
     /// The `tag` parameter of the To header.
     pub fn to_tag(&self) -> Option<&str> {
         let parts = split_name_addr(self.header("to")?).ok()?;
-        let params = raw_params(parts.params).ok()?;
-        let (_, tag) = params
-            .into_iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case("tag"))?;
+        let tag = find_raw_param(parts.params, "tag").ok()??;
         // Tags are tokens; a quoted or empty one is malformed.
         tag.filter(|t| is_token(t))
     }
@@ -698,16 +693,31 @@ impl<'a> Iterator for ListItems<'a> {
 /// Quoted values are returned with the quotes removed and `\` escapes
 /// resolved. Names must be tokens.
 pub fn parse_params(s: &str) -> Result<Vec<(String, Option<String>)>, ParseError> {
-    Ok(raw_params(s)?
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value.map(unquote)))
-        .collect())
+    let mut out = Vec::new();
+    for_each_raw_param(s, |name, value| {
+        out.push((name.to_owned(), value.map(unquote)));
+    })?;
+    Ok(out)
 }
 
-/// Like [`parse_params`] but returns slices of the input, values still
-/// quoted.
-fn raw_params(s: &str) -> Result<Vec<(&str, Option<&str>)>, ParseError> {
-    let mut out = Vec::new();
+/// The first parameter named `name` (ignoring case), value still quoted;
+/// an error if any parameter of the list is malformed (as [`parse_params`]).
+fn find_raw_param<'a>(s: &'a str, name: &str) -> Result<Option<Option<&'a str>>, ParseError> {
+    let mut found = None;
+    for_each_raw_param(s, |n, value| {
+        if found.is_none() && n.eq_ignore_ascii_case(name) {
+            found = Some(value);
+        }
+    })?;
+    Ok(found)
+}
+
+/// Calls `each` with the slices (name, value still quoted) of every
+/// parameter in order, without collecting them; stops at the first malformed one.
+fn for_each_raw_param<'a>(
+    s: &'a str,
+    mut each: impl FnMut(&'a str, Option<&'a str>),
+) -> Result<(), ParseError> {
     let mut rest = s.trim_start_matches(is_ws);
     while !rest.is_empty() {
         let body = rest
@@ -715,10 +725,11 @@ fn raw_params(s: &str) -> Result<Vec<(&str, Option<&str>)>, ParseError> {
             .ok_or_else(|| err("expected ';' before parameter"))?;
         let end = param_end(body).ok_or_else(|| err("unterminated quoted parameter"))?;
         let (param, tail) = split_str(body, end);
-        out.push(parse_param(param)?);
+        let (name, value) = parse_param(param)?;
+        each(name, value);
         rest = tail;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Byte offset of the `;` that ends the first parameter (or the length),
@@ -840,7 +851,7 @@ pub fn frame(buf: &[u8], max_len: usize) -> Frame {
     if !first.is_ascii_alphabetic() || !start_line_plausible(buf) {
         return Frame::Invalid;
     }
-    let Some(head_len) = header_end(buf) else {
+    let Some((head_len, lines)) = header_end_and_lines(buf) else {
         return if buf.len() > max_len {
             Frame::Invalid
         } else {
@@ -851,7 +862,7 @@ pub fn frame(buf: &[u8], max_len: usize) -> Frame {
         return Frame::Invalid;
     }
     let head = String::from_utf8_lossy(buf.get(..head_len).unwrap_or_default());
-    let Ok((_, fields, spill)) = parse_head(&head) else {
+    let Ok((_, fields, spill)) = parse_head(&head, lines) else {
         return Frame::Invalid;
     };
     let Some(body_len) =
@@ -942,17 +953,20 @@ fn strip_prefix_ci<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
 }
 
 /// Offset just past the empty line that ends the header section (LF or
-/// CRLF line endings), if the buffer contains one.
-fn header_end(buf: &[u8]) -> Option<usize> {
+/// CRLF line endings), if the buffer contains one, and the number of lines
+/// before it (a bound on the header fields, so their list is sized once).
+fn header_end_and_lines(buf: &[u8]) -> Option<(usize, usize)> {
     let mut line_start = 0;
+    let mut lines = 0;
     for (i, &b) in buf.iter().enumerate() {
         if b != b'\n' {
             continue;
         }
         let line = buf.get(line_start..i)?;
         if line.is_empty() || line == b"\r" {
-            return Some(i + 1);
+            return Some((i + 1, lines));
         }
+        lines += 1;
         line_start = i + 1;
     }
     None
@@ -961,16 +975,20 @@ fn header_end(buf: &[u8]) -> Option<usize> {
 /// Splits the header section into the start line and the header fields,
 /// unfolding continuation lines. Spans point into `head`, or past its end
 /// into the returned spill text where a folded value was unfolded.
-fn parse_head(head: &str) -> Result<(Span, Vec<Field>, String), ParseError> {
-    // One field per line at most: sized once, never regrown.
-    let lines_max = head.bytes().filter(|&b| b == b'\n').count();
-    let mut fields = Vec::with_capacity(lines_max.saturating_sub(1));
+///
+/// `lines` (the start line and the header lines) sizes the field list once.
+fn parse_head(head: &str, lines: usize) -> Result<(Span, Vec<Field>, String), ParseError> {
+    let mut fields = Vec::with_capacity(lines.saturating_sub(1));
     let mut spill = String::new();
     let mut start = None;
+    let bytes = head.as_bytes();
     let mut at = 0;
-    for raw in head.split('\n') {
+    // Line by line as `split('\n')` would go, with a plain byte scan.
+    while at <= bytes.len() {
+        let (raw_len, control) = scan_line(bytes.get(at..).unwrap_or_default());
         let line_at = at;
-        at += raw.len() + 1;
+        at += raw_len + 1;
+        let raw = head.get(line_at..line_at + raw_len).unwrap_or_default();
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         let span = Span {
             start: line_at,
@@ -980,14 +998,14 @@ fn parse_head(head: &str) -> Result<(Span, Vec<Field>, String), ParseError> {
             if line.is_empty() {
                 return Err(err("missing start line"));
             }
-            check_line(line)?;
+            check_line(control)?;
             start = Some(span);
             continue;
         }
         if line.is_empty() {
             break;
         }
-        check_line(line)?;
+        check_line(control)?;
         if line.starts_with(is_ws) {
             let field = fields
                 .last_mut()
@@ -1001,11 +1019,28 @@ fn parse_head(head: &str) -> Result<(Span, Vec<Field>, String), ParseError> {
     Ok((start, fields, spill))
 }
 
-/// Rejects control characters (other than HT), including a stray CR.
-fn check_line(line: &str) -> Result<(), ParseError> {
-    // Bytes, not chars: control characters are ASCII, and UTF-8 continuation
-    // bytes are all >= 0x80.
-    if line.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+/// Length of the first line of `rest` (up to its LF, or all of it) and
+/// whether it holds a control character other than HT and a CR just before
+/// the line end: one pass over the bytes for both.
+fn scan_line(rest: &[u8]) -> (usize, bool) {
+    let mut control = false;
+    for (i, &b) in rest.iter().enumerate() {
+        // Control characters are ASCII, and UTF-8 continuation bytes are all >= 0x80.
+        if b < 0x20 || b == 0x7f {
+            match b {
+                b'\n' => return (i, control),
+                b'\t' => {}
+                b'\r' if rest.get(i + 1).is_none_or(|&next| next == b'\n') => {}
+                _ => control = true,
+            }
+        }
+    }
+    (rest.len(), control)
+}
+
+/// Rejects a line with control characters (other than HT), including a stray CR.
+fn check_line(control: bool) -> Result<(), ParseError> {
+    if control {
         Err(err("control character in header section"))
     } else {
         Ok(())
@@ -1041,9 +1076,12 @@ fn fold(head: &str, spill: &mut String, field: &mut Field, continuation: &str) {
 /// Parses `Name SWS ":" value` (the line starting at `line_at` in the header
 /// section) into a field.
 fn parse_header_line(line: &str, line_at: usize) -> Result<Field, ParseError> {
-    let (name, value) = line
-        .split_once(':')
+    let colon = line
+        .bytes()
+        .position(|b| b == b':')
         .ok_or_else(|| err("header line without ':'"))?;
+    let (name, value) = split_str(line, colon);
+    let value = value.get(1..).unwrap_or_default();
     let name = name.trim_end_matches(is_ws);
     if !is_token(name) {
         return Err(err("bad header name"));
