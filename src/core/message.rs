@@ -126,7 +126,11 @@ fn is_token_char(c: char) -> bool {
 
 /// True for a non-empty string made only of token characters.
 fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(is_token_char)
+    // Bytes: token characters are ASCII, and no byte of a multi-byte
+    // character is one.
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii() && is_token_char(char::from(b)))
 }
 
 /// A byte range of a response's text.
@@ -661,21 +665,24 @@ impl<'a> Iterator for ListItems<'a> {
     fn next(&mut self) -> Option<&'a str> {
         let value = self.rest?;
         let (mut in_quotes, mut in_angle, mut escaped) = (false, false, false);
-        for (i, c) in value.char_indices() {
+        // Bytes: the delimiters are ASCII, so `i` is always a char boundary. An
+        // escaped multi-byte character clears `escaped` on its first byte; the
+        // others (all >= 0x80) change nothing.
+        for (i, c) in value.bytes().enumerate() {
             if in_quotes {
                 match (escaped, c) {
                     (true, _) => escaped = false,
-                    (false, '\\') => escaped = true,
-                    (false, '"') => in_quotes = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => in_quotes = false,
                     _ => {}
                 }
                 continue;
             }
             match c {
-                '"' if !in_angle => in_quotes = true,
-                '<' => in_angle = true,
-                '>' => in_angle = false,
-                ',' if !in_angle => {
+                b'"' if !in_angle => in_quotes = true,
+                b'<' => in_angle = true,
+                b'>' => in_angle = false,
+                b',' if !in_angle => {
                     self.rest = value.get(i + 1..);
                     return Some(value.get(..i).unwrap_or_default());
                 }
@@ -735,11 +742,12 @@ fn for_each_raw_param<'a>(
 /// Byte offset of the `;` that ends the first parameter (or the length),
 /// skipping quoted strings. `None` if a quote is left open.
 fn param_end(s: &str) -> Option<usize> {
-    let mut chars = s.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            ';' => return Some(i),
-            '"' => skip_quoted(&mut chars)?,
+    // Bytes: the delimiters are ASCII and never part of a multi-byte character.
+    let mut bytes = s.bytes().enumerate();
+    while let Some((i, b)) = bytes.next() {
+        match b {
+            b';' => return Some(i),
+            b'"' => skip_quoted(&mut bytes)?,
             _ => {}
         }
     }
@@ -748,13 +756,13 @@ fn param_end(s: &str) -> Option<usize> {
 
 /// Advances past the closing quote of a quoted string whose opening quote
 /// was just consumed.
-fn skip_quoted(chars: &mut std::str::CharIndices<'_>) -> Option<()> {
-    while let Some((_, c)) = chars.next() {
-        match c {
-            '\\' => {
-                chars.next()?;
+fn skip_quoted(bytes: &mut impl Iterator<Item = (usize, u8)>) -> Option<()> {
+    while let Some((_, b)) = bytes.next() {
+        match b {
+            b'\\' => {
+                bytes.next()?;
             }
-            '"' => return Some(()),
+            b'"' => return Some(()),
             _ => {}
         }
     }

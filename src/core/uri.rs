@@ -113,18 +113,23 @@ impl V4Text {
         };
         for (i, octet) in addr.octets().into_iter().enumerate() {
             if i > 0 {
-                out.push(b".");
+                out.push(b'.');
             }
-            out.push(Decimal::new(u64::from(octet)).as_str().as_bytes());
+            if octet >= 100 {
+                out.push(b'0' + octet / 100);
+            }
+            if octet >= 10 {
+                out.push(b'0' + octet / 10 % 10);
+            }
+            out.push(b'0' + octet % 10);
         }
         out
     }
 
-    fn push(&mut self, bytes: &[u8]) {
-        let end = self.len + bytes.len();
-        if let Some(dst) = self.buf.get_mut(self.len..end) {
-            dst.copy_from_slice(bytes);
-            self.len = end;
+    fn push(&mut self, byte: u8) {
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = byte;
+            self.len += 1;
         }
     }
 
@@ -640,6 +645,22 @@ fn headers_contained(a: &[(String, String)], b: &[(String, String)]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stack_text_matches_the_std_printers() {
+        for n in [0u64, 7, 10, 99, 100, 65_535, 4_294_967_295, u64::MAX] {
+            assert_eq!(Decimal::new(n).as_str(), n.to_string());
+        }
+        for octets in [
+            [0, 0, 0, 0],
+            [127, 0, 0, 1],
+            [9, 10, 99, 100],
+            [255, 250, 199, 200],
+        ] {
+            let addr = Ipv4Addr::from(octets);
+            assert_eq!(V4Text::new(addr).as_str(), addr.to_string());
+        }
+    }
 
     fn uri(s: &str) -> Uri {
         Uri::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
