@@ -279,6 +279,59 @@ impl Response {
         first.parse().ok()
     }
 
+    /// The topmost Via's [`public_address`](Via::public_address), read in place
+    /// (no [`Via`] is built; every 2xx is asked this).
+    pub fn top_via_public_address(&self) -> Option<std::net::SocketAddr> {
+        let first = first_list_item(self.header("via")?)?;
+        let s = first.trim_matches(is_ws);
+        let (_, rest) = sent_protocol(s).ok()?;
+        let sent_by_start = rest.trim_start_matches(is_ws);
+        if sent_by_start.len() == rest.len() {
+            return None;
+        }
+        let (sent_by, params) = split_before(sent_by_start, ';');
+        let (host, port) = uri::parse_hostport(sent_by.trim_end_matches(is_ws)).ok()?;
+        let (mut received, mut rport) = (None, None);
+        for_each_raw_param(params, |name, value| {
+            if received.is_none() && name.eq_ignore_ascii_case("received") {
+                received = Some(value);
+            }
+            if rport.is_none() && name.eq_ignore_ascii_case("rport") {
+                rport = Some(value);
+            }
+        })
+        .ok()?;
+        // Values unquoted as `Via` stores them (quotes are rare: no copy otherwise).
+        fn unquoted(v: &str) -> Cow<'_, str> {
+            if v.starts_with('"') {
+                Cow::Owned(unquote(v))
+            } else {
+                Cow::Borrowed(v)
+            }
+        }
+        let received = received.flatten().map(unquoted);
+        let rport = rport
+            .flatten()
+            .map(unquoted)
+            .and_then(|p| p.parse::<u16>().ok())
+            .filter(|p| *p != 0);
+        if received.is_none() && rport.is_none() {
+            return None;
+        }
+        let ip: std::net::IpAddr = match (received, &host) {
+            (Some(text), _) => text.trim_matches(|c| c == '[' || c == ']').parse().ok()?,
+            (None, Host::V4(addr)) => (*addr).into(),
+            (None, Host::V6(addr)) => (*addr).into(),
+            (None, Host::Domain(name)) => {
+                name.trim_matches(|c| c == '[' || c == ']').parse().ok()?
+            }
+        };
+        Some(std::net::SocketAddr::new(
+            ip,
+            rport.or(port).unwrap_or(5060),
+        ))
+    }
+
     /// The `branch` of the topmost Via, as [`top_via`](Self::top_via) would give
     /// it, read in place (the per-response routing path: no Via is built).
     /// A quoted branch (never one of ours) gives `None`.
@@ -1832,6 +1885,11 @@ Content-Length: 0
             if !quoted {
                 assert_eq!(r.top_branch(), slow, "top_branch agrees with top_via");
             }
+            assert_eq!(
+                r.top_via_public_address(),
+                via.as_ref().and_then(Via::public_address),
+                "top_via_public_address agrees with top_via"
+            );
         }
         let text = String::from_utf8_lossy(buf);
         let _ = split_list(&text);
@@ -1915,6 +1973,28 @@ Path: <sip:edge.example.com;lr;ob>\r\nContent-Length: 0\r\n\r\n";
             ]
         );
         assert_eq!(r.paths(), ["sip:edge.example.com;lr;ob"]);
+    }
+
+    #[test]
+    fn top_via_public_address_agrees_with_via() {
+        for via in [
+            "SIP/2.0/UDP 10.0.0.2:5080;branch=z9hG4bKx;rport=40001;received=203.0.113.7",
+            "SIP/2.0/UDP 10.0.0.2:5080;branch=z9hG4bKx;rport",
+            "SIP/2.0/UDP 10.0.0.2:5080;RPORT=7;branch=b;rport=8",
+            "SIP/2.0/TCP [::1]:5080;received=::2",
+            "SIP/2.0/TCP [::1];rport=9",
+            "SIP/2.0/UDP h.example;received=not-an-ip;rport=9",
+            "SIP/2.0/UDP h.example;rport=9",
+            "SIP/2.0/UDP h.example;received=\"192.0.2.1\";rport=\"77\"",
+            "SIP/2.0/UDP h.example;received=[2001:db8::5];rport=0",
+            "SIP/2.0/UDP 10.0.0.2;received=192.0.2.9;bad param",
+            "SIP/2.0/UDP 10.0.0.2;received=192.0.2.9, SIP/2.0/UDP 10.9.9.9;received=192.0.2.8",
+        ] {
+            let r = with_headers(&format!("Via: {via}\r\n"));
+            let slow = r.top_via().and_then(|v| v.public_address());
+            assert_eq!(r.top_via_public_address(), slow, "{via}");
+        }
+        assert_eq!(with_headers("").top_via_public_address(), None);
     }
 
     #[test]

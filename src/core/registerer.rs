@@ -1281,7 +1281,7 @@ impl Registerer {
                 self.outbound_in_use = p.outbound && resp.lists_option("require", "outbound");
                 self.routing = RoutingFacts::from_response(resp, mine.first().copied());
                 self.start_keepalive(now, resp);
-                let seen = resp.top_via().and_then(|v| v.public_address());
+                let seen = resp.top_via_public_address();
                 if seen.is_some() {
                     self.public_address = seen;
                 }
