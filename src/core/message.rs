@@ -824,8 +824,14 @@ fn skip_quoted(bytes: &mut impl Iterator<Item = (usize, u8)>) -> Option<()> {
 
 /// Parses one `name[=value]` parameter, value left as written.
 fn parse_param(p: &str) -> Result<(&str, Option<&str>), ParseError> {
-    let (name, value) = match p.split_once('=') {
-        Some((name, value)) => (name, Some(value.trim_matches(is_ws))),
+    let (name, value) = match p.bytes().position(|b| b == b'=') {
+        Some(at) => {
+            let (name, value) = split_str(p, at);
+            (
+                name,
+                Some(value.get(1..).unwrap_or_default().trim_matches(is_ws)),
+            )
+        }
         None => (p, None),
     };
     let name = name.trim_matches(is_ws);
@@ -843,6 +849,10 @@ fn parse_param(p: &str) -> Result<(&str, Option<&str>), ParseError> {
 fn check_param_value(v: &str) -> Result<(), ParseError> {
     let ok = if v.starts_with('"') {
         quoted_len(v) == Some(v.len()) && !v.chars().any(|c| c.is_ascii_control() && c != '\t')
+    } else if v.is_ascii() {
+        // The usual case, by bytes: ASCII whitespace other than SP is all control.
+        !v.bytes()
+            .any(|b| b == b'"' || b == b' ' || b < 0x20 || b == 0x7f)
     } else {
         !v.chars()
             .any(|c| c == '"' || c.is_whitespace() || c.is_control())
