@@ -11,6 +11,7 @@
 //!
 //! Not supported (unused by SIP): `userhash`, `charset`, `username*`.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use md5::Md5;
@@ -103,7 +104,7 @@ enum HashFn {
 
 impl HashFn {
     /// Hashes `fields` joined with `:` (the RFC's `H(a:b:c)`) and returns lower-case hex.
-    fn hex<T: AsRef<[u8]>>(self, fields: &[T]) -> String {
+    fn hex<T: AsRef<[u8]>>(self, fields: &[T]) -> Hex {
         match self {
             HashFn::Md5 => hex_digest::<Md5, T>(fields),
             HashFn::Sha256 => hex_digest::<Sha256, T>(fields),
@@ -113,7 +114,7 @@ impl HashFn {
 }
 
 /// Feeds the fields to `D` with `:` between them, so no joined copy is built.
-fn hex_digest<D: Digest, T: AsRef<[u8]>>(fields: &[T]) -> String {
+fn hex_digest<D: Digest, T: AsRef<[u8]>>(fields: &[T]) -> Hex {
     let mut hasher = D::new();
     for (i, field) in fields.iter().enumerate() {
         if i > 0 {
@@ -124,13 +125,42 @@ fn hex_digest<D: Digest, T: AsRef<[u8]>>(fields: &[T]) -> String {
     to_hex(&hasher.finalize())
 }
 
-/// Lower-case hex, as Digest requires (one allocation, no formatting machinery).
-fn to_hex(bytes: &[u8]) -> String {
+/// Lower-case hex text of a digest (at most 32 bytes) or of the nonce count,
+/// kept on the stack: HA1, HA2 and the response need no allocation.
+#[derive(Clone, Copy)]
+struct Hex {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl Hex {
+    /// The text.
+    fn as_str(&self) -> &str {
+        self.buf
+            .get(..self.len)
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .unwrap_or_default()
+    }
+}
+
+impl AsRef<[u8]> for Hex {
+    fn as_ref(&self) -> &[u8] {
+        self.as_str().as_bytes()
+    }
+}
+
+/// Lower-case hex, as Digest requires (bytes past 32 are not written; none of
+/// our hashes is longer).
+fn to_hex(bytes: &[u8]) -> Hex {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    let mut out = Hex {
+        buf: [0; 64],
+        len: 0,
+    };
+    for (b, pair) in bytes.iter().zip(out.buf.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
+        out.len += 2;
     }
     out
 }
@@ -297,24 +327,36 @@ impl<'a> Cursor<'a> {
         taken
     }
 
-    /// Reads a quoted-string body after its opening `"`, undoing `\` escapes.
-    fn quoted_string(&mut self) -> Result<String, DigestError> {
-        let mut out = String::new();
-        let mut chars = self.rest.char_indices();
-        while let Some((_, c)) = chars.next() {
+    /// Reads a quoted-string body after its opening `"`, undoing `\` escapes
+    /// (borrowed from the input when there are none, the usual case).
+    fn quoted_string(&mut self) -> Result<Cow<'a, str>, DigestError> {
+        let text = self.rest;
+        // Unescaped text so far: `text[..plain]`, or all of `owned` once an escape is seen.
+        let mut owned: Option<String> = None;
+        let mut chars = text.char_indices();
+        while let Some((i, c)) = chars.next() {
             match c {
                 '"' => {
                     self.rest = chars.as_str();
-                    return Ok(out);
+                    return Ok(match owned {
+                        Some(out) => Cow::Owned(out),
+                        None => Cow::Borrowed(text.get(..i).unwrap_or_default()),
+                    });
                 }
                 '\\' => match chars.next() {
-                    Some((_, escaped)) if !is_bad_control(escaped) => out.push(escaped),
+                    Some((_, escaped)) if !is_bad_control(escaped) => owned
+                        .get_or_insert_with(|| text.get(..i).unwrap_or_default().to_owned())
+                        .push(escaped),
                     _ => return Err(malformed("bad escape in quoted string", self.rest)),
                 },
                 c if is_bad_control(c) => {
                     return Err(malformed("control character in quoted string", self.rest))
                 }
-                c => out.push(c),
+                c => {
+                    if let Some(out) = owned.as_mut() {
+                        out.push(c);
+                    }
+                }
             }
         }
         Err(malformed("unterminated quoted string", self.rest))
@@ -343,22 +385,74 @@ pub fn parse_challenge(value: &str) -> Result<Challenge, DigestError> {
     if !cur.is_empty() && !cur.rest.starts_with(is_ows) {
         return Err(malformed("expected a space after Digest", cur.rest));
     }
-    let params = parse_params(&mut cur)?;
-    build_challenge(&params)
+    let mut found = Found::default();
+    parse_params(&mut cur, &mut found)?;
+    found.into_challenge()
+}
+
+/// The parameters a challenge keeps, as read (first occurrence of each).
+#[derive(Default)]
+struct Found<'a> {
+    realm: Option<Cow<'a, str>>,
+    nonce: Option<Cow<'a, str>>,
+    opaque: Option<Cow<'a, str>>,
+    algorithm: Option<Cow<'a, str>>,
+    qop: Option<Cow<'a, str>>,
+    stale: Option<Cow<'a, str>>,
+    domain: Option<Cow<'a, str>>,
+}
+
+impl<'a> Found<'a> {
+    /// Keeps `value` if `name` is one we use and was not seen before (so a later
+    /// duplicate cannot override it); unknown names are ignored.
+    fn keep(&mut self, name: &str, value: Cow<'a, str>) {
+        let slot = match name.len() {
+            3 if name.eq_ignore_ascii_case("qop") => &mut self.qop,
+            5 if name.eq_ignore_ascii_case("realm") => &mut self.realm,
+            5 if name.eq_ignore_ascii_case("nonce") => &mut self.nonce,
+            5 if name.eq_ignore_ascii_case("stale") => &mut self.stale,
+            6 if name.eq_ignore_ascii_case("opaque") => &mut self.opaque,
+            6 if name.eq_ignore_ascii_case("domain") => &mut self.domain,
+            9 if name.eq_ignore_ascii_case("algorithm") => &mut self.algorithm,
+            _ => return,
+        };
+        if slot.is_none() {
+            *slot = Some(value);
+        }
+    }
+
+    /// The challenge, checking the required parameters.
+    fn into_challenge(self) -> Result<Challenge, DigestError> {
+        Ok(Challenge {
+            realm: self
+                .realm
+                .ok_or(DigestError::MissingParam("realm"))?
+                .into_owned(),
+            nonce: self
+                .nonce
+                .ok_or(DigestError::MissingParam("nonce"))?
+                .into_owned(),
+            opaque: self.opaque.map(Cow::into_owned),
+            algorithm: self.algorithm.map(Cow::into_owned),
+            qop: self.qop.map(|q| split_list(&q)).unwrap_or_default(),
+            stale: self.stale.is_some_and(|s| s.eq_ignore_ascii_case("true")),
+            domain: self.domain.map(Cow::into_owned),
+        })
+    }
 }
 
 /// Reads the comma-separated `name=value` list, tolerating empty elements.
-fn parse_params(cur: &mut Cursor<'_>) -> Result<Vec<(String, String)>, DigestError> {
-    let mut params = Vec::new();
+fn parse_params<'a>(cur: &mut Cursor<'a>, found: &mut Found<'a>) -> Result<(), DigestError> {
     loop {
         cur.skip_ows();
         if cur.is_empty() {
-            return Ok(params);
+            return Ok(());
         }
         if cur.eat(',') {
             continue;
         }
-        params.push(parse_param(cur)?);
+        let (name, value) = parse_param(cur)?;
+        found.keep(name, value);
         cur.skip_ows();
         if !cur.is_empty() && !cur.eat(',') {
             return Err(malformed("expected ',' between parameters", cur.rest));
@@ -366,8 +460,8 @@ fn parse_params(cur: &mut Cursor<'_>) -> Result<Vec<(String, String)>, DigestErr
     }
 }
 
-/// Reads one `name = value`; the name comes back lower-cased since names ignore case.
-fn parse_param(cur: &mut Cursor<'_>) -> Result<(String, String), DigestError> {
+/// Reads one `name = value`; names are matched ignoring case.
+fn parse_param<'a>(cur: &mut Cursor<'a>) -> Result<(&'a str, Cow<'a, str>), DigestError> {
     let name = cur.take_while(is_tchar);
     if name.is_empty() {
         return Err(malformed("expected a parameter name", cur.rest));
@@ -384,29 +478,9 @@ fn parse_param(cur: &mut Cursor<'_>) -> Result<(String, String), DigestError> {
         if bare.is_empty() {
             return Err(malformed("expected a value", cur.rest));
         }
-        bare.to_owned()
+        Cow::Borrowed(bare)
     };
-    Ok((name.to_ascii_lowercase(), value))
-}
-
-/// Turns the raw parameters into a challenge, checking the required ones.
-fn build_challenge(params: &[(String, String)]) -> Result<Challenge, DigestError> {
-    // First occurrence wins, so a later duplicate cannot override what was already seen.
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-    };
-    Ok(Challenge {
-        realm: get("realm").ok_or(DigestError::MissingParam("realm"))?,
-        nonce: get("nonce").ok_or(DigestError::MissingParam("nonce"))?,
-        opaque: get("opaque"),
-        algorithm: get("algorithm"),
-        qop: get("qop").map(|q| split_list(&q)).unwrap_or_default(),
-        stale: get("stale").is_some_and(|s| s.eq_ignore_ascii_case("true")),
-        domain: get("domain"),
-    })
+    Ok((name, value))
 }
 
 /// Splits a quoted comma list such as `auth, auth-int`, dropping empty items.
@@ -482,7 +556,8 @@ impl fmt::Debug for Answer<'_> {
 pub fn authorization(challenge: &Challenge, answer: &Answer) -> Result<String, DigestError> {
     let (alg, qop) = plan(challenge)?;
     check_header_safe(challenge, answer)?;
-    let response = response_hash(challenge, alg, qop, answer)?;
+    let response = response_hex(challenge, alg, qop, answer)?;
+    let response = response.as_str();
     // Written into one buffer: this runs for every authenticated REGISTER.
     let mut out = String::with_capacity(
         160 + answer.username.len()
@@ -502,7 +577,7 @@ pub fn authorization(challenge: &Challenge, answer: &Answer) -> Result<String, D
     out.push_str(", uri=");
     push_quoted(&mut out, answer.uri);
     out.push_str(", response=\"");
-    out.push_str(&response);
+    out.push_str(response);
     out.push_str("\", algorithm=");
     out.push_str(alg.as_str());
     if let Some(opaque) = &challenge.opaque {
@@ -513,7 +588,7 @@ pub fn authorization(challenge: &Challenge, answer: &Answer) -> Result<String, D
         out.push_str(", qop=");
         out.push_str(qop.as_str());
         out.push_str(", nc=");
-        out.push_str(&nc_hex(answer.nc));
+        out.push_str(nc_hex(answer.nc).as_str());
         out.push_str(", cnonce=");
         push_quoted(&mut out, answer.cnonce);
     }
@@ -532,6 +607,16 @@ pub fn response_hash(
     qop: Option<Qop>,
     answer: &Answer,
 ) -> Result<String, DigestError> {
+    response_hex(challenge, alg, qop, answer).map(|hex| hex.as_str().to_owned())
+}
+
+/// [`response_hash`] on the stack.
+fn response_hex(
+    challenge: &Challenge,
+    alg: Algorithm,
+    qop: Option<Qop>,
+    answer: &Answer,
+) -> Result<Hex, DigestError> {
     let password = answer.password.ok_or(DigestError::MissingPassword)?;
     require_qop_for_sess(alg, qop)?;
     let h = alg.hash_fn();
@@ -541,17 +626,17 @@ pub fn response_hash(
         Some(qop) => h.hex(&[
             ha1.as_str(),
             &challenge.nonce,
-            &nc_hex(answer.nc),
+            nc_hex(answer.nc).as_str(),
             answer.cnonce,
             qop.as_str(),
-            &ha2,
+            ha2.as_str(),
         ]),
-        None => h.hex(&[ha1.as_str(), &challenge.nonce, &ha2]),
+        None => h.hex(&[ha1.as_str(), &challenge.nonce, ha2.as_str()]),
     })
 }
 
 /// HA1 = H(user:realm:password), re-hashed with both nonces for `-sess`.
-fn ha1(alg: Algorithm, challenge: &Challenge, answer: &Answer, password: &str) -> String {
+fn ha1(alg: Algorithm, challenge: &Challenge, answer: &Answer, password: &str) -> Hex {
     let h = alg.hash_fn();
     let base = h.hex(&[answer.username, &challenge.realm, password]);
     if alg.is_sess() {
@@ -562,19 +647,19 @@ fn ha1(alg: Algorithm, challenge: &Challenge, answer: &Answer, password: &str) -
 }
 
 /// HA2 = H(method:uri), plus H(body) for auth-int.
-fn ha2(h: HashFn, qop: Option<Qop>, answer: &Answer) -> String {
+fn ha2(h: HashFn, qop: Option<Qop>, answer: &Answer) -> Hex {
     match qop {
         Some(Qop::AuthInt) => {
             let body_hash = h.hex(&[answer.body]);
-            h.hex(&[answer.method, answer.uri, &body_hash])
+            h.hex(&[answer.method, answer.uri, body_hash.as_str()])
         }
         Some(Qop::Auth) | None => h.hex(&[answer.method, answer.uri]),
     }
 }
 
 /// The nonce count as exactly eight lower-case hex digits.
-fn nc_hex(nc: u32) -> String {
-    format!("{nc:08x}")
+fn nc_hex(nc: u32) -> Hex {
+    to_hex(&nc.to_be_bytes())
 }
 
 /// Decides how to answer a challenge: algorithm and qop, or why it cannot be answered.

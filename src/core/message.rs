@@ -80,44 +80,34 @@ const COMMON_NAMES: [&str; 22] = [
     "flow-timer",
 ];
 
-/// Lower-case long form of a header name, so lookups work for any case and
-/// for compact forms. Borrowed (no allocation) when `name` is already in that
-/// form or is a common or compact name.
-fn canonical_name(name: &str) -> Cow<'static, str> {
-    let name = name.trim_matches(is_ws);
-    let mut chars = name.chars();
-    if let (Some(c), None) = (chars.next(), chars.next()) {
-        let c = c.to_ascii_lowercase();
-        if let Some((_, long)) = COMPACT_NAMES.iter().find(|(short, _)| *short == c) {
-            return Cow::Borrowed(long);
-        }
+/// The canonical (lower-case long) name of a compact or common header name,
+/// matched ignoring ASCII case; `None` for other names.
+fn known_name(name: &str) -> Option<&'static str> {
+    if let [c] = name.as_bytes() {
+        let c = char::from(c.to_ascii_lowercase());
+        return COMPACT_NAMES
+            .iter()
+            .find(|(short, _)| *short == c)
+            .map(|(_, long)| *long);
     }
-    // Lower-cased on the stack, then compared whole (length first) with the common names.
-    let mut buf = [0u8; 24];
-    if let Some(lower) = buf.get_mut(..name.len()) {
-        lower.copy_from_slice(name.as_bytes());
-        lower.make_ascii_lowercase();
-        let found = std::str::from_utf8(lower)
-            .ok()
-            .and_then(|l| COMMON_NAMES.iter().find(|n| **n == l));
-        if let Some(common) = found {
-            return Cow::Borrowed(common);
-        }
-    }
-    Cow::Owned(name.to_ascii_lowercase())
+    COMMON_NAMES
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(name))
+        .copied()
 }
 
-/// [`canonical_name`] for a lookup key, borrowing `name` when it is already canonical.
-fn lookup_name(name: &str) -> Cow<'_, str> {
-    let plain = name.len() > 1
-        && !name.starts_with(is_ws)
-        && !name.ends_with(is_ws)
-        && !name.bytes().any(|b| b.is_ascii_uppercase());
-    if plain {
-        Cow::Borrowed(name)
-    } else {
-        canonical_name(name)
+/// The name a lookup key stands for: a compact name expanded to its long
+/// form, any other name as given. Names are compared ignoring ASCII case, so
+/// no lower-cased copy is made.
+fn lookup_name(name: &str) -> &str {
+    let name = name.trim_matches(is_ws);
+    if let [c] = name.as_bytes() {
+        let c = char::from(c.to_ascii_lowercase());
+        if let Some((_, long)) = COMPACT_NAMES.iter().find(|(short, _)| *short == c) {
+            return long;
+        }
     }
+    name
 }
 
 /// Linear whitespace inside a line (SP or HT).
@@ -136,11 +126,54 @@ fn is_token_char(c: char) -> bool {
 
 /// True for a non-empty string made only of token characters.
 fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(is_token_char)
+    // Bytes: token characters are ASCII, and no byte of a multi-byte
+    // character is one.
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii() && is_token_char(char::from(b)))
 }
 
-/// Header fields as (lower-case long name, unfolded value), in order.
-type Headers = Vec<(Cow<'static, str>, String)>;
+/// A byte range of a response's text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Span {
+    start: usize,
+    end: usize,
+}
+
+/// A header's name: the canonical form of a compact or common name (no
+/// lookup needs to read the text), or where the name is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FieldName {
+    Known(&'static str),
+    Written(Span),
+}
+
+/// One header field: its name and where its (trimmed, unfolded) value is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Field {
+    name: FieldName,
+    value: Span,
+}
+
+/// The text of `span` in a header section `head` followed by `spill` (where
+/// folded values are unfolded); empty for a span that is not there.
+fn text_at<'a>(head: &'a str, spill: &'a str, span: Span) -> &'a str {
+    if span.end <= head.len() {
+        head.get(span.start..span.end)
+    } else {
+        let base = head.len();
+        spill.get(span.start.saturating_sub(base)..span.end - base)
+    }
+    .unwrap_or_default()
+}
+
+/// Whether `field` is named `wanted` (a long name, any case).
+fn field_is(head: &str, field: &Field, wanted: &str) -> bool {
+    match field.name {
+        FieldName::Known(name) => name.eq_ignore_ascii_case(wanted),
+        FieldName::Written(span) => text_at(head, "", span).eq_ignore_ascii_case(wanted),
+    }
+}
 
 /// A parsed SIP response. The body is not kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,11 +182,14 @@ pub struct Response {
     pub status: u16,
     /// Reason phrase exactly as received (may be empty).
     pub reason: String,
-    /// (lower-case long name, unfolded value) in message order.
-    headers: Headers,
-    /// Where the top Via's branch is: (header index, byte range in its value),
-    /// found once at parse time because every response is routed by it.
-    branch_at: Option<(usize, usize, usize)>,
+    /// The header section as received, then any unfolded values: every
+    /// header name and value is a range of this one buffer.
+    text: String,
+    /// The header fields in message order.
+    fields: Vec<Field>,
+    /// Where the top Via's branch is in `text`, found once at parse time
+    /// because every response is routed by it.
+    branch_at: Option<Span>,
 }
 
 impl Response {
@@ -165,20 +201,37 @@ impl Response {
     /// U+FFFD.
     pub fn parse(buf: &[u8]) -> Result<Response, ParseError> {
         let buf = buf.get(leading_crlf(buf)..).unwrap_or_default();
-        let head_len = header_end(buf).ok_or_else(|| err("incomplete header section"))?;
+        let (head_len, lines) =
+            header_end_and_lines(buf).ok_or_else(|| err("incomplete header section"))?;
         let (head, body) = split_bytes(buf, head_len);
         // Valid UTF-8 (the usual case) is checked by the fast validator.
         let head = match std::str::from_utf8(head) {
             Ok(text) => Cow::Borrowed(text),
             Err(_) => String::from_utf8_lossy(head),
         };
-        let (start, headers) = parse_head(&head)?;
-        let (status, reason) = parse_status_line(start)?;
-        check_body_length(&headers, body.len())?;
+        let (start, fields, spill) = parse_head(&head, lines)?;
+        let (status, reason) = parse_status_line(text_at(&head, "", start))?;
+        let reason = reason.to_owned();
+        // One buffer holds every name and value: the header section, then the
+        // unfolded values (usually none).
+        let text = match head {
+            Cow::Borrowed(head) => {
+                let mut text = String::with_capacity(head.len() + spill.len());
+                text.push_str(head);
+                text.push_str(&spill);
+                text
+            }
+            Cow::Owned(mut head) => {
+                head.push_str(&spill);
+                head
+            }
+        };
+        check_body_length(&text, &fields, body.len())?;
         let mut resp = Response {
             status,
-            reason: reason.to_owned(),
-            headers,
+            reason,
+            text,
+            fields,
             branch_at: None,
         };
         resp.branch_at = resp.find_top_branch();
@@ -189,20 +242,20 @@ impl Response {
     /// compact form.
     pub fn header(&self, name: &str) -> Option<&str> {
         let wanted = lookup_name(name);
-        self.headers
+        self.fields
             .iter()
-            .find(|(n, _)| *n == wanted)
-            .map(|(_, v)| v.as_str())
+            .find(|f| field_is(&self.text, f, wanted))
+            .map(|f| text_at(&self.text, "", f.value))
     }
 
     /// Every header line with that name (any case, long or compact form), in
     /// message order. Comma-separated lists on one line are not split.
     pub fn headers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         let wanted = lookup_name(name);
-        self.headers
+        self.fields
             .iter()
-            .filter(move |(n, _)| *n == wanted)
-            .map(|(_, v)| v.as_str())
+            .filter(move |f| field_is(&self.text, f, wanted))
+            .map(|f| text_at(&self.text, "", f.value))
     }
 
     /// The Call-ID header.
@@ -222,24 +275,75 @@ impl Response {
 
     /// The topmost Via value (first element of the first Via line).
     pub fn top_via(&self) -> Option<Via> {
-        let first = split_list(self.header("via")?).into_iter().next()?;
+        let first = first_list_item(self.header("via")?)?;
         first.parse().ok()
+    }
+
+    /// The topmost Via's [`public_address`](Via::public_address), read in place
+    /// (no [`Via`] is built; every 2xx is asked this).
+    pub fn top_via_public_address(&self) -> Option<std::net::SocketAddr> {
+        let first = first_list_item(self.header("via")?)?;
+        let s = first.trim_matches(is_ws);
+        let (_, rest) = sent_protocol(s).ok()?;
+        let sent_by_start = rest.trim_start_matches(is_ws);
+        if sent_by_start.len() == rest.len() {
+            return None;
+        }
+        let (sent_by, params) = split_before(sent_by_start, ';');
+        let (host, port) = uri::parse_hostport(sent_by.trim_end_matches(is_ws)).ok()?;
+        let (mut received, mut rport) = (None, None);
+        for_each_raw_param(params, |name, value| {
+            if received.is_none() && name.eq_ignore_ascii_case("received") {
+                received = Some(value);
+            }
+            if rport.is_none() && name.eq_ignore_ascii_case("rport") {
+                rport = Some(value);
+            }
+        })
+        .ok()?;
+        // Values unquoted as `Via` stores them (quotes are rare: no copy otherwise).
+        fn unquoted(v: &str) -> Cow<'_, str> {
+            if v.starts_with('"') {
+                Cow::Owned(unquote(v))
+            } else {
+                Cow::Borrowed(v)
+            }
+        }
+        let received = received.flatten().map(unquoted);
+        let rport = rport
+            .flatten()
+            .map(unquoted)
+            .and_then(|p| p.parse::<u16>().ok())
+            .filter(|p| *p != 0);
+        if received.is_none() && rport.is_none() {
+            return None;
+        }
+        let ip: std::net::IpAddr = match (received, &host) {
+            (Some(text), _) => text.trim_matches(|c| c == '[' || c == ']').parse().ok()?,
+            (None, Host::V4(addr)) => (*addr).into(),
+            (None, Host::V6(addr)) => (*addr).into(),
+            (None, Host::Domain(name)) => {
+                name.trim_matches(|c| c == '[' || c == ']').parse().ok()?
+            }
+        };
+        Some(std::net::SocketAddr::new(
+            ip,
+            rport.or(port).unwrap_or(5060),
+        ))
     }
 
     /// The `branch` of the topmost Via, as [`top_via`](Self::top_via) would give
     /// it, read in place (the per-response routing path: no Via is built).
     /// A quoted branch (never one of ours) gives `None`.
     pub fn top_branch(&self) -> Option<&str> {
-        let (i, start, end) = self.branch_at?;
-        self.headers.get(i)?.1.get(start..end)
+        let span = self.branch_at?;
+        self.text.get(span.start..span.end)
     }
 
     /// Locates the top Via's branch for [`top_branch`](Self::top_branch).
-    fn find_top_branch(&self) -> Option<(usize, usize, usize)> {
-        let wanted = lookup_name("via");
-        let index = self.headers.iter().position(|(n, _)| *n == wanted)?;
-        let line = self.headers.get(index)?.1.as_str();
-        let first = split_list(line).into_iter().next()?;
+    fn find_top_branch(&self) -> Option<Span> {
+        let line = self.header("via")?;
+        let first = first_list_item(line)?;
         let s = first.trim_matches(is_ws);
         let (_, rest) = sent_protocol(s).ok()?;
         let sent_by_start = rest.trim_start_matches(is_ws);
@@ -248,14 +352,14 @@ impl Response {
         }
         let (sent_by, params) = split_before(sent_by_start, ';');
         uri::parse_hostport(sent_by.trim_end_matches(is_ws)).ok()?;
-        let params = raw_params(params).ok()?;
-        let (_, value) = params
-            .into_iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case("branch"))?;
+        let value = find_raw_param(params, "branch").ok()??;
         let value = value.filter(|v| !v.starts_with('"'))?;
-        // `value` is a slice of `line`: its offset locates it.
-        let start = (value.as_ptr() as usize).checked_sub(line.as_ptr() as usize)?;
-        Some((index, start, start + value.len()))
+        // `value` is a slice of `text`: its offset locates it.
+        let start = (value.as_ptr() as usize).checked_sub(self.text.as_ptr() as usize)?;
+        Some(Span {
+            start,
+            end: start + value.len(),
+        })
     }
 
     /// Every Contact value of every Contact line, in order. A `*` contact
@@ -263,7 +367,7 @@ impl Response {
     pub fn contacts(&self) -> Result<Vec<NameAddr>, ParseError> {
         let mut out = Vec::new();
         for line in self.headers("contact") {
-            for item in split_list(line) {
+            for item in list_items(line) {
                 if item == "*" {
                     return Err(err("wildcard Contact in response"));
                 }
@@ -302,10 +406,7 @@ impl Response {
     /// The `tag` parameter of the To header.
     pub fn to_tag(&self) -> Option<&str> {
         let parts = split_name_addr(self.header("to")?).ok()?;
-        let params = raw_params(parts.params).ok()?;
-        let (_, tag) = params
-            .into_iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case("tag"))?;
+        let tag = find_raw_param(parts.params, "tag").ok()??;
         // Tags are tokens; a quoted or empty one is malformed.
         tag.filter(|t| is_token(t))
     }
@@ -318,7 +419,7 @@ impl Response {
     /// `Require`, `Supported`); case-insensitive.
     pub fn lists_option(&self, header: &str, tag: &str) -> bool {
         self.headers(header)
-            .flat_map(split_list)
+            .flat_map(list_items)
             .any(|t| t.eq_ignore_ascii_case(tag))
     }
 
@@ -339,7 +440,7 @@ impl Response {
 
     fn route_list(&self, name: &str) -> Vec<String> {
         self.headers(name)
-            .flat_map(split_list)
+            .flat_map(list_items)
             .filter_map(|v| v.parse::<NameAddr>().ok())
             .map(|n| n.uri.to_string())
             .collect()
@@ -591,34 +692,59 @@ fn find_param<'a>(params: &'a [(String, Option<String>)], name: &str) -> Option<
 /// Splits a header value on commas that are outside quotes and outside
 /// `<...>`. Elements are trimmed; empty elements are dropped.
 pub fn split_list(value: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let (mut start, mut in_quotes, mut in_angle, mut escaped) = (0, false, false, false);
-    for (i, c) in value.char_indices() {
-        if in_quotes {
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, '"') => in_quotes = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' if !in_angle => in_quotes = true,
-            '<' => in_angle = true,
-            '>' => in_angle = false,
-            ',' if !in_angle => {
-                out.push(value.get(start..i).unwrap_or_default());
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(value.get(start..).unwrap_or_default());
-    out.into_iter()
+    list_items(value).collect()
+}
+
+/// The first element of a comma-separated list (see [`split_list`]).
+fn first_list_item(value: &str) -> Option<&str> {
+    list_items(value).next()
+}
+
+/// The elements of a comma-separated list, lazily (see [`split_list`]).
+fn list_items(value: &str) -> impl Iterator<Item = &str> {
+    ListItems { rest: Some(value) }
         .map(|item| item.trim_matches(is_ws))
         .filter(|item| !item.is_empty())
-        .collect()
+}
+
+/// Iterator behind [`list_items`]: untrimmed elements, empty ones included.
+struct ListItems<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> Iterator for ListItems<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let value = self.rest?;
+        let (mut in_quotes, mut in_angle, mut escaped) = (false, false, false);
+        // Bytes: the delimiters are ASCII, so `i` is always a char boundary. An
+        // escaped multi-byte character clears `escaped` on its first byte; the
+        // others (all >= 0x80) change nothing.
+        for (i, c) in value.bytes().enumerate() {
+            if in_quotes {
+                match (escaped, c) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => in_quotes = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match c {
+                b'"' if !in_angle => in_quotes = true,
+                b'<' => in_angle = true,
+                b'>' => in_angle = false,
+                b',' if !in_angle => {
+                    self.rest = value.get(i + 1..);
+                    return Some(value.get(..i).unwrap_or_default());
+                }
+                _ => {}
+            }
+        }
+        self.rest = None;
+        Some(value)
+    }
 }
 
 /// Parses ";a=b;c;d="q;x"" style parameter lists (quotes respected).
@@ -627,16 +753,31 @@ pub fn split_list(value: &str) -> Vec<&str> {
 /// Quoted values are returned with the quotes removed and `\` escapes
 /// resolved. Names must be tokens.
 pub fn parse_params(s: &str) -> Result<Vec<(String, Option<String>)>, ParseError> {
-    Ok(raw_params(s)?
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value.map(unquote)))
-        .collect())
+    let mut out = Vec::new();
+    for_each_raw_param(s, |name, value| {
+        out.push((name.to_owned(), value.map(unquote)));
+    })?;
+    Ok(out)
 }
 
-/// Like [`parse_params`] but returns slices of the input, values still
-/// quoted.
-fn raw_params(s: &str) -> Result<Vec<(&str, Option<&str>)>, ParseError> {
-    let mut out = Vec::new();
+/// The first parameter named `name` (ignoring case), value still quoted;
+/// an error if any parameter of the list is malformed (as [`parse_params`]).
+fn find_raw_param<'a>(s: &'a str, name: &str) -> Result<Option<Option<&'a str>>, ParseError> {
+    let mut found = None;
+    for_each_raw_param(s, |n, value| {
+        if found.is_none() && n.eq_ignore_ascii_case(name) {
+            found = Some(value);
+        }
+    })?;
+    Ok(found)
+}
+
+/// Calls `each` with the slices (name, value still quoted) of every
+/// parameter in order, without collecting them; stops at the first malformed one.
+fn for_each_raw_param<'a>(
+    s: &'a str,
+    mut each: impl FnMut(&'a str, Option<&'a str>),
+) -> Result<(), ParseError> {
     let mut rest = s.trim_start_matches(is_ws);
     while !rest.is_empty() {
         let body = rest
@@ -644,20 +785,22 @@ fn raw_params(s: &str) -> Result<Vec<(&str, Option<&str>)>, ParseError> {
             .ok_or_else(|| err("expected ';' before parameter"))?;
         let end = param_end(body).ok_or_else(|| err("unterminated quoted parameter"))?;
         let (param, tail) = split_str(body, end);
-        out.push(parse_param(param)?);
+        let (name, value) = parse_param(param)?;
+        each(name, value);
         rest = tail;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Byte offset of the `;` that ends the first parameter (or the length),
 /// skipping quoted strings. `None` if a quote is left open.
 fn param_end(s: &str) -> Option<usize> {
-    let mut chars = s.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            ';' => return Some(i),
-            '"' => skip_quoted(&mut chars)?,
+    // Bytes: the delimiters are ASCII and never part of a multi-byte character.
+    let mut bytes = s.bytes().enumerate();
+    while let Some((i, b)) = bytes.next() {
+        match b {
+            b';' => return Some(i),
+            b'"' => skip_quoted(&mut bytes)?,
             _ => {}
         }
     }
@@ -666,13 +809,13 @@ fn param_end(s: &str) -> Option<usize> {
 
 /// Advances past the closing quote of a quoted string whose opening quote
 /// was just consumed.
-fn skip_quoted(chars: &mut std::str::CharIndices<'_>) -> Option<()> {
-    while let Some((_, c)) = chars.next() {
-        match c {
-            '\\' => {
-                chars.next()?;
+fn skip_quoted(bytes: &mut impl Iterator<Item = (usize, u8)>) -> Option<()> {
+    while let Some((_, b)) = bytes.next() {
+        match b {
+            b'\\' => {
+                bytes.next()?;
             }
-            '"' => return Some(()),
+            b'"' => return Some(()),
             _ => {}
         }
     }
@@ -681,8 +824,14 @@ fn skip_quoted(chars: &mut std::str::CharIndices<'_>) -> Option<()> {
 
 /// Parses one `name[=value]` parameter, value left as written.
 fn parse_param(p: &str) -> Result<(&str, Option<&str>), ParseError> {
-    let (name, value) = match p.split_once('=') {
-        Some((name, value)) => (name, Some(value.trim_matches(is_ws))),
+    let (name, value) = match p.bytes().position(|b| b == b'=') {
+        Some(at) => {
+            let (name, value) = split_str(p, at);
+            (
+                name,
+                Some(value.get(1..).unwrap_or_default().trim_matches(is_ws)),
+            )
+        }
         None => (p, None),
     };
     let name = name.trim_matches(is_ws);
@@ -700,6 +849,10 @@ fn parse_param(p: &str) -> Result<(&str, Option<&str>), ParseError> {
 fn check_param_value(v: &str) -> Result<(), ParseError> {
     let ok = if v.starts_with('"') {
         quoted_len(v) == Some(v.len()) && !v.chars().any(|c| c.is_ascii_control() && c != '\t')
+    } else if v.is_ascii() {
+        // The usual case, by bytes: ASCII whitespace other than SP is all control.
+        !v.bytes()
+            .any(|b| b == b'"' || b == b' ' || b < 0x20 || b == 0x7f)
     } else {
         !v.chars()
             .any(|c| c == '"' || c.is_whitespace() || c.is_control())
@@ -769,7 +922,7 @@ pub fn frame(buf: &[u8], max_len: usize) -> Frame {
     if !first.is_ascii_alphabetic() || !start_line_plausible(buf) {
         return Frame::Invalid;
     }
-    let Some(head_len) = header_end(buf) else {
+    let Some((head_len, lines)) = header_end_and_lines(buf) else {
         return if buf.len() > max_len {
             Frame::Invalid
         } else {
@@ -780,10 +933,12 @@ pub fn frame(buf: &[u8], max_len: usize) -> Frame {
         return Frame::Invalid;
     }
     let head = String::from_utf8_lossy(buf.get(..head_len).unwrap_or_default());
-    let Ok((_, headers)) = parse_head(&head) else {
+    let Ok((_, fields, spill)) = parse_head(&head, lines) else {
         return Frame::Invalid;
     };
-    let Some(body_len) = first_value(&headers, "content-length").and_then(parse_length) else {
+    let Some(body_len) =
+        first_value(&head, &spill, &fields, "content-length").and_then(parse_length)
+    else {
         return Frame::Invalid;
     };
     match head_len.checked_add(body_len) {
@@ -869,80 +1024,157 @@ fn strip_prefix_ci<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
 }
 
 /// Offset just past the empty line that ends the header section (LF or
-/// CRLF line endings), if the buffer contains one.
-fn header_end(buf: &[u8]) -> Option<usize> {
+/// CRLF line endings), if the buffer contains one, and the number of lines
+/// before it (a bound on the header fields, so their list is sized once).
+fn header_end_and_lines(buf: &[u8]) -> Option<(usize, usize)> {
     let mut line_start = 0;
+    let mut lines = 0;
     for (i, &b) in buf.iter().enumerate() {
         if b != b'\n' {
             continue;
         }
         let line = buf.get(line_start..i)?;
         if line.is_empty() || line == b"\r" {
-            return Some(i + 1);
+            return Some((i + 1, lines));
         }
+        lines += 1;
         line_start = i + 1;
     }
     None
 }
 
-/// Splits the header section into the start line and the header list,
-/// unfolding continuation lines.
-fn parse_head(head: &str) -> Result<(&str, Headers), ParseError> {
-    let mut lines = head
-        .split('\n')
-        .map(|line| line.strip_suffix('\r').unwrap_or(line));
-    let start = lines
-        .next()
-        .filter(|line| !line.is_empty())
-        .ok_or_else(|| err("missing start line"))?;
-    check_line(start)?;
-    let mut headers = Headers::new();
-    for line in lines.take_while(|line| !line.is_empty()) {
-        check_line(line)?;
+/// Splits the header section into the start line and the header fields,
+/// unfolding continuation lines. Spans point into `head`, or past its end
+/// into the returned spill text where a folded value was unfolded.
+///
+/// `lines` (the start line and the header lines) sizes the field list once.
+fn parse_head(head: &str, lines: usize) -> Result<(Span, Vec<Field>, String), ParseError> {
+    let mut fields = Vec::with_capacity(lines.saturating_sub(1));
+    let mut spill = String::new();
+    let mut start = None;
+    let bytes = head.as_bytes();
+    let mut at = 0;
+    // Line by line as `split('\n')` would go, with a plain byte scan.
+    while at <= bytes.len() {
+        let (raw_len, control) = scan_line(bytes.get(at..).unwrap_or_default());
+        let line_at = at;
+        at += raw_len + 1;
+        let raw = head.get(line_at..line_at + raw_len).unwrap_or_default();
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        let span = Span {
+            start: line_at,
+            end: line_at + line.len(),
+        };
+        if start.is_none() {
+            if line.is_empty() {
+                return Err(err("missing start line"));
+            }
+            check_line(control)?;
+            start = Some(span);
+            continue;
+        }
+        if line.is_empty() {
+            break;
+        }
+        check_line(control)?;
         if line.starts_with(is_ws) {
-            let (_, value) = headers
+            let field = fields
                 .last_mut()
                 .ok_or_else(|| err("continuation line before any header"))?;
-            append_folded(value, line.trim_matches(is_ws));
+            fold(head, &mut spill, field, line.trim_matches(is_ws));
         } else {
-            headers.push(parse_header_line(line)?);
+            fields.push(parse_header_line(line, line_at)?);
         }
     }
-    Ok((start, headers))
+    let start = start.ok_or_else(|| err("missing start line"))?;
+    Ok((start, fields, spill))
 }
 
-/// Rejects control characters (other than HT), including a stray CR.
-fn check_line(line: &str) -> Result<(), ParseError> {
-    // Bytes, not chars: control characters are ASCII, and UTF-8 continuation
-    // bytes are all >= 0x80.
-    if line.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+/// Length of the first line of `rest` (up to its LF, or all of it) and
+/// whether it holds a control character other than HT and a CR just before
+/// the line end: one pass over the bytes for both.
+fn scan_line(rest: &[u8]) -> (usize, bool) {
+    let mut control = false;
+    for (i, &b) in rest.iter().enumerate() {
+        // Control characters are ASCII, and UTF-8 continuation bytes are all >= 0x80.
+        if b < 0x20 || b == 0x7f {
+            match b {
+                b'\n' => return (i, control),
+                b'\t' => {}
+                b'\r' if rest.get(i + 1).is_none_or(|&next| next == b'\n') => {}
+                _ => control = true,
+            }
+        }
+    }
+    (rest.len(), control)
+}
+
+/// Rejects a line with control characters (other than HT), including a stray CR.
+fn check_line(control: bool) -> Result<(), ParseError> {
+    if control {
         Err(err("control character in header section"))
     } else {
         Ok(())
     }
 }
 
-/// Joins a folded continuation onto the previous value with one space.
-fn append_folded(value: &mut String, continuation: &str) {
+/// Joins a folded continuation onto the field's value with one space. The
+/// value moves to the end of `spill` the first time (it then stays last there,
+/// since only the last field can be continued) and grows in place.
+fn fold(head: &str, spill: &mut String, field: &mut Field, continuation: &str) {
     if continuation.is_empty() {
         return;
     }
-    if !value.is_empty() {
-        value.push(' ');
+    let base = head.len();
+    let at_spill_end = field.value.start >= base && field.value.end == base + spill.len();
+    if !at_spill_end {
+        let start = base + spill.len();
+        // Only the last field is continued, so a spilled value is always at
+        // the end; anything else is still in `head`.
+        spill.push_str(text_at(head, "", field.value));
+        field.value = Span {
+            start,
+            end: base + spill.len(),
+        };
     }
-    value.push_str(continuation);
+    if field.value.start != field.value.end {
+        spill.push(' ');
+    }
+    spill.push_str(continuation);
+    field.value.end = base + spill.len();
 }
 
-/// Parses `Name SWS ":" value` into (canonical name, trimmed value).
-fn parse_header_line(line: &str) -> Result<(Cow<'static, str>, String), ParseError> {
-    let (name, value) = line
-        .split_once(':')
+/// Parses `Name SWS ":" value` (the line starting at `line_at` in the header
+/// section) into a field.
+fn parse_header_line(line: &str, line_at: usize) -> Result<Field, ParseError> {
+    let colon = line
+        .bytes()
+        .position(|b| b == b':')
         .ok_or_else(|| err("header line without ':'"))?;
+    let (name, value) = split_str(line, colon);
+    let value = value.get(1..).unwrap_or_default();
     let name = name.trim_end_matches(is_ws);
     if !is_token(name) {
         return Err(err("bad header name"));
     }
-    Ok((canonical_name(name), value.trim_matches(is_ws).to_owned()))
+    let name = match known_name(name) {
+        Some(known) => FieldName::Known(known),
+        None => FieldName::Written(Span {
+            start: line_at,
+            end: line_at + name.len(),
+        }),
+    };
+    let trimmed = value.trim_start_matches(is_ws);
+    // The value starts after the name part, the ':' and any blanks.
+    let value_start = line_at + (line.len() - value.len()) + (value.len() - trimmed.len());
+    let trimmed = trimmed.trim_end_matches(is_ws);
+    Ok(Field {
+        name,
+        value: Span {
+            start: value_start,
+            end: value_start + trimmed.len(),
+        },
+    })
 }
 
 /// `SIP/2.0 NNN reason` → (status, reason); the reason may be empty.
@@ -960,8 +1192,8 @@ fn parse_status_line(line: &str) -> Result<(u16, &str), ParseError> {
 }
 
 /// A body shorter than `Content-Length` announces means truncation.
-fn check_body_length(headers: &Headers, available: usize) -> Result<(), ParseError> {
-    let Some(value) = first_value(headers, "content-length") else {
+fn check_body_length(text: &str, fields: &[Field], available: usize) -> Result<(), ParseError> {
+    let Some(value) = first_value(text, "", fields, "content-length") else {
         return Ok(());
     };
     match parse_length(value) {
@@ -971,12 +1203,12 @@ fn check_body_length(headers: &Headers, available: usize) -> Result<(), ParseErr
     }
 }
 
-/// First value of a header given its canonical name.
-fn first_value<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
-    headers
+/// First value of a header given its long name, in `head` and its `spill`.
+fn first_value<'a>(head: &'a str, spill: &'a str, fields: &[Field], name: &str) -> Option<&'a str> {
+    fields
         .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
+        .find(|f| field_is(head, f, name))
+        .map(|f| text_at(head, spill, f.value))
 }
 
 /// True for a non-empty run of ASCII digits.
@@ -1164,6 +1396,20 @@ Content-Length: 0
         );
         let r = with_headers("Contact:\r\n <sip:a@h>;expires=5\r\n");
         assert_eq!(r.contacts().unwrap()[0].expires(), Some(5));
+        // Several folded fields, each unfolded on its own, and names kept as written.
+        let r = with_headers(
+            "X-Odd: one\r\n two\r\nX-Other: three\r\n\tfour\r\n five\r\nCall-ID: c\r\nX-Odd:\r\n \r\n",
+        );
+        assert_eq!(r.header("x-odd"), Some("one two"));
+        assert_eq!(r.headers("X-ODD").collect::<Vec<_>>(), ["one two", ""]);
+        assert_eq!(r.header("x-other"), Some("three four five"));
+        assert_eq!(r.call_id(), Some("c"));
+        let folded_length = "SIP/2.0 200 OK\r\nl:\r\n 2\r\n\r\nhi";
+        assert_eq!(
+            frame(folded_length.as_bytes(), 512),
+            Frame::Message(folded_length.len())
+        );
+        assert_eq!(parse(folded_length).header("content-length"), Some("2"));
         let bad = "SIP/2.0 200 OK\r\n folded: first\r\nContent-Length: 0\r\n\r\n";
         assert!(Response::parse(bad.as_bytes()).is_err());
     }
@@ -1649,6 +1895,11 @@ Content-Length: 0
             if !quoted {
                 assert_eq!(r.top_branch(), slow, "top_branch agrees with top_via");
             }
+            assert_eq!(
+                r.top_via_public_address(),
+                via.as_ref().and_then(Via::public_address),
+                "top_via_public_address agrees with top_via"
+            );
         }
         let text = String::from_utf8_lossy(buf);
         let _ = split_list(&text);
@@ -1732,6 +1983,28 @@ Path: <sip:edge.example.com;lr;ob>\r\nContent-Length: 0\r\n\r\n";
             ]
         );
         assert_eq!(r.paths(), ["sip:edge.example.com;lr;ob"]);
+    }
+
+    #[test]
+    fn top_via_public_address_agrees_with_via() {
+        for via in [
+            "SIP/2.0/UDP 10.0.0.2:5080;branch=z9hG4bKx;rport=40001;received=203.0.113.7",
+            "SIP/2.0/UDP 10.0.0.2:5080;branch=z9hG4bKx;rport",
+            "SIP/2.0/UDP 10.0.0.2:5080;RPORT=7;branch=b;rport=8",
+            "SIP/2.0/TCP [::1]:5080;received=::2",
+            "SIP/2.0/TCP [::1];rport=9",
+            "SIP/2.0/UDP h.example;received=not-an-ip;rport=9",
+            "SIP/2.0/UDP h.example;rport=9",
+            "SIP/2.0/UDP h.example;received=\"192.0.2.1\";rport=\"77\"",
+            "SIP/2.0/UDP h.example;received=[2001:db8::5];rport=0",
+            "SIP/2.0/UDP 10.0.0.2;received=192.0.2.9;bad param",
+            "SIP/2.0/UDP 10.0.0.2;received=192.0.2.9, SIP/2.0/UDP 10.9.9.9;received=192.0.2.8",
+        ] {
+            let r = with_headers(&format!("Via: {via}\r\n"));
+            let slow = r.top_via().and_then(|v| v.public_address());
+            assert_eq!(r.top_via_public_address(), slow, "{via}");
+        }
+        assert_eq!(with_headers("").top_via_public_address(), None);
     }
 
     #[test]

@@ -1386,7 +1386,7 @@ impl Registerer {
                 let routing = RoutingFacts::from_response(resp, mine.first().copied());
                 self.routing = (routing != RoutingFacts::EMPTY).then(|| Box::new(routing));
                 self.start_keepalive(now, resp);
-                let seen = resp.top_via().and_then(|v| v.public_address());
+                let seen = resp.top_via_public_address();
                 if seen.is_some() {
                     self.public_address = seen;
                 }

@@ -1,10 +1,9 @@
 //! Writes REGISTER requests (RFC 3261 §10.2) as bytes.
 
-use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::options::{Settings, Transport};
-use super::uri::{Host, Uri};
+use super::uri::{Decimal, Host, Scheme, Uri};
 
 /// Methods our contact accepts, advertised like SIP.js does.
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, REFER, MESSAGE";
@@ -71,35 +70,44 @@ pub struct RequestParts<'a> {
 
 /// Our contact URI at `local` (`;ob` added when RFC 5626 outbound is in use).
 pub fn contact_uri(settings: &Settings, local: SocketAddr, outbound: bool) -> String {
-    let host = match local.ip() {
-        std::net::IpAddr::V4(a) => Host::V4(a),
-        std::net::IpAddr::V6(a) => Host::V6(a),
-    };
-    let mut params = Vec::new();
+    let user = settings.ua.aor.user.as_deref();
+    let mut out = String::with_capacity(48 + user.map_or(0, str::len));
+    // What `Uri`'s Display gives for this URI, written straight into the buffer.
+    out.push_str(match settings.ua.aor.scheme {
+        Scheme::Sip => "sip:",
+        Scheme::Sips => "sips:",
+    });
+    if let Some(user) = user {
+        out.push_str(user);
+        out.push('@');
+    }
+    push_host_port(&mut out, local);
     if settings.transport != Transport::Udp {
-        params.push((
-            "transport".to_owned(),
-            Some(settings.transport.as_str().to_owned()),
-        ));
+        out.push_str(";transport=");
+        out.push_str(settings.transport.as_str());
     }
     if outbound {
-        params.push(("ob".to_owned(), None));
+        out.push_str(";ob");
     }
-    Uri {
-        scheme: settings.ua.aor.scheme,
-        user: settings.ua.aor.user.clone(),
-        password: None,
-        host,
-        port: Some(local.port()),
-        params,
-        headers: Vec::new(),
-    }
-    .to_string()
+    out
 }
 
-/// Writes `s` as a quoted-string.
-fn quoted(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
+/// Appends `host:port`, an IPv6 address in brackets.
+fn push_host_port(out: &mut String, addr: SocketAddr) {
+    match addr.ip() {
+        IpAddr::V4(a) => Host::V4(a).push_to(out),
+        IpAddr::V6(a) => Host::V6(a).push_to(out),
+    }
+    out.push(':');
+    push_decimal(out, u64::from(addr.port()));
+}
+
+fn push_decimal(out: &mut String, n: u64) {
+    out.push_str(Decimal::new(n).as_str());
+}
+
+/// Appends `s` as a quoted-string.
+fn push_quoted(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         if c == '"' || c == '\\' {
@@ -108,116 +116,357 @@ fn quoted(s: &str) -> String {
         out.push(c);
     }
     out.push('"');
-    out
 }
 
-fn name_addr(display: Option<&str>, uri: &str) -> String {
-    match display {
-        Some(d) => format!("{} <{uri}>", quoted(d)),
-        None => format!("<{uri}>"),
+/// Appends a name-addr: `"display" <uri>` or `<uri>`.
+fn push_name_addr(out: &mut String, display: Option<&str>, uri: &str) {
+    if let Some(d) = display {
+        push_quoted(out, d);
+        out.push(' ');
     }
+    out.push('<');
+    out.push_str(uri);
+    out.push('>');
 }
 
-/// Our Contact value with its parameters and `expires`.
-fn our_contact(p: &RequestParts, expires: u32) -> String {
+/// Appends our Contact value with its parameters and `expires`.
+fn push_our_contact(out: &mut String, p: &RequestParts, expires: u32) {
     let s = p.settings;
-    let mut c = format!("<{}>", p.contact_uri);
+    out.push('<');
+    out.push_str(p.contact_uri);
+    out.push('>');
     if let (Some(id), Some(urn), true) = (s.reg_id, &s.instance_urn, p.outbound) {
-        let _ = write!(c, ";reg-id={id};+sip.instance=\"<{urn}>\"");
+        out.push_str(";reg-id=");
+        push_decimal(out, u64::from(id));
+        push_instance(out, urn);
     } else if let Some(urn) = &s.instance_urn {
-        let _ = write!(c, ";+sip.instance=\"<{urn}>\"");
+        push_instance(out, urn);
     }
     for param in &s.extra_contact_params {
-        c.push(';');
-        c.push_str(param);
+        out.push(';');
+        out.push_str(param);
     }
-    let _ = write!(c, ";expires={expires}");
-    c
+    out.push_str(";expires=");
+    push_decimal(out, u64::from(expires));
 }
 
-fn sent_by(local: SocketAddr) -> String {
-    match local {
-        SocketAddr::V4(a) => a.to_string(),
-        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
-    }
+fn push_instance(out: &mut String, urn: &str) {
+    out.push_str(";+sip.instance=\"<");
+    out.push_str(urn);
+    out.push_str(">\"");
 }
 
-fn route_value(proxy: &Uri) -> String {
-    let mut uri = proxy.clone();
-    if uri.param("lr").is_none() {
+/// Appends the Route value for the outbound proxy (`;lr` added if missing).
+fn push_route(out: &mut String, proxy: &Uri) {
+    out.push('<');
+    if proxy.param("lr").is_some() {
+        proxy.push_to(out);
+    } else if proxy.headers.is_empty() {
+        // Parameters are printed last, so `lr` simply follows the URI.
+        proxy.push_to(out);
+        out.push_str(";lr");
+    } else {
+        let mut uri = proxy.clone();
         uri.params.push(("lr".to_owned(), None));
+        uri.push_to(out);
     }
-    format!("<{uri}>")
+    out.push('>');
 }
 
-/// Builds the complete REGISTER message.
+/// Builds the complete REGISTER message, written into one buffer sized for it.
 pub fn build_register(p: &RequestParts) -> Vec<u8> {
     let s = p.settings;
-    let mut m = String::with_capacity(768);
-    let _ = write!(m, "REGISTER {} SIP/2.0\r\n", s.registrar_text);
-    let _ = write!(
-        m,
-        "Via: SIP/2.0/{} {};branch={};rport\r\n",
-        s.transport.via_token(),
-        sent_by(p.local),
-        p.branch
-    );
-    m.push_str("Max-Forwards: 70\r\n");
+    let variable = s.registrar_text.len()
+        + p.branch.len()
+        + s.to_text.len()
+        + s.to_display_name.as_ref().map_or(0, |d| d.len() * 2 + 3)
+        + s.aor_text.len()
+        + s.from_display_name.as_ref().map_or(0, |d| d.len() * 2 + 3)
+        + p.from_tag.len()
+        + p.call_id.len()
+        + p.contact_uri.len()
+        + s.instance_urn.as_ref().map_or(0, |u| u.len() + 40)
+        + s.extra_contact_params
+            .iter()
+            .map(|c| c.len() + 1)
+            .sum::<usize>()
+        + p.stale_contacts.iter().map(|c| c.len() + 24).sum::<usize>()
+        + p.auth.iter().map(|(_, v)| v.len() + 24).sum::<usize>()
+        + s.ua.user_agent.len()
+        + s.extra_headers.iter().map(|h| h.len() + 2).sum::<usize>()
+        + s.ua.outbound_proxy.as_ref().map_or(0, |_| 128);
+    // The fixed text (names, Allow, Supported, numbers, addresses) fits in 400.
+    let mut m = String::with_capacity(variable + 400);
+    m.push_str("REGISTER ");
+    m.push_str(&s.registrar_text);
+    m.push_str(" SIP/2.0\r\nVia: SIP/2.0/");
+    m.push_str(s.transport.via_token());
+    m.push(' ');
+    push_host_port(&mut m, p.local);
+    m.push_str(";branch=");
+    m.push_str(p.branch);
+    m.push_str(";rport\r\nMax-Forwards: 70\r\n");
     if let Some(proxy) = &s.ua.outbound_proxy {
-        let _ = write!(m, "Route: {}\r\n", route_value(proxy));
+        m.push_str("Route: ");
+        push_route(&mut m, proxy);
+        m.push_str("\r\n");
     }
-    let _ = write!(
-        m,
-        "To: {}\r\n",
-        name_addr(s.to_display_name.as_deref(), &s.to_text)
-    );
-    let _ = write!(
-        m,
-        "From: {};tag={}\r\n",
-        name_addr(s.from_display_name.as_deref(), &s.aor_text),
-        p.from_tag
-    );
-    let _ = write!(m, "Call-ID: {}\r\n", p.call_id);
-    let _ = write!(m, "CSeq: {} REGISTER\r\n", p.cseq);
+    m.push_str("To: ");
+    push_name_addr(&mut m, s.to_display_name.as_deref(), &s.to_text);
+    m.push_str("\r\nFrom: ");
+    push_name_addr(&mut m, s.from_display_name.as_deref(), &s.aor_text);
+    m.push_str(";tag=");
+    m.push_str(p.from_tag);
+    m.push_str("\r\nCall-ID: ");
+    m.push_str(p.call_id);
+    m.push_str("\r\nCSeq: ");
+    push_decimal(&mut m, u64::from(p.cseq));
+    m.push_str(" REGISTER\r\n");
     let expires = match p.contact {
-        ContactSpec::Bind(e) => {
-            let _ = write!(m, "Contact: {}\r\n", our_contact(p, e));
-            e
-        }
-        ContactSpec::Remove => {
-            let _ = write!(m, "Contact: {}\r\n", our_contact(p, 0));
-            0
-        }
-        ContactSpec::RemoveAll => {
-            m.push_str("Contact: *\r\n");
-            0
-        }
+        ContactSpec::Bind(e) => e,
+        ContactSpec::Remove | ContactSpec::RemoveAll => 0,
     };
-    if p.contact != ContactSpec::RemoveAll {
+    if p.contact == ContactSpec::RemoveAll {
+        m.push_str("Contact: *\r\n");
+    } else {
+        m.push_str("Contact: ");
+        push_our_contact(&mut m, p, expires);
+        m.push_str("\r\n");
         for old in p.stale_contacts {
-            let _ = write!(m, "Contact: <{old}>;expires=0\r\n");
+            m.push_str("Contact: <");
+            m.push_str(old);
+            m.push_str(">;expires=0\r\n");
         }
     }
-    let _ = write!(m, "Expires: {expires}\r\n");
+    m.push_str("Expires: ");
+    push_decimal(&mut m, u64::from(expires));
+    m.push_str("\r\n");
     for (kind, value) in p.auth {
-        let _ = write!(m, "{}: {}\r\n", kind.name(), value);
+        m.push_str(kind.name());
+        m.push_str(": ");
+        m.push_str(value);
+        m.push_str("\r\n");
     }
-    let _ = write!(m, "Allow: {ALLOW}\r\n");
-    let mut supported = Vec::new();
-    if s.path_gruu {
-        supported.extend(["path", "gruu"]);
+    m.push_str("Allow: ");
+    m.push_str(ALLOW);
+    m.push_str("\r\n");
+    let supported: &[&str] = match (s.path_gruu, p.outbound) {
+        (true, true) => &["path", "gruu", "outbound"],
+        (true, false) => &["path", "gruu"],
+        (false, true) => &["outbound"],
+        (false, false) => &[],
+    };
+    if let Some((first, rest)) = supported.split_first() {
+        m.push_str("Supported: ");
+        m.push_str(first);
+        for tag in rest {
+            m.push_str(", ");
+            m.push_str(tag);
+        }
+        m.push_str("\r\n");
     }
-    if p.outbound {
-        supported.push("outbound");
-    }
-    if !supported.is_empty() {
-        let _ = write!(m, "Supported: {}\r\n", supported.join(", "));
-    }
-    let _ = write!(m, "User-Agent: {}\r\n", s.ua.user_agent);
+    m.push_str("User-Agent: ");
+    m.push_str(&s.ua.user_agent);
+    m.push_str("\r\n");
     for h in &s.extra_headers {
         m.push_str(h);
         m.push_str("\r\n");
     }
     m.push_str("Content-Length: 0\r\n\r\n");
     m.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::options::{RegistererOptions, UserAgentConfig};
+    use std::fmt::Write as _;
+
+    /// The REGISTER as the earlier `format!`-based writer produced it: the
+    /// buffer-writing version must give the very same bytes.
+    fn reference(p: &RequestParts) -> String {
+        let s = p.settings;
+        let q = |d: &str| {
+            let mut out = String::new();
+            push_quoted(&mut out, d);
+            out
+        };
+        let na = |d: Option<&str>, uri: &str| match d {
+            Some(d) => format!("{} <{uri}>", q(d)),
+            None => format!("<{uri}>"),
+        };
+        let contact = |e: u32| {
+            let mut c = format!("<{}>", p.contact_uri);
+            if let (Some(id), Some(urn), true) = (s.reg_id, &s.instance_urn, p.outbound) {
+                let _ = write!(c, ";reg-id={id};+sip.instance=\"<{urn}>\"");
+            } else if let Some(urn) = &s.instance_urn {
+                let _ = write!(c, ";+sip.instance=\"<{urn}>\"");
+            }
+            for param in &s.extra_contact_params {
+                let _ = write!(c, ";{param}");
+            }
+            let _ = write!(c, ";expires={e}");
+            c
+        };
+        let sent_by = match p.local {
+            SocketAddr::V4(a) => a.to_string(),
+            SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+        };
+        let mut m = String::new();
+        let _ = write!(m, "REGISTER {} SIP/2.0\r\n", s.registrar_text);
+        let _ = write!(
+            m,
+            "Via: SIP/2.0/{} {sent_by};branch={};rport\r\nMax-Forwards: 70\r\n",
+            s.transport.via_token(),
+            p.branch
+        );
+        if let Some(proxy) = &s.ua.outbound_proxy {
+            let mut uri = proxy.clone();
+            if uri.param("lr").is_none() {
+                uri.params.push(("lr".to_owned(), None));
+            }
+            let _ = write!(m, "Route: <{uri}>\r\n");
+        }
+        let _ = write!(
+            m,
+            "To: {}\r\n",
+            na(s.to_display_name.as_deref(), &s.to_text)
+        );
+        let _ = write!(
+            m,
+            "From: {};tag={}\r\n",
+            na(s.from_display_name.as_deref(), &s.aor_text),
+            p.from_tag
+        );
+        let _ = write!(m, "Call-ID: {}\r\nCSeq: {} REGISTER\r\n", p.call_id, p.cseq);
+        let expires = match p.contact {
+            ContactSpec::Bind(e) => {
+                let _ = write!(m, "Contact: {}\r\n", contact(e));
+                e
+            }
+            ContactSpec::Remove => {
+                let _ = write!(m, "Contact: {}\r\n", contact(0));
+                0
+            }
+            ContactSpec::RemoveAll => {
+                m.push_str("Contact: *\r\n");
+                0
+            }
+        };
+        if p.contact != ContactSpec::RemoveAll {
+            for old in p.stale_contacts {
+                let _ = write!(m, "Contact: <{old}>;expires=0\r\n");
+            }
+        }
+        let _ = write!(m, "Expires: {expires}\r\n");
+        for (kind, value) in p.auth {
+            let _ = write!(m, "{}: {}\r\n", kind.name(), value);
+        }
+        let _ = write!(m, "Allow: {ALLOW}\r\n");
+        let mut supported = Vec::new();
+        if s.path_gruu {
+            supported.extend(["path", "gruu"]);
+        }
+        if p.outbound {
+            supported.push("outbound");
+        }
+        if !supported.is_empty() {
+            let _ = write!(m, "Supported: {}\r\n", supported.join(", "));
+        }
+        let _ = write!(m, "User-Agent: {}\r\n", s.ua.user_agent);
+        for h in &s.extra_headers {
+            let _ = write!(m, "{h}\r\n");
+        }
+        m.push_str("Content-Length: 0\r\n\r\n");
+        m
+    }
+
+    #[test]
+    fn written_requests_match_the_reference_writer() {
+        let mut plain = UserAgentConfig::new("sip:alice@example.com").unwrap();
+        plain.set_password(Some("pw")).unwrap();
+        let mut rich = UserAgentConfig::new("sips:bob%20b@[2001:db8::1]:5061").unwrap();
+        rich.set_outbound_proxy(Some("sip:proxy.example.com;transport=tcp?h=v"))
+            .unwrap();
+        rich.transport = Transport::Tcp;
+        let mut lr = UserAgentConfig::new("sip:carol@10.1.2.3").unwrap();
+        lr.set_outbound_proxy(Some("sip:10.0.0.1:5070;lr")).unwrap();
+        let full = RegistererOptions {
+            registrar: Some("sip:registrar.example.com:5080".into()),
+            extra_headers: vec!["X-A: 1".into(), "X-B: two".into()],
+            extra_contact_params: vec!["p".into(), "q=1".into()],
+            instance_id: Some("f81d4fae-7dec-11d0-a765-00a0c91e6bf6".into()),
+            reg_id: Some(3),
+            from_display_name: Some("Al \"the\" \\ Ice".into()),
+            to_display_name: Some("Zoë".into()),
+            path_gruu: true,
+            ..Default::default()
+        };
+        let bare = RegistererOptions::default();
+        let stale = ["sip:alice@192.0.2.1:5060".to_owned()];
+        let auth = [
+            (
+                AuthHeader::Authorization,
+                "Digest username=\"a\"".to_owned(),
+            ),
+            (AuthHeader::ProxyAuthorization, "Digest x=y".to_owned()),
+        ];
+        let locals: [SocketAddr; 2] = [
+            "127.0.0.1:40000".parse().unwrap(),
+            "[::1]:5062".parse().unwrap(),
+        ];
+        let mut checked = 0;
+        for ua in [plain, rich, lr] {
+            for opts in [&bare, &full] {
+                let Ok(settings) = opts.validate(&ua) else {
+                    continue;
+                };
+                for local in locals {
+                    for outbound in [false, true] {
+                        for contact in [
+                            ContactSpec::Bind(3600),
+                            ContactSpec::Remove,
+                            ContactSpec::RemoveAll,
+                        ] {
+                            let uri = contact_uri(&settings, local, outbound);
+                            let parts = RequestParts {
+                                settings: &settings,
+                                local,
+                                contact_addr: local,
+                                outbound,
+                                branch: "z9hG4bKabc",
+                                call_id: "cid",
+                                from_tag: "tag",
+                                cseq: 4_000_000_000,
+                                contact,
+                                stale_contacts: if outbound { &stale } else { &[] },
+                                auth: if outbound { &auth } else { &[] },
+                                contact_uri: &uri,
+                            };
+                            let got = String::from_utf8(build_register(&parts)).unwrap();
+                            assert_eq!(got, reference(&parts));
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 72);
+    }
+
+    #[test]
+    fn contact_uri_matches_the_uri_printer() {
+        let ua = UserAgentConfig::new("sip:a%41b@example.com").unwrap();
+        let settings = RegistererOptions::default().validate(&ua).unwrap();
+        for local in ["127.0.0.1:1", "[fe80::1]:65535", "0.0.0.0:0"] {
+            let local: SocketAddr = local.parse().unwrap();
+            for outbound in [false, true] {
+                let got = contact_uri(&settings, local, outbound);
+                let parsed = Uri::parse(&got).unwrap();
+                assert_eq!(parsed.to_string(), got);
+                assert_eq!(parsed.port, Some(local.port()));
+                assert_eq!(parsed.param("ob").is_some(), outbound);
+            }
+        }
+    }
 }

@@ -44,9 +44,101 @@ impl fmt::Display for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Host::Domain(name) => f.write_str(name),
-            Host::V4(addr) => write!(f, "{addr}"),
+            Host::V4(addr) => f.write_str(V4Text::new(*addr).as_str()),
             Host::V6(addr) => write!(f, "[{addr}]"),
         }
+    }
+}
+
+impl Host {
+    /// Appends the host as [`Display`](fmt::Display) writes it.
+    pub(crate) fn push_to(&self, out: &mut String) {
+        match self {
+            Host::Domain(name) => out.push_str(name),
+            Host::V4(addr) => out.push_str(V4Text::new(*addr).as_str()),
+            Host::V6(addr) => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "[{addr}]");
+            }
+        }
+    }
+}
+
+/// Decimal digits of a number in a stack buffer: messages are written on
+/// every registration, and this skips the formatting machinery.
+pub(crate) struct Decimal {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Decimal {
+    /// The digits of `n`.
+    pub(crate) fn new(mut n: u64) -> Decimal {
+        let mut buf = [b'0'; 20];
+        let mut start = buf.len();
+        loop {
+            start -= 1;
+            if let Some(d) = buf.get_mut(start) {
+                *d = b'0' + (n % 10) as u8;
+            }
+            n /= 10;
+            if n == 0 || start == 0 {
+                break;
+            }
+        }
+        Decimal { buf, start }
+    }
+
+    /// The digits as text.
+    pub(crate) fn as_str(&self) -> &str {
+        self.buf
+            .get(self.start..)
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// An IPv4 address in dotted-quad text, in a stack buffer.
+pub(crate) struct V4Text {
+    buf: [u8; 15],
+    len: usize,
+}
+
+impl V4Text {
+    /// The text of `addr`, as `Ipv4Addr`'s `Display` gives it.
+    pub(crate) fn new(addr: Ipv4Addr) -> V4Text {
+        let mut out = V4Text {
+            buf: [0; 15],
+            len: 0,
+        };
+        for (i, octet) in addr.octets().into_iter().enumerate() {
+            if i > 0 {
+                out.push(b'.');
+            }
+            if octet >= 100 {
+                out.push(b'0' + octet / 100);
+            }
+            if octet >= 10 {
+                out.push(b'0' + octet / 10 % 10);
+            }
+            out.push(b'0' + octet % 10);
+        }
+        out
+    }
+
+    fn push(&mut self, byte: u8) {
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = byte;
+            self.len += 1;
+        }
+    }
+
+    /// The address as text.
+    pub(crate) fn as_str(&self) -> &str {
+        self.buf
+            .get(..self.len)
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .unwrap_or_default()
     }
 }
 
@@ -188,27 +280,59 @@ impl Uri {
 
 impl fmt::Display for Uri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:", self.scheme.as_str())?;
+        // Plain `write_str`s: URIs are printed on every registration.
+        self.write_parts(|part| f.write_str(part))
+    }
+}
+
+impl Uri {
+    /// Appends the URI as [`Display`](fmt::Display) writes it, without the
+    /// formatting machinery.
+    pub(crate) fn push_to(&self, out: &mut String) {
+        let _ = self.write_parts(|part| {
+            out.push_str(part);
+            Ok(())
+        });
+    }
+
+    /// The text of the URI, piece by piece, in order.
+    fn write_parts(&self, mut put: impl FnMut(&str) -> fmt::Result) -> fmt::Result {
+        put(self.scheme.as_str())?;
+        put(":")?;
         if let Some(user) = &self.user {
-            f.write_str(user)?;
+            put(user)?;
             if let Some(password) = &self.password {
-                write!(f, ":{password}")?;
+                put(":")?;
+                put(password)?;
             }
-            f.write_str("@")?;
+            put("@")?;
         }
-        write!(f, "{}", self.host)?;
+        match &self.host {
+            Host::Domain(name) => put(name)?,
+            Host::V4(addr) => put(V4Text::new(*addr).as_str())?,
+            Host::V6(addr) => {
+                let mut text = String::with_capacity(48);
+                Host::V6(*addr).push_to(&mut text);
+                put(&text)?;
+            }
+        }
         if let Some(port) = self.port {
-            write!(f, ":{port}")?;
+            put(":")?;
+            put(Decimal::new(u64::from(port)).as_str())?;
         }
         for (name, value) in &self.params {
-            write!(f, ";{name}")?;
+            put(";")?;
+            put(name)?;
             if let Some(value) = value {
-                write!(f, "={value}")?;
+                put("=")?;
+                put(value)?;
             }
         }
         for (i, (name, value)) in self.headers.iter().enumerate() {
-            let sep = if i == 0 { '?' } else { '&' };
-            write!(f, "{sep}{name}={value}")?;
+            put(if i == 0 { "?" } else { "&" })?;
+            put(name)?;
+            put("=")?;
+            put(value)?;
         }
         Ok(())
     }
@@ -521,6 +645,22 @@ fn headers_contained(a: &[(String, String)], b: &[(String, String)]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stack_text_matches_the_std_printers() {
+        for n in [0u64, 7, 10, 99, 100, 65_535, 4_294_967_295, u64::MAX] {
+            assert_eq!(Decimal::new(n).as_str(), n.to_string());
+        }
+        for octets in [
+            [0, 0, 0, 0],
+            [127, 0, 0, 1],
+            [9, 10, 99, 100],
+            [255, 250, 199, 200],
+        ] {
+            let addr = Ipv4Addr::from(octets);
+            assert_eq!(V4Text::new(addr).as_str(), addr.to_string());
+        }
+    }
 
     fn uri(s: &str) -> Uri {
         Uri::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
