@@ -282,15 +282,7 @@ impl Response {
     /// The topmost Via's [`public_address`](Via::public_address), read in place
     /// (no [`Via`] is built; every 2xx is asked this).
     pub fn top_via_public_address(&self) -> Option<std::net::SocketAddr> {
-        let first = first_list_item(self.header("via")?)?;
-        let s = first.trim_matches(is_ws);
-        let (_, rest) = sent_protocol(s).ok()?;
-        let sent_by_start = rest.trim_start_matches(is_ws);
-        if sent_by_start.len() == rest.len() {
-            return None;
-        }
-        let (sent_by, params) = split_before(sent_by_start, ';');
-        let (host, port) = uri::parse_hostport(sent_by.trim_end_matches(is_ws)).ok()?;
+        let (host, port, params) = self.top_via_sent_by()?;
         let (mut received, mut rport) = (None, None);
         for_each_raw_param(params, |name, value| {
             if received.is_none() && name.eq_ignore_ascii_case("received") {
@@ -340,10 +332,10 @@ impl Response {
         self.text.get(span.start..span.end)
     }
 
-    /// Locates the top Via's branch for [`top_branch`](Self::top_branch).
-    fn find_top_branch(&self) -> Option<Span> {
-        let line = self.header("via")?;
-        let first = first_list_item(line)?;
+    /// The top Via's sent-by (checked) and the raw `;` parameters after it,
+    /// read in place.
+    fn top_via_sent_by(&self) -> Option<(Host, Option<u16>, &str)> {
+        let first = first_list_item(self.header("via")?)?;
         let s = first.trim_matches(is_ws);
         let (_, rest) = sent_protocol(s).ok()?;
         let sent_by_start = rest.trim_start_matches(is_ws);
@@ -351,7 +343,13 @@ impl Response {
             return None;
         }
         let (sent_by, params) = split_before(sent_by_start, ';');
-        uri::parse_hostport(sent_by.trim_end_matches(is_ws)).ok()?;
+        let (host, port) = uri::parse_hostport(sent_by.trim_end_matches(is_ws)).ok()?;
+        Some((host, port, params))
+    }
+
+    /// Locates the top Via's branch for [`top_branch`](Self::top_branch).
+    fn find_top_branch(&self) -> Option<Span> {
+        let (_, _, params) = self.top_via_sent_by()?;
         let value = find_raw_param(params, "branch").ok()??;
         let value = value.filter(|v| !v.starts_with('"'))?;
         // `value` is a slice of `text`: its offset locates it.
