@@ -90,6 +90,15 @@ class Kamailio:
             subprocess.run([str(KAMCTL), "stop", str(self.rundir)], timeout=30,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self.running = False
+            # A failover test needs a dead port (ICMP), not a worker still bound to it.
+            probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                probe.bind(("127.0.0.1", self.port))
+            except OSError as e:
+                raise AssertionError(f"{self.rundir.name}: udp port {self.port} "
+                                     f"still bound after stop: {e}") from e
+            finally:
+                probe.close()
 
     def has_binding(self, user: str) -> bool:
         p = subprocess.run([str(KAMCTL), "lookup", str(self.rundir), f"{user}@example.test"],

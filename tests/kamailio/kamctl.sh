@@ -123,6 +123,31 @@ cmd_start() {
 	exit 1
 }
 
+# Direct children of a process, from /proc (no procps needed).
+child_pids() {
+	grep -l "^PPid:[[:space:]]*$1\$" /proc/[0-9]*/status 2>/dev/null | cut -d/ -f3 || true
+}
+
+# A process that is still running (a zombie holds no sockets: it counts as gone,
+# whether or not anything reaps it).
+is_alive() {
+	local state
+	state="$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null)" || return 1
+	[ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
+# Waits up to N tenths of a second until none of the pids is alive.
+wait_gone() {
+	local n="$1" i p any
+	shift
+	for ((i = 0; i < n; i++)); do
+		any=0
+		for p in "$@"; do is_alive "$p" && any=1; done
+		[ "$any" -eq 0 ] && return 0
+		sleep 0.1
+	done
+}
+
 cmd_stop() {
 	[ $# -ge 1 ] || usage
 	local rundir="$1" pid=""
@@ -136,15 +161,20 @@ cmd_stop() {
 		echo "kamctl.sh: not running ($rundir)" >&2
 		return 0
 	fi
+	# The workers hold the listening sockets: a worker outliving the main
+	# process keeps a dead registrar's UDP port bound (no ICMP, no failover),
+	# so the stop waits for every one of them, not only the main process.
+	local workers p
+	mapfile -t workers < <(child_pids "$pid")
 	kill -TERM "$pid" 2>/dev/null || true
-	local i
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		echo "kamctl.sh: pid $pid still alive after 10 s, sending KILL" >&2
-		kill -KILL "$pid" 2>/dev/null || true
+	wait_gone 100 "$pid"
+	kill -TERM "${workers[@]}" 2>/dev/null || true
+	wait_gone 50 "$pid" "${workers[@]}"
+	local alive=()
+	for p in "$pid" "${workers[@]}"; do is_alive "$p" && alive+=("$p"); done
+	if [ ${#alive[@]} -ne 0 ]; then
+		echo "kamctl.sh: pids ${alive[*]} still alive, sending KILL" >&2
+		kill -KILL "${alive[@]}" 2>/dev/null || true
 		sleep 0.2
 	fi
 	rm -f "$rundir/kamailio.pid" "$rundir/kamailio.launcher.pid" "$rundir/kamailio_ctl"
