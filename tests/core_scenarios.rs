@@ -2,7 +2,7 @@
 
 mod support;
 
-use sipreg::core::options::{RegistererOptions, RetryPolicy, UserAgentConfig};
+use sipreg::core::options::{RegistererOptions, RetryPolicy, Secret, UserAgentConfig};
 use sipreg::core::registerer::{Event, State};
 use sipreg::Error;
 use support::harness::{ms, secs, Harness};
@@ -1061,6 +1061,39 @@ fn paced_transaction_waits_for_admission_then_starts_its_timers() {
     h.advance(h.refresh_after(600) + ms(1));
     assert!(h.reg.wants_admission());
     assert_eq!(h.sent.len(), 2);
+}
+
+#[test]
+fn paced_request_computes_its_credentials_when_admitted() {
+    let mut h = Harness::alice(no_retry());
+    h.reg.set_paced(true);
+    h.reg.register(h.now).unwrap();
+    h.reg.admit(h.now);
+    h.drain();
+    h.challenge("n1", false);
+    // The password changes while the authenticated resend waits for the
+    // window: what goes out is decided at admission, so no stale answer
+    // computed from the old password leaves.
+    h.reg
+        .set_credentials(None, Some(Secret::new("the new password")));
+    h.reg.admit(h.now);
+    h.drain();
+    assert_eq!(h.sent.len(), 2);
+    assert!(h.last().header("Authorization").is_none());
+    // Admitted without the forgotten challenge: the next 401 is answered with
+    // the new password, nc counting from 1.
+    h.challenge("n2", false);
+    h.reg.admit(h.now);
+    h.drain();
+    let auth = h
+        .last()
+        .header("Authorization")
+        .expect("answered")
+        .to_owned();
+    assert!(
+        auth.contains("nonce=\"n2\"") && auth.contains("nc=00000001"),
+        "{auth}"
+    );
 }
 
 #[test]

@@ -466,22 +466,12 @@ pub struct Settings {
     pub to_text: Arc<str>,
     /// The AOR as text (the From URI).
     pub aor_text: Arc<str>,
-    /// Extra headers, validated.
-    pub extra_headers: Vec<String>,
-    /// Extra Contact parameters, validated.
-    pub extra_contact_params: Vec<String>,
-    /// `urn:uuid:…` instance URN.
-    pub instance_urn: Option<String>,
+    /// Extra headers, Contact parameters, instance URN and display names:
+    /// set by few users, so boxed and `None` when none is set (read them
+    /// through [`Settings::extras`]).
+    pub extras: Option<Box<Extras>>,
     /// reg-id.
     pub reg_id: Option<u32>,
-    /// Fixed Call-ID if any.
-    pub call_id: Option<String>,
-    /// From display name.
-    pub from_display_name: Option<String>,
-    /// To display name.
-    pub to_display_name: Option<String>,
-    /// Fixed From tag if any.
-    pub from_tag: Option<String>,
     /// Initial CSeq.
     pub cseq: u32,
     /// Recovery policy.
@@ -497,6 +487,44 @@ pub struct Settings {
     pub target_host: Host,
     /// Port of the target.
     pub target_port: u16,
+}
+
+/// The rarely set parts of [`Settings`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Extras {
+    /// Extra headers, validated.
+    pub extra_headers: Vec<String>,
+    /// Extra Contact parameters, validated.
+    pub extra_contact_params: Vec<String>,
+    /// `urn:uuid:…` instance URN.
+    pub instance_urn: Option<String>,
+    /// From display name.
+    pub from_display_name: Option<String>,
+    /// To display name.
+    pub to_display_name: Option<String>,
+}
+
+impl Extras {
+    /// `None` when nothing is set (the common case costs no allocation).
+    fn boxed(self) -> Option<Box<Extras>> {
+        (self != Extras::default()).then(|| Box::new(self))
+    }
+}
+
+static NO_EXTRAS: Extras = Extras {
+    extra_headers: Vec::new(),
+    extra_contact_params: Vec::new(),
+    instance_urn: None,
+    from_display_name: None,
+    to_display_name: None,
+};
+
+impl Settings {
+    /// Extra headers, Contact parameters, instance URN and display names
+    /// (empty when none is set).
+    pub fn extras(&self) -> &Extras {
+        self.extras.as_deref().unwrap_or(&NO_EXTRAS)
+    }
 }
 
 /// Headers the library writes itself; an extra header may not duplicate them.
@@ -631,18 +659,19 @@ impl RegistererOptions {
             to_text,
             aor_text,
             registrar,
-            extra_headers: self
-                .extra_headers
-                .iter()
-                .map(|h| h.trim().to_owned())
-                .collect(),
-            extra_contact_params: self.extra_contact_params.clone(),
-            instance_urn,
+            extras: Extras {
+                extra_headers: self
+                    .extra_headers
+                    .iter()
+                    .map(|h| h.trim().to_owned())
+                    .collect(),
+                extra_contact_params: self.extra_contact_params.clone(),
+                instance_urn,
+                from_display_name: self.from_display_name.clone(),
+                to_display_name: self.to_display_name.clone(),
+            }
+            .boxed(),
             reg_id: self.reg_id,
-            call_id: self.call_id.clone(),
-            from_display_name: self.from_display_name.clone(),
-            to_display_name: self.to_display_name.clone(),
-            from_tag: self.from_tag.clone(),
             cseq: self.cseq,
             retry: self.retry,
             path_gruu: self.path_gruu,
@@ -943,7 +972,7 @@ mod tests {
         .validate(&ua())
         .unwrap();
         assert_eq!(
-            s.instance_urn.as_deref(),
+            s.extras().instance_urn.as_deref(),
             Some("urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6")
         );
         let s = RegistererOptions {
@@ -952,7 +981,7 @@ mod tests {
         }
         .validate(&ua())
         .unwrap();
-        assert!(s.instance_urn.is_some());
+        assert!(s.extras().instance_urn.is_some());
     }
 
     #[test]

@@ -103,7 +103,7 @@ struct Pending {
     /// Contact carry the socket it really leaves from); retransmissions reuse it.
     bytes: Option<Vec<u8>>,
     cseq: u32,
-    branch: String,
+    /// Authorization headers, computed at admission.
     auth: Vec<(AuthHeader, String)>,
     expires_sent: u32,
     stale_sent: Vec<String>,
@@ -203,7 +203,8 @@ const MAX_INTERVAL_ROUNDS: u8 = 3;
 pub struct Registerer {
     settings: Settings,
     rng: Rng,
-    key: String,
+    /// Random, ASCII, inline: saves a heap string per registerer.
+    key: [u8; KEY_LEN],
     state: State,
     call_id: String,
     from_tag: String,
@@ -304,9 +305,10 @@ impl Registerer {
     ) -> Result<Registerer, Error> {
         let settings = options.validate_shared(ua)?;
         let mut rng = Rng::new(seed);
-        let key = rng.token(KEY_LEN);
-        let call_id = settings.call_id.clone().unwrap_or_else(|| rng.token(24));
-        let from_tag = settings.from_tag.clone().unwrap_or_else(|| rng.token(10));
+        let mut key = [0u8; KEY_LEN];
+        key.copy_from_slice(rng.token(KEY_LEN).as_bytes());
+        let call_id = options.call_id.clone().unwrap_or_else(|| rng.token(24));
+        let from_tag = options.from_tag.clone().unwrap_or_else(|| rng.token(10));
         Ok(Registerer {
             cseq: settings.cseq,
             expires: settings.expires,
@@ -359,7 +361,8 @@ impl Registerer {
 
     /// The key at the start of this registerer's branches (see [`branch_key`]).
     pub fn key(&self) -> &str {
-        &self.key
+        // The key is drawn from the token alphabet: always ASCII.
+        std::str::from_utf8(&self.key).unwrap_or_default()
     }
 
     /// Current state.
@@ -887,7 +890,7 @@ impl Registerer {
         }
         let tail = branch
             .strip_prefix(COOKIE)
-            .and_then(|b| b.strip_prefix(self.key.as_str()))
+            .and_then(|b| b.strip_prefix(self.key()))
             .map(str::as_bytes);
         let lingering = tail.and_then(|t| self.lingering.iter().find(|l| l.tail[..] == *t));
         if let Some(l) = lingering {
@@ -1010,7 +1013,6 @@ impl Registerer {
             admitted: false,
             bytes: None,
             cseq: 0,
-            branch: String::new(),
             auth: Vec::new(),
             expires_sent: 0,
             stale_sent: Vec::new(),
@@ -1028,12 +1030,17 @@ impl Registerer {
     }
 
     /// Sends (or re-sends after a challenge / 423) the request of `p`: a new
-    /// CSeq, branch and credentials now; the bytes when the runtime polls them.
+    /// CSeq and branch now; credentials when it is admitted; the bytes when
+    /// the runtime polls them.
     fn send(&mut self, now: Instant, mut p: Pending) {
         self.cseq = self.cseq.wrapping_add(1);
         p.cseq = self.cseq;
-        p.branch = format!("{COOKIE}{}{}", self.key, self.rng.token(TAIL_LEN));
-        p.auth = self.credentials_headers(&mut p);
+        let tail = self.rng.token(TAIL_LEN);
+        let mut branch = String::with_capacity(COOKIE.len() + KEY_LEN + TAIL_LEN);
+        branch.push_str(COOKIE);
+        branch.push_str(self.key());
+        branch.push_str(&tail);
+        p.auth = Vec::new();
         p.expires_sent = match p.kind {
             Kind::Register => self.expires,
             Kind::Unregister { .. } => 0,
@@ -1041,7 +1048,7 @@ impl Registerer {
         p.bytes = None;
         p.sent_contact = None;
         p.tx = ClientTransaction::new(
-            p.branch.clone(),
+            branch,
             self.settings.transport.reliable(),
             self.settings.ua.timers,
             now,
@@ -1055,17 +1062,22 @@ impl Registerer {
     }
 
     /// Starts the pending transaction: at `now` (a fresh Timer E/F start), or
-    /// with the timers it was created with (`None`).
+    /// with the timers it was created with (`None`). Its credentials are
+    /// computed here, not when it was queued: thousands of requests waiting
+    /// for the pacing window keep no Authorization text.
     fn admit_pending(&mut self, now: Option<Instant>) {
         let reliable = self.settings.transport.reliable();
         let timers = self.settings.ua.timers;
-        let Some(p) = self.pending.as_mut().filter(|p| !p.admitted) else {
+        let Some(mut p) = self.pending.take_if(|p| !p.admitted) else {
             return;
         };
         if let Some(now) = now {
-            p.tx = ClientTransaction::new(p.branch.clone(), reliable, timers, now);
+            let branch = p.tx.take_branch();
+            p.tx = ClientTransaction::new(branch, reliable, timers, now);
         }
+        p.auth = self.credentials_headers(&mut p);
         p.admitted = true;
+        self.pending = Some(p);
         self.transmits.owe_first();
     }
 
@@ -1090,7 +1102,7 @@ impl Registerer {
             local,
             contact_addr,
             outbound,
-            branch: &p.branch,
+            branch: p.tx.branch(),
             call_id: &self.call_id,
             from_tag: &self.from_tag,
             cseq: p.cseq,
@@ -1117,6 +1129,9 @@ impl Registerer {
         let username = self.settings.ua.effective_auth_username();
         let uri = self.settings.registrar_text.as_str();
         let mut out = Vec::with_capacity(self.auth.len());
+        // Exact: a queued request keeps this list until it is answered, and
+        // the default growth would reserve four entries for the usual one.
+        p.answered.reserve_exact(self.auth.len());
         for entry in &mut self.auth {
             entry.nc = entry.nc.wrapping_add(1).max(1);
             let cnonce = self.rng.token(16);
@@ -1195,11 +1210,11 @@ impl Registerer {
         let Some(mut p) = self.take_pending() else {
             return;
         };
-        let tail = p
-            .branch
-            .strip_prefix(COOKIE)
-            .and_then(|b| b.strip_prefix(self.key.as_str()))
-            .and_then(|t| <[u8; TAIL_LEN]>::try_from(t.as_bytes()).ok());
+        let tail =
+            p.tx.branch()
+                .strip_prefix(COOKIE)
+                .and_then(|b| b.strip_prefix(self.key()))
+                .and_then(|t| <[u8; TAIL_LEN]>::try_from(t.as_bytes()).ok());
         if let (Some(until), Some(tail)) = (p.tx.next_deadline(), tail) {
             // Usually one or two linger at a time: no room for four kept per registerer.
             self.lingering.reserve_exact(1);
@@ -1310,7 +1325,7 @@ impl Registerer {
     }
 
     fn our_contact_matches(&self, c: &super::message::NameAddr, ours: Option<&Uri>) -> bool {
-        if let Some(urn) = &self.settings.instance_urn {
+        if let Some(urn) = &self.settings.extras().instance_urn {
             let instance = c
                 .param("+sip.instance")
                 .flatten()

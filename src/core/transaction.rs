@@ -106,6 +106,11 @@ impl ClientTransaction {
         &self.branch
     }
 
+    /// Moves the branch out (to restart the transaction under the same one).
+    pub fn take_branch(&mut self) -> String {
+        std::mem::take(&mut self.branch)
+    }
+
     /// Current state.
     pub fn state(&self) -> TxState {
         self.state
