@@ -23,11 +23,12 @@ use sipreg::core::options::{RegistererOptions, UserAgentConfig};
 use sipreg::core::registerer::{Registerer, State};
 use support::wire::Request;
 
-/// `size_of::<Registerer>()`. Measured 2026-12-02: 816 (992 before the rare
-/// settings were boxed and the branch key kept inline; 1 504 before this
+/// `size_of::<Registerer>()`. Measured 2026-12-02: 688 (992 before the rare
+/// settings were boxed, the branch key kept inline and the parsed registrar
+/// URI dropped once its text and port are known; 1 504 before this
 /// round: keep-alive, routing facts and RFC 3263 targets now boxed on first
 /// use, sends owed as two counters, the To URI kept as shared text only).
-const MAX_REGISTERER_SIZE: usize = 848;
+const MAX_REGISTERER_SIZE: usize = 720;
 /// Heap bytes a Registered registerer keeps right after its 200, lingering
 /// transactions included (requested sizes, without the allocator's own
 /// overhead). Measured: 474 (484 with the branch key on the heap; 1 048 before: the event buffer kept after

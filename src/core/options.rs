@@ -457,9 +457,8 @@ pub struct Settings {
     pub expires: u32,
     /// Refresh point in percent.
     pub refresh_frequency: u32,
-    /// Request-URI.
-    pub registrar: Uri,
-    /// `registrar` as text (written into every REGISTER and digest answer).
+    /// The Request-URI as text (written into every REGISTER and digest
+    /// answer; the parsed URI is not kept).
     pub registrar_text: String,
     /// The To URI as text (`to_uri`, else the AOR: then one string shared
     /// with `aor_text`).
@@ -487,6 +486,8 @@ pub struct Settings {
     pub target_host: Host,
     /// Port of the target.
     pub target_port: u16,
+    /// The proxy or registrar URI gave that port (RFC 3263: no SRV lookup).
+    pub target_port_given: bool,
 }
 
 /// The rarely set parts of [`Settings`].
@@ -655,10 +656,10 @@ impl RegistererOptions {
             refresh_frequency: self.refresh_frequency,
             target_host: route.host.clone(),
             target_port: route.port.unwrap_or(default_port),
+            target_port_given: route.port.is_some(),
             registrar_text: registrar.to_string(),
             to_text,
             aor_text,
-            registrar,
             extras: Extras {
                 extra_headers: self
                     .extra_headers
@@ -864,7 +865,7 @@ mod tests {
         let s = RegistererOptions::default().validate(&ua()).unwrap();
         assert_eq!(s.expires, 600);
         assert_eq!(s.refresh_frequency, 99);
-        assert_eq!(s.registrar.to_string(), "sip:example.com");
+        assert_eq!(s.registrar_text, "sip:example.com");
         assert_eq!(&*s.to_text, "sip:alice@example.com");
         assert_eq!(s.transport, Transport::Udp);
         assert_eq!(s.target_port, 5060);

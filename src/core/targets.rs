@@ -77,14 +77,9 @@ impl Query {
         let Host::Domain(name) = &settings.target_host else {
             return None;
         };
-        let route = settings
-            .ua
-            .outbound_proxy
-            .as_deref()
-            .unwrap_or(&settings.registrar);
         Some(Query {
             name: name.clone(),
-            port: route.port,
+            port: settings.target_port_given.then_some(settings.target_port),
             transport: (!settings.transport_open).then_some(settings.transport),
             prefer_v6: false,
         })
