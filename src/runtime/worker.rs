@@ -648,7 +648,7 @@ impl Worker {
             }
         }
         let shared = reg.shared.clone();
-        if self.timers.len() > 2 * self.regs.len() + 1024 {
+        if self.timers.len() > self.timer_limit() {
             self.compact_timers();
         }
         let Some(reg) = self.regs.get(&id) else {
@@ -726,12 +726,23 @@ impl Worker {
     }
 
     /// Drops superseded timer entries (each reschedule leaves one behind).
+    /// Stale timer entries (a deadline moved) are dropped lazily; past this
+    /// many entries the heap is rebuilt from the live deadlines.
+    fn timer_limit(&self) -> usize {
+        self.regs.len() + self.regs.len() / 2 + 64
+    }
+
     fn compact_timers(&mut self) {
-        self.timers = self
-            .regs
-            .iter()
-            .filter_map(|(id, r)| r.timer_at.map(|t| Reverse((t, *id))))
-            .collect();
+        // Sized for the entries until the next rebuild, so the heap does not
+        // double past them (at 10 000 registerers a doubled heap of stale
+        // entries cost more than a hundred bytes per registerer).
+        let mut live = Vec::with_capacity(self.timer_limit() + 1);
+        live.extend(
+            self.regs
+                .iter()
+                .filter_map(|(id, r)| r.timer_at.map(|t| Reverse((t, *id)))),
+        );
+        self.timers = BinaryHeap::from(live);
     }
 
     fn remove_reg(&mut self, id: RegId) {
