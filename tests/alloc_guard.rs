@@ -10,8 +10,6 @@
 
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +17,7 @@ use std::time::{Duration, Instant};
 use sipreg::core::message::Response;
 use sipreg::core::options::{RegistererOptions, UserAgentConfig};
 use sipreg::core::registerer::{Registerer, State};
+use support::counting::{measure, Counting};
 use support::wire::Request;
 
 /// Allocations per authenticated registration (new + 2 transactions).
@@ -39,69 +38,8 @@ const MAX_BYTES_PER_REGISTRATION: u64 = 8_650;
 /// the registerer struct shrank from 1 504 to 688 bytes, 3 812 before that).
 const MAX_RETAINED_BYTES_PER_REGISTERER: i64 = 1_750;
 
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-    static BYTES: Cell<u64> = const { Cell::new(0) };
-    static LIVE: Cell<i64> = const { Cell::new(0) };
-}
-
-fn counting() -> bool {
-    COUNTING.try_with(Cell::get).unwrap_or(false)
-}
-
-fn note_alloc(size: usize) {
-    if counting() {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        let _ = BYTES.try_with(|c| c.set(c.get() + size as u64));
-        let _ = LIVE.try_with(|c| c.set(c.get() + size as i64));
-    }
-}
-
-fn note_free(size: usize) {
-    if counting() {
-        let _ = LIVE.try_with(|c| c.set(c.get() - size as i64));
-    }
-}
-
-// SAFETY: forwards to the system allocator; the counters are thread-local
-// cells touched only on this thread.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_alloc(layout.size());
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        note_free(layout.size());
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_alloc(new_size);
-        note_free(layout.size());
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-/// Runs `f` with the counters on; returns (allocations, bytes, live bytes change).
-fn measure<R>(f: impl FnOnce() -> R) -> (R, u64, u64, i64) {
-    ALLOCS.with(|c| c.set(0));
-    BYTES.with(|c| c.set(0));
-    LIVE.with(|c| c.set(0));
-    COUNTING.with(|c| c.set(true));
-    let r = f();
-    COUNTING.with(|c| c.set(false));
-    (
-        r,
-        ALLOCS.with(Cell::get),
-        BYTES.with(Cell::get),
-        LIVE.with(Cell::get),
-    )
-}
 
 const LOCAL: &str = "127.0.0.1:40000";
 
@@ -120,7 +58,7 @@ fn register_one(i: usize, t0: Instant) -> (Registerer, u64, u64, i64) {
     let now = t0 + Duration::from_millis(i as u64);
     let mut wire = Vec::new();
     // 1. Create and send the first REGISTER (the bytes are copied out, uncounted after).
-    let (mut reg, a1, b1, l1) = measure(|| {
+    let (mut reg, c1) = measure(|| {
         let mut reg = Registerer::with_shared_config(&ua, &opts, i as u64 + 1).unwrap();
         reg.set_local_addr(local);
         reg.register(now).unwrap();
@@ -135,7 +73,7 @@ fn register_one(i: usize, t0: Instant) -> (Registerer, u64, u64, i64) {
     wire.clear();
     wire.reserve(2048);
     // 2. The 401 arrives (parsed and handled), the authenticated REGISTER goes out.
-    let ((), a2, b2, l2) = measure(|| {
+    let ((), c2) = measure(|| {
         let resp = Response::parse(&challenge).unwrap();
         reg.handle_response(now, &resp).unwrap();
         while reg.poll_event().is_some() {}
@@ -150,13 +88,18 @@ fn register_one(i: usize, t0: Instant) -> (Registerer, u64, u64, i64) {
         &[format!("Contact: <{}>;expires=600", second.contact_uri())],
     );
     // 3. The 200 arrives: Registered.
-    let ((), a3, b3, l3) = measure(|| {
+    let ((), c3) = measure(|| {
         let resp = Response::parse(&ok).unwrap();
         reg.handle_response(now, &resp).unwrap();
         while reg.poll_event().is_some() {}
     });
     assert_eq!(reg.state(), State::Registered);
-    (reg, a1 + a2 + a3, b1 + b2 + b3, l1 + l2 + l3)
+    (
+        reg,
+        c1.allocs + c2.allocs + c3.allocs,
+        c1.bytes + c2.bytes + c3.bytes,
+        c1.live + c2.live + c3.live,
+    )
 }
 
 #[test]

@@ -12,8 +12,6 @@
 
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +19,7 @@ use std::time::{Duration, Instant};
 use sipreg::core::message::Response;
 use sipreg::core::options::{RegistererOptions, UserAgentConfig};
 use sipreg::core::registerer::{Registerer, State};
+use support::counting::{measure, Counting};
 use support::wire::Request;
 
 /// `size_of::<Registerer>()`. Measured 2026-12-02: 688 (992 before the rare
@@ -37,50 +36,13 @@ const MAX_HEAP_AFTER_REGISTRATION: i64 = 520;
 /// The same once Timer K has passed (no lingering transactions). Measured: 410.
 const MAX_HEAP_IDLE: i64 = 450;
 
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static LIVE: Cell<i64> = const { Cell::new(0) };
-}
-
-fn counting() -> bool {
-    COUNTING.try_with(Cell::get).unwrap_or(false)
-}
-
-fn note(delta: i64) {
-    if counting() {
-        let _ = LIVE.try_with(|c| c.set(c.get() + delta));
-    }
-}
-
-// SAFETY: forwards to the system allocator; the counter is a thread-local
-// cell touched only on this thread.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size() as i64);
-        System.alloc(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        note(-(layout.size() as i64));
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size as i64 - layout.size() as i64);
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
 /// Runs `f` with the counter on; returns what it returned and the change in live heap bytes.
 fn live_change<R>(f: impl FnOnce() -> R) -> (R, i64) {
-    LIVE.with(|c| c.set(0));
-    COUNTING.with(|c| c.set(true));
-    let r = f();
-    COUNTING.with(|c| c.set(false));
-    (r, LIVE.with(Cell::get))
+    let (r, cost) = measure(f);
+    (r, cost.live)
 }
 
 /// One authenticated registration at `now`; returns the Registered registerer
