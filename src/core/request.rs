@@ -132,17 +132,18 @@ fn push_name_addr(out: &mut String, display: Option<&str>, uri: &str) {
 /// Appends our Contact value with its parameters and `expires`.
 fn push_our_contact(out: &mut String, p: &RequestParts, expires: u32) {
     let s = p.settings;
+    let x = s.extras();
     out.push('<');
     out.push_str(p.contact_uri);
     out.push('>');
-    if let (Some(id), Some(urn), true) = (s.reg_id, &s.extras().instance_urn, p.outbound) {
+    if let (Some(id), Some(urn), true) = (s.reg_id, &x.instance_urn, p.outbound) {
         out.push_str(";reg-id=");
         push_decimal(out, u64::from(id));
         push_instance(out, urn);
-    } else if let Some(urn) = &s.extras().instance_urn {
+    } else if let Some(urn) = &x.instance_urn {
         push_instance(out, urn);
     }
-    for param in &s.extras().extra_contact_params {
+    for param in &x.extra_contact_params {
         out.push(';');
         out.push_str(param);
     }
@@ -176,35 +177,25 @@ fn push_route(out: &mut String, proxy: &Uri) {
 /// Builds the complete REGISTER message, written into one buffer sized for it.
 pub fn build_register(p: &RequestParts) -> Vec<u8> {
     let s = p.settings;
+    let x = s.extras();
     let variable = s.registrar_text.len()
         + p.branch.len()
         + s.to_text.len()
-        + s.extras()
-            .to_display_name
-            .as_ref()
-            .map_or(0, |d| d.len() * 2 + 3)
+        + x.to_display_name.as_ref().map_or(0, |d| d.len() * 2 + 3)
         + s.aor_text.len()
-        + s.extras()
-            .from_display_name
-            .as_ref()
-            .map_or(0, |d| d.len() * 2 + 3)
+        + x.from_display_name.as_ref().map_or(0, |d| d.len() * 2 + 3)
         + p.from_tag.len()
         + p.call_id.len()
         + p.contact_uri.len()
-        + s.extras().instance_urn.as_ref().map_or(0, |u| u.len() + 40)
-        + s.extras()
-            .extra_contact_params
+        + x.instance_urn.as_ref().map_or(0, |u| u.len() + 40)
+        + x.extra_contact_params
             .iter()
             .map(|c| c.len() + 1)
             .sum::<usize>()
         + p.stale_contacts.iter().map(|c| c.len() + 24).sum::<usize>()
         + p.auth.iter().map(|(_, v)| v.len() + 24).sum::<usize>()
         + s.ua.user_agent.len()
-        + s.extras()
-            .extra_headers
-            .iter()
-            .map(|h| h.len() + 2)
-            .sum::<usize>()
+        + x.extra_headers.iter().map(|h| h.len() + 2).sum::<usize>()
         + s.ua.outbound_proxy.as_ref().map_or(0, |_| 128);
     // The fixed text (names, Allow, Supported, numbers, addresses) fits in 400.
     let mut m = String::with_capacity(variable + 400);
@@ -223,9 +214,9 @@ pub fn build_register(p: &RequestParts) -> Vec<u8> {
         m.push_str("\r\n");
     }
     m.push_str("To: ");
-    push_name_addr(&mut m, s.extras().to_display_name.as_deref(), &s.to_text);
+    push_name_addr(&mut m, x.to_display_name.as_deref(), &s.to_text);
     m.push_str("\r\nFrom: ");
-    push_name_addr(&mut m, s.extras().from_display_name.as_deref(), &s.aor_text);
+    push_name_addr(&mut m, x.from_display_name.as_deref(), &s.aor_text);
     m.push_str(";tag=");
     m.push_str(p.from_tag);
     m.push_str("\r\nCall-ID: ");
@@ -279,7 +270,7 @@ pub fn build_register(p: &RequestParts) -> Vec<u8> {
     m.push_str("User-Agent: ");
     m.push_str(&s.ua.user_agent);
     m.push_str("\r\n");
-    for h in &s.extras().extra_headers {
+    for h in &x.extra_headers {
         m.push_str(h);
         m.push_str("\r\n");
     }
@@ -297,6 +288,7 @@ mod tests {
     /// buffer-writing version must give the very same bytes.
     fn reference(p: &RequestParts) -> String {
         let s = p.settings;
+        let x = s.extras();
         let q = |d: &str| {
             let mut out = String::new();
             push_quoted(&mut out, d);
@@ -308,12 +300,12 @@ mod tests {
         };
         let contact = |e: u32| {
             let mut c = format!("<{}>", p.contact_uri);
-            if let (Some(id), Some(urn), true) = (s.reg_id, &s.extras().instance_urn, p.outbound) {
+            if let (Some(id), Some(urn), true) = (s.reg_id, &x.instance_urn, p.outbound) {
                 let _ = write!(c, ";reg-id={id};+sip.instance=\"<{urn}>\"");
-            } else if let Some(urn) = &s.extras().instance_urn {
+            } else if let Some(urn) = &x.instance_urn {
                 let _ = write!(c, ";+sip.instance=\"<{urn}>\"");
             }
-            for param in &s.extras().extra_contact_params {
+            for param in &x.extra_contact_params {
                 let _ = write!(c, ";{param}");
             }
             let _ = write!(c, ";expires={e}");
@@ -341,12 +333,12 @@ mod tests {
         let _ = write!(
             m,
             "To: {}\r\n",
-            na(s.extras().to_display_name.as_deref(), &s.to_text)
+            na(x.to_display_name.as_deref(), &s.to_text)
         );
         let _ = write!(
             m,
             "From: {};tag={}\r\n",
-            na(s.extras().from_display_name.as_deref(), &s.aor_text),
+            na(x.from_display_name.as_deref(), &s.aor_text),
             p.from_tag
         );
         let _ = write!(m, "Call-ID: {}\r\nCSeq: {} REGISTER\r\n", p.call_id, p.cseq);
@@ -385,7 +377,7 @@ mod tests {
             let _ = write!(m, "Supported: {}\r\n", supported.join(", "));
         }
         let _ = write!(m, "User-Agent: {}\r\n", s.ua.user_agent);
-        for h in &s.extras().extra_headers {
+        for h in &x.extra_headers {
             let _ = write!(m, "{h}\r\n");
         }
         m.push_str("Content-Length: 0\r\n\r\n");
