@@ -9,13 +9,28 @@
 #   sipreg_user_agent_new to the last Registered), then SIPp registering the same
 #   users with digest auth at the rate sipreg achieved. The largest UDP run also
 #   measures BENCH_IDLE seconds (default 60) of idle CPU with all registered.
+# Options: --transport T (repeatable: udp tcp tls wss; same as BENCH_TRANSPORTS)
+# and --sizes "N ..." (same as BENCH_SIZES).
 # Prints one table. Long: not part of CI (tests/run-all.sh runs BENCH_SIZES=10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -n "${BENCH_NO_SETUP:-}" ] || bash tests/setup-machine.sh >/dev/null
-cargo build --release --quiet --example bench
 sizes=${BENCH_SIZES:-1 1000 10000}
 transports=${BENCH_TRANSPORTS:-udp tcp}
+chosen=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--transport) [ $# -ge 2 ] || { echo "--transport needs udp, tcp, tls or wss" >&2; exit 2; }
+		case "$2" in udp | tcp | tls | wss) chosen="$chosen $2" ;;
+		*) echo "--transport $2: use udp, tcp, tls or wss" >&2; exit 2 ;; esac
+		shift 2 ;;
+	--sizes) [ $# -ge 2 ] || { echo "--sizes needs a list of counts" >&2; exit 2; }
+		sizes=$2; shift 2 ;;
+	*) echo "unknown option $1 (--transport T, --sizes \"N ...\")" >&2; exit 2 ;;
+	esac
+done
+[ -z "$chosen" ] || transports=${chosen# }
+[ -n "${BENCH_NO_SETUP:-}" ] || bash tests/setup-machine.sh >/dev/null
+cargo build --release --quiet --example bench
 idle=${BENCH_IDLE:-60}
 largest=$(printf '%s\n' $sizes | sort -n | tail -1)
 
