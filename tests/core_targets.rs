@@ -319,3 +319,38 @@ fn a_fixed_target_never_fails_over() {
     assert_eq!(h.responses(), vec![503]);
     assert!(h.reg.current_target().is_none());
 }
+
+#[test]
+fn an_explicit_port_skips_naptr_and_srv_and_the_proxy_decides_the_query() {
+    use sipreg::core::options::UserAgentConfig;
+    use sipreg::core::targets::Query;
+    let query = |proxy: Option<&str>, registrar: Option<&str>| {
+        let mut ua = UserAgentConfig::new("sip:alice@example.com").unwrap();
+        ua.set_outbound_proxy(proxy).unwrap();
+        let h = Harness::new(
+            ua,
+            RegistererOptions {
+                registrar: registrar.map(str::to_owned),
+                ..Default::default()
+            },
+        );
+        Query::for_settings(h.reg.settings())
+    };
+    let q = query(None, Some("sip:sip1.example.com:5070")).unwrap();
+    assert_eq!((q.name.as_str(), q.port), ("sip1.example.com", Some(5070)));
+    let q = query(None, Some("sips:sip1.example.com:5071;transport=tls")).unwrap();
+    assert_eq!((q.name.as_str(), q.port), ("sip1.example.com", Some(5071)));
+    assert_eq!(q.transport, Some(Transport::Tls));
+    // A transport parameter or sips: is not a port: RFC 3263 still applies.
+    let q = query(None, Some("sips:sip1.example.com;transport=tls")).unwrap();
+    assert_eq!(q.port, None);
+    // The outbound proxy is the target: its port (or none) counts, not the registrar's.
+    let q = query(Some("sip:edge.example.com:5080"), None).unwrap();
+    assert_eq!((q.name.as_str(), q.port), ("edge.example.com", Some(5080)));
+    let q = query(Some("sip:edge.example.com"), Some("sip:example.com:5070")).unwrap();
+    assert_eq!((q.name.as_str(), q.port), ("edge.example.com", None));
+    // IP literals need no lookup, with or without a port.
+    assert!(query(None, Some("sip:[::1]:5070")).is_none());
+    assert!(query(None, Some("sip:127.0.0.1")).is_none());
+    assert!(query(Some("sip:127.0.0.1:5080"), Some("sip:example.com")).is_none());
+}
