@@ -740,6 +740,8 @@ fn op() -> impl Strategy<Value = Op> {
         8 => reply().prop_map(Op::Respond),
         10 => ok_reply().prop_map(Op::Respond),
         4 => challenge_reply().prop_map(Op::Respond),
+        2 => any::<bool>().prop_map(Op::Pace),
+        4 => Just(Op::Admit),
     ]
 }
 

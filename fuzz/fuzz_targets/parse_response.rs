@@ -5,6 +5,8 @@
 use libfuzzer_sys::fuzz_target;
 use sipreg::core::digest::{choose_challenge, parse_challenge};
 use sipreg::core::message::{classify, frame, Frame, Kind, Response};
+use sipreg::core::routing::RoutingFacts;
+use sipreg::core::stun;
 use sipreg::core::uri::Uri;
 
 fuzz_target!(|data: &[u8]| {
@@ -31,9 +33,21 @@ fuzz_target!(|data: &[u8]| {
         let _ = r.headers("contact").count();
         let _ = r.headers("m").count();
         let _ = (r.call_id(), r.cseq(), r.to_tag());
-        if let Some(via) = r.top_via() {
+        let top = r.top_via();
+        if let Some(via) = &top {
             let _ = (via.branch(), via.param("rport"), via.param("received"));
         }
+        // The in-place readers of the per-response path agree with a parsed Via.
+        if let Some(b) = r.top_branch() {
+            assert_eq!(top.as_ref().and_then(|v| v.branch()), Some(b), "top_branch");
+        }
+        assert_eq!(
+            r.top_via_public_address(),
+            top.as_ref().and_then(|v| v.public_address()),
+            "top_via_public_address"
+        );
+        let _ = (r.flow_timer(), r.lists_option("require", "outbound"));
+        let _ = (r.service_routes(), r.paths());
         if let Ok(contacts) = r.contacts() {
             // RFC 3261 19.1.4 equivalence is symmetric.
             for a in contacts.iter().take(8) {
@@ -41,6 +55,7 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(a.uri.equivalent(&b.uri), b.uri.equivalent(&a.uri));
                 }
             }
+            let _ = RoutingFacts::from_response(&r, contacts.first());
             for c in &contacts {
                 let _ = (c.expires(), c.param("+sip.instance"), c.param("reg-id"));
                 // A parsed URI prints to text that parses back to the same URI.
@@ -57,6 +72,12 @@ fuzz_target!(|data: &[u8]| {
                 .collect();
             let _ = choose_challenge(&offered);
         }
+    }
+
+    // STUN shares the UDP socket: a decoded answer is always a STUN message.
+    if let Some(ok) = stun::parse_binding_success(data) {
+        assert!(stun::is_stun(data));
+        let _ = ok.mapped;
     }
 
     let text = String::from_utf8_lossy(data);

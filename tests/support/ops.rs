@@ -202,6 +202,10 @@ pub enum Op {
         immediate: bool,
     },
     Respond(Reply),
+    /// Pacing on or off (`set_paced`: the runtime's window).
+    Pace(bool),
+    /// The window has room: `admit` (a no-op when nothing waits).
+    Admit,
 }
 
 /// What the checker extracted from a request we sent.
@@ -696,6 +700,8 @@ impl Driver {
                 self.reg.transport_error(self.now, "fuzzed", *immediate)
             }
             Op::Respond(reply) => self.respond(reply),
+            Op::Pace(on) => self.reg.set_paced(*on),
+            Op::Admit => self.reg.admit(self.now),
         }
         self.check_step(waiting_before, false);
     }
@@ -821,12 +827,17 @@ impl Driver {
         self.current_sent = waiting && (originals > 0 || (current_sent && ends == 0));
         // When the request in flight began, at the latest (it may have been
         // written later than it started, once a local address was known).
+        // A request waiting for the pacing window has no timers yet: Timer F
+        // counts from its admission.
+        let queued = self.reg.wants_admission();
         if !waiting {
             self.waiting_since = None;
-        } else if !waiting_before || originals > 0 || responses > 0 || notes > 0 {
+        } else if queued || !waiting_before || originals > 0 || responses > 0 || notes > 0 {
             self.waiting_since = Some(now);
         }
-        if waiting {
+        if queued {
+            assert_eq!(originals, 0, "a request sent before its admission");
+        } else if waiting {
             let since = self.waiting_since.expect("waiting since a step");
             assert!(
                 !after_timeout || now < since + self.timer_f,
@@ -1087,6 +1098,8 @@ pub fn decode_op(b: &mut Bytes) -> Op {
         9 => Op::TransportError {
             immediate: b.u8() & 1 != 0,
         },
+        14 => Op::Pace(b.u8() & 1 != 0),
+        15 => Op::Admit,
         _ => {
             let k = b.u8();
             let status = if k < 240 {
