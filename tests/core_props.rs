@@ -96,9 +96,20 @@ fn exercise(buf: &[u8]) {
         assert!((100..=699).contains(&r.status));
         assert_eq!(classify(buf), Kind::Response);
         let _ = (r.header("via"), r.headers("m").count());
-        let _ = (r.call_id(), r.cseq(), r.top_via(), r.to_tag());
+        let _ = (r.call_id(), r.cseq(), r.to_tag());
         let _ = (r.expires(), r.min_expires(), r.retry_after());
+        // The in-place readers of the per-response path agree with a parsed Via.
+        let top = r.top_via();
+        if let Some(b) = r.top_branch() {
+            assert_eq!(top.as_ref().and_then(|v| v.branch()), Some(b));
+        }
+        assert_eq!(
+            r.top_via_public_address(),
+            top.as_ref().and_then(|v| v.public_address())
+        );
+        let _ = (r.flow_timer(), r.lists_option("require", "outbound"));
         if let Ok(cs) = r.contacts() {
+            let _ = sipreg::core::routing::RoutingFacts::from_response(&r, cs.first());
             for a in &cs {
                 let _ = a.expires();
                 assert!(
@@ -127,6 +138,9 @@ fn exercise(buf: &[u8]) {
         assert_eq!(Uri::parse(&u.to_string()).as_ref(), Ok(&u));
     }
     let _ = parse_challenge(&text);
+    if sipreg::core::stun::parse_binding_success(buf).is_some() {
+        assert!(sipreg::core::stun::is_stun(buf));
+    }
     let _ = text.parse::<NameAddr>();
 }
 
