@@ -3,12 +3,16 @@
 //! under random operation sequences and a day-long soak with failures.
 //!
 //! The registerer invariants live in `support/ops.rs`, shared with the
-//! `registerer` fuzz target.
+//! `registerer` fuzz target; the parser checks in `support/parsers.rs`, shared
+//! with the `parse_response` fuzz target.
 
 mod support;
 
 #[path = "support/ops.rs"]
 mod ops;
+
+#[path = "support/parsers.rs"]
+mod parsers;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
@@ -17,13 +21,14 @@ use proptest::prelude::*;
 use proptest::test_runner::Config as PropConfig;
 
 use sipreg::core::digest::{choose_challenge, parse_challenge};
-use sipreg::core::message::{classify, frame, Frame, Kind, NameAddr, Response};
+use sipreg::core::message::{frame, Frame, Response};
 use sipreg::core::options::{RegistererOptions, RetryPolicy, Transport, UserAgentConfig};
 use sipreg::core::refresh::{refresh_delay, spread_of};
 use sipreg::core::registerer::{Event, Registerer, State};
 use sipreg::core::uri::{Host, Scheme, Uri};
 
 use ops::{Config, Driver, Extra, Mangle, Op, Reply};
+use parsers::exercise;
 
 /// Proptest settings: no regression files written into the tree. The case
 /// count is multiplied by `CORE_PROPS_SCALE` (default 1) for longer hunts.
@@ -73,76 +78,6 @@ Proxy-Authenticate: Digest realm=\"proxy\", nonce=\"p1\", qop=\"auth,auth-int\",
 Retry-After: 120 (in a meeting);duration=60\r\n\
 m: <sip:alice@127.0.0.1:5080>;expires=60,\r\n  \"Bob\" <sips:bob:pw@[::1]:5061;transport=tls;lr?subject=x&p=1>;q=0.5\r\n\
 l: 4\r\n\r\nbody";
-
-/// Every parser entry point on `buf`, plus the properties that must hold
-/// whatever the input.
-fn exercise(buf: &[u8]) {
-    let _ = classify(buf);
-    for max in [0, 32, 4096] {
-        match frame(buf, max) {
-            Frame::Message(n) => {
-                assert!(n <= buf.len() && n <= max);
-                // A framed response is complete and parses on its own.
-                if classify(buf) == Kind::Response {
-                    let r = Response::parse(&buf[..n]);
-                    assert!(r.is_ok(), "framed but unparsable: {r:?}");
-                }
-            }
-            Frame::KeepAlive(n) => assert!(n >= 1 && n <= buf.len()),
-            Frame::Incomplete | Frame::Invalid => {}
-        }
-    }
-    if let Ok(r) = Response::parse(buf) {
-        assert!((100..=699).contains(&r.status));
-        assert_eq!(classify(buf), Kind::Response);
-        let _ = (r.header("via"), r.headers("m").count());
-        let _ = (r.call_id(), r.cseq(), r.to_tag());
-        let _ = (r.expires(), r.min_expires(), r.retry_after());
-        // The in-place readers of the per-response path agree with a parsed Via.
-        let top = r.top_via();
-        if let Some(b) = r.top_branch() {
-            assert_eq!(top.as_ref().and_then(|v| v.branch()), Some(b));
-        }
-        assert_eq!(
-            r.top_via_public_address(),
-            top.as_ref().and_then(|v| v.public_address())
-        );
-        let _ = (r.flow_timer(), r.lists_option("require", "outbound"));
-        if let Ok(cs) = r.contacts() {
-            let _ = sipreg::core::routing::RoutingFacts::from_response(&r, cs.first());
-            for a in &cs {
-                let _ = a.expires();
-                assert!(
-                    a.uri.equivalent(&a.uri),
-                    "{} not equivalent to itself",
-                    a.uri
-                );
-                let printed = a.uri.to_string();
-                assert_eq!(Uri::parse(&printed).as_ref(), Ok(&a.uri));
-                for b in &cs {
-                    assert_eq!(a.uri.equivalent(&b.uri), b.uri.equivalent(&a.uri));
-                }
-            }
-        }
-        for name in ["www-authenticate", "proxy-authenticate"] {
-            let offered: Vec<_> = r
-                .headers(name)
-                .filter_map(|v| parse_challenge(v).ok())
-                .collect();
-            let _ = choose_challenge(&offered);
-        }
-    }
-    let text = String::from_utf8_lossy(buf);
-    if let Ok(u) = Uri::parse(&text) {
-        assert!(u.equivalent(&u));
-        assert_eq!(Uri::parse(&u.to_string()).as_ref(), Ok(&u));
-    }
-    let _ = parse_challenge(&text);
-    if sipreg::core::stun::parse_binding_success(buf).is_some() {
-        assert!(sipreg::core::stun::is_stun(buf));
-    }
-    let _ = text.parse::<NameAddr>();
-}
 
 #[derive(Clone, Debug)]
 enum Mutation {
