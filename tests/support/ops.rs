@@ -825,11 +825,11 @@ impl Driver {
         // Whether the request now in flight has been written out (it is not
         // while there is no local address).
         self.current_sent = waiting && (originals > 0 || (current_sent && ends == 0));
-        // When the request in flight began, at the latest (it may have been
-        // written later than it started, once a local address was known).
         // A request waiting for the pacing window has no timers yet: Timer F
         // counts from its admission.
         let queued = self.reg.wants_admission();
+        // When the request in flight began, at the latest (it may have been
+        // written later than it started, once a local address was known).
         if !waiting {
             self.waiting_since = None;
         } else if queued || !waiting_before || originals > 0 || responses > 0 || notes > 0 {
