@@ -1,0 +1,202 @@
+//! The application-facing half: API calls, timer expiries and what the
+//! runtime polls (transmits, events, the next deadline).
+
+use super::*;
+
+impl Registerer {
+    /// Whether a message is waiting to be sent. The runtime makes sure the
+    /// socket exists and calls [`set_local_addr`](Self::set_local_addr) before
+    /// [`poll_transmit`](Self::poll_transmit), so a socket is only opened when
+    /// there is something to send.
+    pub fn wants_transmit(&self) -> bool {
+        !self.transmits.is_empty() && !self.awaiting_targets
+    }
+
+    /// Next message to send (written now, from the current local address, if
+    /// it is the first send of the request). `None` without a local address.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if self.awaiting_targets {
+            return None;
+        }
+        let retransmission = self.transmits.front()?;
+        let local = self.local?;
+        self.transmits.pop_front();
+        if self.pending.as_ref()?.bytes.is_none() {
+            self.render(local);
+        }
+        let bytes = self.pending.as_ref()?.bytes.clone()?;
+        Some(Transmit {
+            bytes,
+            retransmission,
+        })
+    }
+
+    /// Next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let e = self.events.pop_front();
+        if self.events.is_empty() && self.events.capacity() > 0 {
+            // Drained: an idle registerer keeps no event buffer (128 bytes each).
+            self.events = VecDeque::new();
+        }
+        e
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let tx = self
+            .pending
+            .as_ref()
+            .filter(|p| p.admitted && !self.awaiting_targets)
+            .and_then(|p| p.tx.next_deadline());
+        [
+            tx,
+            // Lingering transactions (Timer K) wake nobody: they are purged at
+            // the next input, so 10 000 registrations cost no 20 000 wake-ups.
+            self.refresh_at,
+            self.expire_at,
+            self.retry_at,
+            self.dispose_deadline,
+            self.keepalive.as_ref().and_then(|k| k.poll_timeout()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// SIP.js `register()`.
+    pub fn register(&mut self, now: Instant) -> Result<(), Error> {
+        self.check_can_send()?;
+        self.retry_at = None;
+        self.start(now, Kind::Register);
+        Ok(())
+    }
+
+    /// SIP.js `unregister()`; `all` sends `Contact: *`.
+    pub fn unregister(&mut self, now: Instant, all: bool) -> Result<(), Error> {
+        self.check_can_send()?;
+        self.retry_at = None;
+        self.refresh_at = None;
+        self.start(now, Kind::Unregister { all });
+        Ok(())
+    }
+
+    /// SIP.js `dispose()`: waits for a request in flight, unregisters if
+    /// registered, then Terminated — within the shutdown bound. Idempotent.
+    pub fn dispose(&mut self, now: Instant) {
+        if self.is_disposing() {
+            return;
+        }
+        self.dispose_deadline = Some(now + self.settings.ua.shutdown_timeout);
+        self.refresh_at = None;
+        self.retry_at = None;
+        if self.awaiting_targets {
+            // A REGISTER still waiting for DNS was never sent: drop it.
+            self.awaiting_targets = false;
+            self.resolution_wanted = false;
+            self.take_pending();
+        }
+        if self.pending.is_none() {
+            self.continue_dispose(now);
+        }
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Terminated {
+            return;
+        }
+        self.run_transaction_timers(now);
+        self.purge_lingering(now);
+        if self.dispose_deadline.is_some_and(|d| now >= d) {
+            self.note("dispose: no final answer within the shutdown bound; terminating");
+            self.terminate();
+            return;
+        }
+        // The refresh goes first: a late wake-up past the expiry (suspend, a
+        // stalled thread) must still send the refresh it was due.
+        if self.refresh_at.is_some_and(|t| now >= t) {
+            self.refresh_at = None;
+            // A request in flight already decides the next refresh (SIP.js #1071).
+            if self.pending.is_none() {
+                self.start(now, Kind::Register);
+            }
+        }
+        if self.expire_at.is_some_and(|t| now >= t) {
+            self.note("registration expired without a successful refresh");
+            self.unregistered();
+        }
+        let due = self.keepalive.as_mut();
+        if let Some(f) = due.and_then(|k| k.handle_timeout(now, &mut self.rng)) {
+            self.flow_failure(now, f);
+        }
+        if self.retry_at.is_some_and(|t| now >= t) {
+            self.retry_at = None;
+            if self.pending.is_none() {
+                self.events.push_back(Event::RetryStarted {
+                    failures: self.failures,
+                });
+                self.start(now, Kind::Register);
+            }
+        }
+    }
+
+    pub(super) fn check_can_send(&self) -> Result<(), Error> {
+        if self.is_disposing() {
+            return Err(Error::Terminated);
+        }
+        if self.pending.is_some() {
+            return Err(Error::RequestPending);
+        }
+        Ok(())
+    }
+
+    pub(super) fn terminate(&mut self) {
+        if let Some(k) = self.keepalive.as_mut() {
+            k.stop();
+        }
+        self.routing = None;
+        self.take_pending();
+        self.lingering = Vec::new();
+        self.refresh_at = None;
+        self.expire_at = None;
+        self.retry_at = None;
+        self.dispose_deadline = None;
+        self.set_state(State::Terminated);
+    }
+
+    pub(super) fn continue_dispose(&mut self, now: Instant) {
+        if self.state == State::Registered {
+            self.start(now, Kind::Unregister { all: false });
+        } else {
+            self.terminate();
+        }
+    }
+
+    /// Replaces the digest credentials (the user agent's password changed).
+    pub fn set_credentials(
+        &mut self,
+        auth_username: Option<String>,
+        password: Option<crate::core::options::Secret>,
+    ) {
+        let ua = Arc::make_mut(&mut self.settings.ua);
+        ua.auth_username = auth_username;
+        ua.password = password;
+        self.auth.clear();
+    }
+
+    /// With `on`, every new transaction waits for [`admit`](Self::admit) before
+    /// its timers start and its first send is owed (the runtime's pacing window).
+    /// A waiting request still counts as in flight for `register`/`unregister`
+    /// (`RequestPending`). Off (the default), transactions start at once.
+    pub fn set_paced(&mut self, on: bool) {
+        self.paced = on;
+        if !on {
+            self.admit_pending(None);
+        }
+    }
+
+    /// Starts the waiting transaction now (see [`wants_admission`](Self::wants_admission)).
+    pub fn admit(&mut self, now: Instant) {
+        self.admit_pending(Some(now));
+    }
+}

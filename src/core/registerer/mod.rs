@@ -1,0 +1,503 @@
+//! The registerer state machine: SIP.js `Registerer` semantics, sans-IO.
+//!
+//! Inputs are API calls, responses, transport events and timer expiries, each with
+//! the current `now`. Outputs are queued: bytes to send ([`Transmit`]) and
+//! [`Event`]s for the application; [`Registerer::poll_timeout`] says when to call
+//! [`Registerer::handle_timeout`] next.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::digest::{self, Answer, Challenge};
+use super::keepalive::{Failure, KeepAlive, Mechanism};
+use super::message::Response;
+use super::options::{RegistererOptions, Settings, UserAgentConfig};
+use super::rand::Rng;
+use super::refresh;
+use super::request::{self, AuthHeader, ContactSpec, RequestParts};
+use super::routing::RoutingFacts;
+use super::targets::{Query, Target, TargetList};
+use super::transaction::{ClientTransaction, Delivery, TimerOutcome};
+use super::uri::Uri;
+use crate::error::Error;
+
+mod api;
+mod failover;
+mod nat;
+mod responses;
+mod sending;
+
+/// SIP.js `RegistererState`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Created, nothing sent yet.
+    Initial,
+    /// The registrar holds our binding.
+    Registered,
+    /// Not registered (after an un-REGISTER, a failure or an expiry).
+    Unregistered,
+    /// Disposed; final.
+    Terminated,
+}
+
+/// Something the application should hear about, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The state changed (never twice to the same state in a row).
+    StateChanged(State),
+    /// A final response ended a transaction (408 / 503 are synthesised for
+    /// timeouts and transport errors, as SIP.js does).
+    Response {
+        /// Status code.
+        status: u16,
+        /// Reason phrase.
+        reason: String,
+    },
+    /// An automatic retry was scheduled after a transient failure.
+    RetryScheduled {
+        /// Delay until the retry.
+        delay: Duration,
+        /// Consecutive failures so far.
+        failures: u32,
+    },
+    /// The scheduled retry REGISTER is being sent now.
+    RetryStarted {
+        /// Consecutive failures so far.
+        failures: u32,
+    },
+    /// A diagnostic for the log (never contains credentials).
+    Note(String),
+}
+
+/// A request (or retransmission) to send to the registerer's target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// The complete SIP message.
+    pub bytes: Vec<u8>,
+    /// True for a Timer E retransmission.
+    pub retransmission: bool,
+}
+
+/// Why a response was not accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unmatched {
+    /// No transaction of ours has that branch.
+    UnknownBranch,
+    /// Branch matched but Call-ID or CSeq did not.
+    WrongDialogue,
+    /// The registerer is terminated.
+    Terminated,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Register,
+    Unregister { all: bool },
+}
+
+/// Per-logical-request bookkeeping: a REGISTER and its auth / 423 follow-ups.
+#[derive(Debug)]
+struct Pending {
+    kind: Kind,
+    tx: ClientTransaction,
+    /// The transaction has started (its timers run and its first send is owed).
+    /// A paced registerer waits for the runtime's [`Registerer::admit`].
+    admitted: bool,
+    /// The message, written when the runtime first polls it (so Via and
+    /// Contact carry the socket it really leaves from); retransmissions reuse it.
+    bytes: Option<Vec<u8>>,
+    cseq: u32,
+    /// Authorization headers, computed at admission.
+    auth: Vec<(AuthHeader, String)>,
+    expires_sent: u32,
+    stale_sent: Vec<String>,
+    /// Our contact URI as written in this request (what its 2xx must list).
+    sent_contact: Option<String>,
+    /// The address in that contact (local, or public after a rewrite).
+    contact_addr: Option<SocketAddr>,
+    /// Sent with RFC 5626 outbound (reg-id, `;ob`, `Supported: outbound`).
+    outbound: bool,
+    /// Sent because a 2xx reported a new public address (loop guard).
+    rewrite: bool,
+    /// 423 resends in this request (loop guard).
+    interval_rounds: u8,
+    /// (realm, proxy, nonce) of every credential sent for this request.
+    answered: Vec<(String, bool, String)>,
+    stale_retries: u8,
+    new_nonce_retry_used: bool,
+    auth_rounds: u8,
+}
+
+/// A completed transaction absorbing retransmitted finals until Timer K: only
+/// what matching needs (the transaction itself is freed when it completes).
+#[derive(Debug)]
+struct Lingering {
+    /// The branch after our cookie and key (every branch of ours is
+    /// `z9hG4bK` + key + this), inline rather than a string on the heap.
+    tail: [u8; TAIL_LEN],
+    cseq: u32,
+    /// Timer K.
+    until: Instant,
+}
+
+#[derive(Clone, Debug)]
+struct AuthEntry {
+    proxy: bool,
+    challenge: Challenge,
+    nc: u32,
+}
+
+/// Sends owed to the runtime, in order: the first send of the request (if
+/// not taken yet), then Timer E retransmissions. Two counters instead of a
+/// queue: nothing on the heap.
+#[derive(Debug, Default)]
+struct Owed {
+    first: bool,
+    retransmissions: u32,
+}
+
+impl Owed {
+    fn is_empty(&self) -> bool {
+        !self.first && self.retransmissions == 0
+    }
+
+    /// The next send: `Some(true)` for a retransmission.
+    fn front(&self) -> Option<bool> {
+        if self.first {
+            Some(false)
+        } else {
+            (self.retransmissions > 0).then_some(true)
+        }
+    }
+
+    fn pop_front(&mut self) {
+        if self.first {
+            self.first = false;
+        } else {
+            self.retransmissions = self.retransmissions.saturating_sub(1);
+        }
+    }
+
+    fn clear(&mut self) {
+        *self = Owed::default();
+    }
+
+    /// Only the first send of a new transaction is owed.
+    fn owe_first(&mut self) {
+        *self = Owed {
+            first: true,
+            retransmissions: 0,
+        };
+    }
+
+    fn owe_retransmission(&mut self) {
+        self.retransmissions = self.retransmissions.saturating_add(1);
+    }
+}
+
+/// Cap on authenticated resends per request, whatever the realms (loop guard).
+const MAX_AUTH_ROUNDS: u8 = 6;
+/// Cap on consecutive `stale=true` retries.
+const MAX_STALE_RETRIES: u8 = 3;
+/// Cap on 423 resends per request, even when Min-Expires keeps growing.
+const MAX_INTERVAL_ROUNDS: u8 = 3;
+
+/// One registration of one contact for one address of record.
+#[derive(Debug)]
+pub struct Registerer {
+    settings: Settings,
+    rng: Rng,
+    /// Random, ASCII, inline: saves a heap string per registerer.
+    key: [u8; KEY_LEN],
+    state: State,
+    call_id: String,
+    from_tag: String,
+    cseq: u32,
+    expires: u32,
+    local: Option<SocketAddr>,
+    bound_contact: Option<String>,
+    stale_contacts: Vec<String>,
+    /// The request in flight; boxed, so an idle registerer keeps only a pointer.
+    pending: Option<Box<Pending>>,
+    /// Completed transactions absorbing retransmitted finals until Timer K, with their CSeq.
+    lingering: Vec<Lingering>,
+    refresh_at: Option<Instant>,
+    expire_at: Option<Instant>,
+    retry_at: Option<Instant>,
+    dispose_deadline: Option<Instant>,
+    rebind_wanted: bool,
+    dispose_resent: bool,
+    auth: Vec<AuthEntry>,
+    /// Contacts of the last 2xx, shared with the runtime's snapshot (`None`: none).
+    contacts: Option<Arc<[String]>>,
+    retry_after: Option<u32>,
+    last_response: Option<(u16, String)>,
+    failures: u32,
+    retransmissions: u64,
+    timed_out: bool,
+    events: VecDeque<Event>,
+    /// Sends owed to the runtime: `true` for a retransmission.
+    transmits: Owed,
+    /// Public address written in our Contact instead of the local one (contact rewrite).
+    contact_public: Option<SocketAddr>,
+    /// The address the registrar last saw us at (Via received/rport of a 2xx).
+    public_address: Option<SocketAddr>,
+    /// A 439 said the first hop lacks outbound: register without it from now on.
+    outbound_refused: bool,
+    /// The last 2xx confirmed outbound for our flow (`Require: outbound`).
+    outbound_in_use: bool,
+    /// Service-Route, Path and GRUUs of the last 2xx; boxed and only when the
+    /// registrar sent any (most send none).
+    routing: Option<Box<RoutingFacts>>,
+    /// Keep-alive state of the flow; created by the first keep-alive start
+    /// (off by default), so most registerers keep only a null pointer.
+    keepalive: Option<Box<KeepAlive>>,
+    /// Set when the flow failed, until the runtime takes it and replaces the flow.
+    flow_failed: bool,
+    /// RFC 3263 targets of a host-name registrar (`None`: the runtime sends
+    /// to one fixed address).
+    targets: Option<Box<TargetList>>,
+    /// A request waits for the runtime's resolution of the targets.
+    awaiting_targets: bool,
+    /// The runtime has not been asked for that resolution yet.
+    resolution_wanted: bool,
+    /// Transactions wait for [`Registerer::admit`] (the runtime's pacing window).
+    paced: bool,
+}
+
+/// What [`Registerer::routing`] and [`Registerer::keepalive`] show without state.
+static NO_ROUTING: RoutingFacts = RoutingFacts::EMPTY;
+static NO_KEEPALIVE: KeepAlive = KeepAlive::IDLE;
+
+/// Length of the per-registerer key at the start of every branch (after the cookie).
+pub const KEY_LEN: usize = 10;
+const COOKIE: &str = "z9hG4bK";
+/// Length of the random part of a branch, after the cookie and the key.
+const TAIL_LEN: usize = 12;
+
+/// The registerer key embedded in a Via branch, used by the runtime to route responses.
+pub fn branch_key(branch: &str) -> Option<&str> {
+    branch.strip_prefix(COOKIE)?.get(..KEY_LEN)
+}
+
+/// A list to share, `None` when empty (no allocation for it).
+fn shared(list: Vec<String>) -> Option<Arc<[String]>> {
+    (!list.is_empty()).then(|| list.into())
+}
+
+fn is_transient(status: u16) -> bool {
+    matches!(status, 408 | 480 | 500 | 502 | 503 | 504)
+        || ((600..700).contains(&status) && status != 603)
+}
+
+impl Registerer {
+    /// Validates `options` against the user agent and creates an Initial registerer.
+    /// Nothing is sent until [`register`](Self::register).
+    pub fn new(
+        ua: &UserAgentConfig,
+        options: &RegistererOptions,
+        seed: u64,
+    ) -> Result<Registerer, Error> {
+        Registerer::with_shared_config(&Arc::new(ua.clone()), options, seed)
+    }
+
+    /// [`new`](Self::new) sharing the user agent's settings instead of copying them.
+    pub fn with_shared_config(
+        ua: &Arc<UserAgentConfig>,
+        options: &RegistererOptions,
+        seed: u64,
+    ) -> Result<Registerer, Error> {
+        let settings = options.validate_shared(ua)?;
+        let mut rng = Rng::new(seed);
+        let mut key = [0u8; KEY_LEN];
+        key.copy_from_slice(rng.token(KEY_LEN).as_bytes());
+        let call_id = options.call_id.clone().unwrap_or_else(|| rng.token(24));
+        let from_tag = options.from_tag.clone().unwrap_or_else(|| rng.token(10));
+        Ok(Registerer {
+            cseq: settings.cseq,
+            expires: settings.expires,
+            settings,
+            rng,
+            key,
+            state: State::Initial,
+            call_id,
+            from_tag,
+            local: None,
+            bound_contact: None,
+            stale_contacts: Vec::new(),
+            pending: None,
+            lingering: Vec::new(),
+            refresh_at: None,
+            expire_at: None,
+            retry_at: None,
+            dispose_deadline: None,
+            rebind_wanted: false,
+            dispose_resent: false,
+            auth: Vec::new(),
+            contacts: None,
+            retry_after: None,
+            last_response: None,
+            failures: 0,
+            retransmissions: 0,
+            timed_out: false,
+            events: VecDeque::new(),
+            transmits: Owed::default(),
+            contact_public: None,
+            public_address: None,
+            outbound_refused: false,
+            outbound_in_use: false,
+            routing: None,
+            keepalive: None,
+            flow_failed: false,
+            targets: None,
+            awaiting_targets: false,
+            resolution_wanted: false,
+            paced: false,
+        })
+    }
+
+    // ----- read-only view -------------------------------------------------
+
+    /// The validated settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The key at the start of this registerer's branches (see [`branch_key`]).
+    pub fn key(&self) -> &str {
+        // The key is drawn from the token alphabet: always ASCII.
+        std::str::from_utf8(&self.key).unwrap_or_default()
+    }
+
+    /// Current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Whether a request is in flight (SIP.js's private `waiting` flag).
+    pub fn is_waiting(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Whether a request waits to start its transaction (paced registerers only;
+    /// the runtime calls [`admit`](Self::admit) when the window has room).
+    pub fn wants_admission(&self) -> bool {
+        self.pending.as_ref().is_some_and(|p| !p.admitted)
+    }
+
+    /// Whether a started transaction is in flight (sent or owed to the runtime).
+    pub fn in_transaction(&self) -> bool {
+        self.pending.as_ref().is_some_and(|p| p.admitted)
+    }
+
+    /// Whether dispose was called (and Terminated may not have been reached yet).
+    pub fn is_disposing(&self) -> bool {
+        self.dispose_deadline.is_some() || self.state == State::Terminated
+    }
+
+    /// Contact URIs listed in the last 2xx.
+    pub fn contacts(&self) -> &[String] {
+        self.contacts.as_deref().unwrap_or(&[])
+    }
+
+    /// [`contacts`](Self::contacts), shared rather than copied (`None`: none).
+    pub fn shared_contacts(&self) -> Option<Arc<[String]>> {
+        self.contacts.clone()
+    }
+
+    /// Retry-After seconds of the last rejection, if it had one.
+    pub fn retry_after(&self) -> Option<u32> {
+        self.retry_after
+    }
+
+    /// Status and reason of the last final response (including synthesised 408/503).
+    pub fn last_response(&self) -> Option<&(u16, String)> {
+        self.last_response.as_ref()
+    }
+
+    /// Time until the scheduled automatic retry.
+    pub fn next_retry(&self, now: Instant) -> Option<Duration> {
+        self.retry_at.map(|t| t.saturating_duration_since(now))
+    }
+
+    /// Consecutive failed registration attempts.
+    pub fn failure_count(&self) -> u32 {
+        self.failures
+    }
+
+    /// The expiry we ask for (raised by 423 Min-Expires).
+    pub fn requested_expires(&self) -> u32 {
+        self.expires
+    }
+
+    /// Call-ID, fixed for the registerer's life.
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    /// Timer E retransmissions so far.
+    pub fn retransmissions(&self) -> u64 {
+        self.retransmissions
+    }
+
+    /// True once after a transaction timed out (the runtime drops a stream
+    /// connection then, so the next attempt does not reuse a dead socket).
+    pub fn take_timed_out(&mut self) -> bool {
+        std::mem::take(&mut self.timed_out)
+    }
+
+    /// When the automatic retry is due.
+    pub fn retry_at(&self) -> Option<Instant> {
+        self.retry_at
+    }
+
+    /// Our contact URI for the current local address (the public one after a rewrite).
+    pub fn contact(&self) -> Option<String> {
+        self.local.map(|l| {
+            request::contact_uri(&self.settings, self.contact_addr(l), self.outbound_wanted())
+        })
+    }
+
+    /// The address the registrar saw our last successful REGISTER come from
+    /// (Via `received`/`rport`), if it said.
+    pub fn public_address(&self) -> Option<SocketAddr> {
+        self.public_address
+    }
+
+    /// Service-Route, Path and GRUUs of the last 2xx (empty when not registered).
+    pub fn routing(&self) -> &RoutingFacts {
+        self.routing.as_deref().unwrap_or(&NO_ROUTING)
+    }
+
+    /// Whether the registrar confirmed RFC 5626 outbound for our flow.
+    pub fn outbound_in_use(&self) -> bool {
+        self.outbound_in_use
+    }
+
+    /// The keep-alive state of the flow (mechanism, interval, mapped address).
+    pub fn keepalive(&self) -> &KeepAlive {
+        self.keepalive.as_deref().unwrap_or(&NO_KEEPALIVE)
+    }
+
+    /// True once after the flow failed (no pong, STUN mapping changed): the
+    /// runtime then replaces the socket or connection before sending the
+    /// REGISTER that is already queued.
+    pub fn take_flow_failed(&mut self) -> bool {
+        std::mem::take(&mut self.flow_failed)
+    }
+
+    // ----- internals shared by the parts -----------------------------------
+
+    fn note(&mut self, msg: &str) {
+        self.events.push_back(Event::Note(msg.to_owned()));
+    }
+
+    fn set_state(&mut self, s: State) {
+        if self.state != s {
+            self.state = s;
+            self.events.push_back(Event::StateChanged(s));
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! NAT and RFC 5626 outbound: the local and public address in the Contact,
+//! keep-alives, flow failure, lost connections and network changes.
+
+use super::*;
+
+impl Registerer {
+    /// Keep-alive bytes to send on the flow now (CRLFCRLF or a STUN request).
+    pub fn poll_ping(&mut self) -> Option<Vec<u8>> {
+        self.keepalive.as_mut()?.poll_ping()
+    }
+
+    /// A CRLF pong arrived on our stream flow.
+    pub fn keepalive_pong(&mut self) {
+        if let Some(k) = self.keepalive.as_mut() {
+            k.on_pong();
+        }
+    }
+
+    /// A STUN datagram arrived from our target. Returns whether it answered
+    /// our request; a changed mapped address fails the flow.
+    pub fn stun_datagram(&mut self, now: Instant, datagram: &[u8]) -> bool {
+        // Without keep-alive state no STUN request of ours is outstanding.
+        let Some(k) = self.keepalive.as_mut() else {
+            return false;
+        };
+        let (ours, failure) = k.on_stun(datagram);
+        if let Some(f) = failure {
+            self.flow_failure(now, f);
+        }
+        ours
+    }
+
+    /// Replaces the NAT settings of the user agent (keep-alive interval when
+    /// the registrar sends no Flow-Timer, contact rewrite on/off).
+    pub fn set_nat_options(&mut self, keepalive: u32, contact_rewrite: bool) {
+        if self.settings.ua.keepalive == keepalive
+            && self.settings.ua.contact_rewrite == contact_rewrite
+        {
+            return; // unchanged: the shared settings stay shared
+        }
+        let ua = Arc::make_mut(&mut self.settings.ua);
+        ua.keepalive = keepalive;
+        ua.contact_rewrite = contact_rewrite;
+    }
+
+    /// Tells the registerer which local address its packets leave from. A change
+    /// while bound queues the old contact for removal in the next REGISTER.
+    pub fn set_local_addr(&mut self, addr: SocketAddr) {
+        if self.local == Some(addr) {
+            return;
+        }
+        self.local = Some(addr);
+        // A new flow: its public address and keep-alive state are unknown.
+        self.contact_public = None;
+        if let Some(k) = self.keepalive.as_mut() {
+            k.new_flow();
+        }
+        let now_contact = request::contact_uri(&self.settings, addr, self.outbound_wanted());
+        // Back on an address used before: that contact is ours again, not stale.
+        self.stale_contacts.retain(|c| *c != now_contact);
+        if let Some(old) = self.bound_contact.take() {
+            if old != now_contact && !self.stale_contacts.contains(&old) {
+                self.stale_contacts.push(old);
+            }
+        }
+    }
+
+    /// The network changed (and [`set_local_addr`](Self::set_local_addr) was called
+    /// with the new address): re-register at once if registered or waiting to retry.
+    pub fn network_changed(&mut self, now: Instant) {
+        if self.state == State::Terminated {
+            return;
+        }
+        let pending_kind = self.pending.as_ref().map(|p| p.kind);
+        if let (Some(kind), true) = (pending_kind, self.settings.transport.reliable()) {
+            // Its connection is gone with the old network: send it again on a new one.
+            self.take_pending();
+            self.note("network changed: re-sending the request in flight");
+            self.start(now, kind);
+            return;
+        }
+        let wants = self.state == State::Registered || self.retry_at.is_some();
+        if !wants || self.dispose_deadline.is_some() {
+            return;
+        }
+        if self.pending.is_some() {
+            self.rebind_wanted = true;
+        } else {
+            self.retry_at = None;
+            self.note("network changed: re-registering with the new contact");
+            self.start(now, Kind::Register);
+        }
+    }
+
+    /// The stream connection carrying our requests dropped. A request in flight
+    /// fails (503) and is retried at once; a registered binding is refreshed at once.
+    pub fn connection_lost(&mut self, now: Instant) {
+        if self.state == State::Terminated {
+            return;
+        }
+        let resend_unregister = self.dispose_deadline.is_some()
+            && !self.dispose_resent
+            && matches!(
+                self.pending.as_ref().map(|p| p.kind),
+                Some(Kind::Unregister { .. })
+            );
+        if resend_unregister {
+            // Dispose's un-REGISTER gets one more chance on a new connection.
+            self.dispose_resent = true;
+            if let Some(kind) = self.take_pending().map(|p| p.kind) {
+                self.note("connection closed during dispose: sending the un-REGISTER again");
+                self.start(now, kind);
+            }
+        } else if self.in_transaction() {
+            self.transport_error(now, "connection closed", true);
+        } else if self.pending.is_some() {
+            // Waiting for admission: it goes out on a new connection when admitted.
+        } else if self.state == State::Registered && self.dispose_deadline.is_none() {
+            self.note("connection closed while registered: re-registering");
+            self.start(now, Kind::Register);
+        }
+    }
+
+    /// Whether a 2xx that saw us at `public` calls for a contact rewrite.
+    pub(super) fn rewrite_target(&mut self, p: &Pending, public: SocketAddr) -> Option<SocketAddr> {
+        let sent_at = p.contact_addr?;
+        if !self.settings.ua.contact_rewrite || public == sent_at {
+            return None;
+        }
+        if self.outbound_in_use {
+            // RFC 5626: the registrar reaches us over this flow; no rewrite needed.
+            return None;
+        }
+        if p.rewrite {
+            // The answer to a rewrite flips again: at most one rewrite per
+            // change; a refresh that still sees it will rewrite then.
+            self.note(&format!(
+                "public address changed again to {public} right after a rewrite: not rewriting now (loop guard)"
+            ));
+            return None;
+        }
+        Some(public)
+    }
+
+    /// Re-registers at once with `public` in the Contact, removing the old
+    /// binding (`expires=0`) in the same request; the Call-ID stays.
+    pub(super) fn rewrite_contact(&mut self, now: Instant, public: SocketAddr) {
+        if self.pending.is_some() || self.state != State::Registered || self.is_disposing() {
+            return;
+        }
+        let Some(local) = self.local else { return };
+        self.note(&format!(
+            "registrar sees us at {public}: rewriting the contact and re-registering"
+        ));
+        if let Some(old) = self.bound_contact.take() {
+            if !self.stale_contacts.contains(&old) {
+                self.stale_contacts.push(old);
+            }
+        }
+        self.contact_public = (public != local).then_some(public);
+        let now_contact = request::contact_uri(&self.settings, public, self.outbound_wanted());
+        self.stale_contacts.retain(|c| *c != now_contact);
+        self.start(now, Kind::Register);
+        if let Some(p) = self.pending.as_mut() {
+            p.rewrite = true;
+        }
+    }
+
+    pub(super) fn outbound_wanted(&self) -> bool {
+        self.settings.reg_id.is_some() && !self.outbound_refused
+    }
+
+    pub(super) fn contact_addr(&self, local: SocketAddr) -> SocketAddr {
+        self.contact_public.unwrap_or(local)
+    }
+
+    /// Keep-alive after a 2xx: with outbound, STUN (UDP) or CRLF ping/pong at
+    /// Flow-Timer (else the configured interval); without, the plain CRLF
+    /// (UDP) / CRLFCRLF (stream) keep-alive if configured.
+    pub(super) fn start_keepalive(&mut self, now: Instant, resp: &Response) {
+        let configured = self.settings.ua.keepalive;
+        let (mech, secs) = if self.outbound_in_use {
+            let mech = if self.settings.transport.reliable() {
+                Mechanism::CrlfPong
+            } else {
+                Mechanism::Stun
+            };
+            (
+                mech,
+                resp.flow_timer().filter(|s| *s > 0).unwrap_or(configured),
+            )
+        } else {
+            let mech = if self.settings.transport.reliable() {
+                Mechanism::DoubleCrlf
+            } else {
+                Mechanism::Crlf
+            };
+            (mech, configured)
+        };
+        let base = Duration::from_secs(u64::from(secs));
+        if base.is_zero() {
+            // Off: what start would do, without creating the state.
+            if let Some(k) = self.keepalive.as_mut() {
+                k.stop();
+            }
+            return;
+        }
+        let k = self.keepalive.get_or_insert_with(Box::default);
+        k.start(now, mech, base, &mut self.rng);
+    }
+
+    /// The flow died (no pong, or the NAT mapping moved): re-register at once
+    /// on a new flow; the state stays Registered if that succeeds.
+    pub(super) fn flow_failure(&mut self, now: Instant, f: Failure) {
+        let why = match f {
+            Failure::NoAnswer => "no keep-alive answer within 10 s".to_owned(),
+            Failure::MappedChanged { old, new } => {
+                format!("STUN mapped address changed from {old} to {new}")
+            }
+        };
+        self.note(&format!(
+            "flow failed ({why}): re-registering on a new flow"
+        ));
+        if let Some(k) = self.keepalive.as_mut() {
+            k.new_flow();
+        }
+        self.flow_failed = true;
+        self.network_changed(now);
+    }
+}

@@ -1,0 +1,404 @@
+//! Final responses: matching, digest challenges, 2xx bookkeeping, failures
+//! and the automatic retry.
+
+use super::*;
+
+impl Registerer {
+    /// Feeds a response whose top Via branch carries this registerer's key.
+    pub fn handle_response(&mut self, now: Instant, resp: &Response) -> Result<(), Unmatched> {
+        self.purge_lingering(now);
+        if self.state == State::Terminated {
+            return Err(Unmatched::Terminated);
+        }
+        let branch = resp.top_branch();
+        let Some(branch) = branch else {
+            return Err(Unmatched::UnknownBranch);
+        };
+        let dialogue_ok = |cseq: u32| {
+            resp.call_id() == Some(self.call_id.as_str()) && resp.cseq() == Some((cseq, "REGISTER"))
+        };
+        if let Some(p) = self.pending.as_ref().filter(|p| p.admitted) {
+            if p.tx.branch() == branch {
+                if !dialogue_ok(p.cseq) {
+                    return Err(Unmatched::WrongDialogue);
+                }
+                let delivery = self
+                    .pending
+                    .as_mut()
+                    .map(|p| p.tx.on_response(resp.status, now));
+                if delivery == Some(Delivery::Final) {
+                    self.on_final(now, resp);
+                }
+                return Ok(());
+            }
+        }
+        let tail = branch
+            .strip_prefix(COOKIE)
+            .and_then(|b| b.strip_prefix(self.key()))
+            .map(str::as_bytes);
+        let lingering = tail.and_then(|t| self.lingering.iter().find(|l| l.tail[..] == *t));
+        if let Some(l) = lingering {
+            // A retransmitted final of a completed transaction: absorbed.
+            return if dialogue_ok(l.cseq) {
+                Ok(())
+            } else {
+                Err(Unmatched::WrongDialogue)
+            };
+        }
+        Err(Unmatched::UnknownBranch)
+    }
+
+    /// Ends the request in flight as if `status` had arrived (SIP.js's internal 408/503).
+    pub(super) fn synthetic_failure(
+        &mut self,
+        now: Instant,
+        status: u16,
+        reason: &str,
+        immediate_retry: bool,
+    ) {
+        let Some(p) = self.take_pending() else { return };
+        self.record_response(status, reason);
+        self.fail(now, p.kind, status, None, immediate_retry);
+    }
+
+    pub(super) fn record_response(&mut self, status: u16, reason: &str) {
+        self.last_response = Some((status, reason.to_owned()));
+        self.events.push_back(Event::Response {
+            status,
+            reason: reason.to_owned(),
+        });
+    }
+
+    pub(super) fn on_final(&mut self, now: Instant, resp: &Response) {
+        let Some(mut p) = self.take_pending() else {
+            return;
+        };
+        let tail =
+            p.tx.branch()
+                .strip_prefix(COOKIE)
+                .and_then(|b| b.strip_prefix(self.key()))
+                .and_then(|t| <[u8; TAIL_LEN]>::try_from(t.as_bytes()).ok());
+        if let (Some(until), Some(tail)) = (p.tx.next_deadline(), tail) {
+            // Usually one or two linger at a time: no room for four kept per registerer.
+            self.lingering.reserve_exact(1);
+            self.lingering.push(Lingering {
+                tail,
+                cseq: p.cseq,
+                until,
+            });
+        }
+        self.record_response(resp.status, &resp.reason);
+        match resp.status {
+            200..=299 => match p.kind {
+                Kind::Register => self.on_register_ok(now, p, resp),
+                Kind::Unregister { .. } => self.on_unregister_ok(now, p, resp),
+            },
+            401 | 407 => match self.accept_challenge(&mut p, resp) {
+                Ok(()) => self.send(now, p),
+                Err(why) => {
+                    self.note(&why);
+                    self.fail(now, p.kind, resp.status, resp.retry_after(), false);
+                }
+            },
+            439 if p.outbound => {
+                // RFC 5626 §11.6: the first hop cannot do outbound; go on without it.
+                self.outbound_refused = true;
+                self.note("439 First Hop Lacks Outbound Support: registering without outbound");
+                self.send(now, p);
+            }
+            423 if p.kind == Kind::Register => match resp.min_expires() {
+                Some(min) if min > p.expires_sent && p.interval_rounds < MAX_INTERVAL_ROUNDS => {
+                    p.interval_rounds += 1;
+                    self.expires = min;
+                    self.send(now, p);
+                }
+                _ => {
+                    self.note("423 without a usable Min-Expires");
+                    self.fail(now, p.kind, 423, resp.retry_after(), false);
+                }
+            },
+            503 if resp.retry_after().is_none() && self.targets.is_some() => {
+                self.pending = Some(Box::new(p));
+                if !self.failover(now, "503 without Retry-After") {
+                    if let Some(p) = self.take_pending() {
+                        self.fail(now, p.kind, 503, None, false);
+                    }
+                }
+            }
+            status => self.fail(now, p.kind, status, resp.retry_after(), false),
+        }
+    }
+
+    /// Decides whether a 401/407 may be answered, and caches the challenge if so.
+    pub(super) fn accept_challenge(
+        &mut self,
+        p: &mut Pending,
+        resp: &Response,
+    ) -> Result<(), String> {
+        let proxy = resp.status == 407;
+        let header = if proxy {
+            "Proxy-Authenticate"
+        } else {
+            "WWW-Authenticate"
+        };
+        let offered: Vec<Challenge> = resp
+            .headers(header)
+            .filter_map(|v| digest::parse_challenge(v).ok())
+            .collect();
+        let Some(ch) = digest::choose_challenge(&offered).cloned() else {
+            return Err(format!("{} without a usable Digest challenge", resp.status));
+        };
+        if self.settings.ua.password.is_none() {
+            return Err(format!(
+                "{} challenge for realm {:?} but no password is configured",
+                resp.status, ch.realm
+            ));
+        }
+        if p.auth_rounds >= MAX_AUTH_ROUNDS {
+            return Err("too many authentication rounds".into());
+        }
+        let realm_answered: Vec<&String> = p
+            .answered
+            .iter()
+            .filter(|(r, px, _)| *r == ch.realm && *px == proxy)
+            .map(|(_, _, n)| n)
+            .collect();
+        if !realm_answered.is_empty() {
+            if ch.stale {
+                if p.stale_retries >= MAX_STALE_RETRIES {
+                    return Err("credentials rejected: too many stale nonces".into());
+                }
+                p.stale_retries += 1;
+            } else if realm_answered.contains(&&ch.nonce) || p.new_nonce_retry_used {
+                return Err(format!(
+                    "credentials for realm {:?} were rejected",
+                    ch.realm
+                ));
+            } else {
+                // Servers that forget stale=true get one more try with the new nonce.
+                p.new_nonce_retry_used = true;
+            }
+        }
+        p.auth_rounds += 1;
+        self.auth
+            .retain(|e| !(e.proxy == proxy && e.challenge.realm == ch.realm));
+        self.auth.reserve_exact(1);
+        self.auth.push(AuthEntry {
+            proxy,
+            challenge: ch,
+            nc: 0,
+        });
+        Ok(())
+    }
+
+    /// Authorization headers from the per-realm cache, each with the next nc.
+    pub(super) fn credentials_headers(&mut self, p: &mut Pending) -> Vec<(AuthHeader, String)> {
+        let Some(password) = self.settings.ua.password.as_ref() else {
+            return Vec::new();
+        };
+        let username = self.settings.ua.effective_auth_username();
+        let uri = self.settings.registrar_text.as_str();
+        let mut out = Vec::with_capacity(self.auth.len());
+        // Exact: a queued request keeps this list until it is answered, and
+        // the default growth would reserve four entries for the usual one.
+        p.answered.reserve_exact(self.auth.len());
+        for entry in &mut self.auth {
+            entry.nc = entry.nc.wrapping_add(1).max(1);
+            let cnonce = self.rng.token(16);
+            let answer = Answer {
+                username,
+                password: Some(password.expose()),
+                method: "REGISTER",
+                uri,
+                body: b"",
+                nc: entry.nc,
+                cnonce: &cnonce,
+            };
+            if let Ok(value) = digest::authorization(&entry.challenge, &answer) {
+                let kind = if entry.proxy {
+                    AuthHeader::ProxyAuthorization
+                } else {
+                    AuthHeader::Authorization
+                };
+                p.answered.push((
+                    entry.challenge.realm.clone(),
+                    entry.proxy,
+                    entry.challenge.nonce.clone(),
+                ));
+                out.push((kind, value));
+            }
+        }
+        out
+    }
+
+    pub(super) fn our_contact_matches(
+        &self,
+        c: &crate::core::message::NameAddr,
+        ours: Option<&Uri>,
+    ) -> bool {
+        if let Some(urn) = &self.settings.extras().instance_urn {
+            let instance = c
+                .param("+sip.instance")
+                .flatten()
+                .map(|v| v.trim_matches(|ch| ch == '<' || ch == '>'));
+            if let Some(inst) = instance {
+                let reg_id_ok = match self.settings.reg_id.filter(|_| self.outbound_wanted()) {
+                    Some(id) => {
+                        c.param("reg-id")
+                            .flatten()
+                            .and_then(|v| v.parse::<u32>().ok())
+                            == Some(id)
+                    }
+                    None => true,
+                };
+                if inst.eq_ignore_ascii_case(urn) && reg_id_ok {
+                    return true;
+                }
+            }
+        }
+        ours.is_some_and(|o| o.equivalent(&c.uri))
+    }
+
+    pub(super) fn on_register_ok(&mut self, now: Instant, p: Pending, resp: &Response) {
+        let listed = match resp.contacts() {
+            Ok(list) => list,
+            Err(e) => {
+                self.note(&format!(
+                    "2xx with an unreadable Contact ({e}): not registered"
+                ));
+                Vec::new()
+            }
+        };
+        self.contacts = shared(listed.iter().map(|c| c.uri.to_string()).collect());
+        self.stale_contacts.retain(|c| !p.stale_sent.contains(c));
+        // Match what this request carried: the local address may have changed since.
+        let ours_text = p.sent_contact.clone();
+        let ours = ours_text.as_deref().and_then(|t| Uri::parse(t).ok());
+        let mine: Vec<&crate::core::message::NameAddr> = listed
+            .iter()
+            .filter(|c| self.our_contact_matches(c, ours.as_ref()))
+            .collect();
+        let granted = mine
+            .iter()
+            .map(|c| c.expires().or(resp.expires()).unwrap_or(p.expires_sent))
+            .min();
+        let mut rewrite_to = None;
+        match granted {
+            None => {
+                self.note("2xx does not list our contact: not registered");
+                self.failures = self.failures.saturating_add(1);
+                self.unregistered();
+            }
+            Some(0) => {
+                self.note("registrar granted expires=0 for our contact");
+                self.failures = self.failures.saturating_add(1);
+                self.unregistered();
+            }
+            Some(secs) => {
+                if let Some(t) = self.targets.as_mut() {
+                    t.succeeded();
+                }
+                self.failures = 0;
+                self.retry_after = None;
+                self.bound_contact = ours_text;
+                let granted = Duration::from_secs(u64::from(secs));
+                let spread = refresh::spread_of(&self.call_id);
+                let delay =
+                    refresh::refresh_delay(granted, self.settings.refresh_frequency, spread);
+                self.refresh_at = Some(now + delay);
+                self.expire_at = Some(now + granted);
+                self.set_state(State::Registered);
+                self.outbound_in_use = p.outbound && resp.lists_option("require", "outbound");
+                let routing = RoutingFacts::from_response(resp, mine.first().copied());
+                self.routing = (routing != RoutingFacts::EMPTY).then(|| Box::new(routing));
+                self.start_keepalive(now, resp);
+                let seen = resp.top_via_public_address();
+                if seen.is_some() {
+                    self.public_address = seen;
+                }
+                rewrite_to = seen.and_then(|public| self.rewrite_target(&p, public));
+            }
+        }
+        self.after_request(now, p.kind);
+        if let Some(public) = rewrite_to {
+            self.rewrite_contact(now, public);
+        }
+    }
+
+    pub(super) fn on_unregister_ok(&mut self, now: Instant, p: Pending, resp: &Response) {
+        self.contacts = shared(
+            resp.contacts()
+                .map(|l| l.iter().map(|c| c.uri.to_string()).collect())
+                .unwrap_or_default(),
+        );
+        self.stale_contacts.retain(|c| !p.stale_sent.contains(c));
+        self.bound_contact = None;
+        self.retry_after = None;
+        self.unregistered();
+        self.after_request(now, p.kind);
+    }
+
+    pub(super) fn unregistered(&mut self) {
+        self.refresh_at = None;
+        self.expire_at = None;
+        if let Some(k) = self.keepalive.as_mut() {
+            k.stop();
+        }
+        self.routing = None;
+        self.outbound_in_use = false;
+        self.set_state(State::Unregistered);
+    }
+
+    /// A request ended without success.
+    pub(super) fn fail(
+        &mut self,
+        now: Instant,
+        kind: Kind,
+        status: u16,
+        retry_after: Option<u32>,
+        immediate: bool,
+    ) {
+        self.retry_after = retry_after;
+        self.unregistered();
+        if kind == Kind::Register {
+            self.failures = self.failures.saturating_add(1);
+            let policy = self.settings.retry;
+            if policy.enabled && is_transient(status) && self.dispose_deadline.is_none() {
+                let delay = if immediate && self.failures == 1 {
+                    Duration::ZERO
+                } else if let Some(ra) = retry_after.filter(|ra| *ra > 0) {
+                    // Retry-After: 0 falls back to the backoff (no retry storm).
+                    Duration::from_secs(u64::from(ra)).min(policy.retry_after_max)
+                } else {
+                    let exp = 1u32 << self.failures.min(20);
+                    let backoff = policy.base.saturating_mul(exp).min(policy.max);
+                    backoff.mul_f64(0.5 + 0.5 * self.rng.unit())
+                };
+                self.retry_at = Some(now + delay);
+                self.events.push_back(Event::RetryScheduled {
+                    delay,
+                    failures: self.failures,
+                });
+            }
+        }
+        self.after_request(now, kind);
+    }
+
+    /// Follow-ups once a logical request is over: dispose progress, pending rebind.
+    pub(super) fn after_request(&mut self, now: Instant, kind: Kind) {
+        if self.dispose_deadline.is_some() {
+            match kind {
+                Kind::Unregister { .. } => self.terminate(),
+                Kind::Register => self.continue_dispose(now),
+            }
+            return;
+        }
+        if std::mem::take(&mut self.rebind_wanted)
+            && kind == Kind::Register
+            && (self.state == State::Registered || self.retry_at.is_some())
+        {
+            self.retry_at = None;
+            self.start(now, Kind::Register);
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Starting requests: CSeq and branch, admission to the pacing window,
+//! credentials at admission, writing the bytes, Timer E/F.
+
+use super::*;
+
+impl Registerer {
+    /// Starts a new logical request (after resolving the targets if their
+    /// answers ran out).
+    pub(super) fn start(&mut self, now: Instant, kind: Kind) {
+        if let Some(t) = self.targets.as_mut() {
+            t.begin_round();
+            if t.needs_resolution(now) && !self.awaiting_targets {
+                self.awaiting_targets = true;
+                self.resolution_wanted = true;
+            }
+        }
+        let pending = Pending {
+            kind,
+            tx: ClientTransaction::new(String::new(), true, self.settings.ua.timers, now),
+            admitted: false,
+            bytes: None,
+            cseq: 0,
+            auth: Vec::new(),
+            expires_sent: 0,
+            stale_sent: Vec::new(),
+            sent_contact: None,
+            contact_addr: None,
+            outbound: false,
+            rewrite: false,
+            interval_rounds: 0,
+            answered: Vec::new(),
+            stale_retries: 0,
+            new_nonce_retry_used: false,
+            auth_rounds: 0,
+        };
+        self.send(now, pending);
+    }
+
+    /// Sends (or re-sends after a challenge / 423) the request of `p`: a new
+    /// CSeq and branch now; credentials when it is admitted; the bytes when
+    /// the runtime polls them.
+    pub(super) fn send(&mut self, now: Instant, mut p: Pending) {
+        self.cseq = self.cseq.wrapping_add(1);
+        p.cseq = self.cseq;
+        let tail = self.rng.token(TAIL_LEN);
+        let mut branch = String::with_capacity(COOKIE.len() + KEY_LEN + TAIL_LEN);
+        branch.push_str(COOKIE);
+        branch.push_str(self.key());
+        branch.push_str(&tail);
+        p.auth = Vec::new();
+        p.expires_sent = match p.kind {
+            Kind::Register => self.expires,
+            Kind::Unregister { .. } => 0,
+        };
+        p.bytes = None;
+        p.sent_contact = None;
+        p.tx = ClientTransaction::new(
+            branch,
+            self.settings.transport.reliable(),
+            self.settings.ua.timers,
+            now,
+        );
+        p.admitted = false;
+        self.transmits.clear();
+        self.pending = Some(Box::new(p));
+        if !self.paced {
+            self.admit_pending(Some(now));
+        }
+    }
+
+    /// Starts the pending transaction: at `now` (a fresh Timer E/F start), or
+    /// with the timers it was created with (`None`). Its credentials are
+    /// computed here, not when it was queued: thousands of requests waiting
+    /// for the pacing window keep no Authorization text.
+    pub(super) fn admit_pending(&mut self, now: Option<Instant>) {
+        let reliable = self.settings.transport.reliable();
+        let timers = self.settings.ua.timers;
+        let Some(mut p) = self.pending.take_if(|p| !p.admitted) else {
+            return;
+        };
+        if let Some(now) = now {
+            let branch = p.tx.take_branch();
+            p.tx = ClientTransaction::new(branch, reliable, timers, now);
+        }
+        p.auth = self.credentials_headers(&mut p);
+        p.admitted = true;
+        self.pending = Some(p);
+        self.transmits.owe_first();
+    }
+
+    /// Writes the pending request for packets leaving `local`.
+    pub(super) fn render(&mut self, local: SocketAddr) {
+        let Some(p) = self.pending.as_mut() else {
+            return;
+        };
+        let contact = match p.kind {
+            Kind::Register => ContactSpec::Bind(p.expires_sent),
+            Kind::Unregister { all: false } => ContactSpec::Remove,
+            Kind::Unregister { all: true } => ContactSpec::RemoveAll,
+        };
+        p.stale_sent = self.stale_contacts.clone();
+        let contact_addr = self.contact_public.unwrap_or(local);
+        let outbound = self.settings.reg_id.is_some() && !self.outbound_refused;
+        p.contact_addr = Some(contact_addr);
+        p.outbound = outbound;
+        let sent_contact = request::contact_uri(&self.settings, contact_addr, outbound);
+        let parts = RequestParts {
+            settings: &self.settings,
+            local,
+            contact_addr,
+            outbound,
+            branch: p.tx.branch(),
+            call_id: &self.call_id,
+            from_tag: &self.from_tag,
+            cseq: p.cseq,
+            contact,
+            stale_contacts: &p.stale_sent,
+            auth: &p.auth,
+            contact_uri: &sent_contact,
+        };
+        p.bytes = Some(request::build_register(&parts));
+        p.sent_contact = Some(sent_contact);
+    }
+
+    /// Ends the request in flight, dropping sends still owed for it.
+    pub(super) fn take_pending(&mut self) -> Option<Pending> {
+        self.transmits.clear();
+        self.pending.take().map(|p| *p)
+    }
+
+    pub(super) fn run_transaction_timers(&mut self, now: Instant) {
+        if self.awaiting_targets {
+            return;
+        }
+        let Some(p) = self.pending.as_mut().filter(|p| p.admitted) else {
+            return;
+        };
+        match p.tx.on_timer(now) {
+            TimerOutcome::Retransmit => {
+                self.retransmissions += 1;
+                self.transmits.owe_retransmission();
+            }
+            TimerOutcome::TimedOut => {
+                self.timed_out = true;
+                self.note("no final response before Timer F");
+                if self.failover(now, "no final response before Timer F") {
+                    return;
+                }
+                self.synthetic_failure(now, 408, "Request Timeout", false);
+            }
+            TimerOutcome::Nothing | TimerOutcome::Terminated => {}
+        }
+    }
+
+    /// Drops the lingering transactions past Timer K; none left frees their list.
+    pub(super) fn purge_lingering(&mut self, now: Instant) {
+        self.lingering.retain(|l| l.until > now);
+        if self.lingering.is_empty() && self.lingering.capacity() > 0 {
+            self.lingering = Vec::new();
+        }
+    }
+}
