@@ -37,7 +37,7 @@ pub enum Mechanism {
 
 /// Why a flow failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Failure {
+pub enum FlowFailure {
     /// No pong / STUN answer within [`PONG_TIMEOUT`].
     NoAnswer,
     /// The STUN mapped address changed: the NAT rebound the flow.
@@ -153,11 +153,11 @@ impl KeepAlive {
     }
 
     /// Runs what is due at `now`; a missing answer fails the flow (and stops pinging).
-    pub fn handle_timeout(&mut self, now: Instant, rng: &mut Rng) -> Option<Failure> {
+    pub fn handle_timeout(&mut self, now: Instant, rng: &mut Rng) -> Option<FlowFailure> {
         let (mech, base) = self.active?;
         if self.deadline.is_some_and(|d| now >= d) {
             self.stop();
-            return Some(Failure::NoAnswer);
+            return Some(FlowFailure::NoAnswer);
         }
         if let Some((at, rto)) = self.stun_resend {
             if now >= at {
@@ -203,7 +203,7 @@ impl KeepAlive {
 
     /// A datagram that may be the answer to our STUN request. Returns whether
     /// it was ours, and a failure if the mapped address changed.
-    pub fn on_stun(&mut self, datagram: &[u8]) -> (bool, Option<Failure>) {
+    pub fn on_stun(&mut self, datagram: &[u8]) -> (bool, Option<FlowFailure>) {
         let Some(answer) = stun::parse_binding_success(datagram) else {
             return (false, None);
         };
@@ -219,7 +219,7 @@ impl KeepAlive {
                 self.mapped = Some(answer.mapped);
                 (
                     true,
-                    Some(Failure::MappedChanged {
+                    Some(FlowFailure::MappedChanged {
                         old,
                         new: answer.mapped,
                     }),
@@ -283,7 +283,7 @@ mod tests {
         );
         assert_eq!(
             k.handle_timeout(ping_at + PONG_TIMEOUT, &mut rng),
-            Some(Failure::NoAnswer)
+            Some(FlowFailure::NoAnswer)
         );
         assert_eq!(k.poll_timeout(), None, "stopped after the failure");
     }
@@ -364,7 +364,7 @@ mod tests {
         assert!(ours);
         assert_eq!(
             failure,
-            Some(Failure::MappedChanged {
+            Some(FlowFailure::MappedChanged {
                 old: "1.2.3.4:5".parse().unwrap(),
                 new: "1.2.3.4:6".parse().unwrap()
             })

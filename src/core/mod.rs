@@ -2,6 +2,7 @@
 //! argument and bytes, events and deadlines come out.
 
 pub mod digest;
+pub mod failure;
 pub mod keepalive;
 pub mod message;
 pub mod options;

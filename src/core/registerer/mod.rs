@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::digest::{self, Answer, Challenge};
-use super::keepalive::{Failure, KeepAlive, Mechanism};
+use super::failure::Failure;
+use super::keepalive::{FlowFailure, KeepAlive, Mechanism};
 use super::message::Response;
 use super::options::{RegistererOptions, Settings, UserAgentConfig};
 use super::rand::Rng;
@@ -265,6 +266,9 @@ pub struct Registerer {
     resolution_wanted: bool,
     /// Transactions wait for [`Registerer::admit`] (the runtime's pacing window).
     paced: bool,
+    /// Why the last attempt failed (`None` after a success); boxed, as most
+    /// registerers never fail.
+    failure: Option<Box<Failure>>,
 }
 
 /// What [`Registerer::routing`] and [`Registerer::keepalive`] show without state.
@@ -355,6 +359,7 @@ impl Registerer {
             awaiting_targets: false,
             resolution_wanted: false,
             paced: false,
+            failure: None,
         })
     }
 
@@ -488,7 +493,18 @@ impl Registerer {
         std::mem::take(&mut self.flow_failed)
     }
 
+    /// Why the last attempt failed; `None` before any attempt ended and after a success.
+    pub fn failure(&self) -> Option<&Failure> {
+        self.failure.as_deref()
+    }
+
     // ----- internals shared by the parts -----------------------------------
+
+    /// Records why the attempt in progress failed (kept until the next success).
+    #[allow(dead_code)] // until every failure path classifies (issue 19)
+    fn record_failure(&mut self, failure: Failure) {
+        self.failure = Some(Box::new(failure));
+    }
 
     fn note(&mut self, msg: &str) {
         self.events.push_back(Event::Note(msg.to_owned()));

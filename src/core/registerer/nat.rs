@@ -211,10 +211,10 @@ impl Registerer {
 
     /// The flow died (no pong, or the NAT mapping moved): re-register at once
     /// on a new flow; the state stays Registered if that succeeds.
-    pub(super) fn flow_failure(&mut self, now: Instant, f: Failure) {
+    pub(super) fn flow_failure(&mut self, now: Instant, f: FlowFailure) {
         let why = match f {
-            Failure::NoAnswer => "no keep-alive answer within 10 s".to_owned(),
-            Failure::MappedChanged { old, new } => {
+            FlowFailure::NoAnswer => "no keep-alive answer within 10 s".to_owned(),
+            FlowFailure::MappedChanged { old, new } => {
                 format!("STUN mapped address changed from {old} to {new}")
             }
         };

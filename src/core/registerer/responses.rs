@@ -299,6 +299,7 @@ impl Registerer {
                     t.succeeded();
                 }
                 self.failures = 0;
+                self.failure = None;
                 self.retry_after = None;
                 self.bound_contact = ours_text;
                 let granted = Duration::from_secs(u64::from(secs));
