@@ -32,6 +32,49 @@ def _comment_text(block: str) -> str:
     return "\n".join(lines).strip()
 
 
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+
+
+def inline_headings(doc: str) -> str:
+    """Turns Markdown headings inside a doc comment (rustdoc's ``# Safety``) into
+    bold lead-ins of the paragraph that follows, so that they stay inside their
+    item's entry instead of becoming headings of the whole reference."""
+    out: List[str] = []
+    lines = doc.splitlines()
+    fence = False
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.lstrip().startswith("```"):
+            fence = not fence
+        m = None if fence else _HEADING.match(line)
+        if m is None:
+            out.append(line)
+            i += 1
+            continue
+        lead = f"**{m.group(2)}:**"
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if nxt.strip() and not nxt.lstrip().startswith(("```", "#", "-", "*")):
+            out.append(f"{lead} {nxt}")
+            i += 2
+        else:
+            out.append(lead)
+            i += 1
+    return "\n".join(out)
+
+
+def stray_headings(text: str) -> List[str]:
+    """Top-level (``# ``) headings outside code fences other than the title."""
+    found: List[str] = []
+    fence = False
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().startswith("```"):
+            fence = not fence
+        elif not fence and n > 1 and re.match(r"^# ", line):
+            found.append(f"line {n}: {line}")
+    return found
+
+
 def c_items() -> Tuple[List[Tuple[str, str, str]], List[Tuple[str, str, str]]]:
     """(types, functions) as (name, declaration, doc) in header order."""
     text = HEADER.read_text()
@@ -39,7 +82,7 @@ def c_items() -> Tuple[List[Tuple[str, str, str]], List[Tuple[str, str, str]]]:
     funcs: List[Tuple[str, str, str]] = []
     pattern = re.compile(r"/\*\*(?P<doc>.*?)\*/\s*(?P<decl>(?:typedef|enum|struct|const|void|bool|int|uint|size_t)[^;{]*(?:\{.*?\}[^;]*)?;)", re.S)
     for m in pattern.finditer(text):
-        doc = _comment_text("/**" + m.group("doc") + "*/")
+        doc = inline_headings(_comment_text("/**" + m.group("doc") + "*/"))
         decl = m.group("decl").strip()
         if decl.startswith("typedef"):
             name_m = re.search(r"(sipreg_\w+)\s*(?:\)\s*\(|;|$)", decl.split("{")[0] if "(" in decl.split("{")[0] else decl)
@@ -63,7 +106,7 @@ def c_items() -> Tuple[List[Tuple[str, str, str]], List[Tuple[str, str, str]]]:
 def _first_para(doc: Optional[str]) -> str:
     if not doc:
         return ""
-    return ast.literal_eval(repr(doc)).strip()
+    return inline_headings(ast.literal_eval(repr(doc)).strip())
 
 
 def py_items() -> List[Tuple[str, str, str, List[Tuple[str, str, str]]]]:
@@ -161,6 +204,10 @@ def render() -> str:
 
 def main() -> int:
     text = render()
+    stray = stray_headings(text)
+    if stray:
+        print("docs/api.md would have top-level headings besides its title:", *stray, sep="\n  ", file=sys.stderr)
+        return 1
     if "--check" in sys.argv[1:]:
         if not OUT.is_file() or OUT.read_text() != text:
             print("docs/api.md is not current: run python3 docs/gen-api.py and commit it", file=sys.stderr)
