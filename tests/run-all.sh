@@ -104,6 +104,8 @@ if [ -d tests/python ]; then
 	SIPREG_LIBRARY="$ROOT/target/debug/libsipreg.so" python3 -m pytest -q tests/python
 	step "Python type hints (mypy --strict)"
 	python3 -m mypy --strict --no-incremental bindings/python/sipreg
+	step "Python examples type-check (mypy --strict)"
+	MYPYPATH="$ROOT/bindings/python" python3 -m mypy --strict --no-incremental examples/python/*.py
 fi
 
 step "RFC 3263 DNS tests (netns + dnsmasq + two Kamailio + SIPp)"

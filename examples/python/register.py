@@ -27,7 +27,7 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 if importlib.util.find_spec("sipreg") is None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bindings" / "python"))
@@ -64,7 +64,7 @@ class Progress:
                     f"retry in {event.delay:.1f} s (failure {event.failure_count})", flush=True
                 )
 
-    def wait(self, predicate, timeout: float) -> bool:
+    def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Waits until ``predicate()`` holds (evaluated under the lock) or ``timeout`` passes."""
         with self.cond:
             return self.cond.wait_for(predicate, timeout)
