@@ -107,8 +107,9 @@ static int settled(struct progress *p) { return p->state != SIPREG_STATE_INITIAL
 static int not_registered(struct progress *p) { return p->state != SIPREG_STATE_REGISTERED; }
 static int terminated(struct progress *p) { return p->terminated_seen; }
 
-static void usage(void) {
-    fprintf(stderr,
+/* --help prints to stdout (exit 0); a usage error to stderr (exit 2). */
+static void usage(FILE *to) {
+    fprintf(to,
             "usage: sipreg-register --aor sip:alice@127.0.0.1 [--password PW] [--auth-user U]\n"
             "                       [--registrar sip:127.0.0.1:5060] [--transport udp|tcp|tls|ws|wss]\n"
             "                       [--ca-file PEM] [--server-name NAME] [--insecure] [--ws-path /]\n"
@@ -138,8 +139,8 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "--unregister-all")) { unregister_all = 1; continue; }
         if (!strcmp(a, "--insecure")) { insecure = 1; continue; }
         if (!strcmp(a, "--trace")) { trace = 1; continue; }
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(); return 0; }
-        if (!v) { usage(); return 2; }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
+        if (!v) { usage(stderr); return 2; }
         if (!strcmp(a, "--aor")) aor = v;
         else if (!strcmp(a, "--password")) password = v;
         else if (!strcmp(a, "--auth-user")) auth_user = v;
@@ -160,10 +161,10 @@ int main(int argc, char **argv) {
             char *end;
             hold = strtod(v, &end);
             if (*end || hold < 0) { fprintf(stderr, "bad --hold\n"); return 2; }
-        } else { usage(); return 2; }
+        } else { usage(stderr); return 2; }
         i++;
     }
-    if (!aor) { usage(); return 2; }
+    if (!aor) { usage(stderr); return 2; }
 
     const char *log = getenv("SIPREG_LOG");
     if (log && *log) sipreg_set_log_callback(on_log, NULL, !strcmp(log, "debug") ? SIPREG_LOG_DEBUG : SIPREG_LOG_INFO);

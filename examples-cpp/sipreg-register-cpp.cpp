@@ -17,8 +17,11 @@ int main(int argc, char **argv) {
     unsigned long expires = 600;
     double hold = 0;
     bool trace = false;
+    const char *usage = "usage: sipreg-register-cpp --aor URI [--password PW] [--registrar URI]"
+                        " [--expires S] [--hold S] [--trace]\n";
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
+        if (a == "--help" || a == "-h") { std::cout << usage; return 0; }
         if (a == "--trace") { trace = true; continue; }
         if (i + 1 >= argc) { std::cerr << "missing value for " << a << "\n"; return 2; }
         std::string v = argv[++i];
@@ -27,11 +30,10 @@ int main(int argc, char **argv) {
         else if (a == "--registrar") registrar = v;
         else if (a == "--expires") expires = std::strtoul(v.c_str(), nullptr, 10);
         else if (a == "--hold") hold = std::strtod(v.c_str(), nullptr);
-        else { std::cerr << "unknown option " << a << "\n"; return 2; }
+        else { std::cerr << "unknown option " << a << "\n" << usage; return 2; }
     }
     if (aor.empty()) {
-        std::cerr << "usage: sipreg-register-cpp --aor URI [--password PW] [--registrar URI]"
-                     " [--expires S] [--hold S] [--trace]\n";
+        std::cerr << usage;
         return 2;
     }
 
