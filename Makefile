@@ -114,8 +114,15 @@ $(S_A): $(A) | $(STAGE)
 	rm -f $@
 	$(STRIP) --strip-debug -o $@ $<
 
-$(S_CLI): examples-c/sipreg-register.c include/sipreg.h $(SO) | $(STAGE)
+$(S_CLI): examples-c/sipreg-register.c include/sipreg.h $(SO) $(STAGE)/cli.flags | $(STAGE)
 	$(CC) $(CLI_CFLAGS) -Iinclude -o $@ $< $(CLI_LDFLAGS)
+
+# Rewritten (and so relinks the CLI) only when the compiler or its flags change,
+# e.g. `make CLI_RPATH=`.
+CLI_SIG = $(CC) $(CLI_CFLAGS) $(CLI_LDFLAGS)
+same = $(and $(findstring x$(1)x,x$(2)x),$(findstring x$(2)x,x$(1)x))
+$(STAGE)/cli.flags: FORCE | $(STAGE)
+	$(if $(call same,$(file <$@),$(CLI_SIG)),,$(file >$@,$(CLI_SIG)))
 
 # install copies; it never builds (sudo has no cargo, and root must not write the build tree).
 installable:
@@ -163,4 +170,6 @@ wheel: build
 version:
 	@echo $(VERSION)
 
-.PHONY: all build stage installable install install-debug uninstall wheel version
+FORCE:
+
+.PHONY: all build stage installable install install-debug uninstall wheel version FORCE
