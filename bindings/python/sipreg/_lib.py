@@ -347,10 +347,25 @@ def load_library(package_dir: Optional[Path] = None) -> Tuple[ctypes.CDLL, str]:
         tried.append((f"{where}: {system}", why))
     else:
         tried.append((where, "not found"))
-    raise LibraryNotFoundError(
-        tried,
-        hint=f"Set {ENV_VAR} to the path of {LIBRARY_FILE} "
-        "(built by `cargo build` in the repository root).",
+    raise LibraryNotFoundError(tried, hint=not_found_hint(package_dir))
+
+
+def not_found_hint(package_dir: Optional[Path] = None) -> str:
+    """What to run when no library loads: build it in the checkout the package
+    sits in, or (an installed package) rebuild and reinstall so that the
+    package bundles it."""
+    package_dir = package_dir or Path(__file__).resolve().parent
+    checkout = next((p for p in package_dir.parents if (p / "Cargo.toml").is_file()), None)
+    if checkout is not None:
+        return (
+            f"Build it: cd {checkout} && cargo build --release "
+            f"(or set {ENV_VAR} to the path of a {LIBRARY_FILE})."
+        )
+    return (
+        f"In the sipreg checkout, build the library and reinstall the package, which then "
+        f"carries it: cargo build --release && pip install bindings/python "
+        f"(or set {ENV_VAR} to the path of a {LIBRARY_FILE}, or install the C library "
+        f"system-wide with make && sudo make install)."
     )
 
 
