@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: lint, header check, Rust unit/scenario/integration
 # tests, C example and C API tests (AddressSanitizer + valgrind), Python tests
-# and mypy, the C++ example, the installed library (pkg-config, CMake, nm -D),
-# the wheel in a clean venv, and the generated API reference.
+# and mypy (package and examples), the C++ example, the installed library
+# (pkg-config, CMake, nm -D, ldconfig, the CLI), the wheel and a checkout install
+# in clean venvs, the generated API reference and the docs' code snippets.
 # Installs what is missing and starts Kamailio on loopback unless one was
 # already exported (see tests/kamailio/ensure.sh).
 set -euo pipefail
@@ -129,5 +130,7 @@ bash tests/wheel-check.sh
 
 step "Docs: the API reference is current"
 python3 docs/gen-api.py --check
+step "Docs: the code snippets of the guide and READMEs compile / type-check"
+python3 tests/doc-snippets.py
 
 step "all tests passed"
