@@ -88,8 +88,8 @@ def main() -> int:
     print("doc snippets checked: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     if not all(counts.values()):
         failures.append(f"a language had no snippet to check (the markers moved?): {counts}")
-    for f in failures:
-        print(f, file=sys.stderr)
+    for msg in failures:
+        print(msg, file=sys.stderr)
     return 1 if failures else 0
 
 
