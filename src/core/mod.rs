@@ -4,6 +4,7 @@
 pub mod digest;
 pub mod failure;
 pub mod keepalive;
+mod lexer;
 pub mod message;
 pub mod options;
 pub mod rand;

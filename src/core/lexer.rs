@@ -1,0 +1,676 @@
+//! The byte-level scanners every SIP reader shares: character classes,
+//! tokens, quoted strings, comma lists, `;` parameters, numbers and the
+//! line structure of a header section (CR/LF, folding).
+//!
+//! Everything scans in place and hands back slices of its input: no
+//! scanner allocates, so a response is read without a `String` per token.
+//! The delimiters are all ASCII, so a byte scan never splits a UTF-8
+//! character, and untrusted input yields `None` or a [`LexError`], never a
+//! panic.
+
+use std::borrow::Cow;
+
+/// What a scanner found wrong; the text is fixed (no peer input in it), so
+/// the caller adds the context it has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LexError(pub &'static str);
+
+// ---------------------------------------------------------------- classes
+
+/// Linear whitespace inside a line (SP or HT).
+pub(crate) fn is_ws(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
+/// RFC 3261 `token` characters.
+pub(crate) fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            '-' | '.' | '!' | '%' | '*' | '_' | '+' | '`' | '\'' | '~'
+        )
+}
+
+/// True for a non-empty string made only of RFC 3261 token characters.
+pub(crate) fn is_token(s: &str) -> bool {
+    // Bytes: token characters are ASCII, and no byte of a multi-byte
+    // character is one.
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii() && is_token_char(char::from(b)))
+}
+
+/// RFC 3261 `word` characters (a Call-ID is `word [ "@" word ]`).
+pub(crate) fn is_word_char(c: char) -> bool {
+    is_token_char(c) || "()<>:\\\"/[]?{}".contains(c)
+}
+
+/// RFC 7230 `tchar`: token characters of HTTP authentication headers
+/// (wider than SIP's: `#$&^|` too).
+pub(crate) fn is_tchar(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+}
+
+/// Control characters other than HT: never allowed inside a quoted string
+/// or anything written into a header.
+pub(crate) fn is_bad_control(c: char) -> bool {
+    c.is_control() && c != '\t'
+}
+
+/// True for a non-empty run of ASCII digits.
+pub(crate) fn is_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+// ---------------------------------------------------------------- slicing
+
+/// Splits `s` at byte `i` without panicking (a bad index keeps all of `s`).
+pub(crate) fn split_str(s: &str, i: usize) -> (&str, &str) {
+    match (s.get(..i), s.get(i..)) {
+        (Some(a), Some(b)) => (a, b),
+        _ => (s, ""),
+    }
+}
+
+/// Splits before the first `c`; the second part starts with `c` or is empty.
+pub(crate) fn split_before(s: &str, c: char) -> (&str, &str) {
+    split_str(s, s.find(c).unwrap_or(s.len()))
+}
+
+/// Splits a byte slice at `i` without panicking.
+pub(crate) fn split_bytes(buf: &[u8], i: usize) -> (&[u8], &[u8]) {
+    match (buf.get(..i), buf.get(i..)) {
+        (Some(a), Some(b)) => (a, b),
+        _ => (buf, &[]),
+    }
+}
+
+/// Splits off the longest prefix whose characters all satisfy `keep`.
+pub(crate) fn take_while(s: &str, keep: impl Fn(char) -> bool) -> (&str, &str) {
+    split_str(s, s.find(|c| !keep(c)).unwrap_or(s.len()))
+}
+
+/// Splits off the leading run of RFC 3261 token characters.
+pub(crate) fn take_token(s: &str) -> (&str, &str) {
+    take_while(s, is_token_char)
+}
+
+/// Case-insensitive ASCII prefix removal on bytes.
+pub(crate) fn strip_prefix_ci<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    let head = s.get(..prefix.len())?;
+    if head.eq_ignore_ascii_case(prefix) {
+        s.get(prefix.len()..)
+    } else {
+        None
+    }
+}
+
+// ---------------------------------------------------------- quoted strings
+
+/// Length in bytes of the quoted string that starts `s` (including both
+/// quotes), or `None` if it is not terminated.
+pub(crate) fn quoted_len(s: &str) -> Option<usize> {
+    let mut bytes = s.bytes().enumerate();
+    if bytes.next()?.1 != b'"' {
+        return None;
+    }
+    skip_quoted(&mut bytes)
+}
+
+/// Advances past the closing quote of a quoted string whose opening quote
+/// was just consumed; the offset just past that quote.
+fn skip_quoted(bytes: &mut impl Iterator<Item = (usize, u8)>) -> Option<usize> {
+    // Bytes: `\` and `"` are ASCII, and an escaped multi-byte character
+    // only needs its first byte skipped (the others are >= 0x80).
+    while let Some((i, b)) = bytes.next() {
+        match b {
+            b'\\' => {
+                bytes.next()?;
+            }
+            b'"' => return Some(i + 1),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Removes surrounding quotes and resolves `\` escapes; unquoted text is
+/// returned unchanged.
+pub(crate) fn unquote(s: &str) -> String {
+    unquoted(s).into_owned()
+}
+
+/// [`unquote`] without a copy where nothing changes (no quotes, or quotes
+/// around text without escapes).
+pub(crate) fn unquoted(s: &str) -> Cow<'_, str> {
+    let Some(inner) = s.strip_prefix('"').and_then(|t| t.strip_suffix('"')) else {
+        return Cow::Borrowed(s);
+    };
+    if !inner.contains('\\') {
+        return Cow::Borrowed(inner);
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            _ => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Appends `s` as a quoted-string, escaping `"` and `\` (the inverse of
+/// [`unquote`]).
+pub(crate) fn push_quoted(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+}
+
+// ------------------------------------------------------------ comma lists
+
+/// The elements of a header value's comma-separated list, lazily: commas
+/// inside quotes or `<...>` do not split. Elements are trimmed; empty ones
+/// are dropped.
+pub(crate) fn list_items(value: &str) -> impl Iterator<Item = &str> {
+    ListItems { rest: Some(value) }
+        .map(|item| item.trim_matches(is_ws))
+        .filter(|item| !item.is_empty())
+}
+
+/// Iterator behind [`list_items`]: untrimmed elements, empty ones included.
+struct ListItems<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> Iterator for ListItems<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let value = self.rest?;
+        let (mut in_quotes, mut in_angle, mut escaped) = (false, false, false);
+        // Bytes: the delimiters are ASCII, so `i` is always a char boundary. An
+        // escaped multi-byte character clears `escaped` on its first byte; the
+        // others (all >= 0x80) change nothing.
+        for (i, c) in value.bytes().enumerate() {
+            if in_quotes {
+                match (escaped, c) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => in_quotes = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match c {
+                b'"' if !in_angle => in_quotes = true,
+                b'<' => in_angle = true,
+                b'>' => in_angle = false,
+                b',' if !in_angle => {
+                    self.rest = value.get(i + 1..);
+                    return Some(value.get(..i).unwrap_or_default());
+                }
+                _ => {}
+            }
+        }
+        self.rest = None;
+        Some(value)
+    }
+}
+
+// ------------------------------------------------------------- parameters
+
+/// Calls `each` with the slices (name, value still quoted) of every
+/// `;name[=value]` parameter in order, without collecting them; stops at the
+/// first malformed one.
+///
+/// Leading whitespace is allowed and an empty string has no parameters.
+/// Names must be tokens; a value is one whole quoted string, or text
+/// without blanks, quotes or control characters.
+pub(crate) fn for_each_param<'a>(
+    s: &'a str,
+    mut each: impl FnMut(&'a str, Option<&'a str>),
+) -> Result<(), LexError> {
+    let mut rest = s.trim_start_matches(is_ws);
+    while !rest.is_empty() {
+        let body = rest
+            .strip_prefix(';')
+            .ok_or(LexError("expected ';' before parameter"))?;
+        let end = param_end(body).ok_or(LexError("unterminated quoted parameter"))?;
+        let (param, tail) = split_str(body, end);
+        let (name, value) = param_name_value(param)?;
+        each(name, value);
+        rest = tail;
+    }
+    Ok(())
+}
+
+/// The first parameter named `name` (ignoring case), value still quoted;
+/// an error if any parameter of the list is malformed (as [`for_each_param`]).
+pub(crate) fn find_param<'a>(s: &'a str, name: &str) -> Result<Option<Option<&'a str>>, LexError> {
+    let mut found = None;
+    for_each_param(s, |n, value| {
+        if found.is_none() && n.eq_ignore_ascii_case(name) {
+            found = Some(value);
+        }
+    })?;
+    Ok(found)
+}
+
+/// Byte offset of the `;` that ends the first parameter (or the length),
+/// skipping quoted strings. `None` if a quote is left open.
+fn param_end(s: &str) -> Option<usize> {
+    // Bytes: the delimiters are ASCII and never part of a multi-byte character.
+    let mut bytes = s.bytes().enumerate();
+    while let Some((i, b)) = bytes.next() {
+        match b {
+            b';' => return Some(i),
+            b'"' => {
+                skip_quoted(&mut bytes)?;
+            }
+            _ => {}
+        }
+    }
+    Some(s.len())
+}
+
+/// Reads one `name[=value]` parameter, value left as written.
+fn param_name_value(p: &str) -> Result<(&str, Option<&str>), LexError> {
+    let (name, value) = match p.bytes().position(|b| b == b'=') {
+        Some(at) => {
+            let (name, value) = split_str(p, at);
+            (
+                name,
+                Some(value.get(1..).unwrap_or_default().trim_matches(is_ws)),
+            )
+        }
+        None => (p, None),
+    };
+    let name = name.trim_matches(is_ws);
+    if !is_token(name) {
+        return Err(LexError("bad parameter name"));
+    }
+    if let Some(value) = value {
+        if !is_param_value(value) {
+            return Err(LexError("bad parameter value"));
+        }
+    }
+    Ok((name, value))
+}
+
+/// A value is one whole quoted string, or text without blanks, quotes or
+/// control characters.
+fn is_param_value(v: &str) -> bool {
+    if v.starts_with('"') {
+        quoted_len(v) == Some(v.len()) && !v.chars().any(|c| c.is_ascii_control() && c != '\t')
+    } else if v.is_ascii() {
+        // The usual case, by bytes: ASCII whitespace other than SP is all control.
+        !v.bytes()
+            .any(|b| b == b'"' || b == b' ' || b < 0x20 || b == 0x7f)
+    } else {
+        !v.chars()
+            .any(|c| c == '"' || c.is_whitespace() || c.is_control())
+    }
+}
+
+// ---------------------------------------------------------------- numbers
+
+/// Parses delta-seconds (surrounding blanks allowed), clamping huge values
+/// to `u32::MAX`.
+pub(crate) fn parse_delta(s: &str) -> Option<u32> {
+    let s = s.trim_matches(is_ws);
+    if !is_digits(s) {
+        return None;
+    }
+    Some(s.bytes().fold(0u32, |acc, b| {
+        acc.saturating_mul(10).saturating_add(u32::from(b - b'0'))
+    }))
+}
+
+/// Parses a Content-Length (surrounding blanks allowed); `None` if not a
+/// number or too large for `usize`.
+pub(crate) fn parse_length(s: &str) -> Option<usize> {
+    let s = s.trim_matches(is_ws);
+    if !is_digits(s) {
+        return None;
+    }
+    s.bytes().try_fold(0usize, |acc, b| {
+        acc.checked_mul(10)?.checked_add(usize::from(b - b'0'))
+    })
+}
+
+/// Parses a decimal port number (no blanks, leading zeros allowed, at most
+/// 65535).
+pub(crate) fn parse_port(s: &str) -> Option<u16> {
+    if !is_digits(s) {
+        return None;
+    }
+    // Checked arithmetic so that absurdly long digit strings cannot overflow.
+    s.bytes().try_fold(0u16, |acc, b| {
+        acc.checked_mul(10)?.checked_add(u16::from(b - b'0'))
+    })
+}
+
+/// Decodes two hex digits, if that is what `pair` holds (a `%XX` escape).
+pub(crate) fn hex_pair(pair: Option<&[u8]>) -> Option<u8> {
+    match pair? {
+        [hi, lo] => {
+            let hi = char::from(*hi).to_digit(16)?;
+            let lo = char::from(*lo).to_digit(16)?;
+            u8::try_from(hi * 16 + lo).ok()
+        }
+        _ => None,
+    }
+}
+
+// ------------------------------------------------------------------ lines
+
+/// Number of leading CR and LF bytes.
+pub(crate) fn leading_crlf(buf: &[u8]) -> usize {
+    buf.iter()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .count()
+}
+
+/// The first line without its line ending (the whole buffer if no LF).
+pub(crate) fn first_line(buf: &[u8]) -> &[u8] {
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// Offset just past the empty line that ends the header section (LF or
+/// CRLF line endings), if the buffer contains one, and the number of lines
+/// before it (a bound on the header fields, so their list is sized once).
+pub(crate) fn header_end_and_lines(buf: &[u8]) -> Option<(usize, usize)> {
+    let mut line_start = 0;
+    let mut lines = 0;
+    for (i, &b) in buf.iter().enumerate() {
+        if b != b'\n' {
+            continue;
+        }
+        let line = buf.get(line_start..i)?;
+        if line.is_empty() || line == b"\r" {
+            return Some((i + 1, lines));
+        }
+        lines += 1;
+        line_start = i + 1;
+    }
+    None
+}
+
+/// Length of the first line of `rest` (up to its LF, or all of it) and
+/// whether it holds a control character other than HT and a CR just before
+/// the line end: one pass over the bytes for both.
+pub(crate) fn scan_line(rest: &[u8]) -> (usize, bool) {
+    let mut control = false;
+    for (i, &b) in rest.iter().enumerate() {
+        // Control characters are ASCII, and UTF-8 continuation bytes are all >= 0x80.
+        if b < 0x20 || b == 0x7f {
+            match b {
+                b'\n' => return (i, control),
+                b'\t' => {}
+                b'\r' if rest.get(i + 1).is_none_or(|&next| next == b'\n') => {}
+                _ => control = true,
+            }
+        }
+    }
+    (rest.len(), control)
+}
+
+/// A line of a header section that continues the previous field's value
+/// (RFC 3261 §7.3.1 folding: it starts with SP or HT).
+pub(crate) fn is_continuation(line: &str) -> bool {
+    line.starts_with(is_ws)
+}
+
+// ----------------------------------------------------------------- cursor
+
+/// A read position in a header value that only moves forward, at char
+/// boundaries: for grammars read element by element (authentication
+/// challenges).
+pub(crate) struct Cursor<'a> {
+    /// What is left to read.
+    pub(crate) rest: &'a str,
+}
+
+impl<'a> Cursor<'a> {
+    /// A cursor at the start of `s`.
+    pub(crate) fn new(s: &'a str) -> Cursor<'a> {
+        Cursor { rest: s }
+    }
+
+    /// True when all input is consumed.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    /// Skips spaces and tabs.
+    pub(crate) fn skip_ws(&mut self) {
+        self.rest = self.rest.trim_start_matches(is_ws);
+    }
+
+    /// Consumes `c` if it comes next.
+    pub(crate) fn eat(&mut self, c: char) -> bool {
+        match self.rest.strip_prefix(c) {
+            Some(rest) => {
+                self.rest = rest;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Consumes the longest prefix whose characters all satisfy `keep`.
+    pub(crate) fn take_while(&mut self, keep: impl Fn(char) -> bool) -> &'a str {
+        let (taken, rest) = take_while(self.rest, keep);
+        self.rest = rest;
+        taken
+    }
+
+    /// Reads a quoted-string body after its opening `"`, undoing `\` escapes
+    /// (borrowed from the input when there are none, the usual case).
+    /// Control characters other than HT are refused, escaped or not. On an
+    /// error the cursor has not moved.
+    pub(crate) fn quoted_string(&mut self) -> Result<Cow<'a, str>, LexError> {
+        let text = self.rest;
+        // Unescaped text so far: `text[..plain]`, or all of `owned` once an escape is seen.
+        let mut owned: Option<String> = None;
+        let mut chars = text.char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '"' => {
+                    self.rest = chars.as_str();
+                    return Ok(match owned {
+                        Some(out) => Cow::Owned(out),
+                        None => Cow::Borrowed(text.get(..i).unwrap_or_default()),
+                    });
+                }
+                '\\' => match chars.next() {
+                    Some((_, escaped)) if !is_bad_control(escaped) => owned
+                        .get_or_insert_with(|| text.get(..i).unwrap_or_default().to_owned())
+                        .push(escaped),
+                    _ => return Err(LexError("bad escape in quoted string")),
+                },
+                c if is_bad_control(c) => {
+                    return Err(LexError("control character in quoted string"))
+                }
+                c => {
+                    if let Some(out) = owned.as_mut() {
+                        out.push(c);
+                    }
+                }
+            }
+        }
+        Err(LexError("unterminated quoted string"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(s: &str) -> Vec<&str> {
+        list_items(s).collect()
+    }
+
+    fn params(s: &str) -> Result<Vec<(&str, Option<&str>)>, LexError> {
+        let mut out = Vec::new();
+        for_each_param(s, |n, v| out.push((n, v)))?;
+        Ok(out)
+    }
+
+    #[test]
+    fn quoted_strings_with_escaped_quotes() {
+        assert_eq!(quoted_len(r#""a\"b" rest"#), Some(6));
+        assert_eq!(quoted_len(r#""a\\" rest"#), Some(5));
+        assert_eq!(quoted_len(r#""""#), Some(2));
+        assert_eq!(quoted_len(r#""open\""#), None);
+        assert_eq!(quoted_len(r#""open"#), None);
+        assert_eq!(quoted_len("no quote"), None);
+        assert_eq!(quoted_len(""), None);
+        // An escaped non-ASCII character is skipped whole.
+        assert_eq!(quoted_len("\"\\é\" x"), Some(5));
+        assert_eq!(unquote(r#""a\"b\\c""#), r#"a"b\c"#);
+        assert_eq!(unquote("plain"), "plain");
+        assert_eq!(unquote("\"half"), "\"half");
+        assert!(matches!(
+            unquoted("\"no escapes\""),
+            Cow::Borrowed("no escapes")
+        ));
+        let mut out = String::new();
+        push_quoted(&mut out, r#"a"b\c"#);
+        assert_eq!(out, r#""a\"b\\c""#);
+        assert_eq!(unquote(&out), r#"a"b\c"#);
+    }
+
+    #[test]
+    fn commas_inside_quotes_and_angle_brackets_do_not_split() {
+        assert_eq!(items("a, b ,c"), ["a", "b", "c"]);
+        assert_eq!(
+            items(r#""x, \"y," <sip:a@h;p=1,2>;q=1, <sip:b@h>"#),
+            [r#""x, \"y," <sip:a@h;p=1,2>;q=1"#, "<sip:b@h>"]
+        );
+        assert_eq!(items("<sip:a@h?x=1,2>,b"), ["<sip:a@h?x=1,2>", "b"]);
+        // A quote inside <...> is part of the URI, not the start of a string.
+        assert_eq!(items("<sip:\"a@h>, b"), ["<sip:\"a@h>", "b"]);
+        assert_eq!(items(""), Vec::<&str>::new());
+        assert_eq!(items(" , ,\t"), Vec::<&str>::new());
+        assert_eq!(items("\"unterminated, x"), ["\"unterminated, x"]);
+        assert_eq!(items("<open, x"), ["<open, x"]);
+        assert_eq!(items("é, ü,ö"), ["é", "ü", "ö"]);
+        assert_eq!(items("\"\\é,\", x"), ["\"\\é,\"", "x"]);
+    }
+
+    #[test]
+    fn parameters_empty_quoted_and_malformed() {
+        assert_eq!(params(""), Ok(vec![]));
+        assert_eq!(params(" \t"), Ok(vec![]));
+        assert_eq!(
+            params(";a=b ; c;d=\"q;x\";e="),
+            Ok(vec![
+                ("a", Some("b")),
+                ("c", None),
+                ("d", Some("\"q;x\"")),
+                ("e", Some(""))
+            ])
+        );
+        assert_eq!(params(";a=\"\\\";\""), Ok(vec![("a", Some("\"\\\";\""))]));
+        assert_eq!(params(";v=é"), Ok(vec![("v", Some("é"))]));
+        for (bad, why) in [
+            ("a", "expected ';' before parameter"),
+            (";", "bad parameter name"),
+            (";;a", "bad parameter name"),
+            (";a=\"open", "unterminated quoted parameter"),
+            (";é", "bad parameter name"),
+            (";a=b c", "bad parameter value"),
+            (";a=\"x\"y", "bad parameter value"),
+            (";a=\u{a0}", "bad parameter value"),
+            (";a=\"\u{1}\"", "bad parameter value"),
+        ] {
+            assert_eq!(params(bad), Err(LexError(why)), "{bad:?}");
+        }
+        assert_eq!(find_param(";A=1;a=2", "a"), Ok(Some(Some("1"))));
+        assert_eq!(find_param(";lr;x", "LR"), Ok(Some(None)));
+        assert_eq!(find_param(";x", "y"), Ok(None));
+        assert!(find_param(";x;=", "x").is_err());
+    }
+
+    #[test]
+    fn folded_lines_and_line_ends() {
+        let head = b"SIP/2.0 200 OK\r\nSubject: a\r\n  b\r\n\tc\r\nX: y\n\r\nbody";
+        assert_eq!(header_end_and_lines(head), Some((head.len() - 4, 5)));
+        assert_eq!(header_end_and_lines(b"SIP/2.0 200 OK\r\nX: y\r\n"), None);
+        assert_eq!(header_end_and_lines(b"\n"), Some((1, 0)));
+        assert!(is_continuation("  b") && is_continuation("\tc"));
+        assert!(!is_continuation("X: y") && !is_continuation(""));
+        assert_eq!(scan_line(b"abc\r\ndef"), (4, false));
+        assert_eq!(scan_line(b"a\tb\n"), (3, false));
+        assert_eq!(scan_line(b"a\rb\n"), (3, true));
+        assert_eq!(scan_line(b"a\0b"), (3, true));
+        assert_eq!(scan_line(b"caf\xc3\xa9\x7f\n"), (6, true));
+        assert_eq!(scan_line(b"end\r"), (4, false));
+        assert_eq!(leading_crlf(b"\r\n\r\nSIP"), 4);
+        assert_eq!(first_line(b"SIP/2.0 200 OK\r\nX"), b"SIP/2.0 200 OK");
+        assert_eq!(first_line(b"no end"), b"no end");
+        assert_eq!(strip_prefix_ci(b"sip/2.0 x", b"SIP/2.0 "), Some(&b"x"[..]));
+        assert_eq!(strip_prefix_ci(b"SI", b"SIP"), None);
+    }
+
+    #[test]
+    fn tokens_numbers_and_classes() {
+        assert!(is_token("z9hG4bK-.!%*_+`'~"));
+        assert!(!is_token("") && !is_token("a b") && !is_token("é") && !is_token("a#"));
+        assert!(is_tchar('#') && is_tchar('|') && !is_token_char('#'));
+        assert!(!is_word_char('@') && is_word_char('<') && is_word_char('?'));
+        assert_eq!(take_token("SIP / 2.0"), ("SIP", " / 2.0"));
+        assert_eq!(take_token("é"), ("", "é"));
+        assert_eq!(split_str("abc", 9), ("abc", ""));
+        assert_eq!(split_str("é", 1), ("é", ""));
+        assert_eq!(split_before("a;b;c", ';'), ("a", ";b;c"));
+        assert_eq!(parse_delta(" 60\t"), Some(60));
+        assert_eq!(parse_delta("99999999999"), Some(u32::MAX));
+        assert_eq!(parse_delta("-1"), None);
+        assert_eq!(parse_delta(""), None);
+        assert_eq!(parse_length("12"), Some(12));
+        assert_eq!(parse_length("99999999999999999999999999"), None);
+        assert_eq!(parse_port("065535"), Some(65535));
+        assert_eq!(parse_port("65536"), None);
+        assert_eq!(parse_port(" 1"), None);
+        assert_eq!(hex_pair(Some(b"4a")), Some(0x4a));
+        assert_eq!(hex_pair(Some(b"4")), None);
+        assert_eq!(hex_pair(Some(b"g0")), None);
+    }
+
+    #[test]
+    fn cursor_reads_quoted_strings_in_place() {
+        let mut c = Cursor::new("realm=\"a\\\"b\", nonce=\"plain\"");
+        assert_eq!(c.take_while(is_tchar), "realm");
+        assert!(c.eat('=') && c.eat('"'));
+        assert_eq!(c.quoted_string(), Ok(Cow::Owned("a\"b".to_owned())));
+        assert!(c.eat(','));
+        c.skip_ws();
+        assert_eq!(c.take_while(is_tchar), "nonce");
+        assert!(c.eat('=') && c.eat('"'));
+        assert!(matches!(c.quoted_string(), Ok(Cow::Borrowed("plain"))));
+        assert!(c.is_empty());
+        for (body, why) in [
+            ("open", "unterminated quoted string"),
+            ("a\\", "bad escape in quoted string"),
+            ("a\\\r\"", "bad escape in quoted string"),
+            ("a\nb\"", "control character in quoted string"),
+        ] {
+            let mut c = Cursor::new(body);
+            assert_eq!(c.quoted_string(), Err(LexError(why)), "{body:?}");
+            assert_eq!(c.rest, body, "the cursor stays put on an error");
+        }
+        let mut c = Cursor::new("\"tab\tand é\"");
+        assert!(c.eat('"'));
+        assert_eq!(c.quoted_string(), Ok(Cow::Borrowed("tab\tand é")));
+    }
+}

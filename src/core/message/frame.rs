@@ -1,0 +1,143 @@
+//! Telling what a buffer holds ([`classify`]) and framing messages on a
+//! stream ([`frame`], RFC 3261 §18.3).
+
+use super::head::{first_value, parse_head};
+use crate::core::lexer::{
+    first_line, header_end_and_lines, is_token_char, leading_crlf, parse_length, strip_prefix_ci,
+};
+
+/// What kind of message a buffer starts with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Starts with a `SIP/2.0 NNN` status line (after any leading CR/LF).
+    Response,
+    /// Starts with a `METHOD uri SIP/2.0` request line.
+    Request,
+    /// Only CR/LF bytes (RFC 5626 keep-alive ping or pong).
+    KeepAlive,
+    /// Anything else, including an empty buffer.
+    Junk,
+}
+
+/// Classifies a buffer by its first line; leading CR/LF bytes are skipped.
+pub fn classify(buf: &[u8]) -> Kind {
+    let skip = leading_crlf(buf);
+    if buf.is_empty() {
+        return Kind::Junk;
+    }
+    if skip == buf.len() {
+        return Kind::KeepAlive;
+    }
+    start_line_kind(first_line(buf.get(skip..).unwrap_or_default()))
+}
+
+/// Result of [`frame`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// More bytes are needed.
+    Incomplete,
+    /// The buffer starts with this many CR/LF keep-alive bytes to skip.
+    KeepAlive(usize),
+    /// The first message is this many bytes long (headers and body).
+    Message(usize),
+    /// The stream cannot be framed; the connection should be dropped.
+    Invalid,
+}
+
+/// Stream framing for TCP: given the bytes received so far, how long is the
+/// first message?
+///
+/// Uses `Content-Length` (or compact `l`), which is mandatory on streams.
+/// Gives `Invalid` if the start line is not SIP, the header section does
+/// not end within `max_len` bytes, `Content-Length` is missing or not a
+/// number, or the whole message would exceed `max_len`.
+pub fn frame(buf: &[u8], max_len: usize) -> Frame {
+    let skip = leading_crlf(buf);
+    if skip > 0 {
+        return Frame::KeepAlive(skip);
+    }
+    let Some(&first) = buf.first() else {
+        return Frame::Incomplete;
+    };
+    // Both start lines begin with a letter; anything else (TLS records,
+    // binary junk) can be rejected without waiting for more data.
+    if !first.is_ascii_alphabetic() || !start_line_plausible(buf) {
+        return Frame::Invalid;
+    }
+    let Some((head_len, lines)) = header_end_and_lines(buf) else {
+        return if buf.len() > max_len {
+            Frame::Invalid
+        } else {
+            Frame::Incomplete
+        };
+    };
+    if head_len > max_len {
+        return Frame::Invalid;
+    }
+    let head = String::from_utf8_lossy(buf.get(..head_len).unwrap_or_default());
+    let Ok((_, fields, spill)) = parse_head(&head, lines) else {
+        return Frame::Invalid;
+    };
+    let Some(body_len) =
+        first_value(&head, &spill, &fields, "content-length").and_then(parse_length)
+    else {
+        return Frame::Invalid;
+    };
+    match head_len.checked_add(body_len) {
+        Some(total) if total > max_len => Frame::Invalid,
+        Some(total) if buf.len() >= total => Frame::Message(total),
+        Some(_) => Frame::Incomplete,
+        None => Frame::Invalid,
+    }
+}
+
+/// False once a complete first line is known not to be a SIP start line.
+fn start_line_plausible(buf: &[u8]) -> bool {
+    if !buf.contains(&b'\n') {
+        return true;
+    }
+    start_line_kind(first_line(buf)) != Kind::Junk
+}
+
+/// Whether a start line looks like a status line, a request line or neither.
+fn start_line_kind(line: &[u8]) -> Kind {
+    if is_status_line(line) {
+        Kind::Response
+    } else if is_request_line(line) {
+        Kind::Request
+    } else {
+        Kind::Junk
+    }
+}
+
+/// `SIP/2.0 NNN[ reason]`, checked on raw bytes so that a non-UTF-8 reason
+/// does not matter.
+pub(super) fn is_status_line(line: &[u8]) -> bool {
+    let Some(rest) = strip_prefix_ci(line, b"SIP/2.0 ") else {
+        return false;
+    };
+    match rest {
+        [a, b, c, tail @ ..] => {
+            (b'1'..=b'6').contains(a)
+                && b.is_ascii_digit()
+                && c.is_ascii_digit()
+                && (tail.is_empty() || tail.first() == Some(&b' '))
+        }
+        _ => false,
+    }
+}
+
+/// `METHOD SP Request-URI SP SIP/2.0`.
+fn is_request_line(line: &[u8]) -> bool {
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    !method.is_empty()
+        && method.iter().all(|&b| is_token_char(char::from(b)))
+        && !uri.is_empty()
+        && uri.iter().all(|b| b.is_ascii_graphic())
+        && version.eq_ignore_ascii_case(b"SIP/2.0")
+}

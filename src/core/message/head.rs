@@ -1,0 +1,291 @@
+//! The header section of a message: the start line, the header fields and
+//! their names (compact and common names resolved once), and folded values
+//! unfolded. Names and values are ranges of one buffer, not copies.
+
+use super::frame::is_status_line;
+use super::{err, ParseError};
+use crate::core::lexer::{is_continuation, is_token, is_ws, parse_length, scan_line, split_str};
+
+/// Compact header names (RFC 3261 §7.3.3 and later extensions) and the
+/// lower-case long names they stand for.
+const COMPACT_NAMES: [(char, &str); 20] = [
+    ('a', "accept-contact"),
+    ('b', "referred-by"),
+    ('c', "content-type"),
+    ('d', "request-disposition"),
+    ('e', "content-encoding"),
+    ('f', "from"),
+    ('i', "call-id"),
+    ('j', "reject-contact"),
+    ('k', "supported"),
+    ('l', "content-length"),
+    ('m', "contact"),
+    ('n', "identity-info"),
+    ('o', "event"),
+    ('r', "refer-to"),
+    ('s', "subject"),
+    ('t', "to"),
+    ('u', "allow-events"),
+    ('v', "via"),
+    ('x', "session-expires"),
+    ('y', "identity"),
+];
+
+/// Header names a registrar's responses carry, stored without an allocation.
+const COMMON_NAMES: [&str; 22] = [
+    "via",
+    "from",
+    "to",
+    "call-id",
+    "cseq",
+    "contact",
+    "content-length",
+    "www-authenticate",
+    "proxy-authenticate",
+    "expires",
+    "min-expires",
+    "retry-after",
+    "server",
+    "user-agent",
+    "allow",
+    "supported",
+    "date",
+    "require",
+    "path",
+    "service-route",
+    "warning",
+    "flow-timer",
+];
+
+/// The canonical (lower-case long) name of a compact or common header name,
+/// matched ignoring ASCII case; `None` for other names.
+fn known_name(name: &str) -> Option<&'static str> {
+    if let [c] = name.as_bytes() {
+        let c = char::from(c.to_ascii_lowercase());
+        return COMPACT_NAMES
+            .iter()
+            .find(|(short, _)| *short == c)
+            .map(|(_, long)| *long);
+    }
+    COMMON_NAMES
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(name))
+        .copied()
+}
+
+/// The name a lookup key stands for: a compact name expanded to its long
+/// form, any other name as given. Names are compared ignoring ASCII case, so
+/// no lower-cased copy is made.
+pub(super) fn lookup_name(name: &str) -> &str {
+    let name = name.trim_matches(is_ws);
+    if let [c] = name.as_bytes() {
+        let c = char::from(c.to_ascii_lowercase());
+        if let Some((_, long)) = COMPACT_NAMES.iter().find(|(short, _)| *short == c) {
+            return long;
+        }
+    }
+    name
+}
+
+/// A byte range of a response's text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Span {
+    pub(super) start: usize,
+    pub(super) end: usize,
+}
+
+/// A header's name: the canonical form of a compact or common name (no
+/// lookup needs to read the text), or where the name is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum FieldName {
+    Known(&'static str),
+    Written(Span),
+}
+
+/// One header field: its name and where its (trimmed, unfolded) value is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Field {
+    pub(super) name: FieldName,
+    pub(super) value: Span,
+}
+
+/// The text of `span` in a header section `head` followed by `spill` (where
+/// folded values are unfolded); empty for a span that is not there.
+pub(super) fn text_at<'a>(head: &'a str, spill: &'a str, span: Span) -> &'a str {
+    if span.end <= head.len() {
+        head.get(span.start..span.end)
+    } else {
+        let base = head.len();
+        spill.get(span.start.saturating_sub(base)..span.end - base)
+    }
+    .unwrap_or_default()
+}
+
+/// Whether `field` is named `wanted` (a long name, any case).
+pub(super) fn field_is(head: &str, field: &Field, wanted: &str) -> bool {
+    match field.name {
+        FieldName::Known(name) => name.eq_ignore_ascii_case(wanted),
+        FieldName::Written(span) => text_at(head, "", span).eq_ignore_ascii_case(wanted),
+    }
+}
+
+/// Splits the header section into the start line and the header fields,
+/// unfolding continuation lines. Spans point into `head`, or past its end
+/// into the returned spill text where a folded value was unfolded.
+///
+/// `lines` (the start line and the header lines) sizes the field list once.
+pub(super) fn parse_head(
+    head: &str,
+    lines: usize,
+) -> Result<(Span, Vec<Field>, String), ParseError> {
+    let mut fields = Vec::with_capacity(lines.saturating_sub(1));
+    let mut spill = String::new();
+    let mut start = None;
+    let bytes = head.as_bytes();
+    let mut at = 0;
+    // Line by line as `split('\n')` would go, with a plain byte scan.
+    while at <= bytes.len() {
+        let (raw_len, control) = scan_line(bytes.get(at..).unwrap_or_default());
+        let line_at = at;
+        at += raw_len + 1;
+        let raw = head.get(line_at..line_at + raw_len).unwrap_or_default();
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        let span = Span {
+            start: line_at,
+            end: line_at + line.len(),
+        };
+        if start.is_none() {
+            if line.is_empty() {
+                return Err(err("missing start line"));
+            }
+            check_line(control)?;
+            start = Some(span);
+            continue;
+        }
+        if line.is_empty() {
+            break;
+        }
+        check_line(control)?;
+        if is_continuation(line) {
+            let field = fields
+                .last_mut()
+                .ok_or_else(|| err("continuation line before any header"))?;
+            fold(head, &mut spill, field, line.trim_matches(is_ws));
+        } else {
+            fields.push(parse_header_line(line, line_at)?);
+        }
+    }
+    let start = start.ok_or_else(|| err("missing start line"))?;
+    Ok((start, fields, spill))
+}
+
+/// Rejects a line with control characters (other than HT), including a stray CR.
+fn check_line(control: bool) -> Result<(), ParseError> {
+    if control {
+        Err(err("control character in header section"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Joins a folded continuation onto the field's value with one space. The
+/// value moves to the end of `spill` the first time (it then stays last there,
+/// since only the last field can be continued) and grows in place.
+fn fold(head: &str, spill: &mut String, field: &mut Field, continuation: &str) {
+    if continuation.is_empty() {
+        return;
+    }
+    let base = head.len();
+    let at_spill_end = field.value.start >= base && field.value.end == base + spill.len();
+    if !at_spill_end {
+        let start = base + spill.len();
+        // Only the last field is continued, so a spilled value is always at
+        // the end; anything else is still in `head`.
+        spill.push_str(text_at(head, "", field.value));
+        field.value = Span {
+            start,
+            end: base + spill.len(),
+        };
+    }
+    if field.value.start != field.value.end {
+        spill.push(' ');
+    }
+    spill.push_str(continuation);
+    field.value.end = base + spill.len();
+}
+
+/// Parses `Name SWS ":" value` (the line starting at `line_at` in the header
+/// section) into a field.
+fn parse_header_line(line: &str, line_at: usize) -> Result<Field, ParseError> {
+    let colon = line
+        .bytes()
+        .position(|b| b == b':')
+        .ok_or_else(|| err("header line without ':'"))?;
+    let (name, value) = split_str(line, colon);
+    let value = value.get(1..).unwrap_or_default();
+    let name = name.trim_end_matches(is_ws);
+    if !is_token(name) {
+        return Err(err("bad header name"));
+    }
+    let name = match known_name(name) {
+        Some(known) => FieldName::Known(known),
+        None => FieldName::Written(Span {
+            start: line_at,
+            end: line_at + name.len(),
+        }),
+    };
+    let trimmed = value.trim_start_matches(is_ws);
+    // The value starts after the name part, the ':' and any blanks.
+    let value_start = line_at + (line.len() - value.len()) + (value.len() - trimmed.len());
+    let trimmed = trimmed.trim_end_matches(is_ws);
+    Ok(Field {
+        name,
+        value: Span {
+            start: value_start,
+            end: value_start + trimmed.len(),
+        },
+    })
+}
+
+/// `SIP/2.0 NNN reason` → (status, reason); the reason may be empty.
+pub(super) fn parse_status_line(line: &str) -> Result<(u16, &str), ParseError> {
+    if !is_status_line(line.as_bytes()) {
+        return Err(err("not a SIP/2.0 status line"));
+    }
+    let rest = line.get("SIP/2.0 ".len()..).unwrap_or_default();
+    let (code, reason) = split_str(rest, 3);
+    let status: u16 = code.parse().map_err(|_| err("bad status code"))?;
+    if !(100..=699).contains(&status) {
+        return Err(err("status code out of range"));
+    }
+    Ok((status, reason.strip_prefix(' ').unwrap_or(reason)))
+}
+
+/// A body shorter than `Content-Length` announces means truncation.
+pub(super) fn check_body_length(
+    text: &str,
+    fields: &[Field],
+    available: usize,
+) -> Result<(), ParseError> {
+    let Some(value) = first_value(text, "", fields, "content-length") else {
+        return Ok(());
+    };
+    match parse_length(value) {
+        Some(len) if len <= available => Ok(()),
+        Some(_) => Err(err("body shorter than Content-Length")),
+        None => Err(err("bad Content-Length")),
+    }
+}
+
+/// First value of a header given its long name, in `head` and its `spill`.
+pub(super) fn first_value<'a>(
+    head: &'a str,
+    spill: &'a str,
+    fields: &[Field],
+    name: &str,
+) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|f| field_is(head, f, name))
+        .map(|f| text_at(head, spill, f.value))
+}

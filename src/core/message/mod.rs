@@ -1,0 +1,83 @@
+//! SIP responses (RFC 3261 §7, §20): parsing a response and reading the
+//! headers a registering client needs, telling responses apart from
+//! requests and keep-alives, and framing messages on a TCP stream.
+//!
+//! Everything here works on untrusted network input: malformed data yields
+//! an error value, never a panic, and allocation is bounded by input size.
+//! The scanning itself (tokens, quotes, lists, parameters, lines) is the
+//! shared [`lexer`](super::lexer); the parts here are:
+//!
+//! - `head`: the header section: start line, fields, folding, names;
+//! - `response`: [`Response`] and its header accessors;
+//! - `via`: [`Via`];
+//! - `name_addr`: [`NameAddr`] (Contact, To, From);
+//! - `frame`: [`classify`] and [`frame`] (datagrams and stream framing).
+
+use std::error::Error;
+use std::fmt;
+
+use super::lexer::{self, LexError};
+
+mod frame;
+mod head;
+mod name_addr;
+mod response;
+mod via;
+
+pub use frame::{classify, frame, Frame, Kind};
+pub use name_addr::NameAddr;
+pub use response::Response;
+pub use via::Via;
+
+/// Why a message or header value could not be parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError(pub String);
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Error for ParseError {}
+
+impl From<LexError> for ParseError {
+    fn from(e: LexError) -> ParseError {
+        err(e.0)
+    }
+}
+
+/// Shorthand for building an error.
+fn err(msg: impl Into<String>) -> ParseError {
+    ParseError(msg.into())
+}
+
+/// Splits a header value on commas that are outside quotes and outside
+/// `<...>`. Elements are trimmed; empty elements are dropped.
+pub fn split_list(value: &str) -> Vec<&str> {
+    lexer::list_items(value).collect()
+}
+
+/// Parses ";a=b;c;d="q;x"" style parameter lists (quotes respected).
+///
+/// Leading whitespace is allowed; an empty string gives an empty list.
+/// Quoted values are returned with the quotes removed and `\` escapes
+/// resolved. Names must be tokens.
+pub fn parse_params(s: &str) -> Result<Vec<(String, Option<String>)>, ParseError> {
+    let mut out = Vec::new();
+    lexer::for_each_param(s, |name, value| {
+        out.push((name.to_owned(), value.map(lexer::unquote)));
+    })?;
+    Ok(out)
+}
+
+/// Finds a parsed parameter by case-insensitive name.
+fn find_param<'a>(params: &'a [(String, Option<String>)], name: &str) -> Option<Option<&'a str>> {
+    params
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_deref())
+}
+
+#[cfg(test)]
+mod tests;

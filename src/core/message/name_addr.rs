@@ -1,0 +1,93 @@
+//! [`NameAddr`]: a `name-addr` or `addr-spec` header value (Contact, To,
+//! From) and the split of its raw parts.
+
+use std::str::FromStr;
+
+use super::{err, find_param, parse_params, ParseError};
+use crate::core::lexer::{is_ws, parse_delta, quoted_len, split_before, split_str, unquote};
+use crate::core::uri::Uri;
+
+/// A `name-addr` or `addr-spec` header value (Contact, To, From).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NameAddr {
+    /// Display name with quotes removed and escapes resolved; `None` if
+    /// absent or empty.
+    pub display_name: Option<String>,
+    /// The URI.
+    pub uri: Uri,
+    /// Header parameters after the URI, values unquoted and unescaped.
+    pub params: Vec<(String, Option<String>)>,
+}
+
+impl NameAddr {
+    /// Looks up a header parameter by name (case-insensitive): `None` if
+    /// absent, `Some(None)` for a flag, `Some(Some(value))` otherwise.
+    pub fn param(&self, name: &str) -> Option<Option<&str>> {
+        find_param(&self.params, name)
+    }
+
+    /// The `expires` parameter in seconds (values above `u32::MAX` clamp).
+    pub fn expires(&self) -> Option<u32> {
+        parse_delta(self.param("expires")??)
+    }
+}
+
+impl FromStr for NameAddr {
+    type Err = ParseError;
+
+    /// Parses one value such as `"Bob" <sip:b@h>;expires=60` or
+    /// `sip:a@h;expires=30` (here `expires` is a header parameter, RFC 3261
+    /// §20).
+    fn from_str(s: &str) -> Result<NameAddr, ParseError> {
+        let parts = split_name_addr(s)?;
+        let display_name = Some(unquote(parts.display)).filter(|d| !d.is_empty());
+        let uri = Uri::parse(parts.uri).map_err(|e| err(e.to_string()))?;
+        Ok(NameAddr {
+            display_name,
+            uri,
+            params: parse_params(parts.params)?,
+        })
+    }
+}
+
+/// The three raw parts of a name-addr / addr-spec value.
+pub(super) struct NameAddrParts<'a> {
+    /// Display name as written (possibly quoted, possibly empty).
+    pub(super) display: &'a str,
+    /// URI text.
+    pub(super) uri: &'a str,
+    /// Parameter text, starting at `;` or empty.
+    pub(super) params: &'a str,
+}
+
+/// Splits a name-addr into display name, URI and parameters without
+/// unquoting anything.
+pub(super) fn split_name_addr(s: &str) -> Result<NameAddrParts<'_>, ParseError> {
+    let s = s.trim_matches(is_ws);
+    let display_len = if s.starts_with('"') {
+        quoted_len(s).ok_or_else(|| err("unterminated quoted display name"))?
+    } else {
+        s.find('<').unwrap_or(0)
+    };
+    let (display, rest) = split_str(s, display_len);
+    let rest = rest.trim_start_matches(is_ws);
+    if let Some(inner) = rest.strip_prefix('<') {
+        let (uri, params) = inner.split_once('>').ok_or_else(|| err("missing '>'"))?;
+        return Ok(NameAddrParts {
+            display: display.trim_matches(is_ws),
+            uri,
+            params,
+        });
+    }
+    if !display.is_empty() {
+        return Err(err("display name without <URI>"));
+    }
+    // Without brackets the URI cannot hold ';', so the first one starts
+    // the header parameters.
+    let (uri, params) = split_before(rest, ';');
+    Ok(NameAddrParts {
+        display: "",
+        uri,
+        params,
+    })
+}

@@ -1,0 +1,286 @@
+//! [`Response`]: one parsed response and the header accessors a
+//! registering client needs.
+
+use std::borrow::Cow;
+
+use super::head::{
+    check_body_length, field_is, lookup_name, parse_head, parse_status_line, text_at, Field, Span,
+};
+use super::name_addr::split_name_addr;
+use super::via::sent_protocol;
+use super::{err, NameAddr, ParseError, Via};
+use crate::core::lexer::{
+    find_param, for_each_param, header_end_and_lines, is_digits, is_token, is_ws, leading_crlf,
+    list_items, parse_delta, split_before, split_bytes, split_str, unquote,
+};
+use crate::core::uri::{self, Host};
+
+/// A parsed SIP response. The body is not kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// Status code, 100..=699.
+    pub status: u16,
+    /// Reason phrase exactly as received (may be empty).
+    pub reason: String,
+    /// The header section as received, then any unfolded values: every
+    /// header name and value is a range of this one buffer.
+    text: String,
+    /// The header fields in message order.
+    fields: Vec<Field>,
+    /// Where the top Via's branch is in `text`, found once at parse time
+    /// because every response is routed by it.
+    branch_at: Option<Span>,
+}
+
+impl Response {
+    /// Parses one response from a datagram or a framed stream message.
+    ///
+    /// Leading CR/LF bytes are skipped. Bytes after the body that
+    /// `Content-Length` announces are ignored; a body shorter than announced
+    /// is an error. Invalid UTF-8 in the header section is replaced with
+    /// U+FFFD.
+    pub fn parse(buf: &[u8]) -> Result<Response, ParseError> {
+        let buf = buf.get(leading_crlf(buf)..).unwrap_or_default();
+        let (head_len, lines) =
+            header_end_and_lines(buf).ok_or_else(|| err("incomplete header section"))?;
+        let (head, body) = split_bytes(buf, head_len);
+        // Valid UTF-8 (the usual case) is checked by the fast validator.
+        let head = match std::str::from_utf8(head) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(head),
+        };
+        let (start, fields, spill) = parse_head(&head, lines)?;
+        let (status, reason) = parse_status_line(text_at(&head, "", start))?;
+        let reason = reason.to_owned();
+        // One buffer holds every name and value: the header section, then the
+        // unfolded values (usually none).
+        let text = match head {
+            Cow::Borrowed(head) => {
+                let mut text = String::with_capacity(head.len() + spill.len());
+                text.push_str(head);
+                text.push_str(&spill);
+                text
+            }
+            Cow::Owned(mut head) => {
+                head.push_str(&spill);
+                head
+            }
+        };
+        check_body_length(&text, &fields, body.len())?;
+        let mut resp = Response {
+            status,
+            reason,
+            text,
+            fields,
+            branch_at: None,
+        };
+        resp.branch_at = resp.find_top_branch();
+        Ok(resp)
+    }
+
+    /// The first value of a header; `name` may be in any case and in long or
+    /// compact form.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let wanted = lookup_name(name);
+        self.fields
+            .iter()
+            .find(|f| field_is(&self.text, f, wanted))
+            .map(|f| text_at(&self.text, "", f.value))
+    }
+
+    /// Every header line with that name (any case, long or compact form), in
+    /// message order. Comma-separated lists on one line are not split.
+    pub fn headers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let wanted = lookup_name(name);
+        self.fields
+            .iter()
+            .filter(move |f| field_is(&self.text, f, wanted))
+            .map(|f| text_at(&self.text, "", f.value))
+    }
+
+    /// The Call-ID header.
+    pub fn call_id(&self) -> Option<&str> {
+        self.header("call-id")
+    }
+
+    /// The CSeq sequence number and method.
+    pub fn cseq(&self) -> Option<(u32, &str)> {
+        let mut parts = self.header("cseq")?.split(is_ws).filter(|p| !p.is_empty());
+        let (number, method) = (parts.next()?, parts.next()?);
+        if parts.next().is_some() || !is_token(method) || !is_digits(number) {
+            return None;
+        }
+        Some((number.parse().ok()?, method))
+    }
+
+    /// The topmost Via value (first element of the first Via line).
+    pub fn top_via(&self) -> Option<Via> {
+        let first = list_items(self.header("via")?).next()?;
+        first.parse().ok()
+    }
+
+    /// The topmost Via's [`public_address`](Via::public_address), read in place
+    /// (no [`Via`] is built; every 2xx is asked this).
+    pub fn top_via_public_address(&self) -> Option<std::net::SocketAddr> {
+        let (host, port, params) = self.top_via_sent_by()?;
+        let (mut received, mut rport) = (None, None);
+        for_each_param(params, |name, value| {
+            if received.is_none() && name.eq_ignore_ascii_case("received") {
+                received = Some(value);
+            }
+            if rport.is_none() && name.eq_ignore_ascii_case("rport") {
+                rport = Some(value);
+            }
+        })
+        .ok()?;
+        // Values unquoted as `Via` stores them (quotes are rare: no copy otherwise).
+        fn unquoted(v: &str) -> Cow<'_, str> {
+            if v.starts_with('"') {
+                Cow::Owned(unquote(v))
+            } else {
+                Cow::Borrowed(v)
+            }
+        }
+        let received = received.flatten().map(unquoted);
+        let rport = rport
+            .flatten()
+            .map(unquoted)
+            .and_then(|p| p.parse::<u16>().ok())
+            .filter(|p| *p != 0);
+        if received.is_none() && rport.is_none() {
+            return None;
+        }
+        let ip: std::net::IpAddr = match (received, &host) {
+            (Some(text), _) => text.trim_matches(|c| c == '[' || c == ']').parse().ok()?,
+            (None, Host::V4(addr)) => (*addr).into(),
+            (None, Host::V6(addr)) => (*addr).into(),
+            (None, Host::Domain(name)) => {
+                name.trim_matches(|c| c == '[' || c == ']').parse().ok()?
+            }
+        };
+        Some(std::net::SocketAddr::new(
+            ip,
+            rport.or(port).unwrap_or(5060),
+        ))
+    }
+
+    /// The `branch` of the topmost Via, as [`top_via`](Self::top_via) would give
+    /// it, read in place (the per-response routing path: no Via is built).
+    /// A quoted branch (never one of ours) gives `None`.
+    pub fn top_branch(&self) -> Option<&str> {
+        let span = self.branch_at?;
+        self.text.get(span.start..span.end)
+    }
+
+    /// The top Via's sent-by (checked) and the raw `;` parameters after it,
+    /// read in place.
+    fn top_via_sent_by(&self) -> Option<(Host, Option<u16>, &str)> {
+        let first = list_items(self.header("via")?).next()?;
+        let s = first.trim_matches(is_ws);
+        let (_, rest) = sent_protocol(s).ok()?;
+        let sent_by_start = rest.trim_start_matches(is_ws);
+        if sent_by_start.len() == rest.len() {
+            return None;
+        }
+        let (sent_by, params) = split_before(sent_by_start, ';');
+        let (host, port) = uri::parse_hostport(sent_by.trim_end_matches(is_ws)).ok()?;
+        Some((host, port, params))
+    }
+
+    /// Locates the top Via's branch for [`top_branch`](Self::top_branch).
+    fn find_top_branch(&self) -> Option<Span> {
+        let (_, _, params) = self.top_via_sent_by()?;
+        let value = find_param(params, "branch").ok()??;
+        let value = value.filter(|v| !v.starts_with('"'))?;
+        // `value` is a slice of `text`: its offset locates it.
+        let start = (value.as_ptr() as usize).checked_sub(self.text.as_ptr() as usize)?;
+        Some(Span {
+            start,
+            end: start + value.len(),
+        })
+    }
+
+    /// Every Contact value of every Contact line, in order. A `*` contact
+    /// is an error here because it is only meaningful in requests.
+    pub fn contacts(&self) -> Result<Vec<NameAddr>, ParseError> {
+        let mut out = Vec::new();
+        for line in self.headers("contact") {
+            for item in list_items(line) {
+                if item == "*" {
+                    return Err(err("wildcard Contact in response"));
+                }
+                out.push(item.parse()?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The Expires header in seconds (values above `u32::MAX` clamp).
+    pub fn expires(&self) -> Option<u32> {
+        parse_delta(self.header("expires")?)
+    }
+
+    /// The Min-Expires header in seconds (values above `u32::MAX` clamp).
+    pub fn min_expires(&self) -> Option<u32> {
+        parse_delta(self.header("min-expires")?)
+    }
+
+    /// The Retry-After delay in seconds, ignoring any comment and parameters
+    /// (`120 (in a meeting);duration=60` gives 120).
+    pub fn retry_after(&self) -> Option<u32> {
+        let value = self.header("retry-after")?;
+        let digits_end = value
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(value.len());
+        let (digits, rest) = split_str(value, digits_end);
+        let rest = rest.trim_start_matches(is_ws);
+        if rest.is_empty() || rest.starts_with('(') || rest.starts_with(';') {
+            parse_delta(digits)
+        } else {
+            None
+        }
+    }
+
+    /// The `tag` parameter of the To header.
+    pub fn to_tag(&self) -> Option<&str> {
+        let parts = split_name_addr(self.header("to")?).ok()?;
+        let tag = find_param(parts.params, "tag").ok()??;
+        // Tags are tokens; a quoted or empty one is malformed.
+        tag.filter(|t| is_token(t))
+    }
+}
+
+/// Facts of a 2xx that RFC 3581 (rport), RFC 5626 (outbound), RFC 3608
+/// (Service-Route) and RFC 3327 (Path) define.
+impl Response {
+    /// Whether an option tag is listed in any line of `header` (e.g.
+    /// `Require`, `Supported`); case-insensitive.
+    pub fn lists_option(&self, header: &str, tag: &str) -> bool {
+        self.headers(header)
+            .flat_map(list_items)
+            .any(|t| t.eq_ignore_ascii_case(tag))
+    }
+
+    /// The `Flow-Timer` header (RFC 5626 §11.4) in seconds.
+    pub fn flow_timer(&self) -> Option<u32> {
+        parse_delta(self.header("flow-timer")?.trim_matches(is_ws))
+    }
+
+    /// URIs of every `Service-Route` value, in order (unparsable ones skipped).
+    pub fn service_routes(&self) -> Vec<String> {
+        self.route_list("service-route")
+    }
+
+    /// URIs of every `Path` value, in order (unparsable ones skipped).
+    pub fn paths(&self) -> Vec<String> {
+        self.route_list("path")
+    }
+
+    fn route_list(&self, name: &str) -> Vec<String> {
+        self.headers(name)
+            .flat_map(list_items)
+            .filter_map(|v| v.parse::<NameAddr>().ok())
+            .map(|n| n.uri.to_string())
+            .collect()
+    }
+}
