@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use super::lexer::push_quoted;
 use super::options::{Settings, Transport};
 use super::uri::{Decimal, Host, Scheme, Uri};
 
@@ -104,18 +105,6 @@ fn push_host_port(out: &mut String, addr: SocketAddr) {
 
 fn push_decimal(out: &mut String, n: u64) {
     out.push_str(Decimal::new(n).as_str());
-}
-
-/// Appends `s` as a quoted-string.
-fn push_quoted(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
 }
 
 /// Appends a name-addr: `"display" <uri>` or `<uri>`.

@@ -1,0 +1,150 @@
+//! The hash algorithms Digest names (RFC 2617, RFC 7616, RFC 8760) and the
+//! lower-case hex their fields are hashed into, on the stack.
+
+use md5::Md5;
+use sha2::{Digest, Sha256, Sha512_256};
+
+/// Digest hash algorithms we can answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    /// `MD5` (RFC 2617); also what an absent `algorithm` means.
+    Md5,
+    /// `MD5-sess` (RFC 2617).
+    Md5Sess,
+    /// `SHA-256` (RFC 7616, RFC 8760).
+    Sha256,
+    /// `SHA-256-sess` (RFC 7616, RFC 8760).
+    Sha256Sess,
+    /// `SHA-512-256`, i.e. SHA-512/256 (RFC 7616, RFC 8760).
+    Sha512_256,
+    /// `SHA-512-256-sess` (RFC 7616, RFC 8760).
+    Sha512_256Sess,
+}
+
+impl Algorithm {
+    /// Every algorithm, for token lookup.
+    pub(super) const ALL: [Algorithm; 6] = [
+        Algorithm::Md5,
+        Algorithm::Md5Sess,
+        Algorithm::Sha256,
+        Algorithm::Sha256Sess,
+        Algorithm::Sha512_256,
+        Algorithm::Sha512_256Sess,
+    ];
+
+    /// Parses an `algorithm` token, ignoring ASCII case; None for tokens we do not know.
+    pub fn parse(token: &str) -> Option<Algorithm> {
+        Self::ALL
+            .into_iter()
+            .find(|alg| alg.as_str().eq_ignore_ascii_case(token))
+    }
+
+    /// The canonical token, as sent in `algorithm=`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Md5 => "MD5",
+            Algorithm::Md5Sess => "MD5-sess",
+            Algorithm::Sha256 => "SHA-256",
+            Algorithm::Sha256Sess => "SHA-256-sess",
+            Algorithm::Sha512_256 => "SHA-512-256",
+            Algorithm::Sha512_256Sess => "SHA-512-256-sess",
+        }
+    }
+
+    /// Relative strength, higher is stronger; a `-sess` variant ranks with its base hash.
+    pub fn strength(self) -> u8 {
+        match self.hash_fn() {
+            HashFn::Md5 => 1,
+            HashFn::Sha256 => 2,
+            HashFn::Sha512_256 => 3,
+        }
+    }
+
+    /// Whether HA1 is re-keyed with the nonces (the `-sess` variants).
+    pub(super) fn is_sess(self) -> bool {
+        matches!(
+            self,
+            Algorithm::Md5Sess | Algorithm::Sha256Sess | Algorithm::Sha512_256Sess
+        )
+    }
+
+    /// The hash function underneath.
+    pub(super) fn hash_fn(self) -> HashFn {
+        match self {
+            Algorithm::Md5 | Algorithm::Md5Sess => HashFn::Md5,
+            Algorithm::Sha256 | Algorithm::Sha256Sess => HashFn::Sha256,
+            Algorithm::Sha512_256 | Algorithm::Sha512_256Sess => HashFn::Sha512_256,
+        }
+    }
+}
+
+/// A bare hash function, without the `-sess` distinction.
+#[derive(Clone, Copy)]
+pub(super) enum HashFn {
+    Md5,
+    Sha256,
+    Sha512_256,
+}
+
+impl HashFn {
+    /// Hashes `fields` joined with `:` (the RFC's `H(a:b:c)`) and returns lower-case hex.
+    pub(super) fn hex<T: AsRef<[u8]>>(self, fields: &[T]) -> Hex {
+        match self {
+            HashFn::Md5 => hex_digest::<Md5, T>(fields),
+            HashFn::Sha256 => hex_digest::<Sha256, T>(fields),
+            HashFn::Sha512_256 => hex_digest::<Sha512_256, T>(fields),
+        }
+    }
+}
+
+/// Feeds the fields to `D` with `:` between them, so no joined copy is built.
+fn hex_digest<D: Digest, T: AsRef<[u8]>>(fields: &[T]) -> Hex {
+    let mut hasher = D::new();
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            hasher.update(b":");
+        }
+        hasher.update(field.as_ref());
+    }
+    to_hex(&hasher.finalize())
+}
+
+/// Lower-case hex text of a digest (at most 32 bytes) or of the nonce count,
+/// kept on the stack: HA1, HA2 and the response need no allocation.
+#[derive(Clone, Copy)]
+pub(super) struct Hex {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl Hex {
+    /// The text.
+    pub(super) fn as_str(&self) -> &str {
+        self.buf
+            .get(..self.len)
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .unwrap_or_default()
+    }
+}
+
+impl AsRef<[u8]> for Hex {
+    fn as_ref(&self) -> &[u8] {
+        self.as_str().as_bytes()
+    }
+}
+
+/// Lower-case hex, as Digest requires (bytes past 32 are not written; none of
+/// our hashes is longer).
+pub(super) fn to_hex(bytes: &[u8]) -> Hex {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Hex {
+        buf: [0; 64],
+        len: 0,
+    };
+    for (b, pair) in bytes.iter().zip(out.buf.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
+        out.len += 2;
+    }
+    out
+}

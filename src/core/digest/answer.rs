@@ -1,0 +1,254 @@
+//! Answering a challenge: choosing among several ([`choose_challenge`]),
+//! the `response` hash ([`response_hash`]) and the credentials header
+//! ([`authorization`]).
+
+use std::fmt;
+
+use super::algorithm::{to_hex, Algorithm, HashFn, Hex};
+use super::{echo, Challenge, DigestError};
+use crate::core::lexer::{is_bad_control, push_quoted};
+
+/// Quality of protection we answer with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Qop {
+    /// `auth`: authenticates method and URI.
+    Auth,
+    /// `auth-int`: also covers the entity body.
+    AuthInt,
+}
+
+impl Qop {
+    /// The token as sent in `qop=`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Qop::Auth => "auth",
+            Qop::AuthInt => "auth-int",
+        }
+    }
+}
+
+/// Picks the challenge to answer among several offered (possibly for several realms): the one with the
+/// strongest supported algorithm; ties go to the one listed first. None if none is usable.
+///
+/// "Usable" also means the qop offer can be answered (see [`authorization`]).
+pub fn choose_challenge(challenges: &[Challenge]) -> Option<&Challenge> {
+    let mut best: Option<(&Challenge, u8)> = None;
+    for challenge in challenges {
+        let Ok((alg, _)) = plan(challenge) else {
+            continue;
+        };
+        // Strictly greater, so the earliest of equals stays chosen.
+        if best.is_none_or(|(_, strength)| alg.strength() > strength) {
+            best = Some((challenge, alg.strength()));
+        }
+    }
+    best.map(|(challenge, _)| challenge)
+}
+
+/// What we answer with.
+#[derive(Clone, Copy)]
+pub struct Answer<'a> {
+    /// User name, sent in clear and part of HA1.
+    pub username: &'a str,
+    /// Password; None is refused rather than hashed. An empty string is a real password.
+    pub password: Option<&'a str>,
+    /// Request method, e.g. `REGISTER`.
+    pub method: &'a str,
+    /// The Request-URI string, e.g. `sip:example.com`.
+    pub uri: &'a str,
+    /// Entity body for auth-int (empty for REGISTER).
+    pub body: &'a [u8],
+    /// Nonce count, starts at 1 for a nonce.
+    pub nc: u32,
+    /// Client nonce (caller supplies randomness).
+    pub cnonce: &'a str,
+}
+
+/// Hand-written so the password never reaches a log through `{:?}`.
+impl fmt::Debug for Answer<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Answer")
+            .field("username", &self.username)
+            .field("password", &self.password.map(|_| "<redacted>"))
+            .field("method", &self.method)
+            .field("uri", &self.uri)
+            .field("body_len", &self.body.len())
+            .field("nc", &self.nc)
+            .field("cnonce", &self.cnonce)
+            .finish()
+    }
+}
+
+/// Builds the full credentials header value (what follows "Authorization: ").
+///
+/// qop preference: `auth`, then `auth-int`; no qop offered means RFC 2069 mode (no qop, nc or
+/// cnonce sent). `algorithm=` is always present (`MD5` when the challenge named none).
+/// Values that would be written into the header must not contain control characters.
+///
+/// # Errors
+/// `UnsupportedAlgorithm`, `UnsupportedQop` (also for `-sess` without qop), `MissingPassword`,
+/// or `Malformed` when a header value contains a control character.
+pub fn authorization(challenge: &Challenge, answer: &Answer) -> Result<String, DigestError> {
+    let (alg, qop) = plan(challenge)?;
+    check_header_safe(challenge, answer)?;
+    let response = response_hex(challenge, alg, qop, answer)?;
+    let response = response.as_str();
+    // Written into one buffer: this runs for every authenticated REGISTER.
+    let mut out = String::with_capacity(
+        160 + answer.username.len()
+            + challenge.realm.len()
+            + challenge.nonce.len()
+            + answer.uri.len()
+            + response.len()
+            + challenge.opaque.as_ref().map_or(0, String::len)
+            + answer.cnonce.len(),
+    );
+    out.push_str("Digest username=");
+    push_quoted(&mut out, answer.username);
+    out.push_str(", realm=");
+    push_quoted(&mut out, &challenge.realm);
+    out.push_str(", nonce=");
+    push_quoted(&mut out, &challenge.nonce);
+    out.push_str(", uri=");
+    push_quoted(&mut out, answer.uri);
+    out.push_str(", response=\"");
+    out.push_str(response);
+    out.push_str("\", algorithm=");
+    out.push_str(alg.as_str());
+    if let Some(opaque) = &challenge.opaque {
+        out.push_str(", opaque=");
+        push_quoted(&mut out, opaque);
+    }
+    if let Some(qop) = qop {
+        out.push_str(", qop=");
+        out.push_str(qop.as_str());
+        out.push_str(", nc=");
+        out.push_str(nc_hex(answer.nc).as_str());
+        out.push_str(", cnonce=");
+        push_quoted(&mut out, answer.cnonce);
+    }
+    Ok(out)
+}
+
+/// The hex "response" value alone (exposed for tests and RFC vectors).
+///
+/// A `-sess` algorithm needs a qop, because its cnonce is only sent along with one.
+///
+/// # Errors
+/// `MissingPassword`, or `UnsupportedQop` for a `-sess` algorithm without qop.
+pub fn response_hash(
+    challenge: &Challenge,
+    alg: Algorithm,
+    qop: Option<Qop>,
+    answer: &Answer,
+) -> Result<String, DigestError> {
+    response_hex(challenge, alg, qop, answer).map(|hex| hex.as_str().to_owned())
+}
+
+/// [`response_hash`] on the stack.
+fn response_hex(
+    challenge: &Challenge,
+    alg: Algorithm,
+    qop: Option<Qop>,
+    answer: &Answer,
+) -> Result<Hex, DigestError> {
+    let password = answer.password.ok_or(DigestError::MissingPassword)?;
+    require_qop_for_sess(alg, qop)?;
+    let h = alg.hash_fn();
+    let ha1 = ha1(alg, challenge, answer, password);
+    let ha2 = ha2(h, qop, answer);
+    Ok(match qop {
+        Some(qop) => h.hex(&[
+            ha1.as_str(),
+            &challenge.nonce,
+            nc_hex(answer.nc).as_str(),
+            answer.cnonce,
+            qop.as_str(),
+            ha2.as_str(),
+        ]),
+        None => h.hex(&[ha1.as_str(), &challenge.nonce, ha2.as_str()]),
+    })
+}
+
+/// HA1 = H(user:realm:password), re-hashed with both nonces for `-sess`.
+fn ha1(alg: Algorithm, challenge: &Challenge, answer: &Answer, password: &str) -> Hex {
+    let h = alg.hash_fn();
+    let base = h.hex(&[answer.username, &challenge.realm, password]);
+    if alg.is_sess() {
+        h.hex(&[base.as_str(), &challenge.nonce, answer.cnonce])
+    } else {
+        base
+    }
+}
+
+/// HA2 = H(method:uri), plus H(body) for auth-int.
+fn ha2(h: HashFn, qop: Option<Qop>, answer: &Answer) -> Hex {
+    match qop {
+        Some(Qop::AuthInt) => {
+            let body_hash = h.hex(&[answer.body]);
+            h.hex(&[answer.method, answer.uri, body_hash.as_str()])
+        }
+        Some(Qop::Auth) | None => h.hex(&[answer.method, answer.uri]),
+    }
+}
+
+/// The nonce count as exactly eight lower-case hex digits.
+fn nc_hex(nc: u32) -> Hex {
+    to_hex(&nc.to_be_bytes())
+}
+
+/// Decides how to answer a challenge: algorithm and qop, or why it cannot be answered.
+fn plan(challenge: &Challenge) -> Result<(Algorithm, Option<Qop>), DigestError> {
+    let alg = challenge.supported_algorithm().ok_or_else(|| {
+        DigestError::UnsupportedAlgorithm(echo(challenge.algorithm.as_deref().unwrap_or_default()))
+    })?;
+    let qop = select_qop(&challenge.qop)?;
+    require_qop_for_sess(alg, qop)?;
+    Ok((alg, qop))
+}
+
+/// Prefers `auth` (REGISTER has no body worth protecting), then `auth-int`.
+fn select_qop(offered: &[String]) -> Result<Option<Qop>, DigestError> {
+    if offered.is_empty() {
+        return Ok(None);
+    }
+    let is_offered = |qop: Qop| offered.iter().any(|o| o.eq_ignore_ascii_case(qop.as_str()));
+    [Qop::Auth, Qop::AuthInt]
+        .into_iter()
+        .find(|&qop| is_offered(qop))
+        .map(Some)
+        .ok_or_else(|| DigestError::UnsupportedQop(echo(&offered.join(","))))
+}
+
+/// `-sess` mixes the cnonce into HA1, but RFC 2617 forbids sending a cnonce without qop, so
+/// the server could never check such an answer.
+fn require_qop_for_sess(alg: Algorithm, qop: Option<Qop>) -> Result<(), DigestError> {
+    if alg.is_sess() && qop.is_none() {
+        return Err(DigestError::UnsupportedQop(format!(
+            "none offered, but {} needs one",
+            alg.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses control characters in anything written into the header (header injection).
+fn check_header_safe(challenge: &Challenge, answer: &Answer) -> Result<(), DigestError> {
+    let fields = [
+        ("username", answer.username),
+        ("uri", answer.uri),
+        ("cnonce", answer.cnonce),
+        ("realm", challenge.realm.as_str()),
+        ("nonce", challenge.nonce.as_str()),
+        ("opaque", challenge.opaque.as_deref().unwrap_or_default()),
+    ];
+    match fields
+        .iter()
+        .find(|(_, value)| value.contains(is_bad_control))
+    {
+        Some((name, _)) => Err(DigestError::Malformed(format!(
+            "{name} contains a control character"
+        ))),
+        None => Ok(()),
+    }
+}
