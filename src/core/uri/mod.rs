@@ -1,0 +1,418 @@
+//! SIP and SIPS URIs (RFC 3261 §19.1): parsing, printing and the §19.1.4
+//! equivalence rules.
+//!
+//! Components are stored as written (including `%XX` escapes) so that a
+//! parsed URI prints back to the same text; unescaping happens only when
+//! comparing. The parts: `equiv` (the equivalence rules) and `text` (the
+//! stack-buffer writers for numbers and IPv4 addresses); the scanning
+//! helpers are the shared [`lexer`](super::lexer).
+
+use std::error::Error;
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+use super::lexer::{hex_pair, parse_port, split_str};
+
+mod equiv;
+mod text;
+
+pub(crate) use text::{Decimal, V4Text};
+
+/// The URI scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// `sip:`
+    Sip,
+    /// `sips:` (secure transport required on every hop).
+    Sips,
+}
+
+impl Scheme {
+    /// Lower-case scheme name without the colon.
+    fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Sip => "sip",
+            Scheme::Sips => "sips",
+        }
+    }
+}
+
+/// The host part of a URI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Host {
+    /// A host name, as written (case preserved).
+    Domain(String),
+    /// An IPv4 address.
+    V4(Ipv4Addr),
+    /// An IPv6 address (written in brackets inside URIs).
+    V6(Ipv6Addr),
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Domain(name) => f.write_str(name),
+            Host::V4(addr) => f.write_str(V4Text::new(*addr).as_str()),
+            Host::V6(addr) => write!(f, "[{addr}]"),
+        }
+    }
+}
+
+impl Host {
+    /// Appends the host as [`Display`](fmt::Display) writes it.
+    pub(crate) fn push_to(&self, out: &mut String) {
+        match self {
+            Host::Domain(name) => out.push_str(name),
+            Host::V4(addr) => out.push_str(V4Text::new(*addr).as_str()),
+            Host::V6(addr) => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "[{addr}]");
+            }
+        }
+    }
+}
+
+impl FromStr for Host {
+    type Err = UriError;
+
+    /// Parses a host name, an IPv4 address or a bracketed IPv6 reference.
+    fn from_str(s: &str) -> Result<Host, UriError> {
+        parse_host(s)
+    }
+}
+
+/// A parsed `sip:` or `sips:` URI.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Uri {
+    /// `sip` or `sips`.
+    pub scheme: Scheme,
+    /// User part as written (may contain `%XX` escapes), e.g. `first.last`.
+    pub user: Option<String>,
+    /// Password as written; only printed when `user` is present.
+    pub password: Option<String>,
+    /// Host name or address.
+    pub host: Host,
+    /// Explicit port, if any (an absent port is not the same as 5060).
+    pub port: Option<u16>,
+    /// URI parameters (`;name=value` or `;flag`), in order, as written.
+    pub params: Vec<(String, Option<String>)>,
+    /// URI headers (`?name=value&...`), in order, as written.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Why a URI could not be parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UriError(pub String);
+
+impl fmt::Display for UriError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid SIP URI: {}", self.0)
+    }
+}
+
+impl Error for UriError {}
+
+/// Shorthand for building an error.
+fn err(msg: impl Into<String>) -> UriError {
+    UriError(msg.into())
+}
+
+/// Extra characters allowed in the user part (`user-unreserved`).
+const USER_EXTRA: &[u8] = b"&=+$,;?/";
+/// Extra characters allowed in the password.
+const PASSWORD_EXTRA: &[u8] = b"&=+$,";
+/// Extra characters allowed in parameter names and values (`param-unreserved`).
+const PARAM_EXTRA: &[u8] = b"[]/:&+$";
+/// Extra characters allowed in header names and values (`hnv-unreserved`).
+const HEADER_EXTRA: &[u8] = b"[]/?:+$";
+
+impl Uri {
+    /// Parses a SIP or SIPS URI. The scheme is case-insensitive and
+    /// surrounding whitespace is ignored.
+    pub fn parse(s: &str) -> Result<Uri, UriError> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(err("empty"));
+        }
+        let (scheme, rest) = parse_scheme(s)?;
+        // '@' may appear nowhere after the userinfo, so the first one ends it.
+        let (user, password, rest) = match rest.split_once('@') {
+            Some((info, rest)) => {
+                let (user, password) = parse_userinfo(info)?;
+                (Some(user), password, rest)
+            }
+            None => (None, None, rest),
+        };
+        let hostport_end = rest.find([';', '?']).unwrap_or(rest.len());
+        let (hostport, rest) = split_str(rest, hostport_end);
+        let (host, port) = parse_hostport(hostport)?;
+        let (params, headers) = match rest.split_once('?') {
+            Some((params, headers)) => (params, Some(headers)),
+            None => (rest, None),
+        };
+        Ok(Uri {
+            scheme,
+            user,
+            password,
+            host,
+            port,
+            params: parse_uri_params(params)?,
+            headers: headers.map(parse_headers).transpose()?.unwrap_or_default(),
+        })
+    }
+
+    /// Looks up a URI parameter by name (case-insensitive): `None` if absent,
+    /// `Some(None)` for a flag such as `lr`, `Some(Some(value))` otherwise.
+    pub fn param(&self, name: &str) -> Option<Option<&str>> {
+        self.params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_deref())
+    }
+
+    /// The `transport` parameter's value, if present.
+    pub fn transport(&self) -> Option<&str> {
+        self.param("transport").flatten()
+    }
+
+    /// `host[:port]`, with IPv6 addresses in brackets.
+    pub fn host_port(&self) -> String {
+        match self.port {
+            Some(port) => format!("{}:{port}", self.host),
+            None => self.host.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Uri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Plain `write_str`s: URIs are printed on every registration.
+        self.write_parts(|part| f.write_str(part))
+    }
+}
+
+impl Uri {
+    /// Appends the URI as [`Display`](fmt::Display) writes it, without the
+    /// formatting machinery.
+    pub(crate) fn push_to(&self, out: &mut String) {
+        let _ = self.write_parts(|part| {
+            out.push_str(part);
+            Ok(())
+        });
+    }
+
+    /// The text of the URI, piece by piece, in order.
+    fn write_parts(&self, mut put: impl FnMut(&str) -> fmt::Result) -> fmt::Result {
+        put(self.scheme.as_str())?;
+        put(":")?;
+        if let Some(user) = &self.user {
+            put(user)?;
+            if let Some(password) = &self.password {
+                put(":")?;
+                put(password)?;
+            }
+            put("@")?;
+        }
+        match &self.host {
+            Host::Domain(name) => put(name)?,
+            Host::V4(addr) => put(V4Text::new(*addr).as_str())?,
+            Host::V6(addr) => {
+                let mut text = String::with_capacity(48);
+                Host::V6(*addr).push_to(&mut text);
+                put(&text)?;
+            }
+        }
+        if let Some(port) = self.port {
+            put(":")?;
+            put(Decimal::new(u64::from(port)).as_str())?;
+        }
+        for (name, value) in &self.params {
+            put(";")?;
+            put(name)?;
+            if let Some(value) = value {
+                put("=")?;
+                put(value)?;
+            }
+        }
+        for (i, (name, value)) in self.headers.iter().enumerate() {
+            put(if i == 0 { "?" } else { "&" })?;
+            put(name)?;
+            put("=")?;
+            put(value)?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Uri {
+    type Err = UriError;
+
+    /// Same as [`Uri::parse`].
+    fn from_str(s: &str) -> Result<Uri, UriError> {
+        Uri::parse(s)
+    }
+}
+
+/// Reads the `sip:` / `sips:` prefix.
+fn parse_scheme(s: &str) -> Result<(Scheme, &str), UriError> {
+    let (name, rest) = s.split_once(':').ok_or_else(|| err("missing scheme"))?;
+    if name.eq_ignore_ascii_case("sip") {
+        Ok((Scheme::Sip, rest))
+    } else if name.eq_ignore_ascii_case("sips") {
+        Ok((Scheme::Sips, rest))
+    } else {
+        Err(err("scheme is not sip or sips"))
+    }
+}
+
+/// Splits `user[:password]` and checks both character sets.
+fn parse_userinfo(info: &str) -> Result<(String, Option<String>), UriError> {
+    let (user, password) = match info.split_once(':') {
+        Some((user, password)) => (user, Some(password)),
+        None => (info, None),
+    };
+    if user.is_empty() {
+        return Err(err("empty user"));
+    }
+    check_chars(user, USER_EXTRA, "user")?;
+    if let Some(password) = password {
+        check_chars(password, PASSWORD_EXTRA, "password")?;
+    }
+    Ok((user.to_owned(), password.map(str::to_owned)))
+}
+
+/// Parses `host[:port]`, where host may be a bracketed IPv6 reference.
+pub(super) fn parse_hostport(s: &str) -> Result<(Host, Option<u16>), UriError> {
+    let host_end = if s.starts_with('[') {
+        s.find(']')
+            .map(|i| i + 1)
+            .ok_or_else(|| err("unbalanced '[' in host"))?
+    } else {
+        s.find(':').unwrap_or(s.len())
+    };
+    let (host, rest) = split_str(s, host_end);
+    let host = parse_host(host)?;
+    if rest.is_empty() {
+        return Ok((host, None));
+    }
+    let port = rest
+        .strip_prefix(':')
+        .ok_or_else(|| err("unexpected text after host"))?;
+    let port = parse_port(port).ok_or_else(|| err("invalid port"))?;
+    Ok((host, Some(port)))
+}
+
+/// Parses a host name, IPv4 address or bracketed IPv6 address.
+fn parse_host(s: &str) -> Result<Host, UriError> {
+    if let Some(inner) = s.strip_prefix('[') {
+        let inner = inner
+            .strip_suffix(']')
+            .ok_or_else(|| err("unbalanced '[' in host"))?;
+        return inner
+            .parse()
+            .map(Host::V6)
+            .map_err(|_| err("invalid IPv6 address"));
+    }
+    if s.is_empty() {
+        return Err(err("empty host"));
+    }
+    // Underscores are not in the RFC grammar but do occur in real host names.
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+    {
+        return Err(err("invalid character in host"));
+    }
+    if has_empty_label(s) {
+        return Err(err("empty label in host name"));
+    }
+    // An all-numeric name can only be meant as an IPv4 address.
+    if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return s
+            .parse()
+            .map(Host::V4)
+            .map_err(|_| err("invalid IPv4 address"));
+    }
+    Ok(Host::Domain(s.to_owned()))
+}
+
+/// True for `a..b` or `.a`; a single trailing dot (FQDN form) is fine.
+fn has_empty_label(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    s.split('.').any(str::is_empty)
+}
+
+/// Parses `;name[=value]...` (the text between host and `?`).
+fn parse_uri_params(s: &str) -> Result<Vec<(String, Option<String>)>, UriError> {
+    let Some(s) = s.strip_prefix(';') else {
+        return if s.is_empty() {
+            Ok(Vec::new())
+        } else {
+            Err(err("expected ';' before parameters"))
+        };
+    };
+    s.split(';').map(parse_uri_param).collect()
+}
+
+/// Parses one `name[=value]` URI parameter.
+fn parse_uri_param(p: &str) -> Result<(String, Option<String>), UriError> {
+    let (name, value) = match p.split_once('=') {
+        Some((name, value)) => (name, Some(value)),
+        None => (p, None),
+    };
+    if name.is_empty() {
+        return Err(err("empty parameter name"));
+    }
+    check_chars(name, PARAM_EXTRA, "parameter")?;
+    if let Some(value) = value {
+        check_chars(value, PARAM_EXTRA, "parameter")?;
+    }
+    Ok((name.to_owned(), value.map(str::to_owned)))
+}
+
+/// Parses `name=value&...` (the text after `?`).
+fn parse_headers(s: &str) -> Result<Vec<(String, String)>, UriError> {
+    s.split('&').map(parse_uri_header).collect()
+}
+
+/// Parses one `name=value` URI header.
+fn parse_uri_header(h: &str) -> Result<(String, String), UriError> {
+    let (name, value) = h
+        .split_once('=')
+        .ok_or_else(|| err("URI header without '='"))?;
+    if name.is_empty() {
+        return Err(err("empty header name"));
+    }
+    check_chars(name, HEADER_EXTRA, "header")?;
+    check_chars(value, HEADER_EXTRA, "header")?;
+    Ok((name.to_owned(), value.to_owned()))
+}
+
+/// `unreserved` from RFC 3261: alphanumerics and marks.
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b)
+}
+
+/// Checks that `s` only holds unreserved characters, `extra` and valid
+/// `%XX` escapes. This also rejects spaces, controls and non-ASCII.
+fn check_chars(s: &str, extra: &[u8], what: &str) -> Result<(), UriError> {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            if hex_pair(bytes.get(i + 1..i + 3)).is_none() {
+                return Err(err(format!("bad %-escape in {what}")));
+            }
+            i += 3;
+        } else if is_unreserved(b) || extra.contains(&b) {
+            i += 1;
+        } else {
+            return Err(err(format!("invalid character in {what}")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
