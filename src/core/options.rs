@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use zeroize::Zeroize;
 
+use super::lexer::{is_token, is_token_char, is_word_char, quoted_len};
 use super::transaction::Timers;
 use super::uri::{Host, Scheme, Uri};
 use crate::error::Error;
@@ -361,7 +362,8 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Checks the base and cap on their own (setters call this at once).
+    /// Checks each value on its own (setters call this at once);
+    /// [`validate`](Self::validate) adds the checks of the values together.
     pub fn validate_base(&self) -> Result<(), Error> {
         let range = Duration::from_millis(1)..=Duration::from_secs(86_400);
         if !range.contains(&self.base) {
@@ -374,6 +376,9 @@ impl RetryPolicy {
                 "retry_max must be between 0.001 and 86400 s",
             ));
         }
+        if self.retry_after_max > Duration::from_secs(86_400) {
+            return Err(Error::invalid("retry_after_max must be <= 86400 s"));
+        }
         Ok(())
     }
 
@@ -382,9 +387,6 @@ impl RetryPolicy {
         self.validate_base()?;
         if self.max < self.base {
             return Err(Error::invalid("retry_max must be >= retry_base"));
-        }
-        if self.retry_after_max > Duration::from_secs(86_400) {
-            return Err(Error::invalid("retry_after_max must be <= 86400 s"));
         }
         Ok(())
     }
@@ -550,6 +552,99 @@ const MANAGED_HEADERS: &[&str] = &[
     "route",
 ];
 
+/// Setters that check their own value at once (what the C API's option
+/// setters call); [`RegistererOptions::validate`] checks them again with the
+/// combinations.
+impl RegistererOptions {
+    /// Sets `expires` (at least 1 s).
+    pub fn set_expires(&mut self, seconds: u32) -> Result<(), Error> {
+        check_expires(seconds)?;
+        self.expires = seconds;
+        Ok(())
+    }
+
+    /// Sets `refresh_frequency` (50..=99 percent).
+    pub fn set_refresh_frequency(&mut self, percent: u32) -> Result<(), Error> {
+        check_refresh_frequency(percent)?;
+        self.refresh_frequency = percent;
+        Ok(())
+    }
+
+    /// Sets the initial CSeq (below 2^31).
+    pub fn set_cseq(&mut self, cseq: u32) -> Result<(), Error> {
+        check_cseq(cseq)?;
+        self.cseq = cseq;
+        Ok(())
+    }
+
+    /// Adds a `Name: value` header to every REGISTER.
+    pub fn add_extra_header(&mut self, header: &str) -> Result<(), Error> {
+        check_extra_header(header)?;
+        self.extra_headers.push(header.to_owned());
+        Ok(())
+    }
+
+    /// Adds a `name` or `name=value` parameter to our Contact.
+    pub fn add_extra_contact_param(&mut self, param: &str) -> Result<(), Error> {
+        check_contact_param(param)?;
+        self.extra_contact_params.push(param.to_owned());
+        Ok(())
+    }
+
+    /// Sets the backoff base time (0.001 to 86400 s).
+    pub fn set_retry_base(&mut self, base: Duration) -> Result<(), Error> {
+        self.set_retry(RetryPolicy { base, ..self.retry })
+    }
+
+    /// Sets the backoff cap (0.001 to 86400 s).
+    pub fn set_retry_max(&mut self, max: Duration) -> Result<(), Error> {
+        self.set_retry(RetryPolicy { max, ..self.retry })
+    }
+
+    /// Sets the cap on a server's Retry-After (at most 86400 s).
+    pub fn set_retry_after_max(&mut self, retry_after_max: Duration) -> Result<(), Error> {
+        self.set_retry(RetryPolicy {
+            retry_after_max,
+            ..self.retry
+        })
+    }
+
+    /// Stores `retry` if each of its values is in range.
+    fn set_retry(&mut self, retry: RetryPolicy) -> Result<(), Error> {
+        retry.validate_base()?;
+        self.retry = retry;
+        Ok(())
+    }
+}
+
+/// `expires` must be at least 1 (0 would remove the binding).
+fn check_expires(seconds: u32) -> Result<(), Error> {
+    if seconds == 0 {
+        return Err(Error::invalid(
+            "expires must be at least 1 (use unregister to remove a binding)",
+        ));
+    }
+    Ok(())
+}
+
+/// `refresh_frequency` is a percentage of the grant, 50..=99.
+fn check_refresh_frequency(percent: u32) -> Result<(), Error> {
+    if !(50..=99).contains(&percent) {
+        return Err(Error::invalid(format!(
+            "refresh_frequency must be between 50 and 99, not {percent}"
+        )));
+    }
+    Ok(())
+}
+
+/// The CSeq must stay below 2^31 (RFC 3261 §8.1.1.5).
+fn check_cseq(cseq: u32) -> Result<(), Error> {
+    if cseq >= 1 << 31 {
+        return Err(Error::invalid("cseq must be below 2^31"));
+    }
+    Ok(())
+}
+
 impl RegistererOptions {
     /// Checks every option and resolves defaults against the user agent.
     pub fn validate(&self, ua: &UserAgentConfig) -> Result<Settings, Error> {
@@ -559,17 +654,8 @@ impl RegistererOptions {
     /// [`validate`](Self::validate) for settings that share `ua` (one copy of the
     /// user agent's settings for the handle, the worker and every registerer).
     pub fn validate_shared(&self, ua: &Arc<UserAgentConfig>) -> Result<Settings, Error> {
-        if self.expires == 0 {
-            return Err(Error::invalid(
-                "expires must be at least 1 (use unregister to remove a binding)",
-            ));
-        }
-        if !(50..=99).contains(&self.refresh_frequency) {
-            return Err(Error::invalid(format!(
-                "refresh_frequency must be between 50 and 99, not {}",
-                self.refresh_frequency
-            )));
-        }
+        check_expires(self.expires)?;
+        check_refresh_frequency(self.refresh_frequency)?;
         let registrar = match &self.registrar {
             Some(r) => parse_uri("registrar", r)?,
             None => Uri {
@@ -623,9 +709,7 @@ impl RegistererOptions {
                 check_no_ctl(what, v)?;
             }
         }
-        if self.cseq >= 1 << 31 {
-            return Err(Error::invalid("cseq must be below 2^31"));
-        }
+        check_cseq(self.cseq)?;
         self.retry.validate()?;
 
         let route = ua.outbound_proxy.as_deref().unwrap_or(&registrar);
@@ -746,12 +830,9 @@ pub fn check_no_ctl(what: &str, s: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn is_token_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c)
-}
-
+/// A non-empty RFC 3261 token.
 fn check_token(what: &str, s: &str) -> Result<(), Error> {
-    if s.is_empty() || !s.chars().all(is_token_char) {
+    if !is_token(s) {
         return Err(Error::invalid(format!(
             "{what} must be a non-empty SIP token"
         )));
@@ -759,9 +840,10 @@ fn check_token(what: &str, s: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// A non-empty RFC 3261 `callid` (`word [ "@" word ]`; the `@` is allowed
+/// anywhere, as before).
 fn check_word(what: &str, s: &str) -> Result<(), Error> {
-    let ok = |c: char| is_token_char(c) || "()<>:\\\"/[]?{}@".contains(c);
-    if s.is_empty() || !s.chars().all(ok) {
+    if s.is_empty() || !s.chars().all(|c| is_word_char(c) || c == '@') {
         return Err(Error::invalid(format!(
             "{what} must be a non-empty SIP word (RFC 3261 callid)"
         )));
@@ -769,6 +851,7 @@ fn check_word(what: &str, s: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// A `Name: value` header the library does not manage itself.
 fn check_extra_header(h: &str) -> Result<(), Error> {
     check_no_ctl("extra header", h)?;
     let (name, value) = h.split_once(':').ok_or_else(|| {
@@ -792,6 +875,7 @@ fn check_extra_header(h: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// A `name` or `name=value` Contact parameter other than `expires`.
 fn check_contact_param(p: &str) -> Result<(), Error> {
     check_no_ctl("contact parameter", p)?;
     let (name, value) = match p.split_once('=') {
@@ -805,10 +889,9 @@ fn check_contact_param(p: &str) -> Result<(), Error> {
         ));
     }
     if let Some(v) = value {
-        let quoted = v.len() >= 2
-            && v.starts_with('"')
-            && v.ends_with('"')
-            && !v[1..v.len() - 1].contains('"');
+        // One whole quoted-string, read as the response parser reads it (so
+        // `"a\"`, whose closing quote is escaped, is refused).
+        let quoted = quoted_len(v) == Some(v.len());
         let plain = !v.is_empty() && v.chars().all(|c| is_token_char(c) || "[]:".contains(c));
         if !quoted && !plain {
             return Err(Error::invalid(format!(
@@ -952,6 +1035,70 @@ mod tests {
             ..Default::default()
         };
         ok.validate(&ua()).unwrap();
+    }
+
+    #[test]
+    fn contact_param_values_are_whole_quoted_strings_or_plain() {
+        let mut o = RegistererOptions::default();
+        for good in [
+            "a",
+            "a=b",
+            "a=\"x y\"",
+            "a=\"x\\\"y\"",
+            "a=\"\"",
+            "a=[::1]:5",
+        ] {
+            o.add_extra_contact_param(good)
+                .unwrap_or_else(|e| panic!("{good:?}: {e}"));
+        }
+        // `"x\"` ends in an escaped quote: on the wire it would never close.
+        for bad in [
+            "a=\"x\\\"",
+            "a=\"\\\"",
+            "a=\"x\"y",
+            "a=\"x",
+            "a=",
+            "=b",
+            "a=<x>",
+        ] {
+            assert!(o.add_extra_contact_param(bad).is_err(), "accepted {bad:?}");
+        }
+        assert_eq!(o.extra_contact_params.len(), 6);
+        o.validate(&ua()).unwrap();
+    }
+
+    #[test]
+    fn setters_check_their_value_as_validate_does() {
+        let mut o = RegistererOptions::default();
+        let msg = |r: Result<(), Error>| r.unwrap_err().to_string();
+        assert!(msg(o.set_expires(0)).contains("expires must be at least 1"));
+        assert!(msg(o.set_refresh_frequency(49)).contains("between 50 and 99, not 49"));
+        assert!(o.set_refresh_frequency(100).is_err());
+        assert!(msg(o.set_cseq(1 << 31)).contains("below 2^31"));
+        assert!(o.add_extra_header("Contact: *").is_err());
+        assert!(o.add_extra_header("X-A:  ").is_err());
+        let day = Duration::from_secs(86_400);
+        assert!(msg(o.set_retry_base(Duration::ZERO)).contains("retry_base"));
+        assert!(msg(o.set_retry_max(day + Duration::from_millis(1))).contains("retry_max"));
+        assert!(msg(o.set_retry_after_max(Duration::MAX)).contains("retry_after_max"));
+        // Nothing refused was stored.
+        assert_eq!(o, RegistererOptions::default());
+        o.set_expires(u32::MAX).unwrap();
+        o.set_refresh_frequency(50).unwrap();
+        o.set_cseq((1 << 31) - 1).unwrap();
+        o.add_extra_header("X-A: b").unwrap();
+        o.set_retry_base(day).unwrap();
+        o.set_retry_max(day).unwrap();
+        o.set_retry_after_max(Duration::ZERO).unwrap();
+        assert_eq!(
+            (o.expires, o.refresh_frequency, o.cseq),
+            (u32::MAX, 50, (1 << 31) - 1)
+        );
+        assert_eq!(o.extra_headers, ["X-A: b"]);
+        o.validate(&ua()).unwrap();
+        // A combination is still only checked by validate.
+        o.set_retry_max(Duration::from_secs(1)).unwrap();
+        assert!(invalid(o).contains("retry_max must be >= retry_base"));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `sipreg_registerer_options`: a builder for SIP.js `RegistererOptions`.
 //!
-//! Each setter checks its own value at once; `sipreg_registerer_new` checks the
+//! Each setter checks its own value at once with the core's setter or
+//! validator (every rule lives in `core::options`; this layer only turns C
+//! arguments into Rust values); `sipreg_registerer_new` checks the
 //! combination. Options are copied into the registerer, so one builder can
 //! create many registerers and be freed at any time after.
 
@@ -9,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::{guard, opt_str, put, req_str, sipreg_result, Registry};
-use crate::core::options::RegistererOptions;
+use crate::core::options::{check_no_ctl, RegistererOptions};
 use crate::error::Error;
 
 /// Opaque options builder. Create with `sipreg_registerer_options_new`, release
@@ -39,13 +41,16 @@ fn with_opts(
     })
 }
 
-fn seconds(what: &str, s: f64) -> Result<Duration, Error> {
-    if !s.is_finite() || !(0.0..=86_400.0).contains(&s) {
+/// A C `double` count of seconds as a `Duration`. NaN and negative values
+/// are refused here (no `Duration` holds them); values too large for one
+/// saturate, so the core's range check is the one that names the range.
+pub(super) fn seconds(what: &str, s: f64) -> Result<Duration, Error> {
+    if s.is_nan() || s < 0.0 {
         return Err(Error::invalid(format!(
-            "{what} must be between 0 and 86400 seconds"
+            "{what} must be a number of seconds, at least 0 (not {s})"
         )));
     }
-    Ok(Duration::from_secs_f64(s))
+    Ok(Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX))
 }
 
 /// Creates an options builder holding the SIP.js defaults (expires 600,
@@ -90,13 +95,7 @@ pub extern "C" fn sipreg_registerer_options_set_expires(
     o: *mut sipreg_registerer_options,
     seconds: u32,
 ) -> sipreg_result {
-    with_opts(o, |opts| {
-        if seconds == 0 {
-            return Err(Error::invalid("expires must be at least 1"));
-        }
-        opts.expires = seconds;
-        Ok(())
-    })
+    with_opts(o, |opts| opts.set_expires(seconds))
 }
 
 /// Refresh point in percent of the granted expiry, 50..=99 (SIP.js `refreshFrequency`,
@@ -112,15 +111,7 @@ pub extern "C" fn sipreg_registerer_options_set_refresh_frequency(
     o: *mut sipreg_registerer_options,
     percent: u32,
 ) -> sipreg_result {
-    with_opts(o, |opts| {
-        if !(50..=99).contains(&percent) {
-            return Err(Error::invalid(format!(
-                "refresh_frequency must be between 50 and 99, not {percent}"
-            )));
-        }
-        opts.refresh_frequency = percent;
-        Ok(())
-    })
+    with_opts(o, |opts| opts.set_refresh_frequency(percent))
 }
 
 /// Sets or clears (NULL) one optional string option after checking it.
@@ -136,7 +127,7 @@ unsafe fn set_string(
     with_opts(o, |opts| {
         let v = opt_str(value, what)?;
         if let Some(v) = v {
-            crate::core::options::check_no_ctl(what, v)?;
+            check_no_ctl(what, v)?;
         }
         *field(opts) = v.map(str::to_owned);
         Ok(())
@@ -240,16 +231,7 @@ pub unsafe extern "C" fn sipreg_registerer_options_add_extra_header(
     o: *mut sipreg_registerer_options,
     header: *const c_char,
 ) -> sipreg_result {
-    with_opts(o, |opts| {
-        let h = req_str(header, "header")?;
-        let probe = RegistererOptions {
-            extra_headers: vec![h.to_owned()],
-            ..Default::default()
-        };
-        probe.validate(&crate::core::options::UserAgentConfig::new("sip:x@x")?)?;
-        opts.extra_headers.push(h.to_owned());
-        Ok(())
-    })
+    with_opts(o, |opts| opts.add_extra_header(req_str(header, "header")?))
 }
 
 /// Adds a parameter ("name" or "name=value") to our Contact.
@@ -262,14 +244,7 @@ pub unsafe extern "C" fn sipreg_registerer_options_add_extra_contact_param(
     param: *const c_char,
 ) -> sipreg_result {
     with_opts(o, |opts| {
-        let p = req_str(param, "param")?;
-        let probe = RegistererOptions {
-            extra_contact_params: vec![p.to_owned()],
-            ..Default::default()
-        };
-        probe.validate(&crate::core::options::UserAgentConfig::new("sip:x@x")?)?;
-        opts.extra_contact_params.push(p.to_owned());
-        Ok(())
+        opts.add_extra_contact_param(req_str(param, "param")?)
     })
 }
 
@@ -304,13 +279,7 @@ pub extern "C" fn sipreg_registerer_options_set_cseq(
     o: *mut sipreg_registerer_options,
     cseq: u32,
 ) -> sipreg_result {
-    with_opts(o, |opts| {
-        if cseq >= 1 << 31 {
-            return Err(Error::invalid("cseq must be below 2^31"));
-        }
-        opts.cseq = cseq;
-        Ok(())
-    })
+    with_opts(o, |opts| opts.set_cseq(cseq))
 }
 
 /// Turns automatic recovery after transient failures on (default) or off (pure SIP.js behaviour).
@@ -332,9 +301,7 @@ pub extern "C" fn sipreg_registerer_options_set_retry_base(
     seconds: f64,
 ) -> sipreg_result {
     with_opts(o, |opts| {
-        opts.retry.base = self::seconds("retry_base", seconds)?;
-        opts.retry.validate_base()?;
-        Ok(())
+        opts.set_retry_base(self::seconds("retry_base", seconds)?)
     })
 }
 
@@ -345,9 +312,7 @@ pub extern "C" fn sipreg_registerer_options_set_retry_max(
     seconds: f64,
 ) -> sipreg_result {
     with_opts(o, |opts| {
-        opts.retry.max = self::seconds("retry_max", seconds)?;
-        opts.retry.validate_base()?;
-        Ok(())
+        opts.set_retry_max(self::seconds("retry_max", seconds)?)
     })
 }
 
@@ -358,8 +323,7 @@ pub extern "C" fn sipreg_registerer_options_set_retry_after_max(
     seconds: f64,
 ) -> sipreg_result {
     with_opts(o, |opts| {
-        opts.retry.retry_after_max = self::seconds("retry_after_max", seconds)?;
-        Ok(())
+        opts.set_retry_after_max(self::seconds("retry_after_max", seconds)?)
     })
 }
 

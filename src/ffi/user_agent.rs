@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use super::options::seconds;
 use super::{guard, opt_str, put, req_str, sipreg_result, Registry};
 use crate::core::options::{Transport, UserAgentConfig};
 use crate::error::Error;
@@ -345,15 +346,6 @@ pub unsafe extern "C" fn sipreg_user_agent_set_user_agent(
     update(ua, |c| c.set_user_agent(req_str(value, "value")?))
 }
 
-fn secs(what: &str, s: f64) -> Result<Duration, Error> {
-    if !s.is_finite() || !(0.0..=3600.0).contains(&s) {
-        return Err(Error::invalid(format!(
-            "{what} must be between 0 and 3600 seconds"
-        )));
-    }
-    Ok(Duration::from_secs_f64(s))
-}
-
 /// Sets the RFC 3261 timers T1, T2 and T4 in seconds (defaults 0.5, 4, 5).
 /// Timer F (transaction timeout) is 64*T1. Applies to registerers created afterwards.
 #[no_mangle]
@@ -364,7 +356,7 @@ pub extern "C" fn sipreg_user_agent_set_timers(
     t4: f64,
 ) -> sipreg_result {
     update(ua, |c| {
-        c.set_timers(secs("t1", t1)?, secs("t2", t2)?, secs("t4", t4)?)
+        c.set_timers(seconds("t1", t1)?, seconds("t2", t2)?, seconds("t4", t4)?)
     })
 }
 
@@ -377,7 +369,7 @@ pub extern "C" fn sipreg_user_agent_set_shutdown_timeout(
     seconds: f64,
 ) -> sipreg_result {
     update(ua, |c| {
-        c.set_shutdown_timeout(secs("shutdown timeout", seconds)?)
+        c.set_shutdown_timeout(self::seconds("shutdown timeout", seconds)?)
     })
 }
 
