@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use zeroize::Zeroize;
 
-use super::lexer::{is_token, is_token_char, is_word_char, quoted_len};
+use super::lexer::{is_token, is_token_char, is_word_char, quoted_len, split_once_opt};
 use super::transaction::Timers;
 use super::uri::{Host, Scheme, Uri};
 use crate::error::Error;
@@ -878,10 +878,7 @@ fn check_extra_header(h: &str) -> Result<(), Error> {
 /// A `name` or `name=value` Contact parameter other than `expires`.
 fn check_contact_param(p: &str) -> Result<(), Error> {
     check_no_ctl("contact parameter", p)?;
-    let (name, value) = match p.split_once('=') {
-        Some((n, v)) => (n, Some(v)),
-        None => (p, None),
-    };
+    let (name, value) = split_once_opt(p, '=');
     check_token("contact parameter name", name)?;
     if name.eq_ignore_ascii_case("expires") {
         return Err(Error::invalid(

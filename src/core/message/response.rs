@@ -11,7 +11,7 @@ use super::via::sent_protocol;
 use super::{err, NameAddr, ParseError, Via};
 use crate::core::lexer::{
     find_param, for_each_param, header_end_and_lines, is_digits, is_token, is_ws, leading_crlf,
-    list_items, parse_delta, split_before, split_bytes, split_str, unquote,
+    list_items, parse_delta, split_before, split_bytes, split_str, unquoted,
 };
 use crate::core::uri::{self, Host};
 
@@ -133,14 +133,7 @@ impl Response {
             }
         })
         .ok()?;
-        // Values unquoted as `Via` stores them (quotes are rare: no copy otherwise).
-        fn unquoted(v: &str) -> Cow<'_, str> {
-            if v.starts_with('"') {
-                Cow::Owned(unquote(v))
-            } else {
-                Cow::Borrowed(v)
-            }
-        }
+        // Values unquoted as `Via` stores them (without a copy unless escaped).
         let received = received.flatten().map(unquoted);
         let rport = rport
             .flatten()

@@ -12,7 +12,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
-use super::lexer::{hex_pair, parse_port, split_str};
+use super::lexer::{hex_pair, parse_port, split_once_opt, split_str};
 
 mod equiv;
 mod text;
@@ -268,10 +268,7 @@ fn parse_scheme(s: &str) -> Result<(Scheme, &str), UriError> {
 
 /// Splits `user[:password]` and checks both character sets.
 fn parse_userinfo(info: &str) -> Result<(String, Option<String>), UriError> {
-    let (user, password) = match info.split_once(':') {
-        Some((user, password)) => (user, Some(password)),
-        None => (info, None),
-    };
+    let (user, password) = split_once_opt(info, ':');
     if user.is_empty() {
         return Err(err("empty user"));
     }
@@ -357,10 +354,7 @@ fn parse_uri_params(s: &str) -> Result<Vec<(String, Option<String>)>, UriError> 
 
 /// Parses one `name[=value]` URI parameter.
 fn parse_uri_param(p: &str) -> Result<(String, Option<String>), UriError> {
-    let (name, value) = match p.split_once('=') {
-        Some((name, value)) => (name, Some(value)),
-        None => (p, None),
-    };
+    let (name, value) = split_once_opt(p, '=');
     if name.is_empty() {
         return Err(err("empty parameter name"));
     }
