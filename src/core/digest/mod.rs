@@ -13,7 +13,7 @@
 //!
 //! The parts: `challenge` reads challenges, `answer` chooses one and computes
 //! the answer, `algorithm` holds the hash functions. The scanning is the
-//! shared [`lexer`](super::lexer).
+//! shared `core::lexer`.
 
 use std::fmt;
 

@@ -5,7 +5,7 @@
 //! Everything here works on untrusted network input: malformed data yields
 //! an error value, never a panic, and allocation is bounded by input size.
 //! The scanning itself (tokens, quotes, lists, parameters, lines) is the
-//! shared [`lexer`](super::lexer); the parts here are:
+//! shared `core::lexer`; the parts here are:
 //!
 //! - `head`: the header section: start line, fields, folding, names;
 //! - `response`: [`Response`] and its header accessors;

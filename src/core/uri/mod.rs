@@ -5,7 +5,7 @@
 //! parsed URI prints back to the same text; unescaping happens only when
 //! comparing. The parts: `equiv` (the equivalence rules) and `text` (the
 //! stack-buffer writers for numbers and IPv4 addresses); the scanning
-//! helpers are the shared [`lexer`](super::lexer).
+//! helpers are the shared `core::lexer`.
 
 use std::error::Error;
 use std::fmt;
