@@ -67,6 +67,8 @@ pub struct RequestParts<'a> {
     pub auth: &'a [(AuthHeader, String)],
     /// Our contact URI for `local` (see [`contact_uri`]).
     pub contact_uri: &'a str,
+    /// Headers of this request only (after the registerer's extra headers).
+    pub request_headers: &'a [String],
 }
 
 /// Our contact URI at `local` (`;ob` added when RFC 5626 outbound is in use).
@@ -185,6 +187,7 @@ pub fn build_register(p: &RequestParts) -> Vec<u8> {
         + p.auth.iter().map(|(_, v)| v.len() + 24).sum::<usize>()
         + s.ua.user_agent.len()
         + x.extra_headers.iter().map(|h| h.len() + 2).sum::<usize>()
+        + p.request_headers.iter().map(|h| h.len() + 2).sum::<usize>()
         + s.ua.outbound_proxy.as_ref().map_or(0, |_| 128);
     // The fixed text (names, Allow, Supported, numbers, addresses) fits in 400.
     let mut m = String::with_capacity(variable + 400);
@@ -259,7 +262,7 @@ pub fn build_register(p: &RequestParts) -> Vec<u8> {
     m.push_str("User-Agent: ");
     m.push_str(&s.ua.user_agent);
     m.push_str("\r\n");
-    for h in &x.extra_headers {
+    for h in x.extra_headers.iter().chain(p.request_headers) {
         m.push_str(h);
         m.push_str("\r\n");
     }
@@ -366,7 +369,7 @@ mod tests {
             let _ = write!(m, "Supported: {}\r\n", supported.join(", "));
         }
         let _ = write!(m, "User-Agent: {}\r\n", s.ua.user_agent);
-        for h in &x.extra_headers {
+        for h in x.extra_headers.iter().chain(p.request_headers) {
             let _ = write!(m, "{h}\r\n");
         }
         m.push_str("Content-Length: 0\r\n\r\n");
@@ -396,6 +399,7 @@ mod tests {
         };
         let bare = RegistererOptions::default();
         let stale = ["sip:alice@192.0.2.1:5060".to_owned()];
+        let once = ["X-Once: 1".to_owned(), "X-Trace: abc".to_owned()];
         let auth = [
             (
                 AuthHeader::Authorization,
@@ -434,6 +438,7 @@ mod tests {
                                 stale_contacts: if outbound { &stale } else { &[] },
                                 auth: if outbound { &auth } else { &[] },
                                 contact_uri: &uri,
+                                request_headers: if outbound { &once } else { &[] },
                             };
                             let got = String::from_utf8(build_register(&parts)).unwrap();
                             assert_eq!(got, reference(&parts));

@@ -178,7 +178,7 @@ impl RegHandle {
                 retry_delay: 0.0,
                 failure_count: *failures,
             },
-            Event::Note(_) => return,
+            Event::Note(_) | Event::Warning(_) => return,
         };
         // A state callback that freed the handle ends the deliveries.
         if let (Some(f), false) = (cb.event, self.freed.load(Ordering::Acquire)) {

@@ -158,8 +158,7 @@ impl Worker {
                 let Some(ua) = self.uas.get_mut(&id) else {
                     return;
                 };
-                let creds_changed = ua.config.auth_username != config.auth_username
-                    || ua.config.password != config.password;
+                let creds_changed = ua.config.credentials_differ(&config);
                 ua.config = config;
                 for rid in &ua.regs {
                     if let Some(r) = self.regs.get_mut(rid) {
@@ -170,10 +169,7 @@ impl Worker {
                 if creds_changed {
                     for rid in &ua.regs {
                         if let Some(r) = self.regs.get_mut(rid) {
-                            r.core.set_credentials(
-                                ua.config.auth_username.clone(),
-                                ua.config.password.clone(),
-                            );
+                            r.core.follow_credentials(&ua.config);
                         }
                     }
                 }
@@ -1255,6 +1251,7 @@ fn log_event(id: RegId, e: &Event) {
             "registerer {id}: retrying (failure {failures})"
         ),
         Event::Note(n) => log_at!(Level::Info, "registerer {id}: {n}"),
+        Event::Warning(n) => log_at!(Level::Warn, "registerer {id}: {n}"),
     }
 }
 

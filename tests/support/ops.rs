@@ -804,7 +804,7 @@ impl Driver {
                 Event::RetryScheduled { failures, .. } | Event::RetryStarted { failures } => {
                     assert!(failures >= 1, "retry with no failure");
                 }
-                Event::Note(_) => notes += 1,
+                Event::Note(_) | Event::Warning(_) => notes += 1,
             }
         }
         assert_eq!(

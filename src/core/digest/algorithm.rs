@@ -60,6 +60,24 @@ impl Algorithm {
         }
     }
 
+    /// The algorithm without `-sess` (the one an HA1 is computed with:
+    /// `SHA-256-sess` re-keys an HA1 of `SHA-256`).
+    pub fn base(self) -> Algorithm {
+        match self.hash_fn() {
+            HashFn::Md5 => Algorithm::Md5,
+            HashFn::Sha256 => Algorithm::Sha256,
+            HashFn::Sha512_256 => Algorithm::Sha512_256,
+        }
+    }
+
+    /// Length in hex digits of this algorithm's digests (an HA1 included).
+    pub fn hex_len(self) -> usize {
+        match self.hash_fn() {
+            HashFn::Md5 => 32,
+            HashFn::Sha256 | HashFn::Sha512_256 => 64,
+        }
+    }
+
     /// Whether HA1 is re-keyed with the nonces (the `-sess` variants).
     pub(super) fn is_sess(self) -> bool {
         matches!(
@@ -118,6 +136,24 @@ pub(super) struct Hex {
 }
 
 impl Hex {
+    /// `text` as a digest of `alg`, if it is lower-case hex of that length
+    /// (a stored HA1: hashed as text, so only that exact form gives the
+    /// server's answer).
+    pub(super) fn of_digest(alg: Algorithm, text: &str) -> Option<Hex> {
+        let lower_hex = |b: &u8| matches!(b, b'0'..=b'9' | b'a'..=b'f');
+        if text.len() != alg.hex_len() || !text.as_bytes().iter().all(lower_hex) {
+            return None;
+        }
+        let mut out = Hex {
+            buf: [0; 64],
+            len: text.len(),
+        };
+        out.buf
+            .get_mut(..text.len())?
+            .copy_from_slice(text.as_bytes());
+        Some(out)
+    }
+
     /// The text.
     pub(super) fn as_str(&self) -> &str {
         self.buf

@@ -45,6 +45,13 @@ pub fn choose_challenge(challenges: &[Challenge]) -> Option<&Challenge> {
     best.map(|(challenge, _)| challenge)
 }
 
+/// The algorithm a challenge would be answered with, or None when it cannot
+/// be answered (unknown algorithm, no usable qop): what [`choose_challenge`]
+/// ranks by.
+pub fn usable_algorithm(challenge: &Challenge) -> Option<Algorithm> {
+    plan(challenge).ok().map(|(alg, _)| alg)
+}
+
 /// What we answer with.
 #[derive(Clone, Copy)]
 pub struct Answer<'a> {
@@ -89,9 +96,54 @@ impl fmt::Debug for Answer<'_> {
 /// `UnsupportedAlgorithm`, `UnsupportedQop` (also for `-sess` without qop), `MissingPassword`,
 /// or `Malformed` when a header value contains a control character.
 pub fn authorization(challenge: &Challenge, answer: &Answer) -> Result<String, DigestError> {
+    authorize(challenge, answer, answer.password.map(Key::Password))
+}
+
+/// The secret a response is computed from: the password, or the HA1 a
+/// deployment stores instead (SIP.js `authorizationHa1`, pjsip
+/// `PJSIP_CRED_DATA_DIGEST`): the lower-case hex of `H(username:realm:password)`
+/// for the challenge's algorithm (its base hash for a `-sess` one).
+#[derive(Clone, Copy)]
+pub enum Key<'a> {
+    /// The plain password.
+    Password(&'a str),
+    /// A precomputed HA1, lower-case hex.
+    Ha1(&'a str),
+}
+
+/// Hand-written so the secret never reaches a log through `{:?}`.
+impl fmt::Debug for Key<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Key::Password(_) => f.write_str("Password(<redacted>)"),
+            Key::Ha1(_) => f.write_str("Ha1(<redacted>)"),
+        }
+    }
+}
+
+/// [`authorization`] answering with `key` instead of `answer.password` (which
+/// is ignored).
+///
+/// # Errors
+/// As [`authorization`]; `Malformed` when an HA1 is not lower-case hex of
+/// the length of the challenge's algorithm.
+pub fn authorization_with_key(
+    challenge: &Challenge,
+    answer: &Answer,
+    key: Key,
+) -> Result<String, DigestError> {
+    authorize(challenge, answer, Some(key))
+}
+
+/// [`authorization`] with the key given apart (`None`: no password).
+fn authorize(
+    challenge: &Challenge,
+    answer: &Answer,
+    key: Option<Key>,
+) -> Result<String, DigestError> {
     let (alg, qop) = plan(challenge)?;
     check_header_safe(challenge, answer)?;
-    let response = response_hex(challenge, alg, qop, answer)?;
+    let response = keyed_response_hex(challenge, alg, qop, answer, key)?;
     let response = response.as_str();
     // Written into one buffer: this runs for every authenticated REGISTER.
     let mut out = String::with_capacity(
@@ -152,10 +204,27 @@ fn response_hex(
     qop: Option<Qop>,
     answer: &Answer,
 ) -> Result<Hex, DigestError> {
-    let password = answer.password.ok_or(DigestError::MissingPassword)?;
+    keyed_response_hex(
+        challenge,
+        alg,
+        qop,
+        answer,
+        answer.password.map(Key::Password),
+    )
+}
+
+/// The response computed from `key`.
+fn keyed_response_hex(
+    challenge: &Challenge,
+    alg: Algorithm,
+    qop: Option<Qop>,
+    answer: &Answer,
+    key: Option<Key>,
+) -> Result<Hex, DigestError> {
+    let key = key.ok_or(DigestError::MissingPassword)?;
     require_qop_for_sess(alg, qop)?;
     let h = alg.hash_fn();
-    let ha1 = ha1(alg, challenge, answer, password);
+    let ha1 = ha1(alg, challenge, answer, key)?;
     let ha2 = ha2(h, qop, answer);
     Ok(match qop {
         Some(qop) => h.hex(&[
@@ -170,15 +239,30 @@ fn response_hex(
     })
 }
 
-/// HA1 = H(user:realm:password), re-hashed with both nonces for `-sess`.
-fn ha1(alg: Algorithm, challenge: &Challenge, answer: &Answer, password: &str) -> Hex {
+/// HA1 = H(user:realm:password) (or the HA1 given), re-hashed with both
+/// nonces for `-sess`.
+fn ha1(
+    alg: Algorithm,
+    challenge: &Challenge,
+    answer: &Answer,
+    key: Key,
+) -> Result<Hex, DigestError> {
     let h = alg.hash_fn();
-    let base = h.hex(&[answer.username, &challenge.realm, password]);
-    if alg.is_sess() {
+    let base = match key {
+        Key::Password(password) => h.hex(&[answer.username, &challenge.realm, password]),
+        Key::Ha1(hex) => Hex::of_digest(alg, hex).ok_or_else(|| {
+            DigestError::Malformed(format!(
+                "the HA1 is not {} lower-case hex digits, as {} needs",
+                alg.hex_len(),
+                alg.as_str()
+            ))
+        })?,
+    };
+    Ok(if alg.is_sess() {
         h.hex(&[base.as_str(), &challenge.nonce, answer.cnonce])
     } else {
         base
-    }
+    })
 }
 
 /// HA2 = H(method:uri), plus H(body) for auth-int.

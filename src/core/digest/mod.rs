@@ -22,7 +22,10 @@ mod answer;
 mod challenge;
 
 pub use algorithm::Algorithm;
-pub use answer::{authorization, choose_challenge, response_hash, Answer, Qop};
+pub use answer::{
+    authorization, authorization_with_key, choose_challenge, response_hash, usable_algorithm,
+    Answer, Key, Qop,
+};
 pub use challenge::{parse_challenge, Challenge};
 
 /// Longest piece of peer input copied into an error, so errors stay small and loggable.

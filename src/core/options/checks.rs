@@ -143,6 +143,18 @@ pub(super) fn check_word(what: &str, s: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Checks the headers of one request (`register_with_headers`) as the
+/// registerer's extra headers are checked; returns them trimmed.
+pub fn check_request_headers<S: AsRef<str>>(headers: &[S]) -> Result<Vec<String>, Error> {
+    headers
+        .iter()
+        .map(|h| {
+            check_extra_header(h.as_ref())?;
+            Ok(h.as_ref().trim().to_owned())
+        })
+        .collect()
+}
+
 /// A `Name: value` header the library does not manage itself.
 pub(super) fn check_extra_header(h: &str) -> Result<(), Error> {
     check_no_ctl("extra header", h)?;

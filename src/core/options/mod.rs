@@ -14,11 +14,11 @@ use crate::error::Error;
 mod checks;
 mod user_agent;
 
-pub use checks::check_no_ctl;
 use checks::{
     check_contact_param, check_cseq, check_expires, check_extra_header, check_refresh_frequency,
     check_token, check_word, instance_urn, parse_uri,
 };
+pub use checks::{check_no_ctl, check_request_headers};
 pub use user_agent::{Secret, TlsSettings, Transport, UserAgentConfig, DEFAULT_USER_AGENT};
 
 /// Automatic recovery after transient failures (RFC 5626 §4.5 backoff).

@@ -9,6 +9,7 @@ use std::time::Duration;
 use zeroize::Zeroize;
 
 use super::checks::{check_no_ctl, parse_socket_addr, parse_uri, truncate};
+use crate::core::credentials::{Credential, SecretKind};
 use crate::core::transaction::Timers;
 use crate::core::uri::Uri;
 use crate::error::Error;
@@ -127,6 +128,11 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Lower-cases ASCII letters in place (no copy is left behind).
+    pub fn make_ascii_lowercase(&mut self) {
+        self.0.make_ascii_lowercase();
+    }
 }
 
 impl Drop for Secret {
@@ -148,8 +154,15 @@ pub struct UserAgentConfig {
     pub aor: Uri,
     /// Digest username; defaults to the AOR user.
     pub auth_username: Option<String>,
-    /// Digest password; absent means challenges cannot be answered.
+    /// Digest password for any realm (the last resort of the credential
+    /// list); absent and no credential means challenges cannot be answered.
     pub password: Option<Secret>,
+    /// Credentials per realm or for any realm, passwords or HA1s (see
+    /// [`crate::core::credentials`]), in the order added.
+    pub credentials: Vec<Credential>,
+    /// Answer a challenge that offers only a weaker digest algorithm than its
+    /// realm offered before (default false: refused, RFC 8760 §3).
+    pub digest_downgrade: bool,
     /// Default transport (a `transport=` parameter on the registrar or proxy URI wins).
     pub transport: Transport,
     /// The application chose `transport`. When it did not, a host-name
@@ -198,6 +211,8 @@ impl UserAgentConfig {
             aor,
             auth_username: None,
             password: None,
+            credentials: Vec::new(),
+            digest_downgrade: false,
             transport: Transport::Udp,
             transport_chosen: false,
             outbound_proxy: None,
@@ -220,6 +235,41 @@ impl UserAgentConfig {
         }
         self.password = pw.map(Secret::new);
         Ok(())
+    }
+
+    /// Adds a credential; one with the same realm, username and kind is
+    /// replaced (its secret wiped).
+    pub fn add_credential(&mut self, credential: Credential) {
+        match self
+            .credentials
+            .iter_mut()
+            .find(|c| c.same_slot(&credential))
+        {
+            Some(slot) => *slot = credential,
+            None => self.credentials.push(credential),
+        }
+    }
+
+    /// Removes the credential for that realm, username and kind, if any
+    /// (its secret wiped).
+    pub fn remove_credential(
+        &mut self,
+        realm: Option<&str>,
+        username: Option<&str>,
+        kind: SecretKind,
+    ) {
+        self.credentials.retain(|c| {
+            !(c.realm.as_deref() == realm && c.username.as_deref() == username && c.kind == kind)
+        });
+    }
+
+    /// Whether the credentials (password, auth username, credential list,
+    /// downgrade policy) differ from `other`'s.
+    pub fn credentials_differ(&self, other: &UserAgentConfig) -> bool {
+        self.auth_username != other.auth_username
+            || self.password != other.password
+            || self.credentials != other.credentials
+            || self.digest_downgrade != other.digest_downgrade
     }
 
     /// Sets the digest username (`None` = the AOR user).

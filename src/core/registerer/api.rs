@@ -2,6 +2,7 @@
 //! runtime polls (transmits, events, the next deadline).
 
 use super::*;
+use crate::core::options::check_request_headers;
 
 impl Registerer {
     /// Whether a message is waiting to be sent. The runtime makes sure the
@@ -65,19 +66,53 @@ impl Registerer {
 
     /// SIP.js `register()`.
     pub fn register(&mut self, now: Instant) -> Result<(), Error> {
+        self.register_with_headers(now, &[] as &[&str])
+    }
+
+    /// SIP.js `register({ requestOptions: { extraHeaders } })`: `headers`
+    /// (`Name: value`, checked as the extra headers are) go on this REGISTER
+    /// and its resends after a challenge only, never on refreshes.
+    pub fn register_with_headers<S: AsRef<str>>(
+        &mut self,
+        now: Instant,
+        headers: &[S],
+    ) -> Result<(), Error> {
+        let headers = check_request_headers(headers)?;
         self.check_can_send()?;
         self.retry_at = None;
         self.start(now, Kind::Register);
+        self.set_request_headers(headers);
         Ok(())
     }
 
     /// SIP.js `unregister()`; `all` sends `Contact: *`.
     pub fn unregister(&mut self, now: Instant, all: bool) -> Result<(), Error> {
+        self.unregister_with_headers(now, all, &[] as &[&str])
+    }
+
+    /// [`unregister`](Self::unregister) with headers for this request only
+    /// (see [`register_with_headers`](Self::register_with_headers)).
+    pub fn unregister_with_headers<S: AsRef<str>>(
+        &mut self,
+        now: Instant,
+        all: bool,
+        headers: &[S],
+    ) -> Result<(), Error> {
+        let headers = check_request_headers(headers)?;
         self.check_can_send()?;
         self.retry_at = None;
         self.refresh_at = None;
         self.start(now, Kind::Unregister { all });
+        self.set_request_headers(headers);
         Ok(())
+    }
+
+    /// Gives the request just started its own headers (before its first send
+    /// is written).
+    fn set_request_headers(&mut self, headers: Vec<String>) {
+        if let Some(p) = self.pending.as_mut() {
+            p.request_headers = headers;
+        }
     }
 
     /// SIP.js `dispose()`: waits for a request in flight, unregisters if
@@ -181,7 +216,22 @@ impl Registerer {
         let ua = Arc::make_mut(&mut self.settings.ua);
         ua.auth_username = auth_username;
         ua.password = password;
-        self.auth.clear();
+        self.forget_answers();
+    }
+
+    /// Follows the user agent's credentials (password, auth username,
+    /// credential list, downgrade policy) when they differ from this
+    /// registerer's; nothing happens when they are the same.
+    pub fn follow_credentials(&mut self, from: &UserAgentConfig) {
+        if !self.settings.ua.credentials_differ(from) {
+            return; // unchanged: the shared settings stay shared
+        }
+        let ua = Arc::make_mut(&mut self.settings.ua);
+        ua.auth_username.clone_from(&from.auth_username);
+        ua.password.clone_from(&from.password);
+        ua.credentials.clone_from(&from.credentials);
+        ua.digest_downgrade = from.digest_downgrade;
+        self.forget_answers();
     }
 
     /// With `on`, every new transaction waits for [`admit`](Self::admit) before

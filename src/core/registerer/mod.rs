@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::digest::{self, Answer, Challenge};
-use super::failure::Failure;
+use super::digest::{self, Algorithm, Answer, Challenge};
+use super::failure::{Failure, FailureKind};
 use super::keepalive::{FlowFailure, KeepAlive, Mechanism};
 use super::message::Response;
 use super::options::{RegistererOptions, Settings, UserAgentConfig};
@@ -25,6 +25,7 @@ use super::uri::Uri;
 use crate::error::Error;
 
 mod api;
+mod auth;
 mod failover;
 mod nat;
 mod responses;
@@ -70,6 +71,9 @@ pub enum Event {
     },
     /// A diagnostic for the log (never contains credentials).
     Note(String),
+    /// Something the operator should look at, for the log at warning level
+    /// (never contains credentials), e.g. a refused digest downgrade.
+    Warning(String),
 }
 
 /// A request (or retransmission) to send to the registerer's target.
@@ -129,6 +133,9 @@ struct Pending {
     stale_retries: u8,
     new_nonce_retry_used: bool,
     auth_rounds: u8,
+    /// Headers for this request and its resends only (`register_with_headers`),
+    /// checked; never on refreshes.
+    request_headers: Vec<String>,
 }
 
 /// A completed transaction absorbing retransmitted finals until Timer K: only
@@ -148,6 +155,12 @@ struct AuthEntry {
     proxy: bool,
     challenge: Challenge,
     nc: u32,
+    /// The strongest algorithm this realm offered so far (downgrade guard);
+    /// kept when the credentials change.
+    strongest: Algorithm,
+    /// The challenge may be answered without a new 401/407 (false once the
+    /// credentials changed: the entry stays for `strongest`).
+    usable: bool,
 }
 
 /// Sends owed to the runtime, in order: the first send of the request (if
@@ -508,6 +521,10 @@ impl Registerer {
 
     fn note(&mut self, msg: &str) {
         self.events.push_back(Event::Note(msg.to_owned()));
+    }
+
+    fn warn(&mut self, msg: &str) {
+        self.events.push_back(Event::Warning(msg.to_owned()));
     }
 
     fn set_state(&mut self, s: State) {

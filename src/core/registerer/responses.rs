@@ -95,8 +95,13 @@ impl Registerer {
             },
             401 | 407 => match self.accept_challenge(&mut p, resp) {
                 Ok(()) => self.send(now, p),
-                Err(why) => {
-                    self.note(&why);
+                Err(failure) => {
+                    if failure.kind == FailureKind::AuthDowngrade {
+                        self.warn(&failure.detail);
+                    } else {
+                        self.note(&failure.detail);
+                    }
+                    self.record_failure(failure.with_status(resp.status));
                     self.fail(now, p.kind, resp.status, resp.retry_after(), false);
                 }
             },
@@ -134,7 +139,7 @@ impl Registerer {
         &mut self,
         p: &mut Pending,
         resp: &Response,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failure> {
         let proxy = resp.status == 407;
         let header = if proxy {
             "Proxy-Authenticate"
@@ -145,17 +150,10 @@ impl Registerer {
             .headers(header)
             .filter_map(|v| digest::parse_challenge(v).ok())
             .collect();
-        let Some(ch) = digest::choose_challenge(&offered).cloned() else {
-            return Err(format!("{} without a usable Digest challenge", resp.status));
-        };
-        if self.settings.ua.password.is_none() {
-            return Err(format!(
-                "{} challenge for realm {:?} but no password is configured",
-                resp.status, ch.realm
-            ));
-        }
+        let ch = self.answerable_challenge(&offered, resp.status)?;
+        let rejected = |why: String| Failure::new(FailureKind::AuthRejected, why);
         if p.auth_rounds >= MAX_AUTH_ROUNDS {
-            return Err("too many authentication rounds".into());
+            return Err(rejected("too many authentication rounds".into()));
         }
         let realm_answered: Vec<&String> = p
             .answered
@@ -166,69 +164,24 @@ impl Registerer {
         if !realm_answered.is_empty() {
             if ch.stale {
                 if p.stale_retries >= MAX_STALE_RETRIES {
-                    return Err("credentials rejected: too many stale nonces".into());
+                    return Err(rejected(
+                        "credentials rejected: too many stale nonces".into(),
+                    ));
                 }
                 p.stale_retries += 1;
             } else if realm_answered.contains(&&ch.nonce) || p.new_nonce_retry_used {
-                return Err(format!(
+                return Err(rejected(format!(
                     "credentials for realm {:?} were rejected",
                     ch.realm
-                ));
+                )));
             } else {
                 // Servers that forget stale=true get one more try with the new nonce.
                 p.new_nonce_retry_used = true;
             }
         }
         p.auth_rounds += 1;
-        self.auth
-            .retain(|e| !(e.proxy == proxy && e.challenge.realm == ch.realm));
-        self.auth.reserve_exact(1);
-        self.auth.push(AuthEntry {
-            proxy,
-            challenge: ch,
-            nc: 0,
-        });
+        self.remember_challenge(proxy, ch, &offered);
         Ok(())
-    }
-
-    /// Authorization headers from the per-realm cache, each with the next nc.
-    pub(super) fn credentials_headers(&mut self, p: &mut Pending) -> Vec<(AuthHeader, String)> {
-        let Some(password) = self.settings.ua.password.as_ref() else {
-            return Vec::new();
-        };
-        let username = self.settings.ua.effective_auth_username();
-        let uri = self.settings.registrar_text.as_str();
-        let mut out = Vec::with_capacity(self.auth.len());
-        // Exact: a queued request keeps this list until it is answered, and
-        // the default growth would reserve four entries for the usual one.
-        p.answered.reserve_exact(self.auth.len());
-        for entry in &mut self.auth {
-            entry.nc = entry.nc.wrapping_add(1).max(1);
-            let cnonce = self.rng.token(16);
-            let answer = Answer {
-                username,
-                password: Some(password.expose()),
-                method: "REGISTER",
-                uri,
-                body: b"",
-                nc: entry.nc,
-                cnonce: &cnonce,
-            };
-            if let Ok(value) = digest::authorization(&entry.challenge, &answer) {
-                let kind = if entry.proxy {
-                    AuthHeader::ProxyAuthorization
-                } else {
-                    AuthHeader::Authorization
-                };
-                p.answered.push((
-                    entry.challenge.realm.clone(),
-                    entry.proxy,
-                    entry.challenge.nonce.clone(),
-                ));
-                out.push((kind, value));
-            }
-        }
-        out
     }
 
     pub(super) fn our_contact_matches(

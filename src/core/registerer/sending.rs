@@ -32,6 +32,7 @@ impl Registerer {
             stale_retries: 0,
             new_nonce_retry_used: false,
             auth_rounds: 0,
+            request_headers: Vec::new(),
         };
         self.send(now, pending);
     }
@@ -117,6 +118,7 @@ impl Registerer {
             stale_contacts: &p.stale_sent,
             auth: &p.auth,
             contact_uri: &sent_contact,
+            request_headers: &p.request_headers,
         };
         p.bytes = Some(request::build_register(&parts));
         p.sent_contact = Some(sent_contact);
