@@ -152,6 +152,30 @@ typedef enum sipreg_trace_direction {
 } sipreg_trace_direction;
 
 /**
+ * What the `secret` of `sipreg_user_agent_add_credential` is. An HA1 is the
+ * hex digest of "username:realm:password" for that algorithm; it answers
+ * that algorithm and its `-sess` variant only.
+ */
+typedef enum sipreg_secret {
+  /**
+   * The plain password.
+   */
+  SIPREG_SECRET_PASSWORD = 0,
+  /**
+   * HA1 for MD5: 32 hex digits.
+   */
+  SIPREG_SECRET_HA1_MD5 = 1,
+  /**
+   * HA1 for SHA-256: 64 hex digits.
+   */
+  SIPREG_SECRET_HA1_SHA256 = 2,
+  /**
+   * HA1 for SHA-512-256: 64 hex digits.
+   */
+  SIPREG_SECRET_HA1_SHA512_256 = 3,
+} sipreg_secret;
+
+/**
  * Opaque registerer. Create with `sipreg_registerer_new`; drive with
  * `sipreg_register` / `sipreg_unregister` / `sipreg_dispose`; release with
  * `sipreg_registerer_free`. Every function is safe to call from any thread,
@@ -319,6 +343,41 @@ typedef struct sipreg_stats {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Adds a credential: `secret` (a password or an HA1, per `kind`, a
+ * `sipreg_secret` value) answers challenges for `realm` (NULL: any realm)
+ * with `username` (NULL: the auth username, else the AOR's user). For a
+ * challenge, a credential of its realm wins over an any-realm one, which
+ * wins over the `sipreg_user_agent_set_password` password; an HA1 is
+ * skipped for a challenge of another algorithm. When nothing fits, the
+ * attempt fails with SIPREG_FAILURE_NO_CREDENTIALS. A credential with the
+ * same realm, username and kind is replaced; a NULL `secret` removes it. The
+ * secret is copied, never logged, and wiped from memory when replaced,
+ * removed or freed. Applies to every registerer at once (from its next
+ * request). SIPREG_ERR_INVALID_ARGUMENT for an unknown `kind`, an HA1 that
+ * is not hex of its algorithm's length, an empty username, control
+ * characters or bad UTF-8; SIPREG_ERR_NULL_ARGUMENT for a NULL `ua`.
+ *
+ * # Safety
+ * `realm`, `username` and `secret` must each be NULL or a NUL-terminated string.
+ */
+enum sipreg_result sipreg_user_agent_add_credential(struct sipreg_user_agent *ua,
+                                                    const char *realm,
+                                                    const char *username,
+                                                    const char *secret,
+                                                    int32_t kind);
+
+/**
+ * Whether a challenge may offer only a weaker digest algorithm than its
+ * realm offered before (default false). The strongest algorithm each realm
+ * offered is remembered; with false, a later challenge offering only weaker
+ * ones (e.g. MD5 after SHA-256) ends the attempt with
+ * SIPREG_FAILURE_AUTH_DOWNGRADE and a warning naming both algorithms
+ * (RFC 8760 section 3); with true it is answered, with a warning. Applies to
+ * every registerer at once. SIPREG_ERR_NULL_ARGUMENT for a NULL `ua`.
+ */
+enum sipreg_result sipreg_user_agent_set_digest_downgrade(struct sipreg_user_agent *ua, bool allow);
 
 /**
  * The library version, e.g. "0.1.0". Static string; never NULL; do not free.
@@ -672,6 +731,37 @@ enum sipreg_result sipreg_registerer_failure_count(struct sipreg_registerer *r, 
  * `out` must be NULL or writable.
  */
 enum sipreg_result sipreg_registerer_retransmissions(struct sipreg_registerer *r, uint64_t *out);
+
+/**
+ * `sipreg_register` with `n` headers ("Name: value", no CR/LF) for this
+ * REGISTER and its resend after a 401/407 (or 423) only: not on refreshes,
+ * nor on a later `sipreg_register`. They are checked as the registerer's
+ * extra headers are (a header the library writes itself, such as Contact or
+ * Authorization, is refused). `headers` may be NULL when `n` is 0. Returns at
+ * once; SIPREG_ERR_INVALID_ARGUMENT for a bad header (nothing is sent),
+ * SIPREG_ERR_NULL_ARGUMENT for a NULL handle, array or element, else as
+ * `sipreg_register`. The strings are copied.
+ *
+ * # Safety
+ * `headers` must be NULL or point to `n` pointers, each NULL or a
+ * NUL-terminated string.
+ */
+enum sipreg_result sipreg_register_with_headers(struct sipreg_registerer *r,
+                                                const char *const *headers,
+                                                size_t n);
+
+/**
+ * `sipreg_unregister` with `n` headers for this un-REGISTER and its resend
+ * after a challenge only, checked and copied as in `sipreg_register_with_headers`.
+ *
+ * # Safety
+ * `headers` must be NULL or point to `n` pointers, each NULL or a
+ * NUL-terminated string.
+ */
+enum sipreg_result sipreg_unregister_with_headers(struct sipreg_registerer *r,
+                                                  bool all,
+                                                  const char *const *headers,
+                                                  size_t n);
 
 /**
  * Number of Service-Route URIs (RFC 3608) of the last 2xx (0 when not registered).

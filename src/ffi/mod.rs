@@ -4,9 +4,11 @@
 //! looked up and rejected, never dereferenced.
 #![allow(non_camel_case_types)]
 
+pub mod credentials;
 pub mod global;
 pub mod options;
 pub mod registerer;
+pub mod request_headers;
 pub mod routing;
 pub mod trace;
 pub mod user_agent;

@@ -89,8 +89,8 @@ struct Callbacks {
 }
 
 pub(crate) struct RegHandle {
-    id: u64,
-    shared: Arc<Shared>,
+    pub(crate) id: u64,
+    pub(crate) shared: Arc<Shared>,
     callbacks: Mutex<Callbacks>,
     /// The state as of the event being delivered (events arrive in order).
     delivered_state: Mutex<sipreg_state>,
@@ -100,7 +100,7 @@ pub(crate) struct RegHandle {
 
 pub(crate) static REGISTERERS: Registry<RegHandle> = Registry::new();
 
-fn get(r: *mut sipreg_registerer) -> Result<Arc<RegHandle>, Error> {
+pub(crate) fn get(r: *mut sipreg_registerer) -> Result<Arc<RegHandle>, Error> {
     REGISTERERS.get(r as *const c_void, "registerer")
 }
 
@@ -330,7 +330,7 @@ fn update_callbacks(r: *mut sipreg_registerer, f: impl FnOnce(&mut Callbacks)) -
 pub extern "C" fn sipreg_register(r: *mut sipreg_registerer) -> sipreg_result {
     guard(|| {
         let h = get(r)?;
-        runtime::register(h.id, &h.shared)
+        runtime::register(h.id, &h.shared, Vec::new())
     })
 }
 
@@ -340,7 +340,7 @@ pub extern "C" fn sipreg_register(r: *mut sipreg_registerer) -> sipreg_result {
 pub extern "C" fn sipreg_unregister(r: *mut sipreg_registerer, all: bool) -> sipreg_result {
     guard(|| {
         let h = get(r)?;
-        runtime::unregister(h.id, &h.shared, all)
+        runtime::unregister(h.id, &h.shared, all, Vec::new())
     })
 }
 

@@ -111,7 +111,7 @@ pub(crate) static UAS: Registry<UaHandle> = Registry::new();
 const WORKER_BACKLOG_LIMIT: Duration = Duration::from_secs(10);
 
 /// Applies a change to the settings and hands the new settings to the worker.
-fn update(
+pub(crate) fn update(
     ua: *mut sipreg_user_agent,
     f: impl FnOnce(&mut UserAgentConfig) -> Result<(), Error>,
 ) -> sipreg_result {

@@ -231,10 +231,11 @@ pub enum Command {
         /// Shared view.
         shared: Arc<Shared>,
     },
-    /// `register()` accepted by the API.
-    Register(RegId),
-    /// `unregister(all)` accepted by the API.
-    Unregister(RegId, bool),
+    /// `register()` accepted by the API, with headers for that request only
+    /// (checked; usually none).
+    Register(RegId, Vec<String>),
+    /// `unregister(all)` accepted by the API, with headers for that request only.
+    Unregister(RegId, bool, Vec<String>),
     /// `dispose()` accepted by the API.
     Dispose(RegId),
     /// The handle was freed: no more callbacks; dispose in the background.
@@ -315,15 +316,20 @@ pub fn on_worker_thread() -> bool {
 }
 
 /// Accepts a `register()` call: checks and claims the handle, then queues it.
-pub fn register(id: RegId, shared: &Shared) -> Result<(), Error> {
+pub fn register(id: RegId, shared: &Shared, headers: Vec<String>) -> Result<(), Error> {
     claim(shared)?;
-    send(Command::Register(id))
+    send(Command::Register(id, headers))
 }
 
 /// Accepts an `unregister(all)` call.
-pub fn unregister(id: RegId, shared: &Shared, all: bool) -> Result<(), Error> {
+pub fn unregister(
+    id: RegId,
+    shared: &Shared,
+    all: bool,
+    headers: Vec<String>,
+) -> Result<(), Error> {
     claim(shared)?;
-    send(Command::Unregister(id, all))
+    send(Command::Unregister(id, all, headers))
 }
 
 /// Accepts a `dispose()` call; a second call reports Terminated.

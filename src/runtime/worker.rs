@@ -52,7 +52,7 @@ struct Reg {
     shared: Arc<Shared>,
     timer_at: Option<Instant>,
     freed: bool,
-    deferred_unregister: Option<bool>,
+    deferred_unregister: Option<(bool, Vec<String>)>,
     /// The endpoint socket this registerer sends on.
     sock: Option<Token>,
     /// Local address of the flow last published in the snapshot.
@@ -222,22 +222,24 @@ impl Worker {
                     }),
                 );
             }
-            Command::Register(id) => {
+            Command::Register(id, headers) => {
                 self.drive(id, now, |core, now| {
                     // Losing the race to an automatic refresh is fine: a REGISTER is in flight.
-                    let _ = core.register(now);
+                    let _ = core.register_with_headers(now, &headers);
                 });
                 self.release_claim(id);
             }
-            Command::Unregister(id, all) => {
+            Command::Unregister(id, all, headers) => {
                 let mut deferred = false;
                 self.drive(id, now, |core, now| {
-                    deferred =
-                        matches!(core.unregister(now, all), Err(crate::Error::RequestPending));
+                    deferred = matches!(
+                        core.unregister_with_headers(now, all, &headers),
+                        Err(crate::Error::RequestPending)
+                    );
                 });
                 if deferred {
                     if let Some(r) = self.regs.get_mut(&id) {
-                        r.deferred_unregister = Some(all);
+                        r.deferred_unregister = Some((all, headers));
                     }
                 }
                 self.release_claim(id);
@@ -569,8 +571,8 @@ impl Worker {
                 return;
             };
             if !reg.core.is_waiting() {
-                if let Some(all) = reg.deferred_unregister.take() {
-                    let _ = reg.core.unregister(now, all);
+                if let Some((all, headers)) = reg.deferred_unregister.take() {
+                    let _ = reg.core.unregister_with_headers(now, all, &headers);
                     progressed = true;
                 }
             }

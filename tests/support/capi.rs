@@ -55,6 +55,46 @@ impl Ua {
         );
         self
     }
+    /// `sipreg_user_agent_add_credential`; the result code, for tests of refusals.
+    pub fn try_credential(
+        &self,
+        realm: Option<&str>,
+        user: Option<&str>,
+        secret: Option<&str>,
+        kind: sipreg::ffi::credentials::sipreg_secret,
+    ) -> sipreg_result {
+        let (realm, user, secret) = (realm.map(c), user.map(c), secret.map(c));
+        let p = |s: &Option<CString>| s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+        unsafe {
+            sipreg::ffi::credentials::sipreg_user_agent_add_credential(
+                self.0,
+                p(&realm),
+                p(&user),
+                p(&secret),
+                kind as i32,
+            )
+        }
+    }
+    pub fn credential(
+        self,
+        realm: Option<&str>,
+        user: Option<&str>,
+        secret: &str,
+        kind: sipreg::ffi::credentials::sipreg_secret,
+    ) -> Ua {
+        check(
+            self.try_credential(realm, user, Some(secret), kind),
+            "credential",
+        );
+        self
+    }
+    pub fn digest_downgrade(self, allow: bool) -> Ua {
+        check(
+            sipreg::ffi::credentials::sipreg_user_agent_set_digest_downgrade(self.0, allow),
+            "digest downgrade",
+        );
+        self
+    }
     pub fn transport(self, t: &str) -> Ua {
         check(
             unsafe { sipreg_user_agent_set_transport(self.0, c(t).as_ptr()) },
@@ -270,6 +310,31 @@ impl Reg {
     }
     pub fn unregister(&self, all: bool) -> sipreg_result {
         sipreg_unregister(self.ptr, all)
+    }
+    /// `sipreg_register_with_headers`.
+    pub fn register_with_headers(&self, headers: &[&str]) -> sipreg_result {
+        let owned: Vec<CString> = headers.iter().map(|h| c(h)).collect();
+        let ptrs: Vec<*const c_char> = owned.iter().map(|h| h.as_ptr()).collect();
+        unsafe {
+            sipreg::ffi::request_headers::sipreg_register_with_headers(
+                self.ptr,
+                ptrs.as_ptr(),
+                ptrs.len(),
+            )
+        }
+    }
+    /// `sipreg_unregister_with_headers`.
+    pub fn unregister_with_headers(&self, all: bool, headers: &[&str]) -> sipreg_result {
+        let owned: Vec<CString> = headers.iter().map(|h| c(h)).collect();
+        let ptrs: Vec<*const c_char> = owned.iter().map(|h| h.as_ptr()).collect();
+        unsafe {
+            sipreg::ffi::request_headers::sipreg_unregister_with_headers(
+                self.ptr,
+                all,
+                ptrs.as_ptr(),
+                ptrs.len(),
+            )
+        }
     }
     pub fn dispose(&self) -> sipreg_result {
         sipreg_dispose(self.ptr)

@@ -9,10 +9,32 @@ use sipreg::ffi::global::{sipreg_log_level, sipreg_set_log_callback};
 use sipreg::ffi::sipreg_result::SIPREG_OK;
 
 static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// The lines logged at warning level or above (also in `LOG`).
+static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-unsafe extern "C" fn capture(_ud: *mut c_void, _level: sipreg_log_level, msg: *const c_char) {
+unsafe extern "C" fn capture(_ud: *mut c_void, level: sipreg_log_level, msg: *const c_char) {
     let line = CStr::from_ptr(msg).to_string_lossy().into_owned();
+    if matches!(
+        level,
+        sipreg_log_level::SIPREG_LOG_ERROR | sipreg_log_level::SIPREG_LOG_WARN
+    ) {
+        WARNINGS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(line.clone());
+    }
     LOG.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+}
+
+/// Every warning or error line so far that contains `containing`.
+pub fn warning_lines(containing: &str) -> Vec<String> {
+    WARNINGS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|l| l.contains(containing))
+        .cloned()
+        .collect()
 }
 
 /// Installs the collecting log callback once per binary.
