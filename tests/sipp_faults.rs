@@ -1244,3 +1244,117 @@ fn registrar_restart_is_recovered_within_the_backoff_window() {
         "recovered by the automatic retry: {ev:?}"
     );
 }
+
+// ----- credentials per realm and the digest downgrade guard --------------------
+
+/// Whether a credentials header we sent (`Digest username="u", ...`) is the
+/// right answer for `password`, recomputed as the realm's server would.
+fn digest_verifies(header: &str, password: &str) -> bool {
+    use sipreg::core::digest::{self, Algorithm, Answer, Qop};
+    let get = |name: &str| {
+        header
+            .strip_prefix("Digest ")
+            .and_then(|b| {
+                b.split(", ")
+                    .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+            })
+            .map(|v| v.trim_matches('"').to_owned())
+            .unwrap_or_default()
+    };
+    let Some(alg) = Algorithm::parse(&get("algorithm")) else {
+        return false;
+    };
+    let Ok(challenge) = digest::parse_challenge(&format!(
+        "Digest realm=\"{}\", nonce=\"{}\", qop=\"auth\", algorithm={}",
+        get("realm"),
+        get("nonce"),
+        alg.as_str()
+    )) else {
+        return false;
+    };
+    let (username, uri, cnonce) = (get("username"), get("uri"), get("cnonce"));
+    let nc = u32::from_str_radix(&get("nc"), 16).unwrap_or(0);
+    let answer = Answer {
+        username: &username,
+        password: Some(password),
+        method: "REGISTER",
+        uri: &uri,
+        body: b"",
+        nc,
+        cnonce: &cnonce,
+    };
+    digest::response_hash(&challenge, alg, Some(Qop::Auth), &answer).ok() == Some(get("response"))
+}
+
+#[test]
+fn proxy_407_then_registrar_401_each_realm_with_its_own_credential() {
+    use md5::{Digest as _, Md5};
+    use sipreg::ffi::credentials::sipreg_secret::*;
+    let sipp = Sipp::start("double_challenge", false, 1);
+    let registrar_ha1: String = Md5::digest(b"r-user:registrar.sipp.test:r-pw")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    // A wrong any-realm password too: each realm's own credential must win.
+    let ua = Ua::new(AOR)
+        .password("wrong")
+        .credential(
+            Some("proxy.sipp.test"),
+            Some("p-user"),
+            "p-pw",
+            SIPREG_SECRET_PASSWORD,
+        )
+        .credential(
+            Some("registrar.sipp.test"),
+            Some("r-user"),
+            &registrar_ha1,
+            SIPREG_SECRET_HA1_MD5,
+        )
+        .timers(0.05, 0.4, 0.5)
+        .shutdown_timeout(1.0);
+    let mut r = Reg::new(&ua, &opts(&sipp, 60));
+    assert_eq!(r.register(), SIPREG_OK);
+    let ok = r.wait_state(SIPREG_STATE_REGISTERED, WAIT);
+    let out = sipp.finish(WAIT);
+    out.assert_passed();
+    assert!(ok, "events: {:?}", r.events());
+    assert_eq!(responses(&mut r), vec![407, 401, 200]);
+    let regs = out.register_transactions();
+    assert_eq!(regs.len(), 3);
+    for (m, nc) in [(regs[1], "nc=00000001"), (regs[2], "nc=00000002")] {
+        let pa = m
+            .header("Proxy-Authorization")
+            .expect("Proxy-Authorization");
+        assert!(pa.contains(nc), "{pa}");
+        assert!(digest_verifies(&pa, "p-pw"), "proxy answer: {pa}");
+        assert!(!digest_verifies(&pa, "wrong"));
+    }
+    let wa = regs[2].header("Authorization").expect("Authorization");
+    assert!(digest_verifies(&wa, "r-pw"), "registrar answer: {wa}");
+}
+
+#[test]
+fn a_realm_that_offered_sha256_is_refused_when_it_later_offers_only_md5() {
+    support::logs::capture_logs();
+    let sipp = Sipp::start("digest_downgrade", false, 1);
+    let ua = ua(false);
+    let mut r = Reg::new(&ua, &opts(&sipp, 60));
+    assert_eq!(r.register(), SIPREG_OK);
+    let registered = r.wait_state(SIPREG_STATE_REGISTERED, WAIT);
+    // The refresh (a 2 s grant) meets the MD5-only challenge.
+    let ended = registered && r.wait_state(SIPREG_STATE_UNREGISTERED, WAIT);
+    let out = sipp.finish(WAIT);
+    out.assert_passed();
+    assert!(ended, "events: {:?}", r.events());
+    assert_eq!(responses(&mut r), vec![401, 200, 401]);
+    assert!(!has_retry(&mut r), "a refused downgrade is not retried");
+    let regs = out.register_transactions();
+    assert_eq!(regs.len(), 3, "no REGISTER answered the MD5 challenge");
+    let warned = support::logs::warning_lines("downgrade.sipp.test");
+    assert!(
+        warned
+            .iter()
+            .any(|l| l.contains("only MD5") && l.contains("SHA-256")),
+        "a warning names both algorithms: {warned:?}"
+    );
+}
