@@ -349,6 +349,76 @@ static void forged_and_mistyped_handles(void) {
     EXPECT_RC(sipreg_registerer_new(u, NULL, NULL, NULL, &r), SIPREG_ERR_TERMINATED);
 }
 
+static void credentials_and_request_headers(void) {
+    const char *md5 = "0123456789abcdef0123456789ABCDEF"; /* 32 hex digits, either case */
+    const char *sha = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    EXPECT_RC(sipreg_user_agent_add_credential(ua, "r", "u", md5, SIPREG_SECRET_HA1_MD5), SIPREG_OK);
+    EXPECT_RC(sipreg_user_agent_add_credential(ua, NULL, NULL, sha, SIPREG_SECRET_HA1_SHA256), SIPREG_OK);
+    EXPECT_RC(sipreg_user_agent_add_credential(ua, NULL, NULL, sha, SIPREG_SECRET_HA1_SHA512_256), SIPREG_OK);
+    /* Kinds out of range from C: refused, never undefined behaviour. */
+    EXPECT_INVALID(sipreg_user_agent_add_credential(ua, NULL, NULL, "pw", (sipreg_secret)4));
+    EXPECT_INVALID(sipreg_user_agent_add_credential(ua, NULL, NULL, "pw", (sipreg_secret)-1));
+    EXPECT_INVALID(sipreg_user_agent_add_credential(ua, NULL, NULL, "pw", (sipreg_secret)INT32_MAX));
+    /* An HA1 of the wrong length, not hex, or of another algorithm's length. */
+    EXPECT_INVALID(sipreg_user_agent_add_credential(ua, NULL, NULL, "0123", SIPREG_SECRET_HA1_MD5));
+    EXPECT_INVALID(sipreg_user_agent_add_credential(ua, NULL, NULL, sha, SIPREG_SECRET_HA1_MD5));
+    EXPECT_INVALID(sipreg_user_agent_add_credential(ua, NULL, NULL, md5, SIPREG_SECRET_HA1_SHA256));
+    EXPECT_INVALID(sipreg_user_agent_add_credential(ua, NULL, NULL, "0123456789abcdef0123456789abcdeg",
+                                                    SIPREG_SECRET_HA1_MD5));
+    EXPECT_INVALID(sipreg_user_agent_add_credential(ua, NULL, NULL, "", SIPREG_SECRET_HA1_SHA512_256));
+    EXPECT(strstr(sipreg_last_error(), md5) == NULL, "the secret is never echoed");
+    /* Invalid UTF-8, control characters, an empty username. */
+    EXPECT_INVALID(sipreg_user_agent_add_credential(ua, BAD_UTF8_TEXT, NULL, "pw", SIPREG_SECRET_PASSWORD));
+    EXPECT_INVALID(sipreg_user_agent_add_credential(ua, NULL, BAD_UTF8_TEXT, "pw", SIPREG_SECRET_PASSWORD));
+    EXPECT_INVALID(sipreg_user_agent_add_credential(ua, NULL, NULL, BAD_UTF8_TEXT, SIPREG_SECRET_PASSWORD));
+    EXPECT_INVALID(sipreg_user_agent_add_credential(ua, "r\r\nX: y", NULL, "pw", SIPREG_SECRET_PASSWORD));
+    EXPECT_INVALID(sipreg_user_agent_add_credential(ua, NULL, "u\n", "pw", SIPREG_SECRET_PASSWORD));
+    EXPECT_INVALID(sipreg_user_agent_add_credential(ua, NULL, NULL, "p\rw", SIPREG_SECRET_PASSWORD));
+    EXPECT_INVALID(sipreg_user_agent_add_credential(ua, NULL, "", "pw", SIPREG_SECRET_PASSWORD));
+    EXPECT(strstr(sipreg_last_error(), "pw") == NULL, "the secret is never echoed: %s", sipreg_last_error());
+    /* Forged and freed user agents. */
+    sipreg_user_agent *forged_ua = (sipreg_user_agent *)(uintptr_t)0x12345678;
+    EXPECT_INVALID(sipreg_user_agent_add_credential(forged_ua, NULL, NULL, "pw", SIPREG_SECRET_PASSWORD));
+    EXPECT_INVALID(sipreg_user_agent_set_digest_downgrade(forged_ua, true));
+    sipreg_user_agent *u = NULL;
+    MUST(sipreg_user_agent_new("sip:freedcreds@127.0.0.1", &u));
+    EXPECT_RC(sipreg_user_agent_add_credential(u, NULL, NULL, "secret-to-wipe", SIPREG_SECRET_PASSWORD), SIPREG_OK);
+    EXPECT_RC(sipreg_user_agent_free(u), SIPREG_OK);
+    EXPECT_RC(sipreg_user_agent_add_credential(u, NULL, NULL, "pw", SIPREG_SECRET_PASSWORD), SIPREG_ERR_TERMINATED);
+    EXPECT_RC(sipreg_user_agent_set_digest_downgrade(u, true), SIPREG_ERR_TERMINATED);
+
+    /* Per-request headers: the extra headers' checks, then nothing is sent. */
+    sipreg_registerer *r = NULL;
+    MUST(sipreg_registerer_new(ua, opts, NULL, NULL, &r));
+    const char *bad[] = {"X-A: 1\r\nVia: SIP/2.0/UDP evil", "Contact: <sip:x@127.0.0.1>", "Authorization: Digest x",
+                         "Expires: 0", "no colon", "X-Empty:   ", "Bad Name: v", "X-A: " BAD_UTF8_TEXT,
+                         "X-Nul\x01: v", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        const char *one[] = {"X-Good: 1", bad[i]};
+        sipreg_result rc = sipreg_register_with_headers(r, one, 2);
+        if (rc != SIPREG_ERR_INVALID_ARGUMENT)
+            t_fail(__FILE__, __LINE__, "register header %zu: %s", i, sipreg_result_str(rc));
+        rc = sipreg_unregister_with_headers(r, true, one, 2);
+        if (rc != SIPREG_ERR_INVALID_ARGUMENT)
+            t_fail(__FILE__, __LINE__, "unregister header %zu: %s", i, sipreg_result_str(rc));
+    }
+    /* An absurd count is refused before anything is read past the caller's array. */
+    const char *many[300];
+    for (size_t i = 0; i < 300; i++) many[i] = "X-Many: 1";
+    EXPECT_INVALID(sipreg_register_with_headers(r, many, 300));
+    sipreg_state s;
+    EXPECT_RC(sipreg_registerer_state(r, &s), SIPREG_OK);
+    EXPECT(s == SIPREG_STATE_INITIAL, "nothing was sent: %s", state_name(s));
+    sipreg_registerer_free(r);
+    sipreg_registerer *forged = (sipreg_registerer *)(uintptr_t)0x12345678;
+    const char *good[] = {"X-Good: 1"};
+    EXPECT_INVALID(sipreg_register_with_headers(forged, good, 1));
+    EXPECT_INVALID(sipreg_unregister_with_headers(forged, false, good, 1));
+    /* Freed: TERMINATED. */
+    EXPECT_RC(sipreg_register_with_headers(r, good, 1), SIPREG_ERR_TERMINATED);
+    EXPECT_RC(sipreg_user_agent_set_digest_downgrade(ua, false), SIPREG_OK);
+}
+
 static void result_names(void) {
     const char *names[] = {"SIPREG_OK", "SIPREG_ERR_NULL_ARGUMENT", "SIPREG_ERR_INVALID_ARGUMENT",
                            "SIPREG_ERR_REQUEST_PENDING", "SIPREG_ERR_TERMINATED", "SIPREG_ERR_TRANSPORT",
@@ -379,6 +449,7 @@ int main(void) {
     RUN(bad_uris_and_injection);
     RUN(option_combinations_fail_at_new);
     RUN(forged_and_mistyped_handles);
+    RUN(credentials_and_request_headers);
     RUN(result_names);
     /* The builder and user agent survived all of it. */
     sipreg_registerer *r = NULL;

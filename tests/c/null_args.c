@@ -160,6 +160,39 @@ static void registerer_functions(void) {
     }
 }
 
+static void credential_and_request_header_functions(void) {
+    const char *hs[] = {"X-A: 1", NULL};
+    EXPECT_RC(sipreg_user_agent_add_credential(NULL, NULL, NULL, "pw", SIPREG_SECRET_PASSWORD),
+              SIPREG_ERR_NULL_ARGUMENT);
+    EXPECT_RC(sipreg_user_agent_add_credential(NULL, "r", "u", NULL, SIPREG_SECRET_HA1_MD5), SIPREG_ERR_NULL_ARGUMENT);
+    EXPECT_RC(sipreg_user_agent_set_digest_downgrade(NULL, true), SIPREG_ERR_NULL_ARGUMENT);
+    EXPECT_RC(sipreg_register_with_headers(NULL, hs, 1), SIPREG_ERR_NULL_ARGUMENT);
+    EXPECT_RC(sipreg_register_with_headers(NULL, NULL, 0), SIPREG_ERR_NULL_ARGUMENT);
+    EXPECT_RC(sipreg_unregister_with_headers(NULL, false, hs, 1), SIPREG_ERR_NULL_ARGUMENT);
+    EXPECT_RC(sipreg_unregister_with_headers(NULL, true, NULL, 0), SIPREG_ERR_NULL_ARGUMENT);
+    /* A NULL array with headers to read, or a NULL element: refused, nothing sent. */
+    EXPECT_RC(sipreg_register_with_headers(reg, NULL, 1), SIPREG_ERR_NULL_ARGUMENT);
+    EXPECT_RC(sipreg_register_with_headers(reg, hs, 2), SIPREG_ERR_NULL_ARGUMENT);
+    EXPECT_RC(sipreg_unregister_with_headers(reg, false, NULL, 3), SIPREG_ERR_NULL_ARGUMENT);
+    EXPECT_RC(sipreg_unregister_with_headers(reg, true, hs, 2), SIPREG_ERR_NULL_ARGUMENT);
+    sipreg_state s;
+    EXPECT_RC(sipreg_registerer_state(reg, &s), SIPREG_OK);
+    EXPECT(s == SIPREG_STATE_INITIAL, "nothing was started: %s", state_name(s));
+
+    /* Documented NULLs: any realm, the default username; a NULL secret removes. */
+    EXPECT_RC(sipreg_user_agent_add_credential(ua, NULL, NULL, "pw", SIPREG_SECRET_PASSWORD), SIPREG_OK);
+    EXPECT_RC(sipreg_user_agent_add_credential(ua, NULL, NULL, NULL, SIPREG_SECRET_PASSWORD), SIPREG_OK);
+    EXPECT_RC(sipreg_user_agent_add_credential(ua, "r", NULL, NULL, SIPREG_SECRET_HA1_SHA256), SIPREG_OK);
+    EXPECT_RC(sipreg_user_agent_set_digest_downgrade(ua, false), SIPREG_OK);
+    /* No headers: a NULL array with n = 0 is fine (on a registerer of its own). */
+    sipreg_registerer *r2 = NULL;
+    EXPECT_RC(sipreg_registerer_new(ua, opts, NULL, NULL, &r2), SIPREG_OK);
+    if (r2) {
+        EXPECT_RC(sipreg_register_with_headers(r2, NULL, 0), SIPREG_OK);
+        sipreg_registerer_free(r2);
+    }
+}
+
 int main(void) {
     printf("null_args:\n");
     int port = closed_udp_port();
@@ -176,6 +209,7 @@ int main(void) {
     RUN(options_functions);
     RUN(user_agent_functions);
     RUN(registerer_functions);
+    RUN(credential_and_request_header_functions);
     sipreg_registerer_free(reg);
     sipreg_registerer_options_free(opts);
     EXPECT_RC(sipreg_user_agent_free(ua), SIPREG_OK);
