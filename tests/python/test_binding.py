@@ -96,6 +96,7 @@ _SCALARS: Dict[str, Any] = {
     "uint64_t": ctypes.c_uint64,
     "int64_t": ctypes.c_int64,
     "const char *": ctypes.c_char_p,
+    "const char * const *": ctypes.POINTER(ctypes.c_char_p),
     "char *": ctypes.POINTER(ctypes.c_char),
     "void *": ctypes.c_void_p,
 }

@@ -37,6 +37,7 @@ from ._errors import (
 )
 from . import _lib
 from ._core import (
+    Credential,
     Emitter,
     EventKind,
     Registerer,
@@ -56,6 +57,7 @@ library_path: str = _lib.library_path
 
 __all__ = [
     "UserAgent",
+    "Credential",
     "Registerer",
     "RegistererState",
     "EventKind",

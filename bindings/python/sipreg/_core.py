@@ -45,12 +45,14 @@ from typing import (
 )
 
 from . import _lib
+from ._credentials import Credential, add_credential
 from ._errors import InvalidArgumentError, TerminatedError
 from ._lib import (
     SIPREG_ERR_TERMINATED,
     SIPREG_OK,
     check,
     encode,
+    encode_list,
     encode_opt,
     in_callback,
     lib,
@@ -59,6 +61,7 @@ from ._lib import (
 logger = logging.getLogger("sipreg")
 
 __all__ = [
+    "Credential",
     "RegistererState",
     "EventKind",
     "RetryEvent",
@@ -769,6 +772,11 @@ class UserAgent:
             a plain CRLF NAT keep-alive (keyword-only).
         contact_rewrite: rewrite the Contact to the address the registrar saw
             (Via received/rport), never while outbound is in use (keyword-only).
+        credentials: :class:`Credential` s (passwords or HA1s, per realm or
+            for any realm) besides ``password`` (keyword-only).
+        digest_downgrade: answer a challenge offering only a weaker digest
+            algorithm than its realm offered before (keyword-only; default
+            ``False``: refused, the attempt fails with ``AUTH_DOWNGRADE``).
 
     Raises:
         InvalidArgumentError: a bad AOR, URI, transport or timer value.
@@ -798,9 +806,12 @@ class UserAgent:
         private_socket: bool = False,
         keepalive: Optional[int] = None,
         contact_rewrite: bool = True,
+        credentials: Iterable[Credential] = (),
+        digest_downgrade: bool = False,
     ) -> None:
         if _exiting:
             raise TerminatedError("the interpreter is shutting down")
+        credentials = list(credentials)
         out = c_void_p()
         check(lib.sipreg_user_agent_new(encode(aor, "aor"), byref(out)), "sipreg_user_agent_new")
         h = out.value
@@ -890,6 +901,13 @@ class UserAgent:
                 lib.sipreg_user_agent_set_contact_rewrite(h, bool(contact_rewrite)),
                 "sipreg_user_agent_set_contact_rewrite",
             )
+            for credential in credentials:
+                add_credential(h, credential)
+            if digest_downgrade:
+                check(
+                    lib.sipreg_user_agent_set_digest_downgrade(h, True),
+                    "sipreg_user_agent_set_digest_downgrade",
+                )
         except BaseException:
             lib.sipreg_user_agent_free(h)
             raise
@@ -977,6 +995,19 @@ class UserAgent:
                 self._require(), encode_opt(auth_username, "auth_username")
             ),
             "sipreg_user_agent_set_auth_username",
+        )
+
+    def add_credential(self, credential: Credential) -> None:
+        """Adds a credential for every registerer at once, replacing the one
+        with the same realm, username and kind (see :class:`Credential`)."""
+        add_credential(self._require(), credential)
+
+    def set_digest_downgrade(self, allow: bool) -> None:
+        """Whether a challenge may offer only a weaker digest algorithm than
+        its realm offered before (applies at once)."""
+        check(
+            lib.sipreg_user_agent_set_digest_downgrade(self._require(), bool(allow)),
+            "sipreg_user_agent_set_digest_downgrade",
         )
 
     def network_changed(self) -> None:
@@ -1294,24 +1325,47 @@ class Registerer:
             raise TerminatedError("the registerer was closed")
         return h
 
-    def register(self) -> None:
+    def register(self, *, extra_headers: Iterable[str] = ()) -> None:
         """Sends a REGISTER (returns at once; the outcome arrives through the listeners).
 
+        ``extra_headers`` (``"Name: value"``) go on this REGISTER and its
+        resend after a challenge only, never on refreshes (SIP.js
+        ``requestOptions.extraHeaders``); they are checked as the
+        registerer's ``extra_headers`` are.
+
         Raises:
             RequestPendingError: a REGISTER is already in flight.
             TerminatedError: after :meth:`dispose`.
+            InvalidArgumentError: a bad header (nothing is sent).
         """
-        check(lib.sipreg_register(self._require()), "sipreg_register")
+        headers, n = encode_list(extra_headers, "extra header")
+        h = self._require()
+        if n:
+            check(lib.sipreg_register_with_headers(h, headers, n), "sipreg_register_with_headers")
+        else:
+            check(lib.sipreg_register(h), "sipreg_register")
 
-    def unregister(self, all: bool = False) -> None:  # noqa: A002 - name fixed by the API
+    def unregister(  # noqa: A002 - name fixed by the API
+        self, all: bool = False, *, extra_headers: Iterable[str] = ()
+    ) -> None:
         """Sends an un-REGISTER for our contact, or with ``all`` for every binding
-        of the AOR (``Contact: *``). Returns at once.
+        of the AOR (``Contact: *``). Returns at once. ``extra_headers`` go on
+        this request and its resend after a challenge only (as in :meth:`register`).
 
         Raises:
             RequestPendingError: a REGISTER is already in flight.
             TerminatedError: after :meth:`dispose`.
+            InvalidArgumentError: a bad header (nothing is sent).
         """
-        check(lib.sipreg_unregister(self._require(), bool(all)), "sipreg_unregister")
+        headers, n = encode_list(extra_headers, "extra header")
+        h = self._require()
+        if n:
+            check(
+                lib.sipreg_unregister_with_headers(h, bool(all), headers, n),
+                "sipreg_unregister_with_headers",
+            )
+        else:
+            check(lib.sipreg_unregister(h, bool(all)), "sipreg_unregister")
 
     def wait_for(self, state: Union[RegistererState, int], timeout: Optional[float] = 5.0) -> bool:
         """Waits until ``state`` has been delivered to the listeners.

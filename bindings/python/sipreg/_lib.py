@@ -189,6 +189,8 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "sipreg_registerer_set_event_callback": (_RES, [_H, sipreg_event_callback, c_void_p]),
     "sipreg_register": (_RES, [_H]),
     "sipreg_unregister": (_RES, [_H, c_bool]),
+    "sipreg_register_with_headers": (_RES, [_H, POINTER(c_char_p), c_size_t]),
+    "sipreg_unregister_with_headers": (_RES, [_H, c_bool, POINTER(c_char_p), c_size_t]),
     "sipreg_dispose": (_RES, [_H]),
     "sipreg_registerer_free": (None, [_H]),
     "sipreg_registerer_state": (_RES, [_H, POINTER(c_int)]),
@@ -217,6 +219,8 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "sipreg_user_agent_new": (_RES, [c_char_p, POINTER(_H)]),
     "sipreg_user_agent_set_password": (_RES, [_H, c_char_p]),
     "sipreg_user_agent_set_auth_username": (_RES, [_H, c_char_p]),
+    "sipreg_user_agent_add_credential": (_RES, [_H, c_char_p, c_char_p, c_char_p, c_int]),
+    "sipreg_user_agent_set_digest_downgrade": (_RES, [_H, c_bool]),
     "sipreg_user_agent_set_transport": (_RES, [_H, c_char_p]),
     "sipreg_user_agent_set_outbound_proxy": (_RES, [_H, c_char_p]),
     "sipreg_user_agent_set_local_address": (_RES, [_H, c_char_p]),
@@ -443,6 +447,18 @@ def encode(value: str, what: str) -> bytes:
 def encode_opt(value: Optional[str], what: str) -> Optional[bytes]:
     """Like :func:`encode`, with ``None`` passed through as NULL."""
     return None if value is None else encode(value, what)
+
+
+def encode_list(values: Any, what: str) -> Tuple[Any, int]:
+    """A C array of UTF-8 strings and its length, for ``const char *const *``
+    arguments; one ``str`` is refused (it would be taken letter by letter)."""
+    from ._errors import InvalidArgumentError
+
+    if isinstance(values, (str, bytes)):
+        raise InvalidArgumentError(f"{what} must be a sequence of strings, not one string")
+    items = [encode(v, what) for v in values]
+    array = (c_char_p * max(len(items), 1))(*items)
+    return array, len(items)
 
 
 def read_string(
