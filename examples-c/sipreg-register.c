@@ -7,6 +7,9 @@
  * redacted), each as a "--- <time> sent|received <transport> <local> -> <remote>"
  * line followed by the message indented by four spaces.
  *
+ * With --ha1 (instead of --password), the credential is the HA1, the hex of
+ * H(user:realm:password), so the device never holds the password.
+ *
  * Exit status 0 only if it reached Registered and then Terminated cleanly.
  */
 #include <errno.h>
@@ -14,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "sipreg.h"
@@ -111,6 +115,7 @@ static int terminated(struct progress *p) { return p->terminated_seen; }
 static void usage(FILE *to) {
     fprintf(to,
             "usage: sipreg-register --aor sip:alice@127.0.0.1 [--password PW] [--auth-user U]\n"
+            "                       [--ha1 HEX [--ha1-algorithm MD5|SHA-256|SHA-512-256]]\n"
             "                       [--registrar sip:127.0.0.1:5060] [--transport udp|tcp|tls|ws|wss]\n"
             "                       [--ca-file PEM] [--server-name NAME] [--insecure] [--ws-path /]\n"
             "                       [--expires 600] [--hold SECONDS] [--unregister-all]\n"
@@ -129,6 +134,8 @@ static void usage(FILE *to) {
 int main(int argc, char **argv) {
     const char *aor = NULL, *password = NULL, *auth_user = NULL, *registrar = NULL, *transport = NULL;
     const char *ca_file = NULL, *server_name = NULL, *ws_path = NULL;
+    /* HA1 = hex of H(user:realm:password): lets a device register without storing the password. */
+    const char *ha1 = NULL, *ha1_algorithm = NULL;
     unsigned long expires = 600;
     long keepalive = -1;
     double hold = 0;
@@ -144,6 +151,8 @@ int main(int argc, char **argv) {
         if (!strcmp(a, "--aor")) aor = v;
         else if (!strcmp(a, "--password")) password = v;
         else if (!strcmp(a, "--auth-user")) auth_user = v;
+        else if (!strcmp(a, "--ha1")) ha1 = v;
+        else if (!strcmp(a, "--ha1-algorithm")) ha1_algorithm = v;
         else if (!strcmp(a, "--registrar")) registrar = v;
         else if (!strcmp(a, "--transport")) transport = v;
         else if (!strcmp(a, "--ca-file")) ca_file = v;
@@ -165,6 +174,15 @@ int main(int argc, char **argv) {
         i++;
     }
     if (!aor) { usage(stderr); return 2; }
+    /* The HA1's algorithm: named, else MD5 for 32 hex digits and SHA-256 for 64. */
+    sipreg_secret ha1_kind = ha1 && strlen(ha1) == 64 ? SIPREG_SECRET_HA1_SHA256 : SIPREG_SECRET_HA1_MD5;
+    if (ha1_algorithm) {
+        if (!ha1) { fprintf(stderr, "--ha1-algorithm needs --ha1\n"); return 2; }
+        if (!strcasecmp(ha1_algorithm, "MD5")) ha1_kind = SIPREG_SECRET_HA1_MD5;
+        else if (!strcasecmp(ha1_algorithm, "SHA-256")) ha1_kind = SIPREG_SECRET_HA1_SHA256;
+        else if (!strcasecmp(ha1_algorithm, "SHA-512-256")) ha1_kind = SIPREG_SECRET_HA1_SHA512_256;
+        else { fprintf(stderr, "bad --ha1-algorithm\n"); return 2; }
+    }
 
     const char *log = getenv("SIPREG_LOG");
     if (log && *log) sipreg_set_log_callback(on_log, NULL, !strcmp(log, "debug") ? SIPREG_LOG_DEBUG : SIPREG_LOG_INFO);
@@ -179,6 +197,7 @@ int main(int argc, char **argv) {
     if (trace) CHECK(sipreg_user_agent_set_trace_callback(ua, on_trace, NULL));
     if (password) CHECK(sipreg_user_agent_set_password(ua, password));
     if (auth_user) CHECK(sipreg_user_agent_set_auth_username(ua, auth_user));
+    if (ha1) CHECK(sipreg_user_agent_add_credential(ua, NULL, NULL, ha1, ha1_kind));
     if (transport) CHECK(sipreg_user_agent_set_transport(ua, transport));
     if (ca_file) CHECK(sipreg_user_agent_set_tls_ca_file(ua, ca_file));
     if (server_name) CHECK(sipreg_user_agent_set_tls_server_name(ua, server_name));

@@ -55,6 +55,16 @@ if ./examples-c/sipreg-register --aor sip:alice@127.0.0.1 --password wrong \
 	echo "a wrong password must not exit 0" >&2
 	exit 1
 fi
+# --ha1: the HA1 of alice:127.0.0.1:alicepw registers without the password; another one does not.
+ha1=$(printf 'alice:127.0.0.1:alicepw' | md5sum | cut -d' ' -f1)
+out=$(./examples-c/sipreg-register --aor sip:alice@127.0.0.1 --ha1 "$ha1" \
+	--registrar "sip:127.0.0.1:${SIPREG_KAMAILIO_PORT}" --expires 60)
+grep -qx 'state Registered' <<<"$out"
+if ./examples-c/sipreg-register --aor sip:alice@127.0.0.1 --ha1 "$(printf 'alice:127.0.0.1:wrong' | md5sum | cut -d' ' -f1)" \
+	--registrar "sip:127.0.0.1:${SIPREG_KAMAILIO_PORT}" >/dev/null; then
+	echo "a wrong HA1 must not exit 0" >&2
+	exit 1
+fi
 
 step "C example over tls, ws and wss under AddressSanitizer"
 CA="$SIPREG_SECURE_RUNDIR/certs/ca.pem"
