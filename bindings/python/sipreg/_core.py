@@ -772,8 +772,9 @@ class UserAgent:
             a plain CRLF NAT keep-alive (keyword-only).
         contact_rewrite: rewrite the Contact to the address the registrar saw
             (Via received/rport), never while outbound is in use (keyword-only).
-        credentials: :class:`Credential` s (passwords or HA1s, per realm or
-            for any realm) besides ``password`` (keyword-only).
+        credentials: more credentials besides ``password``, each a
+            :class:`Credential` (a password or an HA1, for one realm or for
+            any realm; keyword-only).
         digest_downgrade: answer a challenge offering only a weaker digest
             algorithm than its realm offered before (keyword-only; default
             ``False``: refused, the attempt fails with ``AUTH_DOWNGRADE``).
