@@ -4,6 +4,7 @@
 pub mod core;
 pub mod error;
 pub mod ffi;
+pub mod log;
 pub mod runtime;
 
 pub use error::Error;

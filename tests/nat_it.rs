@@ -379,21 +379,17 @@ fn secure_keepalive_keeps_the_flow(transport: &str) {
         "{first:?}"
     );
     std::thread::sleep(Duration::from_secs(16));
-    let target = format!("-> 127.0.0.1:{port}:");
+    let target = format!("-> 127.0.0.1:{port}");
     let pings: Vec<String> = logs::log_lines("keep-alive")
         .into_iter()
-        .filter(|l| l.contains(&target))
+        .filter(|l| l.ends_with(&target))
         .collect();
     assert!(
         pings.len() >= 5,
         "{transport}: {} keep-alives: {pings:?}",
         pings.len()
     );
-    assert!(
-        pings.iter().all(|l| l.ends_with("Ok(())")),
-        "{transport}: {pings:?}"
-    );
-    let failed = logs::log_lines(&format!("flow to 127.0.0.1:{port} failed"));
+    let failed = logs::log_lines(&format!("-> 127.0.0.1:{port} failed"));
     assert!(failed.is_empty(), "{transport}: {failed:?}");
     assert_eq!(k.bindings(&user), first, "{transport}: binding moved");
     assert!(never_unregistered(&mut r), "{:?}", r.events());

@@ -3,7 +3,9 @@
 
 pub mod credentials;
 pub mod digest;
+pub mod endpoint;
 pub mod failure;
+pub mod idhash;
 pub mod keepalive;
 mod lexer;
 pub mod message;

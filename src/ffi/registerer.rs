@@ -8,12 +8,11 @@ use std::time::Instant;
 use super::options::{sipreg_registerer_options, OPTIONS};
 use super::user_agent::{sipreg_user_agent, UAS};
 use super::{copy_out, guard, put, sipreg_result, sipreg_state, Registry};
-use crate::core::options::{RegistererOptions, UserAgentConfig};
+use crate::core::options::RegistererOptions;
 use crate::core::rand::os_seed;
-use crate::core::registerer::{Event, Registerer};
-use crate::core::uri::Host;
+use crate::core::registerer::Event;
 use crate::error::Error;
-use crate::runtime::{self, resolve, Command, Shared, Snapshot};
+use crate::runtime::{self, Command, Shared, Snapshot};
 
 /// Opaque registerer. Create with `sipreg_registerer_new`; drive with
 /// `sipreg_register` / `sipreg_unregister` / `sipreg_dispose`; release with
@@ -223,10 +222,7 @@ pub unsafe extern "C" fn sipreg_registerer_new(
                 .lock()
                 .clone()
         };
-        let config = ua_h.config().config.clone();
         let seed = os_seed();
-        let (mut core, mut target) = new_core(&config, &opts, seed)?;
-        drop(config);
         let id = runtime::next_id();
         let handle = Arc::new(RegHandle {
             id,
@@ -242,45 +238,12 @@ pub unsafe extern "C" fn sipreg_registerer_new(
         });
         handle.install_listener();
         ua_h.while_open(|config| {
-            if !Arc::ptr_eq(config, &core.settings().ua) {
-                // The settings changed meanwhile: the registerer gets the worker's.
-                (core, target) = new_core(config, &opts, seed)?;
-            }
-            runtime::send(Command::AddReg {
-                id,
-                ua: ua_h.id,
-                core: Box::new(core),
-                target,
-                shared: handle.shared.clone(),
-            })
+            runtime::add_registerer(id, ua_h.id, config, &opts, seed, handle.shared.clone())
         })?;
         let p = REGISTERERS.insert(id, handle);
         out.write(p.cast());
         Ok(())
     })
-}
-
-/// A registerer for the user agent's settings `config`, and its destination
-/// when the registrar (or proxy) is an IP literal.
-fn new_core(
-    config: &Arc<UserAgentConfig>,
-    opts: &RegistererOptions,
-    seed: u64,
-) -> Result<(Registerer, Option<std::net::SocketAddr>), Error> {
-    let mut core = Registerer::with_shared_config(config, opts, seed)?;
-    // An IP literal needs no lookup; a host name is resolved by RFC 3263
-    // on the resolver thread when the first REGISTER goes out.
-    let target = match &core.settings().target_host {
-        Host::V4(_) | Host::V6(_) => Some(resolve::resolve(
-            &core.settings().target_host,
-            core.settings().target_port,
-        )?),
-        Host::Domain(_) => {
-            core.resolve_targets();
-            None
-        }
-    };
-    Ok((core, target))
 }
 
 /// Replaces the state callback (NULL removes it). Off the worker thread this

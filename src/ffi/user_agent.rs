@@ -429,14 +429,16 @@ pub unsafe extern "C" fn sipreg_user_agent_stats(
     guard(|| {
         let h = UAS.get(ua as *const c_void, "ua")?;
         let s = &h.stats;
+        // All 0 before the user agent sent anything.
+        let w = s.window().unwrap_or_default();
         let stats = sipreg_stats {
             received: s.received.load(Ordering::Relaxed),
             dropped: s.dropped.load(Ordering::Relaxed),
             sent: s.sent.load(Ordering::Relaxed),
             transport_errors: s.transport_errors.load(Ordering::Relaxed),
-            window: s.window.load(Ordering::Relaxed),
-            in_flight: s.in_flight.load(Ordering::Relaxed),
-            queued: s.queued.load(Ordering::Relaxed),
+            window: u64::from(w.window),
+            in_flight: u64::from(w.in_flight),
+            queued: u64::from(w.queued),
         };
         put(out, stats, "out")
     })

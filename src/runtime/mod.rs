@@ -1,5 +1,6 @@
-//! The runtime: one worker thread that owns every registerer, its sockets and
-//! timers, and fires the callbacks.
+//! The runtime: the I/O shell around the core's endpoint. One worker thread
+//! owns the endpoint (every registerer and flow), the sockets and the timers,
+//! and fires the callbacks; it makes no protocol decision of its own.
 //!
 //! API calls do not wait for the worker: they check and update the per-handle
 //! [`Shared`] state under a short lock and queue a [`Command`], so a callback may
@@ -9,19 +10,21 @@
 //! running call of the old callback, so that callback must not wait for a lock
 //! the caller holds. `sipreg_user_agent_free` waits (bounded) for dispose.
 
+mod batch;
+pub mod clock;
 pub(crate) mod dns;
-mod endpoint;
-pub(crate) mod idhash;
 mod link;
-pub mod log;
-pub mod pacing;
 pub mod resolve;
+mod shell;
 mod stream;
 pub mod tls;
 pub mod trace;
 mod udp;
-mod worker;
 mod ws;
+
+pub use crate::core::endpoint::{pacing, RegId, UaId, UaStats};
+pub(crate) use crate::core::idhash;
+pub use crate::log;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,15 +35,11 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender};
 use once_cell::sync::OnceCell;
 
-use crate::core::options::UserAgentConfig;
+use crate::core::failure::Failure;
+use crate::core::options::{RegistererOptions, UserAgentConfig};
 use crate::core::registerer::{Event, Registerer, State};
 use crate::core::routing::RoutingFacts;
 use crate::error::Error;
-
-/// Identifies a user agent inside the worker.
-pub type UaId = u64;
-/// Identifies a registerer inside the worker.
-pub type RegId = u64;
 
 /// Receives every event of one registerer, on the worker thread.
 pub type Listener = Arc<dyn Fn(&Event) + Send + Sync>;
@@ -75,6 +74,8 @@ pub struct Snapshot {
     pub routing: Option<Box<RoutingFacts>>,
     /// The address the registrar saw (Via received/rport).
     pub public_address: Option<SocketAddr>,
+    /// Why the last attempt failed (`None` after a success).
+    pub failure: Option<Failure>,
 }
 
 impl Snapshot {
@@ -101,6 +102,7 @@ impl Default for Snapshot {
             flow: None,
             routing: None,
             public_address: None,
+            failure: None,
         }
     }
 }
@@ -151,38 +153,6 @@ impl Shared {
     }
 }
 
-/// Counters kept per user agent (readable without asking the worker).
-#[derive(Default, Debug)]
-pub struct UaStats {
-    /// Datagrams / stream messages received.
-    pub received: AtomicU64,
-    /// Messages dropped: unparsable, not a response, unknown branch, wrong Call-ID/CSeq, wrong source, oversized.
-    pub dropped: AtomicU64,
-    /// Requests sent (including retransmissions).
-    pub sent: AtomicU64,
-    /// Transport errors seen.
-    pub transport_errors: AtomicU64,
-    /// Pacing window of the registrar target last used (transactions allowed in flight).
-    pub window: AtomicU64,
-    /// Transactions in flight to that target (all user agents).
-    pub in_flight: AtomicU64,
-    /// Registerers queued for that target's window (all user agents).
-    pub queued: AtomicU64,
-}
-
-impl UaStats {
-    pub(crate) fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn set_window(&self, v: pacing::WindowView) {
-        self.window.store(u64::from(v.window), Ordering::Relaxed);
-        self.in_flight
-            .store(u64::from(v.in_flight), Ordering::Relaxed);
-        self.queued.store(u64::from(v.queued), Ordering::Relaxed);
-    }
-}
-
 /// Work for the worker thread.
 pub enum Command {
     /// A new user agent.
@@ -225,9 +195,6 @@ pub enum Command {
         ua: UaId,
         /// The state machine.
         core: Box<Registerer>,
-        /// Destination of an IP-literal registrar; `None` for a host name,
-        /// which the core resolves by RFC 3263 through the resolver thread.
-        target: Option<SocketAddr>,
         /// Shared view.
         shared: Arc<Shared>,
     },
@@ -268,12 +235,12 @@ fn runtime() -> Result<&'static Runtime, Error> {
         let poll =
             mio::Poll::new().map_err(|e| Error::Internal(format!("cannot create poller: {e}")))?;
         let waker = Arc::new(
-            mio::Waker::new(poll.registry(), worker::WAKE_TOKEN)
+            mio::Waker::new(poll.registry(), shell::WAKE_TOKEN)
                 .map_err(|e| Error::Internal(format!("cannot create waker: {e}")))?,
         );
         let handle = std::thread::Builder::new()
             .name("sipreg-worker".into())
-            .spawn(move || worker::Worker::new(poll, rx).run())
+            .spawn(move || shell::Shell::new(poll, rx, Box::new(clock::SystemClock)).run())
             .map_err(|e| Error::Internal(format!("cannot start worker thread: {e}")))?;
         Ok(Runtime {
             commands: tx,
@@ -313,6 +280,34 @@ pub fn on_worker_thread() -> bool {
     RUNTIME
         .get()
         .is_some_and(|rt| rt.thread == std::thread::current().id())
+}
+
+/// Creates registerer `id` of user agent `ua` (settings `config`) with
+/// `options`: validated here, so bad options fail the call, then handed to
+/// the worker. `seed` makes its random values (tests pass a fixed one).
+pub fn add_registerer(
+    id: RegId,
+    ua: UaId,
+    config: &Arc<UserAgentConfig>,
+    options: &RegistererOptions,
+    seed: u64,
+    shared: Arc<Shared>,
+) -> Result<(), Error> {
+    let core = Registerer::with_shared_config(config, options, seed)?;
+    send(Command::AddReg {
+        id,
+        ua,
+        core: Box::new(core),
+        shared,
+    })
+}
+
+/// Validates `options` against the user agent's settings without creating anything.
+pub fn check_registerer(
+    config: &Arc<UserAgentConfig>,
+    options: &RegistererOptions,
+) -> Result<(), Error> {
+    Registerer::with_shared_config(config, options, 0).map(|_| ())
 }
 
 /// Accepts a `register()` call: checks and claims the handle, then queues it.

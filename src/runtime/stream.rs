@@ -4,12 +4,12 @@
 //!
 //! A connection is "up" once TCP, TLS and the WebSocket upgrade all finished;
 //! messages sent before that wait in order and go out as soon as it is up.
-//! A connection that is not up by its deadline fails as a handshake timeout.
+//! How long the handshakes may take is the endpoint's decision; this only
+//! says which step a late connection is waiting for.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use mio::net::TcpStream;
 use rustls::pki_types::ServerName;
@@ -17,6 +17,7 @@ use rustls::pki_types::ServerName;
 use super::link::Link;
 use super::tls::TlsLink;
 use super::ws::Ws;
+use crate::core::endpoint::HandshakeStep;
 use crate::core::message::{frame, Frame};
 use crate::core::options::Transport;
 
@@ -55,8 +56,6 @@ pub struct StreamSpec {
     pub tls: Option<TlsParams>,
     /// Upgrade parameters for `ws` and `wss`.
     pub ws: Option<WsParams>,
-    /// When every handshake must have finished.
-    pub deadline: Instant,
 }
 
 enum Framing {
@@ -84,8 +83,6 @@ pub struct StreamConn {
     framing: Framing,
     /// Messages waiting for the connection to come up.
     pending: Vec<Vec<u8>>,
-    /// When the handshakes must have finished.
-    deadline: Instant,
     up_logged: bool,
 }
 
@@ -118,7 +115,6 @@ impl StreamConn {
             local,
             tls,
             ws,
-            deadline,
         } = spec;
         let mut tcp: TcpStream = super::link::connect_tcp(remote, local)?;
         let local = tcp.local_addr()?;
@@ -146,19 +142,8 @@ impl StreamConn {
             tcp_connected: false,
             framing,
             pending: Vec::new(),
-            deadline,
             up_logged: false,
         })
-    }
-
-    /// "proto:local -> remote", as the flow accessor shows it.
-    pub fn describe(&self) -> String {
-        format!(
-            "{}:{} -> {}",
-            self.transport.as_str(),
-            self.local,
-            self.remote
-        )
     }
 
     /// Whether TCP, TLS and the WebSocket upgrade all finished.
@@ -171,28 +156,33 @@ impl StreamConn {
             }
     }
 
-    /// The handshake deadline while the connection is not up yet.
-    pub fn deadline(&self) -> Option<Instant> {
-        (!self.is_up()).then_some(self.deadline)
+    /// How far the handshakes got (for the message when they time out).
+    pub fn step(&self) -> HandshakeStep {
+        if !self.tcp_connected {
+            return HandshakeStep::Connecting;
+        }
+        let link = match &self.framing {
+            Framing::Sip { link, .. } => Some(link),
+            Framing::WsPending(link, _) => link.as_ref(),
+            Framing::Ws(ws) => ws.link(),
+        };
+        match link {
+            Some(Link::Tls(t)) if t.handshaking() => HandshakeStep::Tls {
+                answered: t.answered(),
+            },
+            _ => HandshakeStep::WebSocket,
+        }
     }
 
-    /// What a connection that is not up is waiting for, for the timeout message.
-    pub fn waiting_for(&self) -> &'static str {
-        if !self.tcp_connected {
-            return "TCP connect timed out";
+    /// Whether a TLS handshake is running (a failure now is a TLS failure).
+    pub fn tls_handshaking(&self) -> bool {
+        if !self.tcp_connected || !self.transport.secure() {
+            return false;
         }
         match &self.framing {
-            Framing::Sip { link, .. } if link.handshaking() => {
-                "TLS handshake timed out (no TLS answer: is this a TLS port?)"
-            }
-            Framing::Ws(ws) if !ws.is_open() => {
-                if self.transport.secure() && ws.link().is_some_and(Link::handshaking) {
-                    "TLS handshake timed out (no TLS answer: is this a TLS port?)"
-                } else {
-                    "WebSocket upgrade timed out (no HTTP answer)"
-                }
-            }
-            _ => "handshake timed out",
+            Framing::Sip { link, .. } => link.handshaking(),
+            Framing::WsPending(link, _) => link.as_ref().is_some_and(Link::handshaking),
+            Framing::Ws(ws) => ws.link().is_some_and(Link::handshaking),
         }
     }
 
@@ -218,13 +208,26 @@ impl StreamConn {
         false
     }
 
-    /// Sends one SIP message now, or queues it until the connection is up.
-    pub fn send(&mut self, msg: &[u8]) -> io::Result<()> {
-        if !self.is_up() {
-            self.pending.push(msg.to_vec());
-            return Ok(());
+    /// Queues one SIP message for the next [`flush`](Self::flush): messages
+    /// of one wake-up go out in as few writes as the framing allows.
+    pub fn send_later(&mut self, msg: &[u8]) -> io::Result<()> {
+        let up = self.is_up();
+        match &mut self.framing {
+            Framing::Sip { wbuf, .. } if up => {
+                wbuf.extend_from_slice(msg);
+                Ok(())
+            }
+            _ if !up => {
+                self.pending.push(msg.to_vec());
+                Ok(())
+            }
+            _ => self.write_message(msg),
         }
-        self.write_message(msg)
+    }
+
+    /// Writes what [`send_later`](Self::send_later) queued, as far as the socket takes it.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.progress()
     }
 
     /// Sends a keep-alive: CRLFCRLF (RFC 5626 §4.4.1) on SIP framing, a PING on WebSocket.

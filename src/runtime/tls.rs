@@ -142,6 +142,8 @@ pub struct TlsLink {
     /// The socket underneath.
     pub tcp: TcpStream,
     conn: ClientConnection,
+    /// The server sent something (so a stall is not "no TLS here").
+    answered: bool,
 }
 
 impl TlsLink {
@@ -153,12 +155,21 @@ impl TlsLink {
     ) -> io::Result<TlsLink> {
         let conn = ClientConnection::new(config, name)
             .map_err(|e| io::Error::other(format!("TLS setup failed: {e}")))?;
-        Ok(TlsLink { tcp, conn })
+        Ok(TlsLink {
+            tcp,
+            conn,
+            answered: false,
+        })
     }
 
     /// Whether the handshake is still running.
     pub fn handshaking(&self) -> bool {
         self.conn.is_handshaking()
+    }
+
+    /// Whether the server has sent any TLS bytes yet.
+    pub fn answered(&self) -> bool {
+        self.answered
     }
 
     /// Negotiated protocol version, once known (for logs).
@@ -207,6 +218,7 @@ impl Read for TlsLink {
                 Err(e) => return Err(e),
             }
             let n = self.conn.read_tls(&mut self.tcp)?;
+            self.answered |= n > 0;
             if let Err(e) = self.conn.process_new_packets() {
                 // Send our alert before giving up, so the peer logs why.
                 let _ = self.push();

@@ -5,25 +5,22 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use mio::net::UdpSocket;
 
-/// Largest datagram we read (anything bigger is truncated by the kernel and dropped by us).
-pub const MAX_DATAGRAM: usize = 65_535;
-
-/// Binds a non-blocking UDP socket for talking to `target`: on the configured
-/// local address, or on the unspecified address of the target's family.
-pub fn bind(local: Option<SocketAddr>, target: SocketAddr) -> io::Result<UdpSocket> {
+/// Binds a non-blocking UDP socket: on the configured local address, or on
+/// the unspecified address of the family (`v6`).
+pub fn bind(local: Option<SocketAddr>, v6: bool) -> io::Result<UdpSocket> {
     let addr = match local {
-        Some(l) if l.is_ipv4() == target.is_ipv4() => l,
+        Some(l) if l.is_ipv6() == v6 => l,
         Some(l) => {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("local address {l} and target {target} are of different families"),
+                format!("local address {l} is not of the target's address family"),
             ))
         }
-        None if target.is_ipv4() => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        None if !v6 => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
         None => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
     };
     let sock = UdpSocket::bind(addr)?;
-    enable_error_queue(&sock, target.is_ipv6());
+    enable_error_queue(&sock, v6);
     Ok(sock)
 }
 
@@ -115,7 +112,11 @@ pub fn take_queued_error(sock: &UdpSocket) -> Option<(Option<SocketAddr>, io::Er
     ))
 }
 
-fn sockaddr_to_std(ss: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+/// The socket address in `ss` (of `len` bytes), if it is IPv4 or IPv6.
+pub(super) fn sockaddr_to_std(
+    ss: &libc::sockaddr_storage,
+    len: libc::socklen_t,
+) -> Option<SocketAddr> {
     match ss.ss_family as libc::c_int {
         libc::AF_INET if len as usize >= std::mem::size_of::<libc::sockaddr_in>() => {
             // SAFETY: the family says this storage holds a sockaddr_in.
@@ -133,6 +134,37 @@ fn sockaddr_to_std(ss: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<
     }
 }
 
+/// Writes `addr` into `ss` and returns its length.
+pub(super) fn std_to_sockaddr(
+    addr: SocketAddr,
+    ss: &mut libc::sockaddr_storage,
+) -> libc::socklen_t {
+    match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in.
+            let s = unsafe { &mut *(ss as *mut libc::sockaddr_storage as *mut libc::sockaddr_in) };
+            s.sin_family = libc::AF_INET as libc::sa_family_t;
+            s.sin_port = a.port().to_be();
+            s.sin_addr = libc::in_addr {
+                s_addr: u32::from(*a.ip()).to_be(),
+            };
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in6.
+            let s = unsafe { &mut *(ss as *mut libc::sockaddr_storage as *mut libc::sockaddr_in6) };
+            s.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            s.sin6_port = a.port().to_be();
+            s.sin6_flowinfo = a.flowinfo();
+            s.sin6_addr = libc::in6_addr {
+                s6_addr: a.ip().octets(),
+            };
+            s.sin6_scope_id = a.scope_id();
+            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,7 +177,7 @@ mod tests {
             .local_addr()
             .unwrap();
         let target: SocketAddr = closed;
-        let sock = bind(None, target).unwrap();
+        let sock = bind(None, target.is_ipv6()).unwrap();
         sock.send_to(b"x", target).unwrap();
         let mut got = None;
         for _ in 0..100 {

@@ -8,4 +8,5 @@ pub mod kamailio;
 pub mod logs;
 pub mod nat_capi;
 pub mod nat_peers;
+pub mod sim;
 pub mod wire;

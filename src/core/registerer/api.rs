@@ -207,6 +207,14 @@ impl Registerer {
         }
     }
 
+    /// The user agent's settings changed: the NAT options and the
+    /// credentials follow (a credential change forgets the cached challenges);
+    /// everything else keeps what the registerer was created with.
+    pub fn apply_user_agent(&mut self, ua: &UserAgentConfig) {
+        self.set_nat_options(ua.keepalive, ua.contact_rewrite);
+        self.follow_credentials(ua);
+    }
+
     /// Replaces the digest credentials (the user agent's password changed).
     pub fn set_credentials(
         &mut self,

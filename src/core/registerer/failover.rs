@@ -33,6 +33,24 @@ impl Registerer {
         self.targets.as_ref().and_then(|t| t.current())
     }
 
+    /// Where requests go now: the RFC 3263 target in use, or the IP-literal
+    /// registrar (or proxy) itself. `None` while a host name is unresolved.
+    pub fn destination(&self) -> Option<SocketAddr> {
+        if let Some(list) = self.targets.as_ref() {
+            return list.current().map(|t| t.addr);
+        }
+        match &self.settings.target_host {
+            Host::V4(a) => Some(SocketAddr::new((*a).into(), self.settings.target_port)),
+            Host::V6(a) => Some(SocketAddr::new((*a).into(), self.settings.target_port)),
+            Host::Domain(_) => None,
+        }
+    }
+
+    /// Whether the registrar (or proxy) is a host name, found by RFC 3263.
+    pub fn needs_resolution(&self) -> bool {
+        matches!(self.settings.target_host, Host::Domain(_))
+    }
+
     /// The runtime's answer to [`poll_resolution`](Self::poll_resolution).
     /// The waiting request then goes out (new branch, fresh timers). A failed
     /// resolution with no earlier targets ends it with a synthetic 503 and the

@@ -21,7 +21,7 @@ use super::request::{self, AuthHeader, ContactSpec, RequestParts};
 use super::routing::RoutingFacts;
 use super::targets::{Query, Target, TargetList};
 use super::transaction::{ClientTransaction, Delivery, TimerOutcome};
-use super::uri::Uri;
+use super::uri::{Host, Uri};
 use crate::error::Error;
 
 mod api;
@@ -94,6 +94,17 @@ pub enum Unmatched {
     WrongDialogue,
     /// The registerer is terminated.
     Terminated,
+}
+
+impl Unmatched {
+    /// The reason in words, for the log line of a dropped response.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Unmatched::UnknownBranch => "response for no request in flight",
+            Unmatched::WrongDialogue => "response whose Call-ID or CSeq is not the request's",
+            Unmatched::Terminated => "response for a terminated registerer",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,8 +11,10 @@
 
 use std::collections::VecDeque;
 use std::hash::Hash;
+use std::sync::Arc;
 
-use super::idhash::IdMap;
+use super::stats::WindowStats;
+use crate::core::idhash::IdMap;
 
 /// Window a new target starts with.
 pub const INITIAL_WINDOW: u32 = 32;
@@ -43,6 +45,8 @@ struct Window<T> {
     /// Answers still to come before another decrease is allowed.
     hold_decrease: u32,
     queue: VecDeque<T>,
+    /// Entries of `queue` whose registerer left it (skipped when reached).
+    cancelled: usize,
 }
 
 impl<T> Window<T> {
@@ -54,6 +58,7 @@ impl<T> Window<T> {
             acked: 0,
             hold_decrease: 0,
             queue: VecDeque::new(),
+            cancelled: 0,
         }
     }
 
@@ -104,6 +109,9 @@ pub struct Pacer<K, T> {
     waiting: IdMap<T, K>,
     /// Registerers given a slot off the queue, to be started by the caller.
     ready: VecDeque<T>,
+    /// Each target's figures as the API reads them, kept (one per target
+    /// ever used) after an idle window is forgotten, so readers stay current.
+    stats: IdMap<K, Arc<WindowStats>>,
 }
 
 impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Default for Pacer<K, T> {
@@ -113,6 +121,7 @@ impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Default for Pacer<K, T> {
             holders: IdMap::default(),
             waiting: IdMap::default(),
             ready: VecDeque::new(),
+            stats: IdMap::default(),
         }
     }
 }
@@ -128,7 +137,7 @@ impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Pacer<K, T> {
             return false;
         }
         let w = self.windows.entry(target).or_insert_with(Window::new);
-        if w.in_flight < w.cwnd && w.queue.is_empty() {
+        let admitted = if w.in_flight < w.cwnd && w.queue.is_empty() {
             w.in_flight += 1;
             self.holders.insert(id, target);
             true
@@ -136,7 +145,9 @@ impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Pacer<K, T> {
             w.queue.push_back(id);
             self.waiting.insert(id, target);
             false
-        }
+        };
+        self.sync(target);
+        admitted
     }
 
     /// Whether `id` holds a slot.
@@ -151,6 +162,7 @@ impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Pacer<K, T> {
         if let Some(target) = self.holders.get(&id).copied() {
             self.account(target, outcome);
             self.fill(target);
+            self.sync(target);
         }
     }
 
@@ -159,8 +171,11 @@ impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Pacer<K, T> {
     /// Also drops `id` from a queue if it was waiting there.
     pub fn release(&mut self, id: T, outcome: Outcome) {
         if let Some(target) = self.waiting.remove(&id) {
-            // Lazily skipped when its turn comes; nothing else to undo.
-            let _ = target;
+            // Lazily skipped when its turn comes; only the count changes.
+            if let Some(w) = self.windows.get_mut(&target) {
+                w.cancelled += 1;
+            }
+            self.sync(target);
             return;
         }
         let Some(target) = self.holders.remove(&id) else {
@@ -171,6 +186,7 @@ impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Pacer<K, T> {
             w.in_flight = w.in_flight.saturating_sub(1);
         }
         self.fill(target);
+        self.sync(target);
     }
 
     /// A Timer E retransmission towards `target`: a datagram was lost.
@@ -178,6 +194,7 @@ impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Pacer<K, T> {
         if let Some(w) = self.windows.get_mut(&target) {
             w.on_congestion();
         }
+        self.sync(target);
     }
 
     /// Next registerer that got a slot off a queue; the caller starts its transaction.
@@ -192,12 +209,33 @@ impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Pacer<K, T> {
             .map(|w| WindowView {
                 window: w.cwnd,
                 in_flight: w.in_flight,
-                queued: u32::try_from(w.queue.len()).unwrap_or(u32::MAX),
+                queued: u32::try_from(w.queue.len() - w.cancelled).unwrap_or(u32::MAX),
             })
             .unwrap_or(WindowView {
                 window: INITIAL_WINDOW,
                 ..WindowView::default()
             })
+    }
+
+    /// The figures of `target` that readers follow (created on first use).
+    pub fn stats(&mut self, target: K) -> Arc<WindowStats> {
+        let view = self.view(target);
+        self.stats
+            .entry(target)
+            .or_insert_with(|| {
+                let s = Arc::new(WindowStats::default());
+                s.store(view);
+                s
+            })
+            .clone()
+    }
+
+    /// Stores `target`'s figures where readers see them.
+    fn sync(&mut self, target: K) {
+        let view = self.view(target);
+        if let Some(s) = self.stats.get(&target) {
+            s.store(view);
+        }
     }
 
     fn account(&mut self, target: K, outcome: Outcome) {
@@ -219,6 +257,7 @@ impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Pacer<K, T> {
         while w.in_flight < w.cwnd {
             let Some(id) = w.queue.pop_front() else { break };
             if self.waiting.remove(&id).is_none() {
+                w.cancelled = w.cancelled.saturating_sub(1);
                 continue; // cancelled while queued
             }
             w.in_flight += 1;

@@ -67,8 +67,8 @@ pub fn emit(level: Level, msg: &str) {
 #[macro_export]
 macro_rules! log_at {
     ($level:expr, $($arg:tt)*) => {
-        if $crate::runtime::log::enabled($level) {
-            $crate::runtime::log::emit($level, &format!($($arg)*));
+        if $crate::log::enabled($level) {
+            $crate::log::emit($level, &format!($($arg)*));
         }
     };
 }

@@ -1,0 +1,851 @@
+//! The endpoint: every user agent and registerer of the process, the flows
+//! they share, and every decision between them and the network — which
+//! registerer a message belongs to, pacing per registrar target, which flow
+//! and target a request uses, what a lost flow, a failed handshake or a
+//! timeout means. Sans-IO like the rest of the core: it never touches a
+//! socket, a thread or the clock.
+//!
+//! Inputs are method calls, each with `now`: API commands
+//! ([`add_registerer`](Endpoint::add_registerer), [`register`](Endpoint::register), …),
+//! network input ([`datagram`](Endpoint::datagram),
+//! [`stream_message`](Endpoint::stream_message)), flow events
+//! ([`flow_opened`](Endpoint::flow_opened), [`flow_up`](Endpoint::flow_up),
+//! [`flow_failed`](Endpoint::flow_failed), …), resolver answers
+//! ([`resolved`](Endpoint::resolved)) and [`handle_timeout`](Endpoint::handle_timeout).
+//! Outputs are polled: [`poll_transmit`](Endpoint::poll_transmit) (bytes for
+//! a flow and a destination), [`poll_action`](Endpoint::poll_action) (open or
+//! close a flow, find a route, resolve a name, publish a registerer's view
+//! and events) and [`poll_timeout`](Endpoint::poll_timeout). The runtime is
+//! the I/O shell that carries them out; tests drive the same endpoint on a
+//! simulated clock and network.
+
+mod flows;
+pub mod pacing;
+mod receive;
+mod service;
+pub mod stats;
+mod timers;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use flows::{Flow, FlowKey};
+pub use stats::{UaStats, WindowStats};
+
+use self::flows::Flows;
+use self::pacing::{Outcome, Pacer};
+use self::timers::Timers;
+use super::failure::{Failure, FailureKind};
+use super::idhash::IdMap;
+use super::options::{Transport, UserAgentConfig};
+use super::registerer::{Event, Registerer, State, KEY_LEN};
+use super::routing::RoutingFacts;
+use super::targets::{Query, TargetList};
+use super::uri::Host;
+use crate::core::options::TlsSettings;
+use crate::log::Level;
+use crate::log_at;
+
+/// Identifies a user agent.
+pub type UaId = u64;
+/// Identifies a registerer.
+pub type RegId = u64;
+
+/// Identifies a flow: a UDP socket or a stream connection. Never 0, never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowId(pub u64);
+
+/// Bytes for the shell to send.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// The flow to send on.
+    pub flow: FlowId,
+    /// Where to (a stream sends to its peer whatever this says).
+    pub dest: SocketAddr,
+    /// The user agent it is sent for (counters and trace).
+    pub ua: UaId,
+    /// What it is.
+    pub kind: TransmitKind,
+    /// The message.
+    pub bytes: Vec<u8>,
+}
+
+/// What a [`Transmit`] carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransmitKind {
+    /// A request, first sent.
+    Request,
+    /// A Timer E retransmission of one.
+    Retransmission,
+    /// A keep-alive: on a stream the shell sends the connection's own ping
+    /// (CRLFCRLF, or a WebSocket PING) instead of the bytes.
+    KeepAlive,
+}
+
+/// How to reach a stream peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectSpec {
+    /// Transport to carry.
+    pub transport: Transport,
+    /// The peer.
+    pub remote: SocketAddr,
+    /// Local address to bind, if configured.
+    pub local: Option<SocketAddr>,
+    /// TLS for `tls` and `wss`.
+    pub tls: Option<TlsSpec>,
+    /// The upgrade of `ws` and `wss`.
+    pub ws: Option<WsSpec>,
+}
+
+/// The TLS side of a connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsSpec {
+    /// Trust and name settings of the user agent.
+    pub settings: TlsSettings,
+    /// The host the registrar (or proxy) URI named (the default server name).
+    pub host: Host,
+}
+
+/// What a WebSocket upgrade asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WsSpec {
+    /// `Host` header value.
+    pub host: String,
+    /// Request path.
+    pub path: String,
+}
+
+/// What the application can read about a registerer, as of a step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct View {
+    /// Current state.
+    pub state: State,
+    /// A request is in flight (or waits for the pacing window or DNS).
+    pub waiting: bool,
+    /// Dispose was called (or Terminated).
+    pub disposing: bool,
+    /// Retry-After of the last rejection.
+    pub retry_after: Option<u32>,
+    /// When the automatic retry is due.
+    pub retry_at: Option<Instant>,
+    /// Consecutive failures.
+    pub failure_count: u32,
+    /// Timer E retransmissions so far.
+    pub retransmissions: u64,
+    /// The address the registrar saw (Via received/rport).
+    pub public_address: Option<SocketAddr>,
+    /// What only changes with an event; `None` when the step fired none.
+    pub facts: Option<Box<Facts>>,
+    /// The flow in use as "proto:local -> remote", when it changed.
+    pub flow: Option<String>,
+}
+
+/// The parts of a [`View`] that change only with events.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Facts {
+    /// Contacts of the last 2xx (`None`: none).
+    pub contacts: Option<Arc<[String]>>,
+    /// The last final response.
+    pub last_response: Option<(u16, String)>,
+    /// Service-Route, Path and GRUUs of the last 2xx (`None`: none).
+    pub routing: Option<Box<RoutingFacts>>,
+    /// Why the last attempt failed (`None` after a success).
+    pub failure: Option<Failure>,
+}
+
+/// Something for the shell to do.
+#[derive(Debug, PartialEq)]
+pub enum Action {
+    /// Bind a UDP socket (on `local`, or the unspecified address of the
+    /// family) and answer with [`Endpoint::flow_opened`].
+    OpenUdp {
+        /// The flow it becomes.
+        flow: FlowId,
+        /// The configured local address.
+        local: Option<SocketAddr>,
+        /// IPv6 (else IPv4).
+        v6: bool,
+    },
+    /// Start a stream connection and answer with [`Endpoint::flow_opened`]
+    /// (its local address), then [`Endpoint::flow_up`] or [`Endpoint::flow_failed`].
+    Connect {
+        /// The flow it becomes.
+        flow: FlowId,
+        /// Where and how.
+        spec: ConnectSpec,
+    },
+    /// Close the flow (politely for a stream). Nothing is answered.
+    Close {
+        /// Which.
+        flow: FlowId,
+    },
+    /// Find the local IP the kernel uses towards `target` and answer with
+    /// [`Endpoint::route_found`].
+    FindRoute {
+        /// The destination.
+        target: SocketAddr,
+    },
+    /// Resolve the registrar by RFC 3263 and answer with [`Endpoint::resolved`].
+    Resolve {
+        /// Who asked.
+        reg: RegId,
+        /// What to look up.
+        query: Query,
+    },
+    /// A registerer's view changed; deliver its events (in order) to the application.
+    Publish {
+        /// Which.
+        reg: RegId,
+        /// Its view now.
+        view: View,
+        /// What happened, in order.
+        events: Vec<Event>,
+    },
+    /// The registerer is gone from the endpoint (its handle was freed, or its
+    /// user agent is being freed, and it is Terminated).
+    Removed {
+        /// Which.
+        reg: RegId,
+    },
+    /// Every registerer of the user agent being freed is Terminated.
+    UserAgentFreed {
+        /// Which.
+        ua: UaId,
+    },
+}
+
+/// How far a stream's handshakes got (the shell reports each step with
+/// [`Endpoint::flow_step`]); a deadline that passes names the step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HandshakeStep {
+    /// TCP connecting.
+    #[default]
+    Connecting,
+    /// TLS handshake running; `answered`: the server sent something.
+    Tls {
+        /// The server answered our ClientHello.
+        answered: bool,
+    },
+    /// WebSocket upgrade sent, no answer yet.
+    WebSocket,
+}
+
+impl HandshakeStep {
+    /// What a handshake that stopped at this step failed of.
+    pub fn timeout(self) -> Failure {
+        match self {
+            HandshakeStep::Connecting => {
+                Failure::new(FailureKind::Transport, "TCP connect timed out")
+            }
+            HandshakeStep::Tls { answered: false } => Failure::new(
+                FailureKind::Tls,
+                "TLS handshake timed out (no TLS answer: is this a TLS port?)",
+            ),
+            HandshakeStep::Tls { answered: true } => Failure::new(
+                FailureKind::Tls,
+                "TLS handshake stalled after the server answered (it never finished its part)",
+            ),
+            HandshakeStep::WebSocket => Failure::new(
+                FailureKind::Transport,
+                "WebSocket upgrade timed out (no HTTP answer)",
+            ),
+        }
+    }
+}
+
+/// A flow that failed or closed, as the shell saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowError {
+    /// Transport (refused, reset, closed, timed out) or Tls (handshake,
+    /// certificate), with the detail in plain words.
+    pub failure: Failure,
+    /// The flow had come up: its registered users re-register.
+    pub established: bool,
+}
+
+impl FlowError {
+    /// A transport failure with `detail`.
+    pub fn transport(detail: impl Into<String>, established: bool) -> FlowError {
+        FlowError {
+            failure: Failure::new(FailureKind::Transport, detail),
+            established,
+        }
+    }
+}
+
+struct UaEntry {
+    /// Shared with the API handle and the registerers (copied only on change).
+    config: Arc<UserAgentConfig>,
+    stats: Arc<UaStats>,
+    /// Its registerers (usually one: a short list, not a hash table per user agent).
+    regs: Vec<RegId>,
+    /// Being freed: gone once its last registerer is.
+    freeing: bool,
+    /// The "certificates are not checked" warning was logged for this user agent.
+    warned_insecure: bool,
+}
+
+struct RegEntry {
+    /// Boxed where the API call made it (moving it here would free that box
+    /// on this thread, far from the allocator arena it came from).
+    core: Box<Registerer>,
+    ua: UaId,
+    /// The flow this registerer sends on.
+    flow: Option<FlowId>,
+    /// The deadline last scheduled for it.
+    timer_at: Option<Instant>,
+    /// The handle was freed: removed once Terminated.
+    freed: bool,
+    /// An unregister that arrived while a request was in flight (an automatic
+    /// refresh raced the API call): run when that request ends.
+    deferred_unregister: Option<(bool, Vec<String>)>,
+    /// The flow last published: (local, remote).
+    shown_flow: Option<(SocketAddr, SocketAddr)>,
+}
+
+/// Every registerer and flow of the process, sans-IO.
+#[derive(Default)]
+pub struct Endpoint {
+    uas: IdMap<UaId, UaEntry>,
+    /// Entries boxed: the table holds pointers, not 100-byte entries with its slack.
+    regs: IdMap<RegId, Box<RegEntry>>,
+    /// Registerer keys (the start of every branch) to registerers, as bytes
+    /// inline rather than strings on the heap.
+    keys: IdMap<[u8; KEY_LEN], RegId>,
+    flows: Flows,
+    /// Window of transactions in flight per registrar target.
+    pacing: Pacer<SocketAddr, RegId>,
+    timers: Timers,
+    transmits: VecDeque<Transmit>,
+    actions: VecDeque<Action>,
+    /// Users of flows closed during a registerer's step, told after that
+    /// step: (users, why, the registerer whose step it was).
+    later: Vec<(Vec<RegId>, FlowError, RegId)>,
+}
+
+impl Endpoint {
+    /// An endpoint with nothing in it.
+    pub fn new() -> Endpoint {
+        Endpoint::default()
+    }
+
+    // ----- outputs ----------------------------------------------------------
+
+    /// Next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Whether messages wait to be sent.
+    pub fn has_transmits(&self) -> bool {
+        !self.transmits.is_empty()
+    }
+
+    /// Next thing for the shell to do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must run next.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let regs = &self.regs;
+        let flows = &self.flows;
+        self.timers.next(
+            |id, t| regs.get(&id).is_some_and(|r| r.timer_at == Some(t)),
+            |f, t| {
+                flows
+                    .get(f)
+                    .is_some_and(|f| f.handshake_deadline == Some(t))
+            },
+        )
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(flow) = self.timers.pop_flow(now) {
+            let late = self
+                .flows
+                .get(flow)
+                .filter(|f| f.handshake_deadline.is_some_and(|d| d <= now) && !f.up)
+                .map(|f| f.step.timeout());
+            if let Some(failure) = late {
+                // Failed here, before any request's timer due at the same instant.
+                self.actions.push_back(Action::Close { flow });
+                self.flow_failed(
+                    now,
+                    flow,
+                    FlowError {
+                        failure,
+                        established: false,
+                    },
+                );
+            }
+        }
+        while let Some((t, id)) = self.timers.pop_reg(now) {
+            let due = self.regs.get_mut(&id).is_some_and(|r| {
+                let live = r.timer_at == Some(t);
+                if live {
+                    r.timer_at = None;
+                }
+                live
+            });
+            if due {
+                self.drive(id, now, |core, now| core.handle_timeout(now));
+            }
+        }
+        self.start_admitted(now);
+    }
+
+    // ----- user agents ------------------------------------------------------
+
+    /// A new user agent.
+    pub fn add_user_agent(&mut self, id: UaId, config: Arc<UserAgentConfig>, stats: Arc<UaStats>) {
+        self.uas.insert(
+            id,
+            UaEntry {
+                config,
+                stats,
+                regs: Vec::new(),
+                freeing: false,
+                warned_insecure: false,
+            },
+        );
+    }
+
+    /// The user agent's settings changed: flows opened later and every
+    /// registerer's NAT options and credentials follow the new values.
+    pub fn set_user_agent_config(&mut self, id: UaId, config: Arc<UserAgentConfig>) {
+        let Some(ua) = self.uas.get_mut(&id) else {
+            return;
+        };
+        ua.config = config;
+        for rid in &ua.regs {
+            if let Some(r) = self.regs.get_mut(rid) {
+                r.core.apply_user_agent(&ua.config);
+            }
+        }
+    }
+
+    /// The host's network changed: every flow the user agent's registerers
+    /// use is closed and everyone on them re-binds and re-registers (with
+    /// shared flows, every user agent on a flow moves with it).
+    pub fn network_changed(&mut self, now: Instant, id: UaId) {
+        let Some(ua) = self.uas.get(&id) else {
+            return;
+        };
+        let mut regs: Vec<RegId> = ua.regs.clone();
+        let mut flows: Vec<FlowId> = regs
+            .iter()
+            .filter_map(|rid| self.regs.get(rid).and_then(|r| r.flow))
+            .collect();
+        flows.sort_unstable();
+        flows.dedup();
+        for f in flows {
+            regs.extend(self.close_flow(f));
+        }
+        regs.sort_unstable();
+        regs.dedup();
+        self.flows.forget_routes();
+        log_at!(
+            Level::Info,
+            "network changed: re-binding {} registerer(s)",
+            regs.len()
+        );
+        for rid in regs {
+            if let Some(r) = self.regs.get_mut(&rid) {
+                r.flow = None;
+            }
+            self.drive(rid, now, |core, now| core.network_changed(now));
+        }
+        self.start_admitted(now);
+    }
+
+    /// Disposes every registerer of the user agent, then forgets it:
+    /// [`Action::UserAgentFreed`] says when all are Terminated.
+    pub fn free_user_agent(&mut self, now: Instant, id: UaId) {
+        let Some(ua) = self.uas.get_mut(&id) else {
+            self.actions.push_back(Action::UserAgentFreed { ua: id });
+            return;
+        };
+        ua.freeing = true;
+        for rid in ua.regs.clone() {
+            self.drive(rid, now, |core, now| core.dispose(now));
+        }
+        self.check_ua_done(id);
+        self.start_admitted(now);
+    }
+
+    // ----- registerers ------------------------------------------------------
+
+    /// Adds a registerer (validated by the caller) to user agent `ua`. One
+    /// whose user agent is gone or being freed ends at once, visibly.
+    pub fn add_registerer(&mut self, id: RegId, ua: UaId, mut core: Box<Registerer>) {
+        let live = self.uas.get_mut(&ua).filter(|u| !u.freeing);
+        let Some(u) = live else {
+            let mut view = view_of(&core, true);
+            view.state = State::Terminated;
+            view.disposing = true;
+            self.actions.push_back(Action::Publish {
+                reg: id,
+                view,
+                events: vec![Event::StateChanged(State::Terminated)],
+            });
+            self.actions.push_back(Action::Removed { reg: id });
+            return;
+        };
+        if !u.regs.contains(&id) {
+            u.regs.push(id);
+        }
+        if let Ok(k) = <[u8; KEY_LEN]>::try_from(core.key().as_bytes()) {
+            self.keys.insert(k, id);
+        }
+        if core.needs_resolution() {
+            // A host name: RFC 3263 finds the targets before the first send.
+            core.resolve_targets();
+        }
+        core.set_paced(true);
+        self.regs.insert(
+            id,
+            Box::new(RegEntry {
+                core,
+                ua,
+                flow: None,
+                timer_at: None,
+                freed: false,
+                deferred_unregister: None,
+                shown_flow: None,
+            }),
+        );
+    }
+
+    /// SIP.js `register()`, with `headers` on that request only (a request
+    /// already in flight is fine: an automatic refresh won the race with the
+    /// API call).
+    pub fn register(&mut self, now: Instant, id: RegId, headers: &[String]) {
+        self.drive(id, now, |core, now| {
+            let _ = core.register_with_headers(now, headers);
+        });
+        self.start_admitted(now);
+    }
+
+    /// SIP.js `unregister()`, with `headers` on that request only; waits for
+    /// a request in flight (an automatic refresh that raced the API call)
+    /// and runs after it.
+    pub fn unregister(&mut self, now: Instant, id: RegId, all: bool, headers: Vec<String>) {
+        let mut deferred = false;
+        self.drive(id, now, |core, now| {
+            deferred = matches!(
+                core.unregister_with_headers(now, all, &headers),
+                Err(crate::Error::RequestPending)
+            );
+        });
+        if deferred {
+            if let Some(r) = self.regs.get_mut(&id) {
+                r.deferred_unregister = Some((all, headers));
+            }
+        }
+        self.start_admitted(now);
+    }
+
+    /// SIP.js `dispose()`.
+    pub fn dispose(&mut self, now: Instant, id: RegId) {
+        self.drive(id, now, |core, now| core.dispose(now));
+        self.start_admitted(now);
+    }
+
+    /// The handle was freed: dispose, then forget the registerer once Terminated.
+    pub fn free_registerer(&mut self, now: Instant, id: RegId) {
+        if let Some(r) = self.regs.get_mut(&id) {
+            r.freed = true;
+        }
+        self.drive(id, now, |core, now| core.dispose(now));
+        self.start_admitted(now);
+    }
+
+    /// The resolver's answer for registerer `id`'s targets.
+    pub fn resolved(&mut self, now: Instant, id: RegId, result: Result<TargetList, String>) {
+        self.drive(id, now, |core, now| core.targets_resolved(now, result));
+        self.start_admitted(now);
+    }
+
+    /// The counters of user agent `ua`.
+    pub fn ua_stats(&self, ua: UaId) -> Option<&Arc<UaStats>> {
+        self.uas.get(&ua).map(|u| &u.stats)
+    }
+
+    /// The address packets on `flow` to `dest` leave from (for the trace).
+    pub fn local_towards(&self, flow: FlowId, dest: SocketAddr) -> Option<SocketAddr> {
+        let f = self.flows.get(flow)?;
+        let bound = f.local?;
+        if f.key.transport != Transport::Udp || !bound.ip().is_unspecified() {
+            return Some(bound);
+        }
+        self.flows
+            .route(dest)
+            .map(|ip| SocketAddr::new(ip, bound.port()))
+    }
+
+    /// The registerer's core, to read (tests and diagnostics).
+    pub fn registerer(&self, id: RegId) -> Option<&Registerer> {
+        self.regs.get(&id).map(|r| &*r.core)
+    }
+
+    /// The flow registerer `id` sends on.
+    pub fn flow_of(&self, id: RegId) -> Option<FlowId> {
+        self.regs.get(&id).and_then(|r| r.flow)
+    }
+
+    /// A flow, to read (tests and diagnostics).
+    pub fn flow(&self, id: FlowId) -> Option<&Flow> {
+        self.flows.get(id)
+    }
+
+    /// Number of registerers.
+    pub fn registerer_count(&self) -> usize {
+        self.regs.len()
+    }
+
+    /// Number of open (or opening) flows.
+    pub fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
+
+    // ----- flow events --------------------------------------------------------
+
+    /// The shell opened `flow` (bound a UDP socket, or started a connect):
+    /// its local address, or why it could not.
+    pub fn flow_opened(
+        &mut self,
+        now: Instant,
+        flow: FlowId,
+        result: Result<SocketAddr, FlowError>,
+    ) {
+        match result {
+            Ok(local) => {
+                let Some(f) = self.flows.get_mut(flow) else {
+                    return;
+                };
+                f.local = Some(local);
+                if f.key.transport == Transport::Udp {
+                    f.up = true;
+                } else {
+                    log_at!(Level::Debug, "{}: connecting", f.describe());
+                }
+                let waiting = std::mem::take(&mut f.waiting);
+                for rid in waiting {
+                    self.drive(rid, now, |_, _| {});
+                }
+            }
+            Err(e) => self.flow_failed(now, flow, e),
+        }
+        self.start_admitted(now);
+    }
+
+    /// A stream's handshakes moved on to `step`.
+    pub fn flow_step(&mut self, flow: FlowId, step: HandshakeStep) {
+        if let Some(f) = self.flows.get_mut(flow) {
+            f.step = step;
+        }
+    }
+
+    /// A stream finished its TCP, TLS and WebSocket handshakes.
+    pub fn flow_up(&mut self, _now: Instant, flow: FlowId, detail: Option<&str>) {
+        if let Some(f) = self.flows.get_mut(flow) {
+            f.up = true;
+            f.handshake_deadline = None;
+            match detail {
+                Some(d) => log_at!(Level::Debug, "{}: up ({d})", f.describe()),
+                None => log_at!(Level::Debug, "{}: up", f.describe()),
+            }
+        }
+    }
+
+    /// A flow failed or closed (the shell has closed it): its users learn
+    /// it — a request in flight fails, a registered binding re-registers.
+    pub fn flow_failed(&mut self, now: Instant, flow: FlowId, error: FlowError) {
+        let Some(f) = self.flows.remove(flow) else {
+            return;
+        };
+        log_at!(Level::Info, "{}: {}", f.describe(), error.failure.detail);
+        let mut users: Vec<RegId> = f.users.into_iter().collect();
+        users.extend(f.waiting);
+        users.sort_unstable();
+        users.dedup();
+        self.fail_users(users, now, &error, None);
+        self.start_admitted(now);
+    }
+
+    /// The shell found (or could not find) the local IP towards `target`.
+    pub fn route_found(
+        &mut self,
+        now: Instant,
+        target: SocketAddr,
+        result: Result<std::net::IpAddr, String>,
+    ) {
+        let waiters = self
+            .flows
+            .route_found(target, result.as_ref().ok().copied());
+        for rid in waiters {
+            match &result {
+                Ok(_) => self.drive(rid, now, |_, _| {}),
+                Err(why) => {
+                    let why = format!("no route to {target}: {why}");
+                    self.drive(rid, now, |core, now| core.transport_error(now, &why, false));
+                }
+            }
+        }
+        self.start_admitted(now);
+    }
+
+    /// Sending on `flow` to `dest` failed (a UDP send error; a stream that
+    /// fails a send is reported by [`flow_failed`](Self::flow_failed)).
+    pub fn send_failed(&mut self, now: Instant, flow: FlowId, dest: SocketAddr, detail: &str) {
+        self.unreachable(now, flow, Some(dest), detail);
+    }
+
+    /// An ICMP error for a datagram sent on UDP `flow` to `dest` (`None`:
+    /// unknown): the requests in flight to it fail at once instead of after Timer F.
+    pub fn unreachable(
+        &mut self,
+        now: Instant,
+        flow: FlowId,
+        dest: Option<SocketAddr>,
+        detail: &str,
+    ) {
+        let Some(f) = self.flows.get(flow) else {
+            return;
+        };
+        let victims: Vec<RegId> = f
+            .users
+            .iter()
+            .copied()
+            .filter(|rid| {
+                self.regs.get(rid).is_some_and(|r| {
+                    r.core.in_transaction() && dest.is_none_or(|d| r.core.destination() == Some(d))
+                })
+            })
+            .collect();
+        self.bump_users(&victims, |s| &s.transport_errors);
+        match dest {
+            Some(d) => log_at!(
+                Level::Info,
+                "udp: {detail} from {d}; failing {} request(s)",
+                victims.len()
+            ),
+            None => log_at!(
+                Level::Info,
+                "udp: {detail}; failing {} request(s)",
+                victims.len()
+            ),
+        }
+        for rid in victims {
+            self.drive(rid, now, |core, now| {
+                core.transport_error(now, detail, false)
+            });
+        }
+        self.start_admitted(now);
+    }
+
+    // ----- helpers ------------------------------------------------------------
+
+    /// Closes a flow (the shell is told) and returns who used it.
+    fn close_flow(&mut self, flow: FlowId) -> Vec<RegId> {
+        let Some(f) = self.flows.remove(flow) else {
+            return Vec::new();
+        };
+        self.actions.push_back(Action::Close { flow });
+        f.users.into_iter().collect()
+    }
+
+    /// A flow is gone: tell every registerer that used it (but `except`).
+    fn fail_users(
+        &mut self,
+        users: Vec<RegId>,
+        now: Instant,
+        error: &FlowError,
+        except: Option<RegId>,
+    ) {
+        let users: Vec<RegId> = users.into_iter().filter(|r| Some(*r) != except).collect();
+        self.bump_users(&users, |s| &s.transport_errors);
+        for rid in users {
+            if let Some(r) = self.regs.get_mut(&rid) {
+                r.flow = None;
+            }
+            if error.established {
+                self.drive(rid, now, |core, now| core.connection_lost(now));
+            } else {
+                let detail = error.failure.detail.clone();
+                self.drive(rid, now, |core, now| {
+                    core.transport_error(now, &detail, false)
+                });
+            }
+        }
+    }
+
+    /// Bumps one counter once for each user agent among `regs`.
+    fn bump_users(
+        &self,
+        regs: &[RegId],
+        counter: impl Fn(&UaStats) -> &std::sync::atomic::AtomicU64,
+    ) {
+        let mut seen: Vec<UaId> = regs
+            .iter()
+            .filter_map(|rid| self.regs.get(rid).map(|r| r.ua))
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        for ua in seen {
+            if let Some(u) = self.uas.get(&ua) {
+                UaStats::bump(counter(&u.stats));
+            }
+        }
+    }
+
+    fn check_ua_done(&mut self, id: UaId) {
+        let done = self
+            .uas
+            .get(&id)
+            .is_some_and(|ua| ua.freeing && ua.regs.is_empty());
+        if done {
+            self.uas.remove(&id);
+            self.actions.push_back(Action::UserAgentFreed { ua: id });
+        }
+    }
+
+    /// Starts the transactions that got a pacing slot when others ended.
+    fn start_admitted(&mut self, now: Instant) {
+        while let Some(id) = self.pacing.pop_ready() {
+            if self.regs.get(&id).is_some_and(|r| r.core.wants_admission()) {
+                self.drive(id, now, |core, now| core.admit(now));
+            } else {
+                self.pacing.release(id, Outcome::Abandoned);
+            }
+        }
+    }
+}
+
+/// The view of `core` now; `facts` when something happened that may change them.
+fn view_of(core: &Registerer, facts: bool) -> View {
+    View {
+        state: core.state(),
+        waiting: core.is_waiting(),
+        disposing: core.is_disposing(),
+        retry_after: core.retry_after(),
+        retry_at: core.retry_at(),
+        failure_count: core.failure_count(),
+        retransmissions: core.retransmissions(),
+        public_address: core.public_address(),
+        facts: facts.then(|| {
+            let routing = core.routing();
+            Box::new(Facts {
+                contacts: core.shared_contacts(),
+                last_response: core.last_response().cloned(),
+                routing: (*routing != RoutingFacts::EMPTY).then(|| Box::new(routing.clone())),
+                failure: core.failure().cloned(),
+            })
+        }),
+        flow: None,
+    }
+}

@@ -1,0 +1,175 @@
+//! What arrives on a flow: responses routed to their registerer by the
+//! branch key, STUN answers and keep-alive pongs to the registerers on the
+//! flow, and everything else dropped and counted.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::{Endpoint, FlowId, RegId, UaId, UaStats};
+use crate::core::message::{classify, Kind, Response};
+use crate::core::options::Transport;
+use crate::core::registerer::{branch_key, KEY_LEN};
+use crate::log::Level;
+use crate::log_at;
+
+impl Endpoint {
+    /// A datagram from `from` on UDP flow `flow`. Returns the user agent it
+    /// was attributed to (for the trace), if any.
+    pub fn datagram(
+        &mut self,
+        now: Instant,
+        flow: FlowId,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) -> Option<UaId> {
+        let owner = self.flows.get(flow)?.owner;
+        let ua = if crate::core::stun::is_stun(bytes) {
+            self.on_stun(now, flow, bytes, from);
+            Some(owner)
+        } else {
+            Some(self.on_message(now, flow, bytes, from, true))
+        };
+        self.start_admitted(now);
+        ua
+    }
+
+    /// A complete message framed on stream flow `flow`. Returns the user
+    /// agent it was attributed to (for the trace), if any.
+    pub fn stream_message(&mut self, now: Instant, flow: FlowId, bytes: &[u8]) -> Option<UaId> {
+        let remote = self.flows.get(flow)?.key.remote?;
+        let ua = self.on_message(now, flow, bytes, remote, false);
+        self.start_admitted(now);
+        Some(ua)
+    }
+
+    /// Something that arrived on `flow` was thrown away by the shell (too
+    /// large, unframeable): counted on the flow's owner.
+    pub fn dropped(&mut self, flow: FlowId, why: &str) {
+        let owner = self.flows.get(flow).map_or(0, |f| f.owner);
+        self.count_drop(owner, why);
+    }
+
+    /// Keep-alive answers (CRLF pongs, WebSocket PONGs) arrived on stream `flow`.
+    pub fn pongs(&mut self, flow: FlowId) {
+        let Some(f) = self.flows.get(flow) else {
+            return;
+        };
+        for rid in &f.users {
+            if let Some(r) = self.regs.get_mut(rid) {
+                r.core.keepalive_pong();
+            }
+        }
+    }
+
+    /// The user agent that owns `flow` (unmatched messages count there).
+    pub fn owner(&self, flow: FlowId) -> Option<UaId> {
+        self.flows.get(flow).map(|f| f.owner)
+    }
+
+    fn count_drop(&self, ua: UaId, why: &str) {
+        if let Some(u) = self.uas.get(&ua) {
+            UaStats::bump(&u.stats.dropped);
+        }
+        log_at!(Level::Debug, "dropped a message: {why}");
+    }
+
+    /// One received message: a response goes to its registerer, anything
+    /// else is dropped (counted on the registerer's user agent when known,
+    /// else on the flow's owner). Returns that user agent.
+    fn on_message(
+        &mut self,
+        now: Instant,
+        flow: FlowId,
+        bytes: &[u8],
+        from: SocketAddr,
+        udp: bool,
+    ) -> UaId {
+        let owner = self.flows.get(flow).map_or(0, |f| f.owner);
+        let kind = classify(bytes);
+        let resp = match kind {
+            Kind::Response => Some(Response::parse(bytes)),
+            _ => None,
+        };
+        let rid: Option<RegId> = resp.as_ref().and_then(|r| r.as_ref().ok()).and_then(|r| {
+            let key = r.top_branch().and_then(branch_key)?;
+            let key = <[u8; KEY_LEN]>::try_from(key.as_bytes()).ok()?;
+            self.keys.get(&key).copied()
+        });
+        let counted = rid.and_then(|r| self.regs.get(&r)).map_or(owner, |r| r.ua);
+        if let Some(ua) = self.uas.get(&counted) {
+            UaStats::bump(&ua.stats.received);
+        }
+        let resp = match (kind, resp) {
+            (_, Some(Ok(r))) => r,
+            (_, Some(Err(e))) => {
+                self.count_drop(counted, &format!("unparsable response: {e}"));
+                return counted;
+            }
+            (Kind::Response | Kind::KeepAlive, None) => return counted,
+            (Kind::Request, _) => {
+                self.count_drop(counted, "request (only responses are expected)");
+                return counted;
+            }
+            (Kind::Junk, _) => {
+                self.count_drop(counted, "not SIP");
+                return counted;
+            }
+        };
+        let Some(rid) = rid else {
+            self.count_drop(counted, "response for an unknown branch");
+            return counted;
+        };
+        let Some(reg) = self.regs.get_mut(&rid) else {
+            return counted;
+        };
+        if reg.flow != Some(flow) {
+            self.count_drop(counted, "response on a flow the request was not sent on");
+            return counted;
+        }
+        if udp && reg.core.destination() != Some(from) {
+            self.count_drop(
+                counted,
+                "response from an address the request was not sent to",
+            );
+            return counted;
+        }
+        log_at!(
+            Level::Debug,
+            "{} (registerer {rid}): received {} {}",
+            reg.core.settings().aor_text,
+            resp.status,
+            resp.reason
+        );
+        match reg.core.handle_response(now, &resp) {
+            Ok(()) => self.drive(rid, now, |_, _| {}),
+            Err(why) => self.count_drop(counted, why.describe()),
+        }
+        counted
+    }
+
+    /// A STUN datagram from `from` on UDP flow `flow`: offered to the
+    /// registerers on that flow whose target that is.
+    fn on_stun(&mut self, now: Instant, flow: FlowId, bytes: &[u8], from: SocketAddr) {
+        let Some(f) = self.flows.get(flow) else {
+            return;
+        };
+        debug_assert_eq!(f.key.transport, Transport::Udp);
+        let owner = f.owner;
+        let users: Vec<RegId> = f.users.iter().copied().collect();
+        for rid in users {
+            if self
+                .regs
+                .get(&rid)
+                .is_none_or(|r| r.core.destination() != Some(from))
+            {
+                continue;
+            }
+            let mut taken = false;
+            self.drive(rid, now, |core, now| taken = core.stun_datagram(now, bytes));
+            if taken {
+                return;
+            }
+        }
+        self.count_drop(owner, "STUN message that answers no request of ours");
+    }
+}

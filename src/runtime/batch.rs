@@ -1,0 +1,249 @@
+//! Batched datagram I/O: many datagrams per system call (`recvmmsg` and
+//! `sendmmsg` on Linux, one call per datagram elsewhere), into and out of
+//! one reused set of buffers.
+//!
+//! The receive buffers are allocated once per worker and reused for every
+//! read, so a flood of 64 KiB datagrams costs the same bounded memory as
+//! quiet traffic (reading each datagram into a fresh `Vec` used to raise
+//! the heap by tens of MiB for a few seconds).
+
+use std::io;
+use std::net::SocketAddr;
+
+use mio::net::UdpSocket;
+
+/// Datagrams per receive or send call.
+pub const BATCH: usize = 32;
+/// Largest datagram read whole; anything longer is reported as truncated.
+pub const MAX_DATAGRAM: usize = 65_535;
+
+/// One datagram read by [`RecvBuffers::recv`].
+#[derive(Clone, Copy, Debug)]
+pub struct Received {
+    /// Bytes in the slot (at most `MAX_DATAGRAM`).
+    pub len: usize,
+    /// The sender.
+    pub from: SocketAddr,
+    /// The datagram was longer than `MAX_DATAGRAM`.
+    pub truncated: bool,
+}
+
+/// The reused receive buffers.
+pub struct RecvBuffers {
+    /// `BATCH` slots of `MAX_DATAGRAM + 1` bytes, one allocation.
+    data: Vec<u8>,
+    got: Vec<Received>,
+}
+
+impl Default for RecvBuffers {
+    fn default() -> Self {
+        RecvBuffers {
+            // Pages are touched only as datagrams fill them.
+            data: vec![0u8; BATCH * (MAX_DATAGRAM + 1)],
+            got: Vec::with_capacity(BATCH),
+        }
+    }
+}
+
+impl RecvBuffers {
+    /// Reads up to `BATCH` datagrams. `Ok(0)` when none was waiting.
+    pub fn recv(&mut self, sock: &UdpSocket) -> io::Result<usize> {
+        self.got.clear();
+        recv_into(sock, &mut self.data, &mut self.got)?;
+        Ok(self.got.len())
+    }
+
+    /// The `i`-th datagram of the last read and its bytes.
+    pub fn get(&self, i: usize) -> (Received, &[u8]) {
+        let r = self.got[i];
+        let start = i * (MAX_DATAGRAM + 1);
+        (r, &self.data[start..start + r.len])
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn recv_into(sock: &UdpSocket, data: &mut [u8], got: &mut Vec<Received>) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let slot = MAX_DATAGRAM + 1;
+    // SAFETY: plain C structs, zero is a valid value for each.
+    let mut names: [libc::sockaddr_storage; BATCH] = unsafe { std::mem::zeroed() };
+    let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    for i in 0..BATCH {
+        iovs[i] = libc::iovec {
+            iov_base: data[i * slot..].as_mut_ptr().cast(),
+            iov_len: slot,
+        };
+        msgs[i].msg_hdr.msg_name = (&mut names[i] as *mut libc::sockaddr_storage).cast();
+        msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as _;
+        msgs[i].msg_hdr.msg_iov = &mut iovs[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: every msghdr points at live buffers of the stated sizes.
+    let n = unsafe {
+        libc::recvmmsg(
+            sock.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            BATCH as _,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::WouldBlock {
+            Ok(())
+        } else {
+            Err(e)
+        };
+    }
+    for i in 0..n as usize {
+        let m = &msgs[i];
+        let Some(from) = super::udp::sockaddr_to_std(&names[i], m.msg_hdr.msg_namelen) else {
+            continue;
+        };
+        let len = m.msg_len as usize;
+        got.push(Received {
+            len: len.min(MAX_DATAGRAM),
+            from,
+            truncated: len > MAX_DATAGRAM || m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn recv_into(sock: &UdpSocket, data: &mut [u8], got: &mut Vec<Received>) -> io::Result<()> {
+    let slot = MAX_DATAGRAM + 1;
+    for i in 0..BATCH {
+        match sock.recv_from(&mut data[i * slot..(i + 1) * slot]) {
+            Ok((n, from)) => got.push(Received {
+                len: n.min(MAX_DATAGRAM),
+                from,
+                truncated: n > MAX_DATAGRAM,
+            }),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if got.is_empty() => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(())
+}
+
+/// Sends `items` (destination, bytes) on `sock`, as few calls as possible.
+/// Returns, per item that failed, its index and the error; a full socket
+/// buffer is not a failure (the datagram is lost and Timer E resends it).
+pub fn send(sock: &UdpSocket, items: &[(SocketAddr, &[u8])]) -> Vec<(usize, io::Error)> {
+    let mut failed = Vec::new();
+    let mut done = 0;
+    while done < items.len() {
+        let end = (done + BATCH).min(items.len());
+        match send_some(sock, &items[done..end]) {
+            Ok(0) => {
+                // Nothing went (a full buffer): these datagrams are lost.
+                done = end;
+            }
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => done = end,
+            Err(e) => {
+                // The first datagram of the batch failed: report it, go on after it.
+                failed.push((done, e));
+                done += 1;
+            }
+        }
+    }
+    failed
+}
+
+#[cfg(target_os = "linux")]
+fn send_some(sock: &UdpSocket, items: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let n = items.len().min(BATCH);
+    // SAFETY: plain C structs, zero is a valid value for each.
+    let mut names: [libc::sockaddr_storage; BATCH] = unsafe { std::mem::zeroed() };
+    let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    for (i, (dest, bytes)) in items.iter().take(n).enumerate() {
+        let len = super::udp::std_to_sockaddr(*dest, &mut names[i]);
+        iovs[i] = libc::iovec {
+            iov_base: bytes.as_ptr() as *mut libc::c_void,
+            iov_len: bytes.len(),
+        };
+        msgs[i].msg_hdr.msg_name = (&mut names[i] as *mut libc::sockaddr_storage).cast();
+        msgs[i].msg_hdr.msg_namelen = len;
+        msgs[i].msg_hdr.msg_iov = &mut iovs[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: every msghdr points at live buffers of the stated sizes; the
+    // kernel only reads the data buffers.
+    let sent = unsafe {
+        libc::sendmmsg(
+            sock.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            n as _,
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sent as usize)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn send_some(sock: &UdpSocket, items: &[(SocketAddr, &[u8])]) -> io::Result<usize> {
+    let (dest, bytes) = items[0];
+    sock.send_to(bytes, dest).map(|_| 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_goes_out_and_comes_back_in_order() {
+        let a = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let to = b.local_addr().unwrap();
+        let msgs: Vec<Vec<u8>> = (0..40).map(|i| format!("m{i}").into_bytes()).collect();
+        let items: Vec<(SocketAddr, &[u8])> = msgs.iter().map(|m| (to, m.as_slice())).collect();
+        assert!(send(&a, &items).is_empty());
+        let mut bufs = RecvBuffers::default();
+        let mut seen = Vec::new();
+        for _ in 0..1000 {
+            let n = bufs.recv(&b).unwrap();
+            for i in 0..n {
+                let (r, bytes) = bufs.get(i);
+                assert_eq!(r.from, a.local_addr().unwrap());
+                assert!(!r.truncated);
+                seen.push(bytes.to_vec());
+            }
+            if seen.len() == msgs.len() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(seen, msgs);
+    }
+
+    #[test]
+    fn the_largest_datagram_is_read_whole() {
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        // The largest IPv4 UDP payload, one byte over what we read whole.
+        let big = vec![b'x'; 65_507];
+        a.send_to(&big, b.local_addr().unwrap()).unwrap();
+        let mut bufs = RecvBuffers::default();
+        for _ in 0..1000 {
+            if bufs.recv(&b).unwrap() == 1 {
+                let (r, bytes) = bufs.get(0);
+                assert_eq!(r.len, 65_507);
+                assert_eq!(bytes.len(), 65_507);
+                assert!(!r.truncated);
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        panic!("nothing received");
+    }
+}

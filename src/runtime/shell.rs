@@ -1,0 +1,570 @@
+//! The worker thread: the I/O shell around the core's [`Endpoint`]. It owns
+//! the sockets (mio), runs TLS and WebSocket handshakes, reads and frames
+//! what arrives, sends what the endpoint queues (many datagrams per system
+//! call), hands DNS queries to the resolver thread, applies the endpoint's
+//! publications to the handles' snapshots and calls the callbacks. Every
+//! protocol decision is the endpoint's: this file only moves bytes, sockets
+//! and events.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token};
+
+use super::batch::{self, RecvBuffers};
+use super::clock::Clock;
+use super::stream::{self, StreamConn, StreamSpec, TlsParams, WsParams};
+use super::{udp, Command, Shared, Snapshot};
+use crate::core::endpoint::{
+    Action, ConnectSpec, Endpoint, FlowError, FlowId, RegId, Transmit, TransmitKind, UaId, UaStats,
+    View,
+};
+use crate::core::failure::{Failure, FailureKind};
+use crate::core::idhash::IdMap;
+use crate::core::options::Transport;
+use crate::core::registerer::Event;
+use crate::log::Level;
+use crate::log_at;
+
+/// Token of the waker that interrupts `poll` when commands arrive.
+pub const WAKE_TOKEN: Token = Token(0);
+
+/// Datagrams read from one socket per wake-up, so a flood cannot starve
+/// timers and commands; a socket left readable is read on the next turn.
+const READ_LIMIT: usize = 1024;
+
+enum Io {
+    Udp(UdpSocket),
+    Stream(StreamConn),
+}
+
+/// The worker's state. Only the worker thread touches it.
+pub struct Shell {
+    poll: Poll,
+    commands: Receiver<Command>,
+    clock: Box<dyn Clock>,
+    ep: Endpoint,
+    socks: IdMap<FlowId, Io>,
+    /// Each registerer's handle state, by id.
+    regs: IdMap<RegId, Arc<Shared>>,
+    /// User agents being freed: who waits for the end.
+    freeing: IdMap<UaId, Sender<()>>,
+    /// Sockets with more to read than one wake-up takes (readiness is edge-triggered).
+    again: Vec<FlowId>,
+    rbufs: RecvBuffers,
+    /// Stream connections written to since the last flush.
+    dirty: Vec<FlowId>,
+}
+
+fn token(flow: FlowId) -> Token {
+    Token(flow.0 as usize)
+}
+
+impl Shell {
+    pub(super) fn new(poll: Poll, commands: Receiver<Command>, clock: Box<dyn Clock>) -> Shell {
+        Shell {
+            poll,
+            commands,
+            clock,
+            ep: Endpoint::new(),
+            socks: IdMap::default(),
+            regs: IdMap::default(),
+            freeing: IdMap::default(),
+            again: Vec::new(),
+            rbufs: RecvBuffers::default(),
+            dirty: Vec::new(),
+        }
+    }
+
+    pub(super) fn run(mut self) {
+        let mut events = Events::with_capacity(256);
+        loop {
+            let timeout = if self.again.is_empty() {
+                let now = self.clock.now();
+                self.ep
+                    .poll_timeout()
+                    .map(|t| t.saturating_duration_since(now))
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log_at!(Level::Error, "poll failed: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                continue;
+            }
+            for flow in std::mem::take(&mut self.again) {
+                self.on_socket(flow, true, false, false);
+            }
+            for ev in events.iter() {
+                if ev.token() != WAKE_TOKEN {
+                    self.on_socket(
+                        FlowId(ev.token().0 as u64),
+                        ev.is_readable() || ev.is_read_closed(),
+                        ev.is_writable(),
+                        ev.is_error(),
+                    );
+                }
+            }
+            // Cleared before draining: a command queued after this wakes us again.
+            super::WAKE_PENDING.store(false, std::sync::atomic::Ordering::SeqCst);
+            while let Ok(cmd) = self.commands.try_recv() {
+                self.on_command(cmd);
+            }
+            self.ep.handle_timeout(self.clock.now());
+            self.pump();
+        }
+    }
+
+    // ----- commands ------------------------------------------------------
+
+    fn on_command(&mut self, cmd: Command) {
+        let now = self.clock.now();
+        match cmd {
+            Command::AddUa { id, config, stats } => self.ep.add_user_agent(id, config, stats),
+            Command::UaConfig { id, config } => self.ep.set_user_agent_config(id, config),
+            Command::NetworkChanged { id } => self.ep.network_changed(now, id),
+            Command::FreeUa { id, started, done } => {
+                self.freeing.insert(id, done);
+                self.ep.free_user_agent(now, id);
+                self.pump();
+                let _ = started.send(());
+            }
+            Command::AddReg {
+                id,
+                ua,
+                core,
+                shared,
+            } => {
+                self.regs.insert(id, shared);
+                self.ep.add_registerer(id, ua, core);
+            }
+            Command::Register(id, headers) => {
+                self.ep.register(now, id, &headers);
+                self.pump();
+                self.release_claim(id);
+            }
+            Command::Unregister(id, all, headers) => {
+                self.ep.unregister(now, id, all, headers);
+                self.pump();
+                self.release_claim(id);
+            }
+            Command::Dispose(id) => self.ep.dispose(now, id),
+            Command::Resolved { id, result } => self.ep.resolved(now, id, result),
+            Command::FreeReg(id) => {
+                if let Some(s) = self.regs.get(&id) {
+                    s.set_listener(None);
+                    s.snap().disposing = true;
+                }
+                self.ep.free_registerer(now, id);
+            }
+        }
+    }
+
+    /// Releases the claim an accepted register/unregister call took on the
+    /// handle, after the publication marked the handle as waiting (so no
+    /// second call slips in).
+    fn release_claim(&mut self, id: RegId) {
+        if let Some(s) = self.regs.get(&id) {
+            let mut s = s.snap();
+            s.claims = s.claims.saturating_sub(1);
+        }
+    }
+
+    // ----- carrying out the endpoint's outputs ----------------------------
+
+    /// Carries out every action and send the endpoint queued, until it has
+    /// nothing more (an answer such as a bound socket may queue more).
+    fn pump(&mut self) {
+        loop {
+            let mut busy = false;
+            while let Some(a) = self.ep.poll_action() {
+                busy = true;
+                self.act(a);
+            }
+            if self.ep.has_transmits() {
+                busy = true;
+                self.send_queued();
+            }
+            if !busy {
+                break;
+            }
+        }
+        for flow in std::mem::take(&mut self.dirty) {
+            let failed = match self.socks.get_mut(&flow) {
+                Some(Io::Stream(conn)) => conn.flush().err().map(|e| (e, conn.is_up())),
+                _ => None,
+            };
+            if let Some((e, up)) = failed {
+                self.stream_failed(flow, format!("write failed: {e}"), up, false);
+                self.pump();
+            }
+        }
+    }
+
+    fn act(&mut self, a: Action) {
+        let now = self.clock.now();
+        match a {
+            Action::OpenUdp { flow, local, v6 } => {
+                let result = self.open_udp(flow, local, v6).map_err(|e| {
+                    FlowError::transport(format!("cannot open a UDP socket: {e}"), false)
+                });
+                self.ep.flow_opened(now, flow, result);
+            }
+            Action::Connect { flow, spec } => {
+                let result = self.connect(flow, spec);
+                self.ep.flow_opened(now, flow, result);
+            }
+            Action::Close { flow } => {
+                if let Some(Io::Stream(mut conn)) = self.socks.remove(&flow) {
+                    // Dropping the socket removes it from the poller.
+                    conn.close();
+                }
+            }
+            Action::FindRoute { target } => {
+                let result = udp::route_ip(target).map_err(|e| e.to_string());
+                self.ep.route_found(now, target, result);
+            }
+            Action::Resolve { reg, query } => {
+                super::dns::request(super::dns::Request { reg, query });
+            }
+            Action::Publish { reg, view, events } => self.publish(reg, view, &events),
+            Action::Removed { reg } => {
+                self.regs.remove(&reg);
+            }
+            Action::UserAgentFreed { ua } => {
+                if let Some(done) = self.freeing.remove(&ua) {
+                    let _ = done.send(());
+                }
+            }
+        }
+    }
+
+    fn open_udp(
+        &mut self,
+        flow: FlowId,
+        local: Option<SocketAddr>,
+        v6: bool,
+    ) -> io::Result<SocketAddr> {
+        let mut sock = udp::bind(local, v6)?;
+        self.poll
+            .registry()
+            .register(&mut sock, token(flow), Interest::READABLE)?;
+        let bound = sock.local_addr()?;
+        self.socks.insert(flow, Io::Udp(sock));
+        Ok(bound)
+    }
+
+    fn connect(&mut self, flow: FlowId, spec: ConnectSpec) -> Result<SocketAddr, FlowError> {
+        let tls = match spec.tls {
+            Some(t) => {
+                let config = super::tls::client_config(&t.settings).map_err(tls_failure)?;
+                let name = super::tls::server_name(&t.settings, &t.host).map_err(tls_failure)?;
+                Some(TlsParams { config, name })
+            }
+            None => None,
+        };
+        let ws = spec.ws.map(|w| WsParams {
+            host: w.host,
+            path: w.path,
+        });
+        let conn = StreamConn::connect(
+            StreamSpec {
+                transport: spec.transport,
+                remote: spec.remote,
+                local: spec.local,
+                tls,
+                ws,
+            },
+            self.poll.registry(),
+            token(flow),
+        )
+        .map_err(|e| {
+            FlowError::transport(format!("connect to {} failed: {e}", spec.remote), false)
+        })?;
+        let local = conn.local;
+        self.socks.insert(flow, Io::Stream(conn));
+        Ok(local)
+    }
+
+    /// Applies a registerer's view to its handle and delivers its events.
+    fn publish(&mut self, reg: RegId, view: View, events: &[Event]) {
+        let Some(shared) = self.regs.get(&reg).cloned() else {
+            return;
+        };
+        apply(&mut shared.snap(), view);
+        if !events.is_empty() {
+            shared.deliver(events);
+        }
+    }
+
+    /// Sends everything the endpoint queued: datagrams in batches per
+    /// socket, stream messages buffered and written once per wake-up.
+    fn send_queued(&mut self) {
+        let now = self.clock.now();
+        let mut queued: Vec<Transmit> = Vec::new();
+        while let Some(t) = self.ep.poll_transmit() {
+            queued.push(t);
+        }
+        // Datagrams grouped by socket, in order within each.
+        let mut udp_groups: Vec<(FlowId, Vec<usize>)> = Vec::new();
+        for (i, t) in queued.iter().enumerate() {
+            let written = match self.socks.get_mut(&t.flow) {
+                Some(Io::Udp(_)) => {
+                    match udp_groups.iter_mut().find(|(f, _)| *f == t.flow) {
+                        Some((_, v)) => v.push(i),
+                        None => udp_groups.push((t.flow, vec![i])),
+                    }
+                    continue;
+                }
+                Some(Io::Stream(conn)) => match t.kind {
+                    TransmitKind::KeepAlive => conn.ping(),
+                    _ => conn.send_later(&t.bytes),
+                }
+                .map_err(|e| (e, conn.is_up())),
+                None => continue,
+            };
+            match written {
+                Ok(()) => {
+                    if !self.dirty.contains(&t.flow) {
+                        self.dirty.push(t.flow);
+                    }
+                    self.sent(t);
+                }
+                Err((e, up)) => self.stream_failed(t.flow, format!("send failed: {e}"), up, false),
+            }
+        }
+        for (flow, idx) in udp_groups {
+            let Some(Io::Udp(sock)) = self.socks.get(&flow) else {
+                continue;
+            };
+            let items: Vec<(SocketAddr, &[u8])> = idx
+                .iter()
+                .map(|i| (queued[*i].dest, queued[*i].bytes.as_slice()))
+                .collect();
+            let failed = batch::send(sock, &items);
+            for (k, i) in idx.iter().enumerate() {
+                if !failed.iter().any(|(f, _)| *f == k) {
+                    self.sent(&queued[*i]);
+                }
+            }
+            for (k, e) in failed {
+                let t = &queued[idx[k]];
+                self.ep.send_failed(now, flow, t.dest, &e.to_string());
+            }
+        }
+    }
+
+    /// Counts and traces a message handed to a socket.
+    fn sent(&self, t: &Transmit) {
+        if t.kind == TransmitKind::KeepAlive {
+            return;
+        }
+        if let Some(stats) = self.ep.ua_stats(t.ua) {
+            UaStats::bump(&stats.sent);
+        }
+        if super::trace::enabled(t.ua) {
+            let local = self.ep.local_towards(t.flow, t.dest);
+            let transport = self.transport_of(t.flow);
+            super::trace::sent(t.ua, transport, local, t.dest, &t.bytes);
+        }
+    }
+
+    fn transport_of(&self, flow: FlowId) -> Transport {
+        self.ep
+            .flow(flow)
+            .map_or(Transport::Udp, |f| f.key.transport)
+    }
+
+    // ----- sockets -------------------------------------------------------
+
+    fn on_socket(&mut self, flow: FlowId, readable: bool, writable: bool, error: bool) {
+        match self.socks.get(&flow) {
+            Some(Io::Udp(_)) => self.on_udp(flow, error),
+            Some(Io::Stream(_)) => self.on_stream(flow, readable, writable),
+            None => {}
+        }
+    }
+
+    fn on_udp(&mut self, flow: FlowId, error: bool) {
+        let now = self.clock.now();
+        let mut read = 0;
+        let mut errors = Vec::new();
+        loop {
+            let Some(Io::Udp(sock)) = self.socks.get(&flow) else {
+                return;
+            };
+            let n = match self.rbufs.recv(sock) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    // An ICMP error surfaced as a receive error: read it from the queue.
+                    match udp::take_queued_error(sock) {
+                        Some(qe) => {
+                            errors.push(qe);
+                            continue;
+                        }
+                        None => break,
+                    }
+                }
+            };
+            for i in 0..n {
+                let (r, bytes) = self.rbufs.get(i);
+                if r.truncated {
+                    self.ep.dropped(flow, "oversized datagram");
+                    continue;
+                }
+                let ua = self.ep.datagram(now, flow, r.from, bytes);
+                if let Some(ua) = ua.filter(|ua| super::trace::enabled(*ua)) {
+                    let local = self.ep.local_towards(flow, r.from);
+                    super::trace::received(ua, Transport::Udp, local, r.from, bytes);
+                }
+            }
+            read += n;
+            if read >= READ_LIMIT {
+                self.again.push(flow);
+                break;
+            }
+        }
+        if error {
+            if let Some(Io::Udp(sock)) = self.socks.get(&flow) {
+                while let Some(qe) = udp::take_queued_error(sock) {
+                    errors.push(qe);
+                    if errors.len() > READ_LIMIT {
+                        break;
+                    }
+                }
+            }
+        }
+        for (dest, err) in errors {
+            self.ep.unreachable(now, flow, dest, &err.to_string());
+        }
+    }
+
+    fn on_stream(&mut self, flow: FlowId, readable: bool, writable: bool) {
+        let now = self.clock.now();
+        let Some(Io::Stream(conn)) = self.socks.get_mut(&flow) else {
+            return;
+        };
+        let remote = conn.remote;
+        let was_up = conn.is_up();
+        if writable {
+            if let Err(e) = conn.on_writable() {
+                let tls = conn.tls_handshaking();
+                let why = if was_up {
+                    format!("write failed: {e}")
+                } else {
+                    format!("connect to {remote} failed: {e}")
+                };
+                return self.stream_failed(flow, why, was_up, tls);
+            }
+        }
+        let out = if readable {
+            conn.read()
+        } else {
+            stream::ReadOutcome::default()
+        };
+        if conn.take_up_event() {
+            let version = conn.tls_version();
+            self.ep.flow_up(now, flow, version);
+        } else if !conn.is_up() {
+            let step = conn.step();
+            self.ep.flow_step(flow, step);
+        }
+        let Some(Io::Stream(conn)) = self.socks.get_mut(&flow) else {
+            return;
+        };
+        let up = conn.is_up();
+        let tls = conn.tls_handshaking();
+        let transport = conn.transport;
+        if out.more {
+            self.again.push(flow);
+        }
+        if out.pongs > 0 {
+            self.ep.pongs(flow);
+        }
+        for m in &out.messages {
+            if m.len() > stream::MAX_MESSAGE {
+                self.ep.dropped(flow, "oversized stream message");
+                continue;
+            }
+            let ua = self.ep.stream_message(now, flow, m);
+            if let Some(ua) = ua.filter(|ua| super::trace::enabled(*ua)) {
+                let local = self.ep.local_towards(flow, remote);
+                super::trace::received(ua, transport, local, remote, m);
+            }
+        }
+        if out.invalid {
+            self.ep.dropped(flow, "unframeable stream data");
+        }
+        if let Some(why) = out.closed {
+            // Closed before it came up: the connect or a handshake failed.
+            let why = if up || was_up {
+                why
+            } else {
+                format!("connect to {remote} failed: {why}")
+            };
+            self.stream_failed(flow, why, up || was_up, tls);
+        }
+    }
+
+    /// A stream connection failed or closed: drop it and tell the endpoint.
+    /// `established`: it had come up; `tls`: it failed in the TLS handshake.
+    fn stream_failed(&mut self, flow: FlowId, why: String, established: bool, tls: bool) {
+        if let Some(Io::Stream(mut conn)) = self.socks.remove(&flow) {
+            conn.close();
+        }
+        let kind = if tls && !established {
+            FailureKind::Tls
+        } else {
+            FailureKind::Transport
+        };
+        let now = self.clock.now();
+        self.ep.flow_failed(
+            now,
+            flow,
+            FlowError {
+                failure: Failure::new(kind, why),
+                established,
+            },
+        );
+    }
+}
+
+/// A TLS settings problem found when connecting (bad CA file, bad name).
+fn tls_failure(why: String) -> FlowError {
+    FlowError {
+        failure: Failure::new(FailureKind::Tls, why),
+        established: false,
+    }
+}
+
+/// Writes a registerer's view into its handle's snapshot.
+fn apply(s: &mut Snapshot, v: View) {
+    s.state = v.state;
+    s.waiting = v.waiting;
+    if v.disposing {
+        s.disposing = true;
+    }
+    s.retry_after = v.retry_after;
+    s.retry_at = v.retry_at;
+    s.failure_count = v.failure_count;
+    s.retransmissions = v.retransmissions;
+    s.public_address = v.public_address;
+    if let Some(f) = v.facts {
+        let f = *f;
+        s.contacts = f.contacts;
+        s.last_response = f.last_response;
+        s.routing = f.routing;
+        s.failure = f.failure;
+    }
+    if let Some(flow) = v.flow {
+        s.flow = Some(flow);
+    }
+}
