@@ -423,3 +423,138 @@ fn freeing_a_user_agent_unregisters_its_registerers_then_reports_it_gone() {
     let reqs = s.peers[&REGISTRAR.parse().unwrap()].requests().len();
     assert_eq!(reqs, 2, "REGISTER and un-REGISTER");
 }
+
+/// Opens flows of `transport` for `n` accounts to a registrar that answers
+/// every REGISTER with a 200 and then closes the connection.
+fn closing_server(transport: &str, n: usize) -> (Sim, Vec<u64>) {
+    let mut s = Sim::new();
+    s.peer(REGISTRAR, Behaviour::OkThenClose { expires: 600 }, ms(1));
+    let registrar = match transport {
+        "tls" => format!("sips:{REGISTRAR}"),
+        t => registrar_uri(Some(t)),
+    };
+    let regs = (0..n)
+        .map(|i| {
+            s.account(
+                &format!("sip:u{i}@127.0.0.1"),
+                &registrar,
+                Some(transport),
+                600,
+            )
+            .1
+        })
+        .collect();
+    (s, regs)
+}
+
+#[test]
+fn a_server_that_closes_after_every_200_cannot_drive_a_reconnect_loop() {
+    for transport in ["tcp", "tls", "ws", "wss"] {
+        let (mut s, regs) = closing_server(transport, 1);
+        s.register(regs[0]);
+        s.run(secs(15));
+        let reqs = s.peers[&REGISTRAR.parse().unwrap()].requests().len();
+        assert!(
+            s.opened.len() <= 8 && reqs <= 8,
+            "{transport}: {} connections and {reqs} REGISTERs in 15 s",
+            s.opened.len()
+        );
+        // The first loss re-registered at once; the second quick one backs off.
+        assert_eq!(reqs, 2, "{transport}");
+        let retry = s.events(regs[0]).into_iter().find_map(|e| match e {
+            Event::RetryScheduled { delay, failures } => Some((delay, failures)),
+            _ => None,
+        });
+        let (delay, failures) = retry.expect("a backoff was scheduled");
+        assert_eq!(failures, 2);
+        assert!(delay >= secs(30) && delay <= secs(60), "{delay:?}");
+        // The backoff keeps growing while the server keeps doing it.
+        s.run(secs(3600));
+        let reqs = s.peers[&REGISTRAR.parse().unwrap()].requests().len();
+        assert!(reqs <= 16, "{transport}: {reqs} REGISTERs in an hour");
+    }
+}
+
+#[test]
+fn a_flow_that_outlives_the_base_time_re_registers_at_once_when_lost() {
+    let mut s = Sim::new();
+    s.peer(REGISTRAR, Behaviour::Ok { expires: 600 }, ms(1));
+    let (_, r) = s.account(
+        "sip:a@127.0.0.1",
+        &registrar_uri(Some("tcp")),
+        Some("tcp"),
+        600,
+    );
+    s.register(r);
+    s.run(secs(1));
+    for round in 0..3 {
+        // Each flow lives past the 30 s base before it is lost.
+        s.run(secs(40));
+        let flow = s.ep.flow_of(r).unwrap();
+        s.close_from_peer(flow);
+        s.run(ms(100));
+        let reqs = s.peers[&REGISTRAR.parse().unwrap()].requests().len();
+        assert_eq!(reqs, 2 + round, "round {round}: re-registered at once");
+    }
+    assert!(s
+        .events(r)
+        .iter()
+        .all(|e| !matches!(e, Event::RetryScheduled { .. })));
+}
+
+#[test]
+fn new_connections_to_one_target_are_rate_limited_after_a_burst() {
+    use sipreg::core::endpoint::connect_limit::{BURST, RATE};
+    let mut s = Sim::new();
+    s.peer(REGISTRAR, Behaviour::Ok { expires: 600 }, ms(1));
+    let regs: Vec<_> = (0..40)
+        .map(|i| {
+            let aor = format!("sip:p{i}@127.0.0.1");
+            let mut cfg = UserAgentConfig::new(&aor).unwrap();
+            cfg.transport = Transport::Tcp;
+            cfg.transport_chosen = true;
+            cfg.private_socket = true;
+            let cfg2 = cfg.clone();
+            let ua = s.user_agent(&aor, move |c| *c = cfg2);
+            s.registerer(
+                ua,
+                &cfg,
+                RegistererOptions {
+                    registrar: Some(registrar_uri(Some("tcp"))),
+                    ..RegistererOptions::default()
+                },
+            )
+        })
+        .collect();
+    for r in &regs {
+        s.ep.register(s.now, *r);
+    }
+    s.pump();
+    assert_eq!(s.opened.len(), BURST as usize, "the burst connects at once");
+    s.run(secs(1));
+    assert_eq!(s.opened.len(), BURST as usize + RATE as usize);
+    s.run(secs(10));
+    assert_eq!(s.opened.len(), 40);
+    assert!(regs.iter().all(|r| s.state(*r) == State::Registered));
+}
+
+#[test]
+fn a_thousand_registerers_behind_a_closing_server_stay_bounded() {
+    let (mut s, regs) = closing_server("tcp", 1000);
+    for r in &regs {
+        s.ep.register(s.now, *r);
+    }
+    s.run(secs(60));
+    let reqs = s.peers[&REGISTRAR.parse().unwrap()].requests().len();
+    let conns = s.opened.len();
+    println!("1 000 registerers, server closing after every 200: {reqs} REGISTERs and {conns} connections in the first minute");
+    // Each registerer: its first REGISTER, at most one at-once re-REGISTER
+    // and a few retries of requests cut off in flight; never a loop.
+    assert!(reqs <= 4_000, "{reqs} REGISTERs in a minute");
+    // Connections: the burst, then the target's rate.
+    use sipreg::core::endpoint::connect_limit::{BURST, RATE};
+    assert!(
+        conns as f64 <= BURST + RATE * 60.0 + 1.0,
+        "{conns} connections in a minute"
+    );
+}

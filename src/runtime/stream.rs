@@ -412,6 +412,18 @@ fn split(rbuf: &mut Vec<u8>, out: &mut ReadOutcome) -> bool {
             Frame::Message(n) if n <= rbuf.len() && n > 0 => {
                 out.messages.push(rbuf.drain(..n).collect());
             }
+            Frame::TooLarge(size) => {
+                out.invalid = true;
+                out.closed = Some(match size {
+                    Some(n) => too_large(n, MAX_MESSAGE),
+                    None => format!(
+                        "message header does not end within the {}-byte limit",
+                        grouped(MAX_MESSAGE)
+                    ),
+                });
+                rbuf.clear();
+                return false;
+            }
             Frame::Message(_) | Frame::Invalid => {
                 out.invalid = true;
                 out.closed = Some("unframeable data on the connection".into());
@@ -419,5 +431,43 @@ fn split(rbuf: &mut Vec<u8>, out: &mut ReadOutcome) -> bool {
                 return false;
             }
         }
+    }
+}
+
+/// The words for a message over the size limit.
+pub fn too_large(size: usize, limit: usize) -> String {
+    format!(
+        "message of {} bytes exceeds the {}-byte limit",
+        grouped(size),
+        grouped(limit)
+    )
+}
+
+/// `n` with its digits in groups of three ("65 536"), as people write sizes.
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_written_in_groups() {
+        assert_eq!(grouped(7), "7");
+        assert_eq!(grouped(65_536), "65 536");
+        assert_eq!(grouped(104_857_600), "104 857 600");
+        assert_eq!(
+            too_large(70_000, MAX_MESSAGE),
+            "message of 70 000 bytes exceeds the 65 536-byte limit"
+        );
     }
 }

@@ -144,6 +144,12 @@ impl Ws {
                     out.closed = Some("WebSocket closed by peer".into());
                     break;
                 }
+                Err(tungstenite::Error::Capacity(
+                    tungstenite::error::CapacityError::MessageTooLong { size, max_size },
+                )) => {
+                    out.closed = Some(super::stream::too_large(size, max_size));
+                    break;
+                }
                 Err(e) => {
                     out.closed = Some(format!("WebSocket error: {e}"));
                     break;

@@ -18,7 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{FlowId, HandshakeStep, RegId, UaId};
+use super::{ConnectSpec, FlowId, HandshakeStep, RegId, UaId};
 use crate::core::idhash::IdMap;
 use crate::core::options::Transport;
 
@@ -62,6 +62,8 @@ pub struct Flow {
     pub handshake_deadline: Option<Instant>,
     /// How far a stream's handshakes got.
     pub step: HandshakeStep,
+    /// A connect waiting for its turn (the target's connection rate limit).
+    pub pending_connect: Option<(Instant, ConnectSpec)>,
     /// Registerers with a message waiting for the flow to open.
     pub waiting: Vec<RegId>,
 }
@@ -128,6 +130,7 @@ impl Flows {
                 up: false,
                 handshake_deadline: None,
                 step: HandshakeStep::default(),
+                pending_connect: None,
                 waiting: Vec::new(),
             },
         );

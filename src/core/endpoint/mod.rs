@@ -19,6 +19,7 @@
 //! the I/O shell that carries them out; tests drive the same endpoint on a
 //! simulated clock and network.
 
+pub mod connect_limit;
 mod flows;
 pub mod pacing;
 mod receive;
@@ -317,6 +318,8 @@ pub struct Endpoint {
     flows: Flows,
     /// Window of transactions in flight per registrar target.
     pacing: Pacer<SocketAddr, RegId>,
+    /// New stream connections per target, rate-limited.
+    connects: connect_limit::ConnectLimit,
     timers: Timers,
     transmits: VecDeque<Transmit>,
     actions: VecDeque<Action>,
@@ -355,9 +358,10 @@ impl Endpoint {
         self.timers.next(
             |id, t| regs.get(&id).is_some_and(|r| r.timer_at == Some(t)),
             |f, t| {
-                flows
-                    .get(f)
-                    .is_some_and(|f| f.handshake_deadline == Some(t))
+                flows.get(f).is_some_and(|f| {
+                    f.handshake_deadline == Some(t)
+                        || f.pending_connect.as_ref().is_some_and(|(at, _)| *at == t)
+                })
             },
         )
     }
@@ -365,6 +369,14 @@ impl Endpoint {
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(flow) = self.timers.pop_flow(now) {
+            let due = self
+                .flows
+                .get_mut(flow)
+                .and_then(|f| f.pending_connect.take_if(|(at, _)| *at <= now));
+            if let Some((_, spec)) = due {
+                self.start_connect(flow, spec, now);
+                continue;
+            }
             let late = self
                 .flows
                 .get(flow)

@@ -422,24 +422,46 @@ impl Endpoint {
             host: ws_host(&host, dest),
             path: ua.config.ws_path.to_string(),
         });
-        // A handshake that has not finished by then is a failure of its own.
-        let deadline =
-            now + (ua.config.timers.t1 * 64).clamp(Duration::from_secs(1), HANDSHAKE_TIMEOUT);
-        if let Some(f) = self.flows.get_mut(flow) {
-            f.handshake_deadline = Some(deadline);
+        let spec = ConnectSpec {
+            transport,
+            remote: dest,
+            local,
+            tls,
+            ws,
+        };
+        self.connects.prune(now);
+        match self.connects.take(transport, dest, now) {
+            None => self.start_connect(flow, spec, now),
+            Some(at) => {
+                log_at!(
+                    Level::Info,
+                    "{}:{dest}: too many new connections to this target; this one waits {:.2} s",
+                    transport.as_str(),
+                    at.saturating_duration_since(now).as_secs_f64()
+                );
+                if let Some(f) = self.flows.get_mut(flow) {
+                    f.pending_connect = Some((at, spec));
+                }
+                self.timers.push_flow(at, flow);
+            }
         }
-        self.timers.push_flow(deadline, flow);
-        self.actions.push_back(Action::Connect {
-            flow,
-            spec: ConnectSpec {
-                transport,
-                remote: dest,
-                local,
-                tls,
-                ws,
-            },
-        });
         Ok(flow)
+    }
+
+    /// Asks the shell to connect `flow` now; its handshakes must finish by
+    /// a deadline of their own.
+    pub(super) fn start_connect(&mut self, flow: FlowId, spec: ConnectSpec, now: Instant) {
+        let Some(f) = self.flows.get_mut(flow) else {
+            return;
+        };
+        let t1 = self
+            .uas
+            .get(&f.owner)
+            .map_or(Duration::from_millis(500), |u| u.config.timers.t1);
+        let deadline = now + (t1 * 64).clamp(Duration::from_secs(1), HANDSHAKE_TIMEOUT);
+        f.handshake_deadline = Some(deadline);
+        self.timers.push_flow(deadline, flow);
+        self.actions.push_back(Action::Connect { flow, spec });
     }
 
     /// Registerer `id` stops using flow `flow` (the last user closes it).

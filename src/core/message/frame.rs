@@ -42,15 +42,19 @@ pub enum Frame {
     Message(usize),
     /// The stream cannot be framed; the connection should be dropped.
     Invalid,
+    /// The first message is over the limit: this many bytes, or (`None`) a
+    /// header section that did not end within it. The connection should be
+    /// dropped.
+    TooLarge(Option<usize>),
 }
 
 /// Stream framing for TCP: given the bytes received so far, how long is the
 /// first message?
 ///
 /// Uses `Content-Length` (or compact `l`), which is mandatory on streams.
-/// Gives `Invalid` if the start line is not SIP, the header section does
-/// not end within `max_len` bytes, `Content-Length` is missing or not a
-/// number, or the whole message would exceed `max_len`.
+/// Gives `Invalid` if the start line is not SIP or `Content-Length` is
+/// missing or not a number, and `TooLarge` if the header section does not
+/// end within `max_len` bytes or the whole message would exceed `max_len`.
 pub fn frame(buf: &[u8], max_len: usize) -> Frame {
     let skip = leading_crlf(buf);
     if skip > 0 {
@@ -66,13 +70,13 @@ pub fn frame(buf: &[u8], max_len: usize) -> Frame {
     }
     let Some((head_len, lines)) = header_end_and_lines(buf) else {
         return if buf.len() > max_len {
-            Frame::Invalid
+            Frame::TooLarge(None)
         } else {
             Frame::Incomplete
         };
     };
     if head_len > max_len {
-        return Frame::Invalid;
+        return Frame::TooLarge(None);
     }
     let head = String::from_utf8_lossy(buf.get(..head_len).unwrap_or_default());
     let Ok((_, fields, spill)) = parse_head(&head, lines) else {
@@ -84,10 +88,10 @@ pub fn frame(buf: &[u8], max_len: usize) -> Frame {
         return Frame::Invalid;
     };
     match head_len.checked_add(body_len) {
-        Some(total) if total > max_len => Frame::Invalid,
+        Some(total) if total > max_len => Frame::TooLarge(Some(total)),
         Some(total) if buf.len() >= total => Frame::Message(total),
         Some(_) => Frame::Incomplete,
-        None => Frame::Invalid,
+        None => Frame::TooLarge(None),
     }
 }
 

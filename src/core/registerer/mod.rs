@@ -228,6 +228,8 @@ const MAX_AUTH_ROUNDS: u8 = 6;
 const MAX_STALE_RETRIES: u8 = 3;
 /// Cap on 423 resends per request, even when Min-Expires keeps growing.
 const MAX_INTERVAL_ROUNDS: u8 = 3;
+/// The largest Min-Expires followed, unless the application asked for more: a day.
+pub const MAX_MIN_EXPIRES: u32 = 86_400;
 
 /// One registration of one contact for one address of record.
 #[derive(Debug)]
@@ -293,6 +295,10 @@ pub struct Registerer {
     /// Why the last attempt failed (`None` after a success); boxed, as most
     /// registerers never fail.
     failure: Option<Box<Failure>>,
+    /// When the last 2xx registered us (a flow lost soon after is a quick loss).
+    registered_at: Option<Instant>,
+    /// Quick flow losses in a row (see `flow_loss_backoff`).
+    quick_losses: u32,
 }
 
 /// What [`Registerer::routing`] and [`Registerer::keepalive`] show without state.
@@ -384,6 +390,8 @@ impl Registerer {
             resolution_wanted: false,
             paced: false,
             failure: None,
+            registered_at: None,
+            quick_losses: 0,
         })
     }
 
@@ -525,7 +533,6 @@ impl Registerer {
     // ----- internals shared by the parts -----------------------------------
 
     /// Records why the attempt in progress failed (kept until the next success).
-    #[allow(dead_code)] // until every failure path classifies (issue 19)
     fn record_failure(&mut self, failure: Failure) {
         self.failure = Some(Box::new(failure));
     }

@@ -116,9 +116,54 @@ impl Registerer {
         } else if self.pending.is_some() {
             // Waiting for admission: it goes out on a new connection when admitted.
         } else if self.state == State::Registered && self.dispose_deadline.is_none() {
-            self.note("connection closed while registered: re-registering");
-            self.start(now, Kind::Register);
+            match self.flow_loss_backoff(now) {
+                None => {
+                    self.note("connection closed while registered: re-registering");
+                    self.start(now, Kind::Register);
+                }
+                Some(delay) => self.schedule_flow_recovery(now, delay, "connection closed"),
+            }
         }
+    }
+
+    /// RFC 5626 §4.5-style backoff for flows that keep dying: a loss within
+    /// `retry_base` of the 2xx that registered on the flow is a quick loss.
+    /// The first loss re-registers at once (`None`); each further quick loss
+    /// in a row waits `retry_base · 2^(n-1)`, capped by `retry_max`, with
+    /// jitter (50–100 %). A flow that outlives `retry_base` starts the count
+    /// again. So a server that closes after every 200 costs at most a few
+    /// REGISTERs, never a loop.
+    pub(super) fn flow_loss_backoff(&mut self, now: Instant) -> Option<Duration> {
+        let policy = self.settings.retry;
+        let quick = self
+            .registered_at
+            .is_some_and(|t| now.saturating_duration_since(t) < policy.base);
+        self.quick_losses = if quick {
+            self.quick_losses.saturating_add(1)
+        } else {
+            1
+        };
+        if self.quick_losses <= 1 {
+            return None;
+        }
+        let exp = 1u32 << (self.quick_losses - 1).min(20);
+        let backoff = policy.base.saturating_mul(exp).min(policy.max);
+        Some(backoff.mul_f64(0.5 + 0.5 * self.rng.unit()))
+    }
+
+    /// Re-registers after `delay` instead of at once (see [`flow_loss_backoff`](Self::flow_loss_backoff)).
+    pub(super) fn schedule_flow_recovery(&mut self, now: Instant, delay: Duration, what: &str) {
+        self.note(&format!(
+            "{what} {} times in a row within {:.0} s of registering: re-registering in {:.1} s",
+            self.quick_losses,
+            self.settings.retry.base.as_secs_f64(),
+            delay.as_secs_f64()
+        ));
+        self.retry_at = Some(now + delay);
+        self.events.push_back(Event::RetryScheduled {
+            delay,
+            failures: self.quick_losses,
+        });
     }
 
     /// Whether a 2xx that saw us at `public` calls for a contact rewrite.
@@ -218,13 +263,24 @@ impl Registerer {
                 format!("STUN mapped address changed from {old} to {new}")
             }
         };
-        self.note(&format!(
-            "flow failed ({why}): re-registering on a new flow"
-        ));
         if let Some(k) = self.keepalive.as_mut() {
             k.new_flow();
         }
         self.flow_failed = true;
+        self.record_failure(crate::core::failure::Failure::new(
+            crate::core::failure::FailureKind::Flow,
+            format!("flow failed: {why}"),
+        ));
+        let registered = self.state == State::Registered
+            && self.pending.is_none()
+            && self.dispose_deadline.is_none();
+        if let Some(delay) = registered.then(|| self.flow_loss_backoff(now)).flatten() {
+            self.schedule_flow_recovery(now, delay, &format!("flow failed ({why})"));
+            return;
+        }
+        self.note(&format!(
+            "flow failed ({why}): re-registering on a new flow"
+        ));
         self.network_changed(now);
     }
 }

@@ -112,14 +112,32 @@ impl Registerer {
                 self.send(now, p);
             }
             423 if p.kind == Kind::Register => match resp.min_expires() {
+                Some(min) if min > self.max_min_expires() => {
+                    let why = format!(
+                        "423 asks for Min-Expires {min} s, more than the {} s this client accepts",
+                        self.max_min_expires()
+                    );
+                    self.interval_too_brief(now, p, &why, resp.retry_after());
+                }
                 Some(min) if min > p.expires_sent && p.interval_rounds < MAX_INTERVAL_ROUNDS => {
                     p.interval_rounds += 1;
                     self.expires = min;
                     self.send(now, p);
                 }
-                _ => {
-                    self.note("423 without a usable Min-Expires");
-                    self.fail(now, p.kind, 423, resp.retry_after(), false);
+                Some(min) => {
+                    let why = format!(
+                        "423 again (Min-Expires {min} s after asking for {} s)",
+                        p.expires_sent
+                    );
+                    self.interval_too_brief(now, p, &why, resp.retry_after());
+                }
+                None => {
+                    self.interval_too_brief(
+                        now,
+                        p,
+                        "423 without a usable Min-Expires",
+                        resp.retry_after(),
+                    );
                 }
             },
             503 if resp.retry_after().is_none() && self.targets.is_some() => {
@@ -253,6 +271,7 @@ impl Registerer {
                 }
                 self.failures = 0;
                 self.failure = None;
+                self.registered_at = Some(now);
                 self.retry_after = None;
                 self.bound_contact = ours_text;
                 let granted = Duration::from_secs(u64::from(secs));
@@ -354,5 +373,31 @@ impl Registerer {
             self.retry_at = None;
             self.start(now, Kind::Register);
         }
+    }
+
+    /// The largest Min-Expires a 423 may ask for: a day, or the expiry the
+    /// application asked for if that is longer. A registrar asking for more
+    /// (4 294 967 295 s, say) ends the attempt instead.
+    pub(super) fn max_min_expires(&self) -> u32 {
+        self.settings.expires.max(MAX_MIN_EXPIRES)
+    }
+
+    /// A 423 this client will not follow: the attempt fails as INTERVAL_TOO_BRIEF.
+    fn interval_too_brief(
+        &mut self,
+        now: Instant,
+        p: Pending,
+        why: &str,
+        retry_after: Option<u32>,
+    ) {
+        self.note(why);
+        self.record_failure(
+            crate::core::failure::Failure::new(
+                crate::core::failure::FailureKind::IntervalTooBrief,
+                why,
+            )
+            .with_status(423),
+        );
+        self.fail(now, p.kind, 423, retry_after, false);
     }
 }
