@@ -25,6 +25,9 @@ pub fn exercise(buf: &[u8]) {
                 }
             }
             Frame::KeepAlive(n) => assert!(n >= 1 && n <= buf.len()),
+            Frame::TooLarge(Some(n)) => assert!(n > max, "too large {n} <= {max}"),
+            // The header section alone did not fit.
+            Frame::TooLarge(None) => assert!(buf.len() > max, "header over {max}"),
             Frame::Incomplete | Frame::Invalid => {}
         }
     }

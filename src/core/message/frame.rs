@@ -91,7 +91,7 @@ pub fn frame(buf: &[u8], max_len: usize) -> Frame {
         Some(total) if total > max_len => Frame::TooLarge(Some(total)),
         Some(total) if buf.len() >= total => Frame::Message(total),
         Some(_) => Frame::Incomplete,
-        None => Frame::TooLarge(None),
+        None => Frame::Invalid,
     }
 }
 
