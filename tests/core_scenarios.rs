@@ -817,6 +817,8 @@ fn connection_lost_while_registered_re_registers_at_once() {
     let mut h = Harness::alice(RegistererOptions::default());
     h.register();
     h.ok(600);
+    // The flow lived past retry_base (30 s): not a quick loss.
+    h.advance(secs(31));
     h.reg.connection_lost(h.now);
     h.drain();
     assert_eq!(h.requests().len(), 2);
@@ -827,6 +829,46 @@ fn connection_lost_while_registered_re_registers_at_once() {
     assert_eq!(h.reg.next_retry(h.now), Some(std::time::Duration::ZERO));
     h.advance(ms(1));
     assert_eq!(h.requests().len(), 3);
+}
+
+#[test]
+fn flows_that_die_right_after_each_200_back_off() {
+    let mut h = Harness::alice(RegistererOptions::default());
+    h.register();
+    h.ok(600);
+    // Lost 1 s after the 200: the first time, re-registered at once...
+    h.advance(secs(1));
+    h.reg.connection_lost(h.now);
+    h.drain();
+    assert_eq!(h.requests().len(), 2);
+    assert_eq!(h.reg.failure_count(), 1, "a quick loss counts as a failure");
+    h.ok(600);
+    assert_eq!(h.reg.failure_count(), 0);
+    // ...the second time in a row, after the backoff (base·2^2, 50-100 %).
+    h.advance(secs(1));
+    h.reg.connection_lost(h.now);
+    h.drain();
+    assert_eq!(h.requests().len(), 2, "nothing sent at once");
+    assert_eq!(h.reg.failure_count(), 2);
+    let wait = h.reg.next_retry(h.now).expect("a retry is scheduled");
+    assert!(wait >= secs(60) && wait <= secs(120), "{wait:?}");
+    assert_eq!(h.states(), vec![State::Registered], "still registered meanwhile");
+    let sent = h.run_until_sent(secs(121)).expect("the retry goes out");
+    assert!(sent.at >= secs(62));
+    h.ok(600);
+    // A third quick loss waits longer still; a flow that lives past the
+    // base time is lost "for the first time" again.
+    h.advance(secs(1));
+    h.reg.connection_lost(h.now);
+    h.drain();
+    let wait = h.reg.next_retry(h.now).expect("a retry is scheduled");
+    assert!(wait >= secs(120) && wait <= secs(240), "{wait:?}");
+    h.run_until_sent(secs(241)).unwrap();
+    h.ok(600);
+    h.advance(secs(40));
+    h.reg.connection_lost(h.now);
+    h.drain();
+    assert_eq!(h.reg.next_retry(h.now), None, "re-registered at once");
 }
 
 #[test]

@@ -297,8 +297,9 @@ pub struct Registerer {
     failure: Option<Box<Failure>>,
     /// When the last 2xx registered us (a flow lost soon after is a quick loss).
     registered_at: Option<Instant>,
-    /// Quick flow losses in a row (see `flow_loss_backoff`).
-    quick_losses: u32,
+    /// The failure count the last 2xx cleared, restored if its flow dies
+    /// quickly (see `flow_loss_backoff`).
+    failures_at_ok: u32,
 }
 
 /// What [`Registerer::routing`] and [`Registerer::keepalive`] show without state.
@@ -391,7 +392,7 @@ impl Registerer {
             paced: false,
             failure: None,
             registered_at: None,
-            quick_losses: 0,
+            failures_at_ok: 0,
         })
     }
 

@@ -127,42 +127,36 @@ impl Registerer {
     }
 
     /// RFC 5626 §4.5-style backoff for flows that keep dying: a loss within
-    /// `retry_base` of the 2xx that registered on the flow is a quick loss.
-    /// The first loss re-registers at once (`None`); each further quick loss
-    /// in a row waits `retry_base · 2^(n-1)`, capped by `retry_max`, with
-    /// jitter (50–100 %). A flow that outlives `retry_base` starts the count
-    /// again. So a server that closes after every 200 costs at most a few
-    /// REGISTERs, never a loop.
+    /// `retry_base` of the 2xx that registered on the flow is a quick loss,
+    /// and counts as a failure on top of those that 2xx had cleared. The
+    /// first failure re-registers at once (`None`); later ones wait the
+    /// usual backoff (`retry_base · 2^n`, capped by `retry_max`, 50–100 %
+    /// jitter). A flow that outlives `retry_base` starts the count again. So
+    /// a server that closes after every 200 costs a few REGISTERs, never a loop.
     pub(super) fn flow_loss_backoff(&mut self, now: Instant) -> Option<Duration> {
-        let policy = self.settings.retry;
         let quick = self
             .registered_at
-            .is_some_and(|t| now.saturating_duration_since(t) < policy.base);
-        self.quick_losses = if quick {
-            self.quick_losses.saturating_add(1)
-        } else {
-            1
-        };
-        if self.quick_losses <= 1 {
+            .is_some_and(|t| now.saturating_duration_since(t) < self.settings.retry.base);
+        if !quick {
             return None;
         }
-        let exp = 1u32 << (self.quick_losses - 1).min(20);
-        let backoff = policy.base.saturating_mul(exp).min(policy.max);
-        Some(backoff.mul_f64(0.5 + 0.5 * self.rng.unit()))
+        self.failures = self.failures_at_ok.saturating_add(1);
+        self.failures_at_ok = self.failures;
+        (self.failures > 1).then(|| self.backoff())
     }
 
     /// Re-registers after `delay` instead of at once (see [`flow_loss_backoff`](Self::flow_loss_backoff)).
     pub(super) fn schedule_flow_recovery(&mut self, now: Instant, delay: Duration, what: &str) {
         self.note(&format!(
-            "{what} {} times in a row within {:.0} s of registering: re-registering in {:.1} s",
-            self.quick_losses,
+            "{what} within {:.0} s of registering, {} times in a row: re-registering in {:.1} s",
             self.settings.retry.base.as_secs_f64(),
+            self.failures,
             delay.as_secs_f64()
         ));
         self.retry_at = Some(now + delay);
         self.events.push_back(Event::RetryScheduled {
             delay,
-            failures: self.quick_losses,
+            failures: self.failures,
         });
     }
 

@@ -269,6 +269,8 @@ impl Registerer {
                 if let Some(t) = self.targets.as_mut() {
                     t.succeeded();
                 }
+                // Kept until the flow proves itself (a quick loss restores it).
+                self.failures_at_ok = self.failures;
                 self.failures = 0;
                 self.failure = None;
                 self.registered_at = Some(now);
@@ -343,9 +345,7 @@ impl Registerer {
                     // Retry-After: 0 falls back to the backoff (no retry storm).
                     Duration::from_secs(u64::from(ra)).min(policy.retry_after_max)
                 } else {
-                    let exp = 1u32 << self.failures.min(20);
-                    let backoff = policy.base.saturating_mul(exp).min(policy.max);
-                    backoff.mul_f64(0.5 + 0.5 * self.rng.unit())
+                    self.backoff()
                 };
                 self.retry_at = Some(now + delay);
                 self.events.push_back(Event::RetryScheduled {
@@ -399,5 +399,14 @@ impl Registerer {
             .with_status(423),
         );
         self.fail(now, p.kind, 423, retry_after, false);
+    }
+
+    /// The backoff after `failures` consecutive failures: retry_base·2^failures,
+    /// capped by retry_max, with 50–100 % jitter.
+    pub(super) fn backoff(&mut self) -> Duration {
+        let policy = self.settings.retry;
+        let exp = 1u32 << self.failures.min(20);
+        let backoff = policy.base.saturating_mul(exp).min(policy.max);
+        backoff.mul_f64(0.5 + 0.5 * self.rng.unit())
     }
 }
