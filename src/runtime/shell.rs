@@ -369,16 +369,8 @@ impl Shell {
             UaStats::bump(&stats.sent);
         }
         if super::trace::enabled(t.ua) {
-            let local = self.ep.local_towards(t.flow, t.dest);
-            let transport = self.transport_of(t.flow);
-            super::trace::sent(t.ua, transport, local, t.dest, &t.bytes);
+            super::trace::sent(t.ua, t.transport, t.local, t.dest, &t.bytes);
         }
-    }
-
-    fn transport_of(&self, flow: FlowId) -> Transport {
-        self.ep
-            .flow(flow)
-            .map_or(Transport::Udp, |f| f.key.transport)
     }
 
     // ----- sockets -------------------------------------------------------
@@ -420,9 +412,12 @@ impl Shell {
                     self.ep.dropped(flow, "oversized datagram");
                     continue;
                 }
+                // Read before the message is handled: that may close the flow.
+                let local = super::trace::any_enabled()
+                    .then(|| self.ep.local_towards(flow, r.from))
+                    .flatten();
                 let ua = self.ep.datagram(now, flow, r.from, bytes);
                 if let Some(ua) = ua.filter(|ua| super::trace::enabled(*ua)) {
-                    let local = self.ep.local_towards(flow, r.from);
                     super::trace::received(ua, Transport::Udp, local, r.from, bytes);
                 }
             }
@@ -494,9 +489,11 @@ impl Shell {
                 self.ep.dropped(flow, "oversized stream message");
                 continue;
             }
+            let local = super::trace::any_enabled()
+                .then(|| self.ep.local_towards(flow, remote))
+                .flatten();
             let ua = self.ep.stream_message(now, flow, m);
             if let Some(ua) = ua.filter(|ua| super::trace::enabled(*ua)) {
-                let local = self.ep.local_towards(flow, remote);
                 super::trace::received(ua, transport, local, remote, m);
             }
         }

@@ -86,6 +86,12 @@ pub fn set_sink(ua: UaId, sink: Option<Sink>) {
 }
 
 /// Whether user agent `ua` has a trace sink (cheap when none has).
+/// Whether any user agent has a sink.
+pub fn any_enabled() -> bool {
+    ACTIVE.load(Ordering::Acquire) > 0
+}
+
+/// Whether user agent `ua` has a sink (skip building the record otherwise).
 pub fn enabled(ua: UaId) -> bool {
     ACTIVE.load(Ordering::Acquire) > 0 && entry(ua).is_some()
 }

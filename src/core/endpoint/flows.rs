@@ -181,6 +181,16 @@ impl Flows {
         Some(f)
     }
 
+    /// The address packets on `flow` to `dest` leave from, if known.
+    pub fn local_towards(&self, flow: FlowId, dest: SocketAddr) -> Option<SocketAddr> {
+        let f = self.flows.get(&flow)?;
+        let bound = f.local?;
+        if f.key.transport != Transport::Udp || !bound.ip().is_unspecified() {
+            return Some(bound);
+        }
+        self.route(dest).map(|ip| SocketAddr::new(ip, bound.port()))
+    }
+
     /// The route to `target`, if the shell told it.
     pub fn route(&self, target: SocketAddr) -> Option<IpAddr> {
         self.routes.get(&target).copied()

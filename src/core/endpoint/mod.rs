@@ -67,6 +67,10 @@ pub struct Transmit {
     pub dest: SocketAddr,
     /// The user agent it is sent for (counters and trace).
     pub ua: UaId,
+    /// The flow's transport.
+    pub transport: Transport,
+    /// The address it leaves from, as written in the message (for the trace).
+    pub local: Option<SocketAddr>,
     /// What it is.
     pub kind: TransmitKind,
     /// The message.
@@ -589,14 +593,7 @@ impl Endpoint {
 
     /// The address packets on `flow` to `dest` leave from (for the trace).
     pub fn local_towards(&self, flow: FlowId, dest: SocketAddr) -> Option<SocketAddr> {
-        let f = self.flows.get(flow)?;
-        let bound = f.local?;
-        if f.key.transport != Transport::Udp || !bound.ip().is_unspecified() {
-            return Some(bound);
-        }
-        self.flows
-            .route(dest)
-            .map(|ip| SocketAddr::new(ip, bound.port()))
+        self.flows.local_towards(flow, dest)
     }
 
     /// The registerer's core, to read (tests and diagnostics).

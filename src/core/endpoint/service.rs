@@ -169,6 +169,8 @@ impl Endpoint {
             flow,
             dest,
             ua: reg.ua,
+            transport: reg.core.settings().transport,
+            local: Some(local),
             kind: if t.retransmission {
                 TransmitKind::Retransmission
             } else {
@@ -192,6 +194,8 @@ impl Endpoint {
             while reg.core.poll_ping().is_some() {}
             return;
         }
+        let local = self.flows.local_towards(flow, dest);
+        let transport = reg.core.settings().transport;
         while let Some(p) = reg.core.poll_ping() {
             log_at!(
                 Level::Debug,
@@ -203,6 +207,8 @@ impl Endpoint {
                 flow,
                 dest,
                 ua: reg.ua,
+                transport,
+                local,
                 kind: TransmitKind::KeepAlive,
                 bytes: p,
             });
