@@ -527,7 +527,7 @@ fn new_connections_to_one_target_are_rate_limited_after_a_burst() {
         })
         .collect();
     for r in &regs {
-        s.ep.register(s.now, *r);
+        s.ep.register(s.now, *r, &[]);
     }
     s.pump();
     assert_eq!(s.opened.len(), BURST as usize, "the burst connects at once");
@@ -542,7 +542,7 @@ fn new_connections_to_one_target_are_rate_limited_after_a_burst() {
 fn a_thousand_registerers_behind_a_closing_server_stay_bounded() {
     let (mut s, regs) = closing_server("tcp", 1000);
     for r in &regs {
-        s.ep.register(s.now, *r);
+        s.ep.register(s.now, *r, &[]);
     }
     s.run(secs(60));
     let reqs = s.peers[&REGISTRAR.parse().unwrap()].requests().len();
