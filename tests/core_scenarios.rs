@@ -852,7 +852,11 @@ fn flows_that_die_right_after_each_200_back_off() {
     assert_eq!(h.reg.failure_count(), 2);
     let wait = h.reg.next_retry(h.now).expect("a retry is scheduled");
     assert!(wait >= secs(60) && wait <= secs(120), "{wait:?}");
-    assert_eq!(h.states(), vec![State::Registered], "still registered meanwhile");
+    assert_eq!(
+        h.states(),
+        vec![State::Registered],
+        "still registered meanwhile"
+    );
     let sent = h.run_until_sent(secs(121)).expect("the retry goes out");
     assert!(sent.at >= secs(62));
     h.ok(600);

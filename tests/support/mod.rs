@@ -9,4 +9,5 @@ pub mod logs;
 pub mod nat_capi;
 pub mod nat_peers;
 pub mod sim;
+pub mod storm;
 pub mod wire;

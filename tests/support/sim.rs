@@ -30,6 +30,29 @@ pub enum Behaviour {
     Status(u16),
     /// 200 as `Ok`, then closes the stream it came on.
     OkThenClose { expires: u32 },
+    /// Each request gets the next step of the script (then the script repeats).
+    Script(Vec<Step>),
+}
+
+/// One scripted answer (see [`Behaviour::Script`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// 200 granting this many seconds.
+    Ok(u32),
+    /// 200, then the stream closes.
+    OkThenClose(u32),
+    /// No answer; the stream closes (on UDP: silence).
+    Close,
+    /// 401 with a fresh nonce.
+    Challenge,
+    /// This final status.
+    Status(u16),
+    /// This status with Retry-After.
+    RetryAfter(u16, u32),
+    /// 423 with this Min-Expires.
+    TooBrief(u32),
+    /// No answer.
+    Silent,
 }
 
 /// One scripted registrar at one address.
@@ -46,6 +69,8 @@ pub struct Peer {
     pub pong: bool,
     /// Requests received but not answered yet.
     pub outstanding: usize,
+    /// Position in a `Behaviour::Script`.
+    pub script_pos: usize,
     /// The most outstanding at once.
     pub max_outstanding: usize,
 }
@@ -165,6 +190,7 @@ impl Sim {
                 pong: true,
                 outstanding: 0,
                 max_outstanding: 0,
+                script_pos: 0,
             },
         );
         addr
@@ -461,12 +487,22 @@ impl Sim {
         let req = Request::parse(&t.bytes);
         let retransmission = t.kind == TransmitKind::Retransmission;
         peer.received.push((at, req.clone(), retransmission));
-        let answer = answer(&peer.behaviour, &req);
-        let close_after = matches!(peer.behaviour, Behaviour::OkThenClose { .. });
+        let (answer, close_after) = match &peer.behaviour {
+            Behaviour::Script(steps) if !steps.is_empty() => {
+                let step = steps[peer.script_pos % steps.len()].clone();
+                peer.script_pos += 1;
+                scripted(&step, &req, peer.script_pos)
+            }
+            b => (answer(b, &req), matches!(b, Behaviour::OkThenClose { .. })),
+        };
         let Some(bytes) = answer else {
             if !retransmission {
                 peer.outstanding += 1;
                 peer.max_outstanding = peer.max_outstanding.max(peer.outstanding);
+            }
+            if close_after && flow.transport.reliable() {
+                let when = self.now + peer.latency;
+                self.schedule(when, Delivery::Close(t.flow));
             }
             return;
         };
@@ -536,6 +572,29 @@ impl Sim {
     }
 }
 
+/// The answer of one script step, and whether the stream closes after it.
+fn scripted(step: &Step, req: &Request, n: usize) -> (Option<Vec<u8>>, bool) {
+    match step {
+        Step::Ok(e) => (answer(&Behaviour::Ok { expires: *e }, req), false),
+        Step::OkThenClose(e) => (answer(&Behaviour::Ok { expires: *e }, req), true),
+        Step::Close => (None, true),
+        Step::Challenge => {
+            let h = format!("WWW-Authenticate: Digest realm=\"sim\", nonce=\"n{n}\", qop=\"auth\"");
+            (Some(req.response(401, "Unauthorized", &[h])), false)
+        }
+        Step::Status(s) => (Some(req.response(*s, "Scripted", &[])), false),
+        Step::RetryAfter(s, ra) => (
+            Some(req.response(*s, "Scripted", &[format!("Retry-After: {ra}")])),
+            false,
+        ),
+        Step::TooBrief(min) => (
+            Some(req.response(423, "Interval Too Brief", &[format!("Min-Expires: {min}")])),
+            false,
+        ),
+        Step::Silent => (None, false),
+    }
+}
+
 /// The scripted answer to `req`, if any.
 fn answer(b: &Behaviour, req: &Request) -> Option<Vec<u8>> {
     let ok = |expires: u32| {
@@ -564,7 +623,7 @@ fn answer(b: &Behaviour, req: &Request) -> Option<Vec<u8>> {
                 Some(req.response(401, "Unauthorized", &[h]))
             }
         }
-        Behaviour::Silent => None,
+        Behaviour::Silent | Behaviour::Script(_) => None,
         Behaviour::Status(s) => Some(req.response(*s, "Scripted", &[])),
     }
 }

@@ -342,8 +342,15 @@ impl Registerer {
                 let delay = if immediate && self.failures == 1 {
                     Duration::ZERO
                 } else if let Some(ra) = retry_after.filter(|ra| *ra > 0) {
-                    // Retry-After: 0 falls back to the backoff (no retry storm).
-                    Duration::from_secs(u64::from(ra)).min(policy.retry_after_max)
+                    // Retry-After: 0 falls back to the backoff (no retry storm),
+                    // and a server that keeps asking for a short wait gets the
+                    // backoff from the second failure in a row on.
+                    let asked = Duration::from_secs(u64::from(ra)).min(policy.retry_after_max);
+                    if self.failures > 1 {
+                        asked.max(self.backoff())
+                    } else {
+                        asked
+                    }
                 } else {
                     self.backoff()
                 };
