@@ -67,6 +67,60 @@ typedef enum sipreg_result {
 } sipreg_result;
 
 /**
+ * The class of a failed registration attempt (C `sipreg_failure`): what an
+ * application tells its user ("wrong password" is not "server unreachable").
+ */
+typedef enum sipreg_failure {
+  /**
+   * No failure: no attempt ended yet, or the last one succeeded.
+   */
+  SIPREG_FAILURE_NONE = 0,
+  /**
+   * Our credentials were refused (401/407, or 403, after we answered a challenge).
+   */
+  SIPREG_FAILURE_AUTH_REJECTED = 1,
+  /**
+   * Challenged for a realm (or algorithm) we have no credentials for.
+   */
+  SIPREG_FAILURE_NO_CREDENTIALS = 2,
+  /**
+   * Refused: the challenge offered only a weaker digest than this realm offered before.
+   */
+  SIPREG_FAILURE_AUTH_DOWNGRADE = 3,
+  /**
+   * Any other final 3xx-6xx from the registrar (and a 2xx without our contact).
+   */
+  SIPREG_FAILURE_REJECTED = 4,
+  /**
+   * A 423 loop, or a 423 without a usable Min-Expires.
+   */
+  SIPREG_FAILURE_INTERVAL_TOO_BRIEF = 5,
+  /**
+   * Timer F: no final response (the status is a synthesised 408).
+   */
+  SIPREG_FAILURE_TIMEOUT = 6,
+  /**
+   * Connection refused or reset, ICMP unreachable, connection lost (synthesised 503).
+   */
+  SIPREG_FAILURE_TRANSPORT = 7,
+  /**
+   * TLS handshake failed, or the certificate is untrusted, expired or for
+   * another name (synthesised 503).
+   */
+  SIPREG_FAILURE_TLS = 8,
+  /**
+   * Name resolution failed: NXDOMAIN, SERVFAIL, no usable records, resolver
+   * timeout (synthesised 503).
+   */
+  SIPREG_FAILURE_DNS = 9,
+  /**
+   * The RFC 5626 keep-alive found the flow dead (the registerer then
+   * re-registers on a new flow; no status).
+   */
+  SIPREG_FAILURE_FLOW = 10,
+} sipreg_failure;
+
+/**
  * Severity of a log message.
  */
 typedef enum sipreg_log_level {
@@ -135,6 +189,13 @@ typedef enum sipreg_event_kind {
    * The scheduled retry REGISTER is being sent.
    */
   SIPREG_EVENT_RETRY_STARTED = 3,
+  /**
+   * An attempt failed: `failure` and `failure_detail` say why, and
+   * `status_code` / `reason` give the response that said it (0 and "" for
+   * a FLOW failure). Comes after the RESPONSE event of that attempt and
+   * before the state change and RETRY_SCHEDULED it leads to.
+   */
+  SIPREG_EVENT_FAILED = 4,
 } sipreg_event_kind;
 
 /**
@@ -176,6 +237,47 @@ typedef enum sipreg_secret {
 } sipreg_secret;
 
 /**
+ * Opaque dispatcher: a queue of callbacks that the application runs on its
+ * own thread, with a file descriptor its event loop watches.
+ *
+ * Every callback of a user agent attached with
+ * `sipreg_user_agent_set_dispatcher` (state, event, trace) is queued here by
+ * the worker thread instead of being called there, and runs only inside
+ * `sipreg_dispatcher_run`, on the thread that calls it, in the order the
+ * worker queued them (across all user agents attached to it). The
+ * process-wide log callback is not dispatched. The fd is readable while
+ * callbacks wait: watch it for input (poll/epoll `POLLIN`, GLib
+ * `g_unix_fd_add`, Qt `QSocketNotifier::Read`, libuv `uv_poll_start` with
+ * `UV_READABLE`, asyncio `loop.add_reader`) and call `sipreg_dispatcher_run`
+ * when it is; never read it yourself.
+ *
+ * Callbacks may call any sipreg function, including `sipreg_dispose`,
+ * `sipreg_registerer_free` and `sipreg_user_agent_free` of their own
+ * objects: frees called from a callback (or anywhere on the thread running
+ * the dispatcher) do not wait for callbacks of handles that deliver through
+ * that dispatcher, and `sipreg_user_agent_free` from a callback does not
+ * block. Only `sipreg_dispatcher_run` of the same dispatcher is refused
+ * there. The worker never waits for the application: a slow or stalled
+ * application delays only its own callbacks, never the network work of any
+ * user agent.
+ *
+ * The queue is bounded for an application that stops running it: once
+ * 4096 callbacks wait, state changes are still queued (a state change is
+ * never dropped); other events of a registerer are coalesced (a new one
+ * replaces that registerer's older event of the same kind still waiting,
+ * whose values stay readable through the accessors: last response,
+ * failure, next retry); message traces are dropped. `sipreg_dispatcher_stats`
+ * counts both.
+ *
+ * Ownership: the caller owns the dispatcher (`sipreg_dispatcher_new`) and
+ * frees it with `sipreg_dispatcher_free` once no user agent is attached to it
+ * and every registerer created while one was has been freed (the free
+ * fails with SIPREG_ERR_INVALID_ARGUMENT before that, and changes nothing).
+ * Callbacks still waiting for a freed registerer are discarded, not run.
+ */
+typedef struct sipreg_dispatcher sipreg_dispatcher;
+
+/**
  * Opaque registerer. Create with `sipreg_registerer_new`; drive with
  * `sipreg_register` / `sipreg_unregister` / `sipreg_dispose`; release with
  * `sipreg_registerer_free`. Every function is safe to call from any thread,
@@ -197,6 +299,25 @@ typedef struct sipreg_registerer_options sipreg_registerer_options;
 typedef struct sipreg_user_agent sipreg_user_agent;
 
 /**
+ * Counters of a dispatcher.
+ */
+typedef struct sipreg_dispatcher_stats {
+  /**
+   * Callbacks waiting for `sipreg_dispatcher_run`.
+   */
+  uint64_t waiting;
+  /**
+   * Message-trace callbacks dropped because 4096 callbacks were waiting.
+   */
+  uint64_t dropped;
+  /**
+   * Registerer events replaced by a newer one of the same registerer and
+   * kind because 4096 callbacks were waiting.
+   */
+  uint64_t coalesced;
+} sipreg_dispatcher_stats;
+
+/**
  * Receives one log line (UTF-8, NUL-terminated, valid only during the call).
  * Called on the library's worker thread or on a thread that called into the
  * library. Log text never contains passwords or credentials headers.
@@ -206,11 +327,13 @@ typedef void (*sipreg_log_callback)(void *user_data,
                                     const char *message);
 
 /**
- * Called on the library's worker thread once per state change, in order,
- * never twice for the same state in a row. It may call any sipreg function,
- * including `sipreg_unregister` / `sipreg_dispose` / `sipreg_registerer_free`
- * on the same registerer. It must not block for long: every registerer shares
- * the worker thread.
+ * Called once per state change, in order, never twice for the same state
+ * in a row: on the library's worker thread, or, when the user agent has a
+ * dispatcher (`sipreg_user_agent_set_dispatcher`) at the registerer's
+ * creation, inside `sipreg_dispatcher_run` on the thread that calls it. It
+ * may call any sipreg function, including `sipreg_unregister` /
+ * `sipreg_dispose` / `sipreg_registerer_free` on the same registerer. On
+ * the worker it must not block for long: every registerer shares that thread.
  */
 typedef void (*sipreg_state_callback)(void *user_data,
                                       struct sipreg_registerer *registerer,
@@ -245,11 +368,22 @@ typedef struct sipreg_event {
    * Consecutive failures for RETRY_*, else 0.
    */
   uint32_t failure_count;
+  /**
+   * The failure of the last attempt as of this event (on every event:
+   * SIPREG_FAILURE_NONE after a success), as `sipreg_registerer_failure`
+   * reported it when the event happened.
+   */
+  enum sipreg_failure failure;
+  /**
+   * One line saying why, for `failure` ("" for SIPREG_FAILURE_NONE; never NULL).
+   */
+  const char *failure_detail;
 } sipreg_event;
 
 /**
- * Called on the worker thread for every event (state changes, final
- * responses, retries), in order. Same rules as `sipreg_state_callback`.
+ * Called for every event (state changes, final responses, failures,
+ * retries), in order, on the same thread as the state callback. Same rules
+ * as `sipreg_state_callback`.
  */
 typedef void (*sipreg_event_callback)(void *user_data,
                                       struct sipreg_registerer *registerer,
@@ -378,6 +512,142 @@ enum sipreg_result sipreg_user_agent_add_credential(struct sipreg_user_agent *ua
  * every registerer at once. SIPREG_ERR_NULL_ARGUMENT for a NULL `ua`.
  */
 enum sipreg_result sipreg_user_agent_set_digest_downgrade(struct sipreg_user_agent *ua, bool allow);
+
+/**
+ * Creates a dispatcher with an empty queue (its fd not readable). The
+ * caller owns `*out` and frees it with `sipreg_dispatcher_free`.
+ *
+ * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`out` NULL);
+ * SIPREG_ERR_INTERNAL (the fd could not be created: see `sipreg_last_error()`).
+ *
+ * # Safety
+ * `out` must be NULL or writable.
+ */
+enum sipreg_result sipreg_dispatcher_new(struct sipreg_dispatcher **out);
+
+/**
+ * The file descriptor that is readable while callbacks wait (an end of a
+ * socket pair owned by the dispatcher: watch it, never read, write or close
+ * it). -1 for NULL, a freed or a foreign handle.
+ */
+int sipreg_dispatcher_fd(const struct sipreg_dispatcher *d);
+
+/**
+ * Runs waiting callbacks on the calling thread, in order: at most `max`
+ * of them, or with `max` 0 every callback that was waiting when the call
+ * began (not the ones they queue in turn, so a busy worker cannot keep
+ * the caller here). `*ran` (may be NULL) receives how many ran. The fd
+ * stays readable while callbacks still wait afterwards. A callback that
+ * panics inside the library is contained and counted.
+ *
+ * Returns SIPREG_OK (also when nothing waited); SIPREG_ERR_NULL_ARGUMENT
+ * (`d` NULL); SIPREG_ERR_REQUEST_PENDING (a run of this dispatcher is in
+ * progress: on another thread, or this call comes from one of its own
+ * callbacks); SIPREG_ERR_TERMINATED (the dispatcher was freed);
+ * SIPREG_ERR_INVALID_ARGUMENT (not a dispatcher handle); SIPREG_ERR_INTERNAL.
+ *
+ * # Safety
+ * `ran` must be NULL or writable.
+ */
+enum sipreg_result sipreg_dispatcher_run(struct sipreg_dispatcher *d, uint32_t max, uint32_t *ran);
+
+/**
+ * Reads the dispatcher's counters (waiting, dropped, coalesced).
+ *
+ * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`d` or `out` NULL);
+ * SIPREG_ERR_TERMINATED (freed); SIPREG_ERR_INVALID_ARGUMENT (not a
+ * dispatcher handle); SIPREG_ERR_INTERNAL.
+ *
+ * # Safety
+ * `out` must be NULL or writable.
+ */
+enum sipreg_result sipreg_dispatcher_stats(const struct sipreg_dispatcher *d,
+                                           struct sipreg_dispatcher_stats *out);
+
+/**
+ * Frees the dispatcher: callbacks still waiting are discarded and its fd is
+ * closed (remove it from your event loop first). Allowed once nothing
+ * delivers through it: no user agent attached (free them, or attach them
+ * to NULL) and every registerer created while one was attached freed.
+ * Called from one of its own callbacks, the rest of that run is discarded.
+ * NULL is ignored.
+ *
+ * Returns SIPREG_OK; SIPREG_ERR_INVALID_ARGUMENT (user agents or
+ * registerers still deliver through it: nothing is freed; or not a
+ * dispatcher handle); SIPREG_ERR_TERMINATED (freed twice);
+ * SIPREG_ERR_INTERNAL.
+ */
+enum sipreg_result sipreg_dispatcher_free(struct sipreg_dispatcher *d);
+
+/**
+ * Sends the callbacks of `ua` to dispatcher `d` (NULL: back to the worker
+ * thread, the default). Applies to the user agent's trace callback at once
+ * and to registerers created afterwards: a registerer's callbacks stay
+ * where they went when it was created, so attach the dispatcher before
+ * creating registerers. The user agent keeps `d` in use until it is freed
+ * or attached elsewhere.
+ *
+ * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+ * SIPREG_ERR_TERMINATED (`ua` or `d` freed); SIPREG_ERR_INVALID_ARGUMENT
+ * (not a user agent or dispatcher handle); SIPREG_ERR_INTERNAL.
+ */
+enum sipreg_result sipreg_user_agent_set_dispatcher(struct sipreg_user_agent *ua,
+                                                    struct sipreg_dispatcher *d);
+
+/**
+ * A static lower-case name for a `sipreg_failure` value: "none",
+ * "auth_rejected", "no_credentials", "auth_downgrade", "rejected",
+ * "interval_too_brief", "timeout", "transport", "tls", "dns", "flow";
+ * "unknown" for any other number. Never NULL; do not free.
+ */
+const char *sipreg_failure_str(int32_t failure);
+
+/**
+ * Why the last attempt failed: `*kind` (SIPREG_FAILURE_NONE before any
+ * attempt ended and after a success) and one line of detail for a person
+ * (e.g. `credentials for realm "example.com" were rejected`; "" for NONE)
+ * copied into `detail` of `len` bytes. `needed` (may be NULL) receives the
+ * size the detail needs, counting the NUL. `detail` may be NULL with `len`
+ * 0 to ask only for the kind and the size. The failure is also on every
+ * `sipreg_event` (`failure`) and announced by a SIPREG_EVENT_FAILED event.
+ *
+ * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` or `kind` NULL, or
+ * `detail` NULL with `len` > 0); SIPREG_ERR_BUFFER_TOO_SMALL (the detail
+ * does not fit; `*kind` and `*needed` are set, `detail` is untouched);
+ * SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+ * (not a registerer handle); SIPREG_ERR_INTERNAL.
+ *
+ * # Safety
+ * `kind` and `needed` must be NULL or writable; `detail` NULL or writable for `len` bytes.
+ */
+enum sipreg_result sipreg_registerer_failure(const struct sipreg_registerer *r,
+                                             enum sipreg_failure *kind,
+                                             char *detail,
+                                             size_t len,
+                                             size_t *needed);
+
+/**
+ * The response that said the last failure, if one did: `*status` (0 when
+ * none: FLOW failures, and before any failure) and its reason phrase copied
+ * into `reason` of `len` bytes ("Unauthorized"; "Request Timeout" and
+ * "Service Unavailable" for the synthesised 408 and 503). `needed` (may be
+ * NULL) receives the size required, counting the NUL; `reason` may be NULL
+ * with `len` 0 to ask only for the status and the size.
+ *
+ * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` or `status` NULL, or
+ * `reason` NULL with `len` > 0); SIPREG_ERR_BUFFER_TOO_SMALL (the reason
+ * does not fit; `*status` and `*needed` are set); SIPREG_ERR_TERMINATED
+ * (freed handle); SIPREG_ERR_INVALID_ARGUMENT (not a registerer handle);
+ * SIPREG_ERR_INTERNAL.
+ *
+ * # Safety
+ * `status` and `needed` must be NULL or writable; `reason` NULL or writable for `len` bytes.
+ */
+enum sipreg_result sipreg_registerer_failure_response(const struct sipreg_registerer *r,
+                                                      uint16_t *status,
+                                                      char *reason,
+                                                      size_t len,
+                                                      size_t *needed);
 
 /**
  * The library version, e.g. "0.1.0". Static string; never NULL; do not free.

@@ -2,6 +2,7 @@
 
 mod support;
 
+use sipreg::core::failure::{Failure, FailureKind};
 use sipreg::core::options::{RegistererOptions, RetryPolicy, Secret, UserAgentConfig};
 use sipreg::core::registerer::{Event, State};
 use sipreg::Error;
@@ -817,11 +818,17 @@ fn connection_lost_while_registered_re_registers_at_once() {
     let mut h = Harness::alice(RegistererOptions::default());
     h.register();
     h.ok(600);
-    h.reg.connection_lost(h.now);
+    h.reg.connection_lost(
+        h.now,
+        Failure::new(FailureKind::Transport, "connection closed"),
+    );
     h.drain();
     assert_eq!(h.requests().len(), 2);
     // And a request in flight that loses its connection is retried at once.
-    h.reg.connection_lost(h.now);
+    h.reg.connection_lost(
+        h.now,
+        Failure::new(FailureKind::Transport, "connection closed"),
+    );
     h.drain();
     assert_eq!(h.responses().last(), Some(&503));
     assert_eq!(h.reg.next_retry(h.now), Some(std::time::Duration::ZERO));
@@ -940,7 +947,10 @@ fn dispose_unregister_is_resent_once_when_its_connection_drops() {
     h.ok(600);
     h.reg.dispose(h.now);
     h.drain();
-    h.reg.connection_lost(h.now);
+    h.reg.connection_lost(
+        h.now,
+        Failure::new(FailureKind::Transport, "connection closed"),
+    );
     h.drain();
     assert_eq!(
         h.requests().len(),
@@ -948,7 +958,10 @@ fn dispose_unregister_is_resent_once_when_its_connection_drops() {
         "un-REGISTER sent again on the new connection"
     );
     assert_eq!(h.last().contact_expires(), Some(0));
-    h.reg.connection_lost(h.now);
+    h.reg.connection_lost(
+        h.now,
+        Failure::new(FailureKind::Transport, "connection closed"),
+    );
     h.drain();
     assert_eq!(h.requests().len(), 3, "only once");
     assert_eq!(h.reg.state(), State::Terminated);
@@ -1029,9 +1042,15 @@ fn paced_transaction_waits_for_admission_then_starts_its_timers() {
     assert!(h.reg.is_waiting(), "a queued request counts as in flight");
     assert_eq!(h.reg.register(h.now), Err(Error::RequestPending));
     assert_eq!(h.reg.poll_timeout(), None, "no Timer E/F while queued");
-    h.reg
-        .transport_error(h.now, "icmp for someone else's datagram", false);
-    h.reg.connection_lost(h.now);
+    h.reg.transport_error(
+        h.now,
+        Failure::new(FailureKind::Transport, "icmp for someone else's datagram"),
+        false,
+    );
+    h.reg.connection_lost(
+        h.now,
+        Failure::new(FailureKind::Transport, "connection closed"),
+    );
     assert!(h.reg.wants_admission(), "never sent, so not failed");
     h.advance(secs(40)); // longer than Timer F
     assert_eq!(h.reg.state(), State::Initial);

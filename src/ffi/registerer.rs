@@ -5,9 +5,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use super::failure::{kind_of, sipreg_failure};
 use super::options::{sipreg_registerer_options, OPTIONS};
 use super::user_agent::{sipreg_user_agent, UAS};
 use super::{copy_out, guard, put, sipreg_result, sipreg_state, Registry};
+use crate::core::failure::Failure;
 use crate::core::options::{RegistererOptions, UserAgentConfig};
 use crate::core::rand::os_seed;
 use crate::core::registerer::{Event, Registerer};
@@ -23,11 +25,13 @@ pub struct sipreg_registerer {
     _private: [u8; 0],
 }
 
-/// Called on the library's worker thread once per state change, in order,
-/// never twice for the same state in a row. It may call any sipreg function,
-/// including `sipreg_unregister` / `sipreg_dispose` / `sipreg_registerer_free`
-/// on the same registerer. It must not block for long: every registerer shares
-/// the worker thread.
+/// Called once per state change, in order, never twice for the same state
+/// in a row: on the library's worker thread, or, when the user agent has a
+/// dispatcher (`sipreg_user_agent_set_dispatcher`) at the registerer's
+/// creation, inside `sipreg_dispatcher_run` on the thread that calls it. It
+/// may call any sipreg function, including `sipreg_unregister` /
+/// `sipreg_dispose` / `sipreg_registerer_free` on the same registerer. On
+/// the worker it must not block for long: every registerer shares that thread.
 pub type sipreg_state_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -49,6 +53,11 @@ pub enum sipreg_event_kind {
     SIPREG_EVENT_RETRY_SCHEDULED = 2,
     /// The scheduled retry REGISTER is being sent.
     SIPREG_EVENT_RETRY_STARTED = 3,
+    /// An attempt failed: `failure` and `failure_detail` say why, and
+    /// `status_code` / `reason` give the response that said it (0 and "" for
+    /// a FLOW failure). Comes after the RESPONSE event of that attempt and
+    /// before the state change and RETRY_SCHEDULED it leads to.
+    SIPREG_EVENT_FAILED = 4,
 }
 
 /// One event. Valid only during the callback (copy what you keep).
@@ -68,10 +77,17 @@ pub struct sipreg_event {
     pub retry_delay: f64,
     /// Consecutive failures for RETRY_*, else 0.
     pub failure_count: u32,
+    /// The failure of the last attempt as of this event (on every event:
+    /// SIPREG_FAILURE_NONE after a success), as `sipreg_registerer_failure`
+    /// reported it when the event happened.
+    pub failure: sipreg_failure,
+    /// One line saying why, for `failure` ("" for SIPREG_FAILURE_NONE; never NULL).
+    pub failure_detail: *const c_char,
 }
 
-/// Called on the worker thread for every event (state changes, final
-/// responses, retries), in order. Same rules as `sipreg_state_callback`.
+/// Called for every event (state changes, final responses, failures,
+/// retries), in order, on the same thread as the state callback. Same rules
+/// as `sipreg_state_callback`.
 pub type sipreg_event_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -112,14 +128,16 @@ impl RegHandle {
     /// Installs a listener that turns core events into C callbacks.
     fn install_listener(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
-        self.shared.set_listener(Some(Arc::new(move |e: &Event| {
-            if let Some(h) = weak.upgrade() {
-                h.fire(e);
-            }
-        })));
+        self.shared.set_listener(Some(Arc::new(
+            move |e: &Event, failure: Option<&Failure>| {
+                if let Some(h) = weak.upgrade() {
+                    h.fire(e, failure);
+                }
+            },
+        )));
     }
 
-    fn fire(&self, e: &Event) {
+    fn fire(&self, e: &Event, failure: Option<&Failure>) {
         let cb = self.callbacks();
         let handle = self.id as usize as *mut sipreg_registerer;
         let mut delivered = self
@@ -132,6 +150,9 @@ impl RegHandle {
         let state = *delivered;
         drop(delivered);
         let empty = c"";
+        let failure_kind = kind_of(failure);
+        let detail = failure.map(|f| CString::new(f.detail.replace('\0', " ")).unwrap_or_default());
+        let failure_detail = detail.as_deref().unwrap_or(empty).as_ptr();
         let mut reason = None;
         let ev = match e {
             // `state` already is the new state (updated above).
@@ -147,6 +168,8 @@ impl RegHandle {
                     reason: empty.as_ptr(),
                     retry_delay: 0.0,
                     failure_count: 0,
+                    failure: failure_kind,
+                    failure_detail,
                 }
             }
             Event::Response { status, reason: r } => {
@@ -158,6 +181,8 @@ impl RegHandle {
                     reason: c.as_ptr(),
                     retry_delay: 0.0,
                     failure_count: 0,
+                    failure: failure_kind,
+                    failure_detail,
                 };
                 reason = Some(c);
                 ev
@@ -169,6 +194,8 @@ impl RegHandle {
                 reason: empty.as_ptr(),
                 retry_delay: delay.as_secs_f64(),
                 failure_count: *failures,
+                failure: failure_kind,
+                failure_detail,
             },
             Event::RetryStarted { failures } => sipreg_event {
                 kind: sipreg_event_kind::SIPREG_EVENT_RETRY_STARTED,
@@ -177,15 +204,41 @@ impl RegHandle {
                 reason: empty.as_ptr(),
                 retry_delay: 0.0,
                 failure_count: *failures,
+                failure: failure_kind,
+                failure_detail,
             },
+            Event::Failed(f) => {
+                let c = CString::new(f.reason.replace('\0', " ")).unwrap_or_default();
+                let fd = CString::new(f.detail.replace('\0', " ")).unwrap_or_default();
+                let ev = sipreg_event {
+                    kind: sipreg_event_kind::SIPREG_EVENT_FAILED,
+                    state,
+                    status_code: f.status.unwrap_or(0),
+                    reason: c.as_ptr(),
+                    retry_delay: 0.0,
+                    failure_count: 0,
+                    // The failure this event announces (the step's last one
+                    // may already be another).
+                    failure: f.kind.into(),
+                    failure_detail: fd.as_ptr(),
+                };
+                self.fire_event(cb, handle, &ev);
+                drop((c, fd, detail));
+                return;
+            }
             Event::Note(_) | Event::Warning(_) => return,
         };
-        // A state callback that freed the handle ends the deliveries.
+        self.fire_event(cb, handle, &ev);
+        drop((reason, detail));
+    }
+
+    /// Calls the event callback, unless the handle was freed (a state
+    /// callback that freed it ends the deliveries).
+    fn fire_event(&self, cb: Callbacks, handle: *mut sipreg_registerer, ev: &sipreg_event) {
         if let (Some(f), false) = (cb.event, self.freed.load(Ordering::Acquire)) {
-            // SAFETY: application-supplied callback; `ev` and `reason` live across the call.
-            unsafe { f(cb.event_data as *mut c_void, handle, &ev) };
+            // SAFETY: application-supplied callback; `ev` and its strings live across the call.
+            unsafe { f(cb.event_data as *mut c_void, handle, ev) };
         }
-        drop(reason);
     }
 }
 
@@ -228,9 +281,11 @@ pub unsafe extern "C" fn sipreg_registerer_new(
         let (mut core, mut target) = new_core(&config, &opts, seed)?;
         drop(config);
         let id = runtime::next_id();
+        // Callbacks go where the user agent's go now (fixed for the registerer's life).
+        let dispatcher = runtime::dispatch::route(ua_h.id);
         let handle = Arc::new(RegHandle {
             id,
-            shared: Arc::new(Shared::default()),
+            shared: Arc::new(Shared::new(dispatcher)),
             callbacks: Mutex::new(Callbacks {
                 state: callback,
                 state_data: user_data as usize,
@@ -254,6 +309,9 @@ pub unsafe extern "C" fn sipreg_registerer_new(
                 shared: handle.shared.clone(),
             })
         })?;
+        if let Some(d) = handle.shared.dispatcher() {
+            d.add_user();
+        }
         let p = REGISTERERS.insert(id, handle);
         out.write(p.cast());
         Ok(())
@@ -371,6 +429,9 @@ pub extern "C" fn sipreg_registerer_free(r: *mut sipreg_registerer) {
         let h = REGISTERERS.remove(r as *const c_void, "registerer")?;
         h.freed.store(true, Ordering::Release);
         h.shared.set_listener(None);
+        if let Some(d) = h.shared.dispatcher() {
+            d.remove_user();
+        }
         runtime::send(Command::FreeReg(h.id))
     });
 }
@@ -549,6 +610,14 @@ unsafe fn read<T>(
         let v = f(&h.shared.snap());
         put(out, v, "out")
     })
+}
+
+/// [`read_snapshot`] for accessors that take a `const` handle.
+pub(crate) fn read_snapshot_const<T>(
+    r: *const sipreg_registerer,
+    f: impl FnOnce(&Snapshot) -> T,
+) -> Result<T, Error> {
+    read_snapshot(r.cast_mut(), f)
 }
 
 /// Runs `f` on the registerer's snapshot (for accessors in sibling modules).

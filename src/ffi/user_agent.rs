@@ -462,6 +462,8 @@ pub extern "C" fn sipreg_user_agent_free(ua: *mut sipreg_user_agent) -> sipreg_r
         let h = UAS.remove(ua as *const c_void, "ua")?;
         // No trace callback runs or starts once this returns.
         crate::runtime::trace::set_sink(h.id, None);
+        // Its registerers keep their own way to the dispatcher, if any.
+        crate::runtime::dispatch::attach(h.id, None);
         let bound = h.config().config.shutdown_timeout;
         let (started_tx, started) = crossbeam_channel::bounded(1);
         let (done_tx, done) = crossbeam_channel::bounded(1);
@@ -472,7 +474,7 @@ pub extern "C" fn sipreg_user_agent_free(ua: *mut sipreg_user_agent) -> sipreg_r
                 done: done_tx,
             })
         })?;
-        if !runtime::on_worker_thread() {
+        if !runtime::in_callback() {
             // First the worker works through what was queued before the free
             // (local work only, however slow the machine: bounded just
             // against a worker stuck in a callback), then the registerers'

@@ -196,6 +196,17 @@ impl StreamConn {
         }
     }
 
+    /// Whether the TLS handshake is what the connection is doing now (TCP
+    /// is up, TLS is not): a failure now is a TLS failure.
+    pub fn tls_handshaking(&self) -> bool {
+        self.tcp_connected
+            && match &self.framing {
+                Framing::Sip { link, .. } => link.handshaking(),
+                Framing::Ws(ws) => !ws.is_open() && ws.link().is_some_and(Link::handshaking),
+                Framing::WsPending(..) => false,
+            }
+    }
+
     /// The TLS version once negotiated, for the log line that says the flow is up.
     pub fn tls_version(&self) -> Option<&'static str> {
         let link = match &self.framing {

@@ -12,11 +12,12 @@ use mio::{Events, Poll, Token};
 
 use super::endpoint::{Endpoint, FlowKey, Io};
 use super::idhash::IdMap;
-use super::log::Level;
+use super::log::{Level, Who};
 use super::pacing::{Outcome, Pacer};
 use super::stream::{self, StreamSpec, TlsParams, WsParams};
 use super::udp;
-use super::{Command, RegId, Shared, UaId, UaStats};
+use super::{cause, Command, RegId, Shared, UaId, UaStats};
+use crate::core::failure::Failure;
 use crate::core::message::{classify, Kind, Response};
 use crate::core::options::{Transport, UserAgentConfig};
 use crate::core::registerer::{branch_key, Event, Registerer, State, Transmit, KEY_LEN};
@@ -541,7 +542,8 @@ impl Worker {
                         UaStats::bump(&ua.stats.transport_errors);
                     }
                     if let Some(r) = self.regs.get_mut(&id) {
-                        r.core.transport_error(now, &e.to_string(), false);
+                        let why = cause::send_failed(r.target, &e);
+                        r.core.transport_error(now, why, false);
                     }
                 }
             }
@@ -590,23 +592,13 @@ impl Worker {
             mine
         };
         for (users, sender) in failed {
-            self.fail_users(
-                users,
-                now,
-                "send failed on the connection",
-                true,
-                Some(sender),
-            );
+            let why = cause::stream("sending on the connection failed", false);
+            self.fail_users(users, now, &why, true, Some(sender));
         }
         if let Some(users) = lost_connection {
             // The others on that connection learn it too (after this one's events).
-            self.fail_users(
-                users,
-                now,
-                "connection closed after a timeout",
-                true,
-                Some(id),
-            );
+            let why = cause::stream("connection closed after a request timed out", false);
+            self.fail_users(users, now, &why, true, Some(id));
         }
     }
 
@@ -634,6 +626,9 @@ impl Worker {
                 s.routing = (*routing != RoutingFacts::EMPTY).then(|| Box::new(routing.clone()));
             }
             s.public_address = reg.core.public_address();
+            if s.failure.as_deref() != reg.core.failure() {
+                s.failure = reg.core.failure().cloned().map(Arc::new);
+            }
             if reg.core.is_disposing() {
                 s.disposing = true;
             }
@@ -654,8 +649,12 @@ impl Worker {
         };
         let terminated = reg.core.state() == State::Terminated;
         let ua_id = reg.ua;
+        let who = Who {
+            aor: &reg.core.settings().aor_text,
+            id,
+        };
         for e in &fired {
-            log_event(id, e);
+            log_event(&who, e);
         }
         if terminated {
             // A terminated registerer sends nothing more: its socket may close.
@@ -764,9 +763,13 @@ impl Worker {
         let (ua_id, target) = (reg.ua, reg.target);
         if log_enabled_debug() {
             let first = t.bytes.split(|b| *b == b'\r').next().unwrap_or(&[]);
+            let who = Who {
+                aor: &reg.core.settings().aor_text,
+                id,
+            };
             log_at!(
                 Level::Debug,
-                "registerer {id}: {} {} -> {target}",
+                "{who}: {} {} -> {target}",
                 if t.retransmission {
                     "retransmit"
                 } else {
@@ -961,14 +964,16 @@ impl Worker {
             })
             .collect();
         self.bump_users(&victims, |s| &s.transport_errors);
+        let why = cause::icmp(dest, &err);
         log_at!(
             Level::Info,
-            "udp: {err} from {dest:?}; failing {} request(s)",
+            "udp: {}; failing {} request(s)",
+            why.detail,
             victims.len()
         );
-        let msg = format!("{err}");
         for rid in victims {
-            self.drive(rid, now, |core, now| core.transport_error(now, &msg, false));
+            let why = why.clone();
+            self.drive(rid, now, |core, now| core.transport_error(now, why, false));
         }
     }
 
@@ -1005,9 +1010,9 @@ impl Worker {
         if writable {
             if let Err(e) = conn.on_writable() {
                 let why = if was_up {
-                    format!("write failed: {e}")
+                    format!("write failed: {}", cause::plain(&e))
                 } else {
-                    format!("connect to {remote} failed: {e}")
+                    format!("connect to {remote} failed: {}", cause::plain(&e))
                 };
                 return self.stream_failed(token, &why, was_up);
             }
@@ -1058,8 +1063,9 @@ impl Worker {
             return;
         };
         log_at!(Level::Info, "{}: {why}", conn.describe());
+        let why = cause::stream(why, conn.tls_handshaking());
         let users = self.ep.close(token);
-        self.fail_users(users, Instant::now(), why, established, None);
+        self.fail_users(users, Instant::now(), &why, established, None);
     }
 
     /// Fails the connections whose handshakes ran past their deadline.
@@ -1086,7 +1092,7 @@ impl Worker {
         &mut self,
         users: Vec<RegId>,
         now: Instant,
-        why: &str,
+        why: &Failure,
         established: bool,
         except: Option<RegId>,
     ) {
@@ -1096,11 +1102,11 @@ impl Worker {
             if let Some(r) = self.regs.get_mut(&rid) {
                 r.sock = None;
             }
+            let why = why.clone();
             if established {
-                self.drive(rid, now, |core, now| core.connection_lost(now));
+                self.drive(rid, now, |core, now| core.connection_lost(now, why));
             } else {
-                let msg = why.to_owned();
-                self.drive(rid, now, |core, now| core.transport_error(now, &msg, false));
+                self.drive(rid, now, |core, now| core.transport_error(now, why, false));
             }
         }
     }
@@ -1171,13 +1177,17 @@ impl Worker {
         }
         log_at!(
             Level::Debug,
-            "registerer {rid}: received {} {}",
+            "{}: received {} {}",
+            Who {
+                aor: &reg.core.settings().aor_text,
+                id: rid
+            },
             resp.status,
             resp.reason
         );
         match reg.core.handle_response(now, &resp) {
             Ok(()) => self.flush(rid, now),
-            Err(why) => self.count_drop(counted, &format!("{why:?}")),
+            Err(why) => self.count_drop(counted, why.as_str()),
         }
     }
 
@@ -1237,23 +1247,23 @@ fn log_enabled_debug() -> bool {
     super::log::enabled(Level::Debug)
 }
 
-fn log_event(id: RegId, e: &Event) {
+fn log_event(who: &Who<'_>, e: &Event) {
     match e {
-        Event::StateChanged(s) => log_at!(Level::Info, "registerer {id}: state {s:?}"),
+        Event::StateChanged(s) => log_at!(Level::Info, "{who}: state {s}"),
         Event::Response { status, reason } => {
-            log_at!(Level::Info, "registerer {id}: response {status} {reason}")
+            log_at!(Level::Info, "{who}: response {status} {reason}")
         }
         Event::RetryScheduled { delay, failures } => log_at!(
             Level::Info,
-            "registerer {id}: retry in {:.3} s (failure {failures})",
+            "{who}: retry in {:.3} s (failure {failures})",
             delay.as_secs_f64()
         ),
-        Event::RetryStarted { failures } => log_at!(
-            Level::Info,
-            "registerer {id}: retrying (failure {failures})"
-        ),
-        Event::Note(n) => log_at!(Level::Info, "registerer {id}: {n}"),
-        Event::Warning(n) => log_at!(Level::Warn, "registerer {id}: {n}"),
+        Event::RetryStarted { failures } => {
+            log_at!(Level::Info, "{who}: retrying (failure {failures})")
+        }
+        Event::Failed(f) => log_at!(Level::Info, "{who}: failed ({}): {}", f.kind, f.detail),
+        Event::Note(n) => log_at!(Level::Info, "{who}: {n}"),
+        Event::Warning(n) => log_at!(Level::Warn, "{who}: {n}"),
     }
 }
 

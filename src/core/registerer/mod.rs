@@ -44,6 +44,25 @@ pub enum State {
     Terminated,
 }
 
+impl State {
+    /// The state's name as SIP.js writes it: "Initial", "Registered",
+    /// "Unregistered", "Terminated" (`sipreg_state_str`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Initial => "Initial",
+            State::Registered => "Registered",
+            State::Unregistered => "Unregistered",
+            State::Terminated => "Terminated",
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Something the application should hear about, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -69,6 +88,10 @@ pub enum Event {
         /// Consecutive failures so far.
         failures: u32,
     },
+    /// An attempt failed, and why (also [`Registerer::failure`] until the
+    /// next success). Comes after the [`Event::Response`] that caused it and
+    /// before the state change and retry it leads to.
+    Failed(Failure),
     /// A diagnostic for the log (never contains credentials).
     Note(String),
     /// Something the operator should look at, for the log at warning level
@@ -94,6 +117,17 @@ pub enum Unmatched {
     WrongDialogue,
     /// The registerer is terminated.
     Terminated,
+}
+
+impl Unmatched {
+    /// Why, in words (for the log line of a dropped response).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unmatched::UnknownBranch => "response for no transaction of ours",
+            Unmatched::WrongDialogue => "response with a Call-ID or CSeq not ours",
+            Unmatched::Terminated => "response for a terminated registerer",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -282,6 +316,9 @@ pub struct Registerer {
     /// Why the last attempt failed (`None` after a success); boxed, as most
     /// registerers never fail.
     failure: Option<Box<Failure>>,
+    /// A failure was recorded for the request ending now, so the generic
+    /// classification in `fail` does not record a second one.
+    failure_fresh: bool,
 }
 
 /// What [`Registerer::routing`] and [`Registerer::keepalive`] show without state.
@@ -373,6 +410,7 @@ impl Registerer {
             resolution_wanted: false,
             paced: false,
             failure: None,
+            failure_fresh: false,
         })
     }
 
@@ -513,10 +551,38 @@ impl Registerer {
 
     // ----- internals shared by the parts -----------------------------------
 
-    /// Records why the attempt in progress failed (kept until the next success).
-    #[allow(dead_code)] // until every failure path classifies (issue 19)
-    fn record_failure(&mut self, failure: Failure) {
+    /// Records why the attempt in progress failed (kept until the next
+    /// success) and tells the application ([`Event::Failed`]). A status
+    /// without a reason takes the reason of the last response with that status.
+    fn record_failure(&mut self, mut failure: Failure) {
+        if let (Some(status), true) = (failure.status, failure.reason.is_empty()) {
+            if let Some((s, reason)) = &self.last_response {
+                if *s == status {
+                    failure.reason.clone_from(reason);
+                }
+            }
+        }
+        self.failure_fresh = true;
+        self.events.push_back(Event::Failed(failure.clone()));
         self.failure = Some(Box::new(failure));
+    }
+
+    /// A success: no failure to report any more.
+    fn clear_failure(&mut self) {
+        self.failure = None;
+        self.failure_fresh = false;
+    }
+
+    /// Where requests go, for failure details: the RFC 3263 target in use,
+    /// else the registrar's (or proxy's) host and port.
+    fn target_text(&self) -> String {
+        match self.current_target() {
+            Some(t) => t.addr.to_string(),
+            None => format!(
+                "{}:{}",
+                self.settings.target_host, self.settings.target_port
+            ),
+        }
     }
 
     fn note(&mut self, msg: &str) {

@@ -9,7 +9,7 @@ use mio::Token;
 
 use super::{Io, RegId, Worker};
 use crate::log_at;
-use crate::runtime::log::Level;
+use crate::runtime::log::{Level, Who};
 
 impl Worker {
     /// Sends the keep-alives the core owes on the registerer's existing flow
@@ -26,15 +26,21 @@ impl Worker {
         let (Some(token), target) = (reg.sock, reg.target) else {
             return;
         };
+        let aor = reg.core.settings().aor_text.clone();
         for p in pings {
             let r = match self.ep.socks.get_mut(&token).map(|s| &mut s.io) {
                 Some(Io::Udp(sock)) => sock.send_to(&p, target).map(|_| ()),
                 Some(Io::Stream(conn)) => conn.ping(),
                 None => return,
             };
+            let outcome = match r {
+                Ok(()) => "sent".to_owned(),
+                Err(e) => format!("not sent: {}", crate::runtime::cause::plain(&e)),
+            };
             log_at!(
                 Level::Debug,
-                "registerer {id}: keep-alive ({} bytes) -> {target}: {r:?}",
+                "{}: keep-alive ({} bytes) -> {target}: {outcome}",
+                Who { aor: &aor, id },
                 p.len()
             );
         }
@@ -54,7 +60,11 @@ impl Worker {
         };
         log_at!(
             Level::Info,
-            "registerer {id}: flow to {target} failed; opening a new one"
+            "{}: flow to {target} failed; opening a new one",
+            Who {
+                aor: &reg.core.settings().aor_text,
+                id
+            }
         );
         let others: Vec<RegId> = self
             .ep
