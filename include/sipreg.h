@@ -266,7 +266,7 @@ typedef enum sipreg_secret {
  * never dropped); other events of a registerer are coalesced (a new one
  * replaces that registerer's older event of the same kind still waiting,
  * whose values stay readable through the accessors: last response,
- * failure, next retry); message traces are dropped. `sipreg_dispatcher_stats`
+ * failure, next retry); message traces are dropped. `sipreg_dispatcher_get_stats`
  * counts both.
  *
  * Ownership: the caller owns the dispatcher (`sipreg_dispatcher_new`) and
@@ -561,8 +561,8 @@ enum sipreg_result sipreg_dispatcher_run(struct sipreg_dispatcher *d, uint32_t m
  * # Safety
  * `out` must be NULL or writable.
  */
-enum sipreg_result sipreg_dispatcher_stats(const struct sipreg_dispatcher *d,
-                                           struct sipreg_dispatcher_stats *out);
+enum sipreg_result sipreg_dispatcher_get_stats(const struct sipreg_dispatcher *d,
+                                               struct sipreg_dispatcher_stats *out);
 
 /**
  * Frees the dispatcher: callbacks still waiting are discarded and its fd is
@@ -665,6 +665,13 @@ const char *sipreg_last_error(void);
  * "SIPREG_ERR_TERMINATED"; "SIPREG_UNKNOWN" for any other number. Never NULL; do not free.
  */
 const char *sipreg_result_str(int32_t result);
+
+/**
+ * A static name for a registerer state (a `sipreg_state` value), as SIP.js
+ * and the examples print it: "Initial", "Registered", "Unregistered",
+ * "Terminated"; "Unknown" for any other number. Never NULL; do not free.
+ */
+const char *sipreg_state_str(int32_t state);
 
 /**
  * Installs a process-wide log callback receiving messages up to `max_level`
@@ -946,13 +953,22 @@ enum sipreg_result sipreg_registerer_contact(struct sipreg_registerer *r,
 /**
  * Copies the flow the last request went out on, "proto:local -> remote"
  * (e.g. "tls:127.0.0.1:40312 -> 127.0.0.1:5061"), NUL-terminated, into `buf`
- * of `len` bytes; an empty string before the first request.
- * SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit.
+ * of `len` bytes; an empty string before the first request. `needed` (may
+ * be NULL) receives the size required, counting the NUL.
+ *
+ * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` NULL, or `buf` NULL with
+ * `len` > 0); SIPREG_ERR_BUFFER_TOO_SMALL (it does not fit, `buf` NULL with
+ * `len` 0 included: `*needed` says the size, `buf` is untouched);
+ * SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+ * (not a registerer handle); SIPREG_ERR_INTERNAL.
  *
  * # Safety
- * `buf` must be NULL or writable for `len` bytes.
+ * `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
  */
-enum sipreg_result sipreg_registerer_flow(struct sipreg_registerer *r, char *buf, size_t len);
+enum sipreg_result sipreg_registerer_flow(struct sipreg_registerer *r,
+                                          char *buf,
+                                          size_t len,
+                                          size_t *needed);
 
 /**
  * Retry-After of the last rejection: `*present` tells whether there was one.
@@ -1036,6 +1052,10 @@ enum sipreg_result sipreg_unregister_with_headers(struct sipreg_registerer *r,
 /**
  * Number of Service-Route URIs (RFC 3608) of the last 2xx (0 when not registered).
  *
+ * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` or `out` NULL);
+ * SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+ * (not a registerer handle); SIPREG_ERR_INTERNAL.
+ *
  * # Safety
  * `out` must be NULL or writable.
  */
@@ -1043,19 +1063,29 @@ enum sipreg_result sipreg_registerer_service_route_count(struct sipreg_registere
 
 /**
  * Copies Service-Route URI number `index` (NUL-terminated) into `buf` of
- * `len` bytes. SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit,
- * SIPREG_ERR_INVALID_ARGUMENT for an index out of range.
+ * `len` bytes; `needed` (may be NULL) receives the size required.
+ *
+ * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` NULL, or `buf` NULL with
+ * `len` > 0); SIPREG_ERR_BUFFER_TOO_SMALL (it does not fit, `buf` NULL with
+ * `len` 0 included: `*needed` says the size, counting the NUL);
+ * SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+ * (not a registerer handle, or an index out of range); SIPREG_ERR_INTERNAL.
  *
  * # Safety
- * `buf` must be NULL or writable for `len` bytes.
+ * `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
  */
 enum sipreg_result sipreg_registerer_service_route(struct sipreg_registerer *r,
                                                    size_t index,
                                                    char *buf,
-                                                   size_t len);
+                                                   size_t len,
+                                                   size_t *needed);
 
 /**
  * Number of Path URIs (RFC 3327) of the last 2xx (0 when not registered).
+ *
+ * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` or `out` NULL);
+ * SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+ * (not a registerer handle); SIPREG_ERR_INTERNAL.
  *
  * # Safety
  * `out` must be NULL or writable.
@@ -1063,44 +1093,61 @@ enum sipreg_result sipreg_registerer_service_route(struct sipreg_registerer *r,
 enum sipreg_result sipreg_registerer_path_count(struct sipreg_registerer *r, size_t *out);
 
 /**
- * Copies Path URI number `index`; same rules as `sipreg_registerer_service_route`.
+ * Copies Path URI number `index`; same rules and result codes as
+ * `sipreg_registerer_service_route`.
  *
  * # Safety
- * `buf` must be NULL or writable for `len` bytes.
+ * `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
  */
 enum sipreg_result sipreg_registerer_path(struct sipreg_registerer *r,
                                           size_t index,
                                           char *buf,
-                                          size_t len);
+                                          size_t len,
+                                          size_t *needed);
 
 /**
  * Copies the public GRUU (RFC 5627 `pub-gruu` of our contact in the last
- * 2xx) into `buf` of `len` bytes; "" when the registrar gave none.
+ * 2xx) into `buf` of `len` bytes; "" when the registrar gave none. `needed`
+ * (may be NULL) receives the size required.
+ *
+ * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` NULL, or `buf` NULL with
+ * `len` > 0); SIPREG_ERR_BUFFER_TOO_SMALL (it does not fit, `buf` NULL with
+ * `len` 0 included: `*needed` says the size, counting the NUL);
+ * SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+ * (not a registerer handle); SIPREG_ERR_INTERNAL.
  *
  * # Safety
- * `buf` must be NULL or writable for `len` bytes.
+ * `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
  */
-enum sipreg_result sipreg_registerer_pub_gruu(struct sipreg_registerer *r, char *buf, size_t len);
+enum sipreg_result sipreg_registerer_pub_gruu(struct sipreg_registerer *r,
+                                              char *buf,
+                                              size_t len,
+                                              size_t *needed);
 
 /**
  * Copies the temporary GRUU (`temp-gruu`) of the last 2xx; "" when none.
+ * Same rules and result codes as `sipreg_registerer_pub_gruu`.
  *
  * # Safety
- * `buf` must be NULL or writable for `len` bytes.
+ * `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
  */
-enum sipreg_result sipreg_registerer_temp_gruu(struct sipreg_registerer *r, char *buf, size_t len);
+enum sipreg_result sipreg_registerer_temp_gruu(struct sipreg_registerer *r,
+                                               char *buf,
+                                               size_t len,
+                                               size_t *needed);
 
 /**
  * Copies the address the registrar saw our last successful REGISTER come
  * from ("IP:port", IPv6 in brackets; from Via received/rport); "" when it
- * did not say.
+ * did not say. Same rules and result codes as `sipreg_registerer_pub_gruu`.
  *
  * # Safety
- * `buf` must be NULL or writable for `len` bytes.
+ * `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
  */
 enum sipreg_result sipreg_registerer_public_address(struct sipreg_registerer *r,
                                                     char *buf,
-                                                    size_t len);
+                                                    size_t len,
+                                                    size_t *needed);
 
 /**
  * Installs the message-trace callback of `ua` (NULL callback removes it).

@@ -633,8 +633,9 @@ fn sipp_service_route_path_and_gruu_exposed_then_cleared() {
     );
     // A buffer one byte short is refused and says what it needs.
     let gruu_len = nat_capi::pub_gruu(&r).unwrap().len();
-    let (rc, why) = nat_capi::pub_gruu_into(&r, gruu_len);
+    let (rc, why, need) = nat_capi::pub_gruu_into(&r, gruu_len);
     assert_eq!(rc, SIPREG_ERR_BUFFER_TOO_SMALL);
+    assert_eq!(need, gruu_len + 1, "the size needed, counting the NUL");
     assert!(
         why.contains(&format!("{} bytes needed", gruu_len + 1)),
         "{why}"

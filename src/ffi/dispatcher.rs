@@ -38,7 +38,7 @@ use crate::runtime::{self, dispatch::Dispatcher};
 /// never dropped); other events of a registerer are coalesced (a new one
 /// replaces that registerer's older event of the same kind still waiting,
 /// whose values stay readable through the accessors: last response,
-/// failure, next retry); message traces are dropped. `sipreg_dispatcher_stats`
+/// failure, next retry); message traces are dropped. `sipreg_dispatcher_get_stats`
 /// counts both.
 ///
 /// Ownership: the caller owns the dispatcher (`sipreg_dispatcher_new`) and
@@ -156,7 +156,7 @@ pub unsafe extern "C" fn sipreg_dispatcher_run(
 /// # Safety
 /// `out` must be NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn sipreg_dispatcher_stats(
+pub unsafe extern "C" fn sipreg_dispatcher_get_stats(
     d: *const sipreg_dispatcher,
     out: *mut sipreg_dispatcher_stats,
 ) -> sipreg_result {

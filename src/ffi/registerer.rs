@@ -491,21 +491,28 @@ pub unsafe extern "C" fn sipreg_registerer_contact(
 
 /// Copies the flow the last request went out on, "proto:local -> remote"
 /// (e.g. "tls:127.0.0.1:40312 -> 127.0.0.1:5061"), NUL-terminated, into `buf`
-/// of `len` bytes; an empty string before the first request.
-/// SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit.
+/// of `len` bytes; an empty string before the first request. `needed` (may
+/// be NULL) receives the size required, counting the NUL.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` NULL, or `buf` NULL with
+/// `len` > 0); SIPREG_ERR_BUFFER_TOO_SMALL (it does not fit, `buf` NULL with
+/// `len` 0 included: `*needed` says the size, `buf` is untouched);
+/// SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+/// (not a registerer handle); SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
-/// `buf` must be NULL or writable for `len` bytes.
+/// `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn sipreg_registerer_flow(
     r: *mut sipreg_registerer,
     buf: *mut c_char,
     len: usize,
+    needed: *mut usize,
 ) -> sipreg_result {
     guard(|| {
         let h = get(r)?;
         let flow = h.shared.snap().flow.clone().unwrap_or_default();
-        copy_out(&flow, buf, len, std::ptr::null_mut())
+        copy_out(&flow, buf, len, needed)
     })
 }
 

@@ -429,14 +429,15 @@ pub unsafe extern "C" fn sipreg_user_agent_stats(
     guard(|| {
         let h = UAS.get(ua as *const c_void, "ua")?;
         let s = &h.stats;
+        let w = s.window();
         let stats = sipreg_stats {
             received: s.received.load(Ordering::Relaxed),
             dropped: s.dropped.load(Ordering::Relaxed),
             sent: s.sent.load(Ordering::Relaxed),
             transport_errors: s.transport_errors.load(Ordering::Relaxed),
-            window: s.window.load(Ordering::Relaxed),
-            in_flight: s.in_flight.load(Ordering::Relaxed),
-            queued: s.queued.load(Ordering::Relaxed),
+            window: u64::from(w.window),
+            in_flight: u64::from(w.in_flight),
+            queued: u64::from(w.queued),
         };
         put(out, stats, "out")
     })
@@ -462,6 +463,9 @@ pub extern "C" fn sipreg_user_agent_free(ua: *mut sipreg_user_agent) -> sipreg_r
         let h = UAS.remove(ua as *const c_void, "ua")?;
         // No trace callback runs or starts once this returns.
         crate::runtime::trace::set_sink(h.id, None);
+        // On the thread that runs the user agent's dispatcher, waiting would
+        // stall the loop that delivers the outcome: Terminated arrives there.
+        let on_loop = crate::runtime::dispatch::route(h.id).is_some_and(|d| d.is_home());
         // Its registerers keep their own way to the dispatcher, if any.
         crate::runtime::dispatch::attach(h.id, None);
         let bound = h.config().config.shutdown_timeout;
@@ -474,7 +478,7 @@ pub extern "C" fn sipreg_user_agent_free(ua: *mut sipreg_user_agent) -> sipreg_r
                 done: done_tx,
             })
         })?;
-        if !runtime::in_callback() {
+        if !runtime::in_callback() && !on_loop {
             // First the worker works through what was queued before the free
             // (local work only, however slow the machine: bounded just
             // against a worker stuck in a callback), then the registerers'

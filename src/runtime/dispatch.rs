@@ -91,6 +91,9 @@ pub struct Dispatcher {
     fd: i32,
     /// The thread inside [`run`](Self::run), if any.
     running: Mutex<Option<ThreadId>>,
+    /// The thread that called [`run`](Self::run) last: the application's
+    /// loop thread, which must not block waiting for what only it delivers.
+    home: Mutex<Option<ThreadId>>,
     closed: AtomicBool,
     /// User agents attached and registerers created with it, not yet freed.
     users: AtomicUsize,
@@ -123,6 +126,7 @@ impl Dispatcher {
             signal: Mutex::new(Some((rx, tx))),
             fd,
             running: Mutex::new(None),
+            home: Mutex::new(None),
             closed: AtomicBool::new(false),
             users: AtomicUsize::new(0),
         })
@@ -225,6 +229,7 @@ impl Dispatcher {
             }
             *r = Some(std::thread::current().id());
         }
+        *self.home.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::thread::current().id());
         let _done = ResetOnDrop(self);
         let mut budget = if max == 0 {
             self.lock().entries.len()
@@ -303,6 +308,12 @@ impl Dispatcher {
         // The jobs are dropped outside the lock (they may own handles).
         drop(jobs);
         *self.signal.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Whether this thread is the one that ran the dispatcher last (its
+    /// application loop's thread).
+    pub fn is_home(&self) -> bool {
+        *self.home.lock().unwrap_or_else(|e| e.into_inner()) == Some(std::thread::current().id())
     }
 
     /// Whether this thread is running this dispatcher's callbacks now.

@@ -217,7 +217,10 @@ impl Shared {
     }
 }
 
-/// Counters kept per user agent (readable without asking the worker).
+/// Counters kept per user agent (readable without asking the worker). The
+/// message counters count since the user agent was created; the window is
+/// read live from the pacer's counters of the registrar target this user
+/// agent used last, so a read is exact at that moment.
 #[derive(Default, Debug)]
 pub struct UaStats {
     /// Datagrams / stream messages received.
@@ -228,12 +231,8 @@ pub struct UaStats {
     pub sent: AtomicU64,
     /// Transport errors seen.
     pub transport_errors: AtomicU64,
-    /// Pacing window of the registrar target last used (transactions allowed in flight).
-    pub window: AtomicU64,
-    /// Transactions in flight to that target (all user agents).
-    pub in_flight: AtomicU64,
-    /// Registerers queued for that target's window (all user agents).
-    pub queued: AtomicU64,
+    /// The pacing window of the registrar target last used (none before the first request).
+    window: Mutex<Option<Arc<pacing::WindowCounters>>>,
 }
 
 impl UaStats {
@@ -241,11 +240,22 @@ impl UaStats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn set_window(&self, v: pacing::WindowView) {
-        self.window.store(u64::from(v.window), Ordering::Relaxed);
-        self.in_flight
-            .store(u64::from(v.in_flight), Ordering::Relaxed);
-        self.queued.store(u64::from(v.queued), Ordering::Relaxed);
+    /// Follows the window of `target` from now on (the target last used).
+    pub(crate) fn follow_window(&self, target: &Arc<pacing::WindowCounters>) {
+        let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        if !w.as_ref().is_some_and(|c| Arc::ptr_eq(c, target)) {
+            *w = Some(target.clone());
+        }
+    }
+
+    /// The window of the target last used, now (all zero before the first request).
+    pub fn window(&self) -> pacing::WindowView {
+        self.window
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|c| c.view())
+            .unwrap_or_default()
     }
 }
 

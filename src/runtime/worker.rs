@@ -843,7 +843,8 @@ impl Worker {
             started = true;
         }
         if let Some(ua) = self.uas.get(&reg.ua) {
-            ua.stats.set_window(self.pacing.view(Self::pacing_key(reg)));
+            ua.stats
+                .follow_window(&self.pacing.counters(Self::pacing_key(reg)));
         }
         started
     }

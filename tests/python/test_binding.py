@@ -90,6 +90,7 @@ _SCALARS: Dict[str, Any] = {
     "bool": ctypes.c_bool,
     "double": ctypes.c_double,
     "size_t": ctypes.c_size_t,
+    "int": ctypes.c_int,
     "int32_t": ctypes.c_int32,
     "uint16_t": ctypes.c_uint16,
     "uint32_t": ctypes.c_uint32,

@@ -416,7 +416,14 @@ impl Reg {
     pub fn flow(&self) -> String {
         let mut buf = [0 as std::ffi::c_char; 256];
         check(
-            unsafe { sipreg_registerer_flow(self.ptr, buf.as_mut_ptr(), buf.len()) },
+            unsafe {
+                sipreg_registerer_flow(
+                    self.ptr,
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                    std::ptr::null_mut(),
+                )
+            },
             "flow",
         );
         unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
