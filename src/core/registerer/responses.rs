@@ -149,7 +149,7 @@ impl Registerer {
             }
             403 if !p.answered.is_empty() => {
                 // RFC 3261 22.4: a 403 to a request with credentials refuses them.
-                let why = format!("403 {} to our credentials", resp.reason);
+                let why = format!("the registrar refused our credentials: 403 {}", resp.reason);
                 self.record_failure(Failure::new(FailureKind::AuthRejected, why).with_status(403));
                 self.fail(now, p.kind, 403, resp.retry_after(), false);
             }
