@@ -116,7 +116,10 @@ fn forbidden_after_our_credentials_is_auth_rejected_before_them_rejected() {
     let f = only_failure(&h);
     assert_eq!(f.kind, FailureKind::AuthRejected);
     assert_eq!((f.status, f.reason.as_str()), (Some(403), "Forbidden"));
-    assert_eq!(f.detail, "the registrar refused our credentials: 403 Forbidden");
+    assert_eq!(
+        f.detail,
+        "the registrar refused our credentials: 403 Forbidden"
+    );
 
     let mut h = Harness::alice(no_retry());
     h.register();

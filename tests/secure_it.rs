@@ -217,6 +217,17 @@ fn expect_failure(u: &Ua, registrar: String, cause: &str) {
         "{cause}: a 503 response event: {:?}",
         r.events()
     );
+    // Why, without reading logs: a TLS failure whose detail names the cause.
+    let (kind, detail) = r.failure();
+    assert_eq!(kind, SIPREG_FAILURE_TLS, "{cause}: {detail}");
+    assert!(detail.contains(cause), "{cause}: {detail}");
+    assert!(
+        r.events()
+            .iter()
+            .any(|e| matches!(e, Ev::Failed(SIPREG_FAILURE_TLS, 503, d) if *d == detail)),
+        "{cause}: a FAILED event: {:?}",
+        r.events()
+    );
     let lines = wait_log(&format!("127.0.0.1:{port}"), cause);
     assert!(
         !lines.is_empty(),

@@ -707,6 +707,23 @@ fn permanent(status: u16, reason: &str) {
     );
     assert_eq!(r.next_retry(), None);
     assert_eq!(r.failure_count(), 1);
+    assert_rejected(&mut r, status, reason);
+}
+
+/// The attempt failed as REJECTED with the registrar's status, told by a
+/// FAILED event and kept by the accessors.
+fn assert_rejected(r: &mut Reg, status: u16, reason: &str) {
+    let detail = format!("the registrar answered {status} {reason}");
+    assert!(
+        r.events()
+            .contains(&Ev::Failed(SIPREG_FAILURE_REJECTED, status, detail.clone())),
+        "{status}: {:?}",
+        r.events()
+    );
+    if r.state() == SIPREG_STATE_UNREGISTERED {
+        assert_eq!(r.failure(), (SIPREG_FAILURE_REJECTED, detail));
+        assert_eq!(r.failure_response(), (status, reason.to_owned()));
+    }
 }
 
 fn transient(status: u16, reason: &str) {
@@ -714,6 +731,7 @@ fn transient(status: u16, reason: &str) {
     let unreg = r.wait_state(SIPREG_STATE_UNREGISTERED, WAIT);
     let scheduled = r.wait_for(WAIT, |e| matches!(e, Ev::RetryScheduled(..)));
     let waiting = (r.next_retry(), r.failure_count(), r.retry_after());
+    let failed_then = r.failure();
     let ok = r.wait_state(SIPREG_STATE_REGISTERED, WAIT);
     let out = sipp.finish(WAIT);
     out.assert_passed();
@@ -735,6 +753,11 @@ fn transient(status: u16, reason: &str) {
     );
     assert_eq!(responses(&mut r), vec![status, 200]);
     assert_eq!(r.failure_count(), 0, "reset by the 200");
+    // A real 503 (or 5xx) from the registrar is the registrar's answer, not
+    // "unreachable": REJECTED with its status, until the 200 cleared it.
+    assert_eq!(failed_then.0, SIPREG_FAILURE_REJECTED, "{status}");
+    assert_rejected(&mut r, status, reason);
+    assert_eq!(r.failure(), (SIPREG_FAILURE_NONE, String::new()));
 }
 
 #[test]
@@ -775,6 +798,11 @@ fn bad_gateway_502_is_transient() {
 #[test]
 fn gateway_timeout_504_is_transient() {
     transient(504, "Server Time-out");
+}
+
+#[test]
+fn service_unavailable_503_is_transient_and_rejected_not_unreachable() {
+    transient(503, "Service Unavailable");
 }
 
 #[test]

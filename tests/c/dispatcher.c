@@ -23,6 +23,7 @@ typedef struct seen {
     int failed_events;
     sipreg_failure last_failure_kind;   /* from the FAILED event */
     char last_failure_detail[256];
+    sipreg_failure on_last_state_event;  /* the `failure` field of the last STATE_CHANGED event */
     int traces;
     int trace_off_thread;
     sipreg_registerer *handle;
@@ -63,6 +64,7 @@ static void on_event(void *ud, sipreg_registerer *r, const sipreg_event *ev) {
     if (!pthread_equal(pthread_self(), s->owner)) s->off_thread++;
     if (ev->failure_detail == NULL) s->off_thread += 1000; /* never NULL */
     if (ev->kind == SIPREG_EVENT_RESPONSE) s->responses++;
+    if (ev->kind == SIPREG_EVENT_STATE_CHANGED) s->on_last_state_event = ev->failure;
     if (ev->kind == SIPREG_EVENT_FAILED) {
         s->failed_events++;
         s->last_failure_kind = ev->failure;
@@ -188,6 +190,7 @@ static void one_thread_with_poll(void) {
     EXPECT(loop_until(d, &s, unregistered, 5.0), "Unregistered through run");
     MUST(sipreg_dispose(r));
     EXPECT(loop_until(d, &s, terminated, 5.0), "Terminated through run");
+    EXPECT(s.on_last_state_event == SIPREG_FAILURE_NONE, "no failure on the events of a success");
     EXPECT(s.nstates == 3 && s.states[0] == SIPREG_STATE_REGISTERED && s.states[1] == SIPREG_STATE_UNREGISTERED &&
                s.states[2] == SIPREG_STATE_TERMINATED,
            "states in order (%d)", s.nstates);
@@ -289,6 +292,8 @@ static void failure_on_events_and_accessor(void) {
     EXPECT(s.last_failure_kind == SIPREG_FAILURE_TRANSPORT, "transport, got %s",
            sipreg_failure_str(s.last_failure_kind));
     EXPECT(strstr(s.last_failure_detail, "ICMP") != NULL, "detail: %s", s.last_failure_detail);
+    EXPECT(s.on_last_state_event == SIPREG_FAILURE_TRANSPORT, "the state change carries it: %s",
+           sipreg_failure_str(s.on_last_state_event));
     EXPECT_RC(sipreg_registerer_failure(r, &kind, NULL, 0, &need), SIPREG_OK);
     EXPECT(kind == SIPREG_FAILURE_TRANSPORT, "accessor kind %s", sipreg_failure_str(kind));
     EXPECT(need == strlen(s.last_failure_detail) + 1, "needed %zu", need);
@@ -307,6 +312,7 @@ static void failure_on_events_and_accessor(void) {
     EXPECT(status == 503 && strcmp(reason, "Service Unavailable") == 0, "synthesised 503, got %u %s", status, reason);
     MUST(sipreg_dispose(r));
     EXPECT(loop_until(d, &s, terminated, 5.0), "Terminated");
+    EXPECT(s.on_last_state_event == SIPREG_FAILURE_TRANSPORT, "Terminated carries the last failure too");
     sipreg_registerer_free(r);
     sipreg_user_agent_free(ua);
     EXPECT_RC(sipreg_dispatcher_free(d), SIPREG_OK);

@@ -417,12 +417,7 @@ impl Reg {
         let mut buf = [0 as std::ffi::c_char; 256];
         check(
             unsafe {
-                sipreg_registerer_flow(
-                    self.ptr,
-                    buf.as_mut_ptr(),
-                    buf.len(),
-                    std::ptr::null_mut(),
-                )
+                sipreg_registerer_flow(self.ptr, buf.as_mut_ptr(), buf.len(), std::ptr::null_mut())
             },
             "flow",
         );

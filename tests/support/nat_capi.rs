@@ -29,7 +29,11 @@ type Count = unsafe extern "C" fn(*mut sipreg_registerer, *mut usize) -> sipreg_
 fn string(r: &Reg, f: Getter, what: &str) -> Option<String> {
     let mut need = 0usize;
     let rc = unsafe { f(r.ptr, std::ptr::null_mut(), 0, &mut need) };
-    assert_eq!(rc, sipreg_result::SIPREG_ERR_BUFFER_TOO_SMALL, "{what} size");
+    assert_eq!(
+        rc,
+        sipreg_result::SIPREG_ERR_BUFFER_TOO_SMALL,
+        "{what} size"
+    );
     assert!(need >= 1, "{what}: the NUL counts");
     let mut buf = vec![0 as c_char; need];
     ok(
@@ -50,7 +54,11 @@ fn list(r: &Reg, count: Count, nth: Nth, what: &str) -> Vec<String> {
         .map(|i| {
             let mut need = 0usize;
             let rc = unsafe { nth(r.ptr, i, std::ptr::null_mut(), 0, &mut need) };
-            assert_eq!(rc, sipreg_result::SIPREG_ERR_BUFFER_TOO_SMALL, "{what} size");
+            assert_eq!(
+                rc,
+                sipreg_result::SIPREG_ERR_BUFFER_TOO_SMALL,
+                "{what} size"
+            );
             let mut buf = vec![0 as c_char; need];
             ok(
                 unsafe { nth(r.ptr, i, buf.as_mut_ptr(), buf.len(), std::ptr::null_mut()) },
