@@ -86,6 +86,9 @@ pub extern "C" fn sipreg_state_str(state: i32) -> *const c_char {
 /// off; any other number is SIPREG_ERR_INVALID_ARGUMENT). When this returns, no
 /// call of the previous callback is still running on another thread, so its
 /// `user_data` may be released. The callback must not block for long.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_INVALID_ARGUMENT (`max_level` is not a
+/// `sipreg_log_level`); SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_set_log_callback(
     callback: sipreg_log_callback,

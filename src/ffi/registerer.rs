@@ -253,6 +253,12 @@ impl RegHandle {
 /// `user_data`, which must stay valid until the registerer is freed. The
 /// caller owns `*out` and frees it with `sipreg_registerer_free`.
 ///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` or `out` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (options that do not fit together or with the
+/// user agent, e.g. reg_id without instance_id; or a foreign handle);
+/// SIPREG_ERR_TERMINATED (the user agent is freed or being freed, or the
+/// options were freed); SIPREG_ERR_INTERNAL (the worker thread is unreachable).
+///
 /// # Safety
 /// `out` must be NULL or writable.
 #[no_mangle]
@@ -344,6 +350,10 @@ fn new_core(
 /// Replaces the state callback (NULL removes it). Off the worker thread this
 /// returns once no call of the old callback is running, so its `user_data`
 /// may then be released.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` NULL);
+/// SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+/// (not a registerer handle); SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_registerer_set_state_callback(
     r: *mut sipreg_registerer,
@@ -358,6 +368,10 @@ pub extern "C" fn sipreg_registerer_set_state_callback(
 
 /// Sets the event callback (NULL removes it), with the same guarantees as
 /// `sipreg_registerer_set_state_callback`.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` NULL);
+/// SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+/// (not a registerer handle); SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_registerer_set_event_callback(
     r: *mut sipreg_registerer,
@@ -384,6 +398,11 @@ fn update_callbacks(r: *mut sipreg_registerer, f: impl FnOnce(&mut Callbacks)) -
 /// Sends a REGISTER (SIP.js `register()`); returns at once, the outcome comes
 /// through the callbacks. SIPREG_ERR_REQUEST_PENDING while a REGISTER is in
 /// flight (nothing is queued); SIPREG_ERR_TERMINATED after dispose.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_REQUEST_PENDING (a REGISTER or un-REGISTER is
+/// in flight); SIPREG_ERR_TERMINATED (disposed, or the handle was freed);
+/// SIPREG_ERR_NULL_ARGUMENT (`r` NULL); SIPREG_ERR_INVALID_ARGUMENT (not a
+/// registerer handle); SIPREG_ERR_INTERNAL (the worker thread is unreachable).
 #[no_mangle]
 pub extern "C" fn sipreg_register(r: *mut sipreg_registerer) -> sipreg_result {
     guard(|| {
@@ -394,6 +413,11 @@ pub extern "C" fn sipreg_register(r: *mut sipreg_registerer) -> sipreg_result {
 
 /// Sends an un-REGISTER for our contact, or with `all` for every binding of
 /// the AOR (`Contact: *`). Returns at once; same errors as `sipreg_register`.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_REQUEST_PENDING (a REGISTER or un-REGISTER is
+/// in flight); SIPREG_ERR_TERMINATED (disposed, or the handle was freed);
+/// SIPREG_ERR_NULL_ARGUMENT (`r` NULL); SIPREG_ERR_INVALID_ARGUMENT (not a
+/// registerer handle); SIPREG_ERR_INTERNAL (the worker thread is unreachable).
 #[no_mangle]
 pub extern "C" fn sipreg_unregister(r: *mut sipreg_registerer, all: bool) -> sipreg_result {
     guard(|| {
@@ -407,6 +431,11 @@ pub extern "C" fn sipreg_unregister(r: *mut sipreg_registerer, all: bool) -> sip
 /// agent's shutdown timeout. Returns at once; Terminated arrives through the
 /// callback. Later calls on the handle return SIPREG_ERR_TERMINATED until it
 /// is freed.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_TERMINATED (already disposed, or the handle
+/// was freed); SIPREG_ERR_NULL_ARGUMENT (`r` NULL); SIPREG_ERR_INVALID_ARGUMENT
+/// (not a registerer handle); SIPREG_ERR_INTERNAL (the worker thread is
+/// unreachable).
 #[no_mangle]
 pub extern "C" fn sipreg_dispose(r: *mut sipreg_registerer) -> sipreg_result {
     guard(|| {
@@ -438,6 +467,10 @@ pub extern "C" fn sipreg_registerer_free(r: *mut sipreg_registerer) {
 
 /// Reads the current state.
 ///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` or `out` NULL);
+/// SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+/// (not a registerer handle); SIPREG_ERR_INTERNAL.
+///
 /// # Safety
 /// `out` must be NULL or writable.
 #[no_mangle]
@@ -449,6 +482,10 @@ pub unsafe extern "C" fn sipreg_registerer_state(
 }
 
 /// Number of contact URIs the registrar listed in the last 2xx.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` or `out` NULL);
+/// SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+/// (not a registerer handle); SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `out` must be NULL or writable.
@@ -464,6 +501,12 @@ pub unsafe extern "C" fn sipreg_registerer_contact_count(
 /// bytes; `needed` (may be NULL) receives the size required including the NUL.
 /// SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit; SIPREG_ERR_INVALID_ARGUMENT
 /// for an index out of range.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` NULL, or `buf` NULL with
+/// `len` > 0); SIPREG_ERR_BUFFER_TOO_SMALL (it does not fit, `buf` NULL with
+/// `len` 0 included: `*needed` says the size, `buf` is untouched);
+/// SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+/// (not a registerer handle, or an index out of range); SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
@@ -518,6 +561,10 @@ pub unsafe extern "C" fn sipreg_registerer_flow(
 
 /// Retry-After of the last rejection: `*present` tells whether there was one.
 ///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r`, `seconds` or `present`
+/// NULL); SIPREG_ERR_TERMINATED (the handle was freed);
+/// SIPREG_ERR_INVALID_ARGUMENT (not a registerer handle); SIPREG_ERR_INTERNAL.
+///
 /// # Safety
 /// `seconds` and `present` must be NULL or writable.
 #[no_mangle]
@@ -537,6 +584,12 @@ pub unsafe extern "C" fn sipreg_registerer_retry_after(
 /// Last final response: `*status_code` (0 if none yet) and its reason phrase
 /// copied into `buf` (may be NULL with `len` 0 to ask only for the code;
 /// `needed`, may be NULL, gets the size required).
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` or `status_code` NULL, or
+/// `buf` NULL with `len` > 0); SIPREG_ERR_BUFFER_TOO_SMALL (the reason does not
+/// fit: `*status_code` and `*needed` are set, `buf` is untouched);
+/// SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+/// (not a registerer handle); SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// Pointers must be NULL or writable (`buf` for `len` bytes).
@@ -565,6 +618,10 @@ pub unsafe extern "C" fn sipreg_registerer_last_response(
 
 /// Seconds until the scheduled automatic retry, or -1 if none is scheduled.
 ///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` or `out` NULL);
+/// SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+/// (not a registerer handle); SIPREG_ERR_INTERNAL.
+///
 /// # Safety
 /// `out` must be NULL or writable.
 #[no_mangle]
@@ -581,6 +638,10 @@ pub unsafe extern "C" fn sipreg_registerer_next_retry(
 
 /// Consecutive failed registration attempts (0 after a success).
 ///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` or `out` NULL);
+/// SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+/// (not a registerer handle); SIPREG_ERR_INTERNAL.
+///
 /// # Safety
 /// `out` must be NULL or writable.
 #[no_mangle]
@@ -592,6 +653,10 @@ pub unsafe extern "C" fn sipreg_registerer_failure_count(
 }
 
 /// Timer E retransmissions sent so far (UDP).
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` or `out` NULL);
+/// SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+/// (not a registerer handle); SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `out` must be NULL or writable.

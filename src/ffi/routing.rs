@@ -110,6 +110,12 @@ pub unsafe extern "C" fn sipreg_registerer_path_count(
 /// Copies Path URI number `index`; same rules and result codes as
 /// `sipreg_registerer_service_route`.
 ///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` NULL, or `buf` NULL with
+/// `len` > 0); SIPREG_ERR_BUFFER_TOO_SMALL (it does not fit, `buf` NULL with
+/// `len` 0 included: `*needed` says the size, `buf` is untouched);
+/// SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+/// (not a registerer handle, or an index out of range); SIPREG_ERR_INTERNAL.
+///
 /// # Safety
 /// `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
 #[no_mangle]
@@ -150,6 +156,12 @@ pub unsafe extern "C" fn sipreg_registerer_pub_gruu(
 /// Copies the temporary GRUU (`temp-gruu`) of the last 2xx; "" when none.
 /// Same rules and result codes as `sipreg_registerer_pub_gruu`.
 ///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` NULL, or `buf` NULL with
+/// `len` > 0); SIPREG_ERR_BUFFER_TOO_SMALL (it does not fit, `buf` NULL with
+/// `len` 0 included: `*needed` says the size, `buf` is untouched);
+/// SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+/// (not a registerer handle); SIPREG_ERR_INTERNAL.
+///
 /// # Safety
 /// `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
 #[no_mangle]
@@ -165,6 +177,12 @@ pub unsafe extern "C" fn sipreg_registerer_temp_gruu(
 /// Copies the address the registrar saw our last successful REGISTER come
 /// from ("IP:port", IPv6 in brackets; from Via received/rport); "" when it
 /// did not say. Same rules and result codes as `sipreg_registerer_pub_gruu`.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` NULL, or `buf` NULL with
+/// `len` > 0); SIPREG_ERR_BUFFER_TOO_SMALL (it does not fit, `buf` NULL with
+/// `len` 0 included: `*needed` says the size, `buf` is untouched);
+/// SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+/// (not a registerer handle); SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
