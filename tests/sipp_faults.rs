@@ -589,6 +589,10 @@ fn interval_too_brief_without_min_expires_stops() {
     assert!(!has_retry(&mut r), "{:?}", r.events());
     assert_eq!(r.next_retry(), None);
     assert_eq!(out.register_transactions().len(), 1);
+    let (kind, detail) = r.failure();
+    assert_eq!(kind, SIPREG_FAILURE_INTERVAL_TOO_BRIEF, "{detail}");
+    assert_eq!(detail, "423 Interval Too Brief without a Min-Expires");
+    assert_eq!(r.failure_response().0, 423);
 }
 
 #[test]
@@ -675,6 +679,15 @@ fn interval_too_brief_loop_stops() {
     assert_eq!(responses(&mut r), vec![423, 423]);
     assert!(!has_retry(&mut r), "{:?}", r.events());
     assert_eq!(r.next_retry(), None);
+    let (kind, detail) = r.failure();
+    assert_eq!(kind, SIPREG_FAILURE_INTERVAL_TOO_BRIEF, "{detail}");
+    assert!(detail.contains("Min-Expires"), "{detail}");
+    assert!(
+        r.events()
+            .contains(&Ev::Failed(SIPREG_FAILURE_INTERVAL_TOO_BRIEF, 423, detail)),
+        "{:?}",
+        r.events()
+    );
 }
 
 /// One final failure status from SIPp: the scenario's own status line, or a copy

@@ -5,9 +5,12 @@ exact pacing stats after many registrations."""
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 import threading
-from typing import List
+from pathlib import Path
+from typing import Callable, Iterator, List, Optional
 
 import pytest
 
@@ -15,6 +18,58 @@ import sipreg
 from conftest import Kamailio, SecureKamailio, User
 
 REG = sipreg.RegistererState
+SIPP_DIR = Path(__file__).resolve().parents[1] / "sipp"
+
+
+class Sipp:
+    """SIPp playing a registrar scenario of tests/sipp on a loopback UDP port,
+    optionally with its status line replaced (SIPp needs a literal status)."""
+
+    def __init__(self, tmp: Path, scenario: str, status_line: Optional[str] = None) -> None:
+        text = (SIPP_DIR / f"{scenario}.xml").read_text()
+        if status_line is not None:
+            text = text.replace("SIP/2.0 403 Forbidden", status_line)
+        path = tmp / f"{scenario}.xml"
+        path.write_text(text)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        self.port = int(s.getsockname()[1])
+        s.close()
+        self.proc = subprocess.Popen(
+            ["sipp", "-sf", str(path), "-i", "127.0.0.1", "-p", str(self.port), "-t", "u1",
+             "-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error"],
+            cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        # Bound once /proc lists the port.
+        want = f":{self.port:04X}"
+        for _ in range(500):
+            if any(want in line.split()[1] for line in Path("/proc/net/udp").read_text().splitlines()[1:]):
+                break
+            threading.Event().wait(0.01)
+
+    @property
+    def registrar(self) -> str:
+        return f"sip:127.0.0.1:{self.port}"
+
+    def finish(self) -> int:
+        return self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def sipp(tmp_path: Path) -> Iterator[Callable[..., Sipp]]:
+    if shutil.which("sipp") is None:
+        pytest.skip("sipp is not installed (tests/setup-machine.sh installs it)")
+    started: List[Sipp] = []
+
+    def start(scenario: str, status_line: Optional[str] = None) -> Sipp:
+        started.append(Sipp(tmp_path, scenario, status_line))
+        return started[-1]
+
+    yield start
+    for s in started:
+        if s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait()
 
 
 def _closed_port(kind: int) -> int:
@@ -180,3 +235,31 @@ def test_stats_are_exact_after_all_accounts_registered(kamailio: Kamailio, new_u
     finally:
         for ua in uas:
             ua.close()
+
+
+@pytest.mark.parametrize("status,reason", [(403, "Forbidden"), (404, "Not Found")])
+def test_registrar_refusal_raises_rejected(
+    sipp: Callable[..., Sipp], user: User, status: int, reason: str
+) -> None:
+    peer = sipp("permanent_failure", f"SIP/2.0 {status} {reason}")
+    with sipreg.UserAgent(user.aor, password="pw") as ua:
+        r = sipreg.Registerer(ua, registrar=peer.registrar, expires=60)
+        with pytest.raises(sipreg.RegistrationRejectedError) as e:
+            r.register(wait=10.0)
+        f = e.value.failure
+        assert f.kind is sipreg.FailureKind.REJECTED
+        assert (f.status, f.reason) == (status, reason)
+        assert f.detail == f"the registrar answered {status} {reason}"
+        assert e.value.next_retry is None, f"{status} is permanent"
+    assert peer.finish() == 0
+
+
+def test_interval_too_brief_raises_rejected(sipp: Callable[..., Sipp], user: User) -> None:
+    peer = sipp("min_expires_missing")
+    with sipreg.UserAgent(user.aor, password="pw") as ua:
+        r = sipreg.Registerer(ua, registrar=peer.registrar, expires=1)
+        with pytest.raises(sipreg.RegistrationRejectedError) as e:
+            r.register(wait=10.0)
+        assert e.value.failure.kind is sipreg.FailureKind.INTERVAL_TOO_BRIEF
+        assert e.value.failure.status == 423
+    assert peer.finish() == 0

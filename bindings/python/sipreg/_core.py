@@ -1623,11 +1623,12 @@ class Registerer:
         Returns ``True`` if the registerer is in ``state`` now or reaches it
         before ``timeout`` seconds (``None``: no limit) pass, ``False``
         otherwise (also as soon as it is Terminated, when waiting for another
-        state). Inside a listener (on the worker thread, where no further event
-        can arrive) it does not wait and tells whether the state is current.
+        state). Inside a listener (where no further event can arrive), and on
+        the thread that runs the user agent's dispatcher, it does not wait and
+        tells whether the state is current.
         """
         target = RegistererState(state)
-        if in_callback():
+        if self._st.must_not_wait():
             return self.state == target
         return self._st.wait_state(target, timeout)
 
