@@ -61,6 +61,29 @@ fn enable_error_queue(sock: &UdpSocket, v6: bool) {
     }
 }
 
+/// Sends one datagram. An ICMP error of an earlier datagram (on a shared
+/// socket maybe to another target) is reported by the kernel on the next
+/// send as well as in the error queue: that send is not the one refused, so
+/// it is made again, and the error is handled from the queue, with its
+/// destination, like any other.
+pub fn send_to(sock: &UdpSocket, bytes: &[u8], target: SocketAddr) -> io::Result<usize> {
+    match sock.send_to(bytes, target) {
+        Err(e) if is_icmp_report(&e) => sock.send_to(bytes, target),
+        other => other,
+    }
+}
+
+/// Whether a send error is a report of an earlier ICMP error (the socket's
+/// pending error), not a failure of the send itself.
+fn is_icmp_report(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+    )
+}
+
 /// Reads one queued ICMP error: the destination the failed datagram was sent to
 /// and the error. `None` when the queue is empty.
 pub fn take_queued_error(sock: &UdpSocket) -> Option<(Option<SocketAddr>, io::Error)> {
@@ -158,6 +181,42 @@ mod tests {
         let (dest, err) = got.expect("an ICMP error was queued");
         assert_eq!(dest, Some(target));
         assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+    }
+
+    #[test]
+    fn an_earlier_icmp_error_does_not_fail_a_send_to_another_target() {
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let open = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sock = bind(None, closed).unwrap();
+        sock.send_to(b"x", closed).unwrap();
+        // Wait until the ICMP error is pending on the socket (readable as an error).
+        let mut fds = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&sock),
+            events: 0,
+            revents: 0,
+        };
+        for _ in 0..100 {
+            // SAFETY: one valid pollfd, no timeout.
+            if unsafe { libc::poll(&mut fds, 1, 0) } == 1 && fds.revents & libc::POLLERR != 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(
+            fds.revents & libc::POLLERR != 0,
+            "the ICMP error is pending"
+        );
+        // The send to the listening socket goes out, the error stays queued.
+        send_to(&sock, b"y", open.local_addr().unwrap()).expect("not refused");
+        let mut buf = [0u8; 4];
+        open.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        assert_eq!(open.recv(&mut buf).unwrap(), 1);
+        let (dest, _) = take_queued_error(&sock).expect("still queued, with its destination");
+        assert_eq!(dest, Some(closed));
     }
 
     #[test]

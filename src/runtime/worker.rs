@@ -784,7 +784,7 @@ impl Worker {
         }
         let token = self.socket_for(id)?;
         let result = match self.ep.socks.get_mut(&token).map(|s| &mut s.io) {
-            Some(Io::Udp(sock)) => match sock.send_to(&t.bytes, target) {
+            Some(Io::Udp(sock)) => match udp::send_to(sock, &t.bytes, target) {
                 Ok(_) => Ok(()),
                 // A full socket buffer loses the datagram; Timer E resends it.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
