@@ -506,6 +506,12 @@ extern "C" {
  * is not hex of its algorithm's length, an empty username, control
  * characters or bad UTF-8; SIPREG_ERR_NULL_ARGUMENT for a NULL `ua`.
  *
+ * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+ * SIPREG_ERR_INVALID_ARGUMENT (an unknown `kind`, an HA1 that is not hex of
+ * its algorithm's length, an empty username, control characters or bad UTF-8,
+ * or not a user agent handle); SIPREG_ERR_TERMINATED (the user agent was
+ * freed); SIPREG_ERR_INTERNAL.
+ *
  * # Safety
  * `realm`, `username` and `secret` must each be NULL or a NUL-terminated string.
  */
@@ -523,6 +529,10 @@ enum sipreg_result sipreg_user_agent_add_credential(struct sipreg_user_agent *ua
  * SIPREG_FAILURE_AUTH_DOWNGRADE and a warning naming both algorithms
  * (RFC 8760 section 3); with true it is answered, with a warning. Applies to
  * every registerer at once. SIPREG_ERR_NULL_ARGUMENT for a NULL `ua`.
+ *
+ * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+ * SIPREG_ERR_INVALID_ARGUMENT (not a user agent handle); SIPREG_ERR_TERMINATED
+ * (the user agent was freed); SIPREG_ERR_INTERNAL.
  */
 enum sipreg_result sipreg_user_agent_set_digest_downgrade(struct sipreg_user_agent *ua, bool allow);
 
@@ -1203,6 +1213,13 @@ enum sipreg_result sipreg_registerer_retransmissions(struct sipreg_registerer *r
  * SIPREG_ERR_NULL_ARGUMENT for a NULL handle, array or element, else as
  * `sipreg_register`. The strings are copied.
  *
+ * Returns SIPREG_OK; SIPREG_ERR_INVALID_ARGUMENT (a bad or managed header, a
+ * count past the limit: nothing is sent; or not a registerer handle);
+ * SIPREG_ERR_NULL_ARGUMENT (`r` NULL, `headers` NULL with `n` > 0, or a NULL
+ * element); SIPREG_ERR_REQUEST_PENDING (a REGISTER or un-REGISTER is in
+ * flight); SIPREG_ERR_TERMINATED (disposed, or the handle was freed);
+ * SIPREG_ERR_INTERNAL (the worker thread is unreachable).
+ *
  * # Safety
  * `headers` must be NULL or point to `n` pointers, each NULL or a
  * NUL-terminated string.
@@ -1214,6 +1231,13 @@ enum sipreg_result sipreg_register_with_headers(struct sipreg_registerer *r,
 /**
  * `sipreg_unregister` with `n` headers for this un-REGISTER and its resend
  * after a challenge only, checked and copied as in `sipreg_register_with_headers`.
+ *
+ * Returns SIPREG_OK; SIPREG_ERR_INVALID_ARGUMENT (a bad or managed header, a
+ * count past the limit: nothing is sent; or not a registerer handle);
+ * SIPREG_ERR_NULL_ARGUMENT (`r` NULL, `headers` NULL with `n` > 0, or a NULL
+ * element); SIPREG_ERR_REQUEST_PENDING (a REGISTER or un-REGISTER is in
+ * flight); SIPREG_ERR_TERMINATED (disposed, or the handle was freed);
+ * SIPREG_ERR_INTERNAL (the worker thread is unreachable).
  *
  * # Safety
  * `headers` must be NULL or point to `n` pointers, each NULL or a
