@@ -109,16 +109,20 @@ def _first_para(doc: Optional[str]) -> str:
     return inline_headings(ast.literal_eval(repr(doc)).strip())
 
 
-def py_items() -> List[Tuple[str, str, str, List[Tuple[str, str, str]]]]:
-    """Public names of sipreg.__all__: (name, signature, doc, members)."""
-    init = ast.parse((PKG / "__init__.py").read_text())
+def py_items(module: str = "__init__") -> List[Tuple[str, str, str, List[Tuple[str, str, str]]]]:
+    """Public names of ``__all__`` of ``module`` (the package, or a submodule
+    such as ``aio`` whose own definitions come first): (name, signature, doc, members)."""
+    init = ast.parse((PKG / f"{module}.py").read_text())
     public: List[str] = []
     for node in init.body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in node.targets):
             public = [ast.literal_eval(e) for e in node.value.elts]  # type: ignore[attr-defined]
     defs = {}
     sources = {}
-    for f in sorted(PKG.glob("*.py")):
+    files = sorted(PKG.glob("*.py"))
+    if module != "__init__":
+        files = [PKG / f"{module}.py"] + [f for f in files if f.stem != module]
+    for f in files:
         text = f.read_text()
         for node in ast.parse(text).body:
             if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
@@ -147,14 +151,16 @@ def py_items() -> List[Tuple[str, str, str, List[Tuple[str, str, str]]]]:
             if init_fn is not None:
                 sig = f"{name}({ast.unparse(init_fn.args).replace('self, ', '').replace('self', '')})"
             for n in node.body:
-                if isinstance(n, ast.FunctionDef) and not n.name.startswith("_"):
+                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and not n.name.startswith("_"):
                     prop = any(getattr(d, "id", "") == "property" for d in n.decorator_list)
                     msig = f".{n.name}" if prop else f".{n.name}({ast.unparse(n.args).replace('self, ', '').replace('self', '')})"
+                    if isinstance(n, ast.AsyncFunctionDef):
+                        msig = "async " + msig
                     if n.returns is not None:
                         msig += f" -> {ast.unparse(n.returns)}"
                     members.append((n.name, msig, _first_para(ast.get_docstring(n))))
                 elif isinstance(n, ast.Assign) and isinstance(node, ast.ClassDef) and node.bases and any(
-                    getattr(b, "attr", getattr(b, "id", "")) in ("IntEnum",) for b in node.bases
+                    getattr(b, "attr", getattr(b, "id", "")) in ("IntEnum", "Enum") for b in node.bases
                 ):
                     for t in n.targets:
                         if isinstance(t, ast.Name):
@@ -193,6 +199,14 @@ def render() -> str:
     lines += ["## Python (`import sipreg`)", ""]
     for name, sig, doc, members in py_items():
         lines += [f"### `sipreg.{name}`", "", "```python", sig, "```", "", doc, ""]
+        for _m, msig, mdoc in members:
+            body = "\n  ".join(line.strip() for line in mdoc.splitlines())
+            lines += [f"- `{msig}`" + (f": {body}" if mdoc else "")]
+        if members:
+            lines.append("")
+    lines += ["## Python asyncio (`from sipreg import aio`)", ""]
+    for name, sig, doc, members in py_items("aio"):
+        lines += [f"### `sipreg.aio.{name}`", "", "```python", sig, "```", "", doc, ""]
         for _m, msig, mdoc in members:
             body = "\n  ".join(line.strip() for line in mdoc.splitlines())
             lines += [f"- `{msig}`" + (f": {body}" if mdoc else "")]

@@ -53,6 +53,9 @@ static void on_event(void *user_data, sipreg_registerer *r, const sipreg_event *
         if (ev->state == SIPREG_STATE_REGISTERED) p->registered_seen = 1;
         if (ev->state == SIPREG_STATE_TERMINATED) p->terminated_seen = 1;
         pthread_cond_broadcast(&p->changed);
+    } else if (ev->kind == SIPREG_EVENT_FAILED) {
+        /* Why, in words: "failed auth_rejected: credentials for realm ... were rejected". */
+        printf("failed %s: %s\n", sipreg_failure_str(ev->failure), ev->failure_detail);
     } else if (ev->kind == SIPREG_EVENT_RETRY_SCHEDULED) {
         printf("retry in %.1f s (failure %u)\n", ev->retry_delay, ev->failure_count);
     }

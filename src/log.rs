@@ -4,6 +4,7 @@
 //! status lines, addresses and CSeq numbers, not message bodies.
 
 use std::cell::Cell;
+use std::fmt;
 use std::sync::{Arc, RwLock};
 
 /// Severity, most severe first.
@@ -61,6 +62,22 @@ pub fn emit(level: Level, msg: &str) {
     // A sink that panics must not take the worker down with it.
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(level, msg)));
     IN_SINK.with(|f| f.set(false));
+}
+
+/// Names a registerer in log lines by its address of record and its id,
+/// e.g. `sip:alice@example.com (registerer 13)`: with many accounts the id
+/// alone says nothing to a person.
+pub struct Who<'a> {
+    /// The registerer's address of record.
+    pub aor: &'a str,
+    /// Its id (the same in every line about it).
+    pub id: u64,
+}
+
+impl fmt::Display for Who<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (registerer {})", self.aor, self.id)
+    }
 }
 
 /// Formats and emits only when the level is enabled.

@@ -2,6 +2,7 @@
 
 mod support;
 
+use sipreg::core::failure::{Failure, FailureKind};
 use sipreg::core::options::{RegistererOptions, RetryPolicy, Secret, UserAgentConfig};
 use sipreg::core::registerer::{Event, State};
 use sipreg::Error;
@@ -819,11 +820,17 @@ fn connection_lost_while_registered_re_registers_at_once() {
     h.ok(600);
     // The flow lived past retry_base (30 s): not a quick loss.
     h.advance(secs(31));
-    h.reg.connection_lost(h.now);
+    h.reg.connection_lost(
+        h.now,
+        Failure::new(FailureKind::Transport, "connection closed"),
+    );
     h.drain();
     assert_eq!(h.requests().len(), 2);
     // And a request in flight that loses its connection is retried at once.
-    h.reg.connection_lost(h.now);
+    h.reg.connection_lost(
+        h.now,
+        Failure::new(FailureKind::Transport, "connection closed"),
+    );
     h.drain();
     assert_eq!(h.responses().last(), Some(&503));
     assert_eq!(h.reg.next_retry(h.now), Some(std::time::Duration::ZERO));
@@ -838,7 +845,7 @@ fn flows_that_die_right_after_each_200_back_off() {
     h.ok(600);
     // Lost 1 s after the 200: the first time, re-registered at once...
     h.advance(secs(1));
-    h.reg.connection_lost(h.now);
+    h.reg.connection_lost(h.now, closed());
     h.drain();
     assert_eq!(h.requests().len(), 2);
     assert_eq!(h.reg.failure_count(), 1, "a quick loss counts as a failure");
@@ -846,7 +853,7 @@ fn flows_that_die_right_after_each_200_back_off() {
     assert_eq!(h.reg.failure_count(), 0);
     // ...the second time in a row, after the backoff (base·2^2, 50-100 %).
     h.advance(secs(1));
-    h.reg.connection_lost(h.now);
+    h.reg.connection_lost(h.now, closed());
     h.drain();
     assert_eq!(h.requests().len(), 2, "nothing sent at once");
     assert_eq!(h.reg.failure_count(), 2);
@@ -863,14 +870,14 @@ fn flows_that_die_right_after_each_200_back_off() {
     // A third quick loss waits longer still; a flow that lives past the
     // base time is lost "for the first time" again.
     h.advance(secs(1));
-    h.reg.connection_lost(h.now);
+    h.reg.connection_lost(h.now, closed());
     h.drain();
     let wait = h.reg.next_retry(h.now).expect("a retry is scheduled");
     assert!(wait >= secs(120) && wait <= secs(240), "{wait:?}");
     h.run_until_sent(secs(241)).unwrap();
     h.ok(600);
     h.advance(secs(40));
-    h.reg.connection_lost(h.now);
+    h.reg.connection_lost(h.now, closed());
     h.drain();
     assert_eq!(h.reg.next_retry(h.now), None, "re-registered at once");
 }
@@ -986,7 +993,10 @@ fn dispose_unregister_is_resent_once_when_its_connection_drops() {
     h.ok(600);
     h.reg.dispose(h.now);
     h.drain();
-    h.reg.connection_lost(h.now);
+    h.reg.connection_lost(
+        h.now,
+        Failure::new(FailureKind::Transport, "connection closed"),
+    );
     h.drain();
     assert_eq!(
         h.requests().len(),
@@ -994,7 +1004,10 @@ fn dispose_unregister_is_resent_once_when_its_connection_drops() {
         "un-REGISTER sent again on the new connection"
     );
     assert_eq!(h.last().contact_expires(), Some(0));
-    h.reg.connection_lost(h.now);
+    h.reg.connection_lost(
+        h.now,
+        Failure::new(FailureKind::Transport, "connection closed"),
+    );
     h.drain();
     assert_eq!(h.requests().len(), 3, "only once");
     assert_eq!(h.reg.state(), State::Terminated);
@@ -1075,9 +1088,15 @@ fn paced_transaction_waits_for_admission_then_starts_its_timers() {
     assert!(h.reg.is_waiting(), "a queued request counts as in flight");
     assert_eq!(h.reg.register(h.now), Err(Error::RequestPending));
     assert_eq!(h.reg.poll_timeout(), None, "no Timer E/F while queued");
-    h.reg
-        .transport_error(h.now, "icmp for someone else's datagram", false);
-    h.reg.connection_lost(h.now);
+    h.reg.transport_error(
+        h.now,
+        Failure::new(FailureKind::Transport, "icmp for someone else's datagram"),
+        false,
+    );
+    h.reg.connection_lost(
+        h.now,
+        Failure::new(FailureKind::Transport, "connection closed"),
+    );
     assert!(h.reg.wants_admission(), "never sent, so not failed");
     h.advance(secs(40)); // longer than Timer F
     assert_eq!(h.reg.state(), State::Initial);
@@ -1211,4 +1230,9 @@ fn timer_k_absorbs_retransmitted_finals_without_a_wake_up_of_its_own() {
         "after Timer K the transaction is gone"
     );
     assert_eq!(h.states(), vec![State::Registered]);
+}
+
+/// What the endpoint reports when a peer closes a connection.
+fn closed() -> Failure {
+    Failure::new(FailureKind::Transport, "connection closed by peer")
 }

@@ -8,6 +8,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use sipreg::core::failure::{Failure, FailureKind};
 use sipreg::core::options::{RegistererOptions, Transport};
 use sipreg::core::registerer::{Event, State};
 use sipreg::core::targets::{Target, TargetList};
@@ -115,7 +116,11 @@ fn timer_f_fails_over_at_once_with_a_new_branch() {
 fn transport_error_and_503_fail_over_but_503_with_retry_after_does_not() {
     let mut h = resolving();
     register_resolved(&mut h, &[5071, 5072, 5073], None);
-    h.reg.transport_error(h.now, "ICMP port unreachable", false);
+    h.reg.transport_error(
+        h.now,
+        Failure::new(FailureKind::Transport, "ICMP port unreachable"),
+        false,
+    );
     h.drain();
     assert_eq!(port(&h), 5072);
     assert_eq!(h.requests().len(), 2);
@@ -136,9 +141,17 @@ fn transport_error_and_503_fail_over_but_503_with_retry_after_does_not() {
 fn all_targets_failed_backs_off_then_starts_again_from_the_first() {
     let mut h = resolving();
     register_resolved(&mut h, &[5071, 5072], None);
-    h.reg.transport_error(h.now, "refused", false);
+    h.reg.transport_error(
+        h.now,
+        Failure::new(FailureKind::Transport, "refused"),
+        false,
+    );
     h.drain();
-    h.reg.transport_error(h.now, "refused", false);
+    h.reg.transport_error(
+        h.now,
+        Failure::new(FailureKind::Transport, "refused"),
+        false,
+    );
     h.drain();
     assert_eq!(h.requests().len(), 2, "each target tried once");
     assert_eq!(h.responses(), vec![503]);
@@ -156,7 +169,11 @@ fn all_targets_failed_backs_off_then_starts_again_from_the_first() {
 fn stays_on_the_second_target_until_it_fails() {
     let mut h = resolving();
     register_resolved(&mut h, &[5071, 5072], None);
-    h.reg.transport_error(h.now, "refused", false);
+    h.reg.transport_error(
+        h.now,
+        Failure::new(FailureKind::Transport, "refused"),
+        false,
+    );
     h.drain();
     h.ok(60);
     assert_eq!(port(&h), 5072);
@@ -169,7 +186,11 @@ fn stays_on_the_second_target_until_it_fails() {
     // 5072 fails: the refresh goes to 5071 at once.
     h.run_until_sent(secs(120)).expect("refresh");
     let n = h.requests().len();
-    h.reg.transport_error(h.now, "refused", false);
+    h.reg.transport_error(
+        h.now,
+        Failure::new(FailureKind::Transport, "refused"),
+        false,
+    );
     h.drain();
     assert_eq!(port(&h), 5071);
     assert_eq!(h.requests().len(), n + 1);
@@ -206,8 +227,10 @@ fn failed_resolution_is_a_503_with_backoff_and_a_named_reason() {
     let mut h = resolving();
     h.register();
     assert!(h.reg.poll_resolution().is_some());
-    h.reg
-        .targets_resolved(h.now, Err("A example.com: NXDOMAIN".into()));
+    h.reg.targets_resolved(
+        h.now,
+        Err(Failure::new(FailureKind::Dns, "A example.com: NXDOMAIN")),
+    );
     h.drain();
     assert!(h.sent.is_empty());
     assert_eq!(h.responses(), vec![503]);
@@ -235,7 +258,8 @@ fn a_failed_re_resolution_keeps_the_previous_targets() {
     h.advance(secs(60));
     assert!(h.reg.poll_resolution().is_some());
     let n = h.sent.len();
-    h.reg.targets_resolved(h.now, Err("SERVFAIL".into()));
+    h.reg
+        .targets_resolved(h.now, Err(Failure::new(FailureKind::Dns, "SERVFAIL")));
     h.drain();
     assert_eq!(h.sent.len(), n + 1, "the refresh still went out");
     assert_eq!(port(&h), 5071);
@@ -283,7 +307,11 @@ fn an_open_transport_follows_the_naptr_target_in_use() {
     h.drain();
     assert_eq!(h.reg.settings().transport, Transport::Tcp);
     assert!(h.last().header("Via").unwrap().starts_with("SIP/2.0/TCP"));
-    h.reg.transport_error(h.now, "refused", false);
+    h.reg.transport_error(
+        h.now,
+        Failure::new(FailureKind::Transport, "refused"),
+        false,
+    );
     h.drain();
     assert_eq!(h.reg.settings().transport, Transport::Udp);
     assert!(h.last().header("Via").unwrap().starts_with("SIP/2.0/UDP"));
@@ -314,7 +342,11 @@ fn a_fixed_target_never_fails_over() {
     h.register();
     assert!(h.reg.poll_resolution().is_none());
     assert_eq!(h.sent.len(), 1);
-    h.reg.transport_error(h.now, "refused", false);
+    h.reg.transport_error(
+        h.now,
+        Failure::new(FailureKind::Transport, "refused"),
+        false,
+    );
     h.drain();
     assert_eq!(h.responses(), vec![503]);
     assert!(h.reg.current_target().is_none());

@@ -219,6 +219,16 @@ fn udp_outbound_stun_keepalive_no_rewrite_and_mapping_change_re_registers() {
         .unwrap_or_else(|b| panic!("binding not moved to the new flow: {b:?}"));
     assert!(now[0].contains(";ob"));
     assert!(never_unregistered(&mut r), "{:?}", r.events());
+    // Why it re-registered: a FLOW failure (no status), cleared by the 2xx
+    // on the new flow.
+    let flow = r.events().into_iter().find_map(|e| match e {
+        Ev::Failed(kind, status, detail) => Some((kind, status, detail)),
+        _ => None,
+    });
+    let (kind, status, detail) = flow.expect("a FAILED event");
+    assert_eq!((kind, status), (SIPREG_FAILURE_FLOW, 0), "{detail}");
+    assert!(detail.contains("STUN mapped address changed"), "{detail}");
+    assert_eq!(r.failure(), (SIPREG_FAILURE_NONE, String::new()));
     let _ = r.dispose();
     r.wait_state(SIPREG_STATE_TERMINATED, Duration::from_secs(3));
 }
@@ -324,6 +334,16 @@ fn stream_keepalive_and_missing_pong(transport: &str) {
         .unwrap_or_else(|b| panic!("binding not on the new connection: {b:?}"));
     assert!(now[0].contains(";ob"));
     assert!(never_unregistered(&mut r), "{:?}", r.events());
+    // Why it re-registered: a FLOW failure (no status), cleared by the 2xx
+    // on the new flow.
+    let flow = r.events().into_iter().find_map(|e| match e {
+        Ev::Failed(kind, status, detail) => Some((kind, status, detail)),
+        _ => None,
+    });
+    let (kind, status, detail) = flow.expect("a FAILED event");
+    assert_eq!((kind, status), (SIPREG_FAILURE_FLOW, 0), "{detail}");
+    assert!(detail.contains("no keep-alive answer"), "{detail}");
+    assert_eq!(r.failure(), (SIPREG_FAILURE_NONE, String::new()));
     let _ = r.dispose();
     r.wait_state(SIPREG_STATE_TERMINATED, Duration::from_secs(3));
 }
@@ -629,8 +649,9 @@ fn sipp_service_route_path_and_gruu_exposed_then_cleared() {
     );
     // A buffer one byte short is refused and says what it needs.
     let gruu_len = nat_capi::pub_gruu(&r).unwrap().len();
-    let (rc, why) = nat_capi::pub_gruu_into(&r, gruu_len);
+    let (rc, why, need) = nat_capi::pub_gruu_into(&r, gruu_len);
     assert_eq!(rc, SIPREG_ERR_BUFFER_TOO_SMALL);
+    assert_eq!(need, gruu_len + 1, "the size needed, counting the NUL");
     assert!(
         why.contains(&format!("{} bytes needed", gruu_len + 1)),
         "{why}"

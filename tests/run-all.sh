@@ -65,6 +65,17 @@ if ./examples-c/sipreg-register --aor sip:alice@127.0.0.1 --ha1 "$(printf 'alice
 	echo "a wrong HA1 must not exit 0" >&2
 	exit 1
 fi
+# Several accounts on one thread, callbacks from its poll() loop (a dispatcher).
+out=$(./examples-c/sipreg-poll --registrar "sip:127.0.0.1:${SIPREG_KAMAILIO_PORT}" --expires 60 --hold 1 \
+	sip:alice@127.0.0.1 alicepw sip:bob@127.0.0.1 bobpw)
+echo "$out"
+grep -qx 'registered 2/2, terminated 2/2' <<<"$out"
+if out=$(./examples-c/sipreg-poll --registrar "sip:127.0.0.1:${SIPREG_KAMAILIO_PORT}" --hold 0 \
+	sip:alice@127.0.0.1 wrong); then
+	echo "sipreg-poll with a wrong password must not exit 0" >&2
+	exit 1
+fi
+grep -q '^sip:alice@127.0.0.1 failed auth_rejected (401 Unauthorized): credentials for realm' <<<"$out"
 
 step "C example over tls, ws and wss under AddressSanitizer"
 CA="$SIPREG_SECURE_RUNDIR/certs/ca.pem"
@@ -104,6 +115,8 @@ VG=(valgrind -q --error-exitcode=99 --suppressions="$ROOT/tests/valgrind-ring.su
 	--ca-file "$CA" --registrar "sips:127.0.0.1:$SIPREG_TLS_PORT" --expires 60 --hold 1 >/dev/null
 "${VG[@]}" ./examples-c/sipreg-register --aor sip:bob@127.0.0.1 --password bobpw --transport wss \
 	--ca-file "$CA" --registrar "sip:127.0.0.1:$SIPREG_WSS_PORT;transport=wss" --expires 60 --hold 1 >/dev/null
+"${VG[@]}" ./examples-c/sipreg-poll --registrar "sip:127.0.0.1:${SIPREG_KAMAILIO_PORT};transport=tcp" --hold 1 \
+	sip:alice@127.0.0.1 alicepw sip:bob@127.0.0.1 bobpw >/dev/null
 if [ -d tests/c ]; then
 	make -s -C tests/c clean
 	make -s -C tests/c

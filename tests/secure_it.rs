@@ -190,11 +190,13 @@ fn tls_sni_by_name_and_sips_aor() {
         &u,
         format!("sips:127.0.0.1:{}", s.tls_port),
         "not valid for the server name",
+        SIPREG_FAILURE_TLS,
     );
 }
 
-/// Registering fails with a 503, and a log line for this connection names `cause`.
-fn expect_failure(u: &Ua, registrar: String, cause: &str) {
+/// Registering fails with a 503 and a failure of `kind` whose detail names
+/// `cause`, and a log line for this connection names it too.
+fn expect_failure(u: &Ua, registrar: String, cause: &str, kind: sipreg_failure) {
     capture_logs();
     let port = registrar
         .rsplit(':')
@@ -215,6 +217,17 @@ fn expect_failure(u: &Ua, registrar: String, cause: &str) {
         r.events()
             .contains(&Ev::Response(503, "Service Unavailable".into())),
         "{cause}: a 503 response event: {:?}",
+        r.events()
+    );
+    // Why, without reading logs: a TLS failure whose detail names the cause.
+    let (got, detail) = r.failure();
+    assert_eq!(got, kind, "{cause}: {detail}");
+    assert!(detail.contains(cause), "{cause}: {detail}");
+    assert!(
+        r.events()
+            .iter()
+            .any(|e| matches!(e, Ev::Failed(k, 503, d) if *k == kind && *d == detail)),
+        "{cause}: a FAILED event: {:?}",
         r.events()
     );
     let lines = wait_log(&format!("127.0.0.1:{port}"), cause);
@@ -239,6 +252,7 @@ fn tls_failures_say_why_and_insecure_mode_connects() {
         &wrong_ca,
         format!("sips:127.0.0.1:{}", s.tls_port),
         "not signed by a trusted CA",
+        SIPREG_FAILURE_TLS,
     );
 
     let wrong_host = ua(&user, &pw, "tls", s);
@@ -246,6 +260,7 @@ fn tls_failures_say_why_and_insecure_mode_connects() {
         &wrong_host,
         format!("sips:127.0.0.1:{}", s.wrong_port),
         "not valid for the server name",
+        SIPREG_FAILURE_TLS,
     );
 
     let expired = ua(&user, &pw, "tls", s);
@@ -253,6 +268,7 @@ fn tls_failures_say_why_and_insecure_mode_connects() {
         &expired,
         format!("sips:127.0.0.1:{}", s.expired_port),
         "it has expired",
+        SIPREG_FAILURE_TLS,
     );
 
     // A plain SIP/TCP port never answers the ClientHello: the handshake times
@@ -262,6 +278,7 @@ fn tls_failures_say_why_and_insecure_mode_connects() {
         &plain,
         format!("sips:127.0.0.1:{}", s.k.port),
         "TLS handshake timed out",
+        SIPREG_FAILURE_TLS,
     );
 
     // Verification off: the wrongly named certificate is accepted, with a
@@ -376,6 +393,7 @@ fn ws_upgrade_refused_names_the_http_status() {
         &u,
         format!("sip:127.0.0.1:{};transport=ws", s.ws_port),
         "HTTP 404",
+        SIPREG_FAILURE_TRANSPORT,
     );
 }
 

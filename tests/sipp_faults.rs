@@ -589,6 +589,10 @@ fn interval_too_brief_without_min_expires_stops() {
     assert!(!has_retry(&mut r), "{:?}", r.events());
     assert_eq!(r.next_retry(), None);
     assert_eq!(out.register_transactions().len(), 1);
+    let (kind, detail) = r.failure();
+    assert_eq!(kind, SIPREG_FAILURE_INTERVAL_TOO_BRIEF, "{detail}");
+    assert_eq!(detail, "423 Interval Too Brief without a Min-Expires");
+    assert_eq!(r.failure_response().0, 423);
 }
 
 #[test]
@@ -675,6 +679,15 @@ fn interval_too_brief_loop_stops() {
     assert_eq!(responses(&mut r), vec![423, 423]);
     assert!(!has_retry(&mut r), "{:?}", r.events());
     assert_eq!(r.next_retry(), None);
+    let (kind, detail) = r.failure();
+    assert_eq!(kind, SIPREG_FAILURE_INTERVAL_TOO_BRIEF, "{detail}");
+    assert!(detail.contains("Min-Expires"), "{detail}");
+    assert!(
+        r.events()
+            .contains(&Ev::Failed(SIPREG_FAILURE_INTERVAL_TOO_BRIEF, 423, detail)),
+        "{:?}",
+        r.events()
+    );
 }
 
 /// One final failure status from SIPp: the scenario's own status line, or a copy
@@ -707,6 +720,23 @@ fn permanent(status: u16, reason: &str) {
     );
     assert_eq!(r.next_retry(), None);
     assert_eq!(r.failure_count(), 1);
+    assert_rejected(&mut r, status, reason);
+}
+
+/// The attempt failed as REJECTED with the registrar's status, told by a
+/// FAILED event and kept by the accessors.
+fn assert_rejected(r: &mut Reg, status: u16, reason: &str) {
+    let detail = format!("the registrar answered {status} {reason}");
+    assert!(
+        r.events()
+            .contains(&Ev::Failed(SIPREG_FAILURE_REJECTED, status, detail.clone())),
+        "{status}: {:?}",
+        r.events()
+    );
+    if r.state() == SIPREG_STATE_UNREGISTERED {
+        assert_eq!(r.failure(), (SIPREG_FAILURE_REJECTED, detail));
+        assert_eq!(r.failure_response(), (status, reason.to_owned()));
+    }
 }
 
 fn transient(status: u16, reason: &str) {
@@ -714,6 +744,7 @@ fn transient(status: u16, reason: &str) {
     let unreg = r.wait_state(SIPREG_STATE_UNREGISTERED, WAIT);
     let scheduled = r.wait_for(WAIT, |e| matches!(e, Ev::RetryScheduled(..)));
     let waiting = (r.next_retry(), r.failure_count(), r.retry_after());
+    let failed_then = r.failure();
     let ok = r.wait_state(SIPREG_STATE_REGISTERED, WAIT);
     let out = sipp.finish(WAIT);
     out.assert_passed();
@@ -735,6 +766,11 @@ fn transient(status: u16, reason: &str) {
     );
     assert_eq!(responses(&mut r), vec![status, 200]);
     assert_eq!(r.failure_count(), 0, "reset by the 200");
+    // A real 503 (or 5xx) from the registrar is the registrar's answer, not
+    // "unreachable": REJECTED with its status, until the 200 cleared it.
+    assert_eq!(failed_then.0, SIPREG_FAILURE_REJECTED, "{status}");
+    assert_rejected(&mut r, status, reason);
+    assert_eq!(r.failure(), (SIPREG_FAILURE_NONE, String::new()));
 }
 
 #[test]
@@ -775,6 +811,11 @@ fn bad_gateway_502_is_transient() {
 #[test]
 fn gateway_timeout_504_is_transient() {
     transient(504, "Server Time-out");
+}
+
+#[test]
+fn service_unavailable_503_is_transient_and_rejected_not_unreachable() {
+    transient(503, "Service Unavailable");
 }
 
 #[test]

@@ -8,7 +8,8 @@ The Python twin of the C example ``sipreg-register``::
                 [--expires 600] [--hold SECONDS] [--unregister-all] [--trace]
 
 Prints ``state <Name>`` per state change (Initial, Registered, Unregistered,
-Terminated) and ``response <code> <reason>`` per final response. Exit status 0
+Terminated), ``response <code> <reason>`` per final response and ``failed
+<why>`` per failed attempt. Exit status 0
 only if it reached Registered and then Terminated cleanly; 2 for bad usage.
 ``--trace`` also prints every SIP message sent and received (credentials redacted).
 ``SIPREG_LOG=info|debug`` prints the library's log lines on stderr.
@@ -64,10 +65,15 @@ class Progress:
                     f"retry in {event.delay:.1f} s (failure {event.failure_count})", flush=True
                 )
 
+    def on_failure(self, failure: sipreg.Failure) -> None:
+        with self.cond:
+            # Why, in words: "failed auth_rejected (401 Unauthorized): credentials ...".
+            print(f"failed {failure}", flush=True)
+
     def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Waits until ``predicate()`` holds (evaluated under the lock) or ``timeout`` passes."""
         with self.cond:
-            return self.cond.wait_for(predicate, timeout)
+            return bool(self.cond.wait_for(predicate, timeout))
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -128,6 +134,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         r.state_change.add_listener(p.on_state)
         r.response_event.add_listener(p.on_response)
         r.retry_event.add_listener(p.on_retry)
+        r.failure_event.add_listener(p.on_failure)
         try:
             r.register()
         except sipreg.SipregError as e:

@@ -46,6 +46,22 @@ impl FailureKind {
             FailureKind::Flow => "flow",
         }
     }
+
+    /// A few words for log lines: "transport", "TLS", "DNS", "authentication", …
+    pub fn label(self) -> &'static str {
+        match self {
+            FailureKind::AuthRejected | FailureKind::NoCredentials | FailureKind::AuthDowngrade => {
+                "authentication"
+            }
+            FailureKind::Rejected => "registrar",
+            FailureKind::IntervalTooBrief => "interval",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Transport => "transport",
+            FailureKind::Tls => "TLS",
+            FailureKind::Dns => "DNS",
+            FailureKind::Flow => "flow",
+        }
+    }
 }
 
 impl fmt::Display for FailureKind {
@@ -62,6 +78,9 @@ pub struct Failure {
     /// The final response's status when one said it (a real or synthesised
     /// 408/503 counts), else `None`.
     pub status: Option<u16>,
+    /// That response's reason phrase ("" without a status); filled in by the
+    /// registerer from the response when the failure is recorded.
+    pub reason: String,
     /// One line for a person, never containing credentials,
     /// e.g. `certificate not valid for name "sip.example.com"`.
     pub detail: String,
@@ -73,6 +92,7 @@ impl Failure {
         Failure {
             kind,
             status: None,
+            reason: String::new(),
             detail: detail.into(),
         }
     }

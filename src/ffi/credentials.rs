@@ -55,6 +55,12 @@ fn secret_kind(kind: i32) -> Result<SecretKind, Error> {
 /// is not hex of its algorithm's length, an empty username, control
 /// characters or bad UTF-8; SIPREG_ERR_NULL_ARGUMENT for a NULL `ua`.
 ///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (an unknown `kind`, an HA1 that is not hex of
+/// its algorithm's length, an empty username, control characters or bad UTF-8,
+/// or not a user agent handle); SIPREG_ERR_TERMINATED (the user agent was
+/// freed); SIPREG_ERR_INTERNAL.
+///
 /// # Safety
 /// `realm`, `username` and `secret` must each be NULL or a NUL-terminated string.
 #[no_mangle]
@@ -84,6 +90,10 @@ pub unsafe extern "C" fn sipreg_user_agent_add_credential(
 /// SIPREG_FAILURE_AUTH_DOWNGRADE and a warning naming both algorithms
 /// (RFC 8760 section 3); with true it is answered, with a warning. Applies to
 /// every registerer at once. SIPREG_ERR_NULL_ARGUMENT for a NULL `ua`.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not a user agent handle); SIPREG_ERR_TERMINATED
+/// (the user agent was freed); SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_user_agent_set_digest_downgrade(
     ua: *mut sipreg_user_agent,

@@ -65,11 +65,30 @@ pub extern "C" fn sipreg_result_str(result: i32) -> *const c_char {
     s.as_ptr().cast()
 }
 
+/// A static name for a registerer state (a `sipreg_state` value), as SIP.js
+/// and the examples print it: "Initial", "Registered", "Unregistered",
+/// "Terminated"; "Unknown" for any other number. Never NULL; do not free.
+#[no_mangle]
+pub extern "C" fn sipreg_state_str(state: i32) -> *const c_char {
+    // Taken as an integer, like sipreg_result_str.
+    let s: &'static std::ffi::CStr = match state {
+        0 => c"Initial",
+        1 => c"Registered",
+        2 => c"Unregistered",
+        3 => c"Terminated",
+        _ => c"Unknown",
+    };
+    s.as_ptr()
+}
+
 /// Installs a process-wide log callback receiving messages up to `max_level`
 /// (a `sipreg_log_level` value; NULL callback or `SIPREG_LOG_OFF` turns logging
 /// off; any other number is SIPREG_ERR_INVALID_ARGUMENT). When this returns, no
 /// call of the previous callback is still running on another thread, so its
 /// `user_data` may be released. The callback must not block for long.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_INVALID_ARGUMENT (`max_level` is not a
+/// `sipreg_log_level`); SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_set_log_callback(
     callback: sipreg_log_callback,

@@ -5,6 +5,8 @@
 #![allow(non_camel_case_types)]
 
 pub mod credentials;
+pub mod dispatcher;
+pub mod failure;
 pub mod global;
 pub mod options;
 pub mod registerer;

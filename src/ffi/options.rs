@@ -56,6 +56,9 @@ pub(super) fn seconds(what: &str, s: f64) -> Result<Duration, Error> {
 /// Creates an options builder holding the SIP.js defaults (expires 600,
 /// refresh_frequency 99, automatic retry on). Free it with `sipreg_registerer_options_free`.
 ///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`out` NULL);
+/// SIPREG_ERR_INTERNAL.
+///
 /// # Safety
 /// `out` must be NULL or writable.
 #[no_mangle]
@@ -77,6 +80,9 @@ pub unsafe extern "C" fn sipreg_registerer_options_new(
 }
 
 /// Releases an options builder. NULL is ignored; a second free is reported, not a crash.
+///
+/// Returns SIPREG_OK (also for NULL); SIPREG_ERR_TERMINATED (freed twice);
+/// SIPREG_ERR_INVALID_ARGUMENT (not an options handle); SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_registerer_options_free(
     o: *mut sipreg_registerer_options,
@@ -90,6 +96,10 @@ pub extern "C" fn sipreg_registerer_options_free(
 }
 
 /// Requested expiry in seconds (SIP.js `expires`); 0 is invalid.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`o` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (0, or not an options handle);
+/// SIPREG_ERR_TERMINATED (the options were freed); SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_registerer_options_set_expires(
     o: *mut sipreg_registerer_options,
@@ -106,6 +116,10 @@ pub extern "C" fn sipreg_registerer_options_set_expires(
 /// stable per-registerer fraction of up to 10 % (derived from the Call-ID), so
 /// many registerers granted at once do not refresh in lockstep. A 600 s grant at
 /// 99 % refreshes between 534.6 s and 594 s; a 30 s grant between 22.5 s and 25 s.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`o` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (outside 50..=99, or not an options handle);
+/// SIPREG_ERR_TERMINATED (the options were freed); SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_registerer_options_set_refresh_frequency(
     o: *mut sipreg_registerer_options,
@@ -136,6 +150,11 @@ unsafe fn set_string(
 
 /// Request-URI of the REGISTERs, e.g. "sip:127.0.0.1:5060;transport=tcp" (NULL: the AOR's domain).
 ///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`o` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not a SIP URI, control characters or bad UTF-8,
+/// or not an options handle); SIPREG_ERR_TERMINATED (the options were freed);
+/// SIPREG_ERR_INTERNAL.
+///
 /// # Safety
 /// `value` must be NULL or a NUL-terminated string.
 #[no_mangle]
@@ -147,6 +166,11 @@ pub unsafe extern "C" fn sipreg_registerer_options_set_registrar(
 }
 
 /// `+sip.instance` UUID (with or without "urn:uuid:"; NULL removes it).
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`o` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not a UUID, control characters or bad UTF-8, or
+/// not an options handle); SIPREG_ERR_TERMINATED (the options were freed);
+/// SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `value` must be NULL or a NUL-terminated string.
@@ -160,6 +184,11 @@ pub unsafe extern "C" fn sipreg_registerer_options_set_instance_id(
 
 /// Fixed Call-ID (NULL: random).
 ///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`o` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not a valid Call-ID, control characters or bad
+/// UTF-8, or not an options handle); SIPREG_ERR_TERMINATED (the options were
+/// freed); SIPREG_ERR_INTERNAL.
+///
 /// # Safety
 /// `value` must be NULL or a NUL-terminated string.
 #[no_mangle]
@@ -171,6 +200,11 @@ pub unsafe extern "C" fn sipreg_registerer_options_set_call_id(
 }
 
 /// From display name (NULL: none).
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`o` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (control characters or bad UTF-8, or not an
+/// options handle); SIPREG_ERR_TERMINATED (the options were freed);
+/// SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `value` must be NULL or a NUL-terminated string.
@@ -186,6 +220,11 @@ pub unsafe extern "C" fn sipreg_registerer_options_set_from_display_name(
 
 /// To display name (NULL: none).
 ///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`o` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (control characters or bad UTF-8, or not an
+/// options handle); SIPREG_ERR_TERMINATED (the options were freed);
+/// SIPREG_ERR_INTERNAL.
+///
 /// # Safety
 /// `value` must be NULL or a NUL-terminated string.
 #[no_mangle]
@@ -200,6 +239,11 @@ pub unsafe extern "C" fn sipreg_registerer_options_set_to_display_name(
 
 /// To URI (NULL: the AOR).
 ///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`o` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not a SIP URI, control characters or bad UTF-8,
+/// or not an options handle); SIPREG_ERR_TERMINATED (the options were freed);
+/// SIPREG_ERR_INTERNAL.
+///
 /// # Safety
 /// `value` must be NULL or a NUL-terminated string.
 #[no_mangle]
@@ -211,6 +255,11 @@ pub unsafe extern "C" fn sipreg_registerer_options_set_to_uri(
 }
 
 /// Fixed From tag (NULL: random).
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`o` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not a token, control characters or bad UTF-8,
+/// or not an options handle); SIPREG_ERR_TERMINATED (the options were freed);
+/// SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `value` must be NULL or a NUL-terminated string.
@@ -224,6 +273,11 @@ pub unsafe extern "C" fn sipreg_registerer_options_set_from_tag(
 
 /// Adds a "Name: value" header to every REGISTER (including un-REGISTERs).
 ///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`o` NULL, or `header` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not "Name: value", a header the library writes
+/// itself, control characters or bad UTF-8, or not an options handle);
+/// SIPREG_ERR_TERMINATED (the options were freed); SIPREG_ERR_INTERNAL.
+///
 /// # Safety
 /// `header` must be NULL or a NUL-terminated string.
 #[no_mangle]
@@ -235,6 +289,11 @@ pub unsafe extern "C" fn sipreg_registerer_options_add_extra_header(
 }
 
 /// Adds a parameter ("name" or "name=value") to our Contact.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`o` NULL, or `param` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not "name" or "name=value", control characters
+/// or bad UTF-8, or not an options handle); SIPREG_ERR_TERMINATED (the options
+/// were freed); SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `param` must be NULL or a NUL-terminated string.
@@ -249,6 +308,10 @@ pub unsafe extern "C" fn sipreg_registerer_options_add_extra_contact_param(
 }
 
 /// RFC 5626 reg-id (1 or more; 0 removes it). Needs an instance id.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`o` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (out of range, or not an options handle);
+/// SIPREG_ERR_TERMINATED (the options were freed); SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_registerer_options_set_reg_id(
     o: *mut sipreg_registerer_options,
@@ -262,6 +325,10 @@ pub extern "C" fn sipreg_registerer_options_set_reg_id(
 
 /// Sends `Supported: path, gruu` (RFC 3327, RFC 5627) so the registrar
 /// returns Path and GRUUs (default off).
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`o` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not an options handle); SIPREG_ERR_TERMINATED
+/// (the options were freed); SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_registerer_options_set_path_gruu(
     o: *mut sipreg_registerer_options,
@@ -274,6 +341,10 @@ pub extern "C" fn sipreg_registerer_options_set_path_gruu(
 }
 
 /// Initial CSeq (like SIP.js, the first REGISTER carries this plus one).
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`o` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (2^31 or more, or not an options handle);
+/// SIPREG_ERR_TERMINATED (the options were freed); SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_registerer_options_set_cseq(
     o: *mut sipreg_registerer_options,
@@ -283,6 +354,10 @@ pub extern "C" fn sipreg_registerer_options_set_cseq(
 }
 
 /// Turns automatic recovery after transient failures on (default) or off (pure SIP.js behaviour).
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`o` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not an options handle); SIPREG_ERR_TERMINATED
+/// (the options were freed); SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_registerer_options_set_retry(
     o: *mut sipreg_registerer_options,
@@ -295,6 +370,11 @@ pub extern "C" fn sipreg_registerer_options_set_retry(
 }
 
 /// Backoff base time in seconds (default 30).
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`o` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (negative, NaN, infinite or over 86400 s, or not
+/// an options handle); SIPREG_ERR_TERMINATED (the options were freed);
+/// SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_registerer_options_set_retry_base(
     o: *mut sipreg_registerer_options,
@@ -306,6 +386,11 @@ pub extern "C" fn sipreg_registerer_options_set_retry_base(
 }
 
 /// Backoff cap in seconds (default 1800).
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`o` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (negative, NaN, infinite or over 86400 s, or not
+/// an options handle); SIPREG_ERR_TERMINATED (the options were freed);
+/// SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_registerer_options_set_retry_max(
     o: *mut sipreg_registerer_options,
@@ -317,6 +402,11 @@ pub extern "C" fn sipreg_registerer_options_set_retry_max(
 }
 
 /// Cap on a server's Retry-After in seconds (default 3600).
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`o` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (negative, NaN, infinite or over 86400 s, or not
+/// an options handle); SIPREG_ERR_TERMINATED (the options were freed);
+/// SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_registerer_options_set_retry_after_max(
     o: *mut sipreg_registerer_options,
@@ -328,6 +418,10 @@ pub extern "C" fn sipreg_registerer_options_set_retry_after_max(
 }
 
 /// Reads back the expiry (tests, bindings).
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`o` or `out` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not an options handle); SIPREG_ERR_TERMINATED
+/// (the options were freed); SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `out` must be NULL or writable.

@@ -5,9 +5,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use super::failure::{kind_of, sipreg_failure};
 use super::options::{sipreg_registerer_options, OPTIONS};
 use super::user_agent::{sipreg_user_agent, UAS};
 use super::{copy_out, guard, put, sipreg_result, sipreg_state, Registry};
+use crate::core::failure::Failure;
 use crate::core::options::RegistererOptions;
 use crate::core::rand::os_seed;
 use crate::core::registerer::Event;
@@ -22,11 +24,13 @@ pub struct sipreg_registerer {
     _private: [u8; 0],
 }
 
-/// Called on the library's worker thread once per state change, in order,
-/// never twice for the same state in a row. It may call any sipreg function,
-/// including `sipreg_unregister` / `sipreg_dispose` / `sipreg_registerer_free`
-/// on the same registerer. It must not block for long: every registerer shares
-/// the worker thread.
+/// Called once per state change, in order, never twice for the same state
+/// in a row: on the library's worker thread, or, when the user agent has a
+/// dispatcher (`sipreg_user_agent_set_dispatcher`) at the registerer's
+/// creation, inside `sipreg_dispatcher_run` on the thread that calls it. It
+/// may call any sipreg function, including `sipreg_unregister` /
+/// `sipreg_dispose` / `sipreg_registerer_free` on the same registerer. On
+/// the worker it must not block for long: every registerer shares that thread.
 pub type sipreg_state_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -48,6 +52,11 @@ pub enum sipreg_event_kind {
     SIPREG_EVENT_RETRY_SCHEDULED = 2,
     /// The scheduled retry REGISTER is being sent.
     SIPREG_EVENT_RETRY_STARTED = 3,
+    /// An attempt failed: `failure` and `failure_detail` say why, and
+    /// `status_code` / `reason` give the response that said it (0 and "" for
+    /// a FLOW failure). Comes after the RESPONSE event of that attempt and
+    /// before the state change and RETRY_SCHEDULED it leads to.
+    SIPREG_EVENT_FAILED = 4,
 }
 
 /// One event. Valid only during the callback (copy what you keep).
@@ -67,10 +76,17 @@ pub struct sipreg_event {
     pub retry_delay: f64,
     /// Consecutive failures for RETRY_*, else 0.
     pub failure_count: u32,
+    /// The failure of the last attempt as of this event (on every event:
+    /// SIPREG_FAILURE_NONE after a success), as `sipreg_registerer_failure`
+    /// reported it when the event happened.
+    pub failure: sipreg_failure,
+    /// One line saying why, for `failure` ("" for SIPREG_FAILURE_NONE; never NULL).
+    pub failure_detail: *const c_char,
 }
 
-/// Called on the worker thread for every event (state changes, final
-/// responses, retries), in order. Same rules as `sipreg_state_callback`.
+/// Called for every event (state changes, final responses, failures,
+/// retries), in order, on the same thread as the state callback. Same rules
+/// as `sipreg_state_callback`.
 pub type sipreg_event_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -111,14 +127,16 @@ impl RegHandle {
     /// Installs a listener that turns core events into C callbacks.
     fn install_listener(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
-        self.shared.set_listener(Some(Arc::new(move |e: &Event| {
-            if let Some(h) = weak.upgrade() {
-                h.fire(e);
-            }
-        })));
+        self.shared.set_listener(Some(Arc::new(
+            move |e: &Event, failure: Option<&Failure>| {
+                if let Some(h) = weak.upgrade() {
+                    h.fire(e, failure);
+                }
+            },
+        )));
     }
 
-    fn fire(&self, e: &Event) {
+    fn fire(&self, e: &Event, failure: Option<&Failure>) {
         let cb = self.callbacks();
         let handle = self.id as usize as *mut sipreg_registerer;
         let mut delivered = self
@@ -131,6 +149,9 @@ impl RegHandle {
         let state = *delivered;
         drop(delivered);
         let empty = c"";
+        let failure_kind = kind_of(failure);
+        let detail = failure.map(|f| CString::new(f.detail.replace('\0', " ")).unwrap_or_default());
+        let failure_detail = detail.as_deref().unwrap_or(empty).as_ptr();
         let mut reason = None;
         let ev = match e {
             // `state` already is the new state (updated above).
@@ -146,6 +167,8 @@ impl RegHandle {
                     reason: empty.as_ptr(),
                     retry_delay: 0.0,
                     failure_count: 0,
+                    failure: failure_kind,
+                    failure_detail,
                 }
             }
             Event::Response { status, reason: r } => {
@@ -157,6 +180,8 @@ impl RegHandle {
                     reason: c.as_ptr(),
                     retry_delay: 0.0,
                     failure_count: 0,
+                    failure: failure_kind,
+                    failure_detail,
                 };
                 reason = Some(c);
                 ev
@@ -168,6 +193,8 @@ impl RegHandle {
                 reason: empty.as_ptr(),
                 retry_delay: delay.as_secs_f64(),
                 failure_count: *failures,
+                failure: failure_kind,
+                failure_detail,
             },
             Event::RetryStarted { failures } => sipreg_event {
                 kind: sipreg_event_kind::SIPREG_EVENT_RETRY_STARTED,
@@ -176,15 +203,41 @@ impl RegHandle {
                 reason: empty.as_ptr(),
                 retry_delay: 0.0,
                 failure_count: *failures,
+                failure: failure_kind,
+                failure_detail,
             },
+            Event::Failed(f) => {
+                let c = CString::new(f.reason.replace('\0', " ")).unwrap_or_default();
+                let fd = CString::new(f.detail.replace('\0', " ")).unwrap_or_default();
+                let ev = sipreg_event {
+                    kind: sipreg_event_kind::SIPREG_EVENT_FAILED,
+                    state,
+                    status_code: f.status.unwrap_or(0),
+                    reason: c.as_ptr(),
+                    retry_delay: 0.0,
+                    failure_count: 0,
+                    // The failure this event announces (the step's last one
+                    // may already be another).
+                    failure: f.kind.into(),
+                    failure_detail: fd.as_ptr(),
+                };
+                self.fire_event(cb, handle, &ev);
+                drop((c, fd, detail));
+                return;
+            }
             Event::Note(_) | Event::Warning(_) => return,
         };
-        // A state callback that freed the handle ends the deliveries.
+        self.fire_event(cb, handle, &ev);
+        drop((reason, detail));
+    }
+
+    /// Calls the event callback, unless the handle was freed (a state
+    /// callback that freed it ends the deliveries).
+    fn fire_event(&self, cb: Callbacks, handle: *mut sipreg_registerer, ev: &sipreg_event) {
         if let (Some(f), false) = (cb.event, self.freed.load(Ordering::Acquire)) {
-            // SAFETY: application-supplied callback; `ev` and `reason` live across the call.
-            unsafe { f(cb.event_data as *mut c_void, handle, &ev) };
+            // SAFETY: application-supplied callback; `ev` and its strings live across the call.
+            unsafe { f(cb.event_data as *mut c_void, handle, ev) };
         }
-        drop(reason);
     }
 }
 
@@ -198,6 +251,12 @@ impl RegHandle {
 /// (retried by the backoff). Nothing is sent until `sipreg_register`. `callback` (may be NULL) receives state changes with
 /// `user_data`, which must stay valid until the registerer is freed. The
 /// caller owns `*out` and frees it with `sipreg_registerer_free`.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` or `out` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (options that do not fit together or with the
+/// user agent, e.g. reg_id without instance_id; or a foreign handle);
+/// SIPREG_ERR_TERMINATED (the user agent is freed or being freed, or the
+/// options were freed); SIPREG_ERR_INTERNAL (the worker thread is unreachable).
 ///
 /// # Safety
 /// `out` must be NULL or writable.
@@ -224,9 +283,11 @@ pub unsafe extern "C" fn sipreg_registerer_new(
         };
         let seed = os_seed();
         let id = runtime::next_id();
+        // Callbacks go where the user agent's go now (fixed for the registerer's life).
+        let dispatcher = runtime::dispatch::route(ua_h.id);
         let handle = Arc::new(RegHandle {
             id,
-            shared: Arc::new(Shared::default()),
+            shared: Arc::new(Shared::new(dispatcher)),
             callbacks: Mutex::new(Callbacks {
                 state: callback,
                 state_data: user_data as usize,
@@ -240,6 +301,9 @@ pub unsafe extern "C" fn sipreg_registerer_new(
         ua_h.while_open(|config| {
             runtime::add_registerer(id, ua_h.id, config, &opts, seed, handle.shared.clone())
         })?;
+        if let Some(d) = handle.shared.dispatcher() {
+            d.add_user();
+        }
         let p = REGISTERERS.insert(id, handle);
         out.write(p.cast());
         Ok(())
@@ -249,6 +313,10 @@ pub unsafe extern "C" fn sipreg_registerer_new(
 /// Replaces the state callback (NULL removes it). Off the worker thread this
 /// returns once no call of the old callback is running, so its `user_data`
 /// may then be released.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` NULL);
+/// SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+/// (not a registerer handle); SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_registerer_set_state_callback(
     r: *mut sipreg_registerer,
@@ -263,6 +331,10 @@ pub extern "C" fn sipreg_registerer_set_state_callback(
 
 /// Sets the event callback (NULL removes it), with the same guarantees as
 /// `sipreg_registerer_set_state_callback`.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` NULL);
+/// SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+/// (not a registerer handle); SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_registerer_set_event_callback(
     r: *mut sipreg_registerer,
@@ -289,6 +361,11 @@ fn update_callbacks(r: *mut sipreg_registerer, f: impl FnOnce(&mut Callbacks)) -
 /// Sends a REGISTER (SIP.js `register()`); returns at once, the outcome comes
 /// through the callbacks. SIPREG_ERR_REQUEST_PENDING while a REGISTER is in
 /// flight (nothing is queued); SIPREG_ERR_TERMINATED after dispose.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_REQUEST_PENDING (a REGISTER or un-REGISTER is
+/// in flight); SIPREG_ERR_TERMINATED (disposed, or the handle was freed);
+/// SIPREG_ERR_NULL_ARGUMENT (`r` NULL); SIPREG_ERR_INVALID_ARGUMENT (not a
+/// registerer handle); SIPREG_ERR_INTERNAL (the worker thread is unreachable).
 #[no_mangle]
 pub extern "C" fn sipreg_register(r: *mut sipreg_registerer) -> sipreg_result {
     guard(|| {
@@ -299,6 +376,11 @@ pub extern "C" fn sipreg_register(r: *mut sipreg_registerer) -> sipreg_result {
 
 /// Sends an un-REGISTER for our contact, or with `all` for every binding of
 /// the AOR (`Contact: *`). Returns at once; same errors as `sipreg_register`.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_REQUEST_PENDING (a REGISTER or un-REGISTER is
+/// in flight); SIPREG_ERR_TERMINATED (disposed, or the handle was freed);
+/// SIPREG_ERR_NULL_ARGUMENT (`r` NULL); SIPREG_ERR_INVALID_ARGUMENT (not a
+/// registerer handle); SIPREG_ERR_INTERNAL (the worker thread is unreachable).
 #[no_mangle]
 pub extern "C" fn sipreg_unregister(r: *mut sipreg_registerer, all: bool) -> sipreg_result {
     guard(|| {
@@ -312,6 +394,11 @@ pub extern "C" fn sipreg_unregister(r: *mut sipreg_registerer, all: bool) -> sip
 /// agent's shutdown timeout. Returns at once; Terminated arrives through the
 /// callback. Later calls on the handle return SIPREG_ERR_TERMINATED until it
 /// is freed.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_TERMINATED (already disposed, or the handle
+/// was freed); SIPREG_ERR_NULL_ARGUMENT (`r` NULL); SIPREG_ERR_INVALID_ARGUMENT
+/// (not a registerer handle); SIPREG_ERR_INTERNAL (the worker thread is
+/// unreachable).
 #[no_mangle]
 pub extern "C" fn sipreg_dispose(r: *mut sipreg_registerer) -> sipreg_result {
     guard(|| {
@@ -334,11 +421,18 @@ pub extern "C" fn sipreg_registerer_free(r: *mut sipreg_registerer) {
         let h = REGISTERERS.remove(r as *const c_void, "registerer")?;
         h.freed.store(true, Ordering::Release);
         h.shared.set_listener(None);
+        if let Some(d) = h.shared.dispatcher() {
+            d.remove_user();
+        }
         runtime::send(Command::FreeReg(h.id))
     });
 }
 
 /// Reads the current state.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` or `out` NULL);
+/// SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+/// (not a registerer handle); SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `out` must be NULL or writable.
@@ -351,6 +445,10 @@ pub unsafe extern "C" fn sipreg_registerer_state(
 }
 
 /// Number of contact URIs the registrar listed in the last 2xx.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` or `out` NULL);
+/// SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+/// (not a registerer handle); SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `out` must be NULL or writable.
@@ -366,6 +464,12 @@ pub unsafe extern "C" fn sipreg_registerer_contact_count(
 /// bytes; `needed` (may be NULL) receives the size required including the NUL.
 /// SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit; SIPREG_ERR_INVALID_ARGUMENT
 /// for an index out of range.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` NULL, or `buf` NULL with
+/// `len` > 0); SIPREG_ERR_BUFFER_TOO_SMALL (it does not fit, `buf` NULL with
+/// `len` 0 included: `*needed` says the size, `buf` is untouched);
+/// SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+/// (not a registerer handle, or an index out of range); SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
@@ -393,25 +497,36 @@ pub unsafe extern "C" fn sipreg_registerer_contact(
 
 /// Copies the flow the last request went out on, "proto:local -> remote"
 /// (e.g. "tls:127.0.0.1:40312 -> 127.0.0.1:5061"), NUL-terminated, into `buf`
-/// of `len` bytes; an empty string before the first request.
-/// SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit.
+/// of `len` bytes; an empty string before the first request. `needed` (may
+/// be NULL) receives the size required, counting the NUL.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` NULL, or `buf` NULL with
+/// `len` > 0); SIPREG_ERR_BUFFER_TOO_SMALL (it does not fit, `buf` NULL with
+/// `len` 0 included: `*needed` says the size, `buf` is untouched);
+/// SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+/// (not a registerer handle); SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
-/// `buf` must be NULL or writable for `len` bytes.
+/// `buf` must be NULL or writable for `len` bytes; `needed` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn sipreg_registerer_flow(
     r: *mut sipreg_registerer,
     buf: *mut c_char,
     len: usize,
+    needed: *mut usize,
 ) -> sipreg_result {
     guard(|| {
         let h = get(r)?;
         let flow = h.shared.snap().flow.clone().unwrap_or_default();
-        copy_out(&flow, buf, len, std::ptr::null_mut())
+        copy_out(&flow, buf, len, needed)
     })
 }
 
 /// Retry-After of the last rejection: `*present` tells whether there was one.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r`, `seconds` or `present`
+/// NULL); SIPREG_ERR_TERMINATED (the handle was freed);
+/// SIPREG_ERR_INVALID_ARGUMENT (not a registerer handle); SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `seconds` and `present` must be NULL or writable.
@@ -432,6 +547,12 @@ pub unsafe extern "C" fn sipreg_registerer_retry_after(
 /// Last final response: `*status_code` (0 if none yet) and its reason phrase
 /// copied into `buf` (may be NULL with `len` 0 to ask only for the code;
 /// `needed`, may be NULL, gets the size required).
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` or `status_code` NULL, or
+/// `buf` NULL with `len` > 0); SIPREG_ERR_BUFFER_TOO_SMALL (the reason does not
+/// fit: `*status_code` and `*needed` are set, `buf` is untouched);
+/// SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+/// (not a registerer handle); SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// Pointers must be NULL or writable (`buf` for `len` bytes).
@@ -460,6 +581,10 @@ pub unsafe extern "C" fn sipreg_registerer_last_response(
 
 /// Seconds until the scheduled automatic retry, or -1 if none is scheduled.
 ///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` or `out` NULL);
+/// SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+/// (not a registerer handle); SIPREG_ERR_INTERNAL.
+///
 /// # Safety
 /// `out` must be NULL or writable.
 #[no_mangle]
@@ -476,6 +601,10 @@ pub unsafe extern "C" fn sipreg_registerer_next_retry(
 
 /// Consecutive failed registration attempts (0 after a success).
 ///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` or `out` NULL);
+/// SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+/// (not a registerer handle); SIPREG_ERR_INTERNAL.
+///
 /// # Safety
 /// `out` must be NULL or writable.
 #[no_mangle]
@@ -487,6 +616,10 @@ pub unsafe extern "C" fn sipreg_registerer_failure_count(
 }
 
 /// Timer E retransmissions sent so far (UDP).
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` or `out` NULL);
+/// SIPREG_ERR_TERMINATED (the handle was freed); SIPREG_ERR_INVALID_ARGUMENT
+/// (not a registerer handle); SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `out` must be NULL or writable.
@@ -512,6 +645,14 @@ unsafe fn read<T>(
         let v = f(&h.shared.snap());
         put(out, v, "out")
     })
+}
+
+/// [`read_snapshot`] for accessors that take a `const` handle.
+pub(crate) fn read_snapshot_const<T>(
+    r: *const sipreg_registerer,
+    f: impl FnOnce(&Snapshot) -> T,
+) -> Result<T, Error> {
+    read_snapshot(r.cast_mut(), f)
 }
 
 /// Runs `f` on the registerer's snapshot (for accessors in sibling modules).

@@ -46,6 +46,13 @@ unsafe fn read_headers(headers: *const *const c_char, n: usize) -> Result<Vec<St
 /// SIPREG_ERR_NULL_ARGUMENT for a NULL handle, array or element, else as
 /// `sipreg_register`. The strings are copied.
 ///
+/// Returns SIPREG_OK; SIPREG_ERR_INVALID_ARGUMENT (a bad or managed header, a
+/// count past the limit: nothing is sent; or not a registerer handle);
+/// SIPREG_ERR_NULL_ARGUMENT (`r` NULL, `headers` NULL with `n` > 0, or a NULL
+/// element); SIPREG_ERR_REQUEST_PENDING (a REGISTER or un-REGISTER is in
+/// flight); SIPREG_ERR_TERMINATED (disposed, or the handle was freed);
+/// SIPREG_ERR_INTERNAL (the worker thread is unreachable).
+///
 /// # Safety
 /// `headers` must be NULL or point to `n` pointers, each NULL or a
 /// NUL-terminated string.
@@ -64,6 +71,13 @@ pub unsafe extern "C" fn sipreg_register_with_headers(
 
 /// `sipreg_unregister` with `n` headers for this un-REGISTER and its resend
 /// after a challenge only, checked and copied as in `sipreg_register_with_headers`.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_INVALID_ARGUMENT (a bad or managed header, a
+/// count past the limit: nothing is sent; or not a registerer handle);
+/// SIPREG_ERR_NULL_ARGUMENT (`r` NULL, `headers` NULL with `n` > 0, or a NULL
+/// element); SIPREG_ERR_REQUEST_PENDING (a REGISTER or un-REGISTER is in
+/// flight); SIPREG_ERR_TERMINATED (disposed, or the handle was freed);
+/// SIPREG_ERR_INTERNAL (the worker thread is unreachable).
 ///
 /// # Safety
 /// `headers` must be NULL or point to `n` pointers, each NULL or a

@@ -41,8 +41,9 @@ pub struct sipreg_trace_record {
     pub message_len: usize,
 }
 
-/// Receives one traced message. Called on the library's worker thread, in
-/// wire order; it may call any sipreg function (including
+/// Receives one traced message. Called on the library's worker thread (or,
+/// for a user agent with a dispatcher, inside `sipreg_dispatcher_run`; then
+/// dropped when 4096 callbacks already wait), in wire order; it may call any sipreg function (including
 /// `sipreg_user_agent_set_trace_callback` and `sipreg_user_agent_free` of its
 /// own user agent). It must not block for long: it delays all traffic.
 pub type sipreg_trace_callback = Option<
@@ -68,6 +69,10 @@ fn nul_terminated(s: &str) -> Vec<u8> {
 /// may be released (the callback must therefore not wait for a lock held by a
 /// thread that replaces it). Example:
 /// `sipreg_user_agent_set_trace_callback(ua, on_trace, stderr_ctx);`
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not a user agent handle); SIPREG_ERR_TERMINATED
+/// (the user agent was freed); SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_user_agent_set_trace_callback(
     ua: *mut sipreg_user_agent,

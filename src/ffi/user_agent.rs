@@ -18,7 +18,9 @@ pub struct sipreg_user_agent {
     _private: [u8; 0],
 }
 
-/// Message counters of one user agent.
+/// Counters of one user agent. `received`, `dropped`, `sent` and
+/// `transport_errors` count since the user agent was created; `window`,
+/// `in_flight` and `queued` describe the registrar it sent to last, now.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct sipreg_stats {
@@ -34,9 +36,12 @@ pub struct sipreg_stats {
     /// Pacing window of the registrar target this user agent used last: how many
     /// REGISTER transactions (of all user agents) may be in flight to it at once.
     /// It grows while answers come and halves on a retransmission or a 503;
-    /// 0 before the user agent sent anything.
+    /// 0 before the user agent sent anything. Like `in_flight` and `queued`,
+    /// the value at the moment of the read (not of this user agent's last step).
     pub window: u64,
-    /// REGISTER transactions in flight to that target (all user agents).
+    /// REGISTER transactions in flight to that target (all user agents): sent
+    /// (or owed) and not yet ended by a final response, a timeout or a
+    /// transport error. 0 once every registration told its outcome.
     pub in_flight: u64,
     /// Registerers waiting for a slot in that target's window (all user agents).
     pub queued: u64,
@@ -144,6 +149,10 @@ pub(crate) fn update(
 /// "sip:alice@example.com"). Starts the library's worker thread on first use.
 /// The caller owns `*out` and frees it with `sipreg_user_agent_free`.
 ///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`aor` or `out` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not a SIP or SIPS URI with a user, or bad
+/// UTF-8); SIPREG_ERR_INTERNAL (the worker thread could not start).
+///
 /// # Safety
 /// `aor` must be NULL or a NUL-terminated string; `out` NULL or writable.
 #[no_mangle]
@@ -180,6 +189,11 @@ pub unsafe extern "C" fn sipreg_user_agent_new(
 /// Sets the digest password (NULL removes it). Applies to every registerer at
 /// once. The password is never logged and is wiped from memory when replaced or freed.
 ///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (control characters or bad UTF-8, or not a user
+/// agent handle); SIPREG_ERR_TERMINATED (the user agent was freed);
+/// SIPREG_ERR_INTERNAL.
+///
 /// # Safety
 /// `password` must be NULL or a NUL-terminated string.
 #[no_mangle]
@@ -191,6 +205,11 @@ pub unsafe extern "C" fn sipreg_user_agent_set_password(
 }
 
 /// Sets the digest username (NULL: the AOR's user). Applies at once.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (control characters or bad UTF-8, or not a user
+/// agent handle); SIPREG_ERR_TERMINATED (the user agent was freed);
+/// SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `username` must be NULL or a NUL-terminated string.
@@ -209,6 +228,11 @@ pub unsafe extern "C" fn sipreg_user_agent_set_auth_username(
 /// Without this call (and without `transport=`), a registrar host name with
 /// no port lets its NAPTR records choose among udp, tcp and tls (RFC 3263),
 /// udp when there are none.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL, or `transport`
+/// NULL); SIPREG_ERR_INVALID_ARGUMENT (not udp, tcp, tls, ws or wss, or not a
+/// user agent handle); SIPREG_ERR_TERMINATED (the user agent was freed);
+/// SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `transport` must be NULL or a NUL-terminated string.
@@ -229,6 +253,11 @@ pub unsafe extern "C" fn sipreg_user_agent_set_transport(
 /// checked now: a missing or unreadable file, or one without a valid PEM
 /// certificate, fails with SIPREG_ERR_INVALID_ARGUMENT and says why in
 /// `sipreg_last_error()`. Applies to connections opened afterwards.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (a missing or unreadable file, or one without a
+/// valid PEM certificate, or not a user agent handle); SIPREG_ERR_TERMINATED
+/// (the user agent was freed); SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `path` must be NULL or a NUL-terminated string.
@@ -252,6 +281,11 @@ pub unsafe extern "C" fn sipreg_user_agent_set_tls_ca_file(
 /// address is matched against the certificate's IP addresses). Applies to
 /// connections opened afterwards.
 ///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not a DNS name or IP address, or not a user
+/// agent handle); SIPREG_ERR_TERMINATED (the user agent was freed);
+/// SIPREG_ERR_INTERNAL.
+///
 /// # Safety
 /// `name` must be NULL or a NUL-terminated string.
 #[no_mangle]
@@ -266,6 +300,10 @@ pub unsafe extern "C" fn sipreg_user_agent_set_tls_server_name(
 /// Off is for labs only: any server is accepted, and a warning is logged once
 /// per user agent when its first such connection opens. Applies to
 /// connections opened afterwards.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not a user agent handle); SIPREG_ERR_TERMINATED
+/// (the user agent was freed); SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_user_agent_set_tls_verify(
     ua: *mut sipreg_user_agent,
@@ -279,6 +317,11 @@ pub extern "C" fn sipreg_user_agent_set_tls_verify(
 
 /// Sets the HTTP request path of the WebSocket upgrade for "ws" and "wss"
 /// (default "/"); it must start with '/'. Applies to connections opened afterwards.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL, or `path` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not starting with '/', or with spaces, or not a
+/// user agent handle); SIPREG_ERR_TERMINATED (the user agent was freed);
+/// SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `path` must be NULL or a NUL-terminated string.
@@ -296,6 +339,10 @@ pub unsafe extern "C" fn sipreg_user_agent_set_ws_path(
 /// stream connection per target; a private socket gives an account its own
 /// source port (and contact address). Applies to sockets opened afterwards
 /// (see `sipreg_user_agent_network_changed`).
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not a user agent handle); SIPREG_ERR_TERMINATED
+/// (the user agent was freed); SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_user_agent_set_private_socket(
     ua: *mut sipreg_user_agent,
@@ -309,6 +356,11 @@ pub extern "C" fn sipreg_user_agent_set_private_socket(
 
 /// Sets an outbound proxy URI: requests go there with a Route header (NULL
 /// removes it). Applies to registerers created afterwards.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not a SIP URI, control characters or bad UTF-8,
+/// or not a user agent handle); SIPREG_ERR_TERMINATED (the user agent was
+/// freed); SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `uri` must be NULL or a NUL-terminated string.
@@ -324,6 +376,10 @@ pub unsafe extern "C" fn sipreg_user_agent_set_outbound_proxy(
 /// NULL lets the system choose. Applies to sockets opened afterwards (see
 /// `sipreg_user_agent_network_changed`).
 ///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not IP or IP:port, or not a user agent handle);
+/// SIPREG_ERR_TERMINATED (the user agent was freed); SIPREG_ERR_INTERNAL.
+///
 /// # Safety
 /// `address` must be NULL or a NUL-terminated string.
 #[no_mangle]
@@ -335,6 +391,11 @@ pub unsafe extern "C" fn sipreg_user_agent_set_local_address(
 }
 
 /// Sets the User-Agent header value. Applies to registerers created afterwards.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL, or `value` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (control characters or bad UTF-8, or not a user
+/// agent handle); SIPREG_ERR_TERMINATED (the user agent was freed);
+/// SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `value` must be NULL or a NUL-terminated string.
@@ -348,6 +409,11 @@ pub unsafe extern "C" fn sipreg_user_agent_set_user_agent(
 
 /// Sets the RFC 3261 timers T1, T2 and T4 in seconds (defaults 0.5, 4, 5).
 /// Timer F (transaction timeout) is 64*T1. Applies to registerers created afterwards.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (a value negative, NaN, infinite, outside 1
+/// ms..600 s, or T2 below T1, or not a user agent handle);
+/// SIPREG_ERR_TERMINATED (the user agent was freed); SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_user_agent_set_timers(
     ua: *mut sipreg_user_agent,
@@ -363,6 +429,11 @@ pub extern "C" fn sipreg_user_agent_set_timers(
 /// Sets the bound (seconds, default 4) on how long dispose waits for the
 /// un-REGISTER and how long `sipreg_user_agent_free` blocks. Applies to
 /// registerers created afterwards.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (negative, NaN, infinite or over 3600 s, or not
+/// a user agent handle); SIPREG_ERR_TERMINATED (the user agent was freed);
+/// SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_user_agent_set_shutdown_timeout(
     ua: *mut sipreg_user_agent,
@@ -380,6 +451,10 @@ pub extern "C" fn sipreg_user_agent_set_shutdown_timeout(
 /// this interval; without outbound this is a plain CRLF NAT keep-alive.
 /// A missing answer within 10 s or a changed STUN mapping re-registers on a
 /// new flow. Applies to existing registerers from their next 2xx.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (over 3600, or not a user agent handle);
+/// SIPREG_ERR_TERMINATED (the user agent was freed); SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_user_agent_set_keepalive(
     ua: *mut sipreg_user_agent,
@@ -392,6 +467,10 @@ pub extern "C" fn sipreg_user_agent_set_keepalive(
 /// that the registrar saw another address than our Contact, re-REGISTER at
 /// once with that public address and remove the old binding in the same
 /// request. Never done while RFC 5626 outbound is in use for the flow.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not a user agent handle); SIPREG_ERR_TERMINATED
+/// (the user agent was freed); SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_user_agent_set_contact_rewrite(
     ua: *mut sipreg_user_agent,
@@ -408,6 +487,11 @@ pub extern "C" fn sipreg_user_agent_set_contact_rewrite(
 /// its new Contact, removing the old binding in the same REGISTER. Host
 /// names are looked up afresh too: `/etc/resolv.conf` is read again (for the
 /// whole process) and cached DNS answers are dropped.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not a user agent handle); SIPREG_ERR_TERMINATED
+/// (the user agent was freed); SIPREG_ERR_INTERNAL (the worker thread is
+/// unreachable).
 #[no_mangle]
 pub extern "C" fn sipreg_user_agent_network_changed(ua: *mut sipreg_user_agent) -> sipreg_result {
     guard(|| {
@@ -418,6 +502,10 @@ pub extern "C" fn sipreg_user_agent_network_changed(ua: *mut sipreg_user_agent) 
 }
 
 /// Reads the user agent's message counters.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL or `out`);
+/// SIPREG_ERR_INVALID_ARGUMENT (not a user agent handle); SIPREG_ERR_TERMINATED
+/// (the user agent was freed); SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `out` must be NULL or writable.
@@ -430,7 +518,7 @@ pub unsafe extern "C" fn sipreg_user_agent_stats(
         let h = UAS.get(ua as *const c_void, "ua")?;
         let s = &h.stats;
         // All 0 before the user agent sent anything.
-        let w = s.window().unwrap_or_default();
+        let w = s.window();
         let stats = sipreg_stats {
             received: s.received.load(Ordering::Relaxed),
             dropped: s.dropped.load(Ordering::Relaxed),
@@ -449,12 +537,17 @@ pub unsafe extern "C" fn sipreg_user_agent_stats(
 /// the shutdown timeout passed (plus a small margin), counted from when the
 /// worker thread reaches the free behind the calls queued before it (local
 /// work, about 20 µs per registerer created just before); called from inside
-/// a callback it does not wait. A `sipreg_registerer_new` on this user agent
+/// a callback, or on the thread that runs the user agent's dispatcher (see
+/// `sipreg_dispatcher_run`), it does not wait: the registerers terminate in
+/// the background and Terminated arrives through the callbacks. A `sipreg_registerer_new` on this user agent
 /// that races with the free either fails with SIPREG_ERR_TERMINATED or its
 /// registerer is Terminated when this returns. Registerer handles stay valid (calls
 /// return SIPREG_ERR_TERMINATED) until each is freed with
 /// `sipreg_registerer_free`. NULL is ignored; the password is wiped. The
 /// trace callback is removed first: none runs or starts after this returns.
+///
+/// Returns SIPREG_OK (also for NULL); SIPREG_ERR_TERMINATED (freed twice);
+/// SIPREG_ERR_INVALID_ARGUMENT (not a user agent handle); SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_user_agent_free(ua: *mut sipreg_user_agent) -> sipreg_result {
     guard(|| {
@@ -464,6 +557,11 @@ pub extern "C" fn sipreg_user_agent_free(ua: *mut sipreg_user_agent) -> sipreg_r
         let h = UAS.remove(ua as *const c_void, "ua")?;
         // No trace callback runs or starts once this returns.
         crate::runtime::trace::set_sink(h.id, None);
+        // On the thread that runs the user agent's dispatcher, waiting would
+        // stall the loop that delivers the outcome: Terminated arrives there.
+        let on_loop = crate::runtime::dispatch::route(h.id).is_some_and(|d| d.is_home());
+        // Its registerers keep their own way to the dispatcher, if any.
+        crate::runtime::dispatch::attach(h.id, None);
         let bound = h.config().config.shutdown_timeout;
         let (started_tx, started) = crossbeam_channel::bounded(1);
         let (done_tx, done) = crossbeam_channel::bounded(1);
@@ -474,7 +572,7 @@ pub extern "C" fn sipreg_user_agent_free(ua: *mut sipreg_user_agent) -> sipreg_r
                 done: done_tx,
             })
         })?;
-        if !runtime::on_worker_thread() {
+        if !runtime::in_callback() && !on_loop {
             // First the worker works through what was queued before the free
             // (local work only, however slow the machine: bounded just
             // against a worker stuck in a callback), then the registerers'

@@ -136,19 +136,29 @@ fn recv_into(sock: &UdpSocket, data: &mut [u8], got: &mut Vec<Received>) -> io::
 pub fn send(sock: &UdpSocket, items: &[(SocketAddr, &[u8])]) -> Vec<(usize, io::Error)> {
     let mut failed = Vec::new();
     let mut done = 0;
+    let mut retried = false;
     while done < items.len() {
         let end = (done + BATCH).min(items.len());
         match send_some(sock, &items[done..end]) {
+            // An earlier datagram's ICMP error, reported on this send: once more.
+            Err(e) if !retried && super::udp::is_icmp_report(&e) => {
+                retried = true;
+                continue;
+            }
             Ok(0) => {
                 // Nothing went (a full buffer): these datagrams are lost.
                 done = end;
             }
-            Ok(n) => done += n,
+            Ok(n) => {
+                done += n;
+                retried = false;
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => done = end,
             Err(e) => {
                 // The first datagram of the batch failed: report it, go on after it.
                 failed.push((done, e));
                 done += 1;
+                retried = false;
             }
         }
     }

@@ -72,6 +72,7 @@ pub fn reload() {
 }
 
 fn answer(reg: RegId, result: Result<TargetList, String>) {
+    let result = result.map_err(|why| super::cause::dns(&why));
     if super::send(Command::Resolved { id: reg, result }).is_err() {
         log_at!(Level::Error, "dns: cannot hand an answer to the worker");
     }

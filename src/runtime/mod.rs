@@ -6,12 +6,19 @@
 //! [`Shared`] state under a short lock and queue a [`Command`], so a callback may
 //! call any function (including dispose of its own registerer). The exceptions
 //! are the calls that remove a callback (`sipreg_registerer_free`, setting a
-//! callback, `sipreg_set_log_callback`) off the worker thread: they wait for a
-//! running call of the old callback, so that callback must not wait for a lock
-//! the caller holds. `sipreg_user_agent_free` waits (bounded) for dispose.
+//! callback, `sipreg_set_log_callback`) off the thread the callback runs on:
+//! they wait for a running call of the old callback, so that callback must
+//! not wait for a lock the caller holds. `sipreg_user_agent_free` waits
+//! (bounded) for dispose, except inside a callback.
+//!
+//! Callbacks run on the worker, or, for a user agent attached to a
+//! [`dispatch::Dispatcher`], are queued there and run by the application's
+//! thread; the worker never waits for them.
 
 mod batch;
+pub mod cause;
 pub mod clock;
+pub mod dispatch;
 pub(crate) mod dns;
 mod link;
 pub mod resolve;
@@ -41,8 +48,9 @@ use crate::core::registerer::{Event, Registerer, State};
 use crate::core::routing::RoutingFacts;
 use crate::error::Error;
 
-/// Receives every event of one registerer, on the worker thread.
-pub type Listener = Arc<dyn Fn(&Event) + Send + Sync>;
+/// Receives every event of one registerer with the failure of the last
+/// attempt as of that event, on the worker thread or the dispatcher's.
+pub type Listener = Arc<dyn Fn(&Event, Option<&Failure>) + Send + Sync>;
 
 /// What the application can read about a registerer without asking the worker.
 #[derive(Clone, Debug)]
@@ -75,7 +83,7 @@ pub struct Snapshot {
     /// The address the registrar saw (Via received/rport).
     pub public_address: Option<SocketAddr>,
     /// Why the last attempt failed (`None` after a success).
-    pub failure: Option<Failure>,
+    pub failure: Option<Arc<Failure>>,
 }
 
 impl Snapshot {
@@ -116,6 +124,9 @@ pub struct Shared {
     listener: Mutex<Option<Listener>>,
     /// Held (shared) while a callback runs, so removing the listener can wait for it.
     gate: RwLock<()>,
+    /// Where the callbacks run: queued to this dispatcher, else on the worker.
+    /// Fixed when the registerer is created.
+    dispatcher: Option<Arc<dispatch::Dispatcher>>,
 }
 
 impl Shared {
@@ -124,30 +135,81 @@ impl Shared {
         self.snapshot.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Calls the listener for each event, unless it was removed meanwhile.
-    /// A panicking listener cannot stop the worker.
-    pub(crate) fn deliver(&self, events: &[Event]) {
-        let _running = self.gate.read().unwrap_or_else(|e| e.into_inner());
-        for e in events {
-            // Looked up per event: a callback that frees its handle gets no more events.
-            let Some(listener) = self
-                .listener
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
-            else {
-                return;
-            };
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| listener(e)));
+    /// Shared state whose callbacks go to `dispatcher` (else run on the worker).
+    pub fn new(dispatcher: Option<Arc<dispatch::Dispatcher>>) -> Shared {
+        Shared {
+            dispatcher,
+            ..Shared::default()
         }
     }
 
-    /// Replaces the listener (`None` stops all callbacks for this handle). Off
-    /// the worker thread it returns only once no callback of the old listener
-    /// is running, so the caller may then free what the old listener used.
+    /// The dispatcher this registerer's callbacks go to, if any.
+    pub fn dispatcher(&self) -> Option<&Arc<dispatch::Dispatcher>> {
+        self.dispatcher.as_ref()
+    }
+
+    fn listener(&self) -> Option<Listener> {
+        self.listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Calls the listener for each event (with the failure as of the end of
+    /// the step that made them), unless it was removed meanwhile; with a
+    /// dispatcher, queues the calls there instead. A panicking listener
+    /// cannot stop the worker.
+    pub(crate) fn deliver(self: &Arc<Self>, events: &[Event]) {
+        let failure = self.snap().failure.clone();
+        if let Some(d) = &self.dispatcher {
+            if self.listener().is_none() {
+                return; // freed: nothing to queue
+            }
+            let key = Arc::as_ptr(self) as usize as u64;
+            for e in events {
+                let class = match e {
+                    Event::StateChanged(_) => dispatch::Class::Keep,
+                    Event::Response { .. } => dispatch::Class::Coalesce(key, 1),
+                    Event::RetryScheduled { .. } | Event::RetryStarted { .. } => {
+                        dispatch::Class::Coalesce(key, 2)
+                    }
+                    Event::Failed(_) => dispatch::Class::Coalesce(key, 3),
+                    Event::Note(_) | Event::Warning(_) => continue, // for the log only
+                };
+                let (shared, e, failure) = (self.clone(), e.clone(), failure.clone());
+                d.push(class, Box::new(move || shared.call(&e, failure.as_deref())));
+            }
+            return;
+        }
+        for e in events {
+            self.call(e, failure.as_deref());
+        }
+    }
+
+    /// One listener call, on the thread that runs this handle's callbacks.
+    fn call(&self, e: &Event, failure: Option<&Failure>) {
+        let _running = self.gate.read().unwrap_or_else(|e| e.into_inner());
+        // Looked up per event: a callback that frees its handle gets no more events.
+        let Some(listener) = self.listener() else {
+            return;
+        };
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| listener(e, failure)));
+    }
+
+    /// Replaces the listener (`None` stops all callbacks for this handle).
+    /// Called off the thread its callbacks run on (the worker, or the
+    /// dispatcher's thread inside a run), it returns only once no callback
+    /// of the old listener is running, so the caller may then free what the
+    /// old listener used.
     pub fn set_listener(&self, l: Option<Listener>) {
         *self.listener.lock().unwrap_or_else(|e| e.into_inner()) = l;
-        if !on_worker_thread() {
+        let on_its_thread = match &self.dispatcher {
+            Some(d) => d.is_current(),
+            None => on_worker_thread(),
+        };
+        // The worker never waits for an application thread: a dispatcher
+        // callback may itself be waiting for the worker.
+        if !on_its_thread && !on_worker_thread() {
             drop(self.gate.write().unwrap_or_else(|e| e.into_inner()));
         }
     }
@@ -211,8 +273,8 @@ pub enum Command {
     Resolved {
         /// Which registerer asked.
         id: RegId,
-        /// The ordered targets, or why there are none.
-        result: Result<crate::core::targets::TargetList, String>,
+        /// The ordered targets, or why there are none (a DNS failure).
+        result: Result<crate::core::targets::TargetList, crate::core::failure::Failure>,
     },
 }
 
@@ -302,12 +364,10 @@ pub fn add_registerer(
     })
 }
 
-/// Validates `options` against the user agent's settings without creating anything.
-pub fn check_registerer(
-    config: &Arc<UserAgentConfig>,
-    options: &RegistererOptions,
-) -> Result<(), Error> {
-    Registerer::with_shared_config(config, options, 0).map(|_| ())
+/// Whether the caller is inside a callback: on the worker, or running a
+/// dispatcher's callbacks.
+pub fn in_callback() -> bool {
+    on_worker_thread() || dispatch::in_dispatch()
 }
 
 /// Accepts a `register()` call: checks and claims the handle, then queues it.

@@ -18,7 +18,7 @@ use mio::{Events, Interest, Poll, Token};
 use super::batch::{self, RecvBuffers};
 use super::clock::Clock;
 use super::stream::{self, StreamConn, StreamSpec, TlsParams, WsParams};
-use super::{udp, Command, Shared, Snapshot};
+use super::{cause, udp, Command, Shared, Snapshot};
 use crate::core::endpoint::{
     Action, ConnectSpec, Endpoint, FlowError, FlowId, RegId, Transmit, TransmitKind, UaId, UaStats,
     View,
@@ -201,7 +201,12 @@ impl Shell {
                 _ => None,
             };
             if let Some((e, up)) = failed {
-                self.stream_failed(flow, format!("write failed: {e}"), up, false);
+                self.stream_failed(
+                    flow,
+                    format!("write failed: {}", cause::plain(&e)),
+                    up,
+                    false,
+                );
                 self.pump();
             }
         }
@@ -212,7 +217,10 @@ impl Shell {
         match a {
             Action::OpenUdp { flow, local, v6 } => {
                 let result = self.open_udp(flow, local, v6).map_err(|e| {
-                    FlowError::transport(format!("cannot open a UDP socket: {e}"), false)
+                    FlowError::transport(
+                        format!("cannot open a UDP socket: {}", cause::plain(&e)),
+                        false,
+                    )
                 });
                 self.ep.flow_opened(now, flow, result);
             }
@@ -336,7 +344,12 @@ impl Shell {
                     }
                     self.sent(t);
                 }
-                Err((e, up)) => self.stream_failed(t.flow, format!("send failed: {e}"), up, false),
+                Err((e, up)) => self.stream_failed(
+                    t.flow,
+                    format!("sending on the connection failed: {}", cause::plain(&e)),
+                    up,
+                    false,
+                ),
             }
         }
         for (flow, idx) in udp_groups {
@@ -355,7 +368,8 @@ impl Shell {
             }
             for (k, e) in failed {
                 let t = &queued[idx[k]];
-                self.ep.send_failed(now, flow, t.dest, &e.to_string());
+                self.ep
+                    .send_failed(now, flow, t.dest, cause::send_failed(t.dest, &e));
             }
         }
     }
@@ -438,7 +452,8 @@ impl Shell {
             }
         }
         for (dest, err) in errors {
-            self.ep.unreachable(now, flow, dest, &err.to_string());
+            self.ep
+                .unreachable(now, flow, dest, cause::icmp(dest, &err));
         }
     }
 
@@ -453,9 +468,9 @@ impl Shell {
             if let Err(e) = conn.on_writable() {
                 let tls = conn.tls_handshaking();
                 let why = if was_up {
-                    format!("write failed: {e}")
+                    format!("write failed: {}", cause::plain(&e))
                 } else {
-                    format!("connect to {remote} failed: {e}")
+                    format!("connect to {remote} failed: {}", cause::plain(&e))
                 };
                 return self.stream_failed(flow, why, was_up, tls);
             }
@@ -517,17 +532,12 @@ impl Shell {
         if let Some(Io::Stream(mut conn)) = self.socks.remove(&flow) {
             conn.close();
         }
-        let kind = if tls && !established {
-            FailureKind::Tls
-        } else {
-            FailureKind::Transport
-        };
         let now = self.clock.now();
         self.ep.flow_failed(
             now,
             flow,
             FlowError {
-                failure: Failure::new(kind, why),
+                failure: cause::stream(&why, tls && !established),
                 established,
             },
         );
@@ -559,7 +569,9 @@ fn apply(s: &mut Snapshot, v: View) {
         s.contacts = f.contacts;
         s.last_response = f.last_response;
         s.routing = f.routing;
-        s.failure = f.failure;
+        if s.failure.as_deref() != f.failure.as_ref() {
+            s.failure = f.failure.map(Arc::new);
+        }
     }
     if let Some(flow) = v.flow {
         s.flow = Some(flow);

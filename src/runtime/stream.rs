@@ -174,16 +174,15 @@ impl StreamConn {
         }
     }
 
-    /// Whether a TLS handshake is running (a failure now is a TLS failure).
+    /// Whether the TLS handshake is what the connection is doing now (TCP
+    /// is up, TLS is not): a failure now is a TLS failure.
     pub fn tls_handshaking(&self) -> bool {
-        if !self.tcp_connected || !self.transport.secure() {
-            return false;
-        }
-        match &self.framing {
-            Framing::Sip { link, .. } => link.handshaking(),
-            Framing::WsPending(link, _) => link.as_ref().is_some_and(Link::handshaking),
-            Framing::Ws(ws) => ws.link().is_some_and(Link::handshaking),
-        }
+        self.tcp_connected
+            && match &self.framing {
+                Framing::Sip { link, .. } => link.handshaking(),
+                Framing::Ws(ws) => !ws.is_open() && ws.link().is_some_and(Link::handshaking),
+                Framing::WsPending(..) => false,
+            }
     }
 
     /// The TLS version once negotiated, for the log line that says the flow is up.

@@ -117,7 +117,11 @@ pub fn describe(e: &rustls::Error) -> String {
         E::InvalidCertificate(c) => {
             let why = match c {
                 C::UnknownIssuer => "it is not signed by a trusted CA (wrong CA file?)".to_owned(),
-                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                C::NotValidForNameContext { expected, .. } => format!(
+                    "it is not valid for the server name \"{}\" (wrong host, or set the TLS server name)",
+                    expected.to_str()
+                ),
+                C::NotValidForName => {
                     "it is not valid for the server name (wrong host, or set the TLS server name)"
                         .to_owned()
                 }
@@ -125,16 +129,39 @@ pub fn describe(e: &rustls::Error) -> String {
                 C::NotValidYet | C::NotValidYetContext { .. } => "it is not valid yet".to_owned(),
                 C::Revoked => "it was revoked".to_owned(),
                 C::BadSignature => "its signature is bad".to_owned(),
-                other => format!("{other:?}"),
+                other => other.to_string(),
             };
             format!("certificate verify failed: {why}")
         }
         E::InvalidMessage(_) | E::InappropriateMessage { .. } => {
             "the peer does not speak TLS (is this a TLS port?)".to_owned()
         }
-        E::AlertReceived(a) => format!("the peer sent TLS alert {a:?}"),
+        E::AlertReceived(a) => format!("the server ended the handshake: {}", alert_words(*a)),
         other => format!("TLS error: {other}"),
     }
+}
+
+/// A TLS alert in words (rustls names them only in debug text).
+fn alert_words(a: rustls::AlertDescription) -> String {
+    use rustls::AlertDescription as A;
+    let words = match a {
+        A::HandshakeFailure => "handshake failure (no common cipher or version?)",
+        A::BadCertificate => "bad certificate",
+        A::UnsupportedCertificate => "unsupported certificate",
+        A::CertificateRevoked => "certificate revoked",
+        A::CertificateExpired => "certificate expired",
+        A::CertificateUnknown => "certificate unknown",
+        A::UnknownCA => "unknown CA",
+        A::AccessDenied => "access denied",
+        A::ProtocolVersion => "protocol version not supported",
+        A::InsufficientSecurity => "insufficient security",
+        A::InternalError => "internal error",
+        A::UnrecognisedName => "unrecognised server name",
+        A::CertificateRequired => "a client certificate is required",
+        A::NoApplicationProtocol => "no application protocol",
+        other => return format!("TLS alert {}", u8::from(other)),
+    };
+    format!("TLS alert \"{words}\"")
 }
 
 /// A TLS session over a non-blocking TCP socket, read and written like a socket.

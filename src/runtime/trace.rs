@@ -41,7 +41,8 @@ pub struct Record<'a> {
     pub message: &'a str,
 }
 
-/// Receives the records of one user agent, on the worker thread.
+/// Receives the records of one user agent, on the worker thread (or the
+/// thread running the user agent's dispatcher).
 pub type Sink = Arc<dyn Fn(&Record<'_>) + Send + Sync>;
 
 struct Entry {
@@ -79,7 +80,10 @@ pub fn set_sink(ua: UaId, sink: Option<Sink>) {
     };
     if let Some(old) = old {
         old.removed.store(true, Ordering::Release);
-        if !super::on_worker_thread() {
+        // Not on the thread the sink runs on (where it cannot be running
+        // now, or is our caller); the worker never waits for a dispatcher.
+        let on_its_thread = super::dispatch::route(ua).is_some_and(|d| d.is_current());
+        if !super::on_worker_thread() && !on_its_thread {
             drop(old.gate.write().unwrap_or_else(|e| e.into_inner()));
         }
     }
@@ -141,6 +145,27 @@ fn emit(
     let Some(e) = entry(ua) else { return };
     let at = SystemTime::now();
     let text = redact(&String::from_utf8_lossy(bytes));
+    if let Some(d) = super::dispatch::route(ua) {
+        // Run later on the application's thread; dropped if its queue is full.
+        d.push(
+            super::dispatch::Class::Droppable,
+            Box::new(move || call(&e, direction, transport, local, remote, at, &text)),
+        );
+        return;
+    }
+    call(&e, direction, transport, local, remote, at, &text);
+}
+
+/// One call of a sink, unless it was removed meanwhile.
+fn call(
+    e: &Entry,
+    direction: Direction,
+    transport: Transport,
+    local: Option<SocketAddr>,
+    remote: SocketAddr,
+    at: SystemTime,
+    text: &str,
+) {
     let _running = e.gate.read().unwrap_or_else(|e| e.into_inner());
     if e.removed.load(Ordering::Acquire) {
         return;
@@ -151,7 +176,7 @@ fn emit(
         local,
         remote,
         at,
-        message: &text,
+        message: text,
     };
     // A sink that panics must not take the worker down with it.
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (e.sink)(&record)));

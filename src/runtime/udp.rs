@@ -58,6 +58,19 @@ fn enable_error_queue(sock: &UdpSocket, v6: bool) {
     }
 }
 
+/// Whether a send error is a report of an earlier ICMP error (the socket's
+/// pending error, maybe for another target on a shared socket), not a
+/// failure of the send itself: the send is made again, and the error is
+/// handled from the error queue, with its destination, like any other.
+pub(super) fn is_icmp_report(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+    )
+}
+
 /// Reads one queued ICMP error: the destination the failed datagram was sent to
 /// and the error. `None` when the queue is empty.
 pub fn take_queued_error(sock: &UdpSocket) -> Option<(Option<SocketAddr>, io::Error)> {
@@ -190,6 +203,44 @@ mod tests {
         let (dest, err) = got.expect("an ICMP error was queued");
         assert_eq!(dest, Some(target));
         assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+    }
+
+    #[test]
+    fn an_earlier_icmp_error_does_not_fail_a_send_to_another_target() {
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let open = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sock = bind(None, false).unwrap();
+        sock.send_to(b"x", closed).unwrap();
+        // Wait until the ICMP error is pending on the socket (readable as an error).
+        let mut fds = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&sock),
+            events: 0,
+            revents: 0,
+        };
+        for _ in 0..100 {
+            // SAFETY: one valid pollfd, no timeout.
+            if unsafe { libc::poll(&mut fds, 1, 0) } == 1 && fds.revents & libc::POLLERR != 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(
+            fds.revents & libc::POLLERR != 0,
+            "the ICMP error is pending"
+        );
+        // The send to the listening socket goes out, the error stays queued.
+        let to = open.local_addr().unwrap();
+        let failed = super::super::batch::send(&sock, &[(to, b"y".as_slice())]);
+        assert!(failed.is_empty(), "not refused: {failed:?}");
+        let mut buf = [0u8; 4];
+        open.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        assert_eq!(open.recv(&mut buf).unwrap(), 1);
+        let (dest, _) = take_queued_error(&sock).expect("still queued, with its destination");
+        assert_eq!(dest, Some(closed));
     }
 
     #[test]

@@ -19,18 +19,18 @@ static void null_arguments(void) {
     EXPECT_RC(sipreg_registerer_options_set_path_gruu(NULL, true), SIPREG_ERR_NULL_ARGUMENT);
     EXPECT_RC(sipreg_registerer_service_route_count(NULL, &n), SIPREG_ERR_NULL_ARGUMENT);
     EXPECT_RC(sipreg_registerer_service_route_count(reg, NULL), SIPREG_ERR_NULL_ARGUMENT);
-    EXPECT_RC(sipreg_registerer_service_route(NULL, 0, buf, sizeof buf), SIPREG_ERR_NULL_ARGUMENT);
+    EXPECT_RC(sipreg_registerer_service_route(NULL, 0, buf, sizeof buf, NULL), SIPREG_ERR_NULL_ARGUMENT);
     EXPECT_RC(sipreg_registerer_path_count(NULL, &n), SIPREG_ERR_NULL_ARGUMENT);
     EXPECT_RC(sipreg_registerer_path_count(reg, NULL), SIPREG_ERR_NULL_ARGUMENT);
-    EXPECT_RC(sipreg_registerer_path(NULL, 0, buf, sizeof buf), SIPREG_ERR_NULL_ARGUMENT);
-    EXPECT_RC(sipreg_registerer_pub_gruu(NULL, buf, sizeof buf), SIPREG_ERR_NULL_ARGUMENT);
-    EXPECT_RC(sipreg_registerer_temp_gruu(NULL, buf, sizeof buf), SIPREG_ERR_NULL_ARGUMENT);
-    EXPECT_RC(sipreg_registerer_public_address(NULL, buf, sizeof buf), SIPREG_ERR_NULL_ARGUMENT);
+    EXPECT_RC(sipreg_registerer_path(NULL, 0, buf, sizeof buf, NULL), SIPREG_ERR_NULL_ARGUMENT);
+    EXPECT_RC(sipreg_registerer_pub_gruu(NULL, buf, sizeof buf, NULL), SIPREG_ERR_NULL_ARGUMENT);
+    EXPECT_RC(sipreg_registerer_temp_gruu(NULL, buf, sizeof buf, NULL), SIPREG_ERR_NULL_ARGUMENT);
+    EXPECT_RC(sipreg_registerer_public_address(NULL, buf, sizeof buf, NULL), SIPREG_ERR_NULL_ARGUMENT);
     /* A NULL buffer with a length is a NULL argument. */
-    EXPECT_RC(sipreg_registerer_pub_gruu(reg, NULL, 16), SIPREG_ERR_NULL_ARGUMENT);
-    EXPECT_RC(sipreg_registerer_service_route(reg, 0, NULL, 16), SIPREG_ERR_INVALID_ARGUMENT);
-    EXPECT_RC(sipreg_registerer_temp_gruu(reg, buf, sizeof buf), SIPREG_OK);
-    EXPECT_RC(sipreg_registerer_public_address(reg, buf, sizeof buf), SIPREG_OK);
+    EXPECT_RC(sipreg_registerer_pub_gruu(reg, NULL, 16, NULL), SIPREG_ERR_NULL_ARGUMENT);
+    EXPECT_RC(sipreg_registerer_service_route(reg, 0, NULL, 16, NULL), SIPREG_ERR_INVALID_ARGUMENT);
+    EXPECT_RC(sipreg_registerer_temp_gruu(reg, buf, sizeof buf, NULL), SIPREG_OK);
+    EXPECT_RC(sipreg_registerer_public_address(reg, buf, sizeof buf, NULL), SIPREG_OK);
 }
 
 static void before_registration(void) {
@@ -41,22 +41,26 @@ static void before_registration(void) {
     n = 99;
     EXPECT_RC(sipreg_registerer_path_count(reg, &n), SIPREG_OK);
     EXPECT(n == 0, "no Path yet, got %zu", n);
-    EXPECT_RC(sipreg_registerer_service_route(reg, 0, buf, sizeof buf), SIPREG_ERR_INVALID_ARGUMENT);
+    EXPECT_RC(sipreg_registerer_service_route(reg, 0, buf, sizeof buf, NULL), SIPREG_ERR_INVALID_ARGUMENT);
     EXPECT(strstr(sipreg_last_error(), "out of range") != NULL, "%s", sipreg_last_error());
-    EXPECT_RC(sipreg_registerer_path(reg, 0, buf, sizeof buf), SIPREG_ERR_INVALID_ARGUMENT);
+    EXPECT_RC(sipreg_registerer_path(reg, 0, buf, sizeof buf, NULL), SIPREG_ERR_INVALID_ARGUMENT);
     const char *names[] = {"pub_gruu", "temp_gruu", "public_address"};
-    sipreg_result (*fns[])(sipreg_registerer *, char *, size_t) = {
+    sipreg_result (*fns[])(sipreg_registerer *, char *, size_t, size_t *) = {
         sipreg_registerer_pub_gruu, sipreg_registerer_temp_gruu, sipreg_registerer_public_address};
     for (int i = 0; i < 3; i++) {
         memset(buf, 'x', sizeof buf);
-        EXPECT_RC(fns[i](reg, buf, sizeof buf), SIPREG_OK);
+        EXPECT_RC(fns[i](reg, buf, sizeof buf, NULL), SIPREG_OK);
         EXPECT(buf[0] == 0, "%s empty before a 2xx", names[i]);
         /* Even "" needs one byte: a zero-length buffer is too small and says so. */
         memset(buf, 'x', sizeof buf);
-        EXPECT_RC(fns[i](reg, buf, 0), SIPREG_ERR_BUFFER_TOO_SMALL);
+        size_t need = 0;
+        EXPECT_RC(fns[i](reg, buf, 0, &need), SIPREG_ERR_BUFFER_TOO_SMALL);
         EXPECT(buf[0] == 'x', "%s: nothing written into a too small buffer", names[i]);
+        EXPECT(need == 1, "%s: needed %zu, not 1", names[i], need);
         EXPECT(strstr(sipreg_last_error(), "1 bytes needed") != NULL, "%s: %s", names[i], sipreg_last_error());
-        EXPECT_RC(fns[i](reg, NULL, 0), SIPREG_ERR_BUFFER_TOO_SMALL);
+        need = 0;
+        EXPECT_RC(fns[i](reg, NULL, 0, &need), SIPREG_ERR_BUFFER_TOO_SMALL);
+        EXPECT(need == 1, "%s: the size query gives 1, got %zu", names[i], need);
     }
 }
 
@@ -73,7 +77,7 @@ static void bad_values(void) {
     size_t n;
     char buf[8];
     EXPECT_RC(sipreg_registerer_service_route_count(forged, &n), SIPREG_ERR_INVALID_ARGUMENT);
-    EXPECT_RC(sipreg_registerer_pub_gruu(forged, buf, sizeof buf), SIPREG_ERR_INVALID_ARGUMENT);
+    EXPECT_RC(sipreg_registerer_pub_gruu(forged, buf, sizeof buf, NULL), SIPREG_ERR_INVALID_ARGUMENT);
 }
 
 int main(void) {

@@ -38,7 +38,7 @@ static void null_arguments(void) {
     EXPECT_RC(sipreg_user_agent_set_tls_server_name(NULL, "x"), SIPREG_ERR_NULL_ARGUMENT);
     EXPECT_RC(sipreg_user_agent_set_tls_verify(NULL, true), SIPREG_ERR_NULL_ARGUMENT);
     EXPECT_RC(sipreg_user_agent_set_ws_path(NULL, "/"), SIPREG_ERR_NULL_ARGUMENT);
-    EXPECT_RC(sipreg_registerer_flow(NULL, buf, sizeof buf), SIPREG_ERR_NULL_ARGUMENT);
+    EXPECT_RC(sipreg_registerer_flow(NULL, buf, sizeof buf, NULL), SIPREG_ERR_NULL_ARGUMENT);
     /* Documented: NULL restores the default (system roots, the registrar's host). */
     EXPECT_RC(sipreg_user_agent_set_tls_ca_file(ua, NULL), SIPREG_OK);
     EXPECT_RC(sipreg_user_agent_set_tls_server_name(ua, NULL), SIPREG_OK);
@@ -108,14 +108,16 @@ static void flow_accessor(void) {
     MUST(sipreg_registerer_new(ua, NULL, NULL, NULL, &r));
     /* Before the first request: an empty string. */
     buf[0] = 'x';
-    EXPECT_RC(sipreg_registerer_flow(r, buf, sizeof buf), SIPREG_OK);
+    EXPECT_RC(sipreg_registerer_flow(r, buf, sizeof buf, NULL), SIPREG_OK);
     EXPECT(buf[0] == '\0', "empty flow before the first request");
-    EXPECT_RC(sipreg_registerer_flow(r, NULL, 0), SIPREG_ERR_BUFFER_TOO_SMALL);
-    EXPECT_RC(sipreg_registerer_flow(r, NULL, 8), SIPREG_ERR_NULL_ARGUMENT);
+    size_t need = 0;
+    EXPECT_RC(sipreg_registerer_flow(r, NULL, 0, &need), SIPREG_ERR_BUFFER_TOO_SMALL);
+    EXPECT(need == 1, "an empty flow needs 1 byte, got %zu", need);
+    EXPECT_RC(sipreg_registerer_flow(r, NULL, 8, NULL), SIPREG_ERR_NULL_ARGUMENT);
     EXPECT_RC(sipreg_dispose(r), SIPREG_OK);
     sipreg_registerer_free(r);
     /* A freed handle: an error, not a crash. */
-    EXPECT(sipreg_registerer_flow(r, buf, sizeof buf) != SIPREG_OK, "freed handle");
+    EXPECT(sipreg_registerer_flow(r, buf, sizeof buf, NULL) != SIPREG_OK, "freed handle");
 }
 
 int main(void) {

@@ -587,6 +587,24 @@ def test_unresolvable_name_returns_at_once_and_fails_clearly(lab: Lab, logs: Log
         assert r.next_retry is not None and r.next_retry > 10, "retried by the backoff"
         assert [line for line in logs.find("cannot resolve", name) if why in line.lower()], \
             logs.lines[-10:]
+        # Why, without reading logs: a DNS failure naming the host and the answer.
+        f = r.failure
+        assert f is not None and f.kind == sipreg.FailureKind.DNS, f
+        assert (f.status, f.reason) == (503, "Service Unavailable")
+        assert f.detail.startswith(f"cannot resolve {name}: ") and why in f.detail.lower(), f
+        r.dispose()
+
+
+def test_register_wait_raises_unreachable_for_nxdomain(lab: Lab) -> None:
+    with agent("user83") as ua:
+        r = sipreg.Registerer(ua, expires=60, registrar="sip:nosuch.example.test",
+                              retry_base=30.0)
+        with pytest.raises(sipreg.RegistrarUnreachableError) as e:
+            r.register(wait=10.0)
+        assert e.value.failure.kind == sipreg.FailureKind.DNS
+        assert "NXDOMAIN" in e.value.failure.detail
+        assert e.value.next_retry is not None and e.value.next_retry > 10, "the backoff goes on"
+        assert "retrying in" in str(e.value)
         r.dispose()
 
 
@@ -601,6 +619,7 @@ def test_new_returns_at_once_even_when_the_dns_server_is_down(lab: Lab, logs: Lo
             assert r.wait_for(REG.UNREGISTERED, 15.0)
             assert r.last_response is not None and r.last_response[0] == 503
             assert logs.find("cannot resolve", "example.test")
+            assert r.failure is not None and r.failure.kind == sipreg.FailureKind.DNS
             r.dispose()
     finally:
         lab.start_dns()

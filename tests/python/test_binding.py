@@ -90,6 +90,7 @@ _SCALARS: Dict[str, Any] = {
     "bool": ctypes.c_bool,
     "double": ctypes.c_double,
     "size_t": ctypes.c_size_t,
+    "int": ctypes.c_int,
     "int32_t": ctypes.c_int32,
     "uint16_t": ctypes.c_uint16,
     "uint32_t": ctypes.c_uint32,
@@ -413,3 +414,30 @@ def test_set_log_level_filters_in_the_library(caplog: pytest.LogCaptureFixture) 
         assert [r for r in caplog.records if r.name == "sipreg" and r.levelno < logging.WARNING]
     finally:
         sipreg.set_log_level(logging.DEBUG)
+
+
+def test_every_result_function_documents_its_codes() -> None:
+    """Each function returning sipreg_result lists the codes it can return in
+    its header comment; every string accessor that can answer BUFFER_TOO_SMALL
+    takes a ``size_t *needed``."""
+    text = HEADER.read_text()
+    codes = set(re.findall(r"\b(SIPREG_(?:OK|ERR_[A-Z_]+))\s*=", text))
+    undocumented, unknown, no_needed = [], [], []
+    for m in re.finditer(r"/\*\*((?:(?!\*/).)*)\*/\s*enum sipreg_result (\w+)\(([^)]*)\)", text, re.S):
+        doc, name, params = m.group(1), m.group(2), m.group(3)
+        if "SIPREG_OK" not in doc:
+            undocumented.append(name)
+        unknown += [f"{name}: {c}" for c in re.findall(r"SIPREG_(?:OK|ERR_[A-Z_]+)", doc) if c not in codes]
+        if "SIPREG_ERR_BUFFER_TOO_SMALL" in doc and "size_t *needed" not in params:
+            no_needed.append(name)
+    assert len(re.findall(r"enum sipreg_result \w+\(", text)) > 60
+    assert undocumented == [], undocumented
+    assert unknown == [], unknown
+    assert no_needed == [], no_needed
+
+
+def test_failure_kinds_match_header() -> None:
+    body = re.search(r"typedef enum sipreg_failure \{(.*?)\}", _header_text(), re.S).group(1)
+    values = {k: int(v) for k, v in re.findall(r"(\w+)\s*=\s*(\d+)", body)}
+    assert values.pop("SIPREG_FAILURE_NONE") == 0
+    assert {f"SIPREG_FAILURE_{k.name}": k.value for k in sipreg.FailureKind} == values

@@ -113,6 +113,9 @@ def test_bad_tls_arguments_raise_clear_errors(secure_kamailio: SecureKamailio) -
 def test_user_agents_share_a_socket_unless_private(kamailio, new_user) -> None:  # type: ignore[no-untyped-def]
     flows = []
     uas = []
+    # Kept: a registerer collected here would un-REGISTER and, the last user
+    # of its socket, close it before the next one is made.
+    regs = []
     for private in (False, False, True):
         u = new_user()
         # A local address nobody else in this process uses: the only user agents
@@ -122,6 +125,7 @@ def test_user_agents_share_a_socket_unless_private(kamailio, new_user) -> None: 
         )
         uas.append(ua)
         r = sipreg.Registerer(ua, registrar=kamailio.registrar, expires=60, retry=False)
+        regs.append(r)
         r.register()
         assert r.wait_for(sipreg.RegistererState.REGISTERED, timeout=10)
         flows.append(r.flow)

@@ -5,11 +5,14 @@ use std::ffi::{c_char, c_void, CStr, CString};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+use sipreg::ffi::failure::*;
 use sipreg::ffi::options::*;
 use sipreg::ffi::registerer::*;
 use sipreg::ffi::user_agent::*;
 use sipreg::ffi::{sipreg_result, sipreg_state};
 
+pub use sipreg::ffi::failure::sipreg_failure;
+pub use sipreg::ffi::failure::sipreg_failure::*;
 pub use sipreg::ffi::sipreg_state::*;
 
 fn check(rc: sipreg_result, what: &str) {
@@ -33,6 +36,8 @@ pub enum Ev {
     Response(u16, String),
     RetryScheduled(f64, u32),
     RetryStarted(u32),
+    /// SIPREG_EVENT_FAILED: kind, status (0: none), detail.
+    Failed(sipreg_failure, u16, String),
 }
 
 pub struct Ua(pub *mut sipreg_user_agent);
@@ -226,6 +231,13 @@ unsafe extern "C" fn on_event(
             Ev::RetryScheduled(ev.retry_delay, ev.failure_count)
         }
         sipreg_event_kind::SIPREG_EVENT_RETRY_STARTED => Ev::RetryStarted(ev.failure_count),
+        sipreg_event_kind::SIPREG_EVENT_FAILED => Ev::Failed(
+            ev.failure,
+            ev.status_code,
+            CStr::from_ptr(ev.failure_detail)
+                .to_string_lossy()
+                .into_owned(),
+        ),
     };
     let _ = tx.send(e);
 }
@@ -404,7 +416,9 @@ impl Reg {
     pub fn flow(&self) -> String {
         let mut buf = [0 as std::ffi::c_char; 256];
         check(
-            unsafe { sipreg_registerer_flow(self.ptr, buf.as_mut_ptr(), buf.len()) },
+            unsafe {
+                sipreg_registerer_flow(self.ptr, buf.as_mut_ptr(), buf.len(), std::ptr::null_mut())
+            },
             "flow",
         );
         unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
@@ -434,6 +448,62 @@ impl Reg {
             "failures",
         );
         v
+    }
+    /// `sipreg_registerer_failure`: the kind and detail of the last attempt's failure.
+    pub fn failure(&self) -> (sipreg_failure, String) {
+        let mut kind = SIPREG_FAILURE_NONE;
+        let mut need = 0usize;
+        check(
+            unsafe {
+                sipreg_registerer_failure(self.ptr, &mut kind, std::ptr::null_mut(), 0, &mut need)
+            },
+            "failure size",
+        );
+        let mut buf = vec![0 as c_char; need];
+        check(
+            unsafe {
+                sipreg_registerer_failure(
+                    self.ptr,
+                    &mut kind,
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                    std::ptr::null_mut(),
+                )
+            },
+            "failure",
+        );
+        let detail = unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned();
+        (kind, detail)
+    }
+    /// `sipreg_registerer_failure_response`: status (0: none) and reason of the failure.
+    pub fn failure_response(&self) -> (u16, String) {
+        let mut status = 0u16;
+        let mut buf = [0 as c_char; 128];
+        check(
+            unsafe {
+                sipreg_registerer_failure_response(
+                    self.ptr,
+                    &mut status,
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                    std::ptr::null_mut(),
+                )
+            },
+            "failure_response",
+        );
+        let reason = unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned();
+        (status, reason)
+    }
+    /// Waits for the next SIPREG_EVENT_FAILED.
+    pub fn wait_failed(&mut self, timeout: Duration) -> Option<(sipreg_failure, u16, String)> {
+        match self.wait_for(timeout, |e| matches!(e, Ev::Failed(..))) {
+            Some(Ev::Failed(k, s, d)) => Some((k, s, d)),
+            _ => None,
+        }
     }
     pub fn retransmissions(&self) -> u64 {
         let mut v = 0;

@@ -14,16 +14,36 @@ fn ok(rc: sipreg_result, what: &str) {
     assert_eq!(rc, sipreg_result::SIPREG_OK, "{what}: {}", last_error());
 }
 
-type Getter = unsafe extern "C" fn(*mut sipreg_registerer, *mut c_char, usize) -> sipreg_result;
-type Nth = unsafe extern "C" fn(*mut sipreg_registerer, usize, *mut c_char, usize) -> sipreg_result;
+type Getter =
+    unsafe extern "C" fn(*mut sipreg_registerer, *mut c_char, usize, *mut usize) -> sipreg_result;
+type Nth = unsafe extern "C" fn(
+    *mut sipreg_registerer,
+    usize,
+    *mut c_char,
+    usize,
+    *mut usize,
+) -> sipreg_result;
 type Count = unsafe extern "C" fn(*mut sipreg_registerer, *mut usize) -> sipreg_result;
 
+/// Asks for the size first (NULL buffer), then reads into exactly that many bytes.
 fn string(r: &Reg, f: Getter, what: &str) -> Option<String> {
-    let mut buf = [0 as c_char; 512];
-    ok(unsafe { f(r.ptr, buf.as_mut_ptr(), buf.len()) }, what);
+    let mut need = 0usize;
+    let rc = unsafe { f(r.ptr, std::ptr::null_mut(), 0, &mut need) };
+    assert_eq!(
+        rc,
+        sipreg_result::SIPREG_ERR_BUFFER_TOO_SMALL,
+        "{what} size"
+    );
+    assert!(need >= 1, "{what}: the NUL counts");
+    let mut buf = vec![0 as c_char; need];
+    ok(
+        unsafe { f(r.ptr, buf.as_mut_ptr(), buf.len(), std::ptr::null_mut()) },
+        what,
+    );
     let s = unsafe { CStr::from_ptr(buf.as_ptr()) }
         .to_string_lossy()
         .into_owned();
+    assert_eq!(s.len() + 1, need, "{what}: needed is exact");
     (!s.is_empty()).then_some(s)
 }
 
@@ -32,8 +52,18 @@ fn list(r: &Reg, count: Count, nth: Nth, what: &str) -> Vec<String> {
     ok(unsafe { count(r.ptr, &mut n) }, what);
     (0..n)
         .map(|i| {
-            let mut buf = [0 as c_char; 512];
-            ok(unsafe { nth(r.ptr, i, buf.as_mut_ptr(), buf.len()) }, what);
+            let mut need = 0usize;
+            let rc = unsafe { nth(r.ptr, i, std::ptr::null_mut(), 0, &mut need) };
+            assert_eq!(
+                rc,
+                sipreg_result::SIPREG_ERR_BUFFER_TOO_SMALL,
+                "{what} size"
+            );
+            let mut buf = vec![0 as c_char; need];
+            ok(
+                unsafe { nth(r.ptr, i, buf.as_mut_ptr(), buf.len(), std::ptr::null_mut()) },
+                what,
+            );
             unsafe { CStr::from_ptr(buf.as_ptr()) }
                 .to_string_lossy()
                 .into_owned()
@@ -77,9 +107,11 @@ pub fn contact_rewrite(ua: &Ua, on: bool) {
     );
 }
 
-/// Calls `sipreg_registerer_pub_gruu` with a buffer of `len` bytes.
-pub fn pub_gruu_into(r: &Reg, len: usize) -> (sipreg_result, String) {
+/// Calls `sipreg_registerer_pub_gruu` with a buffer of `len` bytes: the
+/// result, the error text and the size reported as needed.
+pub fn pub_gruu_into(r: &Reg, len: usize) -> (sipreg_result, String, usize) {
     let mut buf = vec![b'x' as c_char; len.max(1)];
-    let rc = unsafe { sipreg_registerer_pub_gruu(r.ptr, buf.as_mut_ptr(), len) };
-    (rc, last_error())
+    let mut need = 0usize;
+    let rc = unsafe { sipreg_registerer_pub_gruu(r.ptr, buf.as_mut_ptr(), len, &mut need) };
+    (rc, last_error(), need)
 }

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use sipreg::core::failure::{Failure, FailureKind};
 use sipreg::core::message::Response;
 use sipreg::core::options::{RegistererOptions, RetryPolicy, Transport, UserAgentConfig};
 use sipreg::core::registerer::{Event, Registerer, State, Transmit};
@@ -695,10 +696,14 @@ impl Driver {
             }
             Op::SetLocal(i) => self.reg.set_local_addr(local(*i)),
             Op::NetworkChanged => self.reg.network_changed(self.now),
-            Op::ConnectionLost => self.reg.connection_lost(self.now),
-            Op::TransportError { immediate } => {
-                self.reg.transport_error(self.now, "fuzzed", *immediate)
-            }
+            Op::ConnectionLost => self
+                .reg
+                .connection_lost(self.now, Failure::new(FailureKind::Transport, "fuzzed")),
+            Op::TransportError { immediate } => self.reg.transport_error(
+                self.now,
+                Failure::new(FailureKind::Transport, "fuzzed"),
+                *immediate,
+            ),
             Op::Respond(reply) => self.respond(reply),
             Op::Pace(on) => self.reg.set_paced(*on),
             Op::Admit => self.reg.admit(self.now),
@@ -775,6 +780,7 @@ impl Driver {
         let mut n = 0;
         let mut terminated_now = false;
         let mut expired = false;
+        let mut last_failed = None;
         while let Some(e) = self.reg.poll_event() {
             n += 1;
             assert!(n < MAX_OUTPUTS_PER_STEP, "unbounded events in one step");
@@ -804,6 +810,15 @@ impl Driver {
                 Event::RetryScheduled { failures, .. } | Event::RetryStarted { failures } => {
                     assert!(failures >= 1, "retry with no failure");
                 }
+                Event::Failed(f) => {
+                    assert!(!f.detail.is_empty(), "a failure without detail: {f:?}");
+                    assert_eq!(
+                        f.status.is_none(),
+                        f.kind == FailureKind::Flow,
+                        "only a flow failure has no status: {f:?}"
+                    );
+                    last_failed = Some(f.kind);
+                }
                 Event::Note(_) | Event::Warning(_) => notes += 1,
             }
         }
@@ -812,6 +827,10 @@ impl Driver {
             self.state,
             "state() vs StateChanged events"
         );
+        if let Some(kind) = last_failed {
+            // Told and kept: the last failure of a step is the one failure() reports.
+            assert_eq!(self.reg.failure().map(|f| f.kind), Some(kind));
+        }
         let waiting = self.reg.is_waiting();
         // One request in flight at a time: a new request goes out only after the
         // previous one ended (a final or synthetic response, or a re-send that the

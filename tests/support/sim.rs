@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use sipreg::core::endpoint::{
     Action, Endpoint, FlowError, FlowId, RegId, Transmit, TransmitKind, UaId, UaStats, View,
 };
+use sipreg::core::failure::{Failure, FailureKind};
 use sipreg::core::options::{RegistererOptions, Transport, UserAgentConfig};
 use sipreg::core::registerer::{Event, Registerer, State};
 use sipreg::core::targets::{Target, TargetList};
@@ -443,7 +444,10 @@ impl Sim {
                         t.clone(),
                         Some(self.now + Duration::from_secs(3600)),
                     )),
-                    None => Err(format!("{}: no such name", query.name)),
+                    None => Err(Failure::new(
+                        FailureKind::Dns,
+                        format!("{}: no such name", query.name),
+                    )),
                 };
                 self.ep.resolved(self.now, reg, result);
             }

@@ -88,13 +88,13 @@ pub fn run_core(script: &[Step], tcp: bool, minutes: u64) -> usize {
                 Step::OkThenClose(e) => {
                     h.ok(e);
                     if tcp {
-                        h.reg.connection_lost(h.now);
+                        h.reg.connection_lost(h.now, closed());
                         h.drain();
                     }
                 }
                 Step::Close => {
                     if tcp {
-                        h.reg.connection_lost(h.now);
+                        h.reg.connection_lost(h.now, closed());
                         h.drain();
                     }
                 }
@@ -161,4 +161,12 @@ pub fn run_bytes(data: &[u8]) {
         worst <= BOUND_PER_MINUTE,
         "core: {worst} REGISTERs in a minute: {script:?}"
     );
+}
+
+/// What the endpoint reports when a peer closes a connection.
+fn closed() -> sipreg::core::failure::Failure {
+    sipreg::core::failure::Failure::new(
+        sipreg::core::failure::FailureKind::Transport,
+        "connection closed by peer",
+    )
 }

@@ -36,6 +36,16 @@ from ._errors import (
     TransportError,
 )
 from . import _lib
+from ._dispatch import Dispatcher
+from ._failure import (
+    AuthenticationError,
+    Failure,
+    FailureKind,
+    RegistrarUnreachableError,
+    RegistrationError,
+    RegistrationRejectedError,
+    TlsError,
+)
 from ._core import (
     Credential,
     Emitter,
@@ -64,6 +74,9 @@ __all__ = [
     "RetryEvent",
     "TraceRecord",
     "Emitter",
+    "Failure",
+    "FailureKind",
+    "Dispatcher",
     "version",
     "set_log_level",
     "library_path",
@@ -76,6 +89,11 @@ __all__ = [
     "BufferTooSmallError",
     "InternalError",
     "LibraryNotFoundError",
+    "RegistrationError",
+    "AuthenticationError",
+    "RegistrarUnreachableError",
+    "TlsError",
+    "RegistrationRejectedError",
 ]
 
 # Route library log lines into logging.getLogger("sipreg"); the logging

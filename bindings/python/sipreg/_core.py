@@ -47,6 +47,8 @@ from typing import (
 from . import _lib
 from ._credentials import Credential, add_credential
 from ._errors import InvalidArgumentError, TerminatedError
+from ._dispatch import Dispatcher
+from ._failure import Failure, FailureKind, error_for_failure
 from ._lib import (
     SIPREG_ERR_TERMINATED,
     SIPREG_OK,
@@ -127,6 +129,7 @@ class EventKind(enum.IntEnum):
     RESPONSE = 1
     RETRY_SCHEDULED = 2
     RETRY_STARTED = 3
+    FAILED = 4
 
 
 @dataclass(frozen=True)
@@ -376,6 +379,71 @@ def _check_float(value: Any, what: str) -> float:
     return float(value)
 
 
+@dataclass(frozen=True)
+class _Event:
+    """One library event as the watchers of a registerer see it."""
+
+    kind: int
+    #: The state when it happened (the new one for a state change).
+    state: RegistererState
+    status: int
+    reason: str
+    #: The failure of the last attempt as of this event (for FAILED: the one it announces).
+    failure: Optional[FailureKind]
+    detail: str
+
+    def announced(self) -> Failure:
+        """The failure a FAILED event announces."""
+        kind = self.failure or FailureKind.REJECTED
+        return Failure(kind, self.status or None, self.reason, self.detail)
+
+
+#: What an attempt came to, for register(wait=...) and aio: ``None`` while
+#: undecided, else ``("ok", None)``, ``("failed", Failure)`` or ``("terminated", None)``.
+_Outcome = Optional[Tuple[str, Optional[Failure]]]
+
+
+def _register_outcome(ev: _Event) -> _Outcome:
+    """Whether ``ev`` ends a register(): Registered, a failed attempt, or Terminated."""
+    if ev.kind == EventKind.FAILED:
+        return ("failed", ev.announced())
+    if ev.kind == EventKind.STATE_CHANGED:
+        if ev.state == RegistererState.REGISTERED:
+            return ("ok", None)
+        if ev.state == RegistererState.TERMINATED:
+            return ("terminated", None)
+    # A 2xx that keeps us registered (no state change): a success unless
+    # the same step failed (then its FAILED event follows).
+    if (
+        ev.kind == EventKind.RESPONSE
+        and 200 <= ev.status < 300
+        and ev.state == RegistererState.REGISTERED
+        and ev.failure is None
+    ):
+        return ("ok", None)
+    return None
+
+
+def _unregister_outcome(ev: _Event) -> _Outcome:
+    """Whether ``ev`` ends an unregister(): its 2xx, a failed attempt, or Terminated."""
+    if ev.kind == EventKind.FAILED:
+        return ("failed", ev.announced())
+    if ev.kind == EventKind.STATE_CHANGED:
+        if ev.state == RegistererState.UNREGISTERED:
+            return ("ok", None)
+        if ev.state == RegistererState.TERMINATED:
+            return ("terminated", None)
+    # Already Unregistered: its 2xx changes no state.
+    if (
+        ev.kind == EventKind.RESPONSE
+        and 200 <= ev.status < 300
+        and ev.state == RegistererState.UNREGISTERED
+        and ev.failure is None
+    ):
+        return ("ok", None)
+    return None
+
+
 class _RegState:
     """Python-side state of one registerer, reached from the event trampoline.
 
@@ -396,15 +464,66 @@ class _RegState:
         self.state_change: Emitter[Callable[[RegistererState], None]] = Emitter("state_change")
         self.response_event: Emitter[Callable[[int, str], None]] = Emitter("response_event")
         self.retry_event: Emitter[Callable[[RetryEvent], None]] = Emitter("retry_event")
+        self.failure_event: Emitter[Callable[[Failure], None]] = Emitter("failure_event")
+        #: Internal observers of every event (register(wait=...), sipreg.aio);
+        #: one returning True is removed.
+        self.watchers: List[Callable[[_Event], bool]] = []
+        self.watch_lock = threading.Lock()
+        #: The dispatcher its callbacks go to (its user agent's when it was created).
+        self.dispatcher: Optional[Dispatcher] = None
         #: Last values read before the handle was freed.
         self.cache: Dict[str, Any] = {}
 
     # -- events (worker thread) ------------------------------------------
 
+    def add_watch(self, fn: Callable[[_Event], bool]) -> None:
+        with self.watch_lock:
+            self.watchers.append(fn)
+
+    def remove_watch(self, fn: Callable[[_Event], bool]) -> None:
+        with self.watch_lock:
+            if fn in self.watchers:
+                self.watchers.remove(fn)
+
     def dispatch(
-        self, kind: int, state: int, status: int, reason: str, delay: float, failures: int
+        self,
+        kind: int,
+        state: int,
+        status: int,
+        reason: str,
+        delay: float,
+        failures: int,
+        failure: int = 0,
+        detail: str = "",
     ) -> None:
-        if kind == EventKind.STATE_CHANGED:
+        ev = _Event(
+            kind, RegistererState(state), status, reason, FailureKind.from_c(failure), detail
+        )
+        self.emit(kind, state, status, reason, delay, failures, ev)
+        with self.watch_lock:
+            current = list(self.watchers)
+        for fn in current:
+            try:
+                done = fn(ev)
+            except BaseException:  # noqa: BLE001 - must not escape into the library
+                logger.exception("sipreg event watcher failed")
+                done = True
+            if done:
+                self.remove_watch(fn)
+
+    def emit(
+        self,
+        kind: int,
+        state: int,
+        status: int,
+        reason: str,
+        delay: float,
+        failures: int,
+        ev: _Event,
+    ) -> None:
+        if kind == EventKind.FAILED:
+            self.failure_event.emit(ev.announced())
+        elif kind == EventKind.STATE_CHANGED:
             new = RegistererState(state)
             self.state_change.emit(new)
             with self.cond:
@@ -436,6 +555,11 @@ class _RegState:
             )
             return reached()
 
+    def must_not_wait(self) -> bool:
+        """Whether waiting for an event here could never end: inside a
+        callback, or on the thread that runs this registerer's dispatcher."""
+        return in_callback() or (self.dispatcher is not None and self.dispatcher.is_home())
+
     def wait_terminated(self, timeout: float) -> bool:
         with self.cond:
             return self.cond.wait_for(lambda: self.terminated_delivered, timeout)
@@ -456,6 +580,7 @@ class _RegState:
             ("temp_gruu", _read_temp_gruu),
             ("public_address", _read_public_address),
             ("flow", _read_flow),
+            ("failure", _read_failure),
         ):
             try:
                 self.cache[name] = fn(h)
@@ -487,6 +612,7 @@ def _on_event(user_data: Optional[int], registerer: Optional[int], event: Any) -
                 return
             ev = event.contents
             reason = ev.reason.decode("utf-8", "replace") if ev.reason else ""
+            detail = ev.failure_detail.decode("utf-8", "replace") if ev.failure_detail else ""
             st.dispatch(
                 int(ev.kind),
                 int(ev.state),
@@ -494,6 +620,8 @@ def _on_event(user_data: Optional[int], registerer: Optional[int], event: Any) -
                 reason,
                 float(ev.retry_delay),
                 int(ev.failure_count),
+                int(ev.failure),
+                detail,
             )
     except BaseException:  # noqa: BLE001 - never let anything escape into the worker
         try:
@@ -536,7 +664,7 @@ def _read_contacts(h: int) -> List[str]:
 
 def _read_flow(h: int) -> Optional[str]:
     flow = _lib.read_string(
-        lambda buf, size, _needed: lib.sipreg_registerer_flow(h, buf, size),
+        lambda buf, size, needed: lib.sipreg_registerer_flow(h, buf, size, needed),
         "sipreg_registerer_flow",
         initial=128,
     )
@@ -554,8 +682,8 @@ def _read_list(h: int, name: str) -> List[str]:
         try:
             for i in range(n.value):
 
-                def call(buf: Any, size: int, _needed: Any, i: int = i) -> int:
-                    return int(item_fn(h, i, buf, size))
+                def call(buf: Any, size: int, needed: Any, i: int = i) -> int:
+                    return int(item_fn(h, i, buf, size, needed))
 
                 out.append(_lib.read_string(call, f"sipreg_registerer_{name}"))
         except InvalidArgumentError:
@@ -575,7 +703,7 @@ def _read_path(h: int) -> List[str]:
 def _read_optional(h: int, name: str) -> Optional[str]:
     fn = getattr(lib, f"sipreg_registerer_{name}")
     value = _lib.read_string(
-        lambda buf, size, _needed: fn(h, buf, size), f"sipreg_registerer_{name}"
+        lambda buf, size, needed: fn(h, buf, size, needed), f"sipreg_registerer_{name}"
     )
     return value or None
 
@@ -618,6 +746,26 @@ def _read_next_retry(h: int) -> Optional[float]:
     out = c_double(-1.0)
     check(lib.sipreg_registerer_next_retry(h, byref(out)), "sipreg_registerer_next_retry")
     return None if out.value < 0 else float(out.value)
+
+
+def _read_failure(h: int) -> Optional[Failure]:
+    kind = c_int(0)
+    detail = _lib.read_string(
+        lambda buf, size, needed: lib.sipreg_registerer_failure(h, byref(kind), buf, size, needed),
+        "sipreg_registerer_failure",
+    )
+    fk = FailureKind.from_c(kind.value)
+    if fk is None:
+        return None
+    status = c_uint16(0)
+    reason = _lib.read_string(
+        lambda buf, size, needed: lib.sipreg_registerer_failure_response(
+            h, byref(status), buf, size, needed
+        ),
+        "sipreg_registerer_failure_response",
+        initial=64,
+    )
+    return Failure(fk, int(status.value) or None, reason, detail)
 
 
 def _read_failure_count(h: int) -> int:
@@ -917,6 +1065,7 @@ class UserAgent:
         self._shutdown_timeout = float(shutdown_timeout)
         self._handle = _Handle(h)
         self._trace = _TraceEmitter(self._handle)
+        self._dispatcher: Optional[Dispatcher] = None
         self._registerers: "weakref.WeakSet[_RegState]" = weakref.WeakSet()
         with _live_lock:
             _live_user_agents.add(self._handle)
@@ -1011,6 +1160,25 @@ class UserAgent:
             "sipreg_user_agent_set_digest_downgrade",
         )
 
+    def set_dispatcher(self, dispatcher: Optional[Dispatcher]) -> None:
+        """Sends this user agent's callbacks (listeners of its registerers
+        created from now on, and :attr:`trace`) to ``dispatcher``, to run on
+        the thread that calls :meth:`Dispatcher.run`; ``None``: back to the
+        library's worker thread. Call it before creating registerers (a
+        registerer's listeners stay where they ran when it was created).
+        :mod:`sipreg.aio` does this for you."""
+        d = dispatcher._require() if dispatcher is not None else None
+        check(
+            lib.sipreg_user_agent_set_dispatcher(self._require(), d),
+            "sipreg_user_agent_set_dispatcher",
+        )
+        self._dispatcher = dispatcher
+
+    @property
+    def dispatcher(self) -> Optional[Dispatcher]:
+        """The dispatcher set by :meth:`set_dispatcher`, if any."""
+        return self._dispatcher
+
     def network_changed(self) -> None:
         """The network changed: re-bind sockets, re-read the DNS settings
         (``/etc/resolv.conf``, process-wide) and re-register every registered registerer."""
@@ -1038,9 +1206,12 @@ class UserAgent:
         self._trace.forget()
         err = _lib.make_error(rc, "sipreg_user_agent_free") if rc != SIPREG_OK else None
         if not in_callback():
-            deadline = time.monotonic() + WAIT_MARGIN
-            for st in states:
-                st.wait_terminated(max(0.0, deadline - time.monotonic()))
+            # On the dispatcher's own thread nothing more is delivered while
+            # we wait: the library did not wait either (see sipreg_user_agent_free).
+            if not (self._dispatcher is not None and self._dispatcher.is_home()):
+                deadline = time.monotonic() + WAIT_MARGIN
+                for st in states:
+                    st.wait_terminated(max(0.0, deadline - time.monotonic()))
             for st in states:
                 st.release()
         if err is not None and rc != SIPREG_ERR_TERMINATED:
@@ -1176,6 +1347,7 @@ class Registerer:
         token = next(_tokens)
         handle = _Handle(h)
         st = _RegState(handle, token, ua.shutdown_timeout)
+        st.dispatcher = ua._dispatcher
         def forget(_ref: "weakref.ReferenceType[_RegState]", t: int = token) -> None:
             _states.pop(t, None)
 
@@ -1215,6 +1387,12 @@ class Registerer:
     def retry_event(self) -> Emitter[Callable[[RetryEvent], None]]:
         """Emits a :class:`RetryEvent` when an automatic retry is scheduled or starts."""
         return self._st.retry_event
+
+    @property
+    def failure_event(self) -> Emitter[Callable[[Failure], None]]:
+        """Emits the :class:`Failure` of every failed attempt (after its
+        response event, before the state change and retry it leads to)."""
+        return self._st.failure_event
 
     # -- properties -------------------------------------------------------
 
@@ -1272,6 +1450,12 @@ class Registerer:
         return self._read("next_retry", _read_next_retry, cast(Optional[float], None))
 
     @property
+    def failure(self) -> Optional[Failure]:
+        """Why the last attempt failed, or ``None`` (before any attempt ended,
+        and after a success)."""
+        return self._read("failure", _read_failure, cast(Optional[Failure], None))
+
+    @property
     def failure_count(self) -> int:
         """Consecutive failed registration attempts (0 after a success)."""
         return int(self._read("failure_count", _read_failure_count, 0))
@@ -1326,8 +1510,16 @@ class Registerer:
             raise TerminatedError("the registerer was closed")
         return h
 
-    def register(self, *, extra_headers: Iterable[str] = ()) -> None:
-        """Sends a REGISTER (returns at once; the outcome arrives through the listeners).
+    def register(
+        self, *, extra_headers: Iterable[str] = (), wait: Optional[float] = None
+    ) -> None:
+        """Sends a REGISTER.
+
+        Without ``wait`` it returns at once and the outcome arrives through
+        the listeners. With ``wait`` (seconds) it returns once the registerer
+        is Registered, and raises at the first failed attempt, even when the
+        library scheduled an automatic retry (the error's ``next_retry`` says
+        when; the retry goes on in the background).
 
         ``extra_headers`` (``"Name: value"``) go on this REGISTER and its
         resend after a challenge only, never on refreshes (SIP.js
@@ -1336,15 +1528,72 @@ class Registerer:
 
         Raises:
             RequestPendingError: a REGISTER is already in flight.
-            TerminatedError: after :meth:`dispose`.
+            TerminatedError: after :meth:`dispose` (also when disposed while waiting).
             InvalidArgumentError: a bad header (nothing is sent).
+            AuthenticationError, RegistrarUnreachableError, TlsError,
+                RegistrationRejectedError: with ``wait``, the attempt failed
+                (all :class:`RegistrationError`, with the :class:`Failure`).
+            TimeoutError: with ``wait``, neither happened in time.
+            RuntimeError: ``wait`` inside a listener (the outcome could
+                never arrive while it blocks).
         """
         headers, n = encode_list(extra_headers, "extra header")
         h = self._require()
-        if n:
-            check(lib.sipreg_register_with_headers(h, headers, n), "sipreg_register_with_headers")
-        else:
-            check(lib.sipreg_register(h), "sipreg_register")
+
+        def send() -> None:
+            if n:
+                check(lib.sipreg_register_with_headers(h, headers, n), "sipreg_register_with_headers")
+            else:
+                check(lib.sipreg_register(h), "sipreg_register")
+
+        if wait is None:
+            send()
+            return
+        timeout = _check_float(wait, "wait")
+        if self._st.must_not_wait():
+            raise RuntimeError(
+                "register(wait=...) cannot wait inside a listener or on the thread "
+                "running the dispatcher: use register() and the listeners (or sipreg.aio)"
+            )
+        self._wait_outcome(send, _register_outcome, timeout, "Registered")
+
+    def _wait_outcome(
+        self,
+        send: Callable[[], None],
+        judge: Callable[[_Event], _Outcome],
+        timeout: float,
+        what: str,
+    ) -> None:
+        """Sends, then blocks until ``judge`` decides from the events."""
+        st = self._st
+        box: List[Tuple[str, Optional[Failure]]] = []
+
+        def watch(ev: _Event) -> bool:
+            out = judge(ev)
+            if out is None:
+                return False
+            with st.cond:
+                box.append(out)
+                st.cond.notify_all()
+            return True
+
+        st.add_watch(watch)
+        try:
+            send()
+            with st.cond:
+                if not st.cond.wait_for(lambda: bool(box), timeout):
+                    raise TimeoutError(f"not {what} within {timeout:g} s")
+        finally:
+            st.remove_watch(watch)
+        self._raise_for(box[0])
+
+    def _raise_for(self, outcome: Tuple[str, Optional[Failure]]) -> None:
+        """Raises the error an outcome calls for (nothing for a success)."""
+        status, failure = outcome
+        if status == "terminated":
+            raise TerminatedError("the registerer was disposed")
+        if failure is not None:
+            raise error_for_failure(failure, self.next_retry)
 
     def unregister(  # noqa: A002 - name fixed by the API
         self, all: bool = False, *, extra_headers: Iterable[str] = ()
@@ -1374,11 +1623,12 @@ class Registerer:
         Returns ``True`` if the registerer is in ``state`` now or reaches it
         before ``timeout`` seconds (``None``: no limit) pass, ``False``
         otherwise (also as soon as it is Terminated, when waiting for another
-        state). Inside a listener (on the worker thread, where no further event
-        can arrive) it does not wait and tells whether the state is current.
+        state). Inside a listener (where no further event can arrive), and on
+        the thread that runs the user agent's dispatcher, it does not wait and
+        tells whether the state is current.
         """
         target = RegistererState(state)
-        if in_callback():
+        if self._st.must_not_wait():
             return self.state == target
         return self._st.wait_state(target, timeout)
 
@@ -1395,7 +1645,7 @@ class Registerer:
         rc = lib.sipreg_dispose(h)
         if rc not in (SIPREG_OK, SIPREG_ERR_TERMINATED):
             raise _lib.make_error(rc, "sipreg_dispose")
-        if in_callback():
+        if self._st.must_not_wait():
             return
         self._st.wait_terminated(self._st.shutdown_timeout + WAIT_MARGIN)
 

@@ -58,6 +58,7 @@ SIPREG_EVENT_STATE_CHANGED = 0
 SIPREG_EVENT_RESPONSE = 1
 SIPREG_EVENT_RETRY_SCHEDULED = 2
 SIPREG_EVENT_RETRY_STARTED = 3
+SIPREG_EVENT_FAILED = 4
 
 #: sipreg_log_level -> logging level.
 LOG_LEVELS: Dict[int, int] = {
@@ -82,6 +83,8 @@ class sipreg_event(Structure):
         ("reason", c_char_p),
         ("retry_delay", c_double),
         ("failure_count", c_uint32),
+        ("failure", c_int),  # enum sipreg_failure
+        ("failure_detail", c_char_p),
     ]
 
 
@@ -96,6 +99,16 @@ class sipreg_stats(Structure):
         ("window", c_uint64),
         ("in_flight", c_uint64),
         ("queued", c_uint64),
+    ]
+
+
+class sipreg_dispatcher_stats(Structure):
+    """``struct sipreg_dispatcher_stats``: counters of one dispatcher."""
+
+    _fields_ = [
+        ("waiting", c_uint64),
+        ("dropped", c_uint64),
+        ("coalesced", c_uint64),
     ]
 
 
@@ -138,6 +151,7 @@ STRUCT_TYPES: Dict[str, Any] = {
     "sipreg_event": sipreg_event,
     "sipreg_stats": sipreg_stats,
     "sipreg_trace_record": sipreg_trace_record,
+    "sipreg_dispatcher_stats": sipreg_dispatcher_stats,
 }
 
 #: NULL function pointers of each callback type.
@@ -207,14 +221,38 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "sipreg_registerer_next_retry": (_RES, [_H, POINTER(c_double)]),
     "sipreg_registerer_failure_count": (_RES, [_H, POINTER(c_uint32)]),
     "sipreg_registerer_retransmissions": (_RES, [_H, POINTER(c_uint64)]),
-    "sipreg_registerer_flow": (_RES, [_H, POINTER(c_char), c_size_t]),
+    "sipreg_registerer_flow": (_RES, [_H, POINTER(c_char), c_size_t, POINTER(c_size_t)]),
     "sipreg_registerer_service_route_count": (_RES, [_H, POINTER(c_size_t)]),
-    "sipreg_registerer_service_route": (_RES, [_H, c_size_t, POINTER(c_char), c_size_t]),
+    "sipreg_registerer_service_route": (
+        _RES,
+        [_H, c_size_t, POINTER(c_char), c_size_t, POINTER(c_size_t)],
+    ),
     "sipreg_registerer_path_count": (_RES, [_H, POINTER(c_size_t)]),
-    "sipreg_registerer_path": (_RES, [_H, c_size_t, POINTER(c_char), c_size_t]),
-    "sipreg_registerer_pub_gruu": (_RES, [_H, POINTER(c_char), c_size_t]),
-    "sipreg_registerer_temp_gruu": (_RES, [_H, POINTER(c_char), c_size_t]),
-    "sipreg_registerer_public_address": (_RES, [_H, POINTER(c_char), c_size_t]),
+    "sipreg_registerer_path": (_RES, [_H, c_size_t, POINTER(c_char), c_size_t, POINTER(c_size_t)]),
+    "sipreg_registerer_pub_gruu": (_RES, [_H, POINTER(c_char), c_size_t, POINTER(c_size_t)]),
+    "sipreg_registerer_temp_gruu": (_RES, [_H, POINTER(c_char), c_size_t, POINTER(c_size_t)]),
+    "sipreg_registerer_public_address": (
+        _RES,
+        [_H, POINTER(c_char), c_size_t, POINTER(c_size_t)],
+    ),
+    # failures
+    "sipreg_failure_str": (c_char_p, [c_int]),
+    "sipreg_state_str": (c_char_p, [c_int]),
+    "sipreg_registerer_failure": (
+        _RES,
+        [_H, POINTER(c_int), POINTER(c_char), c_size_t, POINTER(c_size_t)],
+    ),
+    "sipreg_registerer_failure_response": (
+        _RES,
+        [_H, POINTER(c_uint16), POINTER(c_char), c_size_t, POINTER(c_size_t)],
+    ),
+    # dispatcher
+    "sipreg_dispatcher_new": (_RES, [POINTER(_H)]),
+    "sipreg_dispatcher_fd": (c_int, [_H]),
+    "sipreg_dispatcher_run": (_RES, [_H, c_uint32, POINTER(c_uint32)]),
+    "sipreg_dispatcher_get_stats": (_RES, [_H, POINTER(sipreg_dispatcher_stats)]),
+    "sipreg_dispatcher_free": (_RES, [_H]),
+    "sipreg_user_agent_set_dispatcher": (_RES, [_H, _H]),
     # user agent
     "sipreg_user_agent_new": (_RES, [c_char_p, POINTER(_H)]),
     "sipreg_user_agent_set_password": (_RES, [_H, c_char_p]),

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use flows::{Flow, FlowKey};
-pub use stats::{UaStats, WindowStats};
+pub use stats::UaStats;
 
 use self::flows::Flows;
 use self::pacing::{Outcome, Pacer};
@@ -581,7 +581,7 @@ impl Endpoint {
     }
 
     /// The resolver's answer for registerer `id`'s targets.
-    pub fn resolved(&mut self, now: Instant, id: RegId, result: Result<TargetList, String>) {
+    pub fn resolved(&mut self, now: Instant, id: RegId, result: Result<TargetList, Failure>) {
         self.drive(id, now, |core, now| core.targets_resolved(now, result));
         self.start_admitted(now);
     }
@@ -700,18 +700,22 @@ impl Endpoint {
             match &result {
                 Ok(_) => self.drive(rid, now, |_, _| {}),
                 Err(why) => {
-                    let why = format!("no route to {target}: {why}");
-                    self.drive(rid, now, |core, now| core.transport_error(now, &why, false));
+                    let why = Failure::new(
+                        FailureKind::Transport,
+                        format!("no route to {target}: {why}"),
+                    );
+                    self.drive(rid, now, |core, now| core.transport_error(now, why, false));
                 }
             }
         }
         self.start_admitted(now);
     }
 
-    /// Sending on `flow` to `dest` failed (a UDP send error; a stream that
-    /// fails a send is reported by [`flow_failed`](Self::flow_failed)).
-    pub fn send_failed(&mut self, now: Instant, flow: FlowId, dest: SocketAddr, detail: &str) {
-        self.unreachable(now, flow, Some(dest), detail);
+    /// Sending on `flow` to `dest` failed (a UDP send error, `why` built by
+    /// the shell; a stream that fails a send is reported by
+    /// [`flow_failed`](Self::flow_failed)).
+    pub fn send_failed(&mut self, now: Instant, flow: FlowId, dest: SocketAddr, why: Failure) {
+        self.unreachable(now, flow, Some(dest), why);
     }
 
     /// An ICMP error for a datagram sent on UDP `flow` to `dest` (`None`:
@@ -721,7 +725,7 @@ impl Endpoint {
         now: Instant,
         flow: FlowId,
         dest: Option<SocketAddr>,
-        detail: &str,
+        why: Failure,
     ) {
         let Some(f) = self.flows.get(flow) else {
             return;
@@ -737,22 +741,15 @@ impl Endpoint {
             })
             .collect();
         self.bump_users(&victims, |s| &s.transport_errors);
-        match dest {
-            Some(d) => log_at!(
-                Level::Info,
-                "udp: {detail} from {d}; failing {} request(s)",
-                victims.len()
-            ),
-            None => log_at!(
-                Level::Info,
-                "udp: {detail}; failing {} request(s)",
-                victims.len()
-            ),
-        }
+        log_at!(
+            Level::Info,
+            "udp: {}; failing {} request(s)",
+            why.detail,
+            victims.len()
+        );
         for rid in victims {
-            self.drive(rid, now, |core, now| {
-                core.transport_error(now, detail, false)
-            });
+            let why = why.clone();
+            self.drive(rid, now, |core, now| core.transport_error(now, why, false));
         }
         self.start_admitted(now);
     }
@@ -782,13 +779,11 @@ impl Endpoint {
             if let Some(r) = self.regs.get_mut(&rid) {
                 r.flow = None;
             }
+            let why = error.failure.clone();
             if error.established {
-                self.drive(rid, now, |core, now| core.connection_lost(now));
+                self.drive(rid, now, |core, now| core.connection_lost(now, why));
             } else {
-                let detail = error.failure.detail.clone();
-                self.drive(rid, now, |core, now| {
-                    core.transport_error(now, &detail, false)
-                });
+                self.drive(rid, now, |core, now| core.transport_error(now, why, false));
             }
         }
     }

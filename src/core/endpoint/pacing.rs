@@ -11,9 +11,9 @@
 
 use std::collections::VecDeque;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use super::stats::WindowStats;
 use crate::core::idhash::IdMap;
 
 /// Window a new target starts with.
@@ -45,8 +45,8 @@ struct Window<T> {
     /// Answers still to come before another decrease is allowed.
     hold_decrease: u32,
     queue: VecDeque<T>,
-    /// Entries of `queue` whose registerer left it (skipped when reached).
-    cancelled: usize,
+    /// Entries of `queue` still waiting (cancelled ones are skipped lazily).
+    waiting: u32,
 }
 
 impl<T> Window<T> {
@@ -58,7 +58,7 @@ impl<T> Window<T> {
             acked: 0,
             hold_decrease: 0,
             queue: VecDeque::new(),
-            cancelled: 0,
+            waiting: 0,
         }
     }
 
@@ -87,6 +87,33 @@ impl<T> Window<T> {
     }
 }
 
+/// A target's window as the user agents' stats read it, kept current by the
+/// pacer after every change (so a read is exact at that moment, whichever
+/// user agent's registerer changed it last).
+#[derive(Debug, Default)]
+pub struct WindowCounters {
+    window: AtomicU32,
+    in_flight: AtomicU32,
+    queued: AtomicU32,
+}
+
+impl WindowCounters {
+    /// The window, transactions in flight and registerers queued, now.
+    pub fn view(&self) -> WindowView {
+        WindowView {
+            window: self.window.load(Ordering::Acquire),
+            in_flight: self.in_flight.load(Ordering::Acquire),
+            queued: self.queued.load(Ordering::Acquire),
+        }
+    }
+
+    fn store(&self, v: WindowView) {
+        self.window.store(v.window, Ordering::Release);
+        self.in_flight.store(v.in_flight, Ordering::Release);
+        self.queued.store(v.queued, Ordering::Release);
+    }
+}
+
 /// A target's window as stats show it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WindowView {
@@ -109,9 +136,9 @@ pub struct Pacer<K, T> {
     waiting: IdMap<T, K>,
     /// Registerers given a slot off the queue, to be started by the caller.
     ready: VecDeque<T>,
-    /// Each target's figures as the API reads them, kept (one per target
-    /// ever used) after an idle window is forgotten, so readers stay current.
-    stats: IdMap<K, Arc<WindowStats>>,
+    /// The live counters of every target seen (one per registrar address:
+    /// kept when an idle window is forgotten, so readers never hold a stale one).
+    counters: IdMap<K, Arc<WindowCounters>>,
 }
 
 impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Default for Pacer<K, T> {
@@ -121,7 +148,7 @@ impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Default for Pacer<K, T> {
             holders: IdMap::default(),
             waiting: IdMap::default(),
             ready: VecDeque::new(),
-            stats: IdMap::default(),
+            counters: IdMap::default(),
         }
     }
 }
@@ -137,17 +164,18 @@ impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Pacer<K, T> {
             return false;
         }
         let w = self.windows.entry(target).or_insert_with(Window::new);
-        let admitted = if w.in_flight < w.cwnd && w.queue.is_empty() {
+        let started = if w.in_flight < w.cwnd && w.waiting == 0 {
             w.in_flight += 1;
             self.holders.insert(id, target);
             true
         } else {
             w.queue.push_back(id);
+            w.waiting += 1;
             self.waiting.insert(id, target);
             false
         };
-        self.sync(target);
-        admitted
+        self.publish(target);
+        started
     }
 
     /// Whether `id` holds a slot.
@@ -162,7 +190,6 @@ impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Pacer<K, T> {
         if let Some(target) = self.holders.get(&id).copied() {
             self.account(target, outcome);
             self.fill(target);
-            self.sync(target);
         }
     }
 
@@ -171,11 +198,11 @@ impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Pacer<K, T> {
     /// Also drops `id` from a queue if it was waiting there.
     pub fn release(&mut self, id: T, outcome: Outcome) {
         if let Some(target) = self.waiting.remove(&id) {
-            // Lazily skipped when its turn comes; only the count changes.
+            // Lazily skipped when its turn comes; only the count changes now.
             if let Some(w) = self.windows.get_mut(&target) {
-                w.cancelled += 1;
+                w.waiting = w.waiting.saturating_sub(1);
             }
-            self.sync(target);
+            self.publish(target);
             return;
         }
         let Some(target) = self.holders.remove(&id) else {
@@ -186,7 +213,6 @@ impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Pacer<K, T> {
             w.in_flight = w.in_flight.saturating_sub(1);
         }
         self.fill(target);
-        self.sync(target);
     }
 
     /// A Timer E retransmission towards `target`: a datagram was lost.
@@ -194,7 +220,7 @@ impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Pacer<K, T> {
         if let Some(w) = self.windows.get_mut(&target) {
             w.on_congestion();
         }
-        self.sync(target);
+        self.publish(target);
     }
 
     /// Next registerer that got a slot off a queue; the caller starts its transaction.
@@ -209,7 +235,7 @@ impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Pacer<K, T> {
             .map(|w| WindowView {
                 window: w.cwnd,
                 in_flight: w.in_flight,
-                queued: u32::try_from(w.queue.len() - w.cancelled).unwrap_or(u32::MAX),
+                queued: w.waiting,
             })
             .unwrap_or(WindowView {
                 window: INITIAL_WINDOW,
@@ -217,24 +243,21 @@ impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Pacer<K, T> {
             })
     }
 
-    /// The figures of `target` that readers follow (created on first use).
-    pub fn stats(&mut self, target: K) -> Arc<WindowStats> {
-        let view = self.view(target);
-        self.stats
-            .entry(target)
-            .or_insert_with(|| {
-                let s = Arc::new(WindowStats::default());
-                s.store(view);
-                s
-            })
-            .clone()
+    /// The live counters of `target` (created at the first request for it).
+    pub fn counters(&mut self, target: K) -> Arc<WindowCounters> {
+        if let Some(c) = self.counters.get(&target) {
+            return c.clone();
+        }
+        let c = Arc::new(WindowCounters::default());
+        c.store(self.view(target));
+        self.counters.insert(target, c.clone());
+        c
     }
 
-    /// Stores `target`'s figures where readers see them.
-    fn sync(&mut self, target: K) {
-        let view = self.view(target);
-        if let Some(s) = self.stats.get(&target) {
-            s.store(view);
+    /// Brings the target's live counters up to date (if anyone reads them).
+    fn publish(&self, target: K) {
+        if let Some(c) = self.counters.get(&target) {
+            c.store(self.view(target));
         }
     }
 
@@ -257,17 +280,18 @@ impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Pacer<K, T> {
         while w.in_flight < w.cwnd {
             let Some(id) = w.queue.pop_front() else { break };
             if self.waiting.remove(&id).is_none() {
-                w.cancelled = w.cancelled.saturating_sub(1);
                 continue; // cancelled while queued
             }
+            w.waiting = w.waiting.saturating_sub(1);
             w.in_flight += 1;
             self.holders.insert(id, target);
             self.ready.push_back(id);
         }
-        if w.in_flight == 0 && w.queue.is_empty() && w.cwnd == INITIAL_WINDOW {
+        if w.in_flight == 0 && w.waiting == 0 && w.cwnd == INITIAL_WINDOW {
             // Nothing learnt and nothing pending: forget the target.
             self.windows.remove(&target);
         }
+        self.publish(target);
     }
 }
 
@@ -408,6 +432,25 @@ mod tests {
         assert!(!p.request(1, 40));
         assert!(!p.request(1, 40));
         assert_eq!(p.view(1).queued, 1);
+    }
+
+    #[test]
+    fn live_counters_follow_every_change_and_skip_cancelled_entries() {
+        let mut p = P::default();
+        let c = p.counters(1);
+        admitted(&mut p, 1, 0..34);
+        assert_eq!((c.view().in_flight, c.view().queued), (32, 2));
+        p.release(33, Outcome::Abandoned); // cancelled while queued
+        assert_eq!(c.view().queued, 1, "a cancelled entry is not counted");
+        for id in 0..32 {
+            p.release(id, Outcome::Abandoned);
+        }
+        assert_eq!(drain(&mut p), vec![32]);
+        p.release(32, Outcome::Abandoned);
+        let v = c.view();
+        assert_eq!((v.window, v.in_flight, v.queued), (32, 0, 0));
+        assert!(p.windows.is_empty(), "idle window forgotten");
+        assert!(Arc::ptr_eq(&c, &p.counters(1)), "its counters are kept");
     }
 
     #[test]

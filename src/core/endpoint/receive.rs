@@ -135,14 +135,17 @@ impl Endpoint {
         }
         log_at!(
             Level::Debug,
-            "{} (registerer {rid}): received {} {}",
-            reg.core.settings().aor_text,
+            "{}: received {} {}",
+            crate::log::Who {
+                aor: &reg.core.settings().aor_text,
+                id: rid
+            },
             resp.status,
             resp.reason
         );
         match reg.core.handle_response(now, &resp) {
             Ok(()) => self.drive(rid, now, |_, _| {}),
-            Err(why) => self.count_drop(counted, why.describe()),
+            Err(why) => self.count_drop(counted, why.as_str()),
         }
         counted
     }

@@ -12,10 +12,11 @@ use super::{
     view_of, Action, ConnectSpec, Endpoint, FlowError, FlowId, RegId, TlsSpec, Transmit,
     TransmitKind, WsSpec,
 };
+use crate::core::failure::{Failure, FailureKind};
 use crate::core::options::Transport;
 use crate::core::registerer::{Event, Registerer, State};
 use crate::core::uri::Host;
-use crate::log::Level;
+use crate::log::{Level, Who};
 use crate::log_at;
 
 /// Longest wait for a connection's TCP, TLS and WebSocket handshakes (shorter with a small T1).
@@ -28,7 +29,7 @@ enum Local {
     /// Not yet: its flow is opening, or the route is being looked up.
     Wait,
     /// Never: why.
-    Failed(String),
+    Failed(Failure),
 }
 
 impl Endpoint {
@@ -78,7 +79,7 @@ impl Endpoint {
                             super::UaStats::bump(&u.stats.transport_errors);
                         }
                         if let Some(r) = self.regs.get_mut(&id) {
-                            r.core.transport_error(now, &why, false);
+                            r.core.transport_error(now, why, false);
                         }
                     }
                 }
@@ -131,7 +132,7 @@ impl Endpoint {
         }
         if let Some(users) = lost {
             // The others on that connection learn it too (after this one's events).
-            let error = FlowError::transport("connection closed after a timeout", true);
+            let error = FlowError::transport("connection closed after a request timed out", true);
             self.fail_users(users, now, &error, Some(id));
         }
     }
@@ -152,8 +153,11 @@ impl Endpoint {
             let first = t.bytes.split(|b| *b == b'\r').next().unwrap_or(&[]);
             log_at!(
                 Level::Debug,
-                "{} (registerer {id}): {} {} -> {dest}",
-                reg.core.settings().aor_text,
+                "{}: {} {} -> {dest}",
+                Who {
+                    aor: &reg.core.settings().aor_text,
+                    id
+                },
                 if t.retransmission {
                     "retransmit"
                 } else {
@@ -199,8 +203,11 @@ impl Endpoint {
         while let Some(p) = reg.core.poll_ping() {
             log_at!(
                 Level::Debug,
-                "{} (registerer {id}): keep-alive ({} bytes) -> {dest}",
-                reg.core.settings().aor_text,
+                "{}: keep-alive ({} bytes) -> {dest}",
+                Who {
+                    aor: &reg.core.settings().aor_text,
+                    id
+                },
                 p.len()
             );
             self.transmits.push_back(Transmit {
@@ -229,8 +236,11 @@ impl Endpoint {
         if let Some(f) = self.flows.get(flow) {
             log_at!(
                 Level::Info,
-                "{} (registerer {id}): flow {} failed; opening a new one",
-                reg.core.settings().aor_text,
+                "{}: flow {} failed; opening a new one",
+                Who {
+                    aor: &reg.core.settings().aor_text,
+                    id
+                },
                 f.describe()
             );
         }
@@ -285,7 +295,7 @@ impl Endpoint {
         }
         if reg.core.wants_admission() || reg.core.in_transaction() || started {
             if let Some(ua) = self.uas.get(&reg.ua) {
-                ua.stats.follow(&self.pacing.stats(key));
+                ua.stats.follow_window(&self.pacing.counters(key));
             }
         }
         started
@@ -296,16 +306,16 @@ impl Endpoint {
     fn local_for(&mut self, id: RegId, now: Instant) -> Local {
         let flow = match self.flow_for(id, now) {
             Ok(f) => f,
-            Err(why) => return Local::Failed(why),
+            Err(why) => return Local::Failed(Failure::new(FailureKind::Transport, why)),
         };
         let Some(reg) = self.regs.get(&id) else {
-            return Local::Failed("registerer gone".into());
+            return Local::Wait;
         };
         let Some(dest) = reg.core.destination() else {
             return Local::Wait;
         };
         let Some(f) = self.flows.get_mut(flow) else {
-            return Local::Failed("flow gone".into());
+            return Local::Wait;
         };
         let Some(bound) = f.local else {
             if !f.waiting.contains(&id) {
@@ -603,26 +613,26 @@ impl Endpoint {
 
 /// One log line per event, naming the AOR and the registerer.
 fn log_event(core: &Registerer, id: RegId, e: &Event) {
-    let aor = &core.settings().aor_text;
+    let who = Who {
+        aor: &core.settings().aor_text,
+        id,
+    };
     match e {
-        Event::StateChanged(s) => log_at!(Level::Info, "{aor} (registerer {id}): state {s:?}"),
+        Event::StateChanged(s) => log_at!(Level::Info, "{who}: state {s}"),
         Event::Response { status, reason } => {
-            log_at!(
-                Level::Info,
-                "{aor} (registerer {id}): response {status} {reason}"
-            )
+            log_at!(Level::Info, "{who}: response {status} {reason}")
         }
         Event::RetryScheduled { delay, failures } => log_at!(
             Level::Info,
-            "{aor} (registerer {id}): retry in {:.3} s (failure {failures})",
+            "{who}: retry in {:.3} s (failure {failures})",
             delay.as_secs_f64()
         ),
-        Event::RetryStarted { failures } => log_at!(
-            Level::Info,
-            "{aor} (registerer {id}): retrying (failure {failures})"
-        ),
-        Event::Note(n) => log_at!(Level::Info, "{aor} (registerer {id}): {n}"),
-        Event::Warning(n) => log_at!(Level::Warn, "{aor} (registerer {id}): {n}"),
+        Event::RetryStarted { failures } => {
+            log_at!(Level::Info, "{who}: retrying (failure {failures})")
+        }
+        Event::Failed(f) => log_at!(Level::Info, "{who}: failed ({}): {}", f.kind, f.detail),
+        Event::Note(n) => log_at!(Level::Info, "{who}: {n}"),
+        Event::Warning(n) => log_at!(Level::Warn, "{who}: {n}"),
     }
 }
 

@@ -54,8 +54,10 @@ impl Registerer {
     /// The runtime's answer to [`poll_resolution`](Self::poll_resolution).
     /// The waiting request then goes out (new branch, fresh timers). A failed
     /// resolution with no earlier targets ends it with a synthetic 503 and the
-    /// usual backoff; with earlier targets they are used once more.
-    pub fn targets_resolved(&mut self, now: Instant, result: Result<TargetList, String>) {
+    /// usual backoff, failed for the runtime's reason (a [`FailureKind::Dns`]
+    /// failure saying what the resolver answered); with earlier targets they
+    /// are used once more.
+    pub fn targets_resolved(&mut self, now: Instant, result: Result<TargetList, Failure>) {
         if !self.awaiting_targets {
             return;
         }
@@ -66,7 +68,10 @@ impl Registerer {
             .get_or_insert_with(|| Box::new(TargetList::unresolved()));
         let result = result.and_then(|l| {
             if l.targets().is_empty() {
-                Err("no targets".to_owned())
+                Err(Failure::new(
+                    FailureKind::Dns,
+                    "no usable SIP targets in the answers",
+                ))
             } else {
                 Ok(l)
             }
@@ -87,12 +92,14 @@ impl Registerer {
             }
             Err(why) if !list.targets().is_empty() => {
                 self.note(&format!(
-                    "cannot re-resolve {name} ({why}); keeping the previous targets"
+                    "cannot re-resolve {name} ({}); keeping the previous targets",
+                    why.detail
                 ));
             }
-            Err(why) => {
-                self.note(&format!("cannot resolve {name}: {why}"));
-                self.synthetic_failure(now, 503, "Service Unavailable", false);
+            Err(mut why) => {
+                why.detail = format!("cannot resolve {name}: {}", why.detail);
+                self.note(&why.detail);
+                self.synthetic_failure(now, 503, "Service Unavailable", false, why);
                 return;
             }
         }
@@ -141,17 +148,22 @@ impl Registerer {
         true
     }
 
-    /// Sending the current request failed: ends it with a synthetic 503.
+    /// Sending the current request failed because of `cause` (built by the
+    /// runtime from what it saw: [`FailureKind::Transport`] for a refused,
+    /// reset or unreachable peer, [`FailureKind::Tls`] for a handshake or
+    /// certificate failure): fails over to the next RFC 3263 target, else
+    /// ends the request with a synthetic 503 failed for that cause.
     /// `immediate_retry` asks for the first automatic retry without delay.
     /// A request still waiting for admission was not sent, so it is not affected.
-    pub fn transport_error(&mut self, now: Instant, reason: &str, immediate_retry: bool) {
+    pub fn transport_error(&mut self, now: Instant, cause: Failure, immediate_retry: bool) {
         if !self.in_transaction() {
             return;
         }
-        self.note(&format!("transport error: {reason}"));
-        if self.failover(now, &format!("transport error ({reason})")) {
+        let reason = cause.detail.as_str();
+        self.note(&format!("{} error: {reason}", cause.kind.label()));
+        if self.failover(now, &format!("{} error ({reason})", cause.kind.label())) {
             return;
         }
-        self.synthetic_failure(now, 503, "Service Unavailable", immediate_retry);
+        self.synthetic_failure(now, 503, "Service Unavailable", immediate_retry, cause);
     }
 }

@@ -44,6 +44,25 @@ pub enum State {
     Terminated,
 }
 
+impl State {
+    /// The state's name as SIP.js writes it: "Initial", "Registered",
+    /// "Unregistered", "Terminated" (`sipreg_state_str`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Initial => "Initial",
+            State::Registered => "Registered",
+            State::Unregistered => "Unregistered",
+            State::Terminated => "Terminated",
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Something the application should hear about, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -69,6 +88,10 @@ pub enum Event {
         /// Consecutive failures so far.
         failures: u32,
     },
+    /// An attempt failed, and why (also [`Registerer::failure`] until the
+    /// next success). Comes after the [`Event::Response`] that caused it and
+    /// before the state change and retry it leads to.
+    Failed(Failure),
     /// A diagnostic for the log (never contains credentials).
     Note(String),
     /// Something the operator should look at, for the log at warning level
@@ -97,11 +120,11 @@ pub enum Unmatched {
 }
 
 impl Unmatched {
-    /// The reason in words, for the log line of a dropped response.
-    pub fn describe(self) -> &'static str {
+    /// Why, in words (for the log line of a dropped response).
+    pub fn as_str(self) -> &'static str {
         match self {
-            Unmatched::UnknownBranch => "response for no request in flight",
-            Unmatched::WrongDialogue => "response whose Call-ID or CSeq is not the request's",
+            Unmatched::UnknownBranch => "response for no transaction of ours",
+            Unmatched::WrongDialogue => "response with a Call-ID or CSeq not ours",
             Unmatched::Terminated => "response for a terminated registerer",
         }
     }
@@ -300,6 +323,9 @@ pub struct Registerer {
     /// The failure count the last 2xx cleared, restored if its flow dies
     /// quickly (see `flow_loss_backoff`).
     failures_at_ok: u32,
+    /// A failure was recorded for the request ending now, so the generic
+    /// classification in `fail` does not record a second one.
+    failure_fresh: bool,
 }
 
 /// What [`Registerer::routing`] and [`Registerer::keepalive`] show without state.
@@ -393,6 +419,7 @@ impl Registerer {
             failure: None,
             registered_at: None,
             failures_at_ok: 0,
+            failure_fresh: false,
         })
     }
 
@@ -533,9 +560,38 @@ impl Registerer {
 
     // ----- internals shared by the parts -----------------------------------
 
-    /// Records why the attempt in progress failed (kept until the next success).
-    fn record_failure(&mut self, failure: Failure) {
+    /// Records why the attempt in progress failed (kept until the next
+    /// success) and tells the application ([`Event::Failed`]). A status
+    /// without a reason takes the reason of the last response with that status.
+    fn record_failure(&mut self, mut failure: Failure) {
+        if let (Some(status), true) = (failure.status, failure.reason.is_empty()) {
+            if let Some((s, reason)) = &self.last_response {
+                if *s == status {
+                    failure.reason.clone_from(reason);
+                }
+            }
+        }
+        self.failure_fresh = true;
+        self.events.push_back(Event::Failed(failure.clone()));
         self.failure = Some(Box::new(failure));
+    }
+
+    /// A success: no failure to report any more.
+    fn clear_failure(&mut self) {
+        self.failure = None;
+        self.failure_fresh = false;
+    }
+
+    /// Where requests go, for failure details: the RFC 3263 target in use,
+    /// else the registrar's (or proxy's) host and port.
+    fn target_text(&self) -> String {
+        match self.current_target() {
+            Some(t) => t.addr.to_string(),
+            None => format!(
+                "{}:{}",
+                self.settings.target_host, self.settings.target_port
+            ),
+        }
     }
 
     fn note(&mut self, msg: &str) {

@@ -92,9 +92,11 @@ impl Registerer {
         }
     }
 
-    /// The stream connection carrying our requests dropped. A request in flight
-    /// fails (503) and is retried at once; a registered binding is refreshed at once.
-    pub fn connection_lost(&mut self, now: Instant) {
+    /// The stream connection carrying our requests dropped (`cause` says how,
+    /// a [`FailureKind::Transport`] failure built by the runtime). A request
+    /// in flight fails (503) and is retried at once; a registered binding is
+    /// refreshed at once.
+    pub fn connection_lost(&mut self, now: Instant, cause: Failure) {
         if self.state == State::Terminated {
             return;
         }
@@ -112,7 +114,7 @@ impl Registerer {
                 self.start(now, kind);
             }
         } else if self.in_transaction() {
-            self.transport_error(now, "connection closed", true);
+            self.transport_error(now, cause, true);
         } else if self.pending.is_some() {
             // Waiting for admission: it goes out on a new connection when admitted.
         } else if self.state == State::Registered && self.dispose_deadline.is_none() {
@@ -257,14 +259,14 @@ impl Registerer {
                 format!("STUN mapped address changed from {old} to {new}")
             }
         };
+        // Recorded (and told) now; the re-registration on the new flow
+        // clears it, or records its own failure.
+        self.record_failure(Failure::new(FailureKind::Flow, why.clone()));
+        self.failure_fresh = false;
         if let Some(k) = self.keepalive.as_mut() {
             k.new_flow();
         }
         self.flow_failed = true;
-        self.record_failure(crate::core::failure::Failure::new(
-            crate::core::failure::FailureKind::Flow,
-            format!("flow failed: {why}"),
-        ));
         let registered = self.state == State::Registered
             && self.pending.is_none()
             && self.dispose_deadline.is_none();

@@ -48,16 +48,19 @@ impl Registerer {
         Err(Unmatched::UnknownBranch)
     }
 
-    /// Ends the request in flight as if `status` had arrived (SIP.js's internal 408/503).
+    /// Ends the request in flight as if `status` had arrived (SIP.js's
+    /// internal 408/503), failed for the reason `why`.
     pub(super) fn synthetic_failure(
         &mut self,
         now: Instant,
         status: u16,
         reason: &str,
         immediate_retry: bool,
+        why: Failure,
     ) {
         let Some(p) = self.take_pending() else { return };
         self.record_response(status, reason);
+        self.record_failure(why.with_status(status));
         self.fail(now, p.kind, status, None, immediate_retry);
     }
 
@@ -124,20 +127,19 @@ impl Registerer {
                     self.expires = min;
                     self.send(now, p);
                 }
-                Some(min) => {
-                    let why = format!(
-                        "423 again (Min-Expires {min} s after asking for {} s)",
-                        p.expires_sent
-                    );
+                min => {
+                    let why = match min {
+                        None => "423 Interval Too Brief without a Min-Expires".to_owned(),
+                        Some(min) if min <= p.expires_sent => format!(
+                            "423 Interval Too Brief with Min-Expires {min}, not above the {} s asked for",
+                            p.expires_sent
+                        ),
+                        Some(min) => format!(
+                            "423 Interval Too Brief again after {} raises (Min-Expires now {min})",
+                            p.interval_rounds
+                        ),
+                    };
                     self.interval_too_brief(now, p, &why, resp.retry_after());
-                }
-                None => {
-                    self.interval_too_brief(
-                        now,
-                        p,
-                        "423 without a usable Min-Expires",
-                        resp.retry_after(),
-                    );
                 }
             },
             503 if resp.retry_after().is_none() && self.targets.is_some() => {
@@ -147,6 +149,12 @@ impl Registerer {
                         self.fail(now, p.kind, 503, None, false);
                     }
                 }
+            }
+            403 if !p.answered.is_empty() => {
+                // RFC 3261 22.4: a 403 to a request with credentials refuses them.
+                let why = format!("the registrar refused our credentials: 403 {}", resp.reason);
+                self.record_failure(Failure::new(FailureKind::AuthRejected, why).with_status(403));
+                self.fail(now, p.kind, 403, resp.retry_after(), false);
             }
             status => self.fail(now, p.kind, status, resp.retry_after(), false),
         }
@@ -257,11 +265,24 @@ impl Registerer {
         match granted {
             None => {
                 self.note("2xx does not list our contact: not registered");
+                let why = format!("{} {} does not list our contact", resp.status, resp.reason);
+                self.record_failure(
+                    Failure::new(FailureKind::Rejected, why).with_status(resp.status),
+                );
+                self.failure_fresh = false;
                 self.failures = self.failures.saturating_add(1);
                 self.unregistered();
             }
             Some(0) => {
                 self.note("registrar granted expires=0 for our contact");
+                let why = format!(
+                    "{} {} granted expires=0 for our contact",
+                    resp.status, resp.reason
+                );
+                self.record_failure(
+                    Failure::new(FailureKind::Rejected, why).with_status(resp.status),
+                );
+                self.failure_fresh = false;
                 self.failures = self.failures.saturating_add(1);
                 self.unregistered();
             }
@@ -272,7 +293,7 @@ impl Registerer {
                 // Kept until the flow proves itself (a quick loss restores it).
                 self.failures_at_ok = self.failures;
                 self.failures = 0;
-                self.failure = None;
+                self.clear_failure();
                 self.registered_at = Some(now);
                 self.retry_after = None;
                 self.bound_contact = ours_text;
@@ -309,6 +330,7 @@ impl Registerer {
         self.stale_contacts.retain(|c| !p.stale_sent.contains(c));
         self.bound_contact = None;
         self.retry_after = None;
+        self.clear_failure();
         self.unregistered();
         self.after_request(now, p.kind);
     }
@@ -333,6 +355,18 @@ impl Registerer {
         retry_after: Option<u32>,
         immediate: bool,
     ) {
+        if !std::mem::take(&mut self.failure_fresh) {
+            // No path said more: the registrar's final answer is the reason.
+            let reason = match &self.last_response {
+                Some((s, r)) if *s == status => r.clone(),
+                _ => String::new(),
+            };
+            let why = format!("the registrar answered {status} {reason}");
+            self.record_failure(
+                Failure::new(FailureKind::Rejected, why.trim_end()).with_status(status),
+            );
+            self.failure_fresh = false;
+        }
         self.retry_after = retry_after;
         self.unregistered();
         if kind == Kind::Register {
@@ -398,13 +432,7 @@ impl Registerer {
         retry_after: Option<u32>,
     ) {
         self.note(why);
-        self.record_failure(
-            crate::core::failure::Failure::new(
-                crate::core::failure::FailureKind::IntervalTooBrief,
-                why,
-            )
-            .with_status(423),
-        );
+        self.record_failure(Failure::new(FailureKind::IntervalTooBrief, why).with_status(423));
         self.fail(now, p.kind, 423, retry_after, false);
     }
 

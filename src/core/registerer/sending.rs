@@ -145,10 +145,22 @@ impl Registerer {
             TimerOutcome::TimedOut => {
                 self.timed_out = true;
                 self.note("no final response before Timer F");
+                let target = self.target_text();
                 if self.failover(now, "no final response before Timer F") {
                     return;
                 }
-                self.synthetic_failure(now, 408, "Request Timeout", false);
+                let timer_f = self.settings.ua.timers.t1 * 64;
+                let why = format!(
+                    "no final response from {target} within {:.1} s (Timer F)",
+                    timer_f.as_secs_f64()
+                );
+                self.synthetic_failure(
+                    now,
+                    408,
+                    "Request Timeout",
+                    false,
+                    Failure::new(FailureKind::Timeout, why),
+                );
             }
             TimerOutcome::Nothing | TimerOutcome::Terminated => {}
         }
