@@ -9,6 +9,10 @@
 #   sipreg_user_agent_new to the last Registered), then SIPp registering the same
 #   users with digest auth at the rate sipreg achieved. The largest UDP run also
 #   measures BENCH_IDLE seconds (default 60) of idle CPU with all registered.
+# Before/after: BENCH_BASELINE (default 4106f5f, the code before the sans-IO
+# endpoint; "none" skips it) is built from git into a temporary directory and
+# its bench runs on the same registrar right before sipreg's, as the
+# "sipreg-before" row, so one table compares the two builds in one run.
 # Options: --transport T (repeatable: udp tcp tls wss; same as BENCH_TRANSPORTS)
 # and --sizes "N ..." (same as BENCH_SIZES).
 # Prints one table. Long: not part of CI (tests/run-all.sh runs BENCH_SIZES=10).
@@ -32,6 +36,7 @@ done
 [ -n "${BENCH_NO_SETUP:-}" ] || bash tests/setup-machine.sh >/dev/null
 cargo build --release --quiet --example bench
 idle=${BENCH_IDLE:-60}
+baseline=${BENCH_BASELINE:-4106f5f}
 largest=$(printf '%s\n' $sizes | sort -n | tail -1)
 
 work="$(mktemp -d /tmp/sipreg-bench.XXXXXX)"
@@ -61,6 +66,14 @@ target() {
 
 results="$work/results.txt"
 : >"$results"
+before=""
+if [ "$baseline" != none ]; then
+	echo "== building the baseline $baseline (release) for the before/after rows" >&2
+	mkdir -p "$work/baseline"
+	git archive "$baseline" | tar -x -C "$work/baseline"
+	(cd "$work/baseline" && CARGO_TARGET_DIR="$work/baseline/target" cargo build --release --quiet --example bench)
+	before="$work/baseline/target/release/examples/bench"
+fi
 # SIPp's own footprint with one call, subtracted from its peak RSS below.
 python3 examples/bench/sipp_run.py "$port" udp 1 700000 10 "$(mktemp -d "$work/sipp.XXXX")" |
 	sed 's/^RESULT impl=sipp/RESULT impl=sipp-base/' >>"$results"
@@ -71,6 +84,13 @@ for n in $sizes; do
 		extra=()
 		if [ "$n" = "$largest" ] && [ "$t" = udp ] && [ "$idle" -gt 0 ]; then
 			extra=(--idle "$idle")
+		fi
+		if [ -n "$before" ]; then
+			echo "== sipreg-before ($baseline) n=$n $t" >&2
+			# shellcheck disable=SC2046
+			"$before" --n "$n" --transport "$t" $(target "$t") --first-user "$first" |
+				tee /dev/stderr | grep '^RESULT' | sed 's/^RESULT impl=sipreg /RESULT impl=sipreg-before /' >>"$results" || true
+			first=$((first + n + 10))
 		fi
 		echo "== sipreg n=$n $t" >&2
 		# shellcheck disable=SC2046
@@ -99,5 +119,21 @@ for n in $sizes; do
 			"$(mktemp -d "$work/sipp.XXXX")" | tee /dev/stderr >>"$results" || true
 	done
 done
+# The storm row: BENCH_STORM_N (default 1 000; 0 skips) registerers over TCP
+# against a server that answers every REGISTER with a 200 and closes the
+# connection; the server counts what reaches it in BENCH_STORM_S (60) seconds.
+storm_n=${BENCH_STORM_N:-1000}
+if [ "$storm_n" -gt 0 ]; then
+	storm_s=${BENCH_STORM_S:-60}
+	sport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	echo "== storm: $storm_n registerers against a server closing after every 200, ${storm_s} s" >&2
+	python3 examples/bench/closing_registrar.py "$sport" "$storm_s" >"$work/storm.txt" &
+	storm_pid=$!
+	sleep 0.5
+	./target/release/examples/bench --n "$storm_n" --transport tcp \
+		--registrar "sip:127.0.0.1:$sport;transport=tcp" --first-user 900000 --idle "$storm_s" >/dev/null 2>&1 || true
+	wait "$storm_pid" || true
+	grep '^RESULT' "$work/storm.txt" | sed "s/\$/ n=$storm_n/" >>"$results" || true
+fi
 python3 examples/bench/table.py "$results"
 echo "raw results: $results" >&2
