@@ -915,7 +915,13 @@ enum sipreg_result sipreg_registerer_options_set_cseq(struct sipreg_registerer_o
                                                       uint32_t cseq);
 
 /**
- * Turns automatic recovery after transient failures on (default) or off (pure SIP.js behaviour).
+ * Turns automatic recovery after transient failures on (default) or off
+ * (pure SIP.js behaviour: a failed REGISTER stays failed). Either way a
+ * registration whose connection or flow is lost is re-REGISTERed on a new
+ * one: at once the first time, after the backoff (`retry_base * 2^n`,
+ * capped by `retry_max`) when flows keep dying within `retry_base` of
+ * their 2xx; new connections per target are limited to 16 at once, then 4
+ * per second (docs/recovery.md).
  *
  * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`o` NULL);
  * SIPREG_ERR_INVALID_ARGUMENT (not an options handle); SIPREG_ERR_TERMINATED
@@ -925,7 +931,8 @@ enum sipreg_result sipreg_registerer_options_set_retry(struct sipreg_registerer_
                                                        bool enabled);
 
 /**
- * Backoff base time in seconds (default 30).
+ * Backoff base time in seconds (default 30); also how long a flow must
+ * live after its 2xx for its loss not to count as a failure.
  *
  * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`o` NULL);
  * SIPREG_ERR_INVALID_ARGUMENT (negative, NaN, infinite or over 86400 s, or not

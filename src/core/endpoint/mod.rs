@@ -21,6 +21,7 @@
 
 pub mod connect_limit;
 mod flows;
+mod io;
 pub mod pacing;
 mod receive;
 mod service;
@@ -33,6 +34,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub use flows::{Flow, FlowKey};
+use io::view_of;
+pub use io::{
+    Action, ConnectSpec, Facts, FlowError, HandshakeStep, TlsSpec, Transmit, TransmitKind, View,
+    WsSpec,
+};
 pub use stats::UaStats;
 
 use self::flows::Flows;
@@ -42,10 +48,7 @@ use super::failure::{Failure, FailureKind};
 use super::idhash::IdMap;
 use super::options::{Transport, UserAgentConfig};
 use super::registerer::{Event, Registerer, State, KEY_LEN};
-use super::routing::RoutingFacts;
-use super::targets::{Query, TargetList};
-use super::uri::Host;
-use crate::core::options::TlsSettings;
+use super::targets::TargetList;
 use crate::log::Level;
 use crate::log_at;
 
@@ -57,228 +60,6 @@ pub type RegId = u64;
 /// Identifies a flow: a UDP socket or a stream connection. Never 0, never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowId(pub u64);
-
-/// Bytes for the shell to send.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Transmit {
-    /// The flow to send on.
-    pub flow: FlowId,
-    /// Where to (a stream sends to its peer whatever this says).
-    pub dest: SocketAddr,
-    /// The user agent it is sent for (counters and trace).
-    pub ua: UaId,
-    /// The flow's transport.
-    pub transport: Transport,
-    /// The address it leaves from, as written in the message (for the trace).
-    pub local: Option<SocketAddr>,
-    /// What it is.
-    pub kind: TransmitKind,
-    /// The message.
-    pub bytes: Vec<u8>,
-}
-
-/// What a [`Transmit`] carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TransmitKind {
-    /// A request, first sent.
-    Request,
-    /// A Timer E retransmission of one.
-    Retransmission,
-    /// A keep-alive: on a stream the shell sends the connection's own ping
-    /// (CRLFCRLF, or a WebSocket PING) instead of the bytes.
-    KeepAlive,
-}
-
-/// How to reach a stream peer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConnectSpec {
-    /// Transport to carry.
-    pub transport: Transport,
-    /// The peer.
-    pub remote: SocketAddr,
-    /// Local address to bind, if configured.
-    pub local: Option<SocketAddr>,
-    /// TLS for `tls` and `wss`.
-    pub tls: Option<TlsSpec>,
-    /// The upgrade of `ws` and `wss`.
-    pub ws: Option<WsSpec>,
-}
-
-/// The TLS side of a connection.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TlsSpec {
-    /// Trust and name settings of the user agent.
-    pub settings: TlsSettings,
-    /// The host the registrar (or proxy) URI named (the default server name).
-    pub host: Host,
-}
-
-/// What a WebSocket upgrade asks for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WsSpec {
-    /// `Host` header value.
-    pub host: String,
-    /// Request path.
-    pub path: String,
-}
-
-/// What the application can read about a registerer, as of a step.
-#[derive(Clone, Debug, PartialEq)]
-pub struct View {
-    /// Current state.
-    pub state: State,
-    /// A request is in flight (or waits for the pacing window or DNS).
-    pub waiting: bool,
-    /// Dispose was called (or Terminated).
-    pub disposing: bool,
-    /// Retry-After of the last rejection.
-    pub retry_after: Option<u32>,
-    /// When the automatic retry is due.
-    pub retry_at: Option<Instant>,
-    /// Consecutive failures.
-    pub failure_count: u32,
-    /// Timer E retransmissions so far.
-    pub retransmissions: u64,
-    /// The address the registrar saw (Via received/rport).
-    pub public_address: Option<SocketAddr>,
-    /// What only changes with an event; `None` when the step fired none.
-    pub facts: Option<Box<Facts>>,
-    /// The flow in use as "proto:local -> remote", when it changed.
-    pub flow: Option<String>,
-}
-
-/// The parts of a [`View`] that change only with events.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Facts {
-    /// Contacts of the last 2xx (`None`: none).
-    pub contacts: Option<Arc<[String]>>,
-    /// The last final response.
-    pub last_response: Option<(u16, String)>,
-    /// Service-Route, Path and GRUUs of the last 2xx (`None`: none).
-    pub routing: Option<Box<RoutingFacts>>,
-    /// Why the last attempt failed (`None` after a success).
-    pub failure: Option<Failure>,
-}
-
-/// Something for the shell to do.
-#[derive(Debug, PartialEq)]
-pub enum Action {
-    /// Bind a UDP socket (on `local`, or the unspecified address of the
-    /// family) and answer with [`Endpoint::flow_opened`].
-    OpenUdp {
-        /// The flow it becomes.
-        flow: FlowId,
-        /// The configured local address.
-        local: Option<SocketAddr>,
-        /// IPv6 (else IPv4).
-        v6: bool,
-    },
-    /// Start a stream connection and answer with [`Endpoint::flow_opened`]
-    /// (its local address), then [`Endpoint::flow_up`] or [`Endpoint::flow_failed`].
-    Connect {
-        /// The flow it becomes.
-        flow: FlowId,
-        /// Where and how.
-        spec: ConnectSpec,
-    },
-    /// Close the flow (politely for a stream). Nothing is answered.
-    Close {
-        /// Which.
-        flow: FlowId,
-    },
-    /// Find the local IP the kernel uses towards `target` and answer with
-    /// [`Endpoint::route_found`].
-    FindRoute {
-        /// The destination.
-        target: SocketAddr,
-    },
-    /// Resolve the registrar by RFC 3263 and answer with [`Endpoint::resolved`].
-    Resolve {
-        /// Who asked.
-        reg: RegId,
-        /// What to look up.
-        query: Query,
-    },
-    /// A registerer's view changed; deliver its events (in order) to the application.
-    Publish {
-        /// Which.
-        reg: RegId,
-        /// Its view now.
-        view: View,
-        /// What happened, in order.
-        events: Vec<Event>,
-    },
-    /// The registerer is gone from the endpoint (its handle was freed, or its
-    /// user agent is being freed, and it is Terminated).
-    Removed {
-        /// Which.
-        reg: RegId,
-    },
-    /// Every registerer of the user agent being freed is Terminated.
-    UserAgentFreed {
-        /// Which.
-        ua: UaId,
-    },
-}
-
-/// How far a stream's handshakes got (the shell reports each step with
-/// [`Endpoint::flow_step`]); a deadline that passes names the step.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum HandshakeStep {
-    /// TCP connecting.
-    #[default]
-    Connecting,
-    /// TLS handshake running; `answered`: the server sent something.
-    Tls {
-        /// The server answered our ClientHello.
-        answered: bool,
-    },
-    /// WebSocket upgrade sent, no answer yet.
-    WebSocket,
-}
-
-impl HandshakeStep {
-    /// What a handshake that stopped at this step failed of.
-    pub fn timeout(self) -> Failure {
-        match self {
-            HandshakeStep::Connecting => {
-                Failure::new(FailureKind::Transport, "TCP connect timed out")
-            }
-            HandshakeStep::Tls { answered: false } => Failure::new(
-                FailureKind::Tls,
-                "TLS handshake timed out (no TLS answer: is this a TLS port?)",
-            ),
-            HandshakeStep::Tls { answered: true } => Failure::new(
-                FailureKind::Tls,
-                "TLS handshake stalled after the server answered (it never finished its part)",
-            ),
-            HandshakeStep::WebSocket => Failure::new(
-                FailureKind::Transport,
-                "WebSocket upgrade timed out (no HTTP answer)",
-            ),
-        }
-    }
-}
-
-/// A flow that failed or closed, as the shell saw it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FlowError {
-    /// Transport (refused, reset, closed, timed out) or Tls (handshake,
-    /// certificate), with the detail in plain words.
-    pub failure: Failure,
-    /// The flow had come up: its registered users re-register.
-    pub established: bool,
-}
-
-impl FlowError {
-    /// A transport failure with `detail`.
-    pub fn transport(detail: impl Into<String>, established: bool) -> FlowError {
-        FlowError {
-            failure: Failure::new(FailureKind::Transport, detail),
-            established,
-        }
-    }
-}
 
 struct UaEntry {
     /// Shared with the API handle and the registerers (copied only on change).
@@ -827,29 +608,5 @@ impl Endpoint {
                 self.pacing.release(id, Outcome::Abandoned);
             }
         }
-    }
-}
-
-/// The view of `core` now; `facts` when something happened that may change them.
-fn view_of(core: &Registerer, facts: bool) -> View {
-    View {
-        state: core.state(),
-        waiting: core.is_waiting(),
-        disposing: core.is_disposing(),
-        retry_after: core.retry_after(),
-        retry_at: core.retry_at(),
-        failure_count: core.failure_count(),
-        retransmissions: core.retransmissions(),
-        public_address: core.public_address(),
-        facts: facts.then(|| {
-            let routing = core.routing();
-            Box::new(Facts {
-                contacts: core.shared_contacts(),
-                last_response: core.last_response().cloned(),
-                routing: (*routing != RoutingFacts::EMPTY).then(|| Box::new(routing.clone())),
-                failure: core.failure().cloned(),
-            })
-        }),
-        flow: None,
     }
 }
