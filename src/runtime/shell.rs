@@ -577,3 +577,112 @@ fn apply(s: &mut Snapshot, v: View) {
         s.flow = Some(flow);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::UdpSocket as StdUdp;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::core::options::{RegistererOptions, UserAgentConfig};
+    use crate::core::registerer::{Registerer, State};
+    use crate::runtime::clock::ManualClock;
+
+    /// Reads one REGISTER at `registrar` and answers it with a 200 granting 600 s.
+    fn answer_one(registrar: &StdUdp) -> String {
+        let mut buf = [0u8; 65_536];
+        let (n, from) = registrar.recv_from(&mut buf).expect("a REGISTER arrives");
+        let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let header = |name: &str| {
+            req.split("\r\n")
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let contact = header("Contact: ");
+        let uri = &contact[contact.find('<').unwrap() + 1..contact.find('>').unwrap()];
+        let resp = format!(
+            "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=t\r\nCall-ID: {}\r\nCSeq: {}\r\n\
+             Contact: <{uri}>;expires=600\r\nContent-Length: 0\r\n\r\n",
+            header("Via: "),
+            header("From: "),
+            header("To: "),
+            header("Call-ID: "),
+            header("CSeq: ")
+        );
+        registrar.send_to(resp.as_bytes(), from).unwrap();
+        req
+    }
+
+    fn wait_state(shared: &Shared, want: State) {
+        let until = Instant::now() + Duration::from_secs(10);
+        while shared.snap().state != want {
+            assert!(Instant::now() < until, "never reached {want:?}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// The shell reads `now` only from its clock: on a manual clock a
+    /// refresh due in 594 s goes out as soon as the clock is moved, not
+    /// ten minutes later.
+    #[test]
+    fn the_shell_runs_on_an_injected_clock() {
+        let registrar = StdUdp::bind("127.0.0.1:0").unwrap();
+        registrar
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let poll = Poll::new().unwrap();
+        let waker = mio::Waker::new(poll.registry(), WAKE_TOKEN).unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let clock = ManualClock::new();
+        let shell = Shell::new(poll, rx, Box::new(clock.clone()));
+        // The worker runs for the rest of the test process.
+        std::thread::spawn(move || shell.run());
+
+        let config = Arc::new(UserAgentConfig::new("sip:alice@127.0.0.1").unwrap());
+        let opts = RegistererOptions {
+            registrar: Some(format!("sip:{}", registrar.local_addr().unwrap())),
+            ..RegistererOptions::default()
+        };
+        let core = Registerer::with_shared_config(&config, &opts, 7).unwrap();
+        let shared = Arc::new(Shared::default());
+        tx.send(Command::AddUa {
+            id: 1,
+            config,
+            stats: Arc::default(),
+        })
+        .unwrap();
+        tx.send(Command::AddReg {
+            id: 2,
+            ua: 1,
+            core: Box::new(core),
+            shared: shared.clone(),
+        })
+        .unwrap();
+        tx.send(Command::Register(2, Vec::new())).unwrap();
+        waker.wake().unwrap();
+        let first = answer_one(&registrar);
+        assert!(first.starts_with("REGISTER "));
+        wait_state(&shared, State::Registered);
+
+        // Nothing more until the clock reaches the refresh point...
+        registrar
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        assert!(registrar.recv_from(&mut buf).is_err(), "no early refresh");
+        // ...which ten simulated minutes pass at once.
+        clock.advance(Duration::from_secs(600));
+        waker.wake().unwrap();
+        registrar
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let refresh = answer_one(&registrar);
+        let cseq = |m: &str| -> u32 {
+            let line = m.split("\r\n").find(|l| l.starts_with("CSeq: ")).unwrap();
+            line[6..].split(' ').next().unwrap().parse().unwrap()
+        };
+        assert_eq!(cseq(&refresh), cseq(&first) + 1, "the refresh: {refresh}");
+        wait_state(&shared, State::Registered);
+    }
+}
