@@ -1192,3 +1192,219 @@ fn a_password_in_the_aor_never_goes_on_the_wire() {
     assert_eq!(r.dispose(), SIPREG_OK);
     assert!(r.wait_state(SIPREG_STATE_TERMINATED, WAIT));
 }
+
+// ----- hostile registrars over streams ----------------------------------------
+//
+// Servers written here (tests/support/hostile_peers.rs) on 127.0.0.1, each
+// doing one thing a registrar should not. Every case counts what reached the
+// server (connections, REGISTERs) after a bounded wait, checks the process's
+// memory where the server pushes a lot, and checks the reason the client
+// gives. Tests that read the log take `EXCLUSIVE` (the sink is process-wide).
+
+use sipreg::ffi::sipreg_state;
+use std::io::{Read, Write};
+use support::hostile_peers::{self as peers, Conn, StreamServer, Wire};
+
+/// A user agent for a hostile stream server, on a connection of its own
+/// (these servers do not challenge, so no password unless a test sets one).
+fn hostile_ua(server: &StreamServer) -> Ua {
+    let (user, _) = fresh_user();
+    let ua = Ua::new(&format!("sip:{user}@127.0.0.1"))
+        .transport(server.wire.name())
+        .private_socket(true);
+    match server.wire {
+        Wire::Tls(_) | Wire::Wss(_) => ua.tls_ca_file(&peers::ca_file()),
+        _ => ua,
+    }
+}
+
+fn hostile_opts(registrar: String) -> Opts {
+    Opts {
+        expires: 600,
+        registrar: Some(registrar),
+        retry: false,
+        ..Default::default()
+    }
+}
+
+/// Polls `what` until it holds or `within` passes (a guard against a hang, not a measure).
+fn wait_until(within: Duration, what: impl Fn() -> bool) -> bool {
+    let end = Instant::now() + within;
+    while !what() {
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// A captured log line containing every one of `parts`, waited for.
+fn wait_line(log: &LogCapture, parts: &[&str]) -> Option<String> {
+    let found = || {
+        log.lines()
+            .into_iter()
+            .map(|(_, l)| l)
+            .find(|l| parts.iter().all(|p| l.contains(p)))
+    };
+    wait_until(WAIT, || found().is_some());
+    found()
+}
+
+/// Fails with the captured lines that mention `port` when no line has all of `parts`.
+fn expect_line(log: &LogCapture, port: u16, parts: &[&str]) -> String {
+    wait_line(log, parts).unwrap_or_else(|| {
+        let port = format!(":{port}");
+        let lines: Vec<String> = log
+            .lines()
+            .into_iter()
+            .map(|(_, l)| l)
+            .filter(|l| l.contains(&port))
+            .collect();
+        panic!("no log line with {parts:?}; lines about {port}: {lines:#?}")
+    })
+}
+
+/// Registers, then ends in state `until` (Registered or Unregistered).
+fn start_register(ua: &Ua, registrar: String, until: sipreg_state, what: &str) -> Reg {
+    let mut r = Reg::new(ua, &hostile_opts(registrar));
+    assert_eq!(r.register(), SIPREG_OK, "{what}");
+    assert!(
+        r.wait_state(until, WAIT),
+        "{what}: state {until:?}: {:?}",
+        r.events()
+    );
+    r
+}
+
+fn dispose(mut r: Reg) {
+    assert_eq!(r.dispose(), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_TERMINATED, WAIT), "{:?}", r.events());
+}
+
+fn responses(r: &mut Reg) -> Vec<u16> {
+    r.events()
+        .iter()
+        .filter_map(|e| match e {
+            Ev::Response(c, _) => Some(*c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Answers the REGISTER with a 200, then closes (politely: TLS close_notify,
+/// WebSocket close frame).
+fn close_after_200(mut c: Conn) {
+    if let Some(req) = c.recv() {
+        c.send(&peers::ok(&req, 600));
+    }
+    c.close();
+}
+
+/// Answers the REGISTER with a 200 followed by bytes that are not SIP (nor a
+/// WebSocket frame), then waits for the client to go.
+fn junk_after_200(mut c: Conn) {
+    if let Some(req) = c.recv() {
+        c.send(&peers::ok(&req, 600));
+        let _ = c.io().write_all(b"\x16\x03\x01\xff\xfe not SIP at all\r\n\r\n\x00\x01");
+        let _ = c.io().flush();
+    }
+    while c.recv().is_some() {}
+}
+
+/// Issue 20, parts 1 and 4 against real sockets: a registrar that answers
+/// every REGISTER with a valid 200 and then closes (or sends junk) got 30 955
+/// connections in 5 s. Now the first loss re-registers at once and the next
+/// waits the backoff (retry_base 30 s · 2² with jitter): the target is at most
+/// 8 connections in 15 s from one registerer. TCP, TLS, WS and WSS closing,
+/// TCP and WS sending junk, all at once.
+#[test]
+fn a_registrar_that_closes_after_every_200_gets_a_few_connections_not_a_storm() {
+    let rss0 = vm_rss_kib();
+    let servers = vec![
+        ("close", StreamServer::start(Wire::Tcp, close_after_200)),
+        (
+            "close",
+            StreamServer::start(Wire::Tls(peers::server_config()), close_after_200),
+        ),
+        ("close", StreamServer::start(Wire::Ws, close_after_200)),
+        (
+            "close",
+            StreamServer::start(Wire::Wss(peers::server_config()), close_after_200),
+        ),
+        ("junk", StreamServer::start(Wire::Tcp, junk_after_200)),
+        ("junk", StreamServer::start(Wire::Ws, junk_after_200)),
+    ];
+    let t0 = Instant::now();
+    let mut regs = Vec::new();
+    for (what, s) in &servers {
+        let ua = hostile_ua(s);
+        let mut r = Reg::new(
+            &ua,
+            &Opts {
+                // The defaults that matter here: retry on, retry_base 30 s.
+                retry: true,
+                ..hostile_opts(s.registrar())
+            },
+        );
+        assert_eq!(r.register(), SIPREG_OK);
+        assert!(
+            r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
+            "{what} {}: {:?}",
+            s.wire.name(),
+            r.events()
+        );
+        regs.push((ua, r));
+    }
+    // The issue's window, from the first REGISTER.
+    let window = Duration::from_secs(15);
+    std::thread::sleep(window.saturating_sub(t0.elapsed()));
+    let counts: Vec<(usize, usize)> = servers
+        .iter()
+        .map(|(_, s)| (s.accepted(), s.registers()))
+        .collect();
+    let rss1 = vm_rss_kib();
+    for ((what, s), ((_, r), (conns, registers))) in
+        servers.iter().zip(regs.iter_mut().zip(counts.iter().copied()))
+    {
+        let t = s.wire.name();
+        println!(
+            "{what} after 200 over {t}: {conns} connection(s), {registers} REGISTER(s) in 15 s; events {:?}",
+            r.events()
+        );
+        assert!(
+            conns <= 8 && registers <= 8,
+            "{what} after 200 over {t}: {conns} connections and {registers} REGISTERs in 15 s (target: at most 8)"
+        );
+        // The first loss was seen and re-registered at once, on a new connection.
+        assert!(
+            conns >= 2 && registers >= 2,
+            "{what} after 200 over {t}: the loss re-registers ({conns} connections, {registers} REGISTERs)"
+        );
+        // The next loss is a failure that waits the backoff (60-120 s here).
+        let evs = r.events();
+        let backoff = evs.iter().find_map(|e| match e {
+            Ev::RetryScheduled(delay, n) if *n >= 2 => Some(*delay),
+            _ => None,
+        });
+        let delay = backoff.unwrap_or_else(|| {
+            panic!("{what} after 200 over {t}: a backoff was scheduled: {evs:?}")
+        });
+        assert!(
+            (30.0..=1800.0).contains(&delay),
+            "{what} after 200 over {t}: retry_base 30 s doubled, with jitter: {delay}"
+        );
+    }
+    println!(
+        "storm: VmRSS {rss0} KiB -> {rss1} KiB ({:+} KiB)",
+        rss1 as i64 - rss0 as i64
+    );
+    assert!(
+        rss1 < rss0 + 32 * 1024,
+        "memory grew by {} KiB",
+        rss1 as i64 - rss0 as i64
+    );
+    for (_ua, r) in regs {
+        dispose(r);
+    }
+}

@@ -4,6 +4,7 @@
 pub mod capi;
 pub mod counting;
 pub mod harness;
+pub mod hostile_peers;
 pub mod kamailio;
 pub mod logs;
 pub mod nat_capi;
