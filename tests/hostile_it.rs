@@ -1202,13 +1202,12 @@ fn a_password_in_the_aor_never_goes_on_the_wire() {
 // gives. Tests that read the log take `EXCLUSIVE` (the sink is process-wide).
 
 use sipreg::ffi::sipreg_state;
-use std::io::{Read, Write};
+use std::io::Write;
 use support::hostile_peers::{self as peers, Conn, StreamServer, Wire};
 
 /// A user agent for a hostile stream server, on a connection of its own
 /// (these servers do not challenge, so no password unless a test sets one).
-fn hostile_ua(server: &StreamServer) -> Ua {
-    let (user, _) = fresh_user();
+fn hostile_ua(server: &StreamServer, user: &str) -> Ua {
     let ua = Ua::new(&format!("sip:{user}@127.0.0.1"))
         .transport(server.wire.name())
         .private_socket(true);
@@ -1279,7 +1278,11 @@ fn start_register(ua: &Ua, registrar: String, until: sipreg_state, what: &str) -
 
 fn dispose(mut r: Reg) {
     assert_eq!(r.dispose(), SIPREG_OK);
-    assert!(r.wait_state(SIPREG_STATE_TERMINATED, WAIT), "{:?}", r.events());
+    assert!(
+        r.wait_state(SIPREG_STATE_TERMINATED, WAIT),
+        "{:?}",
+        r.events()
+    );
 }
 
 fn responses(r: &mut Reg) -> Vec<u16> {
@@ -1306,7 +1309,9 @@ fn close_after_200(mut c: Conn) {
 fn junk_after_200(mut c: Conn) {
     if let Some(req) = c.recv() {
         c.send(&peers::ok(&req, 600));
-        let _ = c.io().write_all(b"\x16\x03\x01\xff\xfe not SIP at all\r\n\r\n\x00\x01");
+        let _ = c
+            .io()
+            .write_all(b"\x16\x03\x01\xff\xfe not SIP at all\r\n\r\n\x00\x01");
         let _ = c.io().flush();
     }
     while c.recv().is_some() {}
@@ -1338,7 +1343,7 @@ fn a_registrar_that_closes_after_every_200_gets_a_few_connections_not_a_storm() 
     let t0 = Instant::now();
     let mut regs = Vec::new();
     for (what, s) in &servers {
-        let ua = hostile_ua(s);
+        let ua = hostile_ua(s, &fresh_user().0);
         let mut r = Reg::new(
             &ua,
             &Opts {
@@ -1364,8 +1369,9 @@ fn a_registrar_that_closes_after_every_200_gets_a_few_connections_not_a_storm() 
         .map(|(_, s)| (s.accepted(), s.registers()))
         .collect();
     let rss1 = vm_rss_kib();
-    for ((what, s), ((_, r), (conns, registers))) in
-        servers.iter().zip(regs.iter_mut().zip(counts.iter().copied()))
+    for ((what, s), ((_, r), (conns, registers))) in servers
+        .iter()
+        .zip(regs.iter_mut().zip(counts.iter().copied()))
     {
         let t = s.wire.name();
         println!(
@@ -1407,4 +1413,592 @@ fn a_registrar_that_closes_after_every_200_gets_a_few_connections_not_a_storm() 
     for (_ua, r) in regs {
         dispose(r);
     }
+}
+
+/// T1 = 20 ms: Timer F and the handshake deadline come after about 1.3 s.
+fn quick_timers(ua: Ua) -> Ua {
+    ua.timers(0.02, 4.0, 5.0)
+}
+
+/// Watches a connection it never reads from: what the client sent stays in
+/// the socket's receive queue, where `peek` sees it (`seen`, the latest look).
+fn never_read(seen: Arc<Mutex<Vec<u8>>>) -> impl Fn(Conn) + Send + Sync {
+    move |mut c: Conn| {
+        let mut buf = vec![0u8; 256 * 1024];
+        while !c.stopped() {
+            if let Ok(n) = c.io().tcp().peek(&mut buf) {
+                *seen.lock().unwrap() = buf[..n].to_vec();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn count(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len()).filter(|w| *w == needle).count()
+}
+
+/// A server that accepts and never reads: over TCP the REGISTER meets Timer F
+/// (408); over TLS the ClientHello is never answered; over WS the upgrade is
+/// never answered. One attempt each, one request on the wire, and the log
+/// says which step was waiting.
+#[test]
+fn a_server_that_never_reads_costs_one_request_and_a_timeout() {
+    let _x = exclusive();
+    let log = LogCapture::install();
+    let cases = [
+        ("tcp", "408", b"REGISTER ".as_slice()),
+        (
+            "tls",
+            "TLS handshake timed out (no TLS answer: is this a TLS port?)",
+            b"\x16\x03".as_slice(),
+        ),
+        (
+            "ws",
+            "WebSocket upgrade timed out (no HTTP answer)",
+            b"GET / HTTP/1.1".as_slice(),
+        ),
+    ];
+    let seen: Vec<Arc<Mutex<Vec<u8>>>> = cases.iter().map(|_| Arc::default()).collect();
+    let servers: Vec<StreamServer> = seen
+        .iter()
+        .map(|s| StreamServer::start(Wire::Tcp, never_read(s.clone())))
+        .collect();
+    let user = fresh_user().0;
+    let mut regs = Vec::new();
+    for ((t, _, _), s) in cases.iter().zip(&servers) {
+        let ua = quick_timers(
+            hostile_ua(s, &user)
+                .transport(t)
+                .tls_ca_file(&peers::ca_file()),
+        );
+        let registrar = format!("sip:{};transport={t}", s.addr);
+        let r = Reg::new(&ua, &hostile_opts(registrar));
+        assert_eq!(r.register(), SIPREG_OK);
+        regs.push((ua, r));
+    }
+    for (((t, why, first), s), ((_, r), seen)) in
+        cases.iter().zip(&servers).zip(regs.iter_mut().zip(&seen))
+    {
+        assert!(
+            r.wait_state(SIPREG_STATE_UNREGISTERED, WAIT),
+            "{t}: {:?}",
+            r.events()
+        );
+        let codes = responses(r);
+        if *t == "tcp" {
+            assert_eq!(codes, [408], "{t}: Timer F");
+            expect_line(
+                &log,
+                s.addr.port(),
+                &[&format!("sip:{user}@"), "no final response before Timer F"],
+            );
+        } else {
+            assert_eq!(codes, [503], "{t}: the handshake failed");
+            expect_line(&log, s.addr.port(), &[&format!(":{}", s.addr.port()), why]);
+        }
+        let got = seen.lock().unwrap().clone();
+        assert_eq!(
+            count(&got, first),
+            1,
+            "{t}: one request on the wire: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        assert_eq!(s.accepted(), 1, "{t}: one connection");
+        assert_eq!(r.next_retry(), None, "{t}: retry is off");
+    }
+    for (_ua, r) in regs {
+        dispose(r);
+    }
+}
+
+/// A 200 sent one byte every 100 ms: Timer F ends the transaction (408)
+/// long before it is complete; the rest, arriving later, is not taken as
+/// an answer.
+#[test]
+fn slowloris_a_dribbled_200_ends_in_timer_f() {
+    let server = StreamServer::start(Wire::Tcp, |mut c: Conn| {
+        let Some(req) = c.recv() else { return };
+        for b in peers::ok(&req, 600) {
+            if !c.push(&[b]) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        while c.recv().is_some() {}
+    });
+    let ua = quick_timers(hostile_ua(&server, &fresh_user().0));
+    let mut r = start_register(
+        &ua,
+        server.registrar(),
+        SIPREG_STATE_UNREGISTERED,
+        "slowloris",
+    );
+    assert_eq!(responses(&mut r), [408], "{:?}", r.events());
+    assert_eq!(server.registers(), 1);
+    assert_eq!(server.accepted(), 1);
+    assert_eq!(r.state(), SIPREG_STATE_UNREGISTERED);
+    dispose(r);
+}
+
+/// Answers the REGISTER with the start of a 200 whose last header never ends
+/// (up to 100 MiB of it); returns the bytes written before the client went.
+fn endless_header(written: Arc<AtomicU64>, gone: Arc<AtomicBool>) -> impl Fn(Conn) + Send + Sync {
+    move |mut c: Conn| {
+        let Some(req) = c.recv() else { return };
+        let ok = String::from_utf8(peers::ok(&req, 600)).unwrap();
+        let head = ok.replace("Content-Length: 0\r\n\r\n", "X-Endless: ");
+        let chunk = vec![b'a'; 64 * 1024];
+        let mut sent = head.len() as u64;
+        let mut open = c.push(head.as_bytes());
+        while open && sent < 100 << 20 {
+            open = c.push(&chunk);
+            sent += chunk.len() as u64;
+            written.store(sent, Ordering::Relaxed);
+        }
+        gone.store(!open, Ordering::Relaxed);
+    }
+}
+
+/// Writes `head` then `len` bytes of `b'a'` (or until the client goes);
+/// records whether the client went first.
+fn push_then_body(c: &mut Conn, head: &[u8], len: u64, gone: &AtomicBool) {
+    let chunk = vec![b'a'; 64 * 1024];
+    let mut open = c.push(head);
+    let mut sent = 0u64;
+    while open && sent < len {
+        open = c.push(&chunk);
+        sent += chunk.len() as u64;
+    }
+    gone.store(!open, Ordering::Relaxed);
+}
+
+/// A response header that never ends, a 100 MB Content-Length and a 100 MB
+/// WebSocket frame (WS and WSS): each closes the connection at the 64 KiB
+/// limit with a line that says so, the REGISTER fails (503), and memory
+/// stays flat while the server pushes.
+#[test]
+fn oversized_messages_close_the_connection_at_the_limit() {
+    let _x = exclusive();
+    let log = LogCapture::install();
+    let rss0 = vm_rss_kib();
+    let written = Arc::new(AtomicU64::new(0));
+    let gone: Vec<Arc<AtomicBool>> = (0..4).map(|_| Arc::default()).collect();
+    const HUNDRED_MB: u64 = 100 << 20;
+    let big_body = |gone: Arc<AtomicBool>| {
+        move |mut c: Conn| {
+            let Some(req) = c.recv() else { return };
+            let head = String::from_utf8(peers::ok(&req, 600)).unwrap().replace(
+                "Content-Length: 0",
+                &format!("Content-Length: {HUNDRED_MB}"),
+            );
+            push_then_body(&mut c, head.as_bytes(), HUNDRED_MB, &gone);
+        }
+    };
+    // A text frame header (FIN, opcode 1) with a 64-bit length of 100 MiB, unmasked.
+    let big_frame = |gone: Arc<AtomicBool>| {
+        move |mut c: Conn| {
+            if c.recv().is_none() {
+                return;
+            }
+            let mut head = vec![0x81u8, 127];
+            head.extend_from_slice(&HUNDRED_MB.to_be_bytes());
+            push_then_body(&mut c, &head, HUNDRED_MB, &gone);
+        }
+    };
+    let servers = [
+        (
+            StreamServer::start(Wire::Tcp, endless_header(written.clone(), gone[0].clone())),
+            "message header does not end within the 65 536-byte limit".to_owned(),
+        ),
+        (
+            StreamServer::start(Wire::Tcp, big_body(gone[1].clone())),
+            "exceeds the 65 536-byte limit".to_owned(),
+        ),
+        (
+            StreamServer::start(Wire::Ws, big_frame(gone[2].clone())),
+            "message of 104 857 600 bytes exceeds the 65 536-byte limit".to_owned(),
+        ),
+        (
+            StreamServer::start(
+                Wire::Wss(peers::server_config()),
+                big_frame(gone[3].clone()),
+            ),
+            "message of 104 857 600 bytes exceeds the 65 536-byte limit".to_owned(),
+        ),
+    ];
+    let mut regs = Vec::new();
+    for (s, _) in &servers {
+        let ua = hostile_ua(s, &fresh_user().0);
+        let r = Reg::new(&ua, &hostile_opts(s.registrar()));
+        assert_eq!(r.register(), SIPREG_OK);
+        regs.push((ua, r));
+    }
+    let mut rss_peak = rss0;
+    for (((s, why), (_, r)), gone) in servers.iter().zip(regs.iter_mut()).zip(&gone) {
+        let t = s.wire.name();
+        assert!(
+            r.wait_state(SIPREG_STATE_UNREGISTERED, WAIT),
+            "{t} ({why}): {:?}",
+            r.events()
+        );
+        rss_peak = rss_peak.max(vm_rss_kib());
+        assert_eq!(responses(r), [503], "{t} ({why}): {:?}", r.events());
+        let line = expect_line(&log, s.addr.port(), &[&format!(":{}", s.addr.port()), why]);
+        println!("{t}: {line}");
+        assert!(
+            wait_until(WAIT, || gone.load(Ordering::Relaxed)),
+            "{t} ({why}): the client closed the connection before 100 MiB"
+        );
+        assert_eq!(s.registers(), 1, "{t}: one REGISTER");
+    }
+    let rss1 = vm_rss_kib();
+    println!(
+        "oversized: the endless header got {} KiB out before the client closed; VmRSS {rss0} KiB -> {rss1} KiB (peak {rss_peak} KiB)",
+        written.load(Ordering::Relaxed) / 1024
+    );
+    assert!(
+        rss_peak < rss0 + 32 * 1024,
+        "memory grew by {} KiB",
+        rss_peak - rss0
+    );
+    drop(log);
+    for (_ua, r) in regs {
+        dispose(r);
+    }
+}
+
+/// Reads the ClientHello, answers with the ServerHello record of a real TLS
+/// server, then says nothing more.
+fn stall_after_server_hello(mut c: Conn) {
+    use std::io::Read;
+    let mut tls = rustls::ServerConnection::new(peers::server_config()).unwrap();
+    let mut buf = [0u8; 16 * 1024];
+    while !tls.wants_write() {
+        if c.stopped() {
+            return;
+        }
+        match c.io().read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                tls.read_tls(&mut &buf[..n]).unwrap();
+                if tls.process_new_packets().is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+    }
+    let mut flight = Vec::new();
+    while tls.wants_write() {
+        tls.write_tls(&mut flight).unwrap();
+    }
+    // The first record: type 22 (handshake), then version and length.
+    assert_eq!(flight[0], 22, "a handshake record");
+    let first = 5 + usize::from(u16::from_be_bytes([flight[3], flight[4]]));
+    assert!(
+        first < flight.len(),
+        "the server's flight has more than the ServerHello"
+    );
+    if c.push(&flight[..first]) {
+        c.hold();
+    }
+}
+
+/// A TLS server that sends its ServerHello and then stalls: the handshake
+/// deadline names the step ("stalled after the server answered", not "no
+/// TLS answer"); a server that presents a chain of 100 certificates is
+/// refused with the certificate error. One connection and no REGISTER each.
+#[test]
+fn a_stalled_handshake_and_a_100_certificate_chain_fail_as_tls_failures() {
+    let _x = exclusive();
+    let log = LogCapture::install();
+    let rss0 = vm_rss_kib();
+    let stalled = StreamServer::start(Wire::Tcp, stall_after_server_hello);
+    let (chain_config, chain_root) = peers::deep_chain();
+    let chain = StreamServer::start(Wire::Tls(chain_config), close_after_200);
+    let ua_stalled = quick_timers(hostile_ua(&chain, &fresh_user().0));
+    let ua_chain = hostile_ua(&chain, &fresh_user().0).tls_ca_file(&chain_root);
+    let cases = [
+        (
+            &stalled,
+            ua_stalled,
+            "TLS handshake stalled after the server answered",
+        ),
+        (&chain, ua_chain, "certificate verify failed"),
+    ];
+    for (s, ua, why) in &cases {
+        let registrar = format!("sip:{};transport=tls", s.addr);
+        let mut r = start_register(ua, registrar, SIPREG_STATE_UNREGISTERED, why);
+        assert_eq!(responses(&mut r), [503], "{why}: {:?}", r.events());
+        let line = expect_line(&log, s.addr.port(), &[&format!(":{}", s.addr.port()), why]);
+        println!("{line}");
+        assert_eq!(s.accepted(), 1, "{why}: one connection");
+        assert_eq!(s.registers(), 0, "{why}: no REGISTER");
+        dispose(r);
+    }
+    let rss1 = vm_rss_kib();
+    assert!(
+        rss1 < rss0 + 32 * 1024,
+        "memory grew by {} KiB",
+        rss1 - rss0
+    );
+}
+
+/// Answers every REGISTER with `status` and `extra` headers.
+fn always(status: u16, reason: &'static str, extra: Vec<String>) -> impl Fn(Conn) + Send + Sync {
+    move |mut c: Conn| {
+        while let Some(req) = c.recv() {
+            c.send(&req.response(status, reason, &extra));
+        }
+    }
+}
+
+/// A 423 asking for Min-Expires 4294967296 (more than a u32) ends the
+/// attempt as INTERVAL_TOO_BRIEF: nothing is sent again (it used to send
+/// Expires: 4294967295 once).
+#[test]
+fn a_423_with_an_absurd_min_expires_is_not_followed() {
+    let _x = exclusive();
+    let log = LogCapture::install();
+    let server = StreamServer::start(
+        Wire::Tcp,
+        always(
+            423,
+            "Interval Too Brief",
+            vec!["Min-Expires: 4294967296".into()],
+        ),
+    );
+    let user = fresh_user().0;
+    let ua = hostile_ua(&server, &user);
+    let mut r = start_register(&ua, server.registrar(), SIPREG_STATE_UNREGISTERED, "423");
+    assert_eq!(responses(&mut r), [423], "{:?}", r.events());
+    let line = expect_line(
+        &log,
+        server.addr.port(),
+        &[
+            &format!("sip:{user}@"),
+            "423 asks for Min-Expires 4294967295 s, more than the 86400 s",
+        ],
+    );
+    println!("{line}");
+    // Give a resend the time it would take, then count.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.registers(), 1, "{:?}", server.requests());
+    dispose(r);
+}
+
+/// 503 with Retry-After: 0 from a server that keeps saying it: the client
+/// does not retry at once in a loop but waits the backoff (retry_base 0.5 s,
+/// retry_max 2 s: a handful of REGISTERs in 4 s).
+#[test]
+fn retry_after_zero_falls_back_to_the_backoff() {
+    let server = StreamServer::start(
+        Wire::Tcp,
+        always(503, "Service Unavailable", vec!["Retry-After: 0".into()]),
+    );
+    let ua = hostile_ua(&server, &fresh_user().0);
+    let mut r = Reg::new(
+        &ua,
+        &Opts {
+            retry: true,
+            retry_base: 0.5,
+            retry_max: 2.0,
+            ..hostile_opts(server.registrar())
+        },
+    );
+    assert_eq!(r.register(), SIPREG_OK);
+    std::thread::sleep(Duration::from_secs(4));
+    let registers = server.registers();
+    let evs = r.events();
+    println!("Retry-After: 0: {registers} REGISTERs in 4 s; {evs:?}");
+    assert!(
+        (2..=8).contains(&registers),
+        "{registers} REGISTERs in 4 s: {evs:?}"
+    );
+    let delays: Vec<f64> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Ev::RetryScheduled(d, _) => Some(*d),
+            _ => None,
+        })
+        .collect();
+    assert!(!delays.is_empty(), "{evs:?}");
+    assert!(
+        delays.iter().all(|d| *d >= 0.25),
+        "every retry waits the backoff (base 0.5 s, 50-100 % jitter): {delays:?}"
+    );
+    assert_eq!(server.accepted(), 1, "one connection carries them all");
+    dispose(r);
+}
+
+/// Retry-After values past u32 (4294967296, 2^64) wait retry_after_max
+/// (3600 s by default), once: no overflow into "now", no second REGISTER.
+#[test]
+fn a_huge_retry_after_waits_retry_after_max() {
+    for huge in ["4294967296", "18446744073709551616 (forever)"] {
+        let server = StreamServer::start(
+            Wire::Tcp,
+            always(
+                503,
+                "Service Unavailable",
+                vec![format!("Retry-After: {huge}")],
+            ),
+        );
+        let ua = hostile_ua(&server, &fresh_user().0);
+        let mut r = Reg::new(
+            &ua,
+            &Opts {
+                retry: true,
+                ..hostile_opts(server.registrar())
+            },
+        );
+        assert_eq!(r.register(), SIPREG_OK);
+        let scheduled = r.wait_for(WAIT, |e| matches!(e, Ev::RetryScheduled(..)));
+        assert_eq!(
+            scheduled,
+            Some(Ev::RetryScheduled(3600.0, 1)),
+            "Retry-After: {huge}: {:?}",
+            r.events()
+        );
+        assert_eq!(r.retry_after(), Some(u32::MAX), "Retry-After: {huge}");
+        let next = r.next_retry().expect("a retry is scheduled");
+        assert!(
+            (3500.0..=3600.0).contains(&next),
+            "{huge}: next retry in {next} s"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(server.registers(), 1, "Retry-After: {huge}");
+        dispose(r);
+    }
+}
+
+/// 100 000 responses with wrong branches before the real 200, on the
+/// REGISTER's own TCP connection: every one is dropped and counted, the
+/// registration succeeds, and memory stays flat.
+#[test]
+fn a_hundred_thousand_wrong_branch_responses_are_dropped() {
+    let _x = exclusive();
+    const N: usize = 100_000;
+    let server = StreamServer::start(Wire::Tcp, |mut c: Conn| {
+        let Some(req) = c.recv() else { return };
+        let branch = req.branch();
+        let genuine = String::from_utf8(peers::ok(&req, 600)).unwrap();
+        let mut batch = String::new();
+        for i in 0..N {
+            batch.push_str(&genuine.replace(&branch, &format!("{branch}x{i}")));
+            if i % 1000 == 999 && !c.push(std::mem::take(&mut batch).as_bytes()) {
+                return;
+            }
+        }
+        c.send(genuine.as_bytes());
+        while let Some(req) = c.recv() {
+            c.send(&peers::ok(&req, 600));
+        }
+    });
+    let ua = hostile_ua(&server, &fresh_user().0);
+    let stats0 = ua.stats();
+    let rss0 = vm_rss_kib();
+    let mut r = Reg::new(&ua, &hostile_opts(server.registrar()));
+    assert_eq!(r.register(), SIPREG_OK);
+    assert!(
+        r.wait_state(SIPREG_STATE_REGISTERED, Duration::from_secs(60)),
+        "{:?}",
+        r.events()
+    );
+    let dropped = wait_dropped(&ua, stats0.dropped + N as u64) - stats0.dropped;
+    let rss1 = vm_rss_kib();
+    println!(
+        "wrong branches: {dropped} dropped; VmRSS {rss0} KiB -> {rss1} KiB ({:+} KiB)",
+        rss1 as i64 - rss0 as i64
+    );
+    assert!(dropped >= N as u64, "{dropped} of {N} counted as dropped");
+    assert_eq!(responses(&mut r), [200], "only the genuine answer counts");
+    assert_eq!(server.registers(), 1);
+    assert!(
+        rss1 < rss0 + 32 * 1024,
+        "memory grew by {} KiB",
+        rss1 as i64 - rss0 as i64
+    );
+    dispose(r);
+}
+
+/// The digest downgrade over TLS, from a server written here: SHA-256 first
+/// (answered, 200 for 2 s), then only MD5 on the refresh. Refused, with a
+/// warning naming both; no REGISTER answers MD5 and, retry on or not, none
+/// follows (the SIPp scenario digest_downgrade.xml does the same over UDP).
+#[test]
+fn a_digest_downgrade_over_tls_is_refused_and_not_retried() {
+    let _x = exclusive();
+    let log = LogCapture::install();
+    let registered = Arc::new(AtomicBool::new(false));
+    let md5_answers = Arc::new(AtomicU64::new(0));
+    let challenge = |alg: &str| {
+        vec![format!(
+            "WWW-Authenticate: Digest realm=\"downgrade.hostile.test\", nonce=\"{alg}-nonce\", qop=\"auth\", algorithm={alg}"
+        )]
+    };
+    let (reg, md5) = (registered.clone(), md5_answers.clone());
+    let server = StreamServer::start(Wire::Tls(peers::server_config()), move |mut c: Conn| {
+        while let Some(req) = c.recv() {
+            let auth = req.header("Authorization").unwrap_or_default().to_owned();
+            if auth.contains("algorithm=MD5") {
+                md5.fetch_add(1, Ordering::SeqCst);
+            }
+            let answer = if !reg.load(Ordering::SeqCst) && auth.contains("algorithm=SHA-256") {
+                reg.store(true, Ordering::SeqCst);
+                peers::ok(&req, 2)
+            } else if !reg.load(Ordering::SeqCst) {
+                req.response(401, "Unauthorized", &challenge("SHA-256"))
+            } else {
+                req.response(401, "Unauthorized", &challenge("MD5"))
+            };
+            c.send(&answer);
+        }
+    });
+    let (user, pw) = fresh_user();
+    let ua = hostile_ua(&server, &user).password(&pw);
+    let mut r = Reg::new(
+        &ua,
+        &Opts {
+            retry: true,
+            retry_base: 0.5,
+            ..hostile_opts(server.registrar())
+        },
+    );
+    assert_eq!(r.register(), SIPREG_OK);
+    assert!(
+        r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
+        "{:?}",
+        r.events()
+    );
+    // The refresh (at 99 % of 2 s) meets the MD5-only challenge.
+    assert!(
+        r.wait_state(SIPREG_STATE_UNREGISTERED, WAIT),
+        "{:?}",
+        r.events()
+    );
+    let line = expect_line(
+        &log,
+        server.addr.port(),
+        &["downgrade.hostile.test", "only MD5", "SHA-256"],
+    );
+    println!("{line}");
+    // Long enough for a retry at retry_base 0.5 s to show.
+    std::thread::sleep(Duration::from_secs(1));
+    let evs = r.events();
+    assert_eq!(responses(&mut r), [401, 200, 401], "{evs:?}");
+    assert!(
+        !evs.iter()
+            .any(|e| matches!(e, Ev::RetryScheduled(..) | Ev::RetryStarted(..))),
+        "a refused downgrade is not retried: {evs:?}"
+    );
+    assert_eq!(
+        md5_answers.load(Ordering::SeqCst),
+        0,
+        "no REGISTER answered MD5"
+    );
+    assert_eq!(server.registers(), 3, "{:#?}", server.requests());
+    dispose(r);
 }

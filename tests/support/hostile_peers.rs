@@ -179,6 +179,24 @@ impl Conn {
         }
     }
 
+    /// Writes all of `bytes` raw (under any framing), waiting while the
+    /// client's buffers are full; false once the client is gone or the
+    /// server stopped.
+    pub fn push(&mut self, mut bytes: &[u8]) -> bool {
+        while !bytes.is_empty() {
+            if self.stopped() {
+                return false;
+            }
+            match self.io().write(bytes) {
+                Ok(0) => return false,
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if timed_out(&e) => {}
+                Err(_) => return false,
+            }
+        }
+        self.io().flush().is_ok()
+    }
+
     /// The byte stream under the framing (TLS included), for raw bytes.
     pub fn io(&mut self) -> &mut Io {
         match &mut self.framing {
@@ -308,6 +326,8 @@ fn open(tcp: TcpStream, wire: &Wire, stop: &AtomicBool) -> Option<Framing> {
     tcp.set_nonblocking(false).ok()?;
     tcp.set_nodelay(true).ok()?;
     tcp.set_read_timeout(Some(TICK)).ok()?;
+    // So a server pushing into a client that stopped reading still sees `stop`.
+    tcp.set_write_timeout(Some(TICK)).ok()?;
     let tls = |tcp: TcpStream, config: &Arc<ServerConfig>| -> Option<Io> {
         let conn = ServerConnection::new(config.clone()).ok()?;
         let mut s = StreamOwned::new(conn, tcp);
@@ -440,15 +460,36 @@ pub fn deep_chain() -> (Arc<ServerConfig>, String) {
             );
         };
         // EC keys: a hundred of them take a second or two, not a minute.
-        let new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+        let new_key = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
         let ca_ext = [
             "-addext",
             "basicConstraints=critical,CA:TRUE",
             "-addext",
             "keyUsage=critical,keyCertSign",
         ];
-        let root: &[&str] = &["-subj", "/CN=deep chain 0", "-keyout", "c0.key", "-out", "c0.pem"];
-        openssl(&[&["req", "-x509", "-days", "3650"], &new_key[..], &ca_ext[..], root].concat());
+        let root: &[&str] = &[
+            "-subj",
+            "/CN=deep chain 0",
+            "-keyout",
+            "c0.key",
+            "-out",
+            "c0.pem",
+        ];
+        openssl(
+            &[
+                &["req", "-x509", "-days", "3650"],
+                &new_key[..],
+                &ca_ext[..],
+                root,
+            ]
+            .concat(),
+        );
         for i in 1..=n {
             let (subj, key, pem) = (
                 format!("/CN=deep chain {i}"),
@@ -469,7 +510,15 @@ pub fn deep_chain() -> (Arc<ServerConfig>, String) {
             } else {
                 &ca_ext[..]
             };
-            openssl(&[&["req", "-x509", "-days", "3650"], &new_key[..], ext, signed].concat());
+            openssl(
+                &[
+                    &["req", "-x509", "-days", "3650"],
+                    &new_key[..],
+                    ext,
+                    signed,
+                ]
+                .concat(),
+            );
         }
         dir.clone()
     });
