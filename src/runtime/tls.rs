@@ -129,6 +129,7 @@ pub fn describe(e: &rustls::Error) -> String {
                 C::NotValidYet | C::NotValidYetContext { .. } => "it is not valid yet".to_owned(),
                 C::Revoked => "it was revoked".to_owned(),
                 C::BadSignature => "its signature is bad".to_owned(),
+                C::Other(e) => verifier_limit(&e.to_string()),
                 other => other.to_string(),
             };
             format!("certificate verify failed: {why}")
@@ -162,6 +163,22 @@ fn alert_words(a: rustls::AlertDescription) -> String {
         other => return format!("TLS alert {}", u8::from(other)),
     };
     format!("TLS alert \"{words}\"")
+}
+
+/// The words for a verifier error rustls passes on as "other": webpki's
+/// limits on chain building, which a hostile server's chain of 100
+/// certificates hits, by their webpki names; anything else as it is.
+fn verifier_limit(name: &str) -> String {
+    match name {
+        "MaximumPathDepthExceeded" => {
+            "its chain has more intermediate CAs than a client follows (6)".to_owned()
+        }
+        "MaximumSignatureChecksExceeded" | "MaximumPathBuildCallsExceeded" => {
+            "its chain takes more work to check than a client does (too many certificates)"
+                .to_owned()
+        }
+        other => other.to_owned(),
+    }
 }
 
 /// A TLS session over a non-blocking TCP socket, read and written like a socket.
@@ -358,6 +375,33 @@ mod tests {
         let e = load_ca_file(broken.to_str().unwrap()).unwrap_err();
         assert!(e.contains("not valid PEM"), "{e}");
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn chain_limits_are_said_in_words() {
+        use rustls::{CertificateError, OtherError};
+        #[derive(Debug)]
+        struct Named(&'static str);
+        impl std::fmt::Display for Named {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Named {}
+        let other = |name| {
+            describe(&rustls::Error::InvalidCertificate(CertificateError::Other(
+                OtherError(Arc::new(Named(name))),
+            )))
+        };
+        assert_eq!(
+            other("MaximumPathDepthExceeded"),
+            "certificate verify failed: its chain has more intermediate CAs than a client follows (6)"
+        );
+        assert!(other("MaximumSignatureChecksExceeded").contains("too many certificates"));
+        assert_eq!(
+            other("SomethingNew"),
+            "certificate verify failed: SomethingNew"
+        );
     }
 
     #[test]
