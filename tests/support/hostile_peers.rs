@@ -15,7 +15,9 @@ use std::time::Duration;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
-use tungstenite::handshake::server::{Request as WsRequest, Response as WsResponse};
+use tungstenite::handshake::server::{
+    ErrorResponse as WsErrorResponse, Request as WsRequest, Response as WsResponse,
+};
 use tungstenite::{Message, WebSocket};
 
 use super::wire::Request;
@@ -344,13 +346,7 @@ fn open(tcp: TcpStream, wire: &Wire, stop: &AtomicBool) -> Option<Framing> {
         Some(Io::Tls(Box::new(s)))
     };
     let upgrade = |io: Io| -> Option<Framing> {
-        // The client asks for the `sip` subprotocol and insists on getting it.
-        let sip = |_: &WsRequest, mut resp: WsResponse| {
-            resp.headers_mut()
-                .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
-            Ok(resp)
-        };
-        let mut hs = tungstenite::accept_hdr(io, sip);
+        let mut hs = tungstenite::accept_hdr(io, grant_sip);
         loop {
             match hs {
                 Ok(ws) => return Some(Framing::Ws(Box::new(ws))),
@@ -376,6 +372,14 @@ fn open(tcp: TcpStream, wire: &Wire, stop: &AtomicBool) -> Option<Framing> {
         Wire::Ws => upgrade(Io::Plain(tcp)),
         Wire::Wss(config) => upgrade(tls(tcp, config)?),
     }
+}
+
+/// The client asks for the `sip` subprotocol and insists on getting it.
+#[allow(clippy::result_large_err)] // the shape of tungstenite's callback
+fn grant_sip(_: &WsRequest, mut resp: WsResponse) -> Result<WsResponse, WsErrorResponse> {
+    resp.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
+    Ok(resp)
 }
 
 /// A 200 OK to a REGISTER granting `expires` to the contact it asked for.
