@@ -1238,6 +1238,38 @@ fn wait_until(within: Duration, what: impl Fn() -> bool) -> bool {
     true
 }
 
+/// Resident memory over one hostile case: growth past `RSS_LIMIT_KIB` at
+/// any sample fails it (the servers push up to 100 MiB; a client that kept
+/// it would show).
+struct Rss {
+    start: u64,
+    peak: u64,
+}
+
+const RSS_LIMIT_KIB: u64 = 32 * 1024;
+
+impl Rss {
+    fn start() -> Rss {
+        let start = vm_rss_kib();
+        Rss { start, peak: start }
+    }
+    fn sample(&mut self) {
+        self.peak = self.peak.max(vm_rss_kib());
+    }
+    fn check(mut self, what: &str) {
+        self.sample();
+        let grew = self.peak.saturating_sub(self.start);
+        println!(
+            "{what}: VmRSS {} KiB, peak {} KiB (+{grew} KiB)",
+            self.start, self.peak
+        );
+        assert!(
+            grew < RSS_LIMIT_KIB,
+            "{what}: memory grew by {grew} KiB (limit {RSS_LIMIT_KIB} KiB)"
+        );
+    }
+}
+
 /// A captured log line containing every one of `parts`, waited for.
 fn wait_line(log: &LogCapture, parts: &[&str]) -> Option<String> {
     let found = || {
@@ -1325,7 +1357,7 @@ fn junk_after_200(mut c: Conn) {
 /// TCP and WS sending junk, all at once.
 #[test]
 fn a_registrar_that_closes_after_every_200_gets_a_few_connections_not_a_storm() {
-    let rss0 = vm_rss_kib();
+    let rss = Rss::start();
     let servers = vec![
         ("close", StreamServer::start(Wire::Tcp, close_after_200)),
         (
@@ -1368,7 +1400,6 @@ fn a_registrar_that_closes_after_every_200_gets_a_few_connections_not_a_storm() 
         .iter()
         .map(|(_, s)| (s.accepted(), s.registers()))
         .collect();
-    let rss1 = vm_rss_kib();
     for ((what, s), ((_, r), (conns, registers))) in servers
         .iter()
         .zip(regs.iter_mut().zip(counts.iter().copied()))
@@ -1401,15 +1432,7 @@ fn a_registrar_that_closes_after_every_200_gets_a_few_connections_not_a_storm() 
             "{what} after 200 over {t}: retry_base 30 s doubled, with jitter: {delay}"
         );
     }
-    println!(
-        "storm: VmRSS {rss0} KiB -> {rss1} KiB ({:+} KiB)",
-        rss1 as i64 - rss0 as i64
-    );
-    assert!(
-        rss1 < rss0 + 32 * 1024,
-        "memory grew by {} KiB",
-        rss1 as i64 - rss0 as i64
-    );
+    rss.check("storm");
     for (_ua, r) in regs {
         dispose(r);
     }
@@ -1446,6 +1469,7 @@ fn count(hay: &[u8], needle: &[u8]) -> usize {
 fn a_server_that_never_reads_costs_one_request_and_a_timeout() {
     let _x = exclusive();
     let log = LogCapture::install();
+    let rss = Rss::start();
     let cases = [
         ("tcp", "408", b"REGISTER ".as_slice()),
         (
@@ -1507,6 +1531,7 @@ fn a_server_that_never_reads_costs_one_request_and_a_timeout() {
         assert_eq!(s.accepted(), 1, "{t}: one connection");
         assert_eq!(r.next_retry(), None, "{t}: retry is off");
     }
+    rss.check("never reading");
     for (_ua, r) in regs {
         dispose(r);
     }
@@ -1517,6 +1542,7 @@ fn a_server_that_never_reads_costs_one_request_and_a_timeout() {
 /// an answer.
 #[test]
 fn slowloris_a_dribbled_200_ends_in_timer_f() {
+    let rss = Rss::start();
     let server = StreamServer::start(Wire::Tcp, |mut c: Conn| {
         let Some(req) = c.recv() else { return };
         for b in peers::ok(&req, 600) {
@@ -1538,6 +1564,7 @@ fn slowloris_a_dribbled_200_ends_in_timer_f() {
     assert_eq!(server.registers(), 1);
     assert_eq!(server.accepted(), 1);
     assert_eq!(r.state(), SIPREG_STATE_UNREGISTERED);
+    rss.check("slowloris");
     dispose(r);
 }
 
@@ -1581,7 +1608,7 @@ fn push_then_body(c: &mut Conn, head: &[u8], len: u64, gone: &AtomicBool) {
 fn oversized_messages_close_the_connection_at_the_limit() {
     let _x = exclusive();
     let log = LogCapture::install();
-    let rss0 = vm_rss_kib();
+    let mut rss = Rss::start();
     let written = Arc::new(AtomicU64::new(0));
     let gone: Vec<Arc<AtomicBool>> = (0..4).map(|_| Arc::default()).collect();
     const HUNDRED_MB: u64 = 100 << 20;
@@ -1634,7 +1661,6 @@ fn oversized_messages_close_the_connection_at_the_limit() {
         assert_eq!(r.register(), SIPREG_OK);
         regs.push((ua, r));
     }
-    let mut rss_peak = rss0;
     for (((s, why), (_, r)), gone) in servers.iter().zip(regs.iter_mut()).zip(&gone) {
         let t = s.wire.name();
         assert!(
@@ -1642,7 +1668,7 @@ fn oversized_messages_close_the_connection_at_the_limit() {
             "{t} ({why}): {:?}",
             r.events()
         );
-        rss_peak = rss_peak.max(vm_rss_kib());
+        rss.sample();
         assert_eq!(responses(r), [503], "{t} ({why}): {:?}", r.events());
         let line = expect_line(&log, s.addr.port(), &[&format!(":{}", s.addr.port()), why]);
         println!("{t}: {line}");
@@ -1652,16 +1678,11 @@ fn oversized_messages_close_the_connection_at_the_limit() {
         );
         assert_eq!(s.registers(), 1, "{t}: one REGISTER");
     }
-    let rss1 = vm_rss_kib();
     println!(
-        "oversized: the endless header got {} KiB out before the client closed; VmRSS {rss0} KiB -> {rss1} KiB (peak {rss_peak} KiB)",
+        "oversized: the endless header got {} KiB out before the client closed",
         written.load(Ordering::Relaxed) / 1024
     );
-    assert!(
-        rss_peak < rss0 + 32 * 1024,
-        "memory grew by {} KiB",
-        rss_peak - rss0
-    );
+    rss.check("oversized");
     drop(log);
     for (_ua, r) in regs {
         dispose(r);
@@ -1714,7 +1735,7 @@ fn stall_after_server_hello(mut c: Conn) {
 fn a_stalled_handshake_and_a_100_certificate_chain_fail_as_tls_failures() {
     let _x = exclusive();
     let log = LogCapture::install();
-    let rss0 = vm_rss_kib();
+    let rss = Rss::start();
     let stalled = StreamServer::start(Wire::Tcp, stall_after_server_hello);
     let (chain_config, chain_root) = peers::deep_chain();
     let chain = StreamServer::start(Wire::Tls(chain_config), close_after_200);
@@ -1746,12 +1767,7 @@ fn a_stalled_handshake_and_a_100_certificate_chain_fail_as_tls_failures() {
         assert_eq!(s.registers(), 0, "{why}: no REGISTER");
         dispose(r);
     }
-    let rss1 = vm_rss_kib();
-    assert!(
-        rss1 < rss0 + 32 * 1024,
-        "memory grew by {} KiB",
-        rss1 - rss0
-    );
+    rss.check("stalled handshake, 100-certificate chain");
 }
 
 /// Answers every REGISTER with `status` and `extra` headers.
@@ -1770,6 +1786,7 @@ fn always(status: u16, reason: &'static str, extra: Vec<String>) -> impl Fn(Conn
 fn a_423_with_an_absurd_min_expires_is_not_followed() {
     let _x = exclusive();
     let log = LogCapture::install();
+    let rss = Rss::start();
     let server = StreamServer::start(
         Wire::Tcp,
         always(
@@ -1794,6 +1811,7 @@ fn a_423_with_an_absurd_min_expires_is_not_followed() {
     // Give a resend the time it would take, then count.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(server.registers(), 1, "{:?}", server.requests());
+    rss.check("423");
     dispose(r);
 }
 
@@ -1802,6 +1820,7 @@ fn a_423_with_an_absurd_min_expires_is_not_followed() {
 /// retry_max 2 s: a handful of REGISTERs in 4 s).
 #[test]
 fn retry_after_zero_falls_back_to_the_backoff() {
+    let rss = Rss::start();
     let server = StreamServer::start(
         Wire::Tcp,
         always(503, "Service Unavailable", vec!["Retry-After: 0".into()]),
@@ -1838,6 +1857,7 @@ fn retry_after_zero_falls_back_to_the_backoff() {
         "every retry waits the backoff (base 0.5 s, 50-100 % jitter): {delays:?}"
     );
     assert_eq!(server.accepted(), 1, "one connection carries them all");
+    rss.check("Retry-After: 0");
     dispose(r);
 }
 
@@ -1845,6 +1865,7 @@ fn retry_after_zero_falls_back_to_the_backoff() {
 /// (3600 s by default), once: no overflow into "now", no second REGISTER.
 #[test]
 fn a_huge_retry_after_waits_retry_after_max() {
+    let rss = Rss::start();
     for huge in ["4294967296", "18446744073709551616 (forever)"] {
         let server = StreamServer::start(
             Wire::Tcp,
@@ -1880,6 +1901,7 @@ fn a_huge_retry_after_waits_retry_after_max() {
         assert_eq!(server.registers(), 1, "Retry-After: {huge}");
         dispose(r);
     }
+    rss.check("huge Retry-After");
 }
 
 /// 100 000 responses with wrong branches before the real 200, on the
@@ -1907,7 +1929,7 @@ fn a_hundred_thousand_wrong_branch_responses_are_dropped() {
     });
     let ua = hostile_ua(&server, &fresh_user().0);
     let stats0 = ua.stats();
-    let rss0 = vm_rss_kib();
+    let rss = Rss::start();
     let mut r = Reg::new(&ua, &hostile_opts(server.registrar()));
     assert_eq!(r.register(), SIPREG_OK);
     assert!(
@@ -1916,19 +1938,11 @@ fn a_hundred_thousand_wrong_branch_responses_are_dropped() {
         r.events()
     );
     let dropped = wait_dropped(&ua, stats0.dropped + N as u64) - stats0.dropped;
-    let rss1 = vm_rss_kib();
-    println!(
-        "wrong branches: {dropped} dropped; VmRSS {rss0} KiB -> {rss1} KiB ({:+} KiB)",
-        rss1 as i64 - rss0 as i64
-    );
+    println!("wrong branches: {dropped} dropped");
+    rss.check("wrong branches");
     assert!(dropped >= N as u64, "{dropped} of {N} counted as dropped");
     assert_eq!(responses(&mut r), [200], "only the genuine answer counts");
     assert_eq!(server.registers(), 1);
-    assert!(
-        rss1 < rss0 + 32 * 1024,
-        "memory grew by {} KiB",
-        rss1 as i64 - rss0 as i64
-    );
     dispose(r);
 }
 
@@ -1940,6 +1954,7 @@ fn a_hundred_thousand_wrong_branch_responses_are_dropped() {
 fn a_digest_downgrade_over_tls_is_refused_and_not_retried() {
     let _x = exclusive();
     let log = LogCapture::install();
+    let rss = Rss::start();
     let registered = Arc::new(AtomicBool::new(false));
     let md5_answers = Arc::new(AtomicU64::new(0));
     let challenge = |alg: &str| {
@@ -2008,6 +2023,7 @@ fn a_digest_downgrade_over_tls_is_refused_and_not_retried() {
         "no REGISTER answered MD5"
     );
     assert_eq!(server.registers(), 3, "{:#?}", server.requests());
+    rss.check("downgrade");
     dispose(r);
 }
 
@@ -2020,6 +2036,7 @@ fn a_digest_downgrade_over_tls_is_refused_and_not_retried() {
 fn new_connections_to_one_target_wait_their_turn() {
     let _x = exclusive();
     let log = LogCapture::install();
+    let rss = Rss::start();
     const N: usize = 28;
     const BURST: usize = 16;
     let server = StreamServer::start(Wire::Tcp, |mut c: Conn| {
@@ -2072,6 +2089,7 @@ fn new_connections_to_one_target_wait_their_turn() {
     );
     // Each waits at most a quarter second more than the one before it.
     assert!(waits.windows(2).all(|w| w[1] - w[0] <= 0.26), "{waits:?}");
+    rss.check("connect limit");
     drop(log);
     for r in regs {
         dispose(r);
