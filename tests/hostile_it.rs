@@ -11,6 +11,14 @@
 //!   resident memory stays flat.
 //! - Credentials: at DEBUG level no log line (nor `sipreg_last_error()`) ever
 //!   shows the password, its digest HA1, or an Authorization header.
+//! - Hostile registrars written here (tests/support/hostile_peers.rs, issue
+//!   20): closing or sending junk after every 200 over TCP, TLS, WS and WSS
+//!   (at most 8 connections in 15 s), a server that never reads, slowloris,
+//!   an endless header, 100 MB messages and WebSocket frames, a TLS handshake
+//!   stalled after the ServerHello, a 100-certificate chain, a 423 asking
+//!   for 2^32 s, Retry-After 0 and past u32, 100 000 wrong-branch responses,
+//!   the digest downgrade, and the per-target connection rate limit. Each
+//!   counts connections and requests, checks resident memory and the reason.
 //!
 //! The log sink is process-wide and tests in one file run in parallel, so the
 //! tests that care (credentials capture, the flood) take `EXCLUSIVE`.
