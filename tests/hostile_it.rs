@@ -1206,8 +1206,7 @@ fn a_password_in_the_aor_never_goes_on_the_wire() {
 // Servers written here (tests/support/hostile_peers.rs) on 127.0.0.1, each
 // doing one thing a registrar should not. Every case counts what reached the
 // server (connections, REGISTERs) after a bounded wait, checks the process's
-// memory where the server pushes a lot, and checks the reason the client
-// gives. Tests that read the log take `EXCLUSIVE` (the sink is process-wide).
+// resident memory, and checks the reason the client gives. Tests that read the log take `EXCLUSIVE` (the sink is process-wide).
 
 use sipreg::ffi::sipreg_state;
 use std::io::Write;
@@ -1576,36 +1575,23 @@ fn slowloris_a_dribbled_200_ends_in_timer_f() {
     dispose(r);
 }
 
-/// Answers the REGISTER with the start of a 200 whose last header never ends
-/// (up to 100 MiB of it); returns the bytes written before the client went.
-fn endless_header(written: Arc<AtomicU64>, gone: Arc<AtomicBool>) -> impl Fn(Conn) + Send + Sync {
-    move |mut c: Conn| {
-        let Some(req) = c.recv() else { return };
-        let ok = String::from_utf8(peers::ok(&req, 600)).unwrap();
-        let head = ok.replace("Content-Length: 0\r\n\r\n", "X-Endless: ");
-        let chunk = vec![b'a'; 64 * 1024];
-        let mut sent = head.len() as u64;
-        let mut open = c.push(head.as_bytes());
-        while open && sent < 100 << 20 {
-            open = c.push(&chunk);
-            sent += chunk.len() as u64;
-            written.store(sent, Ordering::Relaxed);
-        }
-        gone.store(!open, Ordering::Relaxed);
-    }
+/// What a server pushing a big message got out, and whether the client
+/// closed the connection before it was all sent.
+#[derive(Default)]
+struct Pushed {
+    sent: AtomicU64,
+    gone: AtomicBool,
 }
 
-/// Writes `head` then `len` bytes of `b'a'` (or until the client goes);
-/// records whether the client went first.
-fn push_then_body(c: &mut Conn, head: &[u8], len: u64, gone: &AtomicBool) {
+/// Writes `head` then `len` bytes of `b'a'`, or until the client goes.
+fn push_then_body(c: &mut Conn, head: &[u8], len: u64, out: &Pushed) {
     let chunk = vec![b'a'; 64 * 1024];
     let mut open = c.push(head);
-    let mut sent = 0u64;
-    while open && sent < len {
+    while open && out.sent.load(Ordering::Relaxed) < len {
         open = c.push(&chunk);
-        sent += chunk.len() as u64;
+        out.sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
     }
-    gone.store(!open, Ordering::Relaxed);
+    out.gone.store(!open, Ordering::Relaxed);
 }
 
 /// A response header that never ends, a 100 MB Content-Length and a 100 MB
@@ -1617,49 +1603,59 @@ fn oversized_messages_close_the_connection_at_the_limit() {
     let _x = exclusive();
     let log = LogCapture::install();
     let mut rss = Rss::start();
-    let written = Arc::new(AtomicU64::new(0));
-    let gone: Vec<Arc<AtomicBool>> = (0..4).map(|_| Arc::default()).collect();
+    let pushed: Vec<Arc<Pushed>> = (0..4).map(|_| Arc::default()).collect();
     const HUNDRED_MB: u64 = 100 << 20;
-    let big_body = |gone: Arc<AtomicBool>| {
+    // The 200's head, with its last header left open and never ended.
+    let endless_header = |out: Arc<Pushed>| {
+        move |mut c: Conn| {
+            let Some(req) = c.recv() else { return };
+            let head = String::from_utf8(peers::ok(&req, 600))
+                .unwrap()
+                .replace("Content-Length: 0\r\n\r\n", "X-Endless: ");
+            push_then_body(&mut c, head.as_bytes(), HUNDRED_MB, &out);
+        }
+    };
+    let big_body = |out: Arc<Pushed>| {
         move |mut c: Conn| {
             let Some(req) = c.recv() else { return };
             let head = String::from_utf8(peers::ok(&req, 600)).unwrap().replace(
                 "Content-Length: 0",
                 &format!("Content-Length: {HUNDRED_MB}"),
             );
-            push_then_body(&mut c, head.as_bytes(), HUNDRED_MB, &gone);
+            push_then_body(&mut c, head.as_bytes(), HUNDRED_MB, &out);
         }
     };
     // A text frame header (FIN, opcode 1) with a 64-bit length of 100 MiB, unmasked.
-    let big_frame = |gone: Arc<AtomicBool>| {
+    let big_frame = |out: Arc<Pushed>| {
         move |mut c: Conn| {
             if c.recv().is_none() {
                 return;
             }
             let mut head = vec![0x81u8, 127];
             head.extend_from_slice(&HUNDRED_MB.to_be_bytes());
-            push_then_body(&mut c, &head, HUNDRED_MB, &gone);
+            push_then_body(&mut c, &head, HUNDRED_MB, &out);
         }
     };
+    let too_big = "message of 104 857 600 bytes exceeds the 65 536-byte limit";
     let servers = [
         (
-            StreamServer::start(Wire::Tcp, endless_header(written.clone(), gone[0].clone())),
-            "message header does not end within the 65 536-byte limit".to_owned(),
+            StreamServer::start(Wire::Tcp, endless_header(pushed[0].clone())),
+            "message header does not end within the 65 536-byte limit",
         ),
         (
-            StreamServer::start(Wire::Tcp, big_body(gone[1].clone())),
-            "exceeds the 65 536-byte limit".to_owned(),
+            StreamServer::start(Wire::Tcp, big_body(pushed[1].clone())),
+            "exceeds the 65 536-byte limit",
         ),
         (
-            StreamServer::start(Wire::Ws, big_frame(gone[2].clone())),
-            "message of 104 857 600 bytes exceeds the 65 536-byte limit".to_owned(),
+            StreamServer::start(Wire::Ws, big_frame(pushed[2].clone())),
+            too_big,
         ),
         (
             StreamServer::start(
                 Wire::Wss(peers::server_config()),
-                big_frame(gone[3].clone()),
+                big_frame(pushed[3].clone()),
             ),
-            "message of 104 857 600 bytes exceeds the 65 536-byte limit".to_owned(),
+            too_big,
         ),
     ];
     let mut regs = Vec::new();
@@ -1669,7 +1665,7 @@ fn oversized_messages_close_the_connection_at_the_limit() {
         assert_eq!(r.register(), SIPREG_OK);
         regs.push((ua, r));
     }
-    for (((s, why), (_, r)), gone) in servers.iter().zip(regs.iter_mut()).zip(&gone) {
+    for (((s, why), (_, r)), out) in servers.iter().zip(regs.iter_mut()).zip(&pushed) {
         let t = s.wire.name();
         assert!(
             r.wait_state(SIPREG_STATE_UNREGISTERED, WAIT),
@@ -1679,17 +1675,16 @@ fn oversized_messages_close_the_connection_at_the_limit() {
         rss.sample();
         assert_eq!(responses(r), [503], "{t} ({why}): {:?}", r.events());
         let line = expect_line(&log, s.addr.port(), &[&format!(":{}", s.addr.port()), why]);
-        println!("{t}: {line}");
         assert!(
-            wait_until(WAIT, || gone.load(Ordering::Relaxed)),
+            wait_until(WAIT, || out.gone.load(Ordering::Relaxed)),
             "{t} ({why}): the client closed the connection before 100 MiB"
+        );
+        println!(
+            "{t}: {line} (the server got {} KiB out)",
+            out.sent.load(Ordering::Relaxed) / 1024
         );
         assert_eq!(s.registers(), 1, "{t}: one REGISTER");
     }
-    println!(
-        "oversized: the endless header got {} KiB out before the client closed",
-        written.load(Ordering::Relaxed) / 1024
-    );
     rss.check("oversized");
     drop(log);
     for (_ua, r) in regs {
