@@ -1537,6 +1537,12 @@ fn a_server_that_never_reads_costs_one_request_and_a_timeout() {
         );
         assert_eq!(s.accepted(), 1, "{t}: one connection");
         assert_eq!(r.next_retry(), None, "{t}: retry is off");
+        let want = match *t {
+            "tcp" => SIPREG_FAILURE_TIMEOUT,
+            "tls" => SIPREG_FAILURE_TLS,
+            _ => SIPREG_FAILURE_TRANSPORT,
+        };
+        assert_eq!(r.failure().0, want, "{t}: {:?}", r.failure());
     }
     rss.check("never reading");
     for (_ua, r) in regs {
@@ -1571,6 +1577,7 @@ fn slowloris_a_dribbled_200_ends_in_timer_f() {
     assert_eq!(server.registers(), 1);
     assert_eq!(server.accepted(), 1);
     assert_eq!(r.state(), SIPREG_STATE_UNREGISTERED);
+    assert_eq!(r.failure().0, SIPREG_FAILURE_TIMEOUT, "{:?}", r.failure());
     rss.check("slowloris");
     dispose(r);
 }
@@ -1684,6 +1691,12 @@ fn oversized_messages_close_the_connection_at_the_limit() {
             out.sent.load(Ordering::Relaxed) / 1024
         );
         assert_eq!(s.registers(), 1, "{t}: one REGISTER");
+        let (kind, detail) = r.failure();
+        assert_eq!(kind, SIPREG_FAILURE_TRANSPORT, "{t}: {detail}");
+        assert!(
+            detail.contains(why),
+            "{t}: the failure says {why:?}: {detail}"
+        );
     }
     rss.check("oversized");
     drop(log);
@@ -1768,6 +1781,9 @@ fn a_stalled_handshake_and_a_100_certificate_chain_fail_as_tls_failures() {
         println!("{line}");
         assert_eq!(s.accepted(), 1, "{why}: one connection");
         assert_eq!(s.registers(), 0, "{why}: no REGISTER");
+        let (kind, detail) = r.failure();
+        assert_eq!(kind, SIPREG_FAILURE_TLS, "{why}: {detail}");
+        assert!(detail.contains(why), "the failure says {why:?}: {detail}");
         dispose(r);
     }
     rss.check("stalled handshake, 100-certificate chain");
@@ -1814,6 +1830,12 @@ fn a_423_with_an_absurd_min_expires_is_not_followed() {
     // Give a resend the time it would take, then count.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(server.registers(), 1, "{:?}", server.requests());
+    assert_eq!(
+        r.failure().0,
+        SIPREG_FAILURE_INTERVAL_TOO_BRIEF,
+        "{:?}",
+        r.failure()
+    );
     rss.check("423");
     dispose(r);
 }
@@ -1902,6 +1924,8 @@ fn a_huge_retry_after_waits_retry_after_max() {
         );
         std::thread::sleep(Duration::from_millis(300));
         assert_eq!(server.registers(), 1, "Retry-After: {huge}");
+        assert_eq!(r.failure().0, SIPREG_FAILURE_REJECTED, "{:?}", r.failure());
+        assert_eq!(r.failure_response().0, 503);
         dispose(r);
     }
     rss.check("huge Retry-After");
@@ -2026,6 +2050,12 @@ fn a_digest_downgrade_over_tls_is_refused_and_not_retried() {
         "no REGISTER answered MD5"
     );
     assert_eq!(server.registers(), 3, "{:#?}", server.requests());
+    let (kind, detail) = r.failure();
+    assert_eq!(kind, SIPREG_FAILURE_AUTH_DOWNGRADE, "{detail}");
+    assert!(
+        detail.contains("MD5") && detail.contains("SHA-256"),
+        "{detail}"
+    );
     rss.check("downgrade");
     dispose(r);
 }
