@@ -883,6 +883,33 @@ fn flows_that_die_right_after_each_200_back_off() {
 }
 
 #[test]
+fn a_refresh_during_a_flow_loss_backoff_ends_the_backoff() {
+    let mut h = Harness::alice(RegistererOptions::default());
+    h.register();
+    h.ok(600);
+    h.advance(secs(1));
+    h.reg.connection_lost(h.now, closed());
+    h.drain();
+    h.ok(60); // a short grant: its refresh comes before the backoff ends
+    h.advance(secs(1));
+    h.reg.connection_lost(h.now, closed());
+    h.drain();
+    let wait = h.reg.next_retry(h.now).expect("a retry is scheduled");
+    assert!(wait >= secs(60), "{wait:?}");
+    let refresh = h.run_until_sent(secs(59)).expect("the refresh goes out");
+    assert!(refresh.at < secs(60));
+    h.ok(600);
+    assert_eq!(
+        h.reg.next_retry(h.now),
+        None,
+        "registered again: the scheduled recovery has nothing left to do"
+    );
+    let sent = h.requests().len();
+    h.advance(secs(250));
+    assert_eq!(h.requests().len(), sent, "no REGISTER from the stale retry");
+}
+
+#[test]
 fn network_change_while_a_refresh_is_in_flight_keeps_the_registration() {
     let mut h = Harness::alice(RegistererOptions::default());
     h.register();

@@ -296,6 +296,9 @@ impl Registerer {
                 self.clear_failure();
                 self.registered_at = Some(now);
                 self.retry_after = None;
+                // Registered: a recovery still scheduled (a refresh that went
+                // out during a flow-loss backoff) has nothing left to do.
+                self.retry_at = None;
                 self.bound_contact = ours_text;
                 let granted = Duration::from_secs(u64::from(secs));
                 let spread = refresh::spread_of(&self.call_id);
