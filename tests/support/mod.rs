@@ -10,5 +10,7 @@ pub mod logs;
 pub mod nat_capi;
 pub mod nat_peers;
 pub mod sim;
+pub mod sipp;
 pub mod storm;
+pub mod wait;
 pub mod wire;

@@ -22,17 +22,32 @@ impl Request {
             raw.ends_with("\r\n\r\n"),
             "request must end with an empty line"
         );
-        let mut lines = raw.split("\r\n");
-        let request_line = lines.next().unwrap().to_owned();
+        let req = Request::read(&raw);
+        assert_eq!(
+            req.headers.len(),
+            raw.split("\r\n")
+                .skip(1)
+                .take_while(|l| !l.is_empty())
+                .count(),
+            "every header line has a colon and ends with CRLF:\n{raw}"
+        );
+        req
+    }
+
+    /// Reads a message from text without the oracle checks: a log's copy
+    /// (SIPp's message log) or a response, with CRLF or LF line ends.
+    pub fn read(text: &str) -> Request {
+        let mut lines = text.lines();
+        let request_line = lines.next().unwrap_or_default().to_owned();
         let headers = lines
-            .take_while(|l| !l.is_empty())
-            .map(|l| {
-                let (n, v) = l.split_once(':').expect("header line has a colon");
-                (n.trim().to_owned(), v.trim().to_owned())
+            .take_while(|l| !l.trim().is_empty())
+            .filter_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                Some((n.trim().to_owned(), v.trim().to_owned()))
             })
             .collect();
         Request {
-            raw,
+            raw: text.to_owned(),
             request_line,
             headers,
         }
