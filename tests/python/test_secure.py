@@ -110,26 +110,23 @@ def test_bad_tls_arguments_raise_clear_errors(secure_kamailio: SecureKamailio) -
             sipreg.Registerer(ua, registrar="sips:127.0.0.1;transport=ws")
 
 
-def test_user_agents_share_a_socket_unless_private(kamailio, new_user) -> None:  # type: ignore[no-untyped-def]
+def test_user_agents_share_a_socket_unless_private(kamailio, new_user, closing) -> None:  # type: ignore[no-untyped-def]
     flows = []
-    uas = []
-    # Kept: a registerer collected here would un-REGISTER and, the last user
-    # of its socket, close it before the next one is made.
-    regs = []
     for private in (False, False, True):
         u = new_user()
         # A local address nobody else in this process uses: the only user agents
         # that can share these sockets are this test's.
-        ua = sipreg.UserAgent(
-            u.aor, password=u.password, private_socket=private, local_address="127.0.0.9"
+        ua = closing(
+            sipreg.UserAgent(
+                u.aor, password=u.password, private_socket=private, local_address="127.0.0.9"
+            )
         )
-        uas.append(ua)
-        r = sipreg.Registerer(ua, registrar=kamailio.registrar, expires=60, retry=False)
-        regs.append(r)
+        # Kept until the end: a collected registerer disposes, and the last
+        # registerer leaving a shared socket closes it before the next user
+        # agent could pick it up.
+        r = closing(sipreg.Registerer(ua, registrar=kamailio.registrar, expires=60, retry=False))
         r.register()
         assert r.wait_for(sipreg.RegistererState.REGISTERED, timeout=10)
         flows.append(r.flow)
     assert flows[0] == flows[1], flows
     assert flows[2] != flows[0], flows
-    for ua in uas:
-        ua.close()
