@@ -455,6 +455,60 @@ fn udp_timeout_retransmits_then_reports_408() {
     assert!(!h.reg.is_waiting());
 }
 
+/// The timers tests/sipp_faults.rs gives the library (T1 50 ms, T2 400 ms,
+/// retry_base 0.5 s): Timer E doubles up to T2, Timer F ends the transaction
+/// at 64 T1 = 3.2 s, then the backoff retry is a new transaction.
+#[test]
+fn short_timers_retransmit_up_to_t2_and_time_out_at_64_t1() {
+    let mut ua = UserAgentConfig::new("sip:alice@example.com").unwrap();
+    ua.set_timers(ms(50), ms(400), ms(500)).unwrap();
+    let opts = RegistererOptions {
+        retry: RetryPolicy {
+            base: ms(500),
+            max: secs(4),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut h = Harness::new(ua, opts);
+    h.register();
+    h.advance(ms(3200));
+    let at: Vec<u128> = h.sent.iter().map(|s| s.at.as_millis()).collect();
+    assert_eq!(
+        at,
+        [0, 50, 150, 350, 750, 1150, 1550, 1950, 2350, 2750, 3150]
+    );
+    assert!(h.sent[1..]
+        .iter()
+        .all(|s| s.retransmission && s.req.raw == h.sent[0].req.raw));
+    assert_eq!(h.responses(), vec![408]);
+    let timed_out = h
+        .events
+        .iter()
+        .find(|(_, e)| matches!(e, Event::Response { .. }))
+        .unwrap()
+        .0;
+    assert_eq!(timed_out, ms(3200));
+    let delay = h.reg.next_retry(h.now).expect("a backoff retry");
+    assert!(
+        delay >= ms(500) && delay <= secs(1),
+        "min(max, base * 2) * U[0.5, 1]: {delay:?}"
+    );
+    assert!(h
+        .events
+        .iter()
+        .any(|(_, e)| *e == Event::RetryScheduled { delay, failures: 1 }));
+    let retry = h.run_until_sent(secs(2)).expect("the retry");
+    assert_eq!(retry.at, ms(3200) + delay);
+    assert!(!retry.retransmission);
+    assert_ne!(
+        retry.req.branch(),
+        h.sent[0].req.branch(),
+        "a new transaction"
+    );
+    assert_eq!(retry.req.header("Call-ID"), h.sent[0].req.header("Call-ID"));
+}
+
 #[test]
 fn timeout_with_retry_policy_backs_off_per_rfc_5626() {
     let mut ua = UserAgentConfig::new("sip:alice@example.com").unwrap();
@@ -1089,6 +1143,36 @@ fn same_call_id_same_refresh_instant() {
     let at = run();
     assert_eq!(at, run());
     assert!(at <= secs(594) && at >= ms(534_600), "{at:?}");
+}
+
+/// tests/sipp/short_grant*.xml: 60 s asked, 2 s granted (in the Contact or in
+/// the Expires header): the refresh comes at half of the grant (up to 10 %
+/// earlier) and asks for the configured 60 s again.
+#[test]
+fn shorter_grant_than_asked_is_refreshed_at_half_of_it() {
+    for in_header in [false, true] {
+        let mut h = Harness::alice(RegistererOptions {
+            expires: 60,
+            ..Default::default()
+        });
+        h.register();
+        let uri = h.last().contact_uri();
+        let grant = if in_header {
+            vec![format!("Contact: <{uri}>"), "Expires: 2".into()]
+        } else {
+            vec![format!("Contact: <{uri}>;expires=2")]
+        };
+        h.reply(200, "OK", &grant);
+        let at = h.run_until_sent(secs(120)).expect("a refresh").at;
+        assert_eq!(at, h.refresh_after(2));
+        assert!(
+            at <= secs(1) && at >= ms(900),
+            "half of the 2 s grant, up to 10 % early: {at:?}"
+        );
+        assert_eq!(h.last().contact_expires(), Some(60));
+        assert_eq!(h.last().header("Expires"), Some("60"));
+        assert_eq!(h.states(), vec![State::Registered]);
+    }
 }
 
 #[test]
