@@ -1,7 +1,7 @@
 //! Peers for the NAT / outbound tests: a Kamailio with RFC 5626 outbound and
 //! STUN (tests/kamailio/outbound.cfg) on a free port, and loopback relays that
 //! play the NAT (UDP: the source port can be switched mid-test) or watch a
-//! TCP flow (timestamps of pings, pongs that can be swallowed).
+//! TCP flow (what the client sent, in order; pongs that can be swallowed).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -9,9 +9,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::kamailio::free_port;
+use super::wait;
 
 /// A private Kamailio running tests/kamailio/outbound.cfg.
 pub struct OutboundKamailio {
@@ -125,14 +126,13 @@ impl OutboundKamailio {
             rundir,
             child,
         };
-        let end = Instant::now() + Duration::from_secs(10);
-        while k.kamcmd(&["core.uptime"]).is_none() {
+        let up = wait::until(wait::PATIENCE, || {
             if let Ok(Some(st)) = k.child.try_wait() {
                 panic!("kamailio exited ({st}): {}", k.log());
             }
-            assert!(Instant::now() < end, "kamailio not up: {}", k.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            k.kamcmd(&["core.uptime"]).is_some()
+        });
+        assert!(up, "kamailio never answered: {}", k.log());
         k
     }
 
@@ -170,17 +170,12 @@ impl OutboundKamailio {
         within: Duration,
         pred: impl Fn(&[String]) -> bool,
     ) -> Result<Vec<String>, Vec<String>> {
-        let end = Instant::now() + within;
-        loop {
-            let b = self.bindings(user);
-            if pred(&b) {
-                return Ok(b);
-            }
-            if Instant::now() >= end {
-                return Err(b);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut last = Vec::new();
+        wait::until_some(within, || {
+            last = self.bindings(user);
+            pred(&last).then(|| last.clone())
+        })
+        .ok_or(last)
     }
 
     pub fn registrar(&self, transport: &str) -> String {
@@ -203,22 +198,20 @@ impl Drop for OutboundKamailio {
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status();
-        let end = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < end {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if wait::until(Duration::from_secs(5), || {
+            matches!(self.child.try_wait(), Ok(Some(_)))
+        }) {
+            return;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-/// One datagram or chunk a relay passed from the client towards the server.
+/// One datagram or chunk a relay passed from the client towards the server
+/// (a relay keeps them in the order they came).
 #[derive(Clone, Debug)]
 pub struct Seen {
-    pub at: Instant,
     /// Index of the upstream socket (UDP) or connection (TCP) it went through.
     pub via: usize,
     pub bytes: Vec<u8>,
@@ -280,7 +273,6 @@ impl UdpNat {
                     client = Some(from);
                     let via = c.load(Ordering::Relaxed);
                     log.lock().unwrap().push(Seen {
-                        at: Instant::now(),
                         via,
                         bytes: buf[..n].to_vec(),
                     });
@@ -338,8 +330,8 @@ pub struct TcpWatch {
     pub accepted: Arc<AtomicUsize>,
     pub seen: Arc<Mutex<Vec<Seen>>>,
     /// Keep-alive answers the server sent (bare CRLF chunks, or WebSocket
-    /// PONG frames), with the connection index.
-    pub pongs: Arc<Mutex<Vec<(Instant, usize)>>>,
+    /// PONG frames): the connection index of each.
+    pongs: Arc<Mutex<Vec<usize>>>,
 }
 
 impl TcpWatch {
@@ -375,7 +367,6 @@ impl TcpWatch {
                             break;
                         }
                         log.lock().unwrap().push(Seen {
-                            at: Instant::now(),
                             via: idx,
                             bytes: buf[..n].to_vec(),
                         });
@@ -396,7 +387,7 @@ impl TcpWatch {
                         let crlf = chunk.iter().all(|b| *b == b'\r' || *b == b'\n');
                         let ws_pong = chunk.first() == Some(&0x8A);
                         if crlf || ws_pong {
-                            pl.lock().unwrap().push((Instant::now(), idx));
+                            pl.lock().unwrap().push(idx);
                             if d.load(Ordering::SeqCst) == idx {
                                 continue;
                             }
@@ -425,5 +416,20 @@ impl TcpWatch {
 
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// Keep-alive answers the server sent on connection `idx` (1-based).
+    pub fn pongs_on(&self, idx: usize) -> usize {
+        self.pongs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|i| **i == idx)
+            .count()
+    }
+
+    /// Connections the client opened so far.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 }
