@@ -261,6 +261,43 @@ fn missing_pong_fails_the_flow_and_re_registers_within_ten_seconds() {
     assert!(h.reg.keepalive().active().is_some(), "pings resume");
 }
 
+/// A STUN Binding success answering `req`: the server saw 127.0.0.1:`port`.
+fn stun_answer(req: &[u8], port: u16) -> Vec<u8> {
+    let mut m = vec![0x01, 0x01, 0x00, 0x0C];
+    m.extend_from_slice(&req[4..20]);
+    m.extend_from_slice(&[0x00, 0x20, 0x00, 0x08, 0x00, 0x01]);
+    m.extend_from_slice(&(port ^ 0x2112).to_be_bytes());
+    let ip = [127u8, 0, 0, 1];
+    for (b, k) in ip.iter().zip(stun::MAGIC_COOKIE.to_be_bytes()) {
+        m.push(b ^ k);
+    }
+    m
+}
+
+/// What tests/nat_it.rs sees on UDP with outbound: a STUN request every 80 to
+/// 100 % of Flow-Timer, each answered with the same mapping, keeps the flow.
+#[test]
+fn stun_pings_on_udp_between_80_and_100_percent_of_flow_timer() {
+    let mut h = harness(outbound(), 0, false);
+    h.register();
+    ok_seen(&mut h, None, &["Require: outbound", "Flow-Timer: 3"]);
+    let mut last = h.now;
+    for _ in 0..50 {
+        let due = h.reg.keepalive().poll_timeout().unwrap();
+        let gap = due - last;
+        assert!(gap >= ms(2400) && gap <= secs(3), "gap {gap:?}");
+        h.advance(due - h.now);
+        let req = pings(&mut h).pop().expect("a STUN request");
+        assert!(stun::is_stun(&req));
+        assert!(h.reg.stun_datagram(h.now, &stun_answer(&req, 5080)));
+        h.drain();
+        last = due;
+    }
+    assert_eq!(h.states(), [State::Registered]);
+    assert!(!h.reg.take_flow_failed());
+    assert_eq!(h.requests().len(), 1, "no re-REGISTER");
+}
+
 #[test]
 fn stun_on_udp_and_mapped_address_change_re_registers() {
     let mut h = harness(outbound(), 0, false);
@@ -271,17 +308,7 @@ fn stun_on_udp_and_mapped_address_change_re_registers() {
     h.advance(due - h.now);
     let req = pings(&mut h).pop().expect("STUN request");
     assert!(stun::is_stun(&req));
-    let answer = |req: &[u8], port: u16| {
-        let mut m = vec![0x01, 0x01, 0x00, 0x0C];
-        m.extend_from_slice(&req[4..20]);
-        m.extend_from_slice(&[0x00, 0x20, 0x00, 0x08, 0x00, 0x01]);
-        m.extend_from_slice(&(port ^ 0x2112).to_be_bytes());
-        let ip = [127u8, 0, 0, 1];
-        for (b, k) in ip.iter().zip(stun::MAGIC_COOKIE.to_be_bytes()) {
-            m.push(b ^ k);
-        }
-        m
-    };
+    let answer = stun_answer;
     assert!(h.reg.stun_datagram(h.now, &answer(&req, 5080)));
     h.drain();
     assert_eq!(h.requests().len(), 1);
