@@ -231,6 +231,10 @@ impl Seen {
     pub fn is_ws_ping(&self) -> bool {
         self.bytes.first() == Some(&0x89)
     }
+    /// A client WebSocket PONG frame (FIN + opcode 10).
+    pub fn is_ws_pong(&self) -> bool {
+        self.bytes.first() == Some(&0x8A)
+    }
     pub fn is_crlf(&self) -> bool {
         self.bytes == b"\r\n"
     }
@@ -320,9 +324,10 @@ impl Drop for UdpNat {
     }
 }
 
-/// A TCP relay on loopback that logs what the client sends (per connection)
-/// and can swallow the server's keep-alive answers (CRLF pongs, WebSocket
-/// PONG frames) on one connection.
+/// A TCP relay on loopback that logs what the client sends (per connection),
+/// counts the server's keep-alives (WebSocket PING frames) and answers (CRLF
+/// pongs, WebSocket PONG frames), and can swallow the answers on one
+/// connection.
 pub struct TcpWatch {
     pub addr: SocketAddr,
     /// Connection index (1-based) whose pongs are dropped; 0 = none.
@@ -332,6 +337,8 @@ pub struct TcpWatch {
     /// Keep-alive answers the server sent (bare CRLF chunks, or WebSocket
     /// PONG frames): the connection index of each.
     pongs: Arc<Mutex<Vec<usize>>>,
+    /// WebSocket PING frames the server sent: the connection index of each.
+    server_pings: Arc<Mutex<Vec<usize>>>,
 }
 
 impl TcpWatch {
@@ -342,11 +349,13 @@ impl TcpWatch {
         let accepted = Arc::new(AtomicUsize::new(0));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let pongs = Arc::new(Mutex::new(Vec::new()));
-        let (d, a, log, pl) = (
+        let server_pings = Arc::new(Mutex::new(Vec::new()));
+        let (d, a, log, pl, sp) = (
             drop_pongs_on.clone(),
             accepted.clone(),
             seen.clone(),
             pongs.clone(),
+            server_pings.clone(),
         );
         // Threads end with the test process (the listener is never closed).
         std::thread::spawn(move || {
@@ -376,7 +385,7 @@ impl TcpWatch {
                     }
                     let _ = upstream.shutdown(std::net::Shutdown::Both);
                 });
-                let (d, pl) = (d.clone(), pl.clone());
+                let (d, pl, sp) = (d.clone(), pl.clone(), sp.clone());
                 std::thread::spawn(move || {
                     let mut buf = vec![0u8; 65536];
                     while let Ok(n) = u2.read(&mut buf) {
@@ -386,6 +395,9 @@ impl TcpWatch {
                         let chunk = &buf[..n];
                         let crlf = chunk.iter().all(|b| *b == b'\r' || *b == b'\n');
                         let ws_pong = chunk.first() == Some(&0x8A);
+                        if chunk.first() == Some(&0x89) {
+                            sp.lock().unwrap().push(idx);
+                        }
                         if crlf || ws_pong {
                             pl.lock().unwrap().push(idx);
                             if d.load(Ordering::SeqCst) == idx {
@@ -406,6 +418,7 @@ impl TcpWatch {
             accepted,
             seen,
             pongs,
+            server_pings,
         }
     }
 
@@ -421,6 +434,16 @@ impl TcpWatch {
     /// Keep-alive answers the server sent on connection `idx` (1-based).
     pub fn pongs_on(&self, idx: usize) -> usize {
         self.pongs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|i| **i == idx)
+            .count()
+    }
+
+    /// WebSocket PING frames the server sent on connection `idx` (1-based).
+    pub fn server_pings_on(&self, idx: usize) -> usize {
+        self.server_pings
             .lock()
             .unwrap()
             .iter()
