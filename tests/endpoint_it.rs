@@ -6,13 +6,13 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sipreg::ffi::sipreg_result::*;
 use support::capi::*;
 use support::kamailio::{fresh_user, shared};
 
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = support::wait::PATIENCE;
 
 /// The tests share the process's sockets: one at a time, so a network change
 /// in one does not move the other's.
@@ -46,13 +46,6 @@ fn registered_as(user: &str, pw: &str, transport: &str, private: bool) -> (Ua, R
         r.events()
     );
     (ua, r)
-}
-
-fn count_200(r: &mut Reg) -> usize {
-    r.events()
-        .iter()
-        .filter(|e| matches!(e, Ev::Response(200, _)))
-        .count()
 }
 
 #[test]
@@ -110,13 +103,11 @@ fn network_change_rebinds_every_user_agent_on_the_shared_socket() {
     let flow = r1.flow();
     assert_eq!(flow, r2.flow());
     ua1.network_changed();
-    let end = Instant::now() + WAIT;
-    while (count_200(&mut r1) < 2 || count_200(&mut r2) < 2) && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(count_200(&mut r1) >= 2, "{:?}", r1.events());
+    r1.wait_200s(2, WAIT);
+    r2.wait_200s(2, WAIT);
+    assert!(r1.count_200() >= 2, "{:?}", r1.events());
     assert!(
-        count_200(&mut r2) >= 2,
+        r2.count_200() >= 2,
         "the other user agent moved too: {:?}",
         r2.events()
     );

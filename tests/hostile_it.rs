@@ -38,7 +38,7 @@ use support::capi::*;
 use support::kamailio::{fresh_user, shared};
 use support::wire::Request;
 
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = support::wait::PATIENCE;
 
 static EXCLUSIVE: Mutex<()> = Mutex::new(());
 
@@ -101,22 +101,11 @@ fn contact_addr(r: &Reg) -> SocketAddr {
         .unwrap_or_else(|e| panic!("contact {c}: {e}"))
 }
 
-fn count_200(r: &mut Reg) -> usize {
-    r.events()
-        .iter()
-        .filter(|e| matches!(e, Ev::Response(200, _)))
-        .count()
-}
-
 /// Waits for one more 200 (the automatic refresh) and checks it left us Registered.
 fn expect_refresh(r: &mut Reg, what: &str) {
-    let before = count_200(r);
-    let end = Instant::now() + WAIT;
-    while count_200(r) <= before && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let before = r.count_200();
     assert!(
-        count_200(r) > before,
+        r.wait_200s(before + 1, WAIT),
         "{what}: a refresh was accepted: {:?}",
         r.events()
     );
@@ -125,18 +114,8 @@ fn expect_refresh(r: &mut Reg, what: &str) {
 
 /// Waits until `ua`'s dropped counter reached `at_least`; returns the value.
 fn wait_dropped(ua: &Ua, at_least: u64) -> u64 {
-    wait_dropped_for(ua, at_least, WAIT)
-}
-
-fn wait_dropped_for(ua: &Ua, at_least: u64, timeout: Duration) -> u64 {
-    let end = Instant::now() + timeout;
-    loop {
-        let d = ua.stats().dropped;
-        if d >= at_least || Instant::now() > end {
-            return d;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    support::wait::until(WAIT, || ua.stats().dropped >= at_least);
+    ua.stats().dropped
 }
 
 fn state_changes(evs: &[Ev]) -> Vec<Ev> {
@@ -453,7 +432,7 @@ fn a_flood_of_junk_leaves_registration_and_memory_intact() {
     const N: u64 = 100_000;
     const BATCH: u64 = 64;
     const FLOOD_FOR: Duration = Duration::from_secs(6);
-    let refreshes0 = count_200(&mut r);
+    let refreshes0 = r.count_200();
     let big = {
         let mut b = vec![b'O'; 65_507];
         b[..4].copy_from_slice(b"SIP/");
@@ -521,7 +500,7 @@ fn a_flood_of_junk_leaves_registration_and_memory_intact() {
     }
     let stats1 = ua.stats();
     let rss1 = vm_rss_kib();
-    let refreshes = count_200(&mut r) - refreshes0;
+    let refreshes = r.count_200() - refreshes0;
     let dropped = stats1.dropped - stats0.dropped;
     let received = stats1.received - stats0.received;
     println!(
@@ -681,8 +660,8 @@ impl Relay {
                             s.send_to(forgery.as_bytes(), c).unwrap();
                             f.fetch_add(1, Ordering::Relaxed);
                         }
-                        // Let them arrive before what comes next.
-                        std::thread::sleep(Duration::from_millis(20));
+                        // Loopback delivers each datagram during its send_to:
+                        // these are queued before what comes next.
                     };
                     if inject == Inject::Before {
                         send_forgeries();
@@ -848,14 +827,9 @@ fn late_forgeries() -> (u64, u64, Ua, Reg, Relay) {
         r.events()
     );
     // Both responses (401, 200) get 5 forgeries after them.
-    let end = Instant::now() + WAIT;
-    while relay.forged.load(Ordering::Relaxed) < 10 && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    std::thread::sleep(Duration::from_millis(100));
+    support::wait::until(WAIT, || relay.forged.load(Ordering::Relaxed) >= 10);
     let forged = relay.forged.load(Ordering::Relaxed);
-    let dropped =
-        wait_dropped_for(&ua, stats0.dropped + forged, Duration::from_secs(1)) - stats0.dropped;
+    let dropped = wait_dropped(&ua, stats0.dropped + forged) - stats0.dropped;
     println!("late forgeries: injected {forged}, counted as dropped +{dropped}");
     assert!(forged >= 10);
     (forged, dropped, ua, r, relay)

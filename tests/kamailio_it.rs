@@ -10,17 +10,10 @@ use support::kamailio::{fresh_user, private, shared};
 
 const WAIT: Duration = support::wait::PATIENCE;
 
-fn count_200(r: &mut Reg) -> usize {
-    r.events()
-        .iter()
-        .filter(|e| matches!(e, Ev::Response(200, _)))
-        .count()
-}
-
 /// Waits for `n` more 200s (refreshes) than there are now.
 fn wait_refreshes(r: &mut Reg, n: usize) -> bool {
-    let want = count_200(r) + n;
-    support::wait::until(WAIT, || count_200(r) >= want)
+    let want = r.count_200() + n;
+    r.wait_200s(want, WAIT)
 }
 
 fn ua_for(user: &str, pw: &str, transport: &str) -> Ua {

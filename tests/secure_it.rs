@@ -55,18 +55,6 @@ fn retrying(o: Opts) -> Opts {
     }
 }
 
-fn count_200(r: &mut Reg) -> usize {
-    r.events()
-        .iter()
-        .filter(|e| matches!(e, Ev::Response(200, _)))
-        .count()
-}
-
-/// Waits until `r` got `n` 200s in all.
-fn wait_200s(r: &mut Reg, n: usize) -> bool {
-    wait::until(WAIT, || count_200(r) >= n)
-}
-
 /// Register, check Kamailio's binding, refresh once, unregister, check it is gone.
 fn lifecycle(s: &Secure, transport: &str, registrar: String, user: &str, ua: Ua) {
     let mut r = Reg::new(&ua, &opts(registrar, 4));
@@ -93,8 +81,8 @@ fn lifecycle(s: &Secure, transport: &str, registrar: String, user: &str, ua: Ua)
         "{transport}: usrloc holds the transport: {bindings:?}"
     );
     let flow = r.flow();
-    let before = count_200(&mut r);
-    assert!(wait_200s(&mut r, before + 1), "{transport}: refreshed");
+    let before = r.count_200();
+    assert!(r.wait_200s(before + 1, WAIT), "{transport}: refreshed");
     assert_eq!(r.state(), SIPREG_STATE_REGISTERED);
     assert_eq!(
         r.flow(),
@@ -393,8 +381,8 @@ fn wss_register_refresh_unregister() {
     );
     assert!(r.flow().starts_with("wss:"), "flow {}", r.flow());
     assert_eq!(s.k.lookup(&user).len(), 1);
-    let before = count_200(&mut r);
-    assert!(wait_200s(&mut r, before + 1), "wss: refreshed");
+    let before = r.count_200();
+    assert!(r.wait_200s(before + 1, WAIT), "wss: refreshed");
     assert_eq!(r.unregister(false), SIPREG_OK);
     assert!(r.wait_state(SIPREG_STATE_UNREGISTERED, WAIT));
     assert!(s.k.lookup(&user).is_empty(), "binding removed");
@@ -499,7 +487,7 @@ fn ws_server_pings_are_answered() {
         !watch.seen().iter().any(Seen::is_ws_ping),
         "outbound is off: no PINGs of our own"
     );
-    assert_eq!(count_200(&mut r), 1, "no SIP traffic meanwhile");
+    assert_eq!(r.count_200(), 1, "no SIP traffic meanwhile");
     assert_eq!(r.dispose(), SIPREG_OK);
     assert!(r.wait_state(SIPREG_STATE_TERMINATED, WAIT));
 }
@@ -516,8 +504,8 @@ fn ws_server_close_reregisters_at_once() {
         .unwrap_or_default();
     assert_eq!(ids.len(), 1, "{ids:?}");
     s.kamcmd(&["ws.close", &ids[0]]);
-    assert!(wait_200s(&mut r, 2), "re-registered: {:?}", r.events());
-    assert_eq!(count_200(&mut r), 2, "{:?}", r.events());
+    assert!(r.wait_200s(2, WAIT), "re-registered: {:?}", r.events());
+    assert_eq!(r.count_200(), 2, "{:?}", r.events());
     let ev = r.events();
     assert!(
         ev.iter()
@@ -616,8 +604,8 @@ fn network_changed_moves_a_tls_binding_to_a_new_connection() {
     );
     let flow = r.flow();
     u.network_changed();
-    assert!(wait_200s(&mut r, 2), "re-registered: {:?}", r.events());
-    assert_eq!(count_200(&mut r), 2, "{:?}", r.events());
+    assert!(r.wait_200s(2, WAIT), "re-registered: {:?}", r.events());
+    assert_eq!(r.count_200(), 2, "{:?}", r.events());
     assert_ne!(r.flow(), flow, "a new connection");
     let bindings = s.k.lookup(&user);
     assert_eq!(

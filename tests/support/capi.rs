@@ -538,6 +538,19 @@ impl Reg {
         self.wait_for(timeout, |e| *e == Ev::State(s)).is_some()
     }
 
+    /// How many 200s (initial, refreshes, un-REGISTERs) arrived so far.
+    pub fn count_200(&mut self) -> usize {
+        self.events()
+            .iter()
+            .filter(|e| matches!(e, Ev::Response(200, _)))
+            .count()
+    }
+
+    /// Waits until `n` 200s arrived in all.
+    pub fn wait_200s(&mut self, n: usize, within: Duration) -> bool {
+        super::wait::until(within, || self.count_200() >= n)
+    }
+
     /// Everything received so far (drains the channel).
     pub fn events(&mut self) -> Vec<Ev> {
         while let Ok(e) = self.rx.try_recv() {
