@@ -209,7 +209,7 @@ pub struct Reg {
     pub ptr: *mut sipreg_registerer,
     rx: Receiver<Ev>,
     tx: *mut Sender<Ev>,
-    pub seen: Vec<(Instant, Ev)>,
+    pub seen: Vec<Ev>,
     cursor: usize,
 }
 unsafe impl Send for Reg {}
@@ -520,14 +520,14 @@ impl Reg {
         loop {
             while self.cursor < self.seen.len() {
                 self.cursor += 1;
-                let e = &self.seen[self.cursor - 1].1;
+                let e = &self.seen[self.cursor - 1];
                 if pred(e) {
                     return Some(e.clone());
                 }
             }
             let left = end.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left) {
-                Ok(e) => self.seen.push((Instant::now(), e)),
+                Ok(e) => self.seen.push(e),
                 Err(_) => return None,
             }
         }
@@ -554,9 +554,9 @@ impl Reg {
     /// Everything received so far (drains the channel).
     pub fn events(&mut self) -> Vec<Ev> {
         while let Ok(e) = self.rx.try_recv() {
-            self.seen.push((Instant::now(), e));
+            self.seen.push(e);
         }
-        self.seen.iter().map(|(_, e)| e.clone()).collect()
+        self.seen.clone()
     }
 }
 

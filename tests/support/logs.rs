@@ -3,7 +3,7 @@
 
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::{Mutex, Once};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sipreg::ffi::global::{sipreg_log_level, sipreg_set_log_callback};
 use sipreg::ffi::sipreg_result::SIPREG_OK;
@@ -62,15 +62,11 @@ pub fn log_lines(containing: &str) -> Vec<String> {
 
 /// Waits up to `within` for lines containing both strings.
 pub fn wait_log(containing: &str, also: &str, within: Duration) -> Vec<String> {
-    let end = Instant::now() + within;
-    loop {
-        let lines: Vec<String> = log_lines(containing)
+    let found = || -> Vec<String> {
+        log_lines(containing)
             .into_iter()
             .filter(|l| l.contains(also))
-            .collect();
-        if !lines.is_empty() || Instant::now() > end {
-            return lines;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+            .collect()
+    };
+    super::wait::until_some(within, || Some(found()).filter(|l| !l.is_empty())).unwrap_or_default()
 }
