@@ -20,7 +20,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, List, Set, Tuple
@@ -38,6 +37,11 @@ INSTALLED = os.environ.get("SIPREG_TEST_INSTALLED") == "1"
 
 if not INSTALLED and str(BINDINGS) not in sys.path:
     sys.path.insert(0, str(BINDINGS))
+# The helpers the Python tests share with tests/dns (wait, sipp).
+if str(ROOT / "tests" / "support") not in sys.path:
+    sys.path.insert(0, str(ROOT / "tests" / "support"))
+
+from wait import PATIENCE, wait_until  # noqa: E402
 
 
 def _port_free(port: int) -> bool:
@@ -100,14 +104,19 @@ class Kamailio:
         expires = [int(x) for x in re.findall(r"^\s*Expires:\s*(-?\d+)", p.stdout, re.M)]
         return list(zip(addrs, expires + [0] * (len(addrs) - len(expires))))
 
-    def wait_bindings(self, user: str, count: int, timeout: float = 5.0) -> List[Tuple[str, int]]:
+    def wait_bindings(
+        self, user: str, count: int, timeout: float = PATIENCE
+    ) -> List[Tuple[str, int]]:
         """Polls until ``user`` has exactly ``count`` bindings (returns the last lookup)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            b = self.lookup(user)
-            if len(b) == count or time.monotonic() > deadline:
-                return b
-            time.sleep(0.1)
+        last: List[Tuple[str, int]] = []
+
+        def have() -> bool:
+            nonlocal last
+            last = self.lookup(user)
+            return len(last) == count
+
+        wait_until(have, timeout, step=0.1)
+        return last
 
 
 @pytest.fixture(scope="session")

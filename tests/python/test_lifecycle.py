@@ -8,11 +8,11 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 import weakref
 from typing import List
 
 import sipreg
+from conftest import PATIENCE
 from sipreg import _core
 
 S = sipreg.RegistererState
@@ -37,9 +37,9 @@ def test_collected_registerer_is_freed_and_unregistered(kamailio, user, closing)
     assert handle.value is None, "the finalizer did not free the handle"
     assert token not in _core._states
     # sipreg_registerer_free disposes a registered registerer in the background.
-    assert kamailio.wait_bindings(user.name, 0, timeout=5.0) == []
-    time.sleep(0.2)
-    # No callback reached the collected object after the free.
+    assert kamailio.wait_bindings(user.name, 0) == []
+    # No callback reached the collected object after the free (the background
+    # dispose, un-REGISTER answered above, would have sent them).
     assert calls == [S.REGISTERED]
 
 
@@ -56,7 +56,7 @@ def test_collected_user_agent_and_registerers(kamailio, user) -> None:
     ref = make()
     gc.collect()
     assert ref() is None
-    assert kamailio.wait_bindings(user.name, 0, timeout=5.0) == []
+    assert kamailio.wait_bindings(user.name, 0) == []
 
 
 def _run_script(script: str, env: dict, timeout: float = 30) -> subprocess.CompletedProcess:
@@ -101,8 +101,8 @@ def test_interpreter_exit_with_live_registerers(kamailio, user, new_user, sipreg
     assert "EXITING" in p.stdout
     assert "Traceback" not in out and "Fatal" not in out and "Exception ignored" not in out, out
     # The atexit hook disposed everything: the bindings are gone.
-    assert kamailio.wait_bindings(user.name, 0, timeout=3.0) == []
-    assert kamailio.wait_bindings(other.name, 0, timeout=3.0) == []
+    assert kamailio.wait_bindings(user.name, 0) == []
+    assert kamailio.wait_bindings(other.name, 0) == []
 
 
 def test_interpreter_exit_while_callbacks_fire(kamailio, new_user, sipreg_env) -> None:
@@ -126,12 +126,14 @@ def test_interpreter_exit_while_callbacks_fire(kamailio, new_user, sipreg_env) -
     assert p.returncode == 0, out
     assert "Traceback" not in out and "Fatal" not in out, out
     for u in users:
-        assert kamailio.wait_bindings(u.name, 0, timeout=3.0) == []
+        assert kamailio.wait_bindings(u.name, 0) == []
 
 
-def test_dispose_waits_only_bounded(user) -> None:
-    """Disposing a registered registerer whose registrar went silent is bounded
-    by the user agent's shutdown timeout."""
+def test_dispose_returns_when_the_registrar_is_silent(user) -> None:
+    """Disposing a registerer whose registrar is silent ends: dispose() and
+    close() return and the registerer is Terminated (that the un-REGISTER is
+    given up after the shutdown timeout is the core's rule:
+    core_scenarios::dispose_is_bounded_when_the_unregister_gets_no_answer)."""
     import socket
 
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -141,13 +143,9 @@ def test_dispose_waits_only_bounded(user) -> None:
         ua = sipreg.UserAgent(user.aor, password=user.password, t1=0.02, shutdown_timeout=0.5)
         r = sipreg.Registerer(ua, registrar=f"sip:127.0.0.1:{port}", retry=False)
         r.register()  # in flight, never answered
-        t = time.monotonic()
         r.dispose()
-        took = time.monotonic() - t
-        assert took < 0.5 + _core.WAIT_MARGIN + 0.5, took
-        t = time.monotonic()
+        assert r.wait_for(S.TERMINATED, timeout=PATIENCE)
         ua.close()
-        assert time.monotonic() - t < 0.5 + _core.WAIT_MARGIN + 0.5
         assert r.state is S.TERMINATED
     finally:
         s.close()
@@ -174,7 +172,8 @@ def test_calls_from_many_threads(kamailio, new_user) -> None:
     for t in threads:
         t.start()
     for t in threads:
-        t.join(20)
+        t.join(PATIENCE)
+    assert not [t for t in threads if t.is_alive()], "a worker thread hung"
     assert errors == []
 
 
@@ -191,7 +190,7 @@ def test_close_from_inside_listener(kamailio, user) -> None:
 
     r.state_change.add_listener(listener)
     r.register()
-    assert r.wait_for(S.TERMINATED, timeout=8.0), states
+    assert r.wait_for(S.TERMINATED, timeout=PATIENCE), states
     assert states == [S.REGISTERED, S.UNREGISTERED, S.TERMINATED]
     assert ua.closed
     r.close()
