@@ -19,7 +19,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
@@ -27,7 +26,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bindings" / "python"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 import sipreg  # noqa: E402
+from sipp import Sipp  # noqa: E402
+from wait import PATIENCE, wait_until  # noqa: E402
 
 KAMCTL = ROOT / "tests" / "kamailio" / "kamctl.sh"
 HERE = Path(__file__).resolve().parent
@@ -106,45 +108,6 @@ class Kamailio:
         return p.returncode == 0 and "Contact" in p.stdout
 
 
-class Sipp:
-    def __init__(self, base: Path, scenario: str, port: int) -> None:
-        self.dir = base / f"sipp-{scenario}-{port}"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = port
-        self.proc = subprocess.Popen(
-            ["sipp", "-sf", str(HERE / f"{scenario}.xml"), "-i", "127.0.0.1", "-p", str(port),
-             "-t", "u1", "-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error",
-             "-trace_msg", "-message_file", str(self.dir / "messages.log")],
-            cwd=self.dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        # Ready once it listens.
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            try:
-                u.bind(("127.0.0.1", port))
-            except OSError:
-                return
-            finally:
-                u.close()
-            time.sleep(0.05)
-        raise RuntimeError(f"sipp did not listen on {port}")
-
-    def requests(self) -> int:
-        p = self.dir / "messages.log"
-        return p.read_text(errors="replace").count("REGISTER sip:") if p.exists() else 0
-
-    def wait(self, timeout: float) -> Optional[int]:
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-
-
 class Lab:
     """dnsmasq + registrars inside the namespace, and the zone they serve."""
 
@@ -213,16 +176,16 @@ class Lab:
         conf.write_text(self.zone())
         log = open(self.base / "dnsmasq.log", "ab")
         self.dns = subprocess.Popen(["dnsmasq", "-C", str(conf)], stdout=log, stderr=log)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
+        def answers() -> bool:
+            assert self.dns is not None
             if self.dns.poll() is not None:
                 raise RuntimeError("dnsmasq exited: " + (self.base / "dnsmasq.log").read_text())
             r = subprocess.run(["dig", "+short", "+time=1", "+tries=1", "@127.0.0.1",
                                 "sip1.example.test"], capture_output=True, text=True)
-            if "127.0.0.1" in r.stdout:
-                return
-            time.sleep(0.05)
-        raise RuntimeError("dnsmasq did not answer")
+            return "127.0.0.1" in r.stdout
+
+        if not wait_until(answers, PATIENCE, step=0.05):
+            raise RuntimeError("dnsmasq did not answer")
 
     def stop_dns(self) -> None:
         if self.dns is not None and self.dns.poll() is None:
@@ -282,16 +245,7 @@ def agent(user: str, transport: Optional[str] = "udp", t1: float = 0.5) -> sipre
     return sipreg.UserAgent(f"sip:{user}@example.test", password=pw, transport=transport, t1=t1)
 
 
-def wait_until(cond, timeout: float, step: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
-
-
-def registered_at(r: sipreg.Registerer, want: str, timeout: float = 5.0) -> bool:
+def registered_at(r: sipreg.Registerer, want: str, timeout: float = PATIENCE) -> bool:
     return wait_until(lambda: r.state == sipreg.RegistererState.REGISTERED
                       and target(r) == want and r.last_response is not None
                       and r.last_response[0] == 200, timeout)
@@ -314,7 +268,7 @@ def test_srv_priority_order_udp_and_tcp_via_naptr(lab: Lab, logs: LogLines) -> N
         with agent(user, transport) as ua:
             r = sipreg.Registerer(ua, expires=60)
             r.register()
-            assert r.wait_for(REG.REGISTERED, 5.0), r.responses
+            assert r.wait_for(REG.REGISTERED, PATIENCE), r.responses
             assert target(r) == f"{transport}:127.0.0.1:{lab.ports['k1']}"
             assert lab.kam["k1"].has_binding(user)
             assert not lab.kam["k2"].has_binding(user)
@@ -394,7 +348,7 @@ def test_both_address_families_the_working_one_is_kept(lab: Lab, logs: LogLines)
             logs.lines.clear()
             n = v6.requests
             r.register()
-            assert wait_until(lambda: v6.requests > n and r.responses[-1][0] == 200, 5.0)
+            assert wait_until(lambda: v6.requests > n and r.responses[-1][0] == 200)
             assert target(r) == want
             assert not logs.find("failover"), logs.find("failover")
             r.dispose()
@@ -408,7 +362,7 @@ def test_weights_80_20_over_200_resolutions(lab: Lab) -> None:
     try:
         for r in regs:
             r.register()
-        assert wait_until(lambda: all(r.state == REG.REGISTERED for r in regs), 30.0), \
+        assert wait_until(lambda: all(r.state == REG.REGISTERED for r in regs), 2 * PATIENCE), \
             [r.responses for r in regs if r.state != REG.REGISTERED][:3]
         heavy = sum(1 for r in regs if target(r) == f"udp:127.0.0.1:{lab.ports['k1']}")
         light = sum(1 for r in regs if target(r) == f"udp:127.0.0.1:{lab.ports['k2']}")
@@ -430,12 +384,10 @@ def test_failover_on_icmp_and_refused_tcp(lab: Lab, logs: LogLines, transport: s
     with agent(user, transport) as ua:
         r = sipreg.Registerer(ua, expires=60, registrar="sip:failover.example.test",
                               retry_base=30.0)
-        t0 = time.monotonic()
         r.register()
-        assert registered_at(r, f"{transport}:127.0.0.1:{lab.ports['k2']}", 5.0), r.responses
-        took = time.monotonic() - t0
-        print(f"failover {transport} ({why}): Registered on the second target in {took:.3f} s")
-        assert took < 2.0, "failover is immediate, not the 30 s backoff"
+        assert registered_at(r, f"{transport}:127.0.0.1:{lab.ports['k2']}"), r.responses
+        # Failed over at once, not through the 30 s backoff: no failure counted,
+        # no retry scheduled on the way.
         assert r.failure_count == 0
         assert 503 not in [c for c, _ in r.responses], "no failure surfaced"
         assert lab.kam["k2"].has_binding(user)
@@ -451,10 +403,8 @@ def test_failover_on_tls_certificate_failure(lab: Lab, logs: LogLines) -> None:
                           tls_server_name="localhost")
     with ua:
         r = sipreg.Registerer(ua, expires=60, registrar="sip:secure.example.test")
-        t0 = time.monotonic()
         r.register()
-        assert registered_at(r, f"tls:127.0.0.1:{k.tls_port}", 8.0), r.responses
-        print(f"failover on a TLS certificate failure: {time.monotonic() - t0:.3f} s")
+        assert registered_at(r, f"tls:127.0.0.1:{k.tls_port}"), r.responses
         assert logs.find("failover", f"tls:127.0.0.1:{k.wrong_tls_port}",
                          f"tls:127.0.0.1:{k.tls_port}")
         assert k.has_binding("user23")
@@ -462,17 +412,15 @@ def test_failover_on_tls_certificate_failure(lab: Lab, logs: LogLines) -> None:
 
 
 def test_failover_on_timer_f_timeout(lab: Lab, logs: LogLines) -> None:
-    sipp = Sipp(lab.base, "silent", lab.ports["silent"])
+    sipp = Sipp(HERE / "silent.xml", lab.ports["silent"])
     try:
         with agent("user31", t1=0.05) as ua:  # Timer F = 64 * T1 = 3.2 s
             r = sipreg.Registerer(ua, expires=60, registrar="sip:timeout.example.test")
-            t0 = time.monotonic()
             r.register()
-            assert registered_at(r, f"udp:127.0.0.1:{lab.ports['k2']}", 8.0), r.responses
-            took = time.monotonic() - t0
-            print(f"failover on Timer F (3.2 s): Registered on the second target in {took:.3f} s")
-            assert 3.1 <= took < 5.0
-            assert sipp.requests() >= 1, "the silent registrar got the REGISTER"
+            assert registered_at(r, f"udp:127.0.0.1:{lab.ports['k2']}"), r.responses
+            # Timer F (when: core_scenarios) ended the first target's transaction
+            # after Timer E had resent it.
+            assert sipp.requests() >= 2, "the silent registrar got the REGISTER, resent"
             assert logs.find("failover", "Timer F")
             assert 408 not in [c for c, _ in r.responses]
             r.dispose()
@@ -481,15 +429,13 @@ def test_failover_on_timer_f_timeout(lab: Lab, logs: LogLines) -> None:
 
 
 def test_failover_on_503_without_retry_after(lab: Lab, logs: LogLines) -> None:
-    sipp = Sipp(lab.base, "reply_503", lab.ports["busy"])
+    sipp = Sipp(HERE / "reply_503.xml", lab.ports["busy"])
     try:
         with agent("user41") as ua:
             r = sipreg.Registerer(ua, expires=60, registrar="sip:busy.example.test")
-            t0 = time.monotonic()
             r.register()
-            assert registered_at(r, f"udp:127.0.0.1:{lab.ports['k2']}", 5.0), r.responses
-            print(f"failover on 503: {time.monotonic() - t0:.3f} s")
-            assert sipp.wait(5) == 0, "SIPp saw its REGISTER and sent the 503"
+            assert registered_at(r, f"udp:127.0.0.1:{lab.ports['k2']}"), r.responses
+            assert sipp.wait() == 0, "SIPp saw its REGISTER and sent the 503"
             assert [c for c, _ in r.responses][:1] == [503]
             assert logs.find("failover", "503 without Retry-After")
             r.dispose()
@@ -507,21 +453,18 @@ def test_primary_killed_fails_over_stays_then_returns_after_second_fails(lab: La
         assert registered_at(r, first)
         # Registrar killed -> the next REGISTER lands on the second target.
         k3.stop()
-        t0 = time.monotonic()
         n = len(r.responses)
         r.register()
         assert wait_until(lambda: len(r.responses) > n and r.responses[-1][0] == 200
-                          and target(r) == second, 5.0), r.responses
-        took = time.monotonic() - t0
-        print(f"FAILOVER TIME registrar killed -> Registered on the second target: {took * 1000:.1f} ms")
-        assert took < 1.0
+                          and target(r) == second), r.responses
+        assert r.failure_count == 0, "failed over at once, not through the backoff"
         assert k4.has_binding("user51")
         # The first is back: the registerer stays on the second.
         k3.start()
         for _ in range(3):
             n = len(r.responses)
             r.register()
-            assert wait_until(lambda: len(r.responses) > n and r.responses[-1][0] == 200, 5.0)
+            assert wait_until(lambda: len(r.responses) > n and r.responses[-1][0] == 200)
             assert target(r) == second
         assert not k3.has_binding("user51")
         # Only when the second fails does it return to the first.
@@ -529,7 +472,7 @@ def test_primary_killed_fails_over_stays_then_returns_after_second_fails(lab: La
         n = len(r.responses)
         r.register()
         assert wait_until(lambda: len(r.responses) > n and r.responses[-1][0] == 200
-                          and target(r) == first, 5.0), r.responses
+                          and target(r) == first), r.responses
         assert k3.has_binding("user51")
         r.dispose()
     k4.start()
@@ -544,8 +487,8 @@ def test_ttl_expiry_re_resolves_a_changed_record(lab: Lab, logs: LogLines) -> No
         assert registered_at(r, f"udp:127.0.0.1:{lab.ports['k1']}")
         lab.moving_port = lab.ports["k2"]
         lab.restart_dns()
-        # The automatic refresh (after 2 s) finds the new record.
-        assert registered_at(r, f"udp:127.0.0.1:{lab.ports['k2']}", 6.0), (target(r), r.responses)
+        # The automatic refresh finds the new record.
+        assert registered_at(r, f"udp:127.0.0.1:{lab.ports['k2']}"), (target(r), r.responses)
         assert lab.kam["k2"].has_binding("user61")
         assert logs.find("resolved moving.example.test", str(lab.ports["k2"]))
         r.dispose()
@@ -573,16 +516,11 @@ def test_explicit_port_skips_srv(lab: Lab) -> None:
 
 @pytest.mark.parametrize("name,why", [("nosuch.example.test", "nxdomain"),
                                       ("registrar.example.org", "refused")])
-def test_unresolvable_name_returns_at_once_and_fails_clearly(lab: Lab, logs: LogLines,
-                                                             name: str, why: str) -> None:
+def test_unresolvable_name_fails_clearly(lab: Lab, logs: LogLines, name: str, why: str) -> None:
     with agent("user81") as ua:
-        t0 = time.monotonic()
         r = sipreg.Registerer(ua, expires=60, registrar=f"sip:{name}", retry_base=30.0)
         r.register()
-        took = time.monotonic() - t0
-        print(f"Registerer() + register() for {name}: {took * 1000:.2f} ms")
-        assert took < 0.05, "no lookup inside the API calls"
-        assert r.wait_for(REG.UNREGISTERED, 10.0)
+        assert r.wait_for(REG.UNREGISTERED, PATIENCE)
         assert r.last_response is not None and r.last_response[0] == 503
         assert r.next_retry is not None and r.next_retry > 10, "retried by the backoff"
         assert [line for line in logs.find("cannot resolve", name) if why in line.lower()], \
@@ -608,20 +546,32 @@ def test_register_wait_raises_unreachable_for_nxdomain(lab: Lab) -> None:
         r.dispose()
 
 
-def test_new_returns_at_once_even_when_the_dns_server_is_down(lab: Lab, logs: LogLines) -> None:
+def test_api_calls_return_while_the_name_server_has_not_answered(lab: Lab,
+                                                                logs: LogLines) -> None:
+    """No lookup inside Registerer() / register(): with a name server that
+    takes the query and never answers, both return, and only then does the
+    query go unanswered: still Initial, no response. A lookup inside the call
+    could only have returned after giving up (503)."""
     lab.stop_dns()
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 53))
+    silent.settimeout(PATIENCE)
     try:
         with agent("user82") as ua:
-            t0 = time.monotonic()
             r = sipreg.Registerer(ua, expires=60, registrar="sip:example.test")
             r.register()
-            assert time.monotonic() - t0 < 0.05
-            assert r.wait_for(REG.UNREGISTERED, 15.0)
+            query, _ = silent.recvfrom(4096)  # the lookup runs now, off the caller's thread
+            assert query, "a DNS query"
+            assert r.state is REG.INITIAL and r.last_response is None, r.responses
+            # Then the dead name server is given up on: a clear 503.
+            silent.close()
+            assert r.wait_for(REG.UNREGISTERED, PATIENCE)
             assert r.last_response is not None and r.last_response[0] == 503
             assert logs.find("cannot resolve", "example.test")
             assert r.failure is not None and r.failure.kind == sipreg.FailureKind.DNS
             r.dispose()
     finally:
+        silent.close()
         lab.start_dns()
 
 
@@ -642,7 +592,7 @@ def test_network_changed_reads_resolv_conf_again(lab: Lab, logs: LogLines) -> No
             ua.network_changed()
             r = sipreg.Registerer(ua, expires=60, registrar="sip:example.test", retry_base=30.0)
             r.register()
-            assert r.wait_for(REG.UNREGISTERED, 15.0), "the new, dead name server is used"
+            assert r.wait_for(REG.UNREGISTERED, PATIENCE), "the new, dead name server is used"
             assert r.last_response is not None and r.last_response[0] == 503
             assert logs.find("cannot resolve", "example.test")
             r.dispose()
