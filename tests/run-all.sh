@@ -4,15 +4,30 @@
 # and mypy (package and examples), the C++ example, the installed library
 # (pkg-config, CMake, nm -D, ldconfig, the CLI), the wheel and a checkout install
 # in clean venvs, the generated API reference and the docs' code snippets.
-# Installs what is missing and starts Kamailio on loopback unless one was
+# Installs what is missing (unless the caller already did: .ci/run exports
+# SIPREG_MACHINE_READY=1) and starts Kamailio on loopback unless one was
 # already exported (see tests/kamailio/ensure.sh).
+#
+# Where the time goes on two cores is compiling (clippy, the debug build and
+# its tests, the release build): the release build (soak, install, wheel)
+# runs in the background at a low priority while the tests that mostly wait
+# for their peers run, and the Rust test binaries run all at once. No test
+# asserts a duration, so sharing the cores changes no outcome. Each step
+# prints how long it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-step() { printf '\n==> %s\n' "$*"; }
+_step_name=""
+_step_start=$SECONDS
+step() {
+	[ -z "$_step_name" ] || printf '    (%s: %d s)\n' "$_step_name" $((SECONDS - _step_start))
+	_step_name="$*"
+	_step_start=$SECONDS
+	printf '\n==> %s\n' "$*"
+}
 
-bash tests/setup-machine.sh
+[ "${SIPREG_MACHINE_READY:-0}" = 1 ] || bash tests/setup-machine.sh
 source tests/kamailio/ensure.sh
 source tests/kamailio/ensure-secure.sh
 
@@ -27,11 +42,21 @@ if [ -d .git ] && ! git diff --exit-code --stat -- include/sipreg.h; then
 	exit 1
 fi
 
-step "Rust tests (unit, simulated-clock scenarios, Kamailio, SIPp)"
-cargo test --quiet -- --test-threads=4
+step "Rust tests (unit, simulated-clock scenarios, Kamailio, SIPp), all binaries at once"
+bash tests/run-rust-tests.sh
 
-step "Simulated soak: 10 000 registerers through 24 simulated hours (release build)"
-cargo test --release --quiet --test core_props soak_ten_thousand -- --ignored
+# The release build for the soak, the install and the wheel, then the soak
+# itself, behind the steps below (nice: the tests come first; a hung job is
+# caught when it is waited for).
+release_log="$(mktemp /tmp/sipreg-release.XXXXXX)"
+(
+	nice -n 10 cargo build --release --lib --quiet &&
+		nice -n 10 cargo test --release --quiet --test core_props soak_ten_thousand -- --ignored
+) >"$release_log" 2>&1 &
+release_pid=$!
+_stop_release() { pkill -P "$release_pid" 2>/dev/null || true; kill "$release_pid" 2>/dev/null || true; }
+_prev_exit_trap="$(trap -p EXIT | sed -E "s/^trap -- '(.*)' EXIT$/\1/")"
+trap "_stop_release; ${_prev_exit_trap:-:}" EXIT
 
 step "Benchmark smoke: 10 accounts through the bench binary (figures: examples/run-bench.sh)"
 cargo build --quiet --example bench
@@ -101,7 +126,7 @@ grep -qx 'state Registered' <<<"$out"
 if [ -d tests/c ]; then
 	step "C API tests under AddressSanitizer"
 	make -s -C tests/c clean
-	make -s -C tests/c SANITIZE=1 run
+	make -s -C tests/c SANITIZE=1 run JOBS=2
 fi
 
 step "C example and C API tests under valgrind"
@@ -109,18 +134,24 @@ make -s -C examples-c clean
 make -s -C examples-c
 # ring's AES-GCM assembly is opaque to memcheck: see tests/valgrind-ring.supp.
 VG=(valgrind -q --error-exitcode=99 --suppressions="$ROOT/tests/valgrind-ring.supp" --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite)
+# Each its own account (they run at once, two cores for three valgrinds).
 "${VG[@]}" ./examples-c/sipreg-register --aor sip:bob@127.0.0.1 --password bobpw \
-	--registrar "sip:127.0.0.1:${SIPREG_KAMAILIO_PORT};transport=tcp" --expires 60 --hold 1 >/dev/null
-"${VG[@]}" ./examples-c/sipreg-register --aor sip:bob@127.0.0.1 --password bobpw --transport tls \
-	--ca-file "$CA" --registrar "sips:127.0.0.1:$SIPREG_TLS_PORT" --expires 60 --hold 1 >/dev/null
-"${VG[@]}" ./examples-c/sipreg-register --aor sip:bob@127.0.0.1 --password bobpw --transport wss \
-	--ca-file "$CA" --registrar "sip:127.0.0.1:$SIPREG_WSS_PORT;transport=wss" --expires 60 --hold 1 >/dev/null
+	--registrar "sip:127.0.0.1:${SIPREG_KAMAILIO_PORT};transport=tcp" --expires 60 --hold 1 >/dev/null &
+vg_tcp=$!
+"${VG[@]}" ./examples-c/sipreg-register --aor sip:alice@127.0.0.1 --password alicepw --transport tls \
+	--ca-file "$CA" --registrar "sips:127.0.0.1:$SIPREG_TLS_PORT" --expires 60 --hold 1 >/dev/null &
+vg_tls=$!
+"${VG[@]}" ./examples-c/sipreg-register --aor sip:user555000002@127.0.0.1 --password pw-user555000002 \
+	--transport wss --ca-file "$CA" --registrar "sip:127.0.0.1:$SIPREG_WSS_PORT;transport=wss" \
+	--expires 60 --hold 1 >/dev/null
+wait "$vg_tcp"
+wait "$vg_tls"
 "${VG[@]}" ./examples-c/sipreg-poll --registrar "sip:127.0.0.1:${SIPREG_KAMAILIO_PORT};transport=tcp" --hold 1 \
 	sip:alice@127.0.0.1 alicepw sip:bob@127.0.0.1 bobpw >/dev/null
 if [ -d tests/c ]; then
 	make -s -C tests/c clean
 	make -s -C tests/c
-	make -s -C tests/c run RUNNER="${VG[*]}"
+	make -s -C tests/c run RUNNER="${VG[*]}" JOBS=2
 fi
 
 if [ -d tests/python ]; then
@@ -145,6 +176,15 @@ grep -qx 'state Registered' <<<"$out"
 grep -qx 'state Terminated' <<<"$out"
 grep -q '^trace sent udp 127.0.0.1:[0-9]* -> 127.0.0.1:' <<<"$out"
 
+step "Simulated soak: 10 000 registerers through 24 simulated hours (release build, in the background since the Rust tests)"
+if ! wait "$release_pid"; then
+	cat "$release_log"
+	echo "the release build or the soak failed" >&2
+	exit 1
+fi
+cat "$release_log"
+rm -f "$release_log"
+
 step "Install into a temporary prefix; pkg-config, CMake and C++ builds against it"
 bash tests/install-check.sh
 
@@ -153,6 +193,7 @@ bash tests/wheel-check.sh
 
 step "Docs: the API reference is current"
 python3 docs/gen-api.py --check
+
 step "Docs: the code snippets of the guide and READMEs compile / type-check"
 python3 tests/doc-snippets.py
 
