@@ -26,6 +26,7 @@ use sipreg::core::options::{RegistererOptions, RetryPolicy, Transport, UserAgent
 use sipreg::core::refresh::{refresh_delay, spread_of};
 use sipreg::core::registerer::{Event, Registerer, State};
 use sipreg::core::uri::{Host, Scheme, Uri};
+use support::rng::Rng;
 
 use ops::{Config, Driver, Extra, Mangle, Op, Reply};
 use parsers::exercise;
@@ -804,26 +805,6 @@ fn scripted_register_refresh_dispose() {
 
 // ----- (e) soak: many registerers through a simulated day -------------------
 
-/// xorshift64* for the soak's server decisions.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
-
 #[derive(Default, Debug, Clone, Copy)]
 struct SoakStats {
     registerers: u64,
@@ -851,7 +832,7 @@ fn soak_one(seed: u64, hours: u64, stats: &mut SoakStats) {
         ua.transport = Transport::Tcp;
     }
     let timer_f = ua.timers.timer_f();
-    let expires = [300u32, 600, 1800, 3600][rng.below(4) as usize];
+    let expires = [300u32, 600, 1800, 3600][rng.below(4)];
     let refresh_frequency = 50 + rng.below(50) as u32;
     let opts = RegistererOptions {
         expires,
@@ -861,14 +842,14 @@ fn soak_one(seed: u64, hours: u64, stats: &mut SoakStats) {
     };
     let mut reg = Registerer::new(&ua, &opts, seed).unwrap();
     reg.set_local_addr("127.0.0.1:5080".parse().unwrap());
-    let server_max = [300u64, 600, 3600, 7200][rng.below(4) as usize];
+    let server_max = [300u64, 600, 3600, 7200][rng.below(4)];
     let auth_required = rng.chance(50);
     let mut nonce = 0u32;
     let failure_percent = 1 + rng.below(12);
 
     let t0 = Instant::now();
     let end = t0 + Duration::from_secs(hours * 3600);
-    let mut now = t0 + Duration::from_millis(rng.below(60_000));
+    let mut now = t0 + Duration::from_millis(rng.below(60_000) as u64);
     reg.register(now).unwrap();
 
     let mut reply: Option<(Instant, Vec<u8>)> = None;
@@ -951,7 +932,7 @@ fn soak_one(seed: u64, hours: u64, stats: &mut SoakStats) {
                         vec![
                             Extra::OurContact {
                                 expires: None,
-                                form: [0, 1, 2, 4, 5][rng.below(5) as usize],
+                                form: [0, 1, 2, 4, 5][rng.below(5)],
                             },
                             Extra::Expires(granted.to_string()),
                         ]
@@ -963,7 +944,7 @@ fn soak_one(seed: u64, hours: u64, stats: &mut SoakStats) {
                             },
                             Extra::OurContact {
                                 expires: Some(granted.to_string()),
-                                form: [0, 1, 2, 4, 5][rng.below(5) as usize],
+                                form: [0, 1, 2, 4, 5][rng.below(5)],
                             },
                         ]
                     };
@@ -972,7 +953,10 @@ fn soak_one(seed: u64, hours: u64, stats: &mut SoakStats) {
             };
             match action {
                 Action::Reply(bytes) => {
-                    reply = Some((now + Duration::from_millis(1 + rng.below(100)), bytes));
+                    reply = Some((
+                        now + Duration::from_millis(1 + rng.below(100) as u64),
+                        bytes,
+                    ));
                 }
                 Action::Drop => dropped_in_flight = true,
             }

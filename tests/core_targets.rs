@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use sipreg::core::failure::{Failure, FailureKind};
 use sipreg::core::options::{RegistererOptions, Transport};
-use sipreg::core::registerer::{Event, State};
+use sipreg::core::registerer::State;
 use sipreg::core::targets::{Target, TargetList};
 use support::harness::{ms, secs, Harness};
 
@@ -34,16 +34,6 @@ fn resolving() -> Harness {
 
 fn port(h: &Harness) -> u16 {
     h.reg.current_target().expect("a target").addr.port()
-}
-
-fn notes(h: &Harness) -> Vec<String> {
-    h.events
-        .iter()
-        .filter_map(|(_, e)| match e {
-            Event::Note(n) => Some(n.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Resolves with `ports` and returns the first REGISTER's branch.
@@ -105,7 +95,7 @@ fn timer_f_fails_over_at_once_with_a_new_branch() {
         h.responses().is_empty(),
         "no 408 surfaced while a target is left"
     );
-    assert!(notes(&h).iter().any(|n| n.contains("failover")
+    assert!(h.notes().iter().any(|n| n.contains("failover")
         && n.contains("udp:127.0.0.1:5071")
         && n.contains("udp:127.0.0.1:5072")));
     h.ok(600);
@@ -158,7 +148,7 @@ fn all_targets_failed_backs_off_then_starts_again_from_the_first() {
     assert_eq!(h.states(), vec![State::Unregistered]);
     let delay = h.reg.next_retry(h.now).expect("the backoff applies");
     assert!(delay > secs(1), "{delay:?}");
-    assert!(notes(&h).iter().any(|n| n.contains("every target failed")));
+    assert!(h.notes().iter().any(|n| n.contains("every target failed")));
     assert_eq!(port(&h), 5071, "the retry starts from the first target");
     let sent = h.run_until_sent(secs(3600)).expect("retry");
     assert!(sent.at >= delay);
@@ -235,7 +225,8 @@ fn failed_resolution_is_a_503_with_backoff_and_a_named_reason() {
     assert!(h.sent.is_empty());
     assert_eq!(h.responses(), vec![503]);
     assert_eq!(h.states(), vec![State::Unregistered]);
-    assert!(notes(&h)
+    assert!(h
+        .notes()
         .iter()
         .any(|n| n.contains("cannot resolve example.com") && n.contains("NXDOMAIN")));
     let delay = h.reg.next_retry(h.now).expect("retried by the backoff");
@@ -263,7 +254,8 @@ fn a_failed_re_resolution_keeps_the_previous_targets() {
     h.drain();
     assert_eq!(h.sent.len(), n + 1, "the refresh still went out");
     assert_eq!(port(&h), 5071);
-    assert!(notes(&h)
+    assert!(h
+        .notes()
         .iter()
         .any(|n| n.contains("keeping the previous targets")));
 }

@@ -36,6 +36,7 @@ use sipreg::ffi::sipreg_result::{self, *};
 use sipreg::ffi::user_agent::*;
 use support::capi::*;
 use support::kamailio::{fresh_user, shared};
+use support::rng::Rng;
 use support::wire::Request;
 
 const WAIT: Duration = support::wait::PATIENCE;
@@ -44,27 +45,6 @@ static EXCLUSIVE: Mutex<()> = Mutex::new(());
 
 fn exclusive() -> MutexGuard<'static, ()> {
     EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Small deterministic PRNG (xorshift64*).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-    fn token(&mut self, n: usize) -> String {
-        const A: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-        (0..n).map(|_| A[self.below(A.len())] as char).collect()
-    }
 }
 
 fn registered_udp(user: &str, pw: &str, expires: u32, registrar: Option<String>) -> (Ua, Reg) {

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use sipreg::core::keepalive::{Mechanism, CRLF, CRLF_PING, PONG_TIMEOUT};
 use sipreg::core::options::{RegistererOptions, UserAgentConfig};
-use sipreg::core::registerer::{Event, State};
+use sipreg::core::registerer::State;
 use sipreg::core::stun;
 use support::harness::{ms, secs, Harness};
 
@@ -69,16 +69,6 @@ fn ok_seen(h: &mut Harness, seen: Option<&str>, extra: &[&str]) {
     }
     raw.push_str("Content-Length: 0\r\n\r\n");
     h.deliver(raw.as_bytes()).expect("matched");
-}
-
-fn notes(h: &Harness) -> Vec<String> {
-    h.events
-        .iter()
-        .filter_map(|(_, e)| match e {
-            Event::Note(n) => Some(n.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 fn contacts_of(h: &Harness) -> Vec<String> {
@@ -153,7 +143,7 @@ fn flip_flopping_answers_do_not_ping_pong() {
     // The answer to the rewrite says another address: no second rewrite.
     ok_seen(&mut h, Some("198.51.100.9:1234"), &[]);
     assert_eq!(h.requests().len(), 2, "loop guard holds");
-    assert!(notes(&h).iter().any(|n| n.contains("loop guard")));
+    assert!(h.notes().iter().any(|n| n.contains("loop guard")));
     assert_eq!(h.states(), [State::Registered]);
     // Next refresh follows the refresh rule for the 600 s grant, not earlier.
     let refresh = h.run_until_sent(secs(600)).unwrap();
@@ -251,7 +241,7 @@ fn missing_pong_fails_the_flow_and_re_registers_within_ten_seconds() {
     let sent = h.run_until_sent(secs(30)).expect("re-REGISTER");
     assert_eq!(sent.at, ping_at - h.t0 + PONG_TIMEOUT);
     assert!(h.reg.take_flow_failed(), "runtime told to replace the flow");
-    assert!(notes(&h).iter().any(|n| n.contains("flow failed")));
+    assert!(h.notes().iter().any(|n| n.contains("flow failed")));
     // The runtime opened a new connection: new local port, old contact removed.
     h.reg.set_local_addr("127.0.0.1:5999".parse().unwrap());
     h.drain();
@@ -323,7 +313,8 @@ fn stun_on_udp_and_mapped_address_change_re_registers() {
     h.drain();
     assert_eq!(h.requests().len(), 2, "re-REGISTER at once");
     assert!(h.reg.take_flow_failed());
-    assert!(notes(&h)
+    assert!(h
+        .notes()
         .iter()
         .any(|n| n.contains("mapped address changed")));
 }

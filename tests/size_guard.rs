@@ -12,15 +12,10 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sipreg::core::message::Response;
-use sipreg::core::options::{RegistererOptions, UserAgentConfig};
 use sipreg::core::registerer::{Registerer, State};
-use support::counting::{measure, Counting};
-use support::wire::Request;
+use support::counting::{authenticated_registration, measure, Counting};
 
 /// `size_of::<Registerer>()`. Measured 2026-12-02: 688 (992 before the rare
 /// settings were boxed, the branch key kept inline and the parsed registrar
@@ -45,54 +40,6 @@ fn live_change<R>(f: impl FnOnce() -> R) -> (R, i64) {
     (r, cost.live)
 }
 
-/// One authenticated registration at `now`; returns the Registered registerer
-/// and the heap bytes it keeps (everything allocated inside the core and not
-/// freed; the wire copies made by the test are outside the count).
-fn register_one(i: usize, now: Instant) -> (Registerer, i64) {
-    let local: SocketAddr = "127.0.0.1:40000".parse().unwrap();
-    let mut ua = UserAgentConfig::new(&format!("sip:user{i}@127.0.0.1")).unwrap();
-    ua.set_password(Some(&format!("pw-user{i}"))).unwrap();
-    let ua = Arc::new(ua);
-    let opts = RegistererOptions {
-        registrar: Some("sip:127.0.0.1:5060".into()),
-        ..Default::default()
-    };
-    let mut wire = Vec::with_capacity(2048);
-    let (mut reg, kept1) = live_change(|| {
-        let mut reg = Registerer::with_shared_config(&ua, &opts, i as u64 + 1).unwrap();
-        reg.set_local_addr(local);
-        reg.register(now).unwrap();
-        let t = reg.poll_transmit().unwrap();
-        wire.extend_from_slice(&t.bytes);
-        reg
-    });
-    let first = Request::parse(&wire);
-    let www =
-        format!("WWW-Authenticate: Digest realm=\"127.0.0.1\", nonce=\"nonce{i}\", qop=\"auth\"");
-    let challenge = first.response(401, "Unauthorized", &[www, "Server: kamailio".into()]);
-    wire.clear();
-    let ((), kept2) = live_change(|| {
-        let resp = Response::parse(&challenge).unwrap();
-        reg.handle_response(now, &resp).unwrap();
-        while reg.poll_event().is_some() {}
-        let t = reg.poll_transmit().unwrap();
-        wire.extend_from_slice(&t.bytes);
-    });
-    let second = Request::parse(&wire);
-    let ok = second.response(
-        200,
-        "OK",
-        &[format!("Contact: <{}>;expires=600", second.contact_uri())],
-    );
-    let ((), kept3) = live_change(|| {
-        let resp = Response::parse(&ok).unwrap();
-        reg.handle_response(now, &resp).unwrap();
-        while reg.poll_event().is_some() {}
-    });
-    assert_eq!(reg.state(), State::Registered);
-    (reg, kept1 + kept2 + kept3)
-}
-
 #[test]
 fn registerer_struct_stays_within_its_size_bound() {
     let size = std::mem::size_of::<Registerer>();
@@ -110,8 +57,8 @@ fn an_idle_registered_registerer_keeps_little_heap() {
     let mut kept = 0;
     let mut regs = Vec::with_capacity(N);
     for i in 0..N {
-        let (reg, k) = register_one(i, t0);
-        kept += k;
+        let (reg, cost) = authenticated_registration(i, t0);
+        kept += cost.live;
         regs.push(reg);
     }
     let after_registration = kept / N as i64;

@@ -1,10 +1,20 @@
 //! A counting global allocator for the cost guards (`alloc_guard`,
-//! `size_guard`): counts only on the thread that asked, only while asked.
+//! `size_guard`): counts only on the thread that asked, only while asked;
+//! and the authenticated registration both guards measure.
 //! A test binary installs it with
 //! `#[global_allocator] static GLOBAL: Counting = Counting;`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sipreg::core::message::Response;
+use sipreg::core::options::{RegistererOptions, UserAgentConfig};
+use sipreg::core::registerer::{Registerer, State};
+
+use super::wire::Request;
 
 /// Forwards to the system allocator and counts on the measuring thread.
 pub struct Counting;
@@ -79,4 +89,60 @@ pub fn measure<R>(f: impl FnOnce() -> R) -> (R, Cost) {
         live: LIVE.with(Cell::get),
     };
     (r, cost)
+}
+
+/// One authenticated registration of `user<i>` at `now` — `Registerer` made,
+/// REGISTER, 401 parsed and answered, REGISTER with digest, 200 parsed,
+/// Registered — and what it cost inside the core. The user agent's settings
+/// exist before and are shared (not counted); the test's copies of the wire
+/// bytes go to a buffer sized beforehand (not counted either).
+pub fn authenticated_registration(i: usize, now: Instant) -> (Registerer, Cost) {
+    let local: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let mut ua = UserAgentConfig::new(&format!("sip:user{i}@127.0.0.1")).unwrap();
+    ua.set_password(Some(&format!("pw-user{i}"))).unwrap();
+    let ua = Arc::new(ua);
+    let opts = RegistererOptions {
+        registrar: Some("sip:127.0.0.1:5060".into()),
+        ..Default::default()
+    };
+    let mut wire = Vec::with_capacity(4096);
+    let (mut reg, c1) = measure(|| {
+        let mut reg = Registerer::with_shared_config(&ua, &opts, i as u64 + 1).unwrap();
+        reg.set_local_addr(local);
+        reg.register(now).unwrap();
+        let t = reg.poll_transmit().unwrap();
+        wire.extend_from_slice(&t.bytes);
+        reg
+    });
+    let first = Request::parse(&wire);
+    let www =
+        format!("WWW-Authenticate: Digest realm=\"127.0.0.1\", nonce=\"nonce{i}\", qop=\"auth\"");
+    let challenge = first.response(401, "Unauthorized", &[www, "Server: kamailio".into()]);
+    wire.clear();
+    let ((), c2) = measure(|| {
+        let resp = Response::parse(&challenge).unwrap();
+        reg.handle_response(now, &resp).unwrap();
+        while reg.poll_event().is_some() {}
+        let t = reg.poll_transmit().unwrap();
+        wire.extend_from_slice(&t.bytes);
+    });
+    let second = Request::parse(&wire);
+    assert!(second.header("Authorization").is_some());
+    let ok = second.response(
+        200,
+        "OK",
+        &[format!("Contact: <{}>;expires=600", second.contact_uri())],
+    );
+    let ((), c3) = measure(|| {
+        let resp = Response::parse(&ok).unwrap();
+        reg.handle_response(now, &resp).unwrap();
+        while reg.poll_event().is_some() {}
+    });
+    assert_eq!(reg.state(), State::Registered);
+    let cost = Cost {
+        allocs: c1.allocs + c2.allocs + c3.allocs,
+        bytes: c1.bytes + c2.bytes + c3.bytes,
+        live: c1.live + c2.live + c3.live,
+    };
+    (reg, cost)
 }

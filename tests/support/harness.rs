@@ -168,6 +168,17 @@ impl Harness {
             .collect()
     }
 
+    /// The notes (log lines for the runtime) produced so far.
+    pub fn notes(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::Note(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn responses(&self) -> Vec<u16> {
         self.events
             .iter()

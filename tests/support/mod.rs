@@ -9,6 +9,7 @@ pub mod kamailio;
 pub mod logs;
 pub mod nat_capi;
 pub mod nat_peers;
+pub mod rng;
 pub mod sim;
 pub mod sipp;
 pub mod storm;
