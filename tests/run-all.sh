@@ -10,8 +10,9 @@
 #
 # Where the time goes on two cores is compiling (clippy, the debug build and
 # its tests, the release build): the release build (soak, install, wheel)
-# runs in the background at a low priority while the tests that mostly wait
-# for their peers run, and the Rust test binaries run all at once. No test
+# runs in the background from the start, filling the gaps of the debug
+# builds (one crate or one link at a time) and of the tests that mostly wait
+# for their peers, and the Rust test binaries run all at once. No test
 # asserts a duration, so sharing the cores changes no outcome. Each step
 # prints how long it took.
 set -euo pipefail
@@ -31,8 +32,22 @@ step() {
 source tests/kamailio/ensure.sh
 source tests/kamailio/ensure-secure.sh
 
-step "format and lint"
+step "format"
 cargo fmt --check
+
+# The release build for the soak, the install and the wheel, then the soak
+# itself, in the background until the install step waits for them.
+release_log="$(mktemp /tmp/sipreg-release.XXXXXX)"
+(
+	cargo build --release --lib --quiet &&
+		cargo test --release --quiet --test core_props soak_ten_thousand -- --ignored
+) >"$release_log" 2>&1 &
+release_pid=$!
+_stop_release() { pkill -P "$release_pid" 2>/dev/null || true; kill "$release_pid" 2>/dev/null || true; }
+_prev_exit_trap="$(trap -p EXIT | sed -E "s/^trap -- '(.*)' EXIT$/\1/")"
+trap "_stop_release; ${_prev_exit_trap:-:}" EXIT
+
+step "lint"
 cargo clippy --all-targets --quiet -- -D warnings
 
 step "build (regenerates include/sipreg.h)"
@@ -44,19 +59,6 @@ fi
 
 step "Rust tests (unit, simulated-clock scenarios, Kamailio, SIPp), all binaries at once"
 bash tests/run-rust-tests.sh
-
-# The release build for the soak, the install and the wheel, then the soak
-# itself, behind the steps below (nice: the tests come first; a hung job is
-# caught when it is waited for).
-release_log="$(mktemp /tmp/sipreg-release.XXXXXX)"
-(
-	nice -n 10 cargo build --release --lib --quiet &&
-		nice -n 10 cargo test --release --quiet --test core_props soak_ten_thousand -- --ignored
-) >"$release_log" 2>&1 &
-release_pid=$!
-_stop_release() { pkill -P "$release_pid" 2>/dev/null || true; kill "$release_pid" 2>/dev/null || true; }
-_prev_exit_trap="$(trap -p EXIT | sed -E "s/^trap -- '(.*)' EXIT$/\1/")"
-trap "_stop_release; ${_prev_exit_trap:-:}" EXIT
 
 step "Benchmark smoke: 10 accounts through the bench binary (figures: examples/run-bench.sh)"
 cargo build --quiet --example bench
@@ -176,7 +178,7 @@ grep -qx 'state Registered' <<<"$out"
 grep -qx 'state Terminated' <<<"$out"
 grep -q '^trace sent udp 127.0.0.1:[0-9]* -> 127.0.0.1:' <<<"$out"
 
-step "Simulated soak: 10 000 registerers through 24 simulated hours (release build, in the background since the Rust tests)"
+step "Simulated soak: 10 000 registerers through 24 simulated hours (release build, in the background since the start)"
 if ! wait "$release_pid"; then
 	cat "$release_log"
 	echo "the release build or the soak failed" >&2
