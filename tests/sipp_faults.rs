@@ -1038,11 +1038,11 @@ fn proxy_407_then_registrar_401_each_realm_with_its_own_credential() {
             .header("Proxy-Authorization")
             .expect("Proxy-Authorization");
         assert!(pa.contains(nc), "{pa}");
-        assert!(digest_verifies(&pa, "p-pw"), "proxy answer: {pa}");
-        assert!(!digest_verifies(&pa, "wrong"));
+        assert!(digest_verifies(pa, "p-pw"), "proxy answer: {pa}");
+        assert!(!digest_verifies(pa, "wrong"));
     }
     let wa = regs[2].header("Authorization").expect("Authorization");
-    assert!(digest_verifies(&wa, "r-pw"), "registrar answer: {wa}");
+    assert!(digest_verifies(wa, "r-pw"), "registrar answer: {wa}");
 }
 
 #[test]
