@@ -365,19 +365,22 @@ fn hostile_datagrams_are_dropped_and_the_registration_survives() {
 }
 
 /// Resident set size of this process in KiB.
-/// Bytes the kernel holds for the UDP socket on 127.0.0.1:`port` (/proc/net/udp).
+/// Bytes the kernel holds for the UDP socket bound to `port` (/proc/net/udp;
+/// any local address: the library may bind the wildcard).
 fn udp_rx_queue(port: u16) -> u64 {
-    let local = format!("0100007F:{port:04X}");
+    let local = format!(":{port:04X}");
     std::fs::read_to_string("/proc/net/udp")
         .unwrap_or_default()
         .lines()
         .skip(1)
-        .find_map(|l| {
+        .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            let queues = f.get(4).filter(|_| f.get(1) == Some(&local.as_str()))?;
+            let queues = f
+                .get(4)
+                .filter(|_| f.get(1).is_some_and(|a| a.ends_with(&local)))?;
             u64::from_str_radix(queues.split(':').nth(1)?, 16).ok()
         })
-        .unwrap_or(0)
+        .sum()
 }
 
 fn vm_rss_kib() -> u64 {
