@@ -217,28 +217,45 @@ pub fn private(sha256: bool) -> Kamailio {
 /// SIPp) to bind. Taken below the kernel's ephemeral range (32768 and up
 /// here), so no socket bound to port 0 — the library's own client sockets —
 /// can take it between this check and the peer's bind; never the same one
-/// twice in a process.
+/// twice among the test processes running at once (tests/run-rust-tests.sh
+/// runs every binary together): the candidates come from one counter they
+/// share.
 pub fn free_port() -> u16 {
-    use std::sync::atomic::AtomicU16;
     const LOW: u16 = 20_000;
     const SPAN: u16 = 12_000;
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    // Processes start at different places so parallel test binaries rarely meet.
-    let _ = NEXT.compare_exchange(
-        0,
-        (std::process::id() % u32::from(SPAN)) as u16 + 1,
-        Ordering::Relaxed,
-        Ordering::Relaxed,
-    );
     loop {
-        let n = NEXT.fetch_add(7, Ordering::Relaxed);
-        let port = LOW + n % SPAN;
+        let port = LOW + (shared_counter() % u64::from(SPAN)) as u16;
         let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
         let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
         if tcp.is_ok() && udp.is_ok() {
             return port;
         }
     }
+}
+
+/// The next value of a counter kept in a file under the temp dir, advanced
+/// under an exclusive lock, so concurrent test processes never draw the same.
+fn shared_counter() -> u64 {
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsRawFd;
+    let path = std::env::temp_dir().join("sipreg-test-ports.counter");
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .expect("open the port counter");
+    // SAFETY: flock on a descriptor this function owns; released when `f` closes.
+    let locked = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(locked, 0, "lock {}", path.display());
+    let mut text = String::new();
+    let _ = f.read_to_string(&mut text);
+    let n: u64 = text.trim().parse().unwrap_or(0);
+    f.rewind().unwrap();
+    f.set_len(0).unwrap();
+    write!(f, "{}", n + 1).unwrap();
+    n
 }
 
 /// A distinct Kamailio user (`user<N>` with password `pw-user<N>`) per call.
