@@ -19,7 +19,7 @@ import pytest
 
 import sipreg
 from sipreg import aio
-from conftest import Kamailio, User
+from conftest import PATIENCE, Kamailio, User
 
 REG = sipreg.RegistererState
 ROOT = Path(__file__).resolve().parents[2]
@@ -176,13 +176,26 @@ def test_many_accounts_at_once(kamailio: Kamailio, new_user: Callable[[], User])
 def test_register_while_in_flight_raises_and_errors_propagate(user: User) -> None:
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     silent.bind(("127.0.0.1", 0))
+    silent.setblocking(False)
     port = silent.getsockname()[1]
+
+    async def sent() -> None:
+        """Until the silent registrar holds the first REGISTER (it never answers)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PATIENCE
+        while loop.time() < deadline:
+            try:
+                silent.recv(1, socket.MSG_PEEK)
+                return
+            except BlockingIOError:
+                await asyncio.sleep(0.01)
+        raise AssertionError("the first REGISTER never went out")
 
     async def main() -> None:
         async with aio.UserAgent(user.aor, password="pw", shutdown_timeout=0.5) as ua:
             r = aio.Registerer(ua, registrar=f"sip:127.0.0.1:{port}")
             first = asyncio.create_task(r.register())
-            await asyncio.sleep(0.05)
+            await sent()  # the first register() is in flight now
             with pytest.raises(sipreg.RequestPendingError):
                 await r.register()
             await r.dispose()
