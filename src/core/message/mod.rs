@@ -1,6 +1,7 @@
-//! SIP responses (RFC 3261 §7, §20): parsing a response and reading the
-//! headers a registering client needs, telling responses apart from
-//! requests and keep-alives, and framing messages on a TCP stream.
+//! SIP messages (RFC 3261 §7, §20): parsing a response and reading the
+//! headers a registering client needs, parsing a request that reaches our
+//! contact and writing its response, telling responses apart from requests
+//! and keep-alives, and framing messages on a TCP stream.
 //!
 //! Everything here works on untrusted network input: malformed data yields
 //! an error value, never a panic, and allocation is bounded by input size.
@@ -9,6 +10,9 @@
 //!
 //! - `head`: the header section: start line, fields, folding, names;
 //! - `response`: [`Response`] and its header accessors;
+//! - `request`: [`Request`], a received request, and what makes it refused;
+//! - `reply`: the response to a request ([`write_response`]), the top Via
+//!   as the receiving transport annotates it, where a datagram answer goes;
 //! - `via`: [`Via`];
 //! - `name_addr`: [`NameAddr`] (Contact, To, From);
 //! - `frame`: [`classify`] and [`frame`] (datagrams and stream framing).
@@ -21,11 +25,18 @@ use super::lexer::{self, LexError};
 mod frame;
 mod head;
 mod name_addr;
+mod reply;
+mod request;
 mod response;
 mod via;
 
 pub use frame::{classify, frame, Frame, Kind};
 pub use name_addr::NameAddr;
+pub use reply::{
+    annotated_via, response_address, standard_reason, to_tag, write_response, Reply, MAX_BODY,
+    MAX_RESPONSE,
+};
+pub use request::{Refusal, Request};
 pub use response::Response;
 pub use via::Via;
 

@@ -619,6 +619,34 @@ impl Rng {
 }
 
 /// Runs every entry point on `buf`; only panics matter.
+/// Everything the contact does with a request it received, on any bytes.
+fn exercise_request(buf: &[u8]) {
+    let Ok(r) = Request::parse(buf) else {
+        return;
+    };
+    let _ = (
+        r.method(),
+        r.uri(),
+        r.call_id(),
+        r.cseq(),
+        r.from_tag(),
+        r.to_tag(),
+    );
+    let _ = (r.answerable(), r.refusal(buf.len()), r.fields().count());
+    assert!(r.body_range().end <= buf.len() && r.head_range().end <= buf.len());
+    if let Some(via) = r.top_via_range() {
+        assert!(via.end <= buf.len());
+    }
+    let src: std::net::SocketAddr = "192.0.2.1:5070".parse().unwrap();
+    if let Some(v) = r.top_via_text().and_then(|v| annotated_via(v, src)) {
+        assert!(v.parse::<Via>().is_ok(), "an annotated Via parses: {v}");
+    }
+    if r.answerable() {
+        let out = write_response(&r, &Reply::library(405, vec!["Allow: OPTIONS".into()]), "t");
+        assert!(Response::parse(&out).is_ok(), "our answer parses");
+    }
+}
+
 fn exercise(buf: &[u8]) {
     let _ = classify(buf);
     let _ = frame(buf, 512);
@@ -646,6 +674,10 @@ fn exercise(buf: &[u8]) {
             "top_via_public_address agrees with top_via"
         );
     }
+    exercise_request(buf);
+    let mut as_request = b"OPTIONS sip:a@h SIP/2.0\r\n".to_vec();
+    as_request.extend_from_slice(buf);
+    exercise_request(&as_request);
     let text = String::from_utf8_lossy(buf);
     let _ = split_list(&text);
     let _ = parse_params(&text);

@@ -1,0 +1,383 @@
+//! [`Request`]: one received request (RFC 3261 §7.1), read the way a user
+//! agent server needs it: the request line, the headers a response copies
+//! (Via, From, To, Call-ID, CSeq) and where the body is. Like the response
+//! reader it works on untrusted input, never panics and keeps one buffer
+//! for every name and value.
+
+use std::ops::Range;
+
+use super::head::{check_body_length, field_is, lookup_name, parse_head, text_at, Field, Span};
+use super::name_addr::split_name_addr;
+use super::{err, ParseError, Via};
+use crate::core::lexer::{
+    find_param, header_end_and_lines, is_digits, is_token, is_ws, leading_crlf, list_items,
+    parse_length,
+};
+use crate::core::uri::Uri;
+
+/// A parsed request. Header values are read in place; the body is a range
+/// of the buffer it was parsed from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// The header section (its bytes as received), then any unfolded values.
+    text: String,
+    /// Length of the header section inside `text` (the spill follows it).
+    head_len: usize,
+    /// Header fields in message order.
+    fields: Vec<Field>,
+    method: Span,
+    uri: Span,
+    /// Offset of the header section in the parsed buffer (leading CR/LF skipped).
+    start: usize,
+    /// Where the body is in the parsed buffer.
+    body: Range<usize>,
+}
+
+/// Why a request that can be answered is refused (RFC 3261 §8.2, §18.3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// 400 or 416.
+    pub status: u16,
+    /// Reason phrase naming what is wrong (fixed text, no peer input).
+    pub reason: &'static str,
+}
+
+impl Request {
+    /// Parses one request from a datagram or a framed stream message.
+    ///
+    /// Leading CR/LF bytes are skipped. The header section must be UTF-8
+    /// (RFC 3261 §7.3) and well formed; a body shorter than Content-Length
+    /// announces is not an error here (see [`refusal`](Self::refusal)), so
+    /// such a request can still be answered with 400.
+    pub fn parse(buf: &[u8]) -> Result<Request, ParseError> {
+        let start = leading_crlf(buf);
+        let rest = buf.get(start..).unwrap_or_default();
+        let (head_len, lines) =
+            header_end_and_lines(rest).ok_or_else(|| err("incomplete header section"))?;
+        let head = std::str::from_utf8(rest.get(..head_len).unwrap_or_default())
+            .map_err(|_| err("header section is not UTF-8"))?;
+        let (line, fields, spill) = parse_head(head, lines)?;
+        let (method, uri) = parse_request_line(head, line)?;
+        let mut text = String::with_capacity(head.len() + spill.len());
+        text.push_str(head);
+        text.push_str(&spill);
+        let declared = fields
+            .iter()
+            .find(|f| field_is(&text, f, "content-length"))
+            .and_then(|f| parse_length(text_at(&text, "", f.value)));
+        let available = rest.len() - head_len;
+        let body_len = declared.unwrap_or(available).min(available);
+        Ok(Request {
+            text,
+            head_len,
+            fields,
+            method,
+            uri,
+            start,
+            body: start + head_len..start + head_len + body_len,
+        })
+    }
+
+    /// The method, e.g. `OPTIONS`.
+    pub fn method(&self) -> &str {
+        text_at(&self.text, "", self.method)
+    }
+
+    /// The Request-URI as written.
+    pub fn uri(&self) -> &str {
+        text_at(&self.text, "", self.uri)
+    }
+
+    /// The first value of a header; `name` may be in any case and in long or
+    /// compact form.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let wanted = lookup_name(name);
+        self.fields
+            .iter()
+            .find(|f| field_is(&self.text, f, wanted))
+            .map(|f| text_at(&self.text, "", f.value))
+    }
+
+    /// Every header line with that name (any case, long or compact form), in
+    /// message order. Comma-separated lists on one line are not split.
+    pub fn headers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let wanted = lookup_name(name);
+        self.fields
+            .iter()
+            .filter(move |f| field_is(&self.text, f, wanted))
+            .map(|f| text_at(&self.text, "", f.value))
+    }
+
+    /// Every header as (name as written, value), in message order: what a
+    /// response copies header by header.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.fields.iter().map(|f| {
+            let name = match f.name {
+                super::head::FieldName::Known(n) => n,
+                super::head::FieldName::Written(span) => text_at(&self.text, "", span),
+            };
+            (name, text_at(&self.text, "", f.value))
+        })
+    }
+
+    /// The Call-ID header.
+    pub fn call_id(&self) -> Option<&str> {
+        self.header("call-id")
+    }
+
+    /// The CSeq sequence number and method.
+    pub fn cseq(&self) -> Option<(u32, &str)> {
+        let mut parts = self.header("cseq")?.split(is_ws).filter(|p| !p.is_empty());
+        let (number, method) = (parts.next()?, parts.next()?);
+        if parts.next().is_some() || !is_token(method) || !is_digits(number) {
+            return None;
+        }
+        Some((number.parse().ok()?, method))
+    }
+
+    /// The topmost Via value (first element of the first Via line), as written.
+    pub fn top_via_text(&self) -> Option<&str> {
+        list_items(self.header("via")?).next()
+    }
+
+    /// The topmost Via, parsed.
+    pub fn top_via(&self) -> Option<Via> {
+        self.top_via_text()?.parse().ok()
+    }
+
+    /// The `branch` of the topmost Via.
+    pub fn branch(&self) -> Option<String> {
+        self.top_via()?.branch().map(str::to_owned)
+    }
+
+    /// The `tag` parameter of a name-addr header (`from` or `to`).
+    fn tag_of(&self, header: &str) -> Option<&str> {
+        let parts = split_name_addr(self.header(header)?).ok()?;
+        find_param(parts.params, "tag")
+            .ok()??
+            .filter(|t| is_token(t))
+    }
+
+    /// The `tag` parameter of the From header.
+    pub fn from_tag(&self) -> Option<&str> {
+        self.tag_of("from")
+    }
+
+    /// The `tag` parameter of the To header.
+    pub fn to_tag(&self) -> Option<&str> {
+        self.tag_of("to")
+    }
+
+    /// Where the body is in the buffer this was parsed from (at most what
+    /// Content-Length announces; what arrived when it announces more).
+    pub fn body_range(&self) -> Range<usize> {
+        self.body.clone()
+    }
+
+    /// Where the header section starts in the parsed buffer (after any
+    /// leading CR/LF) and how long it is.
+    pub fn head_range(&self) -> Range<usize> {
+        self.start..self.start + self.head_len
+    }
+
+    /// Where the first value of the first Via line is in the parsed buffer,
+    /// when it is written there as one piece (not folded).
+    pub fn top_via_range(&self) -> Option<Range<usize>> {
+        let field = self
+            .fields
+            .iter()
+            .find(|f| field_is(&self.text, f, "via"))?;
+        if field.value.end > self.head_len {
+            return None; // folded: the value was unfolded into the spill
+        }
+        let value = text_at(&self.text, "", field.value);
+        let first = list_items(value).next()?;
+        let at = (first.as_ptr() as usize).checked_sub(self.text.as_ptr() as usize)?;
+        Some(self.start + at..self.start + at + first.len())
+    }
+
+    /// Whether a response can be built from this request: it has a
+    /// readable top Via, From, To, Call-ID and CSeq (RFC 3261 §8.2.6.2).
+    pub fn answerable(&self) -> bool {
+        self.top_via().is_some()
+            && self.header("from").is_some()
+            && self.header("to").is_some()
+            && self.call_id().is_some_and(|c| !c.is_empty())
+            && self.cseq().is_some()
+    }
+
+    /// What is wrong with an answerable request that a user agent server
+    /// must refuse: a Request-URI that is not a SIP URI (416), a CSeq method
+    /// that is not the request's, From or To that do not parse, a bad
+    /// Content-Length or a body shorter than it announces (400).
+    pub fn refusal(&self, received: usize) -> Option<Refusal> {
+        let bad = |reason| {
+            Some(Refusal {
+                status: 400,
+                reason,
+            })
+        };
+        let uri = self.uri();
+        if !is_sip_scheme(uri) {
+            return Some(Refusal {
+                status: 416,
+                reason: "Unsupported URI Scheme",
+            });
+        }
+        if Uri::parse(uri).is_err() {
+            return bad("Bad Request-URI");
+        }
+        if self.cseq().map(|(_, m)| m) != Some(self.method()) {
+            return bad("CSeq Method Does Not Match");
+        }
+        for h in ["from", "to"] {
+            if self.header(h).is_none_or(|v| split_name_addr(v).is_err()) {
+                return bad("Bad From or To");
+            }
+        }
+        let available = received.saturating_sub(self.start + self.head_len);
+        if check_body_length(&self.text, &self.fields, available).is_err() {
+            return bad("Bad Content-Length");
+        }
+        None
+    }
+}
+
+/// Whether a URI's scheme is `sip` or `sips` (any case).
+fn is_sip_scheme(uri: &str) -> bool {
+    let scheme = uri.split(':').next().unwrap_or_default();
+    scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")
+}
+
+/// `METHOD SP Request-URI SP SIP/2.0` (the span `line` of `head`) → the
+/// spans of the method and the URI.
+fn parse_request_line(head: &str, line: Span) -> Result<(Span, Span), ParseError> {
+    let text = text_at(head, "", line);
+    let mut parts = text.split(' ');
+    let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(err("not a request line"));
+    };
+    if !is_token(method) {
+        return Err(err("bad method"));
+    }
+    if uri.is_empty() || !uri.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(err("bad Request-URI"));
+    }
+    if !version.eq_ignore_ascii_case("SIP/2.0") {
+        return Err(err("not SIP/2.0"));
+    }
+    let method_span = Span {
+        start: line.start,
+        end: line.start + method.len(),
+    };
+    let uri_start = method_span.end + 1;
+    Ok((
+        method_span,
+        Span {
+            start: uri_start,
+            end: uri_start + uri.len(),
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPTIONS: &str = "OPTIONS sip:alice@127.0.0.1:40001 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK.ping1\r\n\
+v: SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bK.second, SIP/2.0/TCP proxy.example;branch=z9hG4bK3\r\n\
+From: <sip:pinger@127.0.0.1>;tag=f1\r\n\
+t: <sip:alice@127.0.0.1:40001>\r\n\
+Call-ID: abc@127.0.0.1\r\n\
+CSeq: 7 OPTIONS\r\n\
+Max-Forwards: 70\r\n\
+Content-Length: 5\r\n\r\nhello";
+
+    #[test]
+    fn reads_the_request_line_headers_and_body() {
+        let r = Request::parse(OPTIONS.as_bytes()).unwrap();
+        assert_eq!(r.method(), "OPTIONS");
+        assert_eq!(r.uri(), "sip:alice@127.0.0.1:40001");
+        assert_eq!(r.call_id(), Some("abc@127.0.0.1"));
+        assert_eq!(r.cseq(), Some((7, "OPTIONS")));
+        assert_eq!(r.from_tag(), Some("f1"));
+        assert_eq!(r.to_tag(), None);
+        assert_eq!(r.headers("via").count(), 2);
+        assert_eq!(r.branch().as_deref(), Some("z9hG4bK.ping1"));
+        assert_eq!(&OPTIONS.as_bytes()[r.body_range()], b"hello");
+        assert!(r.answerable());
+        assert_eq!(r.refusal(OPTIONS.len()), None);
+        let via = r.top_via_range().unwrap();
+        assert_eq!(
+            &OPTIONS[via],
+            "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK.ping1"
+        );
+        let names: Vec<&str> = r.fields().map(|(n, _)| n).collect();
+        assert_eq!(names[1], "via", "a compact name reads as its long form");
+    }
+
+    #[test]
+    fn leading_crlf_is_skipped_and_ranges_point_into_the_buffer() {
+        let msg = format!("\r\n\r\n{OPTIONS}");
+        let r = Request::parse(msg.as_bytes()).unwrap();
+        assert_eq!(&msg.as_bytes()[r.body_range()], b"hello");
+        assert!(msg[r.top_via_range().unwrap()].starts_with("SIP/2.0/UDP 127.0.0.1:5060"));
+        assert!(msg[r.head_range()].starts_with("OPTIONS "));
+    }
+
+    #[test]
+    fn what_cannot_be_answered_and_what_is_refused() {
+        for bad in [
+            "OPTIONS sip:a@h SIP/2.0\r\n",
+            "SIP/2.0 200 OK\r\n\r\n",
+            "OPTIONS sip:a@h SIP/3.0\r\n\r\n",
+            "OPT IONS sip:a@h SIP/2.0\r\n\r\n",
+            "OPTIONS  SIP/2.0\r\n\r\n",
+            "OPTIONS sip:a@h SIP/2.0\r\nno colon\r\n\r\n",
+        ] {
+            assert!(Request::parse(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+        let mut latin1 = b"OPTIONS sip:a@h SIP/2.0\r\nX: ".to_vec();
+        latin1.extend([0xe9, b'\r', b'\n', b'\r', b'\n']);
+        assert!(Request::parse(&latin1).is_err(), "header section not UTF-8");
+        let bare =
+            Request::parse(b"OPTIONS sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4\r\n\r\n").unwrap();
+        assert!(!bare.answerable(), "no From, To, Call-ID, CSeq");
+        let refused = |m: &str| {
+            let r = Request::parse(m.as_bytes()).unwrap();
+            assert!(r.answerable(), "{m}");
+            r.refusal(m.len()).map(|x| x.status)
+        };
+        let base = |uri: &str, cseq: &str, extra: &str| {
+            format!(
+                "MESSAGE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKx\r\n\
+From: <sip:b@h>;tag=1\r\nTo: <sip:a@h>\r\nCall-ID: c\r\nCSeq: {cseq}\r\n{extra}\r\n"
+            )
+        };
+        assert_eq!(refused(&base("sip:a@h", "1 MESSAGE", "")), None);
+        assert_eq!(refused(&base("tel:+123", "1 MESSAGE", "")), Some(416));
+        assert_eq!(refused(&base("sip:", "1 MESSAGE", "")), Some(400));
+        assert_eq!(refused(&base("sip:a@h", "1 INFO", "")), Some(400));
+        assert_eq!(
+            refused(&base("sip:a@h", "1 MESSAGE", "Content-Length: 10\r\n")),
+            Some(400),
+            "a body shorter than announced"
+        );
+        assert_eq!(
+            refused(&base("sip:a@h", "1 MESSAGE", "Content-Length: x\r\n")),
+            Some(400)
+        );
+    }
+
+    #[test]
+    fn a_folded_top_via_has_no_range_but_still_reads() {
+        let m = "OPTIONS sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4\r\n ;branch=z9hG4bKf\r\n\
+From: <sip:b@h>;tag=1\r\nTo: <sip:a@h>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n";
+        let r = Request::parse(m.as_bytes()).unwrap();
+        assert_eq!(r.top_via_range(), None);
+        assert_eq!(r.branch().as_deref(), Some("z9hG4bKf"));
+    }
+}
