@@ -6,9 +6,6 @@ use super::lexer::push_quoted;
 use super::options::{Settings, Transport};
 use super::uri::{Decimal, Host, Scheme, Uri};
 
-/// Methods our contact accepts, advertised like SIP.js does.
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, REFER, MESSAGE";
-
 /// What the Contact header asks of the registrar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ContactSpec {
@@ -71,9 +68,14 @@ pub struct RequestParts<'a> {
     pub request_headers: &'a [String],
 }
 
-/// Our contact URI at `local` (`;ob` added when RFC 5626 outbound is in use).
-pub fn contact_uri(settings: &Settings, local: SocketAddr, outbound: bool) -> String {
-    let user = settings.ua.aor.user.as_deref();
+/// Our contact URI at `local` with the user part `user` (`;ob` added when
+/// RFC 5626 outbound is in use).
+pub fn contact_uri(
+    settings: &Settings,
+    user: Option<&str>,
+    local: SocketAddr,
+    outbound: bool,
+) -> String {
     let mut out = String::with_capacity(48 + user.map_or(0, str::len));
     // What `Uri`'s Display gives for this URI, written straight into the buffer.
     out.push_str(match settings.ua.aor.scheme {
@@ -186,6 +188,7 @@ pub fn build_register(p: &RequestParts) -> Vec<u8> {
         + p.stale_contacts.iter().map(|c| c.len() + 24).sum::<usize>()
         + p.auth.iter().map(|(_, v)| v.len() + 24).sum::<usize>()
         + s.ua.user_agent.len()
+        + s.ua.allow.len()
         + x.extra_headers.iter().map(|h| h.len() + 2).sum::<usize>()
         + p.request_headers.iter().map(|h| h.len() + 2).sum::<usize>()
         + s.ua.outbound_proxy.as_ref().map_or(0, |_| 128);
@@ -242,7 +245,7 @@ pub fn build_register(p: &RequestParts) -> Vec<u8> {
         m.push_str("\r\n");
     }
     m.push_str("Allow: ");
-    m.push_str(ALLOW);
+    m.push_str(&s.ua.allow);
     m.push_str("\r\n");
     let supported: &[&str] = match (s.path_gruu, p.outbound) {
         (true, true) => &["path", "gruu", "outbound"],
@@ -357,7 +360,7 @@ mod tests {
         for (kind, value) in p.auth {
             let _ = write!(m, "{}: {}\r\n", kind.name(), value);
         }
-        let _ = write!(m, "Allow: {ALLOW}\r\n");
+        let _ = write!(m, "Allow: {}\r\n", s.ua.allow);
         let mut supported = Vec::new();
         if s.path_gruu {
             supported.extend(["path", "gruu"]);
@@ -424,7 +427,12 @@ mod tests {
                             ContactSpec::Remove,
                             ContactSpec::RemoveAll,
                         ] {
-                            let uri = contact_uri(&settings, local, outbound);
+                            let uri = contact_uri(
+                                &settings,
+                                settings.ua.default_contact_user(),
+                                local,
+                                outbound,
+                            );
                             let parts = RequestParts {
                                 settings: &settings,
                                 local,
@@ -458,7 +466,7 @@ mod tests {
         for local in ["127.0.0.1:1", "[fe80::1]:65535", "0.0.0.0:0"] {
             let local: SocketAddr = local.parse().unwrap();
             for outbound in [false, true] {
-                let got = contact_uri(&settings, local, outbound);
+                let got = contact_uri(&settings, Some("a%41b"), local, outbound);
                 let parsed = Uri::parse(&got).unwrap();
                 assert_eq!(parsed.to_string(), got);
                 assert_eq!(parsed.port, Some(local.port()));

@@ -19,7 +19,9 @@ use checks::{
     check_token, check_word, instance_urn, parse_uri,
 };
 pub use checks::{check_no_ctl, check_request_headers};
-pub use user_agent::{Secret, TlsSettings, Transport, UserAgentConfig, DEFAULT_USER_AGENT};
+pub use user_agent::{
+    Secret, TlsSettings, Transport, UserAgentConfig, DEFAULT_ALLOW, DEFAULT_USER_AGENT,
+};
 
 /// Automatic recovery after transient failures (RFC 5626 §4.5 backoff).
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -266,3 +266,53 @@ fn user_agent_settings_are_checked() {
     .validate()
     .is_err());
 }
+
+#[test]
+fn contact_user_allow_and_ws_origin_are_checked() {
+    let mut u = ua();
+    assert_eq!(u.default_contact_user(), Some("alice"));
+    u.set_contact_user(Some("desk-1.a%41;x=y")).unwrap();
+    assert_eq!(u.default_contact_user(), Some("desk-1.a%41;x=y"));
+    for bad in [
+        "",
+        "a@b",
+        "a b",
+        "a:b",
+        "a%4",
+        "a\r\nVia: x",
+        &"x".repeat(129),
+    ] {
+        assert!(u.set_contact_user(Some(bad)).is_err(), "{bad:?}");
+    }
+    assert_eq!(
+        u.contact_user.as_deref(),
+        Some("desk-1.a%41;x=y"),
+        "a refused value changes nothing"
+    );
+    u.set_contact_user(None).unwrap();
+    assert_eq!(u.default_contact_user(), Some("alice"));
+
+    assert_eq!(u.allow, DEFAULT_ALLOW);
+    u.set_allow("INVITE,ACK ,  BYE,CANCEL, OPTIONS,MESSAGE")
+        .unwrap();
+    assert_eq!(u.allow, "INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE");
+    for bad in ["", "INVITE,", "IN VITE", "INVITE\r\nX: y", "A,,B"] {
+        assert!(u.set_allow(bad).is_err(), "{bad:?}");
+    }
+
+    u.set_ws_origin(Some("https://app.example.com:8443"))
+        .unwrap();
+    u.set_ws_origin(Some("null")).unwrap();
+    for bad in [
+        "",
+        "app.example.com",
+        "http://",
+        "http://a b",
+        "http://a\r\nX: y",
+        "://x",
+    ] {
+        assert!(u.set_ws_origin(Some(bad)).is_err(), "{bad:?}");
+    }
+    u.set_ws_origin(None).unwrap();
+    assert_eq!(u.ws_origin, None);
+}

@@ -190,7 +190,22 @@ pub struct UserAgentConfig {
     pub keepalive: u32,
     /// Rewrite our Contact to the address the registrar saw (rport/received).
     pub contact_rewrite: bool,
+    /// The user part of our Contact (SIP.js `contactName`); `None`: the AOR's user.
+    pub contact_user: Option<String>,
+    /// The methods our contact accepts, as the Allow header lists them (in
+    /// REGISTERs, OPTIONS answers and 405s): `OPTIONS` unless set.
+    pub allow: Cow<'static, str>,
+    /// OPTIONS reaching our contact are answered by the library (200 with
+    /// Allow and Supported); false hands them to the application's listener.
+    pub answer_options: bool,
+    /// The `Origin` of WebSocket upgrades; `None`: `http://` (ws) or
+    /// `https://` (wss) and the registrar's host.
+    pub ws_origin: Option<String>,
 }
+
+/// The Allow list of a user agent that did not set one: what the library
+/// itself answers.
+pub const DEFAULT_ALLOW: &str = "OPTIONS";
 
 /// Default `User-Agent` header value.
 pub const DEFAULT_USER_AGENT: &str = concat!("sipreg/", env!("CARGO_PKG_VERSION"));
@@ -225,6 +240,10 @@ impl UserAgentConfig {
             private_socket: false,
             keepalive: 0,
             contact_rewrite: true,
+            contact_user: None,
+            allow: Cow::Borrowed(DEFAULT_ALLOW),
+            answer_options: true,
+            ws_origin: None,
         })
     }
 
@@ -377,6 +396,66 @@ impl UserAgentConfig {
         Ok(())
     }
 
+    /// Sets the user part of our Contact (`None`: the AOR's user). It must be
+    /// a URI user part: unreserved characters, `%XX` escapes and
+    /// `&=+$,;?/`, at most 128 bytes.
+    pub fn set_contact_user(&mut self, user: Option<&str>) -> Result<(), Error> {
+        if let Some(u) = user {
+            check_no_ctl("contact user", u)?;
+            if !is_uri_user(u) {
+                return Err(Error::invalid(format!(
+                    "contact user {:?} is not a SIP URI user part (letters, digits, -_.!~*'()&=+$,;?/ and %XX escapes, at most 128 bytes)",
+                    truncate(u)
+                )));
+            }
+        }
+        self.contact_user = user.map(str::to_owned);
+        Ok(())
+    }
+
+    /// Sets the methods our contact accepts: a comma-separated list of
+    /// method names (tokens), e.g. `INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE`.
+    /// Written back as `A, B, C`.
+    pub fn set_allow(&mut self, methods: &str) -> Result<(), Error> {
+        check_no_ctl("allow", methods)?;
+        let list: Vec<&str> = methods.split(',').map(str::trim).collect();
+        if list.iter().any(|m| !crate::core::lexer::is_token(m)) || methods.len() > 512 {
+            return Err(Error::invalid(format!(
+                "allow must be a comma-separated list of method names, not {:?}",
+                truncate(methods)
+            )));
+        }
+        self.allow = Cow::Owned(list.join(", "));
+        Ok(())
+    }
+
+    /// Sets the `Origin` header of WebSocket upgrades (`None`: `http://` or
+    /// `https://` plus the registrar's host). An origin is
+    /// `scheme://host[:port]` or `null`, without spaces.
+    pub fn set_ws_origin(&mut self, origin: Option<&str>) -> Result<(), Error> {
+        if let Some(o) = origin {
+            check_no_ctl("ws origin", o)?;
+            let shaped = o == "null"
+                || o.split_once("://").is_some_and(|(scheme, host)| {
+                    crate::core::lexer::is_token(scheme) && !host.is_empty()
+                });
+            if !shaped || o.contains(' ') || o.len() > 512 {
+                return Err(Error::invalid(format!(
+                    "ws origin must be scheme://host[:port] or null, not {:?}",
+                    truncate(o)
+                )));
+            }
+        }
+        self.ws_origin = origin.map(str::to_owned);
+        Ok(())
+    }
+
+    /// The user part our Contact carries unless the endpoint gives it
+    /// another (see [`contact_user`](Self::contact_user)).
+    pub fn default_contact_user(&self) -> Option<&str> {
+        self.contact_user.as_deref().or(self.aor.user.as_deref())
+    }
+
     /// The username for digest answers.
     pub fn effective_auth_username(&self) -> &str {
         self.auth_username
@@ -384,4 +463,27 @@ impl UserAgentConfig {
             .or(self.aor.user.as_deref())
             .unwrap_or("")
     }
+}
+
+/// Whether `s` is a SIP URI user part (RFC 3261 §25.1 `user`), at most 128 bytes.
+fn is_uri_user(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.is_empty() || b.len() > 128 {
+        return false;
+    }
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'%' {
+            if crate::core::lexer::hex_pair(b.get(i + 1..i + 3)).is_none() {
+                return false;
+            }
+            i += 3;
+            continue;
+        }
+        if !(c.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&c)) {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }

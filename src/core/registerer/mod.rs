@@ -267,6 +267,9 @@ pub struct Registerer {
     cseq: u32,
     expires: u32,
     local: Option<SocketAddr>,
+    /// The user part of our Contact when the endpoint chose another than
+    /// the user agent's (two user agents on one socket); `None` mostly.
+    contact_user: Option<Box<str>>,
     bound_contact: Option<String>,
     stale_contacts: Vec<String>,
     /// The request in flight; boxed, so an idle registerer keeps only a pointer.
@@ -386,6 +389,7 @@ impl Registerer {
             call_id,
             from_tag,
             local: None,
+            contact_user: None,
             bound_contact: None,
             stale_contacts: Vec::new(),
             pending: None,
@@ -521,7 +525,12 @@ impl Registerer {
     /// Our contact URI for the current local address (the public one after a rewrite).
     pub fn contact(&self) -> Option<String> {
         self.local.map(|l| {
-            request::contact_uri(&self.settings, self.contact_addr(l), self.outbound_wanted())
+            request::contact_uri(
+                &self.settings,
+                self.contact_user(),
+                self.contact_addr(l),
+                self.outbound_wanted(),
+            )
         })
     }
 

@@ -55,7 +55,12 @@ impl Registerer {
         if let Some(k) = self.keepalive.as_mut() {
             k.new_flow();
         }
-        let now_contact = request::contact_uri(&self.settings, addr, self.outbound_wanted());
+        let now_contact = request::contact_uri(
+            &self.settings,
+            self.contact_user(),
+            addr,
+            self.outbound_wanted(),
+        );
         // Back on an address used before: that contact is ours again, not stale.
         self.stale_contacts.retain(|c| *c != now_contact);
         if let Some(old) = self.bound_contact.take() {
@@ -63,6 +68,40 @@ impl Registerer {
                 self.stale_contacts.push(old);
             }
         }
+    }
+
+    /// Gives our Contact the user part `user` (`None`: the user agent's
+    /// contact user, else the AOR's user); the endpoint picks it so that user
+    /// agents sharing a socket have distinct contacts. A change while bound
+    /// queues the old contact for removal in the next REGISTER.
+    pub fn set_contact_user(&mut self, user: Option<Box<str>>) {
+        if self.contact_user == user {
+            return;
+        }
+        self.contact_user = user;
+        let (Some(old), Some(local)) = (self.bound_contact.clone(), self.local) else {
+            return;
+        };
+        let now_contact = request::contact_uri(
+            &self.settings,
+            self.contact_user(),
+            self.contact_addr(local),
+            self.outbound_wanted(),
+        );
+        self.stale_contacts.retain(|c| *c != now_contact);
+        if old != now_contact {
+            self.bound_contact = None;
+            if !self.stale_contacts.contains(&old) {
+                self.stale_contacts.push(old);
+            }
+        }
+    }
+
+    /// The user part of our Contact.
+    pub fn contact_user(&self) -> Option<&str> {
+        self.contact_user
+            .as_deref()
+            .or_else(|| self.settings.ua.default_contact_user())
     }
 
     /// The network changed (and [`set_local_addr`](Self::set_local_addr) was called
@@ -199,7 +238,12 @@ impl Registerer {
             }
         }
         self.contact_public = (public != local).then_some(public);
-        let now_contact = request::contact_uri(&self.settings, public, self.outbound_wanted());
+        let now_contact = request::contact_uri(
+            &self.settings,
+            self.contact_user(),
+            public,
+            self.outbound_wanted(),
+        );
         self.stale_contacts.retain(|c| *c != now_contact);
         self.start(now, Kind::Register);
         if let Some(p) = self.pending.as_mut() {

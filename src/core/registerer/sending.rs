@@ -104,7 +104,11 @@ impl Registerer {
         let outbound = self.settings.reg_id.is_some() && !self.outbound_refused;
         p.contact_addr = Some(contact_addr);
         p.outbound = outbound;
-        let sent_contact = request::contact_uri(&self.settings, contact_addr, outbound);
+        let user = self
+            .contact_user
+            .as_deref()
+            .or_else(|| self.settings.ua.default_contact_user());
+        let sent_contact = request::contact_uri(&self.settings, user, contact_addr, outbound);
         let parts = RequestParts {
             settings: &self.settings,
             local,
