@@ -21,6 +21,7 @@ pub mod clock;
 pub mod dispatch;
 pub(crate) mod dns;
 mod link;
+pub mod requests;
 pub mod resolve;
 mod shell;
 mod stream;
@@ -42,7 +43,9 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender};
 use once_cell::sync::OnceCell;
 
+use crate::core::endpoint::FlowId;
 use crate::core::failure::Failure;
+use crate::core::message::{Reply, Request};
 use crate::core::options::{RegistererOptions, UserAgentConfig};
 use crate::core::registerer::{Event, Registerer, State};
 use crate::core::routing::RoutingFacts;
@@ -77,6 +80,8 @@ pub struct Snapshot {
     pub retransmissions: u64,
     /// The flow requests went out on last: "proto:local -> remote".
     pub flow: Option<String>,
+    /// The flow in use now (for the application's own messages).
+    pub flow_id: Option<FlowId>,
     /// Service-Route, Path and GRUUs of the last 2xx; `None` when it had
     /// none (most registrars send none: no 96 bytes per handle for them).
     pub routing: Option<Box<RoutingFacts>>,
@@ -108,6 +113,7 @@ impl Default for Snapshot {
             disposing: false,
             retransmissions: 0,
             flow: None,
+            flow_id: None,
             routing: None,
             public_address: None,
             failure: None,
@@ -269,6 +275,26 @@ pub enum Command {
     Dispose(RegId),
     /// The handle was freed: no more callbacks; dispose in the background.
     FreeReg(RegId),
+    /// The application's answer to a request it was handed.
+    Respond {
+        /// The user agent answering.
+        ua: UaId,
+        /// The flow the request came over.
+        flow: FlowId,
+        /// The request as it was handed up.
+        request: Vec<u8>,
+        /// Status, reason, headers and body, checked.
+        reply: Reply,
+    },
+    /// The application's own message on a flow.
+    SendMessage {
+        /// The user agent sending.
+        ua: UaId,
+        /// The flow.
+        flow: FlowId,
+        /// The message.
+        bytes: Vec<u8>,
+    },
     /// The resolver thread's answer for a registerer's targets.
     Resolved {
         /// Which registerer asked.
@@ -409,6 +435,65 @@ fn claim(shared: &Shared) -> Result<(), Error> {
     }
     s.claims += 1;
     Ok(())
+}
+
+/// Checks that flow `flow` is open now (an id that was never a flow is
+/// invalid; a closed one is a transport error).
+fn check_flow(flow: u64) -> Result<(), Error> {
+    if !requests::flow_issued(flow) {
+        return Err(Error::invalid(format!("{flow} is not a flow id")));
+    }
+    if !requests::flow_open(flow) {
+        return Err(Error::Transport(format!("flow {flow} is closed")));
+    }
+    Ok(())
+}
+
+/// Accepts the application's answer to `request` (a request it was handed)
+/// on `flow`: the request must be one that can be answered; the response is
+/// built and sent by the worker.
+pub fn respond(ua: UaId, flow: u64, request: &[u8], reply: Reply) -> Result<(), Error> {
+    let req = Request::parse(request)
+        .map_err(|e| Error::invalid(format!("request is not a SIP request: {e}")))?;
+    if !req.answerable() {
+        return Err(Error::invalid(
+            "request has no readable Via, From, To, Call-ID or CSeq",
+        ));
+    }
+    check_flow(flow)?;
+    send(Command::Respond {
+        ua,
+        flow: FlowId(flow),
+        request: request.to_vec(),
+        reply,
+    })
+}
+
+/// Accepts the application's own message for `flow`: a SIP request or
+/// response of at most [`MAX_RESPONSE`](crate::core::message::MAX_RESPONSE) bytes.
+pub fn send_message(ua: UaId, flow: u64, bytes: &[u8]) -> Result<(), Error> {
+    use crate::core::message::{classify, Kind, Response};
+    if bytes.len() > crate::core::message::MAX_RESPONSE {
+        return Err(Error::invalid(format!(
+            "message is {} bytes, at most {} fit a datagram",
+            bytes.len(),
+            crate::core::message::MAX_RESPONSE
+        )));
+    }
+    let ok = match classify(bytes) {
+        Kind::Request => Request::parse(bytes).map(|_| ()).map_err(|e| e.to_string()),
+        Kind::Response => Response::parse(bytes)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Kind::KeepAlive | Kind::Junk => Err("not a SIP request or response".to_owned()),
+    };
+    ok.map_err(|e| Error::invalid(format!("message: {e}")))?;
+    check_flow(flow)?;
+    send(Command::SendMessage {
+        ua,
+        flow: FlowId(flow),
+        bytes: bytes.to_vec(),
+    })
 }
 
 /// Whether `id` was handed out by [`next_id`] (so a missing handle was freed, not forged).

@@ -66,11 +66,13 @@ fn token(flow: FlowId) -> Token {
 
 impl Shell {
     pub(super) fn new(poll: Poll, commands: Receiver<Command>, clock: Box<dyn Clock>) -> Shell {
+        let mut ep = Endpoint::new();
+        ep.set_secret(crate::core::rand::os_seed());
         Shell {
             poll,
             commands,
             clock,
-            ep: Endpoint::new(),
+            ep,
             socks: IdMap::default(),
             regs: IdMap::default(),
             freeing: IdMap::default(),
@@ -155,6 +157,29 @@ impl Shell {
                 self.release_claim(id);
             }
             Command::Dispose(id) => self.ep.dispose(now, id),
+            Command::Respond {
+                ua,
+                flow,
+                request,
+                reply,
+            } => {
+                if let Err(why) = self.ep.respond(now, ua, flow, &request, &reply) {
+                    log_at!(
+                        Level::Warn,
+                        "the answer on flow {} was not sent: {why}",
+                        flow.0
+                    );
+                }
+            }
+            Command::SendMessage { ua, flow, bytes } => {
+                if let Err(why) = self.ep.send_message(now, ua, flow, &bytes) {
+                    log_at!(
+                        Level::Warn,
+                        "the message on flow {} was not sent: {why}",
+                        flow.0
+                    );
+                }
+            }
             Command::Resolved { id, result } => self.ep.resolved(now, id, result),
             Command::FreeReg(id) => {
                 if let Some(s) = self.regs.get(&id) {
@@ -229,6 +254,7 @@ impl Shell {
                 self.ep.flow_opened(now, flow, result);
             }
             Action::Close { flow } => {
+                super::requests::flow_closed(flow);
                 if let Some(Io::Stream(mut conn)) = self.socks.remove(&flow) {
                     // Dropping the socket removes it from the poller.
                     conn.close();
@@ -250,6 +276,29 @@ impl Shell {
                     let _ = done.send(());
                 }
             }
+            Action::Request {
+                ua,
+                flow,
+                transport,
+                local,
+                remote,
+                method,
+                bytes,
+            } => {
+                let local = local.map_or_else(|| "?".to_owned(), |l| l.to_string());
+                let flow_text = format!("{}:{local} -> {remote}", transport.as_str());
+                let request = super::requests::Incoming {
+                    flow,
+                    flow_text: &flow_text,
+                    transport,
+                    remote,
+                    method: &method,
+                    bytes: &bytes,
+                };
+                if !super::requests::deliver(ua, &request) {
+                    self.ep.unheard(now, ua, flow, remote, &bytes);
+                }
+            }
         }
     }
 
@@ -265,6 +314,7 @@ impl Shell {
             .register(&mut sock, token(flow), Interest::READABLE)?;
         let bound = sock.local_addr()?;
         self.socks.insert(flow, Io::Udp(sock));
+        super::requests::flow_opened(flow);
         Ok(bound)
     }
 
@@ -280,6 +330,7 @@ impl Shell {
         let ws = spec.ws.map(|w| WsParams {
             host: w.host,
             path: w.path,
+            origin: w.origin,
         });
         let conn = StreamConn::connect(
             StreamSpec {
@@ -297,6 +348,7 @@ impl Shell {
         })?;
         let local = conn.local;
         self.socks.insert(flow, Io::Stream(conn));
+        super::requests::flow_opened(flow);
         Ok(local)
     }
 
@@ -374,13 +426,16 @@ impl Shell {
         }
     }
 
-    /// Counts and traces a message handed to a socket.
+    /// Counts and traces a message handed to a socket (answers are counted
+    /// by the endpoint, as `answered`).
     fn sent(&self, t: &Transmit) {
         if t.kind == TransmitKind::KeepAlive {
             return;
         }
-        if let Some(stats) = self.ep.ua_stats(t.ua) {
-            UaStats::bump(&stats.sent);
+        if t.kind != TransmitKind::Response {
+            if let Some(stats) = self.ep.ua_stats(t.ua) {
+                UaStats::bump(&stats.sent);
+            }
         }
         if super::trace::enabled(t.ua) {
             super::trace::sent(t.ua, t.transport, t.local, t.dest, &t.bytes);
@@ -529,6 +584,7 @@ impl Shell {
     /// A stream connection failed or closed: drop it and tell the endpoint.
     /// `established`: it had come up; `tls`: it failed in the TLS handshake.
     fn stream_failed(&mut self, flow: FlowId, why: String, established: bool, tls: bool) {
+        super::requests::flow_closed(flow);
         if let Some(Io::Stream(mut conn)) = self.socks.remove(&flow) {
             conn.close();
         }
@@ -576,6 +632,7 @@ fn apply(s: &mut Snapshot, v: View) {
     if let Some(flow) = v.flow {
         s.flow = Some(flow);
     }
+    s.flow_id = v.flow_id;
 }
 
 #[cfg(test)]

@@ -42,6 +42,8 @@ pub struct WsParams {
     pub host: String,
     /// Request path.
     pub path: String,
+    /// `Origin` header value.
+    pub origin: String,
 }
 
 /// What to connect to and how.
@@ -270,7 +272,7 @@ impl StreamConn {
             if let Framing::WsPending(link, params) = &mut self.framing {
                 let link = link.take().ok_or_else(|| io::Error::other("no socket"))?;
                 let secure = self.transport.secure();
-                self.framing = Framing::Ws(Ws::start(link, secure, &params.host, &params.path)?);
+                self.framing = Framing::Ws(Ws::start(link, secure, &params)?);
             }
         }
         self.progress()

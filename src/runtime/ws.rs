@@ -11,6 +11,7 @@ use tungstenite::http::HeaderValue;
 use tungstenite::{Message, WebSocket};
 
 use super::link::Link;
+use super::stream::WsParams;
 
 /// Largest WebSocket message accepted (a SIP message is far smaller).
 const MAX_FRAME: usize = 65_536;
@@ -48,14 +49,20 @@ fn config() -> tungstenite::protocol::WebSocketConfig {
 }
 
 impl Ws {
-    /// Starts the upgrade on `link`: `GET path` with `Host: host`, asking for the `sip` subprotocol.
-    pub fn start(link: Link, secure: bool, host: &str, path: &str) -> io::Result<Ws> {
+    /// Starts the upgrade on `link`: `GET path` with `Host` and `Origin` as
+    /// `params` say, asking for the `sip` subprotocol.
+    pub fn start(link: Link, secure: bool, params: &WsParams) -> io::Result<Ws> {
         let scheme = if secure { "wss" } else { "ws" };
-        let mut req = format!("{scheme}://{host}{path}")
+        let mut req = format!("{scheme}://{}{}", params.host, params.path)
             .into_client_request()
             .map_err(|e| io::Error::other(format!("bad WebSocket request: {e}")))?;
         req.headers_mut()
             .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("sip"));
+        // Servers that check where a browser page came from (OpenSIPS's
+        // default require_origin) refuse an upgrade without one.
+        let origin = HeaderValue::from_str(&params.origin)
+            .map_err(|e| io::Error::other(format!("bad WebSocket Origin: {e}")))?;
+        req.headers_mut().insert("Origin", origin);
         let machine = ClientHandshake::start(link, req, Some(config()))
             .map_err(|e| io::Error::other(format!("WebSocket upgrade failed: {e}")))?;
         Ok(Ws::Upgrading(Box::new(machine)))

@@ -10,6 +10,11 @@
 //! never share a flow (they would be one contact, so one binding, at the
 //! registrar); the second one gets the next flow of the same kind.
 //!
+//! A request reaching a shared flow is routed by the user part of its
+//! Request-URI, so the contact users on one flow are unique: a user agent
+//! whose contact user another one already holds there gets it with a
+//! suffix (`alice-2`).
+//!
 //! A flow lives while a registerer uses it and is closed when the last one
 //! leaves, so disposing the last registerer closes its connection.
 
@@ -53,6 +58,9 @@ pub struct Flow {
     pub users: HashSet<RegId>,
     /// AORs on it: the user agent using each, and how many of its registerers.
     aors: HashMap<Arc<str>, (UaId, usize)>,
+    /// Contact users on it (compared unescaped): the user agent holding
+    /// each, and how many of its registerers.
+    contact_users: HashMap<Box<str>, (UaId, usize)>,
     /// Our address: a UDP socket's bound address, a stream's local end.
     /// `None` until the shell opened it.
     pub local: Option<SocketAddr>,
@@ -126,6 +134,7 @@ impl Flows {
                 owner,
                 users: HashSet::new(),
                 aors: HashMap::new(),
+                contact_users: HashMap::new(),
                 local: None,
                 up: false,
                 handshake_deadline: None,
@@ -145,25 +154,68 @@ impl Flows {
             .is_some_and(|(u, _)| *u != ua)
     }
 
-    /// Records that registerer `reg` of user agent `ua` (for `aor`) sends on `id`.
-    pub fn attach(&mut self, id: FlowId, reg: RegId, aor: &Arc<str>, ua: UaId) {
-        if let Some(f) = self.flows.get_mut(&id) {
-            if f.users.insert(reg) {
-                // The registerer's own text of its AOR, shared, not copied.
-                f.aors.entry(aor.clone()).or_insert((ua, 0)).1 += 1;
-            }
+    /// Records that registerer `reg` of user agent `ua` (for `aor`, wanting
+    /// the contact user `user`) sends on `id`. Returns the contact user it
+    /// gets there: `user`, or `user` with a suffix when another user agent
+    /// on the flow holds it.
+    pub fn attach(
+        &mut self,
+        id: FlowId,
+        reg: RegId,
+        aor: &Arc<str>,
+        ua: UaId,
+        user: &str,
+    ) -> String {
+        let Some(f) = self.flows.get_mut(&id) else {
+            return user.to_owned();
+        };
+        let mut chosen = user.to_owned();
+        let mut n = 1;
+        while f
+            .contact_users
+            .get(normalized_user(&chosen).as_str())
+            .is_some_and(|(u, _)| *u != ua)
+        {
+            n += 1;
+            chosen = format!("{user}-{n}");
         }
+        if f.users.insert(reg) {
+            // The registerer's own text of its AOR, shared, not copied.
+            f.aors.entry(aor.clone()).or_insert((ua, 0)).1 += 1;
+            f.contact_users
+                .entry(normalized_user(&chosen).into_boxed_str())
+                .or_insert((ua, 0))
+                .1 += 1;
+        }
+        chosen
     }
 
-    /// Registerer `reg` (for `aor`) no longer uses `id`. True when that left
-    /// the flow without users (the caller closes it).
-    pub fn detach(&mut self, id: FlowId, reg: RegId, aor: &str) -> bool {
+    /// The user agent whose contact user on flow `id` is `user` (as a
+    /// Request-URI writes it: escapes of unreserved characters allowed).
+    pub fn contact_user_owner(&self, id: FlowId, user: &str) -> Option<UaId> {
+        let f = self.flows.get(&id)?;
+        f.contact_users
+            .get(normalized_user(user).as_str())
+            .map(|(u, _)| *u)
+    }
+
+    /// Registerer `reg` (for `aor`, with the contact user `user`) no longer
+    /// uses `id`. True when that left the flow without users (the caller
+    /// closes it).
+    pub fn detach(&mut self, id: FlowId, reg: RegId, aor: &str, user: &str) -> bool {
         self.flows.get_mut(&id).is_some_and(|f| {
             if f.users.remove(&reg) {
                 if let Some(e) = f.aors.get_mut(aor) {
                     e.1 -= 1;
                     if e.1 == 0 {
                         f.aors.remove(aor);
+                    }
+                }
+                let key = normalized_user(user);
+                if let Some(e) = f.contact_users.get_mut(key.as_str()) {
+                    e.1 -= 1;
+                    if e.1 == 0 {
+                        f.contact_users.remove(key.as_str());
                     }
                 }
             }
@@ -222,5 +274,83 @@ impl Flows {
     /// Number of flows.
     pub fn len(&self) -> usize {
         self.flows.len()
+    }
+}
+
+/// A URI user part with escapes of unreserved characters decoded (`%41`
+/// is `A`), so two spellings of one user compare equal (RFC 3261 §19.1.4).
+pub fn normalized_user(user: &str) -> String {
+    let b = user.as_bytes();
+    let mut out = String::with_capacity(user.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'%' {
+            if let Some(v) = crate::core::lexer::hex_pair(b.get(i + 1..i + 3)) {
+                if v.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&v) {
+                    out.push(char::from(v));
+                    i += 3;
+                    continue;
+                }
+                // A reserved character stays escaped, in one spelling.
+                out.push('%');
+                out.push_str(&format!("{v:02X}"));
+                i += 3;
+                continue;
+            }
+        }
+        out.push(char::from(c));
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> FlowKey {
+        FlowKey {
+            transport: Transport::Udp,
+            remote: None,
+            v6: false,
+            local: None,
+            session: String::new(),
+            private: None,
+            slot: 0,
+        }
+    }
+
+    #[test]
+    fn contact_users_are_unique_per_flow_and_freed_on_detach() {
+        let mut flows = Flows::default();
+        let f = flows.insert(key(), 1);
+        let (a, b): (Arc<str>, Arc<str>) =
+            ("sip:alice@a.example".into(), "sip:alice@b.example".into());
+        assert_eq!(flows.attach(f, 10, &a, 1, "alice"), "alice");
+        assert_eq!(
+            flows.attach(f, 11, &a, 1, "alice"),
+            "alice",
+            "same user agent, same user"
+        );
+        assert_eq!(flows.attach(f, 20, &b, 2, "alice"), "alice-2");
+        assert_eq!(
+            flows.attach(f, 30, &b, 3, "al%69ce"),
+            "al%69ce-3",
+            "an escaped spelling clashes too"
+        );
+        assert_eq!(flows.contact_user_owner(f, "alice"), Some(1));
+        assert_eq!(flows.contact_user_owner(f, "%61lice-2"), Some(2));
+        assert_eq!(flows.contact_user_owner(f, "alice-3"), Some(3));
+        assert_eq!(flows.contact_user_owner(f, "alice-4"), None);
+        assert!(!flows.detach(f, 10, &a, "alice"));
+        assert_eq!(
+            flows.contact_user_owner(f, "alice"),
+            Some(1),
+            "one registerer left"
+        );
+        assert!(!flows.detach(f, 11, &a, "alice"));
+        assert_eq!(flows.contact_user_owner(f, "alice"), None);
+        assert_eq!(flows.attach(f, 40, &b, 4, "alice"), "alice", "free again");
+        assert_eq!(normalized_user("a%3bb%3B"), "a%3Bb%3B");
     }
 }

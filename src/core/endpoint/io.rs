@@ -43,6 +43,11 @@ pub enum TransmitKind {
     /// A keep-alive: on a stream the shell sends the connection's own ping
     /// (CRLFCRLF, or a WebSocket PING) instead of the bytes.
     KeepAlive,
+    /// A response to a request that reached our contact (the library's
+    /// answer, or the application's).
+    Response,
+    /// The application's own request on its registered flow.
+    Message,
 }
 
 /// How to reach a stream peer.
@@ -76,6 +81,8 @@ pub struct WsSpec {
     pub host: String,
     /// Request path.
     pub path: String,
+    /// `Origin` header value (servers such as OpenSIPS refuse an upgrade without one).
+    pub origin: String,
 }
 
 /// What the application can read about a registerer, as of a step.
@@ -101,6 +108,8 @@ pub struct View {
     pub facts: Option<Box<Facts>>,
     /// The flow in use as "proto:local -> remote", when it changed.
     pub flow: Option<String>,
+    /// The flow in use (where the application's own messages go).
+    pub flow_id: Option<FlowId>,
 }
 
 /// The parts of a [`View`] that change only with events.
@@ -174,6 +183,25 @@ pub enum Action {
     UserAgentFreed {
         /// Which.
         ua: UaId,
+    },
+    /// A request for user agent `ua`, for its listener. If it has none any
+    /// more, the shell answers [`Endpoint::unheard`].
+    Request {
+        /// Whose contact it reached.
+        ua: UaId,
+        /// The flow it came over (answers and the application's messages go there).
+        flow: FlowId,
+        /// That flow's transport.
+        transport: Transport,
+        /// Our end of the flow.
+        local: Option<SocketAddr>,
+        /// Where it came from.
+        remote: SocketAddr,
+        /// Its method.
+        method: String,
+        /// The request as received, its top Via noting where it came from
+        /// (`received`, `rport`; RFC 3261 §18.2.1).
+        bytes: Vec<u8>,
     },
 }
 
@@ -257,5 +285,6 @@ pub(super) fn view_of(core: &Registerer, facts: bool) -> View {
             })
         }),
         flow: None,
+        flow_id: None,
     }
 }

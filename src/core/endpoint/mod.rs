@@ -8,19 +8,25 @@
 //! Inputs are method calls, each with `now`: API commands
 //! ([`add_registerer`](Endpoint::add_registerer), [`register`](Endpoint::register), …),
 //! network input ([`datagram`](Endpoint::datagram),
-//! [`stream_message`](Endpoint::stream_message)), flow events
+//! [`stream_message`](Endpoint::stream_message)), the application's
+//! answers and messages ([`respond`](Endpoint::respond),
+//! [`send_message`](Endpoint::send_message)), flow events
 //! ([`flow_opened`](Endpoint::flow_opened), [`flow_up`](Endpoint::flow_up),
 //! [`flow_failed`](Endpoint::flow_failed), …), resolver answers
 //! ([`resolved`](Endpoint::resolved)) and [`handle_timeout`](Endpoint::handle_timeout).
 //! Outputs are polled: [`poll_transmit`](Endpoint::poll_transmit) (bytes for
 //! a flow and a destination), [`poll_action`](Endpoint::poll_action) (open or
 //! close a flow, find a route, resolve a name, publish a registerer's view
-//! and events) and [`poll_timeout`](Endpoint::poll_timeout). The runtime is
+//! and events, hand a request to the application) and
+//! [`poll_timeout`](Endpoint::poll_timeout). The runtime is
 //! the I/O shell that carries them out; tests drive the same endpoint on a
 //! simulated clock and network.
 
+pub mod answer_limit;
+mod answered;
 pub mod connect_limit;
 mod flows;
+mod incoming;
 mod io;
 pub mod pacing;
 mod receive;
@@ -33,7 +39,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use flows::{Flow, FlowKey};
+pub use flows::{normalized_user, Flow, FlowKey};
 use io::view_of;
 pub use io::{
     Action, ConnectSpec, Facts, FlowError, HandshakeStep, TlsSpec, Transmit, TransmitKind, View,
@@ -111,6 +117,12 @@ pub struct Endpoint {
     /// Users of flows closed during a registerer's step, told after that
     /// step: (users, why, the registerer whose step it was).
     later: Vec<(Vec<RegId>, FlowError, RegId)>,
+    /// Answer budgets per request source.
+    limit: answer_limit::AnswerLimit,
+    /// Requests handed to the application, for their retransmissions.
+    answered: answered::Answered,
+    /// Key of our To tags.
+    secret: u64,
 }
 
 impl Endpoint {
@@ -400,6 +412,12 @@ impl Endpoint {
     /// Number of open (or opening) flows.
     pub fn flow_count(&self) -> usize {
         self.flows.len()
+    }
+
+    /// Requests handed to the application that are remembered for their
+    /// retransmissions (bounded; tests and diagnostics).
+    pub fn remembered_requests(&self) -> usize {
+        self.answered.len()
     }
 
     // ----- flow events --------------------------------------------------------

@@ -1,6 +1,7 @@
 //! What arrives on a flow: responses routed to their registerer by the
-//! branch key, STUN answers and keep-alive pongs to the registerers on the
-//! flow, and everything else dropped and counted.
+//! branch key, requests to the incoming side (`incoming`), STUN answers and
+//! keep-alive pongs to the registerers on the flow, and everything else
+//! dropped and counted.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -66,7 +67,7 @@ impl Endpoint {
         self.flows.get(flow).map(|f| f.owner)
     }
 
-    fn count_drop(&self, ua: UaId, why: &str) {
+    pub(super) fn count_drop(&self, ua: UaId, why: &str) {
         if let Some(u) = self.uas.get(&ua) {
             UaStats::bump(&u.stats.dropped);
         }
@@ -84,8 +85,11 @@ impl Endpoint {
         from: SocketAddr,
         udp: bool,
     ) -> UaId {
-        let owner = self.flows.get(flow).map_or(0, |f| f.owner);
         let kind = classify(bytes);
+        if kind == Kind::Request {
+            return self.on_request(now, flow, bytes, from, udp);
+        }
+        let owner = self.flows.get(flow).map_or(0, |f| f.owner);
         let resp = match kind {
             Kind::Response => Some(Response::parse(bytes)),
             _ => None,
@@ -105,11 +109,7 @@ impl Endpoint {
                 self.count_drop(counted, &format!("unparsable response: {e}"));
                 return counted;
             }
-            (Kind::Response | Kind::KeepAlive, None) => return counted,
-            (Kind::Request, _) => {
-                self.count_drop(counted, "request (only responses are expected)");
-                return counted;
-            }
+            (Kind::Response | Kind::KeepAlive | Kind::Request, None) => return counted,
             (Kind::Junk, _) => {
                 self.count_drop(counted, "not SIP");
                 return counted;

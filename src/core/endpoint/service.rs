@@ -355,10 +355,18 @@ impl Endpoint {
                 None => break self.open(id, key, now)?,
             }
         };
-        self.flows.attach(flow, id, &aor, ua);
-        if let Some(r) = self.regs.get_mut(&id) {
-            r.flow = Some(flow);
-        }
+        let reg = self.regs.get_mut(&id).ok_or("registerer gone")?;
+        let wanted = reg
+            .core
+            .settings()
+            .ua
+            .default_contact_user()
+            .unwrap_or_default();
+        let user = self.flows.attach(flow, id, &aor, ua, wanted);
+        // Another user agent on this flow has the user part: ours gets a suffix.
+        let own = (user != wanted).then(|| user.into_boxed_str());
+        reg.core.set_contact_user(own);
+        reg.flow = Some(flow);
         Ok(flow)
     }
 
@@ -381,9 +389,14 @@ impl Endpoint {
         }
         if transport.websocket() {
             session.push_str(&format!(
-                ";host={};path={}",
+                ";host={};path={};origin={}",
                 ws_host(&settings.target_host, dest),
-                ua.config.ws_path
+                ua.config.ws_path,
+                ws_origin(
+                    ua.config.ws_origin.as_deref(),
+                    transport,
+                    &settings.target_host
+                )
             ));
         }
         if let Some(l) = ua.config.local_address {
@@ -437,6 +450,7 @@ impl Endpoint {
         let ws = transport.websocket().then(|| WsSpec {
             host: ws_host(&host, dest),
             path: ua.config.ws_path.to_string(),
+            origin: ws_origin(ua.config.ws_origin.as_deref(), transport, &host),
         });
         let spec = ConnectSpec {
             transport,
@@ -489,7 +503,8 @@ impl Endpoint {
             reg.flow = None;
         }
         let aor = reg.core.settings().aor_text.clone();
-        if self.flows.detach(flow, id, &aor) {
+        let user = reg.core.contact_user().unwrap_or_default().to_owned();
+        if self.flows.detach(flow, id, &aor, &user) {
             self.close_flow(flow);
         }
     }
@@ -553,6 +568,7 @@ impl Endpoint {
             let local = self.flows.get(f)?.local?;
             Some((local, reg.core.destination()?))
         });
+        view.flow_id = reg.flow;
         if let Some((local, remote)) = now_flow.filter(|f| reg.shown_flow != Some(*f)) {
             let transport = reg.core.settings().transport.as_str();
             view.flow = Some(format!("{transport}:{local} -> {remote}"));
@@ -650,5 +666,17 @@ fn ws_host(host: &Host, target: SocketAddr) -> String {
     match host {
         Host::Domain(d) => format!("{d}:{}", target.port()),
         _ => target.to_string(),
+    }
+}
+
+/// The `Origin` of a WebSocket upgrade: the configured one, else `http://`
+/// (ws) or `https://` (wss) and the registrar's (or proxy's) host.
+fn ws_origin(configured: Option<&str>, transport: Transport, host: &Host) -> String {
+    match configured {
+        Some(o) => o.to_owned(),
+        None => {
+            let scheme = if transport.secure() { "https" } else { "http" };
+            format!("{scheme}://{host}")
+        }
     }
 }

@@ -17,8 +17,14 @@ pub struct UaStats {
     /// arriving on a flow it opened).
     pub received: AtomicU64,
     /// Of those, messages dropped: unparsable, unknown branch, wrong
-    /// Call-ID/CSeq, wrong source, oversized.
+    /// Call-ID/CSeq, wrong source, oversized, a request that cannot be
+    /// answered or whose source is over its answer budget.
     pub dropped: AtomicU64,
+    /// Requests received for the user agent's contact (OPTIONS pings, calls,
+    /// messages, and those for no known contact on a flow it opened).
+    pub requests: AtomicU64,
+    /// Responses sent to them: the library's answers and the application's.
+    pub answered: AtomicU64,
     /// Requests sent (retransmissions included), counted when handed to the socket.
     pub sent: AtomicU64,
     /// Transport failures seen: failed sends, refused or lost connections,

@@ -196,6 +196,48 @@ impl Request {
         Some(self.start + at..self.start + at + first.len())
     }
 
+    /// The request (parsed from `buf`) with its top Via value replaced by
+    /// `via`: spliced into the bytes as received, or, when that Via is
+    /// folded, written again header by header.
+    pub fn with_top_via(&self, buf: &[u8], via: &str) -> Vec<u8> {
+        if let Some(r) = self.top_via_range() {
+            let (Some(before), Some(after)) = (buf.get(..r.start), buf.get(r.end..)) else {
+                return buf.to_vec();
+            };
+            let mut out = Vec::with_capacity(buf.len() + via.len());
+            out.extend_from_slice(before);
+            out.extend_from_slice(via.as_bytes());
+            out.extend_from_slice(after);
+            return out;
+        }
+        let mut out = String::with_capacity(buf.len() + via.len());
+        out.push_str(text_at(&self.text, "", self.method));
+        out.push(' ');
+        out.push_str(self.uri());
+        out.push_str(" SIP/2.0\r\n");
+        let mut first_via = true;
+        for (name, value) in self.fields() {
+            out.push_str(name);
+            out.push_str(": ");
+            if first_via && name.eq_ignore_ascii_case("via") {
+                first_via = false;
+                out.push_str(via);
+                // The rest of that line's list stays.
+                for item in list_items(value).skip(1) {
+                    out.push_str(", ");
+                    out.push_str(item);
+                }
+            } else {
+                out.push_str(value);
+            }
+            out.push_str("\r\n");
+        }
+        out.push_str("\r\n");
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(buf.get(self.body.clone()).unwrap_or_default());
+        bytes
+    }
+
     /// Whether a response can be built from this request: it has a
     /// readable top Via, From, To, Call-ID and CSeq (RFC 3261 §8.2.6.2).
     pub fn answerable(&self) -> bool {
@@ -374,10 +416,39 @@ From: <sip:b@h>;tag=1\r\nTo: <sip:a@h>\r\nCall-ID: c\r\nCSeq: {cseq}\r\n{extra}\
 
     #[test]
     fn a_folded_top_via_has_no_range_but_still_reads() {
-        let m = "OPTIONS sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4\r\n ;branch=z9hG4bKf\r\n\
-From: <sip:b@h>;tag=1\r\nTo: <sip:a@h>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n";
+        let m = "OPTIONS sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4\r\n ;branch=z9hG4bKf, SIP/2.0/UDP p;branch=z9hG4bKp\r\n\
+From: <sip:b@h>;tag=1\r\nTo: <sip:a@h>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 2\r\n\r\nhi";
         let r = Request::parse(m.as_bytes()).unwrap();
         assert_eq!(r.top_via_range(), None);
         assert_eq!(r.branch().as_deref(), Some("z9hG4bKf"));
+        let again = r.with_top_via(
+            m.as_bytes(),
+            "SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKf;received=5.6.7.8",
+        );
+        let r2 = Request::parse(&again).unwrap();
+        assert_eq!(
+            r2.top_via_text(),
+            Some("SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKf;received=5.6.7.8")
+        );
+        assert_eq!(r2.headers("via").flat_map(list_items).count(), 2);
+        assert_eq!(&again[r2.body_range()], b"hi");
+        assert_eq!(r2.cseq(), Some((1, "OPTIONS")));
+    }
+
+    #[test]
+    fn the_top_via_is_spliced_in_place() {
+        let r = Request::parse(OPTIONS.as_bytes()).unwrap();
+        let out = r.with_top_via(
+            OPTIONS.as_bytes(),
+            "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK.ping1;received=10.0.0.9",
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            OPTIONS.replace(
+                "branch=z9hG4bK.ping1\r\n",
+                "branch=z9hG4bK.ping1;received=10.0.0.9\r\n"
+            )
+        );
     }
 }

@@ -201,6 +201,9 @@ pub struct UserAgentConfig {
     /// The `Origin` of WebSocket upgrades; `None`: `http://` (ws) or
     /// `https://` (wss) and the registrar's host.
     pub ws_origin: Option<String>,
+    /// The application listens for requests (it set a request callback):
+    /// they go to it instead of getting 405.
+    pub listener: bool,
 }
 
 /// The Allow list of a user agent that did not set one: what the library
@@ -244,6 +247,7 @@ impl UserAgentConfig {
             allow: Cow::Borrowed(DEFAULT_ALLOW),
             answer_options: true,
             ws_origin: None,
+            listener: false,
         })
     }
 

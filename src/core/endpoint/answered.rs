@@ -1,0 +1,226 @@
+//! Requests handed to the application, remembered for a while so their
+//! retransmissions are not handed up again (RFC 3261 §17.2.2: the server
+//! transaction absorbs them): while the application has not answered, a
+//! retransmission is absorbed; once it has, the last answer is sent again.
+//!
+//! Requests the library answers itself need no memory: their answer is
+//! written again, identically, from the retransmission.
+//!
+//! Bounded: entries expire after 64*T1 (Timer J) and the oldest are
+//! forgotten beyond [`MAX_ENTRIES`].
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::FlowId;
+use crate::core::message::Request;
+
+/// Transactions remembered at most.
+pub const MAX_ENTRIES: usize = 2_048;
+
+/// What identifies a request and its retransmissions (RFC 3261 §17.2.3):
+/// the flow, the top Via branch (or, without the RFC 3261 cookie, Call-ID,
+/// From tag and CSeq number) and the method (of CSeq).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TxKey {
+    flow: FlowId,
+    id: Box<str>,
+    method: Box<str>,
+}
+
+impl TxKey {
+    /// The key of `req`, received on `flow`; `None` without a usable Via or CSeq.
+    pub fn of(flow: FlowId, req: &Request) -> Option<TxKey> {
+        Self::with_method(flow, req, req.cseq()?.1)
+    }
+
+    /// The key of the INVITE an ACK of a non-2xx answer acknowledges (same branch).
+    pub fn invite_of(flow: FlowId, ack: &Request) -> Option<TxKey> {
+        Self::with_method(flow, ack, "INVITE")
+    }
+
+    fn with_method(flow: FlowId, req: &Request, method: &str) -> Option<TxKey> {
+        let branch = req.branch().filter(|b| b.starts_with("z9hG4bK"));
+        let id = match branch {
+            Some(b) => b,
+            None => format!(
+                "{}|{}|{}",
+                req.call_id()?,
+                req.from_tag().unwrap_or_default(),
+                req.cseq()?.0
+            ),
+        };
+        Some(TxKey {
+            flow,
+            id: id.into_boxed_str(),
+            method: method.into(),
+        })
+    }
+}
+
+/// The last answer to a request: bytes and where they went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastAnswer {
+    /// The response as sent.
+    pub bytes: Vec<u8>,
+    /// Where it went.
+    pub dest: SocketAddr,
+    /// Its status.
+    pub status: u16,
+}
+
+/// Where a remembered request stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seen {
+    /// Handed to the application, not answered yet.
+    Pending,
+    /// Answered; a retransmission gets this again.
+    Answered(LastAnswer),
+}
+
+#[derive(Debug)]
+struct Entry {
+    seen: Seen,
+    until: Instant,
+}
+
+/// The remembered requests.
+#[derive(Debug, Default)]
+pub struct Answered {
+    entries: HashMap<TxKey, Entry>,
+    /// Insertion order, for expiry and the size bound (stale keys skipped).
+    order: VecDeque<(Instant, TxKey)>,
+}
+
+impl Answered {
+    /// What is known about `key` at `now`.
+    pub fn get(&mut self, now: Instant, key: &TxKey) -> Option<&Seen> {
+        self.expire(now);
+        self.entries.get(key).map(|e| &e.seen)
+    }
+
+    /// Remembers a request handed up at `now`, for `ttl`.
+    pub fn pending(&mut self, now: Instant, key: TxKey, ttl: Duration) {
+        self.put(now, key, Seen::Pending, ttl);
+    }
+
+    /// Records the application's answer (the latest one wins), for `ttl` from now.
+    pub fn answered(&mut self, now: Instant, key: TxKey, answer: LastAnswer, ttl: Duration) {
+        self.put(now, key, Seen::Answered(answer), ttl);
+    }
+
+    /// Number of remembered requests.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is remembered.
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn put(&mut self, now: Instant, key: TxKey, seen: Seen, ttl: Duration) {
+        self.expire(now);
+        let until = now + ttl;
+        self.entries.insert(key.clone(), Entry { seen, until });
+        self.order.push_back((until, key));
+        while self.entries.len() > MAX_ENTRIES {
+            let Some((t, old)) = self.order.pop_front() else {
+                break;
+            };
+            if self.entries.get(&old).is_some_and(|e| e.until == t) {
+                self.entries.remove(&old);
+            }
+        }
+        // Keys re-inserted leave stale order entries: bound them too.
+        if self.order.len() > 2 * MAX_ENTRIES {
+            let entries = &self.entries;
+            self.order
+                .retain(|(t, k)| entries.get(k).is_some_and(|e| e.until == *t));
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some((t, _)) = self.order.front() {
+            if *t > now {
+                break;
+            }
+            if let Some((t, k)) = self.order.pop_front() {
+                if self.entries.get(&k).is_some_and(|e| e.until == t) {
+                    self.entries.remove(&k);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(branch: &str, method: &str) -> Request {
+        let m = format!(
+            "{method} sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4;branch={branch}\r\n\
+From: <sip:b@h>;tag=f\r\nTo: <sip:a@h>\r\nCall-ID: c\r\nCSeq: 1 {method}\r\n\r\n"
+        );
+        Request::parse(m.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn pending_then_answered_then_expired() {
+        let mut a = Answered::default();
+        let t0 = Instant::now();
+        let k = TxKey::of(FlowId(1), &req("z9hG4bKx", "MESSAGE")).unwrap();
+        a.pending(t0, k.clone(), Duration::from_secs(32));
+        assert_eq!(a.get(t0, &k), Some(&Seen::Pending));
+        let ans = LastAnswer {
+            bytes: b"SIP/2.0 200 OK\r\n\r\n".to_vec(),
+            dest: "1.2.3.4:5060".parse().unwrap(),
+            status: 200,
+        };
+        a.answered(t0, k.clone(), ans.clone(), Duration::from_secs(32));
+        assert_eq!(a.get(t0, &k), Some(&Seen::Answered(ans)));
+        assert_eq!(a.get(t0 + Duration::from_secs(33), &k), None);
+        assert!(a.is_empty());
+    }
+
+    #[test]
+    fn keys_tell_flows_methods_and_branches_apart() {
+        let m = TxKey::of(FlowId(1), &req("z9hG4bKx", "MESSAGE")).unwrap();
+        assert_ne!(
+            m,
+            TxKey::of(FlowId(2), &req("z9hG4bKx", "MESSAGE")).unwrap()
+        );
+        assert_ne!(
+            m,
+            TxKey::of(FlowId(1), &req("z9hG4bKy", "MESSAGE")).unwrap()
+        );
+        let invite = TxKey::of(FlowId(1), &req("z9hG4bKx", "INVITE")).unwrap();
+        assert_eq!(
+            invite,
+            TxKey::invite_of(FlowId(1), &req("z9hG4bKx", "ACK")).unwrap()
+        );
+        // Without the cookie: Call-ID, From tag and CSeq.
+        assert_eq!(
+            TxKey::of(FlowId(1), &req("old1", "MESSAGE")),
+            TxKey::of(FlowId(1), &req("old2", "MESSAGE"))
+        );
+    }
+
+    #[test]
+    fn the_size_is_bounded() {
+        let mut a = Answered::default();
+        let t0 = Instant::now();
+        for i in 0..(MAX_ENTRIES + 100) {
+            let k = TxKey::of(FlowId(1), &req(&format!("z9hG4bK{i}"), "MESSAGE")).unwrap();
+            a.pending(t0, k.clone(), Duration::from_secs(32));
+            a.pending(t0, k, Duration::from_secs(32));
+        }
+        assert_eq!(a.len(), MAX_ENTRIES);
+        assert!(a.order.len() <= 2 * MAX_ENTRIES + 1);
+        let first = TxKey::of(FlowId(1), &req("z9hG4bK0", "MESSAGE")).unwrap();
+        assert_eq!(a.get(t0, &first), None, "the oldest went first");
+    }
+}

@@ -1,0 +1,622 @@
+//! Requests reaching our contacts (the registrar's OPTIONS pings, calls and
+//! messages routed to the AOR over the flow that carried the REGISTER) and
+//! the application's answers and messages on a flow.
+//!
+//! Every request is answered or handed to the application, never dropped
+//! in silence, unless it cannot be answered at all (no readable Via, From,
+//! To, Call-ID or CSeq: dropped with a log line) or its source is over its
+//! answer budget ([`answer_limit`](super::answer_limit)). In order:
+//!
+//! 1. The receiving transport notes where the request came from on its top
+//!    Via (`received`, `rport`: RFC 3261 §18.2.1, RFC 3581), which is where
+//!    a datagram answer goes (§18.2.2).
+//! 2. Routing to a user agent on the flow: a GRUU's `gr` parameter, else
+//!    the Request-URI's user part (each contact user is unique on a flow),
+//!    else, on a stream, the one user agent with RFC 5626 outbound on it.
+//!    No user agent: 404.
+//! 3. A malformed request: 400 (416 for a Request-URI that is not SIP).
+//! 4. OPTIONS: 200 with Allow and Supported, unless the user agent asked
+//!    for them (`answer_options` off) and has a listener.
+//! 5. With a listener, the request goes up as [`Action::Request`]; its
+//!    retransmissions are absorbed until the application answers, then get
+//!    that answer again. Without one: 405 with Allow (an ACK gets nothing).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::answer_limit::Verdict;
+use super::answered::{LastAnswer, Seen, TxKey};
+use super::{Action, Endpoint, FlowId, Transmit, TransmitKind, UaId, UaStats};
+use crate::core::message::{
+    annotated_via, classify, response_address, to_tag, write_response, Kind, Reply, Request,
+    Response, MAX_RESPONSE,
+};
+use crate::core::options::Transport;
+use crate::core::uri::Uri;
+use crate::log::Level;
+use crate::log_at;
+
+/// How long a request handed up (and its answer) is remembered when the
+/// user agent is unknown: 64 * the default T1 (Timer J).
+const DEFAULT_TX_MEMORY: Duration = Duration::from_secs(32);
+
+/// Streams with more registerers than this are not searched for the one
+/// user agent with outbound (a shared connection routes by user part only).
+const OUTBOUND_SEARCH_LIMIT: usize = 64;
+
+/// Where a request came from.
+#[derive(Clone, Copy)]
+struct Source {
+    flow: FlowId,
+    from: SocketAddr,
+    udp: bool,
+}
+
+impl Endpoint {
+    /// Sets the key that makes our To tags unguessable (the runtime passes
+    /// OS randomness; tests a constant).
+    pub fn set_secret(&mut self, secret: u64) {
+        self.secret = secret;
+    }
+
+    /// The request of an [`Action::Request`] found no listener (it was
+    /// removed meanwhile, or the user agent is being freed): it is answered
+    /// as without one (405 with Allow; nothing for an ACK).
+    pub fn unheard(
+        &mut self,
+        now: Instant,
+        ua: UaId,
+        flow: FlowId,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) {
+        let Some(f) = self.flows.get(flow) else {
+            return;
+        };
+        let src = Source {
+            flow,
+            from,
+            udp: f.key.transport == Transport::Udp,
+        };
+        let Ok(req) = Request::parse(bytes) else {
+            return;
+        };
+        if req.method() == "ACK" {
+            return;
+        }
+        let reply = self.method_not_allowed(ua);
+        if let Some(answer) = self.answer(now, src, ua, &req, &reply) {
+            self.remember(now, ua, src.flow, &req, answer);
+        }
+    }
+
+    /// The application's response to `request` (as it was handed up) on
+    /// `flow`, built per RFC 3261 §8.2.6 and sent per §18.2.2: on a stream
+    /// back on the connection, on UDP to the top Via's `received`/`rport`.
+    /// Its retransmissions get it again. Errors say why nothing was sent.
+    pub fn respond(
+        &mut self,
+        now: Instant,
+        ua: UaId,
+        flow: FlowId,
+        request: &[u8],
+        reply: &Reply,
+    ) -> Result<(), String> {
+        let req = Request::parse(request).map_err(|e| format!("not a request: {e}"))?;
+        if !req.answerable() {
+            return Err("the request has no readable Via, From, To, Call-ID or CSeq".into());
+        }
+        let f = self
+            .flows
+            .get(flow)
+            .ok_or_else(|| format!("flow {} is closed", flow.0))?;
+        let src = Source {
+            flow,
+            from: f.key.remote.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+            udp: f.key.transport == Transport::Udp,
+        };
+        let known = TxKey::of(flow, &req).is_some_and(|k| self.answered.get(now, &k).is_some());
+        if !known && !self.uses_flow(ua, flow) {
+            return Err(format!("flow {} is not one of this user agent's", flow.0));
+        }
+        let tag = to_tag(self.secret, &req);
+        let bytes = write_response(&req, reply, &tag);
+        if bytes.len() > MAX_RESPONSE {
+            return Err(format!(
+                "the response would be {} bytes (at most {MAX_RESPONSE})",
+                bytes.len()
+            ));
+        }
+        let dest = if src.udp {
+            req.top_via()
+                .and_then(|v| response_address(&v))
+                .ok_or("the request's top Via names no address to answer")?
+        } else {
+            src.from
+        };
+        log_at!(
+            Level::Debug,
+            "{}: answering {} with {} {}",
+            self.who(ua),
+            req.method(),
+            reply.status,
+            reply.reason
+        );
+        self.queue(ua, flow, dest, TransmitKind::Response, bytes.clone());
+        self.bump_ua(ua, |s| &s.answered);
+        self.remember(
+            now,
+            ua,
+            flow,
+            &req,
+            LastAnswer {
+                bytes,
+                dest,
+                status: reply.status,
+            },
+        );
+        Ok(())
+    }
+
+    /// The application's own message on `flow` (its INVITE, a response it
+    /// wrote), as RFC 5626 needs: a request goes to the registrar (or
+    /// proxy) the user agent's registerer on that flow sends to, a response
+    /// to its top Via (on a stream: the connection's peer, for both).
+    pub fn send_message(
+        &mut self,
+        _now: Instant,
+        ua: UaId,
+        flow: FlowId,
+        bytes: &[u8],
+    ) -> Result<(), String> {
+        if bytes.len() > MAX_RESPONSE {
+            return Err(format!(
+                "the message is {} bytes (at most {MAX_RESPONSE})",
+                bytes.len()
+            ));
+        }
+        let f = self
+            .flows
+            .get(flow)
+            .ok_or_else(|| format!("flow {} is closed", flow.0))?;
+        let remote = f.key.remote;
+        if !self.uses_flow(ua, flow) {
+            return Err(format!("flow {} is not one of this user agent's", flow.0));
+        }
+        let (kind, dest) = match classify(bytes) {
+            Kind::Request => {
+                Request::parse(bytes).map_err(|e| format!("not a SIP request: {e}"))?;
+                let dest = remote.or_else(|| self.destination_on(ua, flow));
+                (TransmitKind::Message, dest)
+            }
+            Kind::Response => {
+                let resp =
+                    Response::parse(bytes).map_err(|e| format!("not a SIP response: {e}"))?;
+                let dest = remote.or_else(|| resp.top_via().and_then(|v| response_address(&v)));
+                (TransmitKind::Response, dest)
+            }
+            Kind::KeepAlive | Kind::Junk => {
+                return Err("not a SIP request or response".into());
+            }
+        };
+        let dest = dest.ok_or("no destination for it on this flow")?;
+        self.queue(ua, flow, dest, kind, bytes.to_vec());
+        if kind == TransmitKind::Response {
+            self.bump_ua(ua, |s| &s.answered);
+        }
+        Ok(())
+    }
+
+    /// One request received on `flow` from `from` (`udp`: a datagram).
+    /// Returns the user agent it was attributed to.
+    pub(super) fn on_request(
+        &mut self,
+        now: Instant,
+        flow: FlowId,
+        bytes: &[u8],
+        from: SocketAddr,
+        udp: bool,
+    ) -> UaId {
+        let owner = self.flows.get(flow).map_or(0, |f| f.owner);
+        let parsed = match Request::parse(bytes) {
+            Ok(r) if r.answerable() => r,
+            Ok(_) => {
+                self.bump_ua(owner, |s| &s.received);
+                self.count_drop(
+                    owner,
+                    "request without a readable Via, From, To, Call-ID or CSeq",
+                );
+                return owner;
+            }
+            Err(e) => {
+                self.bump_ua(owner, |s| &s.received);
+                self.count_drop(owner, &format!("unparsable request: {e}"));
+                return owner;
+            }
+        };
+        // The receiving transport's note on the top Via (RFC 3261 18.2.1).
+        let noted: Option<Vec<u8>> = parsed
+            .top_via_text()
+            .and_then(|v| annotated_via(v, from))
+            .map(|v| parsed.with_top_via(bytes, &v));
+        let reparsed = noted.as_deref().and_then(|b| Request::parse(b).ok());
+        let (req, bytes): (Request, &[u8]) = match (reparsed, noted.as_deref()) {
+            (Some(r), Some(b)) => (r, b),
+            _ => (parsed, bytes),
+        };
+        let src = Source { flow, from, udp };
+        let ua = self.route(flow, &req);
+        let counted = ua.unwrap_or(owner);
+        self.bump_ua(counted, |s| &s.received);
+        self.bump_ua(counted, |s| &s.requests);
+        let method = req.method();
+        log_at!(
+            Level::Debug,
+            "{}: received {method} {} from {from}",
+            self.who(counted),
+            req.uri()
+        );
+        let refusal = req.refusal(bytes.len());
+        let Some(ua) = ua else {
+            if method != "ACK" {
+                let reply = match refusal {
+                    Some(r) => self.library_reply(owner, r.status, Vec::new()),
+                    None => self.library_reply(owner, 404, Vec::new()),
+                };
+                self.answer(now, src, owner, &req, &reply);
+            }
+            return counted;
+        };
+        // With a listener (UserAgentConfig::listener) every request but the
+        // OPTIONS the library answers goes up; without, 405.
+        let listener = self.uas.get(&ua).is_some_and(|u| u.config.listener);
+        if method == "ACK" {
+            // An ACK of a non-2xx answer ends its INVITE transaction (absorbed);
+            // any other goes to the listener, or nowhere (it is never answered).
+            let of_failure = TxKey::invite_of(flow, &req).is_some_and(|k| {
+                matches!(self.answered.get(now, &k), Some(Seen::Answered(a)) if a.status >= 300)
+            });
+            if listener && !of_failure && refusal.is_none() {
+                self.hand_up(now, src, ua, &req, bytes);
+            }
+            return counted;
+        }
+        if let Some(r) = refusal {
+            let reply = self.library_reply(ua, r.status, Vec::new());
+            self.answer(now, src, ua, &req, &reply);
+            return counted;
+        }
+        let wants_options = self.uas.get(&ua).is_some_and(|u| !u.config.answer_options);
+        if method == "OPTIONS" && !(listener && wants_options) {
+            let reply = self.options_ok(ua, flow);
+            self.answer(now, src, ua, &req, &reply);
+        } else if listener {
+            self.hand_up(now, src, ua, &req, bytes);
+        } else {
+            let reply = self.method_not_allowed(ua);
+            self.answer(now, src, ua, &req, &reply);
+        }
+        counted
+    }
+
+    /// Hands `req` (its bytes `bytes`) to user agent `ua`'s listener, unless
+    /// it is a retransmission: then the answer given is sent again, or
+    /// nothing while there is none.
+    fn hand_up(&mut self, now: Instant, src: Source, ua: UaId, req: &Request, bytes: &[u8]) {
+        let key = TxKey::of(src.flow, req);
+        match key
+            .as_ref()
+            .and_then(|k| self.answered.get(now, k))
+            .cloned()
+        {
+            Some(Seen::Pending) => {
+                log_at!(
+                    Level::Debug,
+                    "{}: {} retransmitted before the application answered: absorbed",
+                    self.who(ua),
+                    req.method()
+                );
+                return;
+            }
+            Some(Seen::Answered(last)) => {
+                if self.allowed(now, src, ua) {
+                    self.queue(ua, src.flow, last.dest, TransmitKind::Response, last.bytes);
+                    self.bump_ua(ua, |s| &s.answered);
+                }
+                return;
+            }
+            None => {}
+        }
+        if !self.allowed(now, src, ua) {
+            return;
+        }
+        if let Some(k) = key {
+            let ttl = self.tx_memory(ua);
+            self.answered.pending(now, k, ttl);
+        }
+        let local = self.flows.local_towards(src.flow, src.from);
+        let transport = self
+            .flows
+            .get(src.flow)
+            .map_or(Transport::Udp, |f| f.key.transport);
+        self.actions.push_back(Action::Request {
+            ua,
+            flow: src.flow,
+            transport,
+            local,
+            remote: src.from,
+            method: req.method().to_owned(),
+            bytes: bytes.to_vec(),
+        });
+    }
+
+    /// Sends the library's answer `reply` to `req`, within the source's
+    /// budget. Returns what was sent.
+    fn answer(
+        &mut self,
+        now: Instant,
+        src: Source,
+        ua: UaId,
+        req: &Request,
+        reply: &Reply,
+    ) -> Option<LastAnswer> {
+        if !self.allowed(now, src, ua) {
+            return None;
+        }
+        let tag = to_tag(self.secret, req);
+        let bytes = write_response(req, reply, &tag);
+        if bytes.len() > MAX_RESPONSE {
+            self.count_drop(ua, "request whose answer would be too large");
+            return None;
+        }
+        let dest = if src.udp {
+            req.top_via()
+                .and_then(|v| response_address(&v))
+                .unwrap_or(src.from)
+        } else {
+            src.from
+        };
+        log_at!(
+            Level::Debug,
+            "{}: {} {} answered {} {}",
+            self.who(ua),
+            req.method(),
+            req.uri(),
+            reply.status,
+            reply.reason
+        );
+        self.queue(ua, src.flow, dest, TransmitKind::Response, bytes.clone());
+        self.bump_ua(ua, |s| &s.answered);
+        Some(LastAnswer {
+            bytes,
+            dest,
+            status: reply.status,
+        })
+    }
+
+    /// Records `answer` as the last answer to `req`, for its retransmissions.
+    fn remember(
+        &mut self,
+        now: Instant,
+        ua: UaId,
+        flow: FlowId,
+        req: &Request,
+        answer: LastAnswer,
+    ) {
+        if let Some(k) = TxKey::of(flow, req) {
+            let ttl = self.tx_memory(ua);
+            self.answered.answered(now, k, answer, ttl);
+        }
+    }
+
+    /// Whether the source of a request still has answer budget (one is
+    /// taken). Trusted: a stream's peer, or the address the user agent's
+    /// registerer on this flow sends to.
+    fn allowed(&mut self, now: Instant, src: Source, ua: UaId) -> bool {
+        let trusted = !src.udp || self.sends_to(ua, src.flow, src.from);
+        match self.limit.allow(now, src.from, trusted) {
+            Verdict::Allowed => true,
+            Verdict::Limited { first } => {
+                if first {
+                    log_at!(
+                        Level::Info,
+                        "requests from {} exceed their answer budget: dropping until it recovers",
+                        src.from
+                    );
+                }
+                self.count_drop(ua, "request over its source's answer budget");
+                false
+            }
+        }
+    }
+
+    /// Queues `bytes` on `flow` to `dest` for user agent `ua`.
+    fn queue(
+        &mut self,
+        ua: UaId,
+        flow: FlowId,
+        dest: SocketAddr,
+        kind: TransmitKind,
+        bytes: Vec<u8>,
+    ) {
+        let Some(f) = self.flows.get(flow) else {
+            return;
+        };
+        let transport = f.key.transport;
+        let local = self.flows.local_towards(flow, dest);
+        self.transmits.push_back(Transmit {
+            flow,
+            dest,
+            ua,
+            transport,
+            local,
+            kind,
+            bytes,
+        });
+    }
+
+    /// The user agent `req` is for, among those on `flow`.
+    fn route(&self, flow: FlowId, req: &Request) -> Option<UaId> {
+        if let Ok(uri) = Uri::parse(req.uri()) {
+            if let Some(gr) = uri.param("gr") {
+                if let Some(ua) = self.route_gruu(flow, &uri, gr) {
+                    return Some(ua);
+                }
+            }
+            if let Some(ua) = uri
+                .user
+                .as_deref()
+                .and_then(|u| self.flows.contact_user_owner(flow, u))
+            {
+                return Some(ua);
+            }
+        }
+        self.route_outbound_flow(flow)
+    }
+
+    /// The user agent on `flow` whose public or temporary GRUU (or instance
+    /// URN) `uri` with its `gr` parameter names (RFC 5627).
+    fn route_gruu(&self, flow: FlowId, uri: &Uri, gr: Option<&str>) -> Option<UaId> {
+        let f = self.flows.get(flow)?;
+        let user = uri.user.as_deref().map(super::flows::normalized_user);
+        f.users.iter().find_map(|rid| {
+            let r = self.regs.get(rid)?;
+            let routing = r.core.routing();
+            let named = [&routing.pub_gruu, &routing.temp_gruu]
+                .into_iter()
+                .flatten()
+                .filter_map(|g| Uri::parse(g).ok())
+                .any(|g| {
+                    g.param("gr") == Some(gr)
+                        && g.user.as_deref().map(super::flows::normalized_user) == user
+                });
+            let instance = r.core.settings().extras().instance_urn.as_deref();
+            let by_instance = gr.is_some() && gr == instance;
+            (named || by_instance).then_some(r.ua)
+        })
+    }
+
+    /// On a stream: the one user agent whose registerers use RFC 5626
+    /// outbound on it (RFC 5626 §5.3: the flow names the instance).
+    fn route_outbound_flow(&self, flow: FlowId) -> Option<UaId> {
+        let f = self.flows.get(flow)?;
+        if f.key.remote.is_none() || f.users.len() > OUTBOUND_SEARCH_LIMIT {
+            return None;
+        }
+        let mut found: Option<UaId> = None;
+        for rid in &f.users {
+            let Some(r) = self.regs.get(rid).filter(|r| r.core.outbound_in_use()) else {
+                continue;
+            };
+            match found {
+                Some(u) if u != r.ua => return None,
+                _ => found = Some(r.ua),
+            }
+        }
+        found
+    }
+
+    /// Whether a registerer of `ua` uses `flow`.
+    fn uses_flow(&self, ua: UaId, flow: FlowId) -> bool {
+        self.uas.get(&ua).is_some_and(|u| {
+            u.regs
+                .iter()
+                .any(|rid| self.regs.get(rid).is_some_and(|r| r.flow == Some(flow)))
+        })
+    }
+
+    /// Whether a registerer of `ua` on `flow` sends to `addr`.
+    fn sends_to(&self, ua: UaId, flow: FlowId, addr: SocketAddr) -> bool {
+        self.uas.get(&ua).is_some_and(|u| {
+            u.regs.iter().any(|rid| {
+                self.regs
+                    .get(rid)
+                    .is_some_and(|r| r.flow == Some(flow) && r.core.destination() == Some(addr))
+            })
+        })
+    }
+
+    /// Where `ua`'s registerer on `flow` sends to.
+    fn destination_on(&self, ua: UaId, flow: FlowId) -> Option<SocketAddr> {
+        let u = self.uas.get(&ua)?;
+        u.regs.iter().find_map(|rid| {
+            self.regs
+                .get(rid)
+                .filter(|r| r.flow == Some(flow))
+                .and_then(|r| r.core.destination())
+        })
+    }
+
+    /// 200 to an OPTIONS: Allow, Supported (the extensions `ua`'s
+    /// registerers on `flow` use), Server.
+    fn options_ok(&self, ua: UaId, flow: FlowId) -> Reply {
+        let mut tags: Vec<&str> = Vec::new();
+        if let Some(u) = self.uas.get(&ua) {
+            for r in u.regs.iter().filter_map(|rid| self.regs.get(rid)) {
+                if r.flow != Some(flow) {
+                    continue;
+                }
+                if r.core.settings().path_gruu && !tags.contains(&"gruu") {
+                    tags.push("gruu");
+                }
+                if r.core.settings().reg_id.is_some() && !tags.contains(&"outbound") {
+                    tags.push("outbound");
+                }
+            }
+        }
+        let mut headers = vec![format!("Allow: {}", self.allow_of(ua))];
+        if !tags.is_empty() {
+            headers.push(format!("Supported: {}", tags.join(", ")));
+        }
+        self.library_reply(ua, 200, headers)
+    }
+
+    /// 405 with the user agent's Allow.
+    fn method_not_allowed(&self, ua: UaId) -> Reply {
+        let headers = vec![format!("Allow: {}", self.allow_of(ua))];
+        self.library_reply(ua, 405, headers)
+    }
+
+    /// A library answer with `headers` and the user agent's Server header.
+    fn library_reply(&self, ua: UaId, status: u16, mut headers: Vec<String>) -> Reply {
+        let server = self
+            .uas
+            .get(&ua)
+            .map_or(crate::core::options::DEFAULT_USER_AGENT, |u| {
+                &u.config.user_agent
+            });
+        headers.push(format!("Server: {server}"));
+        Reply::library(status, headers)
+    }
+
+    fn allow_of(&self, ua: UaId) -> &str {
+        self.uas
+            .get(&ua)
+            .map_or(crate::core::options::DEFAULT_ALLOW, |u| &u.config.allow)
+    }
+
+    /// How long a request handed up is remembered: 64*T1 of its user agent.
+    fn tx_memory(&self, ua: UaId) -> Duration {
+        self.uas
+            .get(&ua)
+            .map_or(DEFAULT_TX_MEMORY, |u| u.config.timers.t1 * 64)
+    }
+
+    /// The user agent's AOR for log lines.
+    fn who(&self, ua: UaId) -> String {
+        self.uas
+            .get(&ua)
+            .map_or_else(|| "sipreg".to_owned(), |u| u.config.aor.to_string())
+    }
+
+    /// Adds one to a counter of user agent `ua`.
+    pub(super) fn bump_ua(
+        &self,
+        ua: UaId,
+        counter: impl Fn(&UaStats) -> &std::sync::atomic::AtomicU64,
+    ) {
+        if let Some(u) = self.uas.get(&ua) {
+            UaStats::bump(counter(&u.stats));
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The application's request listeners: one sink per user agent, called by
+//! the worker with each request the endpoint hands up, and the set of open
+//! flows the API checks a flow id against before it queues an answer.
+//!
+//! Like the trace sinks: removing a sink off the worker thread returns only
+//! once no call of it is running, so the application may then free what it
+//! used; a request that finds no sink is answered by the endpoint as if
+//! none was ever set (405).
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use super::UaId;
+use crate::core::endpoint::FlowId;
+use crate::core::options::Transport;
+
+/// One request handed to the application.
+#[derive(Clone, Debug)]
+pub struct Incoming<'a> {
+    /// The flow it came over (for answers and the application's messages).
+    pub flow: FlowId,
+    /// That flow as "proto:local -> remote".
+    pub flow_text: &'a str,
+    /// Its transport.
+    pub transport: Transport,
+    /// Where it came from.
+    pub remote: SocketAddr,
+    /// Its method.
+    pub method: &'a str,
+    /// The request as received (the top Via noting its source).
+    pub bytes: &'a [u8],
+}
+
+/// Receives the requests of one user agent, on the worker thread.
+pub type Sink = Arc<dyn Fn(&Incoming<'_>) + Send + Sync>;
+
+struct Entry {
+    sink: Sink,
+    /// Held (shared) while the sink runs, so removing it can wait for running calls.
+    gate: RwLock<()>,
+    /// Set before the entry is removed: a call that raced the removal does not start.
+    removed: AtomicBool,
+}
+
+static SINKS: RwLock<Option<HashMap<UaId, Arc<Entry>>>> = RwLock::new(None);
+
+/// Installs (or with `None` removes) the request sink of user agent `ua`.
+/// Off the worker thread it returns only once no call of the old sink is
+/// running.
+pub fn set_sink(ua: UaId, sink: Option<Sink>) {
+    let old = {
+        let mut g = SINKS.write().unwrap_or_else(|e| e.into_inner());
+        let map = g.get_or_insert_with(HashMap::new);
+        match sink {
+            Some(sink) => map.insert(
+                ua,
+                Arc::new(Entry {
+                    sink,
+                    gate: RwLock::new(()),
+                    removed: AtomicBool::new(false),
+                }),
+            ),
+            None => map.remove(&ua),
+        }
+    };
+    if let Some(old) = old {
+        old.removed.store(true, Ordering::Release);
+        if !super::on_worker_thread() {
+            drop(old.gate.write().unwrap_or_else(|e| e.into_inner()));
+        }
+    }
+}
+
+/// Calls user agent `ua`'s sink with `request`; false when it has none (or
+/// it was being removed), so the request must be answered without it.
+pub fn deliver(ua: UaId, request: &Incoming<'_>) -> bool {
+    let entry = SINKS
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|m| m.get(&ua).cloned());
+    let Some(e) = entry else {
+        return false;
+    };
+    let _running = e.gate.read().unwrap_or_else(|e| e.into_inner());
+    if e.removed.load(Ordering::Acquire) {
+        return false;
+    }
+    // A sink that panics must not take the worker down with it.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (e.sink)(request)));
+    true
+}
+
+static OPEN: RwLock<Option<HashSet<u64>>> = RwLock::new(None);
+static LAST_OPENED: AtomicU64 = AtomicU64::new(0);
+
+/// The shell opened flow `id`.
+pub(super) fn flow_opened(id: FlowId) {
+    LAST_OPENED.fetch_max(id.0, Ordering::Relaxed);
+    OPEN.write()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(HashSet::new)
+        .insert(id.0);
+}
+
+/// The shell closed flow `id`.
+pub(super) fn flow_closed(id: FlowId) {
+    if let Some(set) = OPEN.write().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        set.remove(&id.0);
+    }
+}
+
+/// Whether flow `id` is open now.
+pub fn flow_open(id: u64) -> bool {
+    OPEN.read()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .is_some_and(|s| s.contains(&id))
+}
+
+/// Whether flow `id` was ever opened (else it is not a flow id at all).
+pub fn flow_issued(id: u64) -> bool {
+    id > 0 && id <= LAST_OPENED.load(Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn a_request_reaches_only_its_user_agent_and_none_after_removal() {
+        let seen: Arc<Mutex<Vec<(UaId, String)>>> = Arc::default();
+        let mk = |id: UaId| -> Sink {
+            let seen = seen.clone();
+            Arc::new(move |r: &Incoming<'_>| seen.lock().unwrap().push((id, r.method.to_owned())))
+        };
+        let (a, b) = (u64::MAX - 11, u64::MAX - 12);
+        set_sink(a, Some(mk(a)));
+        let req = Incoming {
+            flow: FlowId(7),
+            flow_text: "udp:127.0.0.1:1 -> 127.0.0.1:2",
+            transport: Transport::Udp,
+            remote: "127.0.0.1:2".parse().unwrap(),
+            method: "MESSAGE",
+            bytes: b"MESSAGE sip:a@b SIP/2.0\r\n\r\n",
+        };
+        assert!(deliver(a, &req));
+        assert!(!deliver(b, &req), "no sink: the caller answers 405");
+        set_sink(a, None);
+        assert!(!deliver(a, &req));
+        assert_eq!(*seen.lock().unwrap(), vec![(a, "MESSAGE".to_owned())]);
+    }
+
+    #[test]
+    fn open_flows_are_tracked() {
+        let id = FlowId(1_000_000_007);
+        assert!(!flow_open(id.0));
+        flow_opened(id);
+        assert!(flow_open(id.0) && flow_issued(id.0));
+        flow_closed(id);
+        assert!(!flow_open(id.0) && flow_issued(id.0));
+        assert!(!flow_issued(0));
+    }
+}
