@@ -272,7 +272,7 @@ impl StreamConn {
             if let Framing::WsPending(link, params) = &mut self.framing {
                 let link = link.take().ok_or_else(|| io::Error::other("no socket"))?;
                 let secure = self.transport.secure();
-                self.framing = Framing::Ws(Ws::start(link, secure, &params)?);
+                self.framing = Framing::Ws(Ws::start(link, secure, params)?);
             }
         }
         self.progress()

@@ -33,6 +33,13 @@ pub enum Behaviour {
     OkThenClose { expires: u32 },
     /// Each request gets the next step of the script (then the script repeats).
     Script(Vec<Step>),
+    /// 200 as `Ok`, its Contact with `params` appended (e.g. a pub-gruu)
+    /// and `headers` added (e.g. `Require: outbound`).
+    OkWith {
+        expires: u32,
+        params: String,
+        headers: Vec<String>,
+    },
 }
 
 /// One scripted answer (see [`Behaviour::Script`]).
@@ -111,6 +118,60 @@ enum Delivery {
     Pong(FlowId),
 }
 
+/// A request the endpoint handed to the application.
+#[derive(Clone, Debug)]
+pub struct HandedUp {
+    pub at: Duration,
+    pub ua: UaId,
+    pub flow: FlowId,
+    pub remote: SocketAddr,
+    pub method: String,
+    pub bytes: Vec<u8>,
+}
+
+impl HandedUp {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+}
+
+/// A response or an application message as it left a flow.
+#[derive(Clone, Debug)]
+pub struct Sent {
+    pub at: Duration,
+    pub flow: FlowId,
+    pub dest: SocketAddr,
+    pub kind: TransmitKind,
+    pub bytes: Vec<u8>,
+}
+
+impl Sent {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+
+    /// The status code of a response.
+    pub fn status(&self) -> u16 {
+        sipreg::core::message::Response::parse(&self.bytes)
+            .map(|r| r.status)
+            .unwrap_or(0)
+    }
+
+    /// The first value of a header (any case; long names only).
+    pub fn header(&self, name: &str) -> Option<String> {
+        let text = self.text();
+        text.split("\r\n")
+            .take_while(|l| !l.is_empty())
+            .skip(1)
+            .find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_owned())
+            })
+    }
+}
+
 /// A flow as the simulated shell holds it.
 #[derive(Debug, Clone)]
 pub struct SimFlow {
@@ -140,6 +201,11 @@ pub struct Sim {
     pub removed: Vec<RegId>,
     pub freed_uas: Vec<UaId>,
     pub stats: HashMap<UaId, Arc<UaStats>>,
+    /// Requests the endpoint handed to the application, in order.
+    pub handed_up: Vec<HandedUp>,
+    /// Responses (ours and the application's) and the application's own
+    /// requests, as they left: never given to a scripted registrar.
+    pub answers: Vec<Sent>,
     queue: BTreeMap<(Instant, u64), Delivery>,
     /// Messages waiting for a stream's handshakes.
     held: HashMap<FlowId, Vec<Transmit>>,
@@ -170,6 +236,8 @@ impl Sim {
             removed: Vec::new(),
             freed_uas: Vec::new(),
             stats: HashMap::new(),
+            handed_up: Vec::new(),
+            answers: Vec::new(),
             queue: BTreeMap::new(),
             held: HashMap::new(),
             seq: 0,
@@ -291,6 +359,26 @@ impl Sim {
         }
         self.now = end;
         self.pump();
+    }
+
+    /// A request from `from` arrives on `flow` now (a datagram on UDP, a
+    /// framed message on a stream).
+    pub fn request_in(&mut self, flow: FlowId, from: SocketAddr, bytes: &[u8]) {
+        let udp = self
+            .flows
+            .get(&flow)
+            .is_some_and(|f| f.transport == Transport::Udp);
+        if udp {
+            self.ep.datagram(self.now, flow, from, bytes);
+        } else {
+            self.ep.stream_message(self.now, flow, bytes);
+        }
+        self.pump();
+    }
+
+    /// Answers and application messages sent since index `from`.
+    pub fn answers_since(&self, from: usize) -> &[Sent] {
+        &self.answers[from.min(self.answers.len())..]
     }
 
     /// Closes stream flow `flow` from the far end now.
@@ -459,6 +547,21 @@ impl Sim {
             }
             Action::Removed { reg } => self.removed.push(reg),
             Action::UserAgentFreed { ua } => self.freed_uas.push(ua),
+            Action::Request {
+                ua,
+                flow,
+                remote,
+                method,
+                bytes,
+                ..
+            } => self.handed_up.push(HandedUp {
+                at,
+                ua,
+                flow,
+                remote,
+                method,
+                bytes,
+            }),
         }
     }
 
@@ -477,6 +580,16 @@ impl Sim {
             return;
         }
         let dest = flow.remote.unwrap_or(t.dest);
+        if matches!(t.kind, TransmitKind::Response | TransmitKind::Message) {
+            self.answers.push(Sent {
+                at,
+                flow: t.flow,
+                dest,
+                kind: t.kind,
+                bytes: t.bytes,
+            });
+            return;
+        }
         let Some(peer) = self.peers.get_mut(&dest) else {
             return; // nobody there: lost
         };
@@ -618,6 +731,20 @@ fn answer(b: &Behaviour, req: &Request) -> Option<Vec<u8>> {
     };
     match b {
         Behaviour::Ok { expires } | Behaviour::OkThenClose { expires } => Some(ok(*expires)),
+        Behaviour::OkWith {
+            expires,
+            params,
+            headers,
+        } => {
+            let mut extra = headers.clone();
+            if req.contact_expires() != Some(0) {
+                extra.push(format!(
+                    "Contact: <{}>;expires={expires}{params}",
+                    req.contact_uri()
+                ));
+            }
+            Some(req.response(200, "OK", &extra))
+        }
         Behaviour::Auth { expires } => {
             if req.header("Authorization").is_some() {
                 Some(ok(*expires))

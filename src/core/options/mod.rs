@@ -191,6 +191,9 @@ pub struct Extras {
     pub from_display_name: Option<String>,
     /// To display name.
     pub to_display_name: Option<String>,
+    /// The user part of our Contact when the endpoint chose another than
+    /// the user agent's (two user agents on one socket would clash).
+    pub contact_user: Option<Box<str>>,
 }
 
 impl Extras {
@@ -206,6 +209,7 @@ static NO_EXTRAS: Extras = Extras {
     instance_urn: None,
     from_display_name: None,
     to_display_name: None,
+    contact_user: None,
 };
 
 impl Settings {
@@ -390,6 +394,7 @@ impl RegistererOptions {
                 instance_urn,
                 from_display_name: self.from_display_name.clone(),
                 to_display_name: self.to_display_name.clone(),
+                contact_user: None,
             }
             .boxed(),
             reg_id: self.reg_id,

@@ -267,9 +267,6 @@ pub struct Registerer {
     cseq: u32,
     expires: u32,
     local: Option<SocketAddr>,
-    /// The user part of our Contact when the endpoint chose another than
-    /// the user agent's (two user agents on one socket); `None` mostly.
-    contact_user: Option<Box<str>>,
     bound_contact: Option<String>,
     stale_contacts: Vec<String>,
     /// The request in flight; boxed, so an idle registerer keeps only a pointer.
@@ -389,7 +386,6 @@ impl Registerer {
             call_id,
             from_tag,
             local: None,
-            contact_user: None,
             bound_contact: None,
             stale_contacts: Vec::new(),
             pending: None,

@@ -2,6 +2,7 @@
 //! keep-alives, flow failure, lost connections and network changes.
 
 use super::*;
+use crate::core::options::Extras;
 
 impl Registerer {
     /// Keep-alive bytes to send on the flow now (CRLFCRLF or a STUN request).
@@ -75,10 +76,17 @@ impl Registerer {
     /// agents sharing a socket have distinct contacts. A change while bound
     /// queues the old contact for removal in the next REGISTER.
     pub fn set_contact_user(&mut self, user: Option<Box<str>>) {
-        if self.contact_user == user {
+        if self.settings.extras().contact_user == user {
             return;
         }
-        self.contact_user = user;
+        // Kept with the rarely set settings: most registerers never need one.
+        let mut extras = self
+            .settings
+            .extras
+            .take()
+            .map_or_else(Default::default, |b| *b);
+        extras.contact_user = user;
+        self.settings.extras = (extras != Extras::default()).then(|| Box::new(extras));
         let (Some(old), Some(local)) = (self.bound_contact.clone(), self.local) else {
             return;
         };
@@ -99,7 +107,9 @@ impl Registerer {
 
     /// The user part of our Contact.
     pub fn contact_user(&self) -> Option<&str> {
-        self.contact_user
+        self.settings
+            .extras()
+            .contact_user
             .as_deref()
             .or_else(|| self.settings.ua.default_contact_user())
     }

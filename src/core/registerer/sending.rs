@@ -105,6 +105,8 @@ impl Registerer {
         p.contact_addr = Some(contact_addr);
         p.outbound = outbound;
         let user = self
+            .settings
+            .extras()
             .contact_user
             .as_deref()
             .or_else(|| self.settings.ua.default_contact_user());
