@@ -397,6 +397,54 @@ typedef void (*sipreg_event_callback)(void *user_data,
                                       const struct sipreg_event *event);
 
 /**
+ * One request that reached the user agent's contact. Every pointer is valid
+ * only during the callback: copy what you keep (`message` and `flow_id` are
+ * what `sipreg_user_agent_respond` needs later).
+ */
+typedef struct sipreg_incoming {
+  /**
+   * The whole request as received (NUL-terminated for convenience; a
+   * body may hold NUL bytes, so `length` is what counts). Its top Via
+   * carries `received` (and `rport`) when the request came from another
+   * address than that Via names, as RFC 3261 18.2.1 has the receiving
+   * transport note it: that is where an answer over UDP goes.
+   */
+  const char *message;
+  /**
+   * Length of `message` in bytes, without the NUL.
+   */
+  size_t length;
+  /**
+   * The method, e.g. "MESSAGE" (NUL-terminated).
+   */
+  const char *method;
+  /**
+   * The flow it came over (never 0): for `sipreg_user_agent_respond` and
+   * `sipreg_user_agent_send`.
+   */
+  uint64_t flow_id;
+  /**
+   * That flow as "proto:local -> remote", as `sipreg_registerer_flow`
+   * writes it (remote: where this request came from).
+   */
+  const char *flow;
+} sipreg_incoming;
+
+/**
+ * Receives each request for the user agent's contact that the library does
+ * not answer itself (every one but OPTIONS, unless
+ * `sipreg_user_agent_set_answer_options(ua, false)`), ACKs and CANCELs
+ * included. Called on the library's worker thread, in arrival order; it may
+ * call any sipreg function, `sipreg_user_agent_respond` first of all (now or
+ * later, from any thread). A retransmission of a request is not handed up
+ * again: the library absorbs it until the answer, then repeats the answer.
+ * It must not block for long: it delays all traffic.
+ */
+typedef void (*sipreg_request_callback)(void *user_data,
+                                        struct sipreg_user_agent *ua,
+                                        const struct sipreg_incoming *request);
+
+/**
  * One SIP message as it went over the wire. Every pointer is valid only
  * during the callback; copy what you keep.
  */
@@ -455,8 +503,9 @@ typedef struct sipreg_stats {
    */
   uint64_t received;
   /**
-   * Messages dropped: not SIP, requests, unparsable, unknown branch, wrong
-   * Call-ID/CSeq, wrong source address, oversized.
+   * Messages dropped: not SIP, unparsable, unknown branch, wrong
+   * Call-ID/CSeq, wrong source address, oversized, a request that cannot
+   * be answered or whose source is over its answer budget.
    */
   uint64_t dropped;
   /**
@@ -485,6 +534,15 @@ typedef struct sipreg_stats {
    * Registerers waiting for a slot in that target's window (all user agents).
    */
   uint64_t queued;
+  /**
+   * Requests that reached the user agent's contact (registrar pings,
+   * calls, messages), answered or handed to the request callback.
+   */
+  uint64_t requests;
+  /**
+   * Responses sent to them: the library's answers and the application's.
+   */
+  uint64_t answered;
 } sipreg_stats;
 
 #ifdef __cplusplus
@@ -1256,6 +1314,183 @@ enum sipreg_result sipreg_unregister_with_headers(struct sipreg_registerer *r,
                                                   size_t n);
 
 /**
+ * Installs the request listener of `ua` (a NULL callback removes it).
+ * Without a listener every request but OPTIONS gets 405 Method Not Allowed
+ * with the user agent's Allow (an ACK gets nothing); with one, they reach
+ * `callback`. When this returns (and when `sipreg_user_agent_free`
+ * returns), no call of the previous callback is running or will start, so
+ * its `user_data` may be released (the callback must therefore not wait
+ * for a lock held by a thread that replaces it). Returns
+ * SIPREG_ERR_NULL_ARGUMENT for a NULL `ua`, SIPREG_ERR_TERMINATED for a
+ * freed one.
+ */
+enum sipreg_result sipreg_user_agent_set_request_callback(struct sipreg_user_agent *ua,
+                                                          sipreg_request_callback callback,
+                                                          void *user_data);
+
+/**
+ * Sets the methods the contact accepts, as a comma-separated list (e.g.
+ * "INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE"): the REGISTER's Allow
+ * header, and the Allow of the library's OPTIONS answers and 405s. Default
+ * "OPTIONS" (what the library answers itself). Applies to registerers
+ * created afterwards and to answers at once. SIPREG_ERR_INVALID_ARGUMENT
+ * for a list that is not method names.
+ *
+ * # Safety
+ * `methods` must be NULL or a NUL-terminated string.
+ */
+enum sipreg_result sipreg_user_agent_set_allow(struct sipreg_user_agent *ua, const char *methods);
+
+/**
+ * Whether the library answers OPTIONS itself (true, the default: 200 with
+ * Allow and Supported, at once, which keeps registrar pings answered) or
+ * hands them to the request callback (false; without a callback they are
+ * still answered). Applies at once.
+ */
+enum sipreg_result sipreg_user_agent_set_answer_options(struct sipreg_user_agent *ua, bool answer);
+
+/**
+ * Sets the user part of the Contact (SIP.js `contactName`; NULL: the AOR's
+ * user). User agents sharing a socket have distinct contact users: one
+ * that would clash gets a suffix ("-2"). Applies to registerers created
+ * afterwards. SIPREG_ERR_INVALID_ARGUMENT if it is not a URI user part.
+ *
+ * # Safety
+ * `user` must be NULL or a NUL-terminated string.
+ */
+enum sipreg_result sipreg_user_agent_set_contact_user(struct sipreg_user_agent *ua,
+                                                      const char *user);
+
+/**
+ * Sets the `Origin` header of WebSocket upgrades ("ws", "wss"): an origin
+ * such as "https://app.example.com", or NULL for the default, "http://"
+ * (ws) or "https://" (wss) and the registrar's (or proxy's) host. Servers
+ * like OpenSIPS refuse an upgrade without one. Applies to connections
+ * opened afterwards. SIPREG_ERR_INVALID_ARGUMENT if it is not
+ * "scheme://host[:port]" or "null".
+ *
+ * # Safety
+ * `origin` must be NULL or a NUL-terminated string.
+ */
+enum sipreg_result sipreg_user_agent_set_ws_origin(struct sipreg_user_agent *ua,
+                                                   const char *origin);
+
+/**
+ * Answers `request` (the `message` and `length` of a `sipreg_incoming`,
+ * during the callback or any time after it, from any thread) that came
+ * over flow `flow_id`: the response copies Via, From, To (with a tag of
+ * ours unless the request's To has one or `extra_headers` brings a To),
+ * Call-ID and CSeq (RFC 3261 8.2.6), adds `extra_headers` ("Name:
+ * value\r\n..." lines, or NULL) and `body` (`body_len` bytes, NULL when
+ * 0; say its Content-Type in `extra_headers`), and is sent per RFC 3261
+ * 18.2.2: on a stream back on the connection, on UDP to the top Via's
+ * received/rport. `reason` NULL or "" is the standard phrase. A
+ * retransmission of the request gets this answer again.
+ * Returns SIPREG_ERR_NULL_ARGUMENT (NULL `ua`, `request`, or `body` with
+ * a length), SIPREG_ERR_INVALID_ARGUMENT (not an answerable SIP request,
+ * a status outside 100..=699, a reason or header with control characters,
+ * an extra header the response copies, a body over 60 000 bytes, a
+ * `flow_id` that was never a flow), SIPREG_ERR_TRANSPORT (the flow is
+ * closed), SIPREG_ERR_TERMINATED (a freed `ua`). Sending happens on the
+ * worker thread; a failure there (a flow closed meanwhile) is logged.
+ *
+ * # Safety
+ * `request` must be readable for `request_len` bytes, `reason` and
+ * `extra_headers` NULL or NUL-terminated, `body` NULL or readable for
+ * `body_len` bytes.
+ */
+enum sipreg_result sipreg_user_agent_respond(struct sipreg_user_agent *ua,
+                                             uint64_t flow_id,
+                                             const char *request,
+                                             size_t request_len,
+                                             uint16_t status,
+                                             const char *reason,
+                                             const char *extra_headers,
+                                             const char *body,
+                                             size_t body_len);
+
+/**
+ * Sends the application's own SIP message (a request such as an INVITE or
+ * MESSAGE, or a response it wrote) over flow `flow_id`, as RFC 5626 needs
+ * for a registered flow (`sipreg_registerer_flow_id` gives it): a request
+ * goes to the registrar or proxy the user agent's registerer on that flow
+ * sends to, a response to its top Via (on a stream, both go to the
+ * connection's peer). The bytes go out as they are (at most 65 000).
+ * Returns SIPREG_ERR_NULL_ARGUMENT, SIPREG_ERR_INVALID_ARGUMENT (not a
+ * SIP request or response, too large, never a flow),
+ * SIPREG_ERR_TRANSPORT (the flow is closed), SIPREG_ERR_TERMINATED (a
+ * freed `ua`). A flow that is not the user agent's is refused on the
+ * worker thread, with a log line.
+ *
+ * # Safety
+ * `message` must be readable for `length` bytes.
+ */
+enum sipreg_result sipreg_user_agent_send(struct sipreg_user_agent *ua,
+                                          uint64_t flow_id,
+                                          const char *message,
+                                          size_t length);
+
+/**
+ * Writes the id of the flow the registerer's requests use (the registered
+ * flow, for `sipreg_user_agent_send`) to `*flow_id`; 0 before it has one
+ * (and after it lost it, until the next). Returns
+ * SIPREG_ERR_NULL_ARGUMENT, SIPREG_ERR_TERMINATED (a freed handle).
+ *
+ * # Safety
+ * `flow_id` must be NULL or writable.
+ */
+enum sipreg_result sipreg_registerer_flow_id(const struct sipreg_registerer *r, uint64_t *flow_id);
+
+/**
+ * Counts the header lines named `name` (any case, long or compact form)
+ * in `message` (a request as `sipreg_incoming` gives it), into `*count`.
+ * SIPREG_ERR_INVALID_ARGUMENT if `message` is not a SIP request.
+ *
+ * # Safety
+ * `message` must be readable for `length` bytes; `name` NUL-terminated;
+ * `count` writable.
+ */
+enum sipreg_result sipreg_message_header_count(const char *message,
+                                               size_t length,
+                                               const char *name,
+                                               size_t *count);
+
+/**
+ * Copies the value of header line number `index` named `name` (any case,
+ * long or compact form; a comma-separated list on one line is one value)
+ * in `message` into `buf` of `len` bytes, NUL-terminated; `*needed` (NULL
+ * allowed) gets the size it needs, NUL included. SIPREG_ERR_INVALID_ARGUMENT
+ * for an index out of range or a message that is not a SIP request,
+ * SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit.
+ *
+ * # Safety
+ * `message` must be readable for `length` bytes; `name` NUL-terminated;
+ * `buf` NULL or writable for `len` bytes; `needed` NULL or writable.
+ */
+enum sipreg_result sipreg_message_header(const char *message,
+                                         size_t length,
+                                         const char *name,
+                                         size_t index,
+                                         char *buf,
+                                         size_t len,
+                                         size_t *needed);
+
+/**
+ * Finds the body of `message` (a request as `sipreg_incoming` gives it):
+ * `*offset` gets where it starts in `message`, `*body_length` its length
+ * (0 without a body). SIPREG_ERR_INVALID_ARGUMENT if `message` is not a
+ * SIP request.
+ *
+ * # Safety
+ * `message` must be readable for `length` bytes; `offset` and
+ * `body_length` writable.
+ */
+enum sipreg_result sipreg_message_body(const char *message,
+                                       size_t length,
+                                       size_t *offset,
+                                       size_t *body_length);
+
+/**
  * Number of Service-Route URIs (RFC 3608) of the last 2xx (0 when not registered).
  *
  * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` or `out` NULL);
@@ -1668,7 +1903,9 @@ enum sipreg_result sipreg_user_agent_stats(struct sipreg_user_agent *ua, struct 
  * registerer is Terminated when this returns. Registerer handles stay valid (calls
  * return SIPREG_ERR_TERMINATED) until each is freed with
  * `sipreg_registerer_free`. NULL is ignored; the password is wiped. The
- * trace callback is removed first: none runs or starts after this returns.
+ * trace and request callbacks are removed first: none runs or starts after
+ * this returns (a request arriving meanwhile gets 405, or 404 once the
+ * registerers are gone).
  *
  * Returns SIPREG_OK (also for NULL); SIPREG_ERR_TERMINATED (freed twice);
  * SIPREG_ERR_INVALID_ARGUMENT (not a user agent handle); SIPREG_ERR_INTERNAL.

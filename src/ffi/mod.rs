@@ -11,6 +11,7 @@ pub mod global;
 pub mod options;
 pub mod registerer;
 pub mod request_headers;
+pub mod requests;
 pub mod routing;
 pub mod trace;
 pub mod user_agent;

@@ -26,8 +26,9 @@ pub struct sipreg_user_agent {
 pub struct sipreg_stats {
     /// Messages received on the user agent's sockets.
     pub received: u64,
-    /// Messages dropped: not SIP, requests, unparsable, unknown branch, wrong
-    /// Call-ID/CSeq, wrong source address, oversized.
+    /// Messages dropped: not SIP, unparsable, unknown branch, wrong
+    /// Call-ID/CSeq, wrong source address, oversized, a request that cannot
+    /// be answered or whose source is over its answer budget.
     pub dropped: u64,
     /// Requests sent, retransmissions included.
     pub sent: u64,
@@ -45,6 +46,11 @@ pub struct sipreg_stats {
     pub in_flight: u64,
     /// Registerers waiting for a slot in that target's window (all user agents).
     pub queued: u64,
+    /// Requests that reached the user agent's contact (registrar pings,
+    /// calls, messages), answered or handed to the request callback.
+    pub requests: u64,
+    /// Responses sent to them: the library's answers and the application's.
+    pub answered: u64,
 }
 
 /// The user agent's settings and whether the worker has them yet.
@@ -527,6 +533,8 @@ pub unsafe extern "C" fn sipreg_user_agent_stats(
             window: u64::from(w.window),
             in_flight: u64::from(w.in_flight),
             queued: u64::from(w.queued),
+            requests: s.requests.load(Ordering::Relaxed),
+            answered: s.answered.load(Ordering::Relaxed),
         };
         put(out, stats, "out")
     })
@@ -544,7 +552,9 @@ pub unsafe extern "C" fn sipreg_user_agent_stats(
 /// registerer is Terminated when this returns. Registerer handles stay valid (calls
 /// return SIPREG_ERR_TERMINATED) until each is freed with
 /// `sipreg_registerer_free`. NULL is ignored; the password is wiped. The
-/// trace callback is removed first: none runs or starts after this returns.
+/// trace and request callbacks are removed first: none runs or starts after
+/// this returns (a request arriving meanwhile gets 405, or 404 once the
+/// registerers are gone).
 ///
 /// Returns SIPREG_OK (also for NULL); SIPREG_ERR_TERMINATED (freed twice);
 /// SIPREG_ERR_INVALID_ARGUMENT (not a user agent handle); SIPREG_ERR_INTERNAL.
@@ -555,8 +565,9 @@ pub extern "C" fn sipreg_user_agent_free(ua: *mut sipreg_user_agent) -> sipreg_r
             return Ok(());
         }
         let h = UAS.remove(ua as *const c_void, "ua")?;
-        // No trace callback runs or starts once this returns.
+        // No trace or request callback runs or starts once this returns.
         crate::runtime::trace::set_sink(h.id, None);
+        crate::runtime::requests::set_sink(h.id, None);
         // On the thread that runs the user agent's dispatcher, waiting would
         // stall the loop that delivers the outcome: Terminated arrives there.
         let on_loop = crate::runtime::dispatch::route(h.id).is_some_and(|d| d.is_home());
