@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod capi;
+pub mod contact;
 pub mod counting;
 pub mod harness;
 pub mod hostile_peers;

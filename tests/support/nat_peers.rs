@@ -56,16 +56,27 @@ impl OutboundKamailio {
     }
 
     fn launch(flow_timer: u32, tls: bool) -> OutboundKamailio {
+        Self::launch_cfg("outbound.cfg", flow_timer, tls, &[])
+    }
+
+    /// Starts `tests/kamailio/<cfg>` (which takes the same defines as
+    /// outbound.cfg) with `defines` added (`NAME` or `NAME=value`).
+    pub fn launch_cfg(cfg: &str, flow_timer: u32, tls: bool, defines: &[&str]) -> OutboundKamailio {
         let port = free_port();
         let ws_port = another_port(&[port]);
         let rundir =
             std::env::temp_dir().join(format!("sipreg-kamob-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&rundir);
+        let mut secure_args = Vec::new();
         std::fs::create_dir_all(&rundir).unwrap();
-        let cfg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/kamailio/outbound.cfg");
+        let cfg = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/kamailio")
+            .join(cfg);
+        for d in defines {
+            secure_args.extend(["-A".to_owned(), (*d).to_owned()]);
+        }
         let log = std::fs::File::create(rundir.join("kamailio.log")).unwrap();
         let ctl = format!("CTL_SOCK=\"unix:{}/ctl\"", rundir.display());
-        let mut secure_args = Vec::new();
         let tls = tls.then(|| {
             let tls_port = another_port(&[port, ws_port]);
             let wss_port = another_port(&[port, ws_port, tls_port]);
@@ -140,7 +151,8 @@ impl OutboundKamailio {
         std::fs::read_to_string(self.rundir.join("kamailio.log")).unwrap_or_default()
     }
 
-    fn kamcmd(&self, args: &[&str]) -> Option<String> {
+    /// Runs `kamcmd` on this instance's control socket: its output, if it succeeded.
+    pub fn kamcmd(&self, args: &[&str]) -> Option<String> {
         let out = Command::new("kamcmd")
             .arg("-s")
             .arg(format!("unix:{}/ctl", self.rundir.display()))
