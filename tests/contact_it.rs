@@ -53,9 +53,15 @@ fn alice(
     configure(&ua);
     let registrar = match transport {
         "udp" | "tcp" => k.registrar(transport),
-        "tls" => format!("sip:127.0.0.1:{};transport=tls", k.tls.as_ref().unwrap().tls_port),
+        "tls" => format!(
+            "sip:127.0.0.1:{};transport=tls",
+            k.tls.as_ref().unwrap().tls_port
+        ),
         "ws" => format!("sip:127.0.0.1:{};transport=ws", k.ws_port),
-        "wss" => format!("sip:127.0.0.1:{};transport=wss", k.tls.as_ref().unwrap().wss_port),
+        "wss" => format!(
+            "sip:127.0.0.1:{};transport=wss",
+            k.tls.as_ref().unwrap().wss_port
+        ),
         t => panic!("transport {t}"),
     };
     let mut r = Reg::new(

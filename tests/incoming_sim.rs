@@ -605,6 +605,21 @@ Call-ID: app1\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n",
         (TransmitKind::Message, flow, registrar())
     );
     assert_eq!(m.bytes, invite.as_bytes());
+    // The answer to it comes back on the flow: to the listener, not dropped.
+    let ok = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKapp1;rport=1\r\n\
+From: <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:bob@127.0.0.1>;tag=b9\r\nCall-ID: app1\r\n\
+CSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n";
+    s.request_in(flow, registrar(), ok.as_bytes());
+    assert_eq!(s.handed_up.len(), 1);
+    assert_eq!(s.handed_up[0].method, "MESSAGE");
+    assert_eq!(s.handed_up[0].bytes, ok.as_bytes());
+    let stray = ok.replace("z9hG4bKapp1", "z9hG4bKother");
+    s.request_in(flow, registrar(), stray.as_bytes());
+    assert_eq!(
+        s.handed_up.len(),
+        1,
+        "a response to nothing of ours is dropped"
+    );
     // A response the application wrote goes to its top Via.
     let resp = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bKx\r\n\
 From: <sip:b@h>;tag=1\r\nTo: <sip:a@h>;tag=2\r\nCall-ID: c\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n";

@@ -58,7 +58,11 @@ struct Ctx {
     auto: Option<AutoAnswer>,
 }
 
-unsafe extern "C" fn on_request(ud: *mut c_void, ua: *mut sipreg_user_agent, r: *const sipreg_incoming) {
+unsafe extern "C" fn on_request(
+    ud: *mut c_void,
+    ua: *mut sipreg_user_agent,
+    r: *const sipreg_incoming,
+) {
     let ctx = &*(ud as *const Ctx);
     let r = &*r;
     let message = std::slice::from_raw_parts(r.message.cast::<u8>(), r.length).to_vec();
@@ -140,7 +144,14 @@ impl Drop for Listener {
 }
 
 /// `sipreg_user_agent_respond` on a request the listener got.
-pub fn respond(ua: &Ua, got: &Got, status: u16, reason: Option<&str>, headers: &str, body: &[u8]) -> sipreg_result {
+pub fn respond(
+    ua: &Ua,
+    got: &Got,
+    status: u16,
+    reason: Option<&str>,
+    headers: &str,
+    body: &[u8],
+) -> sipreg_result {
     let reason = reason.map(|r| CString::new(r).unwrap());
     let headers = CString::new(headers).unwrap();
     unsafe {

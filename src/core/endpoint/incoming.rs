@@ -78,6 +78,7 @@ impl Endpoint {
             from,
             udp: f.key.transport == Transport::Udp,
         };
+        // (A response to the application's own request needs no answer.)
         let Ok(req) = Request::parse(bytes) else {
             return;
         };
@@ -164,7 +165,7 @@ impl Endpoint {
     /// to its top Via (on a stream: the connection's peer, for both).
     pub fn send_message(
         &mut self,
-        _now: Instant,
+        now: Instant,
         ua: UaId,
         flow: FlowId,
         bytes: &[u8],
@@ -185,8 +186,17 @@ impl Endpoint {
         }
         let (kind, dest) = match classify(bytes) {
             Kind::Request => {
-                Request::parse(bytes).map_err(|e| format!("not a SIP request: {e}"))?;
+                let req = Request::parse(bytes).map_err(|e| format!("not a SIP request: {e}"))?;
                 let dest = remote.or_else(|| self.destination_on(ua, flow));
+                // Its responses go to the listener.
+                if let Some(branch) = req.branch() {
+                    let memory = if req.method() == "INVITE" {
+                        super::app_requests::INVITE_MEMORY
+                    } else {
+                        self.tx_memory(ua)
+                    };
+                    self.app_requests.sent(now, flow, &branch, ua, now + memory);
+                }
                 (TransmitKind::Message, dest)
             }
             Kind::Response => {
@@ -205,6 +215,39 @@ impl Endpoint {
             self.bump_ua(ua, |s| &s.answered);
         }
         Ok(())
+    }
+
+    /// A response on `flow` whose branch is none of a registerer's: if it
+    /// answers a request the application sent there, it goes to that user
+    /// agent's listener. Returns that user agent.
+    pub(super) fn app_response(
+        &mut self,
+        now: Instant,
+        flow: FlowId,
+        resp: &Response,
+        bytes: &[u8],
+        from: SocketAddr,
+    ) -> Option<UaId> {
+        let branch = resp.top_branch()?;
+        let ua = self.app_requests.owner(now, flow, branch)?;
+        if !self.uas.get(&ua).is_some_and(|u| u.config.listener) {
+            return Some(ua);
+        }
+        let local = self.flows.local_towards(flow, from);
+        let transport = self
+            .flows
+            .get(flow)
+            .map_or(Transport::Udp, |f| f.key.transport);
+        self.actions.push_back(Action::Request {
+            ua,
+            flow,
+            transport,
+            local,
+            remote: from,
+            method: resp.cseq().map(|(_, m)| m.to_owned()).unwrap_or_default(),
+            bytes: bytes.to_vec(),
+        });
+        Some(ua)
     }
 
     /// One request received on `flow` from `from` (`udp`: a datagram).

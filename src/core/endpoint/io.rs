@@ -184,8 +184,9 @@ pub enum Action {
         /// Which.
         ua: UaId,
     },
-    /// A request for user agent `ua`, for its listener. If it has none any
-    /// more, the shell answers [`Endpoint::unheard`].
+    /// A request for user agent `ua` (or a response to a request it sent
+    /// with [`Endpoint::send_message`]), for its listener. If it has none
+    /// any more, the shell answers [`Endpoint::unheard`].
     Request {
         /// Whose contact it reached.
         ua: UaId,
@@ -197,10 +198,10 @@ pub enum Action {
         local: Option<SocketAddr>,
         /// Where it came from.
         remote: SocketAddr,
-        /// Its method.
+        /// Its method (of a response: the method of its CSeq).
         method: String,
         /// The request as received, its top Via noting where it came from
-        /// (`received`, `rport`; RFC 3261 §18.2.1).
+        /// (`received`, `rport`; RFC 3261 §18.2.1); or the response.
         bytes: Vec<u8>,
     },
 }

@@ -24,6 +24,7 @@
 
 pub mod answer_limit;
 mod answered;
+mod app_requests;
 pub mod connect_limit;
 mod flows;
 mod incoming;
@@ -121,6 +122,8 @@ pub struct Endpoint {
     limit: answer_limit::AnswerLimit,
     /// Requests handed to the application, for their retransmissions.
     answered: answered::Answered,
+    /// The application's own requests, for their responses.
+    app_requests: app_requests::AppRequests,
     /// Key of our To tags.
     secret: u64,
 }

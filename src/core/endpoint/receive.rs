@@ -116,6 +116,9 @@ impl Endpoint {
             }
         };
         let Some(rid) = rid else {
+            if let Some(ua) = self.app_response(now, flow, &resp, bytes, from) {
+                return ua;
+            }
             self.count_drop(counted, "response for an unknown branch");
             return counted;
         };
