@@ -25,6 +25,7 @@ use support::capi::*;
 use support::contact::{flow_id, respond, send, set_str, AutoAnswer, Listener, Sipp};
 use support::kamailio::free_port;
 use support::nat_peers::OutboundKamailio;
+use support::nat_peers::{TcpWatch, UdpNat};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -136,4 +137,349 @@ fn message_and_info_reach_the_listener_over_udp_and_tcp() {
         assert!(st.requests >= 2 && st.answered >= 2, "{st:?}");
         assert_eq!(r.dispose(), SIPREG_OK);
     }
+}
+
+#[test]
+fn message_and_info_reach_the_listener_over_tls_and_ws() {
+    let k = OutboundKamailio::launch_cfg("contact.cfg", 30, true, &[]);
+    for transport in ["tls", "ws", "wss"] {
+        let (ua, r) = alice(&k, transport, |_| {}, Opts::default());
+        let l = Listener::install(&ua, answered());
+        let got = message_and_info(&k, &l);
+        check_message_and_info(&got, &r, transport);
+        assert_eq!(r.dispose(), SIPREG_OK);
+    }
+    // Kamailio here refuses an upgrade without Origin: ours carried the default one.
+    let log = k.log();
+    assert!(
+        log.contains("WebSocket upgrade with Origin http://127.0.0.1"),
+        "{log}"
+    );
+    assert!(
+        log.contains("WebSocket upgrade with Origin https://127.0.0.1"),
+        "{log}"
+    );
+    assert!(!log.contains("without Origin refused"), "{log}");
+}
+
+#[test]
+fn a_set_ws_origin_is_sent() {
+    let k = OutboundKamailio::launch_cfg("contact.cfg", 30, false, &[]);
+    let (ua, r) = alice(
+        &k,
+        "ws",
+        |ua| {
+            assert_eq!(
+                set_str(
+                    ua,
+                    sipreg_user_agent_set_ws_origin,
+                    Some("https://app.example.test")
+                ),
+                SIPREG_OK
+            );
+        },
+        Opts::default(),
+    );
+    assert!(
+        k.log()
+            .contains("WebSocket upgrade with Origin https://app.example.test"),
+        "{}",
+        k.log()
+    );
+    assert_eq!(r.dispose(), SIPREG_OK);
+    drop(ua);
+}
+
+#[test]
+fn without_a_listener_a_message_gets_405_and_an_unknown_user_404() {
+    let k = OutboundKamailio::launch_cfg("contact.cfg", 30, false, &[]);
+    let (ua, r) = alice(&k, "udp", |_| {}, Opts::default());
+    let sipp = Sipp::client(
+        "contact_expect_405",
+        &format!("127.0.0.1:{}", k.port),
+        "alice",
+        free_port(),
+        &[],
+    );
+    let end = sipp.finish(WAIT * 2);
+    assert_eq!(
+        end.code,
+        Some(0),
+        "405 with Allow: OPTIONS\n{}\n{}",
+        end.errors,
+        end.messages
+    );
+    // Straight to our contact, for a user we do not have.
+    let contact = r.contacts()[0].clone();
+    let hostport = contact
+        .split('@')
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let sipp = Sipp::client("contact_expect_404", &hostport, "mallory", free_port(), &[]);
+    let end = sipp.finish(WAIT * 2);
+    assert_eq!(
+        end.code,
+        Some(0),
+        "404 from {hostport}\n{}\n{}",
+        end.errors,
+        end.messages
+    );
+    let st = ua.stats();
+    assert!(st.requests >= 2 && st.answered >= 2, "{st:?}");
+    assert_eq!(r.dispose(), SIPREG_OK);
+}
+
+#[test]
+fn the_application_sends_a_message_over_the_registered_flow_and_hears_the_answer() {
+    let k = OutboundKamailio::launch_cfg("contact.cfg", 30, false, &[]);
+    for transport in ["udp", "tcp"] {
+        let (ua, r) = alice(&k, transport, |_| {}, Opts::default());
+        let l = Listener::install(&ua, None);
+        let port = free_port();
+        let far = Sipp::server("contact_uas_message", port, &[]);
+        std::thread::sleep(Duration::from_millis(300));
+        let flow = flow_id(&r);
+        assert_ne!(flow, 0);
+        // Our address on the flow, for the Via.
+        let flow_text = r.flow();
+        let local = flow_text.split(':').skip(1).collect::<Vec<_>>().join(":");
+        let local = local.split(" -> ").next().unwrap().to_owned();
+        let body = "sent over the flow";
+        let msg = format!(
+            "MESSAGE sip:sipp@127.0.0.1:{port} SIP/2.0\r\n\
+Via: SIP/2.0/{} {local};branch=z9hG4bKappmsg{port};rport\r\n\
+Max-Forwards: 70\r\n\
+Route: <sip:127.0.0.1:{};transport={transport};lr>\r\n\
+From: <sip:alice@127.0.0.1>;tag=app{port}\r\n\
+To: <sip:sipp@127.0.0.1:{port}>\r\n\
+Call-ID: app-{port}@127.0.0.1\r\n\
+CSeq: 1 MESSAGE\r\n\
+Content-Type: text/plain\r\n\
+Content-Length: {}\r\n\r\n{body}",
+            transport.to_uppercase(),
+            k.port,
+            body.len()
+        );
+        assert_eq!(send(&ua, flow, msg.as_bytes()), SIPREG_OK);
+        let end = far.finish(WAIT);
+        assert_eq!(
+            end.code,
+            Some(0),
+            "SIPp got the MESSAGE over {transport}\n{}\n{}\n{}",
+            end.errors,
+            end.messages,
+            k.log()
+        );
+        let answer = l
+            .next_of("MESSAGE", WAIT)
+            .expect("the 200 reached the listener");
+        assert!(
+            answer.text().starts_with("SIP/2.0 200"),
+            "{}",
+            answer.text()
+        );
+        assert_eq!(answer.flow_id, flow);
+        assert_eq!(r.dispose(), SIPREG_OK);
+    }
+}
+
+/// Kamailio's keep-alive timeout in the ping tests, seconds.
+const KA_TIMEOUT: u64 = 6;
+
+/// Whether `k` holds a binding for alice's `contact` (same user, host and port).
+fn holds(k: &OutboundKamailio, contact: &str) -> bool {
+    let key = contact.split(';').next().unwrap_or(contact);
+    k.bindings("alice")
+        .iter()
+        .any(|a| a.split(';').next() == Some(key))
+}
+
+/// alice registers on `k` (which pings its contacts and removes the silent
+/// ones after KA_TIMEOUT s) over `transport`. Answering: the binding is
+/// still there after three times the timeout, and OPTIONS did arrive. Not
+/// answering (OPTIONS handed to a listener that never answers): the
+/// binding is removed.
+fn pinged_binding_survives_only_when_answered(k: &OutboundKamailio, transport: &str) {
+    let (ua, r) = alice(k, transport, |_| {}, Opts::default());
+    let contact = r.contacts()[0].clone();
+    let held = Duration::from_secs(3 * KA_TIMEOUT + 2);
+    let start = Instant::now();
+    while start.elapsed() < held {
+        assert!(
+            holds(k, &contact),
+            "over {transport}: binding {contact} gone after {:?}: {:?}\n{}",
+            start.elapsed(),
+            k.bindings("alice"),
+            k.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let st = ua.stats();
+    assert!(
+        st.requests >= 3 && st.answered >= 3,
+        "over {transport}: Kamailio's OPTIONS arrived and were answered: {st:?}"
+    );
+    assert_eq!(r.state(), SIPREG_STATE_REGISTERED);
+
+    // Answering switched off: OPTIONS go to a listener that never answers.
+    assert_eq!(sipreg_user_agent_set_answer_options(ua.0, false), SIPREG_OK);
+    let l = Listener::install(&ua, None);
+    let gone = k.wait_bindings("alice", Duration::from_secs(4 * KA_TIMEOUT), |_| {
+        !holds(k, &contact)
+    });
+    assert!(
+        gone.is_ok(),
+        "over {transport}: a silent contact is removed: {gone:?}\n{}",
+        k.log()
+    );
+    assert!(
+        l.drain().iter().any(|g| g.method == "OPTIONS"),
+        "the pings reached the listener, which did not answer"
+    );
+    drop(l);
+    assert_eq!(r.dispose(), SIPREG_OK);
+}
+
+#[test]
+fn nathelper_pings_keep_a_udp_binding_that_answers() {
+    let timeout = format!("NH_TIMEOUT={KA_TIMEOUT}");
+    let k = OutboundKamailio::launch_cfg(
+        "contact.cfg",
+        30,
+        false,
+        &["WITH_NH_PING", "NATPING_INTERVAL=2", &timeout],
+    );
+    pinged_binding_survives_only_when_answered(&k, "udp");
+}
+
+#[test]
+fn usrloc_keepalives_keep_udp_and_tcp_bindings_that_answer() {
+    let timeout = format!("UL_KA_TIMEOUT={KA_TIMEOUT}");
+    let k = OutboundKamailio::launch_cfg(
+        "contact.cfg",
+        30,
+        false,
+        &["WITH_UL_KA", "UL_TIMER=2", &timeout],
+    );
+    pinged_binding_survives_only_when_answered(&k, "tcp");
+    pinged_binding_survives_only_when_answered(&k, "udp");
+}
+
+#[test]
+fn message_and_info_reach_the_listener_over_an_outbound_flow_through_a_nat() {
+    let k = OutboundKamailio::launch_cfg("contact.cfg", 30, false, &[]);
+    let outbound = || Opts {
+        instance_id: Some("6c0b7f5a-4d2e-4c8a-9b1e-2f3d4c5b6a70".into()),
+        reg_id: 1,
+        ..Opts::default()
+    };
+    // UDP through a NAT that maps us to another port.
+    let nat = UdpNat::new(k.addr(), 1);
+    let ua = Ua::new("sip:alice@127.0.0.1")
+        .password("alicepw")
+        .transport("udp")
+        .timers(0.1, 0.8, 1.0);
+    let mut r = Reg::new(
+        &ua,
+        &Opts {
+            registrar: Some(format!("sip:{}", nat.addr)),
+            ..outbound()
+        },
+    );
+    assert_eq!(r.register(), SIPREG_OK);
+    assert!(
+        r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
+        "{:?}",
+        r.events()
+    );
+    let b = k.bindings("alice");
+    assert!(
+        b.iter().any(|a| a.contains(";ob")),
+        "an outbound binding: {b:?}"
+    );
+    let l = Listener::install(&ua, answered());
+    let got = message_and_info(&k, &l);
+    check_message_and_info(&got, &r, "udp");
+    assert!(
+        got.iter()
+            .all(|g| g.flow.ends_with(&format!("-> {}", nat.addr))),
+        "they came over the NAT's flow: {:?}",
+        got.iter().map(|g| &g.flow).collect::<Vec<_>>()
+    );
+    drop(l);
+    assert_eq!(r.dispose(), SIPREG_OK);
+    assert!(r.wait_state(SIPREG_STATE_TERMINATED, WAIT));
+
+    // TCP through a relay: one connection, the flow, reused by Kamailio.
+    let relay = TcpWatch::new(k.addr());
+    let ua = Ua::new("sip:alice@127.0.0.1")
+        .password("alicepw")
+        .transport("tcp")
+        .timers(0.1, 0.8, 1.0);
+    let mut r = Reg::new(
+        &ua,
+        &Opts {
+            registrar: Some(format!("sip:{};transport=tcp", relay.addr)),
+            ..outbound()
+        },
+    );
+    assert_eq!(r.register(), SIPREG_OK);
+    assert!(
+        r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
+        "{:?}",
+        r.events()
+    );
+    let l = Listener::install(&ua, answered());
+    let got = message_and_info(&k, &l);
+    check_message_and_info(&got, &r, "tcp");
+    assert_eq!(
+        relay.accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "everything over the one registered connection"
+    );
+    assert_eq!(r.dispose(), SIPREG_OK);
+}
+
+#[test]
+fn the_application_answers_after_its_callback_returned() {
+    let k = OutboundKamailio::launch_cfg("contact.cfg", 30, false, &[]);
+    let (ua, r) = alice(&k, "udp", |_| {}, Opts::default());
+    // No answer inside the callback: the test thread answers later.
+    let l = Listener::install(&ua, None);
+    let sipp = Sipp::client(
+        "contact_message_info",
+        &format!("127.0.0.1:{}", k.port),
+        "alice",
+        free_port(),
+        &[],
+    );
+    for method in ["MESSAGE", "INFO"] {
+        let got = l.next_of(method, WAIT).expect(method);
+        // Kamailio retransmits (UDP) while we wait: absorbed, not handed up again.
+        std::thread::sleep(Duration::from_millis(700));
+        assert!(l.drain().is_empty(), "a retransmission was handed up again");
+        assert_eq!(
+            respond(
+                &ua,
+                &got,
+                200,
+                Some("Fine"),
+                "X-Answered-By: sipreg-test\r\n",
+                b""
+            ),
+            SIPREG_OK
+        );
+    }
+    let end = sipp.finish(WAIT * 2);
+    assert_eq!(end.code, Some(0), "{}\n{}", end.errors, end.messages);
+    assert!(
+        end.messages.contains("SIP/2.0 200 Fine"),
+        "{}",
+        end.messages
+    );
+    assert_eq!(r.dispose(), SIPREG_OK);
 }
