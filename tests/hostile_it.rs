@@ -1,9 +1,11 @@
 //! Hostile input on the live socket and credential hygiene, against the real
 //! Kamailio registrar on loopback, through the C ABI.
 //!
-//! - Junk, truncated / garbled / oversized / misrouted responses and requests
-//!   sent to a registered registerer's UDP port are dropped and counted in
-//!   `stats.dropped`; the registration and its refresh are unaffected.
+//! - Junk, truncated / garbled / oversized / misrouted responses sent to a
+//!   registered registerer's UDP port are dropped and counted in
+//!   `stats.dropped`; requests are answered (OPTIONS 200, others 405, an ACK
+//!   nothing), never dropped in silence; the registration and its refresh
+//!   are unaffected.
 //! - Through a transparent relay (which sees our real requests): responses
 //!   with the right branch but a wrong Call-ID / CSeq, and an exact copy of the
 //!   registrar's answer from another address, are dropped too.
@@ -299,7 +301,48 @@ fn hostile_datagrams_are_dropped_and_the_registration_survives() {
     // full socket buffer cannot lose any (big datagrams) and a miss is attributable.
     let mut sent = 0u64;
     let mut per_kind: Vec<(&str, u64)> = Vec::new();
+    let mut answered = 0u64;
+    attacker
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let me = attacker.local_addr().unwrap();
     for (kind, bytes) in &set {
+        if *kind == "request" {
+            // Requests reach our contact: answered (never dropped in silence),
+            // to the address their Via names.
+            let text = String::from_utf8_lossy(bytes).replace(
+                "Via: SIP/2.0/UDP 127.0.0.1:5999",
+                &format!("Via: SIP/2.0/UDP {me}"),
+            );
+            let method = text.split(' ').next().unwrap_or_default().to_owned();
+            let requests = ua.stats().requests;
+            attacker.send_to(text.as_bytes(), target).unwrap();
+            if method == "ACK" {
+                let end = Instant::now() + WAIT;
+                while ua.stats().requests == requests && Instant::now() < end {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                assert_eq!(ua.stats().requests, requests + 1, "the ACK arrived");
+                continue;
+            }
+            let mut buf = [0u8; 4096];
+            let (n, _) = attacker
+                .recv_from(&mut buf)
+                .unwrap_or_else(|e| panic!("{method}: no answer: {e}"));
+            let answer = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let want = if method == "OPTIONS" {
+                "SIP/2.0 200 "
+            } else {
+                "SIP/2.0 405 "
+            };
+            assert!(answer.starts_with(want), "{method} got {answer}");
+            if method != "OPTIONS" {
+                assert!(answer.contains("\r\nAllow: OPTIONS\r\n"), "{answer}");
+            }
+            answered += 1;
+            assert_eq!(r.state(), SIPREG_STATE_REGISTERED, "after a {method}");
+            continue;
+        }
         let before = ua.stats().dropped;
         attacker.send_to(bytes, target).unwrap();
         sent += 1;
@@ -335,6 +378,8 @@ fn hostile_datagrams_are_dropped_and_the_registration_survives() {
         stats1.dropped - stats0.dropped >= sent,
         "every hostile datagram counted as dropped"
     );
+    assert_eq!(answered, 7, "every request but the ACK answered");
+    assert_eq!(stats1.requests - stats0.requests, 8);
     assert!(
         stats1.received - stats0.received >= sent,
         "every hostile datagram counted as received"
