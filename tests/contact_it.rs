@@ -483,3 +483,90 @@ fn the_application_answers_after_its_callback_returned() {
     );
     assert_eq!(r.dispose(), SIPREG_OK);
 }
+
+#[test]
+fn a_flood_of_requests_from_one_source_gets_a_bounded_number_of_answers() {
+    use sipreg::core::endpoint::answer_limit::{SOURCE_BURST, SOURCE_RATE};
+    let k = OutboundKamailio::launch_cfg("contact.cfg", 30, false, &[]);
+    // A short grant: refreshes must get through while the flood lasts.
+    let (ua, mut r) = alice(
+        &k,
+        "udp",
+        |_| {},
+        Opts {
+            expires: 4,
+            ..Opts::default()
+        },
+    );
+    let contact = r.contacts()[0].clone();
+    let target = contact
+        .split('@')
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let attacker = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    attacker.set_nonblocking(true).unwrap();
+    let me = attacker.local_addr().unwrap();
+    let refreshes0 = r
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Ev::Response(200, _)))
+        .count();
+    let start = Instant::now();
+    let mut sent = 0u32;
+    let mut answers = 0u64;
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < Duration::from_secs(6) {
+        for _ in 0..50 {
+            let ping = format!(
+                "OPTIONS {contact} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKflood{sent}\r\n\
+From: <sip:mallory@127.0.0.1>;tag=m\r\nTo: <{contact}>\r\nCall-ID: flood{sent}\r\n\
+CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            );
+            let _ = attacker.send_to(ping.as_bytes(), &target);
+            sent += 1;
+        }
+        while attacker.recv_from(&mut buf).is_ok() {
+            answers += 1;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    while attacker.recv_from(&mut buf).is_ok() {
+        answers += 1;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let bound = SOURCE_BURST + SOURCE_RATE * (elapsed + 1.0);
+    println!("flood: {sent} OPTIONS from one source in {elapsed:.1} s, {answers} answered (bound {bound:.0})");
+    assert!(
+        answers >= SOURCE_BURST as u64,
+        "the budget's worth was answered: {answers}"
+    );
+    assert!(
+        (answers as f64) <= bound,
+        "no reflector: {answers} answers to {sent} requests (budget {bound:.0})"
+    );
+    let st = ua.stats();
+    assert!(
+        st.requests > answers && st.dropped + st.answered >= st.requests,
+        "every request was answered or dropped over budget: {st:?}"
+    );
+    let refreshes = r
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Ev::Response(200, _)))
+        .count()
+        - refreshes0;
+    assert!(
+        refreshes >= 1,
+        "a refresh got through during the flood: {:?}",
+        r.events()
+    );
+    assert_eq!(r.state(), SIPREG_STATE_REGISTERED);
+    // The registrar's own pings are still answered.
+    assert!(holds(&k, &contact));
+    assert_eq!(r.dispose(), SIPREG_OK);
+}
