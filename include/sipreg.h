@@ -1443,8 +1443,9 @@ enum sipreg_result sipreg_registerer_flow_id(const struct sipreg_registerer *r, 
 
 /**
  * Counts the header lines named `name` (any case, long or compact form)
- * in `message` (a request as `sipreg_incoming` gives it), into `*count`.
- * SIPREG_ERR_INVALID_ARGUMENT if `message` is not a SIP request.
+ * in `message` (a request, or a response, as `sipreg_incoming` gives it),
+ * into `*count`. SIPREG_ERR_INVALID_ARGUMENT if `message` is not a SIP
+ * message, SIPREG_ERR_NULL_ARGUMENT for a NULL pointer.
  *
  * # Safety
  * `message` must be readable for `length` bytes; `name` NUL-terminated;
@@ -1460,8 +1461,8 @@ enum sipreg_result sipreg_message_header_count(const char *message,
  * long or compact form; a comma-separated list on one line is one value)
  * in `message` into `buf` of `len` bytes, NUL-terminated; `*needed` (NULL
  * allowed) gets the size it needs, NUL included. SIPREG_ERR_INVALID_ARGUMENT
- * for an index out of range or a message that is not a SIP request,
- * SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit.
+ * for an index out of range or a message that is not a SIP message,
+ * SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit, SIPREG_ERR_NULL_ARGUMENT.
  *
  * # Safety
  * `message` must be readable for `length` bytes; `name` NUL-terminated;
@@ -1476,10 +1477,11 @@ enum sipreg_result sipreg_message_header(const char *message,
                                          size_t *needed);
 
 /**
- * Finds the body of `message` (a request as `sipreg_incoming` gives it):
- * `*offset` gets where it starts in `message`, `*body_length` its length
- * (0 without a body). SIPREG_ERR_INVALID_ARGUMENT if `message` is not a
- * SIP request.
+ * Finds the body of `message` (a request, or a response, as
+ * `sipreg_incoming` gives it): `*offset` gets where it starts in
+ * `message`, `*body_length` its length (0 without a body).
+ * SIPREG_ERR_INVALID_ARGUMENT if `message` is not a SIP message,
+ * SIPREG_ERR_NULL_ARGUMENT for a NULL pointer.
  *
  * # Safety
  * `message` must be readable for `length` bytes; `offset` and

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::registerer::{read_snapshot, sipreg_registerer};
 use super::user_agent::{sipreg_user_agent, update, UAS};
 use super::{copy_out, guard, opt_str, put, req_str, sipreg_result, UserData};
-use crate::core::message::{Reply, Request};
+use crate::core::message::{body_range, classify, Kind, Reply, Request, Response};
 use crate::error::Error;
 use crate::runtime::{self, requests};
 
@@ -284,8 +284,9 @@ pub unsafe extern "C" fn sipreg_registerer_flow_id(
 }
 
 /// Counts the header lines named `name` (any case, long or compact form)
-/// in `message` (a request as `sipreg_incoming` gives it), into `*count`.
-/// SIPREG_ERR_INVALID_ARGUMENT if `message` is not a SIP request.
+/// in `message` (a request, or a response, as `sipreg_incoming` gives it),
+/// into `*count`. SIPREG_ERR_INVALID_ARGUMENT if `message` is not a SIP
+/// message, SIPREG_ERR_NULL_ARGUMENT for a NULL pointer.
 ///
 /// # Safety
 /// `message` must be readable for `length` bytes; `name` NUL-terminated;
@@ -298,9 +299,9 @@ pub unsafe extern "C" fn sipreg_message_header_count(
     count: *mut usize,
 ) -> sipreg_result {
     guard(|| {
-        let req = parse(message, length)?;
+        let msg = parse(message, length)?;
         let name = req_str(name, "name")?;
-        put(count, req.headers(name).count(), "count")
+        put(count, msg.values(name).len(), "count")
     })
 }
 
@@ -308,8 +309,8 @@ pub unsafe extern "C" fn sipreg_message_header_count(
 /// long or compact form; a comma-separated list on one line is one value)
 /// in `message` into `buf` of `len` bytes, NUL-terminated; `*needed` (NULL
 /// allowed) gets the size it needs, NUL included. SIPREG_ERR_INVALID_ARGUMENT
-/// for an index out of range or a message that is not a SIP request,
-/// SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit.
+/// for an index out of range or a message that is not a SIP message,
+/// SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit, SIPREG_ERR_NULL_ARGUMENT.
 ///
 /// # Safety
 /// `message` must be readable for `length` bytes; `name` NUL-terminated;
@@ -325,20 +326,21 @@ pub unsafe extern "C" fn sipreg_message_header(
     needed: *mut usize,
 ) -> sipreg_result {
     guard(|| {
-        let req = parse(message, length)?;
+        let msg = parse(message, length)?;
         let name = req_str(name, "name")?;
-        let value = req
-            .headers(name)
-            .nth(index)
+        let values = msg.values(name);
+        let value = values
+            .get(index)
             .ok_or_else(|| Error::invalid(format!("no {name} header number {index}")))?;
         copy_out(value, buf, len, needed)
     })
 }
 
-/// Finds the body of `message` (a request as `sipreg_incoming` gives it):
-/// `*offset` gets where it starts in `message`, `*body_length` its length
-/// (0 without a body). SIPREG_ERR_INVALID_ARGUMENT if `message` is not a
-/// SIP request.
+/// Finds the body of `message` (a request, or a response, as
+/// `sipreg_incoming` gives it): `*offset` gets where it starts in
+/// `message`, `*body_length` its length (0 without a body).
+/// SIPREG_ERR_INVALID_ARGUMENT if `message` is not a SIP message,
+/// SIPREG_ERR_NULL_ARGUMENT for a NULL pointer.
 ///
 /// # Safety
 /// `message` must be readable for `length` bytes; `offset` and
@@ -354,8 +356,9 @@ pub unsafe extern "C" fn sipreg_message_body(
         if offset.is_null() {
             return Err(Error::NullArgument("offset"));
         }
-        let req = parse(message, length)?;
-        let r = req.body_range();
+        parse(message, length)?;
+        let r = body_range(bytes(message, length, "message")?)
+            .ok_or_else(|| Error::invalid("message has no complete header section"))?;
         put(body_length, r.len(), "body_length")?;
         put(offset, r.start, "offset")
     })
@@ -379,14 +382,37 @@ unsafe fn bytes<'a>(p: *const c_char, len: usize, what: &'static str) -> Result<
     Ok(std::slice::from_raw_parts(p.cast::<u8>(), len))
 }
 
-/// Reads a request from C.
+/// A request or a response read from C.
+enum Message {
+    Request(Request),
+    Response(Response),
+}
+
+impl Message {
+    /// The values of every header line named `name`.
+    fn values(&self, name: &str) -> Vec<String> {
+        match self {
+            Message::Request(r) => r.headers(name).map(str::to_owned).collect(),
+            Message::Response(r) => r.headers(name).map(str::to_owned).collect(),
+        }
+    }
+}
+
+/// Reads a request (or a response to the application's own request) from C.
 ///
 /// # Safety
 /// As [`bytes`].
-unsafe fn parse(message: *const c_char, length: usize) -> Result<Request, Error> {
+unsafe fn parse(message: *const c_char, length: usize) -> Result<Message, Error> {
     if message.is_null() {
         return Err(Error::NullArgument("message"));
     }
-    Request::parse(bytes(message, length, "message")?)
-        .map_err(|e| Error::invalid(format!("message is not a SIP request: {e}")))
+    let b = bytes(message, length, "message")?;
+    match classify(b) {
+        Kind::Response => Response::parse(b)
+            .map(Message::Response)
+            .map_err(|e| Error::invalid(format!("message is not a SIP response: {e}"))),
+        _ => Request::parse(b)
+            .map(Message::Request)
+            .map_err(|e| Error::invalid(format!("message is not a SIP request: {e}"))),
+    }
 }

@@ -100,6 +100,14 @@ impl Shell {
                 }
                 continue;
             }
+            // Commands first: what an API call queued before a packet was
+            // sent applies to that packet (a request listener set, then a
+            // request arriving, reaches the listener).
+            // Cleared before draining: a command queued after this wakes us again.
+            super::WAKE_PENDING.store(false, std::sync::atomic::Ordering::SeqCst);
+            while let Ok(cmd) = self.commands.try_recv() {
+                self.on_command(cmd);
+            }
             for flow in std::mem::take(&mut self.again) {
                 self.on_socket(flow, true, false, false);
             }
@@ -112,11 +120,6 @@ impl Shell {
                         ev.is_error(),
                     );
                 }
-            }
-            // Cleared before draining: a command queued after this wakes us again.
-            super::WAKE_PENDING.store(false, std::sync::atomic::Ordering::SeqCst);
-            while let Ok(cmd) = self.commands.try_recv() {
-                self.on_command(cmd);
             }
             self.ep.handle_timeout(self.clock.now());
             self.pump();

@@ -357,7 +357,9 @@ def test_initial_properties() -> None:
             assert ua.stats == {
                 "received": 0, "dropped": 0, "sent": 0, "transport_errors": 0,
                 "window": 0, "in_flight": 0, "queued": 0,
+                "requests": 0, "answered": 0,
             }
+            assert r.flow_id is None
             seen: list = []
             r.state_change.add_listener(seen.append)
         # Disposing an INITIAL registerer goes straight to TERMINATED.

@@ -49,6 +49,7 @@ from ._credentials import Credential, add_credential
 from ._errors import InvalidArgumentError, TerminatedError
 from ._dispatch import Dispatcher
 from ._failure import Failure, FailureKind, error_for_failure
+from ._incoming import IncomingRequest
 from ._lib import (
     SIPREG_ERR_TERMINATED,
     SIPREG_OK,
@@ -64,6 +65,7 @@ logger = logging.getLogger("sipreg")
 
 __all__ = [
     "Credential",
+    "IncomingRequest",
     "RegistererState",
     "EventKind",
     "RetryEvent",
@@ -215,10 +217,11 @@ class Emitter(Generic[F]):
         return f"<Emitter {self._name} listeners={len(self)}>"
 
 
-# Callback token -> the registerer's state / the user agent's trace emitter (weakly).
+# Callback token -> the registerer's state / the user agent's trace or request emitter (weakly).
 _tokens = itertools.count(1)
 _states: Dict[int, "weakref.ReferenceType[_RegState]"] = {}
 _trace_targets: Dict[int, "weakref.ReferenceType[_TraceEmitter]"] = {}
+_request_targets: Dict[int, "weakref.ReferenceType[_RequestEmitter]"] = {}
 
 
 @dataclass(frozen=True)
@@ -334,6 +337,94 @@ def _on_trace(user_data: Optional[int], ua: Optional[int], record: Any) -> None:
 
 #: The one trace trampoline shared by every user agent (module-global: outlives every handle).
 TRACE_TRAMPOLINE = _lib.sipreg_trace_callback(_on_trace)
+
+
+class _RequestEmitter(Emitter[Callable[[IncomingRequest], None]]):
+    """The request emitter of one user agent: the C callback is installed while it has listeners.
+
+    Without listeners the library answers requests itself (405 with Allow;
+    OPTIONS 200). A request reaches every listener; any of them (or code
+    they hand it to) answers it with :meth:`IncomingRequest.respond`.
+    """
+
+    def __init__(self, handle: "_Handle") -> None:
+        super().__init__("requests")
+        self._handle = handle
+        self._token = next(_tokens)
+        self._installed = False
+        token = self._token
+
+        def forget(_ref: "weakref.ReferenceType[_RequestEmitter]") -> None:
+            _request_targets.pop(token, None)
+
+        _request_targets[token] = weakref.ref(self, forget)
+
+    def _sync(self) -> None:
+        h = self._handle.value
+        want = len(self) > 0 and h is not None
+        if h is None or want == self._installed:
+            return
+        if want:
+            rc = lib.sipreg_user_agent_set_request_callback(h, REQUEST_TRAMPOLINE, self._token)
+        else:
+            rc = lib.sipreg_user_agent_set_request_callback(h, _lib.NULL_REQUEST_CALLBACK, None)
+        check(rc, "sipreg_user_agent_set_request_callback")
+        self._installed = want
+
+    def add_listener(self, listener: Callable[[IncomingRequest], None], *, once: bool = False) -> None:
+        """Adds ``listener``; the first one makes requests go to the listeners."""
+        super().add_listener(listener, once=once)
+        self._sync()
+
+    def remove_listener(self, listener: Callable[[IncomingRequest], None]) -> None:
+        """Removes ``listener``; without listeners the library answers 405 again."""
+        super().remove_listener(listener)
+        self._sync()
+
+    def remove_all_listeners(self) -> None:
+        """Removes every listener."""
+        super().remove_all_listeners()
+        self._sync()
+
+    def forget(self) -> None:
+        """The user agent is gone: drop the token."""
+        _request_targets.pop(self._token, None)
+
+    def handle_box(self) -> "_Handle":
+        return self._handle
+
+
+def _on_request(user_data: Optional[int], ua: Optional[int], request: Any) -> None:
+    """The request trampoline (worker thread). Never raises into C."""
+    try:
+        with _lib.callback_scope():
+            ref = _request_targets.get(user_data or 0)
+            em = ref() if ref is not None else None
+            if em is None or not request:
+                return
+            r = request.contents
+
+            def text(b: Optional[bytes]) -> str:
+                return b.decode("utf-8", "replace") if b else ""
+
+            em.emit(
+                IncomingRequest(
+                    em.handle_box(),
+                    _lib.incoming_bytes(r),
+                    text(r.method),
+                    text(r.flow),
+                    int(r.flow_id),
+                )
+            )
+    except BaseException:  # noqa: BLE001 - never let anything escape into the worker
+        try:
+            logger.exception("sipreg request callback failed")
+        except BaseException:  # noqa: BLE001
+            pass
+
+
+#: The one request trampoline shared by every user agent (module-global: outlives every handle).
+REQUEST_TRAMPOLINE = _lib.sipreg_request_callback(_on_request)
 
 
 class _Handle:
@@ -581,6 +672,7 @@ class _RegState:
             ("public_address", _read_public_address),
             ("flow", _read_flow),
             ("failure", _read_failure),
+            ("flow_id", _read_flow_id),
         ):
             try:
                 self.cache[name] = fn(h)
@@ -660,6 +752,12 @@ def _read_contacts(h: int) -> List[str]:
             continue  # the list shrank between the calls (a new 2xx): read again
         return out
     return []
+
+
+def _read_flow_id(h: int) -> Optional[int]:
+    out = c_uint64(0)
+    check(lib.sipreg_registerer_flow_id(h, byref(out)), "sipreg_registerer_flow_id")
+    return int(out.value) or None
 
 
 def _read_flow(h: int) -> Optional[str]:
@@ -847,6 +945,7 @@ def _at_exit() -> None:
             h = box.value
             if h is not None:
                 lib.sipreg_user_agent_set_trace_callback(h, _lib.NULL_TRACE_CALLBACK, None)
+                lib.sipreg_user_agent_set_request_callback(h, _lib.NULL_REQUEST_CALLBACK, None)
         for box in regs:
             h = box.value
             if h is not None:
@@ -872,6 +971,7 @@ def _at_exit() -> None:
             _live_user_agents.clear()
         _states.clear()
         _trace_targets.clear()
+        _request_targets.clear()
     finally:
         # 5. And no log callback either.
         try:
@@ -926,6 +1026,16 @@ class UserAgent:
         digest_downgrade: answer a challenge offering only a weaker digest
             algorithm than its realm offered before (keyword-only; default
             ``False``: refused, the attempt fails with ``AUTH_DOWNGRADE``).
+        allow: the methods the contact accepts, listed in the REGISTER's Allow
+            and in the library's OPTIONS answers and 405s (keyword-only;
+            default ``("OPTIONS",)``, what the library answers itself).
+        answer_options: the library answers OPTIONS (200 with Allow and
+            Supported, keeping registrar pings answered); ``False`` hands them
+            to :attr:`requests` listeners (keyword-only, default ``True``).
+        contact_user: the user part of the Contact (SIP.js ``contactName``;
+            keyword-only; ``None``: the AOR's user).
+        ws_origin: the ``Origin`` of WebSocket upgrades (keyword-only;
+            ``None``: ``http://``/``https://`` and the registrar's host).
 
     Raises:
         InvalidArgumentError: a bad AOR, URI, transport or timer value.
@@ -957,10 +1067,21 @@ class UserAgent:
         contact_rewrite: bool = True,
         credentials: Iterable[Credential] = (),
         digest_downgrade: bool = False,
+        allow: Iterable[str] = ("OPTIONS",),
+        answer_options: bool = True,
+        contact_user: Optional[str] = None,
+        ws_origin: Optional[str] = None,
     ) -> None:
         if _exiting:
             raise TerminatedError("the interpreter is shutting down")
         credentials = list(credentials)
+        if isinstance(allow, (str, bytes)):
+            raise InvalidArgumentError("allow must be a sequence of method names, not one string")
+        allow = [encode(m, "allow").decode("utf-8") for m in allow]
+        if not allow:
+            raise InvalidArgumentError("allow must name at least one method")
+        if not isinstance(answer_options, bool):
+            raise InvalidArgumentError("answer_options must be True or False")
         out = c_void_p()
         check(lib.sipreg_user_agent_new(encode(aor, "aor"), byref(out)), "sipreg_user_agent_new")
         h = out.value
@@ -1057,6 +1178,29 @@ class UserAgent:
                     lib.sipreg_user_agent_set_digest_downgrade(h, True),
                     "sipreg_user_agent_set_digest_downgrade",
                 )
+            if any("," in m for m in allow):
+                raise InvalidArgumentError("allow: one method name per item")
+            check(
+                lib.sipreg_user_agent_set_allow(h, encode(", ".join(allow), "allow")),
+                "sipreg_user_agent_set_allow",
+            )
+            if not answer_options:
+                check(
+                    lib.sipreg_user_agent_set_answer_options(h, False),
+                    "sipreg_user_agent_set_answer_options",
+                )
+            if contact_user is not None:
+                check(
+                    lib.sipreg_user_agent_set_contact_user(
+                        h, encode(contact_user, "contact_user")
+                    ),
+                    "sipreg_user_agent_set_contact_user",
+                )
+            if ws_origin is not None:
+                check(
+                    lib.sipreg_user_agent_set_ws_origin(h, encode(ws_origin, "ws_origin")),
+                    "sipreg_user_agent_set_ws_origin",
+                )
         except BaseException:
             lib.sipreg_user_agent_free(h)
             raise
@@ -1066,6 +1210,7 @@ class UserAgent:
         self._handle = _Handle(h)
         self._trace = _TraceEmitter(self._handle)
         self._dispatcher: Optional[Dispatcher] = None
+        self._requests = _RequestEmitter(self._handle)
         self._registerers: "weakref.WeakSet[_RegState]" = weakref.WeakSet()
         with _live_lock:
             _live_user_agents.add(self._handle)
@@ -1102,6 +1247,45 @@ class UserAgent:
         return self._trace
 
     @property
+    def requests(self) -> Emitter[Callable[[IncomingRequest], None]]:
+        """Requests reaching the contact over the registered flow: calls,
+        messages, notifications routed to the AOR, as :class:`IncomingRequest`.
+
+        ``ua.requests.add_listener(fn)``: ``fn(request)`` runs on the library's
+        worker thread for each request the library does not answer itself
+        (every one but OPTIONS, unless ``answer_options=False``); answer with
+        ``request.respond(200)`` there or later. Retransmissions are not
+        handed up again. Without a listener the library answers 405 with
+        Allow (an ACK gets nothing); none is called after :meth:`close`
+        returns. Responses to requests sent with :meth:`send` arrive here too
+        (``request.status`` is set).
+        """
+        return self._requests
+
+    def send(self, flow_id: int, message: Union[bytes, str]) -> None:
+        """Sends the application's own SIP message (an INVITE, a MESSAGE, a
+        response it wrote) as it is over flow ``flow_id`` (a
+        :attr:`Registerer.flow_id`, or an :attr:`IncomingRequest.flow_id`):
+        a request goes to the registrar or proxy the registerer on that flow
+        uses (RFC 5626: the registered flow), a response to its top Via.
+
+        Raises:
+            InvalidArgumentError: not a SIP request or response, too large, no flow id.
+            TransportError: the flow is closed.
+            TerminatedError: the user agent is closed.
+        """
+        if isinstance(flow_id, bool) or not isinstance(flow_id, int) or flow_id <= 0:
+            raise InvalidArgumentError(f"flow_id must be a positive int, not {flow_id!r}")
+        if isinstance(message, str):
+            message = message.encode("utf-8")
+        if not isinstance(message, bytes):
+            raise InvalidArgumentError(f"message must be bytes or str, not {type(message).__name__}")
+        check(
+            lib.sipreg_user_agent_send(self._require(), flow_id, message, len(message)),
+            "sipreg_user_agent_send",
+        )
+
+    @property
     def closed(self) -> bool:
         """Whether :meth:`close` ran (or the handle was otherwise freed)."""
         return self._handle.value is None
@@ -1109,8 +1293,8 @@ class UserAgent:
     @property
     def stats(self) -> Dict[str, int]:
         """Message counters: ``received``, ``dropped``, ``sent``, ``transport_errors``,
-        and the pacing window of the registrar target last used: ``window``,
-        ``in_flight``, ``queued``."""
+        the pacing window of the registrar target last used: ``window``,
+        ``in_flight``, ``queued``, and the contact's ``requests`` and ``answered``."""
         st = _lib.sipreg_stats()
         check(lib.sipreg_user_agent_stats(self._require(), byref(st)), "sipreg_user_agent_stats")
         return {
@@ -1121,6 +1305,8 @@ class UserAgent:
             "window": int(st.window),
             "in_flight": int(st.in_flight),
             "queued": int(st.queued),
+            "requests": int(st.requests),
+            "answered": int(st.answered),
         }
 
     def _require(self) -> int:
@@ -1202,8 +1388,9 @@ class UserAgent:
             _live_user_agents.discard(self._handle)
         self._finalizer.detach()
         states = list(self._registerers)
-        rc = lib.sipreg_user_agent_free(h)  # also removes the trace callback
+        rc = lib.sipreg_user_agent_free(h)  # also removes the trace and request callbacks
         self._trace.forget()
+        self._requests.forget()
         err = _lib.make_error(rc, "sipreg_user_agent_free") if rc != SIPREG_OK else None
         if not in_callback():
             # On the dispatcher's own thread nothing more is delivered while
@@ -1431,6 +1618,12 @@ class Registerer:
         """The flow requests go out on, ``"proto:local -> remote"`` (e.g.
         ``"tls:127.0.0.1:40312 -> 127.0.0.1:5061"``), or ``None`` before the first."""
         return self._read("flow", _read_flow, cast(Optional[str], None))
+
+    @property
+    def flow_id(self) -> Optional[int]:
+        """The id of the flow the registration uses (for :meth:`UserAgent.send`
+        and to recognise requests that came over it), or ``None`` before it has one."""
+        return self._read("flow_id", _read_flow_id, cast(Optional[int], None))
 
     @property
     def retry_after(self) -> Optional[int]:

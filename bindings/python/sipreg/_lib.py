@@ -99,6 +99,8 @@ class sipreg_stats(Structure):
         ("window", c_uint64),
         ("in_flight", c_uint64),
         ("queued", c_uint64),
+        ("requests", c_uint64),
+        ("answered", c_uint64),
     ]
 
 
@@ -130,6 +132,19 @@ class sipreg_trace_record(Structure):
     ]
 
 
+class sipreg_incoming(Structure):
+    """``struct sipreg_incoming``: a request for the contact, valid only during the callback."""
+
+    _fields_ = [
+        # `length` bytes, which may hold NULs: read through its address, not as a C string.
+        ("message", c_char_p),
+        ("length", c_size_t),
+        ("method", c_char_p),
+        ("flow_id", c_uint64),
+        ("flow", c_char_p),
+    ]
+
+
 #: typedef void (*sipreg_log_callback)(void *user_data, enum sipreg_log_level level, const char *message);
 sipreg_log_callback = CFUNCTYPE(None, c_void_p, c_int, c_char_p)
 #: typedef void (*sipreg_state_callback)(void *user_data, struct sipreg_registerer *registerer, enum sipreg_state new_state);
@@ -138,6 +153,8 @@ sipreg_state_callback = CFUNCTYPE(None, c_void_p, c_void_p, c_int)
 sipreg_event_callback = CFUNCTYPE(None, c_void_p, c_void_p, POINTER(sipreg_event))
 #: typedef void (*sipreg_trace_callback)(void *user_data, struct sipreg_user_agent *ua, const struct sipreg_trace_record *record);
 sipreg_trace_callback = CFUNCTYPE(None, c_void_p, c_void_p, POINTER(sipreg_trace_record))
+#: typedef void (*sipreg_request_callback)(void *user_data, struct sipreg_user_agent *ua, const struct sipreg_incoming *request);
+sipreg_request_callback = CFUNCTYPE(None, c_void_p, c_void_p, POINTER(sipreg_incoming))
 
 #: Callback typedefs by C name (used by the prototype test).
 CALLBACK_TYPES: Dict[str, Any] = {
@@ -145,6 +162,7 @@ CALLBACK_TYPES: Dict[str, Any] = {
     "sipreg_state_callback": sipreg_state_callback,
     "sipreg_event_callback": sipreg_event_callback,
     "sipreg_trace_callback": sipreg_trace_callback,
+    "sipreg_request_callback": sipreg_request_callback,
 }
 #: Structs by C name (used by the prototype test).
 STRUCT_TYPES: Dict[str, Any] = {
@@ -152,6 +170,7 @@ STRUCT_TYPES: Dict[str, Any] = {
     "sipreg_stats": sipreg_stats,
     "sipreg_trace_record": sipreg_trace_record,
     "sipreg_dispatcher_stats": sipreg_dispatcher_stats,
+    "sipreg_incoming": sipreg_incoming,
 }
 
 #: NULL function pointers of each callback type.
@@ -159,6 +178,7 @@ NULL_LOG_CALLBACK = sipreg_log_callback()
 NULL_STATE_CALLBACK = sipreg_state_callback()
 NULL_EVENT_CALLBACK = sipreg_event_callback()
 NULL_TRACE_CALLBACK = sipreg_trace_callback()
+NULL_REQUEST_CALLBACK = sipreg_request_callback()
 
 # Opaque handles (sipreg_user_agent *, sipreg_registerer *, sipreg_registerer_options *)
 # are ids, not addresses; they travel as c_void_p.
@@ -276,6 +296,24 @@ PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "sipreg_user_agent_stats": (_RES, [_H, POINTER(sipreg_stats)]),
     "sipreg_user_agent_free": (_RES, [_H]),
     "sipreg_user_agent_set_trace_callback": (_RES, [_H, sipreg_trace_callback, c_void_p]),
+    # the contact answers
+    "sipreg_user_agent_set_request_callback": (_RES, [_H, sipreg_request_callback, c_void_p]),
+    "sipreg_user_agent_set_allow": (_RES, [_H, c_char_p]),
+    "sipreg_user_agent_set_answer_options": (_RES, [_H, c_bool]),
+    "sipreg_user_agent_set_contact_user": (_RES, [_H, c_char_p]),
+    "sipreg_user_agent_set_ws_origin": (_RES, [_H, c_char_p]),
+    "sipreg_user_agent_respond": (
+        _RES,
+        [_H, c_uint64, c_char_p, c_size_t, c_uint16, c_char_p, c_char_p, c_char_p, c_size_t],
+    ),
+    "sipreg_user_agent_send": (_RES, [_H, c_uint64, c_char_p, c_size_t]),
+    "sipreg_registerer_flow_id": (_RES, [_H, POINTER(c_uint64)]),
+    "sipreg_message_header_count": (_RES, [c_char_p, c_size_t, c_char_p, POINTER(c_size_t)]),
+    "sipreg_message_header": (
+        _RES,
+        [c_char_p, c_size_t, c_char_p, c_size_t, POINTER(c_char), c_size_t, POINTER(c_size_t)],
+    ),
+    "sipreg_message_body": (_RES, [c_char_p, c_size_t, POINTER(c_size_t), POINTER(c_size_t)]),
 }
 
 # --------------------------------------------------------------------------
@@ -559,6 +597,13 @@ def remove_log_callback() -> None:
     global _log_installed
     lib.sipreg_set_log_callback(NULL_LOG_CALLBACK, None, SIPREG_LOG_OFF)
     _log_installed = False
+
+
+def incoming_bytes(record: Any) -> bytes:
+    """The whole ``message`` of a ``sipreg_incoming`` (NUL bytes included)."""
+    address = ctypes.addressof(record) + sipreg_incoming.message.offset
+    pointer = c_void_p.from_address(address).value
+    return ctypes.string_at(pointer, int(record.length)) if pointer else b""
 
 
 def prototype_names() -> Sequence[str]:

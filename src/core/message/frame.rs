@@ -95,6 +95,25 @@ pub fn frame(buf: &[u8], max_len: usize) -> Frame {
     }
 }
 
+/// Where the body of the message in `buf` (a request or a response) is: it
+/// starts after the header section and is as long as Content-Length says
+/// (what is there when it says more, or all the rest without one). `None`
+/// when the header section is incomplete or does not parse.
+pub fn body_range(buf: &[u8]) -> Option<std::ops::Range<usize>> {
+    let skip = leading_crlf(buf);
+    let rest = buf.get(skip..)?;
+    let (head_len, lines) = header_end_and_lines(rest)?;
+    let head = std::str::from_utf8(rest.get(..head_len)?).ok()?;
+    let (_, fields, spill) = parse_head(head, lines).ok()?;
+    let available = rest.len() - head_len;
+    let len = first_value(head, &spill, &fields, "content-length")
+        .and_then(parse_length)
+        .unwrap_or(available)
+        .min(available);
+    let start = skip + head_len;
+    Some(start..start + len)
+}
+
 /// False once a complete first line is known not to be a SIP start line.
 fn start_line_plausible(buf: &[u8]) -> bool {
     if !buf.contains(&b'\n') {

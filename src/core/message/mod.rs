@@ -30,7 +30,7 @@ mod request;
 mod response;
 mod via;
 
-pub use frame::{classify, frame, Frame, Kind};
+pub use frame::{body_range, classify, frame, Frame, Kind};
 pub use name_addr::NameAddr;
 pub use reply::{
     annotated_via, response_address, standard_reason, to_tag, write_response, Reply, MAX_BODY,
