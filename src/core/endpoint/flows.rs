@@ -240,7 +240,16 @@ impl Flows {
         if f.key.transport != Transport::Udp || !bound.ip().is_unspecified() {
             return Some(bound);
         }
-        self.route(dest).map(|ip| SocketAddr::new(ip, bound.port()))
+        // A peer we never sent to (one that sent us a request): the route
+        // to another port of its address, or loopback for loopback.
+        let ip = self.route(dest).or_else(|| {
+            self.routes
+                .iter()
+                .find(|(t, _)| t.ip() == dest.ip())
+                .map(|(_, ip)| *ip)
+                .or_else(|| dest.ip().is_loopback().then_some(dest.ip()))
+        })?;
+        Some(SocketAddr::new(ip, bound.port()))
     }
 
     /// The route to `target`, if the shell told it.

@@ -568,7 +568,8 @@ impl Endpoint {
             let local = self.flows.get(f)?.local?;
             Some((local, reg.core.destination()?))
         });
-        view.flow_id = reg.flow;
+        // A terminated registerer leaves its flow below.
+        view.flow_id = reg.flow.filter(|_| reg.core.state() != State::Terminated);
         if let Some((local, remote)) = now_flow.filter(|f| reg.shown_flow != Some(*f)) {
             let transport = reg.core.settings().transport.as_str();
             view.flow = Some(format!("{transport}:{local} -> {remote}"));
