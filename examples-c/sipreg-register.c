@@ -10,6 +10,11 @@
  * With --ha1 (instead of --password), the credential is the HA1, the hex of
  * H(user:realm:password), so the device never holds the password.
  *
+ * With --answer-messages, the contact is reachable for messages: each MESSAGE
+ * that reaches it over the registered flow is printed as
+ * "message from <From>: <body>" and answered 200; other requests get 405
+ * (the library itself answers OPTIONS).
+ *
  * Exit status 0 only if it reached Registered and then Terminated cleanly.
  */
 #include <errno.h>
@@ -88,6 +93,33 @@ static void on_trace(void *user_data, sipreg_user_agent *ua, const sipreg_trace_
     funlockfile(stdout);
 }
 
+/* Runs on the library's worker thread for each request that reaches our
+   contact (--answer-messages): MESSAGE bodies are printed and answered 200. */
+static void on_request(void *user_data, sipreg_user_agent *ua, const sipreg_incoming *rq) {
+    (void)user_data;
+    if (!strcmp(rq->method, "ACK")) return; /* never answered */
+    if (strcmp(rq->method, "MESSAGE") != 0) {
+        sipreg_user_agent_respond(ua, rq->flow_id, rq->message, rq->length, 405, NULL,
+                                  "Allow: OPTIONS, MESSAGE\r\n", NULL, 0);
+        return;
+    }
+    char from[512] = "";
+    sipreg_message_header(rq->message, rq->length, "From", 0, from, sizeof from, NULL);
+    size_t offset = 0, len = 0;
+    sipreg_message_body(rq->message, rq->length, &offset, &len);
+    /* One line per message: line breaks of the body shown as spaces. */
+    flockfile(stdout);
+    printf("message from %s: ", from);
+    for (size_t i = 0; i < len; i++) {
+        char c = rq->message[offset + i];
+        putchar(c == '\r' || c == '\n' ? ' ' : c);
+    }
+    putchar('\n');
+    fflush(stdout);
+    funlockfile(stdout);
+    sipreg_user_agent_respond(ua, rq->flow_id, rq->message, rq->length, 200, NULL, NULL, NULL, 0);
+}
+
 static void on_log(void *user_data, sipreg_log_level level, const char *msg) {
     (void)user_data;
     fprintf(stderr, "sipreg[%d]: %s\n", (int)level, msg);
@@ -122,7 +154,7 @@ static void usage(FILE *to) {
             "                       [--registrar sip:127.0.0.1:5060] [--transport udp|tcp|tls|ws|wss]\n"
             "                       [--ca-file PEM] [--server-name NAME] [--insecure] [--ws-path /]\n"
             "                       [--expires 600] [--hold SECONDS] [--unregister-all]\n"
-            "                       [--keepalive SECONDS] [--trace]\n");
+            "                       [--keepalive SECONDS] [--trace] [--answer-messages]\n");
 }
 
 #define CHECK(call)                                                                     \
@@ -142,13 +174,14 @@ int main(int argc, char **argv) {
     unsigned long expires = 600;
     long keepalive = -1;
     double hold = 0;
-    int unregister_all = 0, insecure = 0, trace = 0;
+    int unregister_all = 0, insecure = 0, trace = 0, answer_messages = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--unregister-all")) { unregister_all = 1; continue; }
         if (!strcmp(a, "--insecure")) { insecure = 1; continue; }
         if (!strcmp(a, "--trace")) { trace = 1; continue; }
+        if (!strcmp(a, "--answer-messages")) { answer_messages = 1; continue; }
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         if (!v) { usage(stderr); return 2; }
         if (!strcmp(a, "--aor")) aor = v;
@@ -207,6 +240,11 @@ int main(int argc, char **argv) {
     if (insecure) CHECK(sipreg_user_agent_set_tls_verify(ua, false));
     if (ws_path) CHECK(sipreg_user_agent_set_ws_path(ua, ws_path));
     if (keepalive >= 0) CHECK(sipreg_user_agent_set_keepalive(ua, (uint32_t)keepalive));
+    if (answer_messages) {
+        /* The REGISTER's Allow says what this contact accepts. */
+        CHECK(sipreg_user_agent_set_allow(ua, "OPTIONS, MESSAGE"));
+        CHECK(sipreg_user_agent_set_request_callback(ua, on_request, NULL));
+    }
     CHECK(sipreg_registerer_options_new(&opts));
     CHECK(sipreg_registerer_options_set_expires(opts, (uint32_t)expires));
     if (registrar) CHECK(sipreg_registerer_options_set_registrar(opts, registrar));

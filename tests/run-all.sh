@@ -104,6 +104,21 @@ if out=$(./examples-c/sipreg-poll --registrar "sip:127.0.0.1:${SIPREG_KAMAILIO_P
 fi
 grep -q '^sip:alice@127.0.0.1 failed auth_rejected (401 Unauthorized): credentials for realm' <<<"$out"
 
+step "C example answering MESSAGEs over its registered flow (--answer-messages)"
+out_file=$(mktemp)
+./examples-c/sipreg-register --aor sip:user424242@127.0.0.1 --password pw-user424242 \
+	--registrar "sip:127.0.0.1:${SIPREG_KAMAILIO_PORT}" --expires 60 --hold 4 --answer-messages >"$out_file" &
+cli=$!
+for _ in $(seq 100); do grep -qx 'state Registered' "$out_file" && break; sleep 0.1; done
+contact=$(tests/kamailio/kamctl.sh lookup "$SIPREG_KAMAILIO_RUNDIR" user424242@127.0.0.1 |
+	sed -n 's/^[[:space:]]*Address: //p' | head -1)
+python3 tests/send-message.py "$contact" "hello over the flow"
+wait "$cli"
+cat "$out_file"
+grep -q '^message from <sip:tester@127.0.0.1>;tag=[0-9a-f]*: hello over the flow$' "$out_file"
+grep -qx 'state Terminated' "$out_file"
+rm -f "$out_file"
+
 step "C example over tls, ws and wss under AddressSanitizer"
 CA="$SIPREG_SECURE_RUNDIR/certs/ca.pem"
 for t in "tls sips:127.0.0.1:$SIPREG_TLS_PORT" "tls sips:[::1]:$SIPREG_TLS_PORT" \

@@ -342,3 +342,31 @@ def test_no_listener_runs_after_close(proxy: Proxy, user: User, closing) -> None
     time.sleep(0.5)
     assert len(calls) == n, "no listener call after close returned"
     s.close()
+
+
+def test_the_reachable_example_prints_and_answers_messages(kamailio, user: User, sipreg_env) -> None:
+    import sys as _sys
+
+    proc = subprocess.Popen(
+        [_sys.executable, str(ROOT / "examples" / "python" / "reachable.py"), "--aor", user.aor,
+         "--password", user.password, "--registrar", kamailio.registrar, "--expires", "60", "--hold", "3"],
+        env=sipreg_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    assert first == "state Registered\n", first + (proc.stderr.read() if proc.stderr else "")
+    contact = kamailio.lookup(user.name)[0][0]
+    sent = subprocess.run(
+        [_sys.executable, str(ROOT / "tests" / "send-message.py"), contact, "hello\r\nfrom python"],
+        capture_output=True, text=True, timeout=20,
+    )
+    assert sent.returncode == 0 and sent.stdout.startswith("SIP/2.0 200 OK"), sent.stdout + sent.stderr
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out + err
+    lines = out.splitlines()
+    assert any(
+        l.startswith("message from <sip:tester@127.0.0.1>;tag=") and l.endswith(": hello  from python")
+        for l in lines
+    ), out
+    assert lines[-1] == "state Terminated", out
+    assert "Traceback" not in err
