@@ -7,12 +7,17 @@
 //! Registered callback: wall time, process CPU (user + system), peak RSS above
 //! the process before the first account, Timer E retransmissions and failures.
 //! Then optionally an idle phase (`--idle S`: process CPU from /proc while
-//! nothing is due) and the un-REGISTER of all.
+//! nothing is due), a ping phase (`--pings S`: the registrar pings every
+//! contact with OPTIONS, as Kamailio's nathelper does with `kamctl.sh ...
+//! natping`; the OPTIONS answered and the process CPU over S seconds, all
+//! of it counted as the pings' cost, refreshes included) and the
+//! un-REGISTER of all.
 //!
-//! The last line is `RESULT key=value ...` for `examples/run-bench.sh`.
+//! The last line is `RESULT key=value ...` for `examples/run-bench.sh`
+//! (after a `PING key=value ...` line with `--pings`).
 //!
 //! cargo run --release --example bench -- --registrar sip:127.0.0.1:5060 --n 1000 [--transport tcp] [--idle 60]
-//!     [--ca-file ca.pem] (tls, wss) [--private] (a socket, so a handshake, per account)
+//!     [--ca-file ca.pem] (tls, wss) [--private] (a socket, so a handshake, per account) [--pings 30]
 
 use std::ffi::{c_void, CString};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -99,6 +104,7 @@ fn main() {
     let mut transport = "udp".to_string();
     let mut first_user = 100_000usize;
     let mut idle = 0u64;
+    let mut pings = 0u64;
     let mut expires = 600u32;
     let mut ca_file: Option<CString> = None;
     let mut private = false;
@@ -119,6 +125,7 @@ fn main() {
             "--transport" => transport = args[i + 1].clone(),
             "--first-user" => first_user = args[i + 1].parse().expect("--first-user"),
             "--idle" => idle = args[i + 1].parse().expect("--idle"),
+            "--pings" => pings = args[i + 1].parse().expect("--pings"),
             "--expires" => expires = args[i + 1].parse().expect("--expires"),
             other => panic!("unknown argument {other}"),
         }
@@ -221,6 +228,39 @@ fn main() {
     }
     let lost = REGISTERED.load(Ordering::Relaxed) - n.min(REGISTERED.load(Ordering::Relaxed));
 
+    let mut ping_line = None;
+    if pings > 0 {
+        // OPTIONS the library answered, summed over every user agent.
+        let answered = || -> (u64, u64) {
+            uas.iter().fold((0, 0), |(q, a), ua| {
+                let mut st = sipreg_stats::default();
+                unsafe { sipreg_user_agent_stats(*ua, &mut st) };
+                (q + st.requests, a + st.answered)
+            })
+        };
+        let (q0, a0) = answered();
+        let p0 = rusage_cpu();
+        let tp = Instant::now();
+        std::thread::sleep(Duration::from_secs(pings));
+        let cpu = rusage_cpu() - p0;
+        let secs = tp.elapsed().as_secs_f64();
+        let (q1, a1) = answered();
+        let (requests, answers) = (q1 - q0, a1 - a0);
+        let per = if answers > 0 {
+            cpu / answers as f64 * 1e6
+        } else {
+            f64::NAN
+        };
+        println!(
+            "pings: {answers} OPTIONS answered ({requests} received) in {secs:.1}s to {n} contacts: \
+             cpu={cpu:.3}s = {per:.2}us per ping (all CPU of the period, refreshes included)"
+        );
+        ping_line = Some(format!(
+            "PING impl=sipreg transport={transport} n={n} secs={secs:.2} requests={requests} \
+             answered={answers} cpu={cpu:.4} us_per_ping={per:.3}"
+        ));
+    }
+
     let u0 = rusage_cpu();
     let t1 = Instant::now();
     for r in &regs {
@@ -265,6 +305,9 @@ fn main() {
     } else {
         transport
     };
+    if let Some(line) = ping_line {
+        println!("{line}");
+    }
     println!(
         "RESULT impl=sipreg transport={transport} n={n} wall={:.4} cpu={:.4} us_per_reg={:.2} \
          peak_kib={peak} base_kib={base_rss} kib_per_reg={:.3} retrans={retrans} failures={failures} \

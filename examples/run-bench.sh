@@ -13,12 +13,17 @@
 # endpoint; "none" skips it) is built from git into a temporary directory and
 # its bench runs on the same registrar right before sipreg's, as the
 # "sipreg-before" row, so one table compares the two builds in one run.
-# Options: --transport T (repeatable: udp tcp tls wss; same as BENCH_TRANSPORTS)
-# and --sizes "N ..." (same as BENCH_SIZES).
+#   Then the contact answers: BENCH_PING_N (default: the largest size) accounts
+#   registered over UDP to a third Kamailio whose nathelper pings every contact
+#   with OPTIONS every 10 s, the library answering them; the CPU per ping over
+#   BENCH_PINGS seconds (default 30; 0: no such row), all CPU of the period counted.
+# Options: --transport T (repeatable: udp tcp tls wss; same as BENCH_TRANSPORTS),
+# --sizes "N ..." (same as BENCH_SIZES) and --pings-only (only the ping row).
 # Prints one table. Long: not part of CI (tests/run-all.sh runs BENCH_SIZES=10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=${BENCH_SIZES:-1 1000 10000}
+pings_only=
 transports=${BENCH_TRANSPORTS:-udp tcp}
 chosen=""
 while [ $# -gt 0 ]; do
@@ -29,7 +34,8 @@ while [ $# -gt 0 ]; do
 		shift 2 ;;
 	--sizes) [ $# -ge 2 ] || { echo "--sizes needs a list of counts" >&2; exit 2; }
 		sizes=$2; shift 2 ;;
-	*) echo "unknown option $1 (--transport T, --sizes \"N ...\")" >&2; exit 2 ;;
+	--pings-only) pings_only=1; shift ;;
+	*) echo "unknown option $1 (--transport T, --sizes \"N ...\", --pings-only)" >&2; exit 2 ;;
 	esac
 done
 [ -z "$chosen" ] || transports=${chosen# }
@@ -78,6 +84,7 @@ fi
 python3 examples/bench/sipp_run.py "$port" udp 1 700000 10 "$(mktemp -d "$work/sipp.XXXX")" |
 	sed 's/^RESULT impl=sipp/RESULT impl=sipp-base/' >>"$results"
 first=100000
+[ -z "$pings_only" ] || sizes=""
 for n in $sizes; do
 	for t in $transports; do
 		first=$((first + n + 10))
@@ -134,6 +141,17 @@ if [ "$storm_n" -gt 0 ]; then
 		--registrar "sip:127.0.0.1:$sport;transport=tcp" --first-user 900000 --idle "$storm_s" >/dev/null 2>&1 || true
 	wait "$storm_pid" || true
 	grep '^RESULT' "$work/storm.txt" | sed "s/\$/ n=$storm_n/" >>"$results" || true
+fi
+pings=${BENCH_PINGS:-30}
+if [ "$pings" -gt 0 ]; then
+	ping_n=${BENCH_PING_N:-$largest}
+	ping_port=$(python3 tests/kamailio/free-ports.py 1)
+	tests/kamailio/kamctl.sh start "$work/kamailio-ping" "$ping_port" bench,natping >&2
+	trap 'for d in kamailio kamailio-secure kamailio-ping; do tests/kamailio/kamctl.sh stop "$work/$d" >/dev/null 2>&1 || true; done' EXIT
+	echo "== sipreg n=$ping_n udp, OPTIONS pings from the registrar for ${pings}s" >&2
+	./target/release/examples/bench --n "$ping_n" --registrar "sip:127.0.0.1:$ping_port" \
+		--first-user 500000 --expires 3600 --pings "$pings" |
+		tee /dev/stderr | grep -E '^(RESULT|PING)' | grep '^PING' >>"$results" || true
 fi
 python3 examples/bench/table.py "$results"
 echo "raw results: $results" >&2

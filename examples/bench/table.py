@@ -3,9 +3,12 @@
 import sys
 
 rows = []
+pings = []
 for line in open(sys.argv[1]):
     if line.startswith("RESULT "):
         rows.append(dict(kv.split("=", 1) for kv in line.split()[1:]))
+    elif line.startswith("PING "):
+        pings.append(dict(kv.split("=", 1) for kv in line.split()[1:]))
 base = next((float(r["peak_kib"]) for r in rows if r["impl"] == "sipp-base"), 0.0)
 print("| N | transport | impl | wall to all Registered s | client CPU s | µs CPU/reg "
       "| peak RSS KiB | KiB/reg | retrans | failures | CPU sipreg/SIPp | CPU after/before |")
@@ -47,3 +50,7 @@ for r in rows:
         print(f"\nstorm: {r['n']} registerers over TCP against a server that closes after every 200: "
               f"{r['registers_per_min']} REGISTERs per minute, {r['connections_per_s']} connections per second "
               f"({r['registers']} REGISTERs and {r['connections']} connections in {r['seconds']} s)")
+for p in pings:
+    print(f"\nOPTIONS pings from the registrar (nathelper) to {p['n']} registered contacts ({p['transport']}): "
+          f"{p['answered']} answered in {float(p['secs']):.1f} s, client CPU {float(p['cpu']):.3f} s = "
+          f"{float(p['us_per_ping']):.2f} µs per ping (target <= 10)")

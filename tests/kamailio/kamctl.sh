@@ -2,6 +2,7 @@
 # Control a test Kamailio registrar (see README.md).
 #   kamctl.sh start <rundir> <port> [sha256|secure|secure,sha256|bench] [TLS WRONG WS WSS EXPIRED]
 #     bench: sized for the benchmark (10 000+ contacts and connections)
+#     natping: nathelper pings every registered contact with OPTIONS every 10 s
 #     secure: also tls on TLS (127.0.0.1 and ::1), tls 1.2 only with a wrongly
 #     named certificate on WRONG, ws on WS, wss on WSS and tls with an expired
 #     certificate on EXPIRED; certificates are made in
@@ -57,6 +58,7 @@ cmd_start() {
 		case "$m" in
 			sha256|SHA256|SHA-256) defs+=(-A WITH_SHA256) ;;
 			bench) defs+=(-A WITH_BENCH); shm=512 ;;
+			natping) defs+=(-A WITH_NATPING) ;;
 			secure)
 				[ $# -ge 8 ] || { echo "kamctl.sh: secure needs TLS WRONG WS WSS EXPIRED ports" >&2; exit 2; }
 				local tls="$4" wrong="$5" ws="$6" wss="$7" expired="$8"
@@ -88,7 +90,7 @@ cmd_start() {
 				defs+=(-A WITH_SECURE -A "TLS_PORT=$tls" -A "TLS_WRONG_PORT=$wrong" -A "WS_PORT=$ws"
 					-A "WSS_PORT=$wss" -A "TLS_EXPIRED_PORT=$expired" -A "TLS_CFG=\"$rundir/tls.cfg\"")
 				;;
-			*) echo "kamctl.sh: unknown mode '$m' (expected sha256, secure, bench)" >&2; exit 2 ;;
+			*) echo "kamctl.sh: unknown mode '$m' (expected sha256, secure, bench, natping)" >&2; exit 2 ;;
 		esac
 	done
 

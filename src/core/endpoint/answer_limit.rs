@@ -18,7 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 /// Answers per second a trusted source (a registrar we send to) gets.
-pub const TRUSTED_RATE: f64 = 2_000.0;
+pub const TRUSTED_RATE: f64 = 5_000.0;
 /// Answers a trusted source can get at once.
 pub const TRUSTED_BURST: f64 = 20_000.0;
 /// Answers per second one untrusted IP address gets.
