@@ -70,10 +70,16 @@ fn cpu_s() -> f64 {
 
 /// Precise process CPU seconds (getrusage).
 fn rusage_cpu() -> f64 {
+    let (user, system) = rusage_split();
+    user + system
+}
+
+/// Process CPU seconds in user space and in the kernel (getrusage).
+fn rusage_split() -> (f64, f64) {
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    t(ru.ru_utime) + t(ru.ru_stime)
+    (t(ru.ru_utime), t(ru.ru_stime))
 }
 
 fn peak_rss_kb() -> i64 {
@@ -239,10 +245,12 @@ fn main() {
             })
         };
         let (q0, a0) = answered();
-        let p0 = rusage_cpu();
+        let (u0, s0) = rusage_split();
         let tp = Instant::now();
         std::thread::sleep(Duration::from_secs(pings));
-        let cpu = rusage_cpu() - p0;
+        let (u1, s1) = rusage_split();
+        let (user, system) = (u1 - u0, s1 - s0);
+        let cpu = user + system;
         let secs = tp.elapsed().as_secs_f64();
         let (q1, a1) = answered();
         let (requests, answers) = (q1 - q0, a1 - a0);
@@ -251,13 +259,25 @@ fn main() {
         } else {
             f64::NAN
         };
+        let us = |s: f64| {
+            if answers > 0 {
+                s / answers as f64 * 1e6
+            } else {
+                f64::NAN
+            }
+        };
         println!(
             "pings: {answers} OPTIONS answered ({requests} received) in {secs:.1}s to {n} contacts: \
-             cpu={cpu:.3}s = {per:.2}us per ping (all CPU of the period, refreshes included)"
+             cpu={cpu:.3}s = {per:.2}us per ping (user {:.2}, kernel {:.2}; all CPU of the \
+             period, refreshes included)",
+            us(user),
+            us(system)
         );
         ping_line = Some(format!(
             "PING impl=sipreg transport={transport} n={n} secs={secs:.2} requests={requests} \
-             answered={answers} cpu={cpu:.4} us_per_ping={per:.3}"
+             answered={answers} cpu={cpu:.4} us_per_ping={per:.3} user_us={:.3} kernel_us={:.3}",
+            us(user),
+            us(system)
         ));
     }
 

@@ -24,6 +24,9 @@ pub enum Level {
 pub type Sink = Arc<dyn Fn(Level, &str) + Send + Sync>;
 
 static SINK: RwLock<Option<(Sink, Level)>> = RwLock::new(None);
+/// The most verbose level the sink wants (0: no sink), read without the lock
+/// on every [`enabled`] check (the per-request paths ask it often).
+static MAX: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 /// Held (shared) while the sink runs, so replacing it can wait for running calls.
 static GATE: RwLock<()> = RwLock::new(());
 
@@ -34,7 +37,14 @@ thread_local! {
 /// Installs (or with `None` removes) the sink and the most verbose level it
 /// wants. Returns once no call of the old sink is running on another thread.
 pub fn set_sink(sink: Option<Sink>, max: Level) {
-    *SINK.write().unwrap_or_else(|e| e.into_inner()) = sink.map(|s| (s, max));
+    {
+        let mut g = SINK.write().unwrap_or_else(|e| e.into_inner());
+        MAX.store(
+            if sink.is_some() { max as u8 } else { 0 },
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        *g = sink.map(|s| (s, max));
+    }
     if !IN_SINK.with(Cell::get) {
         drop(GATE.write().unwrap_or_else(|e| e.into_inner()));
     }
@@ -42,10 +52,7 @@ pub fn set_sink(sink: Option<Sink>, max: Level) {
 
 /// Whether a message at `level` would be delivered (skip formatting otherwise).
 pub fn enabled(level: Level) -> bool {
-    SINK.read()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-        .is_some_and(|(_, max)| level <= *max)
+    level as u8 <= MAX.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Delivers one message (a message logged from inside the sink is dropped).

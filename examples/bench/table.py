@@ -53,4 +53,5 @@ for r in rows:
 for p in pings:
     print(f"\nOPTIONS pings from the registrar (nathelper) to {p['n']} registered contacts ({p['transport']}): "
           f"{p['answered']} answered in {float(p['secs']):.1f} s, client CPU {float(p['cpu']):.3f} s = "
-          f"{float(p['us_per_ping']):.2f} µs per ping (target <= 10)")
+          f"{float(p['us_per_ping']):.2f} µs per ping ({float(p.get('user_us', 'nan')):.2f} in user space, "
+          f"{float(p.get('kernel_us', 'nan')):.2f} in the kernel; target <= 10)")

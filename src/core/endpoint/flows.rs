@@ -194,9 +194,13 @@ impl Flows {
     /// Request-URI writes it: escapes of unreserved characters allowed).
     pub fn contact_user_owner(&self, id: FlowId, user: &str) -> Option<UaId> {
         let f = self.flows.get(&id)?;
-        f.contact_users
-            .get(normalized_user(user).as_str())
-            .map(|(u, _)| *u)
+        // Escapes are rare: the common case needs no copy.
+        let found = if user.contains('%') {
+            f.contact_users.get(normalized_user(user).as_str())
+        } else {
+            f.contact_users.get(user)
+        };
+        found.map(|(u, _)| *u)
     }
 
     /// Registerer `reg` (for `aor`, with the contact user `user`) no longer

@@ -28,8 +28,9 @@ use super::answer_limit::Verdict;
 use super::answered::{LastAnswer, Seen, TxKey};
 use super::{Action, Endpoint, FlowId, Transmit, TransmitKind, UaId, UaStats};
 use crate::core::message::{
-    annotated_via, classify, response_address, to_tag, write_response, Kind, Reply, Request,
-    Response, MAX_RESPONSE,
+    annotated_parsed_via, answer_address, classify, response_address, standard_reason, to_tag,
+    write_answer, write_response, Answer, Kind, Reply, Request, Response, Tag, ViaRef,
+    MAX_RESPONSE,
 };
 use crate::core::options::Transport;
 use crate::core::uri::Uri;
@@ -44,12 +45,67 @@ const DEFAULT_TX_MEMORY: Duration = Duration::from_secs(32);
 /// user agent with outbound (a shared connection routes by user part only).
 const OUTBOUND_SEARCH_LIMIT: usize = 64;
 
+/// An answer the library writes itself.
+#[derive(Clone, Copy)]
+enum Stock {
+    /// 200 to an OPTIONS: Allow, Supported, Server.
+    Options,
+    /// 405 with Allow.
+    NotAllowed,
+    /// 400, 404, 416 …: Server only.
+    Status(u16),
+}
+
 /// Where a request came from.
 #[derive(Clone, Copy)]
 struct Source {
     flow: FlowId,
     from: SocketAddr,
     udp: bool,
+}
+
+/// A received request, read once: what every answer to it needs.
+struct Received<'a> {
+    req: Request,
+    /// The bytes as received.
+    bytes: &'a [u8],
+    /// The top Via's branch.
+    branch: Option<String>,
+    /// The top Via as the receiving transport notes it (`None`: unchanged).
+    noted: Option<String>,
+    /// Where a datagram answer goes (RFC 3261 §18.2.2 on the noted Via).
+    reply_to: SocketAddr,
+}
+
+impl<'a> Received<'a> {
+    /// Reads `bytes`, which came from `from`; `None` (with why) when no
+    /// answer can be written for it.
+    fn read(bytes: &'a [u8], from: SocketAddr) -> Result<Received<'a>, String> {
+        let req = Request::parse(bytes).map_err(|e| format!("unparsable request: {e}"))?;
+        let no_answer = || "request without a readable Via, From, To, Call-ID or CSeq".to_owned();
+        let text = req.top_via_text().ok_or_else(no_answer)?;
+        let via = ViaRef::read(text)
+            .filter(|_| req.has_dialog_headers())
+            .ok_or_else(no_answer)?;
+        let noted = annotated_parsed_via(text, &via, from);
+        let branch = via.branch().map(str::to_owned);
+        let reply_to = answer_address(&via, from);
+        Ok(Received {
+            branch,
+            reply_to,
+            req,
+            bytes,
+            noted,
+        })
+    }
+
+    /// The bytes handed to the application: the top Via noted.
+    fn noted_bytes(&self) -> Vec<u8> {
+        match &self.noted {
+            Some(v) => self.req.with_top_via(self.bytes, v),
+            None => self.bytes.to_vec(),
+        }
+    }
 }
 
 impl Endpoint {
@@ -79,15 +135,14 @@ impl Endpoint {
             udp: f.key.transport == Transport::Udp,
         };
         // (A response to the application's own request needs no answer.)
-        let Ok(req) = Request::parse(bytes) else {
+        let Ok(rcv) = Received::read(bytes, from) else {
             return;
         };
-        if req.method() == "ACK" {
+        if rcv.req.method() == "ACK" {
             return;
         }
-        let reply = self.method_not_allowed(ua);
-        if let Some(answer) = self.answer(now, src, ua, &req, &reply) {
-            self.remember(now, ua, src.flow, &req, answer);
+        if let Some(answer) = self.stock(now, src, ua, &rcv, Stock::NotAllowed, true) {
+            self.remember(now, ua, src.flow, &rcv.req, answer);
         }
     }
 
@@ -261,37 +316,22 @@ impl Endpoint {
         udp: bool,
     ) -> UaId {
         let owner = self.flows.get(flow).map_or(0, |f| f.owner);
-        let parsed = match Request::parse(bytes) {
-            Ok(r) if r.answerable() => r,
-            Ok(_) => {
+        let rcv = match Received::read(bytes, from) {
+            Ok(r) => r,
+            Err(why) => {
                 self.bump_ua(owner, |s| &s.received);
-                self.count_drop(
-                    owner,
-                    "request without a readable Via, From, To, Call-ID or CSeq",
-                );
-                return owner;
-            }
-            Err(e) => {
-                self.bump_ua(owner, |s| &s.received);
-                self.count_drop(owner, &format!("unparsable request: {e}"));
+                self.count_drop(owner, &why);
                 return owner;
             }
         };
-        // The receiving transport's note on the top Via (RFC 3261 18.2.1).
-        let noted: Option<Vec<u8>> = parsed
-            .top_via_text()
-            .and_then(|v| annotated_via(v, from))
-            .map(|v| parsed.with_top_via(bytes, &v));
-        let reparsed = noted.as_deref().and_then(|b| Request::parse(b).ok());
-        let (req, bytes): (Request, &[u8]) = match (reparsed, noted.as_deref()) {
-            (Some(r), Some(b)) => (r, b),
-            _ => (parsed, bytes),
-        };
+        let req = &rcv.req;
         let src = Source { flow, from, udp };
-        let ua = self.route(flow, &req);
+        let ua = self.route(flow, req);
         let counted = ua.unwrap_or(owner);
-        self.bump_ua(counted, |s| &s.received);
-        self.bump_ua(counted, |s| &s.requests);
+        if let Some(u) = self.uas.get(&counted) {
+            UaStats::bump(&u.stats.received);
+            UaStats::bump(&u.stats.requests);
+        }
         let method = req.method();
         log_at!(
             Level::Debug,
@@ -302,42 +342,37 @@ impl Endpoint {
         let refusal = req.refusal(bytes.len());
         let Some(ua) = ua else {
             if method != "ACK" {
-                let reply = match refusal {
-                    Some(r) => self.library_reply(owner, r.status, Vec::new()),
-                    None => self.library_reply(owner, 404, Vec::new()),
-                };
-                self.answer(now, src, owner, &req, &reply);
+                let status = refusal.map_or(404, |r| r.status);
+                self.stock(now, src, owner, &rcv, Stock::Status(status), false);
             }
             return counted;
         };
         // With a listener (UserAgentConfig::listener) every request but the
         // OPTIONS the library answers goes up; without, 405.
-        let listener = self.uas.get(&ua).is_some_and(|u| u.config.listener);
+        let (listener, answer_options) = self.uas.get(&ua).map_or((false, true), |u| {
+            (u.config.listener, u.config.answer_options)
+        });
         if method == "ACK" {
             // An ACK of a non-2xx answer ends its INVITE transaction (absorbed);
             // any other goes to the listener, or nowhere (it is never answered).
-            let of_failure = TxKey::invite_of(flow, &req).is_some_and(|k| {
+            let of_failure = TxKey::invite_of(flow, req).is_some_and(|k| {
                 matches!(self.answered.get(now, &k), Some(Seen::Answered(a)) if a.status >= 300)
             });
             if listener && !of_failure && refusal.is_none() {
-                self.hand_up(now, src, ua, &req, bytes);
+                self.hand_up(now, src, ua, &rcv);
             }
             return counted;
         }
         if let Some(r) = refusal {
-            let reply = self.library_reply(ua, r.status, Vec::new());
-            self.answer(now, src, ua, &req, &reply);
+            self.stock(now, src, ua, &rcv, Stock::Status(r.status), false);
             return counted;
         }
-        let wants_options = self.uas.get(&ua).is_some_and(|u| !u.config.answer_options);
-        if method == "OPTIONS" && !(listener && wants_options) {
-            let reply = self.options_ok(ua, flow);
-            self.answer(now, src, ua, &req, &reply);
+        if method == "OPTIONS" && (answer_options || !listener) {
+            self.stock(now, src, ua, &rcv, Stock::Options, false);
         } else if listener {
-            self.hand_up(now, src, ua, &req, bytes);
+            self.hand_up(now, src, ua, &rcv);
         } else {
-            let reply = self.method_not_allowed(ua);
-            self.answer(now, src, ua, &req, &reply);
+            self.stock(now, src, ua, &rcv, Stock::NotAllowed, false);
         }
         counted
     }
@@ -345,7 +380,8 @@ impl Endpoint {
     /// Hands `req` (its bytes `bytes`) to user agent `ua`'s listener, unless
     /// it is a retransmission: then the answer given is sent again, or
     /// nothing while there is none.
-    fn hand_up(&mut self, now: Instant, src: Source, ua: UaId, req: &Request, bytes: &[u8]) {
+    fn hand_up(&mut self, now: Instant, src: Source, ua: UaId, rcv: &Received<'_>) {
+        let req = &rcv.req;
         let key = TxKey::of(src.flow, req);
         match key
             .as_ref()
@@ -389,52 +425,86 @@ impl Endpoint {
             local,
             remote: src.from,
             method: req.method().to_owned(),
-            bytes: bytes.to_vec(),
+            bytes: rcv.noted_bytes(),
         });
     }
 
-    /// Sends the library's answer `reply` to `req`, within the source's
-    /// budget. Returns what was sent.
-    fn answer(
+    /// Sends the library's answer `what` to the request `rcv`, within the
+    /// source's budget. Returns what was sent when `keep` (for
+    /// retransmissions of a request that was handed up).
+    fn stock(
         &mut self,
         now: Instant,
         src: Source,
         ua: UaId,
-        req: &Request,
-        reply: &Reply,
+        rcv: &Received<'_>,
+        what: Stock,
+        keep: bool,
     ) -> Option<LastAnswer> {
         if !self.allowed(now, src, ua) {
             return None;
         }
-        let tag = to_tag(self.secret, req);
-        let bytes = write_response(req, reply, &tag);
+        let req = &rcv.req;
+        let tag = Tag::new(self.secret, req, rcv.branch.as_deref());
+        let status = match what {
+            Stock::Options => 200,
+            Stock::NotAllowed => 405,
+            Stock::Status(s) => s,
+        };
+        let supported = match what {
+            Stock::Options => self.supported(ua, src.flow),
+            _ => None,
+        };
+        let bytes = {
+            let lines = self.uas.get(&ua).map(|u| &u.answer_lines);
+            let allow = lines.map_or("Allow: OPTIONS", |l| l.allow.as_str());
+            let server = lines.map_or("Server: sipreg", |l| l.server.as_str());
+            let mut headers: [&str; 3] = [server; 3];
+            let mut n = 0;
+            if matches!(what, Stock::Options | Stock::NotAllowed) {
+                headers[n] = allow;
+                n += 1;
+            }
+            if let Some(s) = supported {
+                headers[n] = s;
+                n += 1;
+            }
+            headers[n] = server;
+            n += 1;
+            write_answer(
+                req,
+                Answer {
+                    status,
+                    reason: standard_reason(status),
+                    headers: &headers[..n],
+                    body: &[],
+                    replaces_to: false,
+                },
+                tag.as_str(),
+                rcv.noted.as_deref(),
+            )
+        };
         if bytes.len() > MAX_RESPONSE {
             self.count_drop(ua, "request whose answer would be too large");
             return None;
         }
-        let dest = if src.udp {
-            req.top_via()
-                .and_then(|v| response_address(&v))
-                .unwrap_or(src.from)
-        } else {
-            src.from
-        };
+        let dest = if src.udp { rcv.reply_to } else { src.from };
         log_at!(
             Level::Debug,
-            "{}: {} {} answered {} {}",
+            "{}: {} {} answered {status} {}",
             self.who(ua),
             req.method(),
             req.uri(),
-            reply.status,
-            reply.reason
+            standard_reason(status)
         );
-        self.queue(ua, src.flow, dest, TransmitKind::Response, bytes.clone());
-        self.bump_ua(ua, |s| &s.answered);
-        Some(LastAnswer {
-            bytes,
+        let kept = keep.then(|| LastAnswer {
+            bytes: bytes.clone(),
             dest,
-            status: reply.status,
-        })
+            status,
+        });
+        self.queue(ua, src.flow, dest, TransmitKind::Response, bytes);
+        self.bump_ua(ua, |s| &s.answered);
+        kept
     }
 
     /// Records `answer` as the last answer to `req`, for its retransmissions.
@@ -500,17 +570,21 @@ impl Endpoint {
 
     /// The user agent `req` is for, among those on `flow`.
     fn route(&self, flow: FlowId, req: &Request) -> Option<UaId> {
-        if let Ok(uri) = Uri::parse(req.uri()) {
-            if let Some(gr) = uri.param("gr") {
-                if let Some(ua) = self.route_gruu(flow, &uri, gr) {
-                    return Some(ua);
+        if let Some((user, params)) = Uri::user_and_params(req.uri()) {
+            let gr = params
+                .split(';')
+                .skip(1)
+                .map(|p| crate::core::lexer::split_once_opt(p, '='))
+                .find(|(name, _)| name.trim().eq_ignore_ascii_case("gr"));
+            if let Some((_, gr)) = gr {
+                let found = Uri::parse(req.uri())
+                    .ok()
+                    .and_then(|uri| self.route_gruu(flow, &uri, gr));
+                if found.is_some() {
+                    return found;
                 }
             }
-            if let Some(ua) = uri
-                .user
-                .as_deref()
-                .and_then(|u| self.flows.contact_user_owner(flow, u))
-            {
+            if let Some(ua) = user.and_then(|u| self.flows.contact_user_owner(flow, u)) {
                 return Some(ua);
             }
         }
@@ -590,52 +664,24 @@ impl Endpoint {
         })
     }
 
-    /// 200 to an OPTIONS: Allow, Supported (the extensions `ua`'s
-    /// registerers on `flow` use), Server.
-    fn options_ok(&self, ua: UaId, flow: FlowId) -> Reply {
-        let mut tags: Vec<&str> = Vec::new();
+    /// The Supported line of an OPTIONS answer: the extensions `ua`'s
+    /// registerers on `flow` use (`None`: none).
+    fn supported(&self, ua: UaId, flow: FlowId) -> Option<&'static str> {
+        let (mut gruu, mut outbound) = (false, false);
         if let Some(u) = self.uas.get(&ua) {
             for r in u.regs.iter().filter_map(|rid| self.regs.get(rid)) {
-                if r.flow != Some(flow) {
-                    continue;
-                }
-                if r.core.settings().path_gruu && !tags.contains(&"gruu") {
-                    tags.push("gruu");
-                }
-                if r.core.settings().reg_id.is_some() && !tags.contains(&"outbound") {
-                    tags.push("outbound");
+                if r.flow == Some(flow) {
+                    gruu |= r.core.settings().path_gruu;
+                    outbound |= r.core.settings().reg_id.is_some();
                 }
             }
         }
-        let mut headers = vec![format!("Allow: {}", self.allow_of(ua))];
-        if !tags.is_empty() {
-            headers.push(format!("Supported: {}", tags.join(", ")));
+        match (gruu, outbound) {
+            (true, true) => Some("Supported: gruu, outbound"),
+            (true, false) => Some("Supported: gruu"),
+            (false, true) => Some("Supported: outbound"),
+            (false, false) => None,
         }
-        self.library_reply(ua, 200, headers)
-    }
-
-    /// 405 with the user agent's Allow.
-    fn method_not_allowed(&self, ua: UaId) -> Reply {
-        let headers = vec![format!("Allow: {}", self.allow_of(ua))];
-        self.library_reply(ua, 405, headers)
-    }
-
-    /// A library answer with `headers` and the user agent's Server header.
-    fn library_reply(&self, ua: UaId, status: u16, mut headers: Vec<String>) -> Reply {
-        let server = self
-            .uas
-            .get(&ua)
-            .map_or(crate::core::options::DEFAULT_USER_AGENT, |u| {
-                &u.config.user_agent
-            });
-        headers.push(format!("Server: {server}"));
-        Reply::library(status, headers)
-    }
-
-    fn allow_of(&self, ua: UaId) -> &str {
-        self.uas
-            .get(&ua)
-            .map_or(crate::core::options::DEFAULT_ALLOW, |u| &u.config.allow)
     }
 
     /// How long a request handed up is remembered: 64*T1 of its user agent.

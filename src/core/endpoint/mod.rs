@@ -78,6 +78,23 @@ struct UaEntry {
     freeing: bool,
     /// The "certificates are not checked" warning was logged for this user agent.
     warned_insecure: bool,
+    /// `Allow: …` and `Server: …` of the library's answers, written once.
+    answer_lines: AnswerLines,
+}
+
+/// Header lines of the library's answers for one user agent.
+struct AnswerLines {
+    allow: String,
+    server: String,
+}
+
+impl AnswerLines {
+    fn of(config: &UserAgentConfig) -> AnswerLines {
+        AnswerLines {
+            allow: format!("Allow: {}", config.allow),
+            server: format!("Server: {}", config.user_agent),
+        }
+    }
 }
 
 struct RegEntry {
@@ -217,6 +234,7 @@ impl Endpoint {
         self.uas.insert(
             id,
             UaEntry {
+                answer_lines: AnswerLines::of(&config),
                 config,
                 stats,
                 regs: Vec::new(),
@@ -232,6 +250,7 @@ impl Endpoint {
         let Some(ua) = self.uas.get_mut(&id) else {
             return;
         };
+        ua.answer_lines = AnswerLines::of(&config);
         ua.config = config;
         for rid in &ua.regs {
             if let Some(r) = self.regs.get_mut(rid) {

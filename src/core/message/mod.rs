@@ -33,12 +33,13 @@ mod via;
 pub use frame::{body_range, classify, frame, Frame, Kind};
 pub use name_addr::NameAddr;
 pub use reply::{
-    annotated_via, response_address, standard_reason, to_tag, write_response, Reply, MAX_BODY,
+    annotated_parsed_via, annotated_via, answer_address, response_address, standard_reason, to_tag,
+    to_tag_with, write_answer, write_response, write_response_via, Answer, Reply, Tag, MAX_BODY,
     MAX_RESPONSE,
 };
 pub use request::{Refusal, Request};
 pub use response::Response;
-pub use via::Via;
+pub use via::{Via, ViaRef};
 
 /// Why a message or header value could not be parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,9 +8,10 @@ use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 
 use super::request::Request;
-use super::Via;
+use super::{Via, ViaRef};
 use crate::core::lexer::{for_each_param, is_token, list_items, split_before, unquoted};
 use crate::core::uri::Decimal;
+use crate::core::uri::Host;
 use crate::error::Error;
 
 /// Largest response the library writes: it must fit one UDP datagram
@@ -186,14 +187,38 @@ pub fn standard_reason(status: u16) -> &'static str {
 /// and for a CANCEL or ACK of it (same branch); `secret` makes it
 /// unguessable from the request.
 pub fn to_tag(secret: u64, req: &Request) -> String {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    secret.hash(&mut h);
-    req.call_id().hash(&mut h);
-    req.from_tag().hash(&mut h);
-    req.top_via()
-        .and_then(|v| v.branch().map(str::to_owned))
-        .hash(&mut h);
-    format!("{:016x}", h.finish())
+    let via = req.top_via();
+    to_tag_with(secret, req, via.as_ref().and_then(Via::branch))
+}
+
+/// [`to_tag`] for a caller that read the top Via's branch already.
+pub fn to_tag_with(secret: u64, req: &Request, branch: Option<&str>) -> String {
+    Tag::new(secret, req, branch).as_str().to_owned()
+}
+
+/// A To tag written on the stack (16 hex digits).
+pub struct Tag([u8; 16]);
+
+impl Tag {
+    /// The tag of [`to_tag`] for `req` with top Via branch `branch`.
+    pub fn new(secret: u64, req: &Request, branch: Option<&str>) -> Tag {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        secret.hash(&mut h);
+        req.call_id().hash(&mut h);
+        req.from_tag().hash(&mut h);
+        branch.hash(&mut h);
+        let v = h.finish();
+        let mut out = [0u8; 16];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = b"0123456789abcdef"[((v >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        Tag(out)
+    }
+
+    /// The tag text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 /// Writes the response to `req`: one Via line per Via value of the request,
@@ -201,21 +226,70 @@ pub fn to_tag(secret: u64, req: &Request) -> String {
 /// is above 100, unless the reply brings its own To), Call-ID, CSeq, the
 /// reply's headers, Content-Length and the body.
 pub fn write_response(req: &Request, reply: &Reply, tag: &str) -> Vec<u8> {
+    write_response_via(req, reply, tag, None)
+}
+
+/// [`write_response`] with the top Via value replaced by `top_via` (the
+/// receiving transport's note, RFC 3261 §18.2.1) when given.
+pub fn write_response_via(
+    req: &Request,
+    reply: &Reply,
+    tag: &str,
+    top_via: Option<&str>,
+) -> Vec<u8> {
+    let headers: Vec<&str> = reply.headers.iter().map(String::as_str).collect();
+    write_answer(
+        req,
+        Answer {
+            status: reply.status,
+            reason: &reply.reason,
+            headers: &headers,
+            body: &reply.body,
+            replaces_to: reply.replaces_to(),
+        },
+        tag,
+        top_via,
+    )
+}
+
+/// What [`write_answer`] writes besides what it copies.
+#[derive(Clone, Copy, Debug)]
+pub struct Answer<'a> {
+    /// Status code.
+    pub status: u16,
+    /// Reason phrase.
+    pub reason: &'a str,
+    /// `Name: value` lines (checked).
+    pub headers: &'a [&'a str],
+    /// Body.
+    pub body: &'a [u8],
+    /// `headers` bring their own To.
+    pub replaces_to: bool,
+}
+
+/// Writes the response to `req` (see [`write_response`]) from borrowed
+/// parts: the library's answers need no [`Reply`] of their own.
+pub fn write_answer(req: &Request, a: Answer<'_>, tag: &str, top_via: Option<&str>) -> Vec<u8> {
     let copied: usize = req
         .fields()
         .map(|(n, v)| n.len() + v.len() + 4)
         .sum::<usize>();
-    let extra: usize = reply.headers.iter().map(|h| h.len() + 2).sum();
-    let mut m = String::with_capacity(copied + extra + reply.reason.len() + 96);
+    let extra: usize = a.headers.iter().map(|h| h.len() + 2).sum();
+    let mut m = String::with_capacity(copied + extra + a.reason.len() + a.body.len() + 96);
     m.push_str("SIP/2.0 ");
-    m.push_str(Decimal::new(u64::from(reply.status)).as_str());
+    m.push_str(Decimal::new(u64::from(a.status)).as_str());
     m.push(' ');
-    m.push_str(&reply.reason);
+    m.push_str(a.reason);
     m.push_str("\r\n");
+    let mut first = true;
     for line in req.headers("via") {
         for item in list_items(line) {
             m.push_str("Via: ");
-            m.push_str(item);
+            m.push_str(match top_via.filter(|_| first) {
+                Some(noted) => noted,
+                None => item,
+            });
+            first = false;
             m.push_str("\r\n");
         }
     }
@@ -223,10 +297,10 @@ pub fn write_response(req: &Request, reply: &Reply, tag: &str) -> Vec<u8> {
     m.push_str("From: ");
     m.push_str(value("from"));
     m.push_str("\r\n");
-    if !reply.replaces_to() {
+    if !a.replaces_to {
         m.push_str("To: ");
         m.push_str(value("to"));
-        if req.to_tag().is_none() && reply.status > 100 {
+        if req.to_tag().is_none() && a.status > 100 {
             m.push_str(";tag=");
             m.push_str(tag);
         }
@@ -237,15 +311,15 @@ pub fn write_response(req: &Request, reply: &Reply, tag: &str) -> Vec<u8> {
     m.push_str("\r\nCSeq: ");
     m.push_str(value("cseq"));
     m.push_str("\r\n");
-    for h in &reply.headers {
+    for h in a.headers {
         m.push_str(h);
         m.push_str("\r\n");
     }
     m.push_str("Content-Length: ");
-    m.push_str(Decimal::new(reply.body.len() as u64).as_str());
+    m.push_str(Decimal::new(a.body.len() as u64).as_str());
     m.push_str("\r\n\r\n");
     let mut bytes = m.into_bytes();
-    bytes.extend_from_slice(&reply.body);
+    bytes.extend_from_slice(a.body);
     bytes
 }
 
@@ -255,9 +329,18 @@ pub fn write_response(req: &Request, reply: &Reply, tag: &str) -> Vec<u8> {
 /// `rport` parameter, `rport` set to the source port and `received` always.
 /// `None` when nothing changes (the usual case) or the value does not parse.
 pub fn annotated_via(via: &str, source: SocketAddr) -> Option<String> {
-    let parsed: Via = via.parse().ok()?;
+    let parsed = ViaRef::read(via)?;
+    annotated_parsed_via(via, &parsed, source)
+}
+
+/// [`annotated_via`] for a caller that read the Via (`parsed`) already.
+pub fn annotated_parsed_via(via: &str, parsed: &ViaRef<'_>, source: SocketAddr) -> Option<String> {
     let has_rport = parsed.param("rport").is_some();
-    let host_ip: Option<IpAddr> = parsed.host.parse().ok();
+    let host_ip: Option<IpAddr> = match parsed.host {
+        Host::V4(a) => Some(a.into()),
+        Host::V6(a) => Some(a.into()),
+        Host::Domain(_) => None,
+    };
     let needs_received = has_rport || host_ip != Some(source.ip());
     if !needs_received {
         return None;
@@ -284,6 +367,18 @@ pub fn annotated_via(via: &str, source: SocketAddr) -> Option<String> {
         out.push_str(Decimal::new(u64::from(source.port())).as_str());
     }
     Some(out)
+}
+
+/// Where a datagram response goes for a request with top Via `via` that
+/// came from `source`: [`response_address`] of the Via as
+/// [`annotated_via`] leaves it, without writing that Via.
+pub fn answer_address(via: &ViaRef<'_>, source: SocketAddr) -> SocketAddr {
+    // The note makes `received` the source's IP whenever it matters.
+    if via.param("rport").is_some() {
+        source
+    } else {
+        SocketAddr::new(source.ip(), via.port.unwrap_or(5060))
+    }
 }
 
 /// Where a datagram response to a request with this top Via goes (RFC 3261
@@ -402,6 +497,8 @@ Content-Length: 2\r\n\r\nok"
     fn the_tag_is_stable_per_request_and_differs_between_requests() {
         let a = req(MESSAGE);
         assert_eq!(to_tag(1, &a), to_tag(1, &a));
+        assert_eq!(to_tag(1, &a).len(), 16);
+        assert!(to_tag(1, &a).bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(to_tag(1, &a), to_tag(2, &a));
         let cancel = MESSAGE
             .replace("MESSAGE sip", "CANCEL sip")

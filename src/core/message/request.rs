@@ -6,7 +6,9 @@
 
 use std::ops::Range;
 
-use super::head::{check_body_length, field_is, lookup_name, parse_head, text_at, Field, Span};
+use super::head::{
+    check_body_length, field_is, lookup_name, parse_head, text_at, Field, FieldName, Span,
+};
 use super::name_addr::split_name_addr;
 use super::{err, ParseError, Via};
 use crate::core::lexer::{
@@ -25,6 +27,9 @@ pub struct Request {
     head_len: usize,
     /// Header fields in message order.
     fields: Vec<Field>,
+    /// Index in `fields` of the first Via, From, To, Call-ID and CSeq (the
+    /// headers every answer reads), found once.
+    first: [Option<u16>; 5],
     method: Span,
     uri: Span,
     /// Offset of the header section in the parsed buffer (leading CR/LF skipped).
@@ -32,6 +37,10 @@ pub struct Request {
     /// Where the body is in the parsed buffer.
     body: Range<usize>,
 }
+
+/// The headers whose first line [`Request`] finds at parse time (their
+/// canonical names, as `head` resolves them).
+const FIRST: [&str; 5] = ["via", "from", "to", "call-id", "cseq"];
 
 /// Why a request that can be answered is refused (RFC 3261 §8.2, §18.3).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,9 +76,20 @@ impl Request {
             .and_then(|f| parse_length(text_at(&text, "", f.value)));
         let available = rest.len() - head_len;
         let body_len = declared.unwrap_or(available).min(available);
+        let mut first = [None; 5];
+        for (i, f) in fields.iter().enumerate() {
+            if let FieldName::Known(name) = f.name {
+                if let Some(k) = FIRST.iter().position(|n| *n == name) {
+                    if first[k].is_none() {
+                        first[k] = u16::try_from(i).ok();
+                    }
+                }
+            }
+        }
         Ok(Request {
             text,
             head_len,
+            first,
             fields,
             method,
             uri,
@@ -92,6 +112,10 @@ impl Request {
     /// compact form.
     pub fn header(&self, name: &str) -> Option<&str> {
         let wanted = lookup_name(name);
+        if let Some(k) = FIRST.iter().position(|n| n.eq_ignore_ascii_case(wanted)) {
+            let f = self.fields.get(usize::from(self.first[k]?))?;
+            return Some(text_at(&self.text, "", f.value));
+        }
         self.fields
             .iter()
             .find(|f| field_is(&self.text, f, wanted))
@@ -113,8 +137,8 @@ impl Request {
     pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
         self.fields.iter().map(|f| {
             let name = match f.name {
-                super::head::FieldName::Known(n) => n,
-                super::head::FieldName::Written(span) => text_at(&self.text, "", span),
+                FieldName::Known(n) => n,
+                FieldName::Written(span) => text_at(&self.text, "", span),
             };
             (name, text_at(&self.text, "", f.value))
         })
@@ -241,8 +265,13 @@ impl Request {
     /// Whether a response can be built from this request: it has a
     /// readable top Via, From, To, Call-ID and CSeq (RFC 3261 §8.2.6.2).
     pub fn answerable(&self) -> bool {
-        self.top_via().is_some()
-            && self.header("from").is_some()
+        self.top_via().is_some() && self.has_dialog_headers()
+    }
+
+    /// Whether it has From, To, a non-empty Call-ID and a readable CSeq
+    /// (what an answer copies besides the Via).
+    pub fn has_dialog_headers(&self) -> bool {
+        self.header("from").is_some()
             && self.header("to").is_some()
             && self.call_id().is_some_and(|c| !c.is_empty())
             && self.cseq().is_some()
@@ -253,6 +282,12 @@ impl Request {
     /// that is not the request's, From or To that do not parse, a bad
     /// Content-Length or a body shorter than it announces (400).
     pub fn refusal(&self, received: usize) -> Option<Refusal> {
+        self.refusal_given(received, Uri::parse(self.uri()).is_ok())
+    }
+
+    /// [`refusal`](Self::refusal) for a caller that parsed the Request-URI
+    /// already (`uri_parses`: it did).
+    pub fn refusal_given(&self, received: usize, uri_parses: bool) -> Option<Refusal> {
         let bad = |reason| {
             Some(Refusal {
                 status: 400,
@@ -266,7 +301,7 @@ impl Request {
                 reason: "Unsupported URI Scheme",
             });
         }
-        if Uri::parse(uri).is_err() {
+        if !uri_parses {
             return bad("Bad Request-URI");
         }
         if self.cseq().map(|(_, m)| m) != Some(self.method()) {

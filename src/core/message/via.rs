@@ -3,7 +3,7 @@
 use std::str::FromStr;
 
 use super::{err, find_param, parse_params, ParseError};
-use crate::core::lexer::{is_ws, split_before, take_token};
+use crate::core::lexer::{self, is_ws, split_before, take_token};
 use crate::core::uri::{self, Host};
 
 /// One Via header value, e.g. `SIP/2.0/UDP host:5060;branch=z9hG4bK...`.
@@ -75,6 +75,47 @@ impl FromStr for Via {
             port,
             params: parse_params(params)?,
         })
+    }
+}
+
+/// A Via value read in place, for the per-request path of a user agent
+/// server: the sent-by host and port, and the raw `;` parameters (checked
+/// once, read without a copy).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ViaRef<'a> {
+    /// The sent-by host.
+    pub host: Host,
+    /// The sent-by port, if given.
+    pub port: Option<u16>,
+    /// The parameters as written, from the first `;`.
+    params: &'a str,
+}
+
+impl<'a> ViaRef<'a> {
+    /// Reads one Via value (not a list); `None` if it does not parse as
+    /// [`Via`] would.
+    pub fn read(s: &'a str) -> Option<ViaRef<'a>> {
+        let s = s.trim_matches(is_ws);
+        let (_, rest) = sent_protocol(s).ok()?;
+        let sent_by_start = rest.trim_start_matches(is_ws);
+        if sent_by_start.len() == rest.len() {
+            return None;
+        }
+        let (sent_by, params) = split_before(sent_by_start, ';');
+        let (host, port) = uri::parse_hostport(sent_by.trim_end_matches(is_ws)).ok()?;
+        lexer::for_each_param(params, |_, _| {}).ok()?;
+        Some(ViaRef { host, port, params })
+    }
+
+    /// A parameter as written (quotes kept): `None` if absent, `Some(None)`
+    /// for a flag such as `rport`.
+    pub fn param(&self, name: &str) -> Option<Option<&'a str>> {
+        lexer::find_param(self.params, name).ok()?
+    }
+
+    /// The `branch` parameter (a quoted one, never ours, as written).
+    pub fn branch(&self) -> Option<&'a str> {
+        self.param("branch").flatten()
     }
 }
 

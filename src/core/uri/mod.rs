@@ -162,6 +162,22 @@ impl Uri {
         })
     }
 
+    /// The user part (as written) and the `;` parameters (`;a=b;c`, up to any
+    /// `?`) of the SIP URI `s`, read in place without parsing the rest: the
+    /// routing of a request to a contact needs no more. `None` when `s` is
+    /// not a `sip:`/`sips:` URI.
+    pub fn user_and_params(s: &str) -> Option<(Option<&str>, &str)> {
+        let s = s.trim();
+        let (_, rest) = parse_scheme(s).ok()?;
+        let (user, rest) = match rest.split_once('@') {
+            Some((info, rest)) => (Some(info.split(':').next().unwrap_or(info)), rest),
+            None => (None, rest),
+        };
+        let rest = rest.split('?').next().unwrap_or(rest);
+        let params = rest.find(';').map_or("", |at| split_str(rest, at).1);
+        Some((user, params))
+    }
+
     /// Looks up a URI parameter by name (case-insensitive): `None` if absent,
     /// `Some(None)` for a flag such as `lr`, `Some(Some(value))` otherwise.
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
