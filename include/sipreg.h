@@ -248,7 +248,7 @@ typedef enum sipreg_secret {
  * own thread, with a file descriptor its event loop watches.
  *
  * Every callback of a user agent attached with
- * `sipreg_user_agent_set_dispatcher` (state, event, trace) is queued here by
+ * `sipreg_user_agent_set_dispatcher` (state, event, trace, request) is queued here by
  * the worker thread instead of being called there, and runs only inside
  * `sipreg_dispatcher_run`, on the thread that calls it, in the order the
  * worker queued them (across all user agents attached to it). The
@@ -434,11 +434,15 @@ typedef struct sipreg_incoming {
  * Receives each request for the user agent's contact that the library does
  * not answer itself (every one but OPTIONS, unless
  * `sipreg_user_agent_set_answer_options(ua, false)`), ACKs and CANCELs
- * included. Called on the library's worker thread, in arrival order; it may
- * call any sipreg function, `sipreg_user_agent_respond` first of all (now or
- * later, from any thread). A retransmission of a request is not handed up
- * again: the library absorbs it until the answer, then repeats the answer.
- * It must not block for long: it delays all traffic.
+ * included, and the responses to requests sent with `sipreg_user_agent_send`
+ * (`message` starts with "SIP/2.0"; `method` is its CSeq method). Called on
+ * the library's worker thread, in arrival order (for a user agent with a
+ * dispatcher: inside `sipreg_dispatcher_run`; a request its full queue
+ * cannot take is refused with 503); it may call any sipreg function,
+ * `sipreg_user_agent_respond` first of all (now or later, from any thread).
+ * A retransmission of a request is not handed up again: the library absorbs
+ * it until the answer, then repeats the answer. It must not block for long:
+ * on the worker it delays all traffic.
  */
 typedef void (*sipreg_request_callback)(void *user_data,
                                         struct sipreg_user_agent *ua,
@@ -662,7 +666,7 @@ enum sipreg_result sipreg_dispatcher_free(struct sipreg_dispatcher *d);
 
 /**
  * Sends the callbacks of `ua` to dispatcher `d` (NULL: back to the worker
- * thread, the default). Applies to the user agent's trace callback at once
+ * thread, the default). Applies to the user agent's trace and request callbacks at once
  * and to registerers created afterwards: a registerer's callbacks stay
  * where they went when it was created, so attach the dispatcher before
  * creating registerers. The user agent keeps `d` in use until it is freed
@@ -1320,9 +1324,11 @@ enum sipreg_result sipreg_unregister_with_headers(struct sipreg_registerer *r,
  * `callback`. When this returns (and when `sipreg_user_agent_free`
  * returns), no call of the previous callback is running or will start, so
  * its `user_data` may be released (the callback must therefore not wait
- * for a lock held by a thread that replaces it). Returns
- * SIPREG_ERR_NULL_ARGUMENT for a NULL `ua`, SIPREG_ERR_TERMINATED for a
- * freed one.
+ * for a lock held by a thread that replaces it).
+ *
+ * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+ * SIPREG_ERR_INVALID_ARGUMENT (not a user agent handle);
+ * SIPREG_ERR_TERMINATED (the user agent was freed); SIPREG_ERR_INTERNAL.
  */
 enum sipreg_result sipreg_user_agent_set_request_callback(struct sipreg_user_agent *ua,
                                                           sipreg_request_callback callback,
@@ -1333,8 +1339,12 @@ enum sipreg_result sipreg_user_agent_set_request_callback(struct sipreg_user_age
  * "INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE"): the REGISTER's Allow
  * header, and the Allow of the library's OPTIONS answers and 405s. Default
  * "OPTIONS" (what the library answers itself). Applies to registerers
- * created afterwards and to answers at once. SIPREG_ERR_INVALID_ARGUMENT
- * for a list that is not method names.
+ * created afterwards and to answers at once.
+ *
+ * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` or `methods` NULL);
+ * SIPREG_ERR_INVALID_ARGUMENT (not a comma-separated list of method names,
+ * bad UTF-8, or not a user agent handle); SIPREG_ERR_TERMINATED (the user
+ * agent was freed); SIPREG_ERR_INTERNAL.
  *
  * # Safety
  * `methods` must be NULL or a NUL-terminated string.
@@ -1346,6 +1356,10 @@ enum sipreg_result sipreg_user_agent_set_allow(struct sipreg_user_agent *ua, con
  * Allow and Supported, at once, which keeps registrar pings answered) or
  * hands them to the request callback (false; without a callback they are
  * still answered). Applies at once.
+ *
+ * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+ * SIPREG_ERR_INVALID_ARGUMENT (not a user agent handle);
+ * SIPREG_ERR_TERMINATED (the user agent was freed); SIPREG_ERR_INTERNAL.
  */
 enum sipreg_result sipreg_user_agent_set_answer_options(struct sipreg_user_agent *ua, bool answer);
 
@@ -1353,7 +1367,12 @@ enum sipreg_result sipreg_user_agent_set_answer_options(struct sipreg_user_agent
  * Sets the user part of the Contact (SIP.js `contactName`; NULL: the AOR's
  * user). User agents sharing a socket have distinct contact users: one
  * that would clash gets a suffix ("-2"). Applies to registerers created
- * afterwards. SIPREG_ERR_INVALID_ARGUMENT if it is not a URI user part.
+ * afterwards.
+ *
+ * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+ * SIPREG_ERR_INVALID_ARGUMENT (not a URI user part, bad UTF-8, or not a
+ * user agent handle); SIPREG_ERR_TERMINATED (the user agent was freed);
+ * SIPREG_ERR_INTERNAL.
  *
  * # Safety
  * `user` must be NULL or a NUL-terminated string.
@@ -1366,8 +1385,12 @@ enum sipreg_result sipreg_user_agent_set_contact_user(struct sipreg_user_agent *
  * such as "https://app.example.com", or NULL for the default, "http://"
  * (ws) or "https://" (wss) and the registrar's (or proxy's) host. Servers
  * like OpenSIPS refuse an upgrade without one. Applies to connections
- * opened afterwards. SIPREG_ERR_INVALID_ARGUMENT if it is not
- * "scheme://host[:port]" or "null".
+ * opened afterwards.
+ *
+ * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+ * SIPREG_ERR_INVALID_ARGUMENT (not "scheme://host[:port]" or "null", bad
+ * UTF-8, or not a user agent handle); SIPREG_ERR_TERMINATED (the user agent
+ * was freed); SIPREG_ERR_INTERNAL.
  *
  * # Safety
  * `origin` must be NULL or a NUL-terminated string.
@@ -1385,14 +1408,16 @@ enum sipreg_result sipreg_user_agent_set_ws_origin(struct sipreg_user_agent *ua,
  * 0; say its Content-Type in `extra_headers`), and is sent per RFC 3261
  * 18.2.2: on a stream back on the connection, on UDP to the top Via's
  * received/rport. `reason` NULL or "" is the standard phrase. A
- * retransmission of the request gets this answer again.
- * Returns SIPREG_ERR_NULL_ARGUMENT (NULL `ua`, `request`, or `body` with
- * a length), SIPREG_ERR_INVALID_ARGUMENT (not an answerable SIP request,
- * a status outside 100..=699, a reason or header with control characters,
- * an extra header the response copies, a body over 60 000 bytes, a
- * `flow_id` that was never a flow), SIPREG_ERR_TRANSPORT (the flow is
- * closed), SIPREG_ERR_TERMINATED (a freed `ua`). Sending happens on the
- * worker thread; a failure there (a flow closed meanwhile) is logged.
+ * retransmission of the request gets this answer again. Sending happens on
+ * the worker thread; a failure there (a flow closed meanwhile) is logged.
+ *
+ * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` or `request` NULL, or
+ * `body` NULL with a length); SIPREG_ERR_INVALID_ARGUMENT (not an
+ * answerable SIP request, a status outside 100..=699, a reason or header
+ * with control characters, an extra header the response copies, a body over
+ * 60 000 bytes, a `flow_id` that was never a flow, bad UTF-8, or not a user
+ * agent handle); SIPREG_ERR_TRANSPORT (the flow is closed);
+ * SIPREG_ERR_TERMINATED (the user agent was freed); SIPREG_ERR_INTERNAL.
  *
  * # Safety
  * `request` must be readable for `request_len` bytes, `reason` and
@@ -1415,12 +1440,15 @@ enum sipreg_result sipreg_user_agent_respond(struct sipreg_user_agent *ua,
  * for a registered flow (`sipreg_registerer_flow_id` gives it): a request
  * goes to the registrar or proxy the user agent's registerer on that flow
  * sends to, a response to its top Via (on a stream, both go to the
- * connection's peer). The bytes go out as they are (at most 65 000).
- * Returns SIPREG_ERR_NULL_ARGUMENT, SIPREG_ERR_INVALID_ARGUMENT (not a
- * SIP request or response, too large, never a flow),
- * SIPREG_ERR_TRANSPORT (the flow is closed), SIPREG_ERR_TERMINATED (a
- * freed `ua`). A flow that is not the user agent's is refused on the
- * worker thread, with a log line.
+ * connection's peer). The bytes go out as they are (at most 65 000). A
+ * flow that is not the user agent's is refused on the worker thread, with
+ * a log line.
+ *
+ * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` or `message` NULL);
+ * SIPREG_ERR_INVALID_ARGUMENT (not a SIP request or response, empty, too
+ * large, a `flow_id` that was never a flow, or not a user agent handle);
+ * SIPREG_ERR_TRANSPORT (the flow is closed); SIPREG_ERR_TERMINATED (the
+ * user agent was freed); SIPREG_ERR_INTERNAL.
  *
  * # Safety
  * `message` must be readable for `length` bytes.
@@ -1433,8 +1461,11 @@ enum sipreg_result sipreg_user_agent_send(struct sipreg_user_agent *ua,
 /**
  * Writes the id of the flow the registerer's requests use (the registered
  * flow, for `sipreg_user_agent_send`) to `*flow_id`; 0 before it has one
- * (and after it lost it, until the next). Returns
- * SIPREG_ERR_NULL_ARGUMENT, SIPREG_ERR_TERMINATED (a freed handle).
+ * (and after it lost it, until the next).
+ *
+ * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` or `flow_id` NULL);
+ * SIPREG_ERR_INVALID_ARGUMENT (not a registerer handle);
+ * SIPREG_ERR_TERMINATED (the registerer was freed); SIPREG_ERR_INTERNAL.
  *
  * # Safety
  * `flow_id` must be NULL or writable.
@@ -1444,8 +1475,11 @@ enum sipreg_result sipreg_registerer_flow_id(const struct sipreg_registerer *r, 
 /**
  * Counts the header lines named `name` (any case, long or compact form)
  * in `message` (a request, or a response, as `sipreg_incoming` gives it),
- * into `*count`. SIPREG_ERR_INVALID_ARGUMENT if `message` is not a SIP
- * message, SIPREG_ERR_NULL_ARGUMENT for a NULL pointer.
+ * into `*count`.
+ *
+ * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`message`, `name` or
+ * `count` NULL); SIPREG_ERR_INVALID_ARGUMENT (not a SIP message, or bad
+ * UTF-8 in `name`); SIPREG_ERR_INTERNAL.
  *
  * # Safety
  * `message` must be readable for `length` bytes; `name` NUL-terminated;
@@ -1460,9 +1494,12 @@ enum sipreg_result sipreg_message_header_count(const char *message,
  * Copies the value of header line number `index` named `name` (any case,
  * long or compact form; a comma-separated list on one line is one value)
  * in `message` into `buf` of `len` bytes, NUL-terminated; `*needed` (NULL
- * allowed) gets the size it needs, NUL included. SIPREG_ERR_INVALID_ARGUMENT
- * for an index out of range or a message that is not a SIP message,
- * SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit, SIPREG_ERR_NULL_ARGUMENT.
+ * allowed) gets the size it needs, NUL included.
+ *
+ * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`message` or `name` NULL,
+ * or `buf` NULL with a length); SIPREG_ERR_INVALID_ARGUMENT (an index out of
+ * range, not a SIP message, or bad UTF-8 in `name`);
+ * SIPREG_ERR_BUFFER_TOO_SMALL (it does not fit); SIPREG_ERR_INTERNAL.
  *
  * # Safety
  * `message` must be readable for `length` bytes; `name` NUL-terminated;
@@ -1480,8 +1517,10 @@ enum sipreg_result sipreg_message_header(const char *message,
  * Finds the body of `message` (a request, or a response, as
  * `sipreg_incoming` gives it): `*offset` gets where it starts in
  * `message`, `*body_length` its length (0 without a body).
- * SIPREG_ERR_INVALID_ARGUMENT if `message` is not a SIP message,
- * SIPREG_ERR_NULL_ARGUMENT for a NULL pointer.
+ *
+ * Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`message`, `offset` or
+ * `body_length` NULL); SIPREG_ERR_INVALID_ARGUMENT (not a SIP message);
+ * SIPREG_ERR_INTERNAL.
  *
  * # Safety
  * `message` must be readable for `length` bytes; `offset` and

@@ -373,7 +373,7 @@ fn a_request_whose_listener_went_away_gets_405() {
     s.request_in(flow, registrar(), &msg);
     let up = s.handed_up[0].clone();
     // The shell found no sink for it: answered as without a listener.
-    s.ep.unheard(s.now, ua, flow, up.remote, &up.bytes);
+    s.ep.unheard(s.now, ua, flow, up.remote, &up.bytes, false);
     s.pump();
     assert_eq!(s.answers.len(), 1);
     assert_eq!(s.answers[0].status(), 405);
@@ -381,6 +381,16 @@ fn a_request_whose_listener_went_away_gets_405() {
     s.request_in(flow, registrar(), &msg);
     assert_eq!(s.answers.len(), 2);
     assert_eq!(s.answers[1].bytes, s.answers[0].bytes);
+    // A listener whose dispatcher's queue is full: 503, repeated the same way.
+    let other = request("MESSAGE", &contact, REGISTRAR, "z9hG4bKbusy", "");
+    s.request_in(flow, registrar(), &other);
+    let up = s.handed_up.last().unwrap().clone();
+    s.ep.unheard(s.now, ua, flow, up.remote, &up.bytes, true);
+    s.pump();
+    assert_eq!(s.answers.last().unwrap().status(), 503);
+    s.request_in(flow, registrar(), &other);
+    assert_eq!(s.answers.last().unwrap().status(), 503);
+    assert_eq!(s.handed_up.len(), 2);
 }
 
 #[test]

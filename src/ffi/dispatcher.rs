@@ -13,7 +13,7 @@ use crate::runtime::{self, dispatch::Dispatcher};
 /// own thread, with a file descriptor its event loop watches.
 ///
 /// Every callback of a user agent attached with
-/// `sipreg_user_agent_set_dispatcher` (state, event, trace) is queued here by
+/// `sipreg_user_agent_set_dispatcher` (state, event, trace, request) is queued here by
 /// the worker thread instead of being called there, and runs only inside
 /// `sipreg_dispatcher_run`, on the thread that calls it, in the order the
 /// worker queued them (across all user agents attached to it). The
@@ -205,7 +205,7 @@ pub extern "C" fn sipreg_dispatcher_free(d: *mut sipreg_dispatcher) -> sipreg_re
 }
 
 /// Sends the callbacks of `ua` to dispatcher `d` (NULL: back to the worker
-/// thread, the default). Applies to the user agent's trace callback at once
+/// thread, the default). Applies to the user agent's trace and request callbacks at once
 /// and to registerers created afterwards: a registerer's callbacks stay
 /// where they went when it was created, so attach the dispatcher before
 /// creating registerers. The user agent keeps `d` in use until it is freed

@@ -40,11 +40,15 @@ pub struct sipreg_incoming {
 /// Receives each request for the user agent's contact that the library does
 /// not answer itself (every one but OPTIONS, unless
 /// `sipreg_user_agent_set_answer_options(ua, false)`), ACKs and CANCELs
-/// included. Called on the library's worker thread, in arrival order; it may
-/// call any sipreg function, `sipreg_user_agent_respond` first of all (now or
-/// later, from any thread). A retransmission of a request is not handed up
-/// again: the library absorbs it until the answer, then repeats the answer.
-/// It must not block for long: it delays all traffic.
+/// included, and the responses to requests sent with `sipreg_user_agent_send`
+/// (`message` starts with "SIP/2.0"; `method` is its CSeq method). Called on
+/// the library's worker thread, in arrival order (for a user agent with a
+/// dispatcher: inside `sipreg_dispatcher_run`; a request its full queue
+/// cannot take is refused with 503); it may call any sipreg function,
+/// `sipreg_user_agent_respond` first of all (now or later, from any thread).
+/// A retransmission of a request is not handed up again: the library absorbs
+/// it until the answer, then repeats the answer. It must not block for long:
+/// on the worker it delays all traffic.
 pub type sipreg_request_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -66,9 +70,11 @@ fn nul_terminated(bytes: &[u8]) -> Vec<u8> {
 /// `callback`. When this returns (and when `sipreg_user_agent_free`
 /// returns), no call of the previous callback is running or will start, so
 /// its `user_data` may be released (the callback must therefore not wait
-/// for a lock held by a thread that replaces it). Returns
-/// SIPREG_ERR_NULL_ARGUMENT for a NULL `ua`, SIPREG_ERR_TERMINATED for a
-/// freed one.
+/// for a lock held by a thread that replaces it).
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not a user agent handle);
+/// SIPREG_ERR_TERMINATED (the user agent was freed); SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_user_agent_set_request_callback(
     ua: *mut sipreg_user_agent,
@@ -82,10 +88,10 @@ pub extern "C" fn sipreg_user_agent_set_request_callback(
         };
         let ud = UserData(user_data);
         let handle = ua as usize;
-        let sink: requests::Sink = Arc::new(move |r: &requests::Incoming<'_>| {
-            let message = nul_terminated(r.bytes);
-            let method = CString::new(r.method).unwrap_or_default();
-            let flow = CString::new(r.flow_text).unwrap_or_default();
+        let sink: requests::Sink = Arc::new(move |r: &requests::Incoming| {
+            let message = nul_terminated(&r.bytes);
+            let method = CString::new(r.method.as_str()).unwrap_or_default();
+            let flow = CString::new(r.flow_text.as_str()).unwrap_or_default();
             let rec = sipreg_incoming {
                 message: message.as_ptr().cast(),
                 length: r.bytes.len(),
@@ -123,8 +129,12 @@ pub extern "C" fn sipreg_user_agent_set_request_callback(
 /// "INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE"): the REGISTER's Allow
 /// header, and the Allow of the library's OPTIONS answers and 405s. Default
 /// "OPTIONS" (what the library answers itself). Applies to registerers
-/// created afterwards and to answers at once. SIPREG_ERR_INVALID_ARGUMENT
-/// for a list that is not method names.
+/// created afterwards and to answers at once.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` or `methods` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not a comma-separated list of method names,
+/// bad UTF-8, or not a user agent handle); SIPREG_ERR_TERMINATED (the user
+/// agent was freed); SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `methods` must be NULL or a NUL-terminated string.
@@ -140,6 +150,10 @@ pub unsafe extern "C" fn sipreg_user_agent_set_allow(
 /// Allow and Supported, at once, which keeps registrar pings answered) or
 /// hands them to the request callback (false; without a callback they are
 /// still answered). Applies at once.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not a user agent handle);
+/// SIPREG_ERR_TERMINATED (the user agent was freed); SIPREG_ERR_INTERNAL.
 #[no_mangle]
 pub extern "C" fn sipreg_user_agent_set_answer_options(
     ua: *mut sipreg_user_agent,
@@ -154,7 +168,12 @@ pub extern "C" fn sipreg_user_agent_set_answer_options(
 /// Sets the user part of the Contact (SIP.js `contactName`; NULL: the AOR's
 /// user). User agents sharing a socket have distinct contact users: one
 /// that would clash gets a suffix ("-2"). Applies to registerers created
-/// afterwards. SIPREG_ERR_INVALID_ARGUMENT if it is not a URI user part.
+/// afterwards.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not a URI user part, bad UTF-8, or not a
+/// user agent handle); SIPREG_ERR_TERMINATED (the user agent was freed);
+/// SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `user` must be NULL or a NUL-terminated string.
@@ -170,8 +189,12 @@ pub unsafe extern "C" fn sipreg_user_agent_set_contact_user(
 /// such as "https://app.example.com", or NULL for the default, "http://"
 /// (ws) or "https://" (wss) and the registrar's (or proxy's) host. Servers
 /// like OpenSIPS refuse an upgrade without one. Applies to connections
-/// opened afterwards. SIPREG_ERR_INVALID_ARGUMENT if it is not
-/// "scheme://host[:port]" or "null".
+/// opened afterwards.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not "scheme://host[:port]" or "null", bad
+/// UTF-8, or not a user agent handle); SIPREG_ERR_TERMINATED (the user agent
+/// was freed); SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `origin` must be NULL or a NUL-terminated string.
@@ -192,14 +215,16 @@ pub unsafe extern "C" fn sipreg_user_agent_set_ws_origin(
 /// 0; say its Content-Type in `extra_headers`), and is sent per RFC 3261
 /// 18.2.2: on a stream back on the connection, on UDP to the top Via's
 /// received/rport. `reason` NULL or "" is the standard phrase. A
-/// retransmission of the request gets this answer again.
-/// Returns SIPREG_ERR_NULL_ARGUMENT (NULL `ua`, `request`, or `body` with
-/// a length), SIPREG_ERR_INVALID_ARGUMENT (not an answerable SIP request,
-/// a status outside 100..=699, a reason or header with control characters,
-/// an extra header the response copies, a body over 60 000 bytes, a
-/// `flow_id` that was never a flow), SIPREG_ERR_TRANSPORT (the flow is
-/// closed), SIPREG_ERR_TERMINATED (a freed `ua`). Sending happens on the
-/// worker thread; a failure there (a flow closed meanwhile) is logged.
+/// retransmission of the request gets this answer again. Sending happens on
+/// the worker thread; a failure there (a flow closed meanwhile) is logged.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` or `request` NULL, or
+/// `body` NULL with a length); SIPREG_ERR_INVALID_ARGUMENT (not an
+/// answerable SIP request, a status outside 100..=699, a reason or header
+/// with control characters, an extra header the response copies, a body over
+/// 60 000 bytes, a `flow_id` that was never a flow, bad UTF-8, or not a user
+/// agent handle); SIPREG_ERR_TRANSPORT (the flow is closed);
+/// SIPREG_ERR_TERMINATED (the user agent was freed); SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `request` must be readable for `request_len` bytes, `reason` and
@@ -236,12 +261,15 @@ pub unsafe extern "C" fn sipreg_user_agent_respond(
 /// for a registered flow (`sipreg_registerer_flow_id` gives it): a request
 /// goes to the registrar or proxy the user agent's registerer on that flow
 /// sends to, a response to its top Via (on a stream, both go to the
-/// connection's peer). The bytes go out as they are (at most 65 000).
-/// Returns SIPREG_ERR_NULL_ARGUMENT, SIPREG_ERR_INVALID_ARGUMENT (not a
-/// SIP request or response, too large, never a flow),
-/// SIPREG_ERR_TRANSPORT (the flow is closed), SIPREG_ERR_TERMINATED (a
-/// freed `ua`). A flow that is not the user agent's is refused on the
-/// worker thread, with a log line.
+/// connection's peer). The bytes go out as they are (at most 65 000). A
+/// flow that is not the user agent's is refused on the worker thread, with
+/// a log line.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` or `message` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not a SIP request or response, empty, too
+/// large, a `flow_id` that was never a flow, or not a user agent handle);
+/// SIPREG_ERR_TRANSPORT (the flow is closed); SIPREG_ERR_TERMINATED (the
+/// user agent was freed); SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `message` must be readable for `length` bytes.
@@ -267,8 +295,11 @@ pub unsafe extern "C" fn sipreg_user_agent_send(
 
 /// Writes the id of the flow the registerer's requests use (the registered
 /// flow, for `sipreg_user_agent_send`) to `*flow_id`; 0 before it has one
-/// (and after it lost it, until the next). Returns
-/// SIPREG_ERR_NULL_ARGUMENT, SIPREG_ERR_TERMINATED (a freed handle).
+/// (and after it lost it, until the next).
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`r` or `flow_id` NULL);
+/// SIPREG_ERR_INVALID_ARGUMENT (not a registerer handle);
+/// SIPREG_ERR_TERMINATED (the registerer was freed); SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `flow_id` must be NULL or writable.
@@ -285,8 +316,11 @@ pub unsafe extern "C" fn sipreg_registerer_flow_id(
 
 /// Counts the header lines named `name` (any case, long or compact form)
 /// in `message` (a request, or a response, as `sipreg_incoming` gives it),
-/// into `*count`. SIPREG_ERR_INVALID_ARGUMENT if `message` is not a SIP
-/// message, SIPREG_ERR_NULL_ARGUMENT for a NULL pointer.
+/// into `*count`.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`message`, `name` or
+/// `count` NULL); SIPREG_ERR_INVALID_ARGUMENT (not a SIP message, or bad
+/// UTF-8 in `name`); SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `message` must be readable for `length` bytes; `name` NUL-terminated;
@@ -308,9 +342,12 @@ pub unsafe extern "C" fn sipreg_message_header_count(
 /// Copies the value of header line number `index` named `name` (any case,
 /// long or compact form; a comma-separated list on one line is one value)
 /// in `message` into `buf` of `len` bytes, NUL-terminated; `*needed` (NULL
-/// allowed) gets the size it needs, NUL included. SIPREG_ERR_INVALID_ARGUMENT
-/// for an index out of range or a message that is not a SIP message,
-/// SIPREG_ERR_BUFFER_TOO_SMALL if it does not fit, SIPREG_ERR_NULL_ARGUMENT.
+/// allowed) gets the size it needs, NUL included.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`message` or `name` NULL,
+/// or `buf` NULL with a length); SIPREG_ERR_INVALID_ARGUMENT (an index out of
+/// range, not a SIP message, or bad UTF-8 in `name`);
+/// SIPREG_ERR_BUFFER_TOO_SMALL (it does not fit); SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `message` must be readable for `length` bytes; `name` NUL-terminated;
@@ -339,8 +376,10 @@ pub unsafe extern "C" fn sipreg_message_header(
 /// Finds the body of `message` (a request, or a response, as
 /// `sipreg_incoming` gives it): `*offset` gets where it starts in
 /// `message`, `*body_length` its length (0 without a body).
-/// SIPREG_ERR_INVALID_ARGUMENT if `message` is not a SIP message,
-/// SIPREG_ERR_NULL_ARGUMENT for a NULL pointer.
+///
+/// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`message`, `offset` or
+/// `body_length` NULL); SIPREG_ERR_INVALID_ARGUMENT (not a SIP message);
+/// SIPREG_ERR_INTERNAL.
 ///
 /// # Safety
 /// `message` must be readable for `length` bytes; `offset` and

@@ -286,6 +286,18 @@ pub enum Command {
         /// Status, reason, headers and body, checked.
         reply: Reply,
     },
+    /// A request queued for a dispatcher whose sink was removed before it
+    /// ran: answered as without a listener.
+    Unheard {
+        /// Whose request.
+        ua: UaId,
+        /// The flow it came over.
+        flow: FlowId,
+        /// Where it came from.
+        remote: SocketAddr,
+        /// The request.
+        bytes: Vec<u8>,
+    },
     /// The application's own message on a flow.
     SendMessage {
         /// The user agent sending.

@@ -5,7 +5,10 @@
 //! Like the trace sinks: removing a sink off the worker thread returns only
 //! once no call of it is running, so the application may then free what it
 //! used; a request that finds no sink is answered by the endpoint as if
-//! none was ever set (405).
+//! none was ever set (405). A user agent with a dispatcher gets its
+//! requests on the application's thread, inside `sipreg_dispatcher_run`;
+//! one its full queue cannot take is refused (503), one whose sink went
+//! away while it waited is answered 405 by the worker.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -18,23 +21,35 @@ use crate::core::options::Transport;
 
 /// One request handed to the application.
 #[derive(Clone, Debug)]
-pub struct Incoming<'a> {
+pub struct Incoming {
     /// The flow it came over (for answers and the application's messages).
     pub flow: FlowId,
     /// That flow as "proto:local -> remote".
-    pub flow_text: &'a str,
+    pub flow_text: String,
     /// Its transport.
     pub transport: Transport,
     /// Where it came from.
     pub remote: SocketAddr,
     /// Its method.
-    pub method: &'a str,
+    pub method: String,
     /// The request as received (the top Via noting its source).
-    pub bytes: &'a [u8],
+    pub bytes: Vec<u8>,
 }
 
-/// Receives the requests of one user agent, on the worker thread.
-pub type Sink = Arc<dyn Fn(&Incoming<'_>) + Send + Sync>;
+/// Receives the requests of one user agent, on the worker thread (or the
+/// thread running the user agent's dispatcher).
+pub type Sink = Arc<dyn Fn(&Incoming) + Send + Sync>;
+
+/// What became of a request offered to a user agent's sink.
+#[derive(Debug)]
+pub enum Delivery {
+    /// Called (or queued for the user agent's dispatcher).
+    Delivered,
+    /// No sink: it is answered as without a listener.
+    NoListener(Incoming),
+    /// The dispatcher's queue is full (or the dispatcher was freed): refused.
+    Busy(Incoming),
+}
 
 struct Entry {
     sink: Sink,
@@ -67,28 +82,62 @@ pub fn set_sink(ua: UaId, sink: Option<Sink>) {
     };
     if let Some(old) = old {
         old.removed.store(true, Ordering::Release);
-        if !super::on_worker_thread() {
+        // Not on the thread the sink runs on (where it cannot be running
+        // now, or is our caller); the worker never waits for a dispatcher.
+        let on_its_thread = super::dispatch::route(ua).is_some_and(|d| d.is_current());
+        if !super::on_worker_thread() && !on_its_thread {
             drop(old.gate.write().unwrap_or_else(|e| e.into_inner()));
         }
     }
 }
 
-/// Calls user agent `ua`'s sink with `request`; false when it has none (or
-/// it was being removed), so the request must be answered without it.
-pub fn deliver(ua: UaId, request: &Incoming<'_>) -> bool {
+/// Offers `request` to user agent `ua`'s sink: called now on the worker, or
+/// queued for its dispatcher.
+pub fn deliver(ua: UaId, request: Incoming) -> Delivery {
     let entry = SINKS
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .as_ref()
         .and_then(|m| m.get(&ua).cloned());
     let Some(e) = entry else {
-        return false;
+        return Delivery::NoListener(request);
     };
+    let Some(d) = super::dispatch::route(ua) else {
+        return match call(&e, &request) {
+            true => Delivery::Delivered,
+            false => Delivery::NoListener(request),
+        };
+    };
+    // The queue holds a copy: the request comes back if it cannot take one.
+    let copy = request.clone();
+    let queued = d.push(
+        super::dispatch::Class::Droppable,
+        Box::new(move || {
+            if !call(&e, &copy) {
+                // Removed while it waited: the worker answers it as without.
+                let _ = super::send(super::Command::Unheard {
+                    ua,
+                    flow: copy.flow,
+                    remote: copy.remote,
+                    bytes: copy.bytes,
+                });
+            }
+        }),
+    );
+    if queued {
+        Delivery::Delivered
+    } else {
+        Delivery::Busy(request)
+    }
+}
+
+/// One call of a sink; false when it was removed meanwhile.
+fn call(e: &Entry, request: &Incoming) -> bool {
     let _running = e.gate.read().unwrap_or_else(|e| e.into_inner());
     if e.removed.load(Ordering::Acquire) {
         return false;
     }
-    // A sink that panics must not take the worker down with it.
+    // A sink that panics must not take the worker (or the loop) down with it.
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (e.sink)(request)));
     true
 }
@@ -135,22 +184,25 @@ mod tests {
         let seen: Arc<Mutex<Vec<(UaId, String)>>> = Arc::default();
         let mk = |id: UaId| -> Sink {
             let seen = seen.clone();
-            Arc::new(move |r: &Incoming<'_>| seen.lock().unwrap().push((id, r.method.to_owned())))
+            Arc::new(move |r: &Incoming| seen.lock().unwrap().push((id, r.method.clone())))
         };
         let (a, b) = (u64::MAX - 11, u64::MAX - 12);
         set_sink(a, Some(mk(a)));
         let req = Incoming {
             flow: FlowId(7),
-            flow_text: "udp:127.0.0.1:1 -> 127.0.0.1:2",
+            flow_text: "udp:127.0.0.1:1 -> 127.0.0.1:2".into(),
             transport: Transport::Udp,
             remote: "127.0.0.1:2".parse().unwrap(),
-            method: "MESSAGE",
-            bytes: b"MESSAGE sip:a@b SIP/2.0\r\n\r\n",
+            method: "MESSAGE".into(),
+            bytes: b"MESSAGE sip:a@b SIP/2.0\r\n\r\n".to_vec(),
         };
-        assert!(deliver(a, &req));
-        assert!(!deliver(b, &req), "no sink: the caller answers 405");
+        assert!(matches!(deliver(a, req.clone()), Delivery::Delivered));
+        assert!(
+            matches!(deliver(b, req.clone()), Delivery::NoListener(_)),
+            "no sink: the caller answers 405"
+        );
         set_sink(a, None);
-        assert!(!deliver(a, &req));
+        assert!(matches!(deliver(a, req), Delivery::NoListener(_)));
         assert_eq!(*seen.lock().unwrap(), vec![(a, "MESSAGE".to_owned())]);
     }
 

@@ -174,6 +174,12 @@ impl Shell {
                     );
                 }
             }
+            Command::Unheard {
+                ua,
+                flow,
+                remote,
+                bytes,
+            } => self.ep.unheard(now, ua, flow, remote, &bytes, false),
             Command::SendMessage { ua, flow, bytes } => {
                 if let Err(why) = self.ep.send_message(now, ua, flow, &bytes) {
                     log_at!(
@@ -289,17 +295,21 @@ impl Shell {
                 bytes,
             } => {
                 let local = local.map_or_else(|| "?".to_owned(), |l| l.to_string());
-                let flow_text = format!("{}:{local} -> {remote}", transport.as_str());
                 let request = super::requests::Incoming {
                     flow,
-                    flow_text: &flow_text,
+                    flow_text: format!("{}:{local} -> {remote}", transport.as_str()),
                     transport,
                     remote,
-                    method: &method,
-                    bytes: &bytes,
+                    method,
+                    bytes,
                 };
-                if !super::requests::deliver(ua, &request) {
-                    self.ep.unheard(now, ua, flow, remote, &bytes);
+                use super::requests::Delivery;
+                match super::requests::deliver(ua, request) {
+                    Delivery::Delivered => {}
+                    Delivery::NoListener(r) => {
+                        self.ep.unheard(now, ua, flow, remote, &r.bytes, false)
+                    }
+                    Delivery::Busy(r) => self.ep.unheard(now, ua, flow, remote, &r.bytes, true),
                 }
             }
         }

@@ -427,6 +427,45 @@ static void free_while_requests_arrive(void) {
     EXPECT(stale_calls == 0, "%d calls after the user agent was freed", (int)stale_calls);
 }
 
+/* With a dispatcher the callback runs only inside sipreg_dispatcher_run, on
+   the thread that calls it; the answer from there reaches the sender. */
+static void callback_through_a_dispatcher(void) {
+    struct account a;
+    if (!account_up(&a, NULL)) {
+        t_fail(__FILE__, __LINE__, "no registered account");
+        account_down(&a);
+        return;
+    }
+    sipreg_dispatcher *d = NULL;
+    MUST(sipreg_dispatcher_new(&d));
+    MUST(sipreg_user_agent_set_dispatcher(a.ua, d));
+    struct inbox in;
+    inbox_init(&in, 200);
+    MUST(sipreg_user_agent_set_request_callback(a.ua, on_request, &in));
+    char me[64], buf[4096];
+    int fd = peer_socket(me, sizeof me);
+    send_request(fd, a.port, "MESSAGE", a.contact, me, 41, "through the dispatcher");
+    /* Nothing runs until this thread runs the dispatcher. */
+    t_sleep_ms(300);
+    EXPECT(in.count == 0, "%d calls before sipreg_dispatcher_run", in.count);
+    double end = t_now() + t_timeout(5);
+    while (in.count == 0 && t_now() < end) {
+        uint32_t ran = 0;
+        EXPECT_RC(sipreg_dispatcher_run(d, 0, &ran), SIPREG_OK);
+        t_sleep_ms(10);
+    }
+    EXPECT(in.count == 1 && in.bad == 0, "%d calls, %d bad", in.count, in.bad);
+    EXPECT(receive(fd, buf, sizeof buf) > 0 && !strncmp(buf, "SIP/2.0 200 ", 12), "200: %s", buf);
+    close(fd);
+    EXPECT_RC(sipreg_user_agent_set_request_callback(a.ua, NULL, NULL), SIPREG_OK);
+    account_down(&a);
+    uint32_t ran = 0;
+    sipreg_dispatcher_run(d, 0, &ran);
+    EXPECT_RC(sipreg_dispatcher_free(d), SIPREG_OK);
+    in.magic = 0;
+    inbox_destroy(&in);
+}
+
 int main(void) {
     printf("requests:\n");
     if (!registrar_start(&g)) {
@@ -437,6 +476,7 @@ int main(void) {
     RUN(requests_reach_the_callback_and_are_answered);
     RUN(null_and_bad_arguments);
     RUN(free_while_requests_arrive);
+    RUN(callback_through_a_dispatcher);
     registrar_stop(&g);
     return t_finish("requests");
 }

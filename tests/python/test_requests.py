@@ -370,3 +370,35 @@ def test_the_reachable_example_prints_and_answers_messages(kamailio, user: User,
     ), out
     assert lines[-1] == "state Terminated", out
     assert "Traceback" not in err
+
+
+def test_asyncio_listeners_run_on_the_loop_thread(proxy: Proxy, user: User) -> None:
+    import asyncio
+
+    from sipreg import aio
+
+    async def main() -> "tuple[list, bool, str]":
+        loop_thread = threading.current_thread()
+        got: list = []
+        heard = asyncio.Event()
+        async with aio.UserAgent(user.aor, password=user.password, t1=0.1, t2=0.8, t4=1.0) as ua:
+
+            def on_request(req: sipreg.IncomingRequest) -> None:
+                got.append((req.method, threading.current_thread() is loop_thread))
+                req.respond(200, headers=["X-Answered-By: sipreg-test"])
+                if req.method == "INFO":
+                    heard.set()
+
+            ua.requests.add_listener(on_request)
+            r = aio.Registerer(ua, registrar=proxy.registrar, expires=60, retry=False)
+            await r.register()
+            loop = asyncio.get_running_loop()
+            sipp = loop.run_in_executor(None, sipp_client, "contact_message_info", proxy, user.name)
+            await asyncio.wait_for(heard.wait(), 30)
+            p = await sipp
+            await r.dispose()
+        return got, p.returncode == 0, p.stdout
+
+    got, sipp_ok, out = asyncio.run(main())
+    assert sipp_ok, out
+    assert got == [("MESSAGE", True), ("INFO", True)]

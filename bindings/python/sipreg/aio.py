@@ -17,8 +17,9 @@ Example::
 Each event loop gets one :class:`sipreg.Dispatcher`, watched with
 ``loop.add_reader``: the library's callbacks are queued for the loop and run
 on its thread, in order, so listeners (``state_change``, ``response_event``,
-``retry_event``, ``failure_event``, ``trace``) run on the loop's thread and
-may touch loop objects directly. Nothing here blocks the loop or hands work
+``retry_event``, ``failure_event``, ``trace``, ``requests``) run on the loop's
+thread and may touch loop objects directly; ``request.respond()`` and
+``ua.send()`` never wait. Nothing here blocks the loop or hands work
 to other threads: every wait is an await on events the loop delivers.
 
 :class:`UserAgent` and :class:`Registerer` take the same arguments as

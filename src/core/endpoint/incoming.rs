@@ -117,7 +117,9 @@ impl Endpoint {
 
     /// The request of an [`Action::Request`] found no listener (it was
     /// removed meanwhile, or the user agent is being freed): it is answered
-    /// as without one (405 with Allow; nothing for an ACK).
+    /// as without one (405 with Allow; nothing for an ACK). `busy`: the
+    /// listener is there but cannot take it now (its dispatcher's queue is
+    /// full): 503.
     pub fn unheard(
         &mut self,
         now: Instant,
@@ -125,6 +127,7 @@ impl Endpoint {
         flow: FlowId,
         from: SocketAddr,
         bytes: &[u8],
+        busy: bool,
     ) {
         let Some(f) = self.flows.get(flow) else {
             return;
@@ -141,7 +144,12 @@ impl Endpoint {
         if rcv.req.method() == "ACK" {
             return;
         }
-        if let Some(answer) = self.stock(now, src, ua, &rcv, Stock::NotAllowed, true) {
+        let what = if busy {
+            Stock::Status(503)
+        } else {
+            Stock::NotAllowed
+        };
+        if let Some(answer) = self.stock(now, src, ua, &rcv, what, true) {
             self.remember(now, ua, src.flow, &rcv.req, answer);
         }
     }
