@@ -43,6 +43,10 @@ done
 cargo build --release --quiet --example bench
 idle=${BENCH_IDLE:-60}
 baseline=${BENCH_BASELINE:-4106f5f}
+if [ -n "$pings_only" ]; then
+	baseline=none
+	BENCH_STORM_N=0
+fi
 largest=$(printf '%s\n' $sizes | sort -n | tail -1)
 
 work="$(mktemp -d /tmp/sipreg-bench.XXXXXX)"
