@@ -74,7 +74,14 @@ pub struct Flow {
     pub pending_connect: Option<(Instant, ConnectSpec)>,
     /// Registerers with a message waiting for the flow to open.
     pub waiting: Vec<RegId>,
+    /// Registrars and proxies our REGISTERs went to on this flow (the
+    /// sources whose requests are trusted with a larger answer budget),
+    /// the newest last, at most [`MAX_PEERS`].
+    pub peers: Vec<SocketAddr>,
 }
+
+/// Registrar addresses remembered per flow.
+pub const MAX_PEERS: usize = 16;
 
 impl Flow {
     /// "proto:local -> remote" for log lines (the remote of UDP is per message).
@@ -141,6 +148,7 @@ impl Flows {
                 step: HandshakeStep::default(),
                 pending_connect: None,
                 waiting: Vec::new(),
+                peers: Vec::new(),
             },
         );
         id
@@ -235,6 +243,21 @@ impl Flows {
             self.by_key.remove(&f.key);
         }
         Some(f)
+    }
+
+    /// A REGISTER went to `peer` on flow `id`: it is one of the flow's registrars.
+    pub fn note_peer(&mut self, id: FlowId, peer: SocketAddr) {
+        let Some(f) = self.flows.get_mut(&id) else {
+            return;
+        };
+        if f.peers.last() == Some(&peer) {
+            return;
+        }
+        f.peers.retain(|p| *p != peer);
+        if f.peers.len() == MAX_PEERS {
+            f.peers.remove(0);
+        }
+        f.peers.push(peer);
     }
 
     /// The address packets on `flow` to `dest` leave from, if known.

@@ -357,8 +357,9 @@ impl Endpoint {
         };
         // With a listener (UserAgentConfig::listener) every request but the
         // OPTIONS the library answers goes up; without, 405.
+        // (Read from the entry: the settings are behind one more pointer.)
         let (listener, answer_options) = self.uas.get(&ua).map_or((false, true), |u| {
-            (u.config.listener, u.config.answer_options)
+            (u.answering.listener, u.answering.answer_options)
         });
         if method == "ACK" {
             // An ACK of a non-2xx answer ends its INVITE transaction (absorbed);
@@ -459,14 +460,16 @@ impl Endpoint {
             Stock::NotAllowed => 405,
             Stock::Status(s) => s,
         };
-        let supported = match what {
-            Stock::Options => self.supported(ua, src.flow),
-            _ => None,
-        };
         let bytes = {
-            let lines = self.uas.get(&ua).map(|u| &u.answer_lines);
+            let lines = self.uas.get(&ua).map(|u| &u.answering);
             let allow = lines.map_or("Allow: OPTIONS", |l| l.allow.as_str());
             let server = lines.map_or("Server: sipreg", |l| l.server.as_str());
+            let supported = match (what, lines.map(|l| (l.gruu, l.outbound))) {
+                (Stock::Options, Some((true, true))) => Some("Supported: gruu, outbound"),
+                (Stock::Options, Some((true, false))) => Some("Supported: gruu"),
+                (Stock::Options, Some((false, true))) => Some("Supported: outbound"),
+                _ => None,
+            };
             let mut headers: [&str; 3] = [server; 3];
             let mut n = 0;
             if matches!(what, Stock::Options | Stock::NotAllowed) {
@@ -531,10 +534,14 @@ impl Endpoint {
     }
 
     /// Whether the source of a request still has answer budget (one is
-    /// taken). Trusted: a stream's peer, or the address the user agent's
-    /// registerer on this flow sends to.
+    /// taken). Trusted: a stream's peer, or a registrar (or proxy) our
+    /// REGISTERs went to on this flow.
     fn allowed(&mut self, now: Instant, src: Source, ua: UaId) -> bool {
-        let trusted = !src.udp || self.sends_to(ua, src.flow, src.from);
+        let trusted = !src.udp
+            || self
+                .flows
+                .get(src.flow)
+                .is_some_and(|f| f.peers.contains(&src.from));
         match self.limit.allow(now, src.from, trusted) {
             Verdict::Allowed => true,
             Verdict::Limited { first } => {
@@ -650,17 +657,6 @@ impl Endpoint {
         })
     }
 
-    /// Whether a registerer of `ua` on `flow` sends to `addr`.
-    fn sends_to(&self, ua: UaId, flow: FlowId, addr: SocketAddr) -> bool {
-        self.uas.get(&ua).is_some_and(|u| {
-            u.regs.iter().any(|rid| {
-                self.regs
-                    .get(rid)
-                    .is_some_and(|r| r.flow == Some(flow) && r.core.destination() == Some(addr))
-            })
-        })
-    }
-
     /// Where `ua`'s registerer on `flow` sends to.
     fn destination_on(&self, ua: UaId, flow: FlowId) -> Option<SocketAddr> {
         let u = self.uas.get(&ua)?;
@@ -670,26 +666,6 @@ impl Endpoint {
                 .filter(|r| r.flow == Some(flow))
                 .and_then(|r| r.core.destination())
         })
-    }
-
-    /// The Supported line of an OPTIONS answer: the extensions `ua`'s
-    /// registerers on `flow` use (`None`: none).
-    fn supported(&self, ua: UaId, flow: FlowId) -> Option<&'static str> {
-        let (mut gruu, mut outbound) = (false, false);
-        if let Some(u) = self.uas.get(&ua) {
-            for r in u.regs.iter().filter_map(|rid| self.regs.get(rid)) {
-                if r.flow == Some(flow) {
-                    gruu |= r.core.settings().path_gruu;
-                    outbound |= r.core.settings().reg_id.is_some();
-                }
-            }
-        }
-        match (gruu, outbound) {
-            (true, true) => Some("Supported: gruu, outbound"),
-            (true, false) => Some("Supported: gruu"),
-            (false, true) => Some("Supported: outbound"),
-            (false, false) => None,
-        }
     }
 
     /// How long a request handed up is remembered: 64*T1 of its user agent.

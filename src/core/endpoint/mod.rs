@@ -78,22 +78,48 @@ struct UaEntry {
     freeing: bool,
     /// The "certificates are not checked" warning was logged for this user agent.
     warned_insecure: bool,
-    /// `Allow: …` and `Server: …` of the library's answers, written once.
-    answer_lines: AnswerLines,
+    /// How its contact answers requests.
+    answering: Answering,
 }
 
-/// Header lines of the library's answers for one user agent.
-struct AnswerLines {
+/// How a user agent's contact answers requests: read on every request, so
+/// kept in its entry (one place in memory) rather than behind the settings
+/// and the registerers.
+struct Answering {
+    /// `Allow: …` of the library's answers.
     allow: String,
+    /// `Server: …` of the library's answers.
     server: String,
+    /// The application listens for requests.
+    listener: bool,
+    /// The library answers OPTIONS.
+    answer_options: bool,
+    /// A registerer asks for GRUUs (`path_gruu`): OPTIONS answers say `gruu`.
+    gruu: bool,
+    /// A registerer uses RFC 5626 outbound: OPTIONS answers say `outbound`.
+    outbound: bool,
 }
 
-impl AnswerLines {
-    fn of(config: &UserAgentConfig) -> AnswerLines {
-        AnswerLines {
+impl Answering {
+    fn of(config: &UserAgentConfig) -> Answering {
+        Answering {
             allow: format!("Allow: {}", config.allow),
             server: format!("Server: {}", config.user_agent),
+            listener: config.listener,
+            answer_options: config.answer_options,
+            gruu: false,
+            outbound: false,
         }
+    }
+
+    /// New settings; what the registerers said stays.
+    fn follow(&mut self, config: &UserAgentConfig) {
+        let (gruu, outbound) = (self.gruu, self.outbound);
+        *self = Answering {
+            gruu,
+            outbound,
+            ..Answering::of(config)
+        };
     }
 }
 
@@ -234,7 +260,7 @@ impl Endpoint {
         self.uas.insert(
             id,
             UaEntry {
-                answer_lines: AnswerLines::of(&config),
+                answering: Answering::of(&config),
                 config,
                 stats,
                 regs: Vec::new(),
@@ -250,7 +276,7 @@ impl Endpoint {
         let Some(ua) = self.uas.get_mut(&id) else {
             return;
         };
-        ua.answer_lines = AnswerLines::of(&config);
+        ua.answering.follow(&config);
         ua.config = config;
         for rid in &ua.regs {
             if let Some(r) = self.regs.get_mut(rid) {
@@ -329,6 +355,8 @@ impl Endpoint {
         if !u.regs.contains(&id) {
             u.regs.push(id);
         }
+        u.answering.gruu |= core.settings().path_gruu;
+        u.answering.outbound |= core.settings().reg_id.is_some();
         if let Ok(k) = <[u8; KEY_LEN]>::try_from(core.key().as_bytes()) {
             self.keys.insert(k, id);
         }

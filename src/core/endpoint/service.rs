@@ -169,11 +169,14 @@ impl Endpoint {
         if t.retransmission {
             self.pacing.retransmitted(dest);
         }
+        let ua = reg.ua;
+        let transport = reg.core.settings().transport;
+        self.flows.note_peer(flow, dest);
         self.transmits.push_back(Transmit {
             flow,
             dest,
-            ua: reg.ua,
-            transport: reg.core.settings().transport,
+            ua,
+            transport,
             local: Some(local),
             kind: if t.retransmission {
                 TransmitKind::Retransmission
