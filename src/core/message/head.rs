@@ -67,8 +67,12 @@ fn known_name(name: &str) -> Option<&'static str> {
             .find(|(short, _)| *short == c)
             .map(|(_, long)| *long);
     }
+    // Most lines differ from most names in length: only those of the same
+    // length are compared (every message's every line comes through here).
+    let len = name.len();
     COMMON_NAMES
         .iter()
+        .filter(|n| n.len() == len)
         .find(|n| n.eq_ignore_ascii_case(name))
         .copied()
 }

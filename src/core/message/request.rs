@@ -42,6 +42,22 @@ pub struct Request {
 /// canonical names, as `head` resolves them).
 const FIRST: [&str; 5] = ["via", "from", "to", "call-id", "cseq"];
 
+/// The index in [`FIRST`] of a canonical (known) header name, told apart by
+/// length and first letters: a known name is one of `head`'s table, where
+/// these are unique (every line of every request comes through here).
+fn first_index(known: &str) -> Option<usize> {
+    let b = known.as_bytes();
+    match (b.len(), b.first(), b.get(1)) {
+        (3, Some(b'v'), _) => Some(0),
+        (4, Some(b'f'), _) => Some(1),
+        (2, Some(b't'), _) => Some(2),
+        (7, Some(b'c'), Some(b'a')) => Some(3),
+        (4, Some(b'c'), _) => Some(4),
+        _ => None,
+    }
+    .filter(|k| FIRST[*k] == known)
+}
+
 /// Why a request that can be answered is refused (RFC 3261 §8.2, §18.3).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
@@ -79,7 +95,7 @@ impl Request {
         let mut first = [None; 5];
         for (i, f) in fields.iter().enumerate() {
             if let FieldName::Known(name) = f.name {
-                if let Some(k) = FIRST.iter().position(|n| *n == name) {
+                if let Some(k) = first_index(name) {
                     if first[k].is_none() {
                         first[k] = u16::try_from(i).ok();
                     }

@@ -89,6 +89,9 @@ pub struct ViaRef<'a> {
     pub port: Option<u16>,
     /// The parameters as written, from the first `;`.
     params: &'a str,
+    /// `branch` and `rport`, found while the parameters were checked.
+    branch: Option<Option<&'a str>>,
+    rport: Option<Option<&'a str>>,
 }
 
 impl<'a> ViaRef<'a> {
@@ -103,19 +106,39 @@ impl<'a> ViaRef<'a> {
         }
         let (sent_by, params) = split_before(sent_by_start, ';');
         let (host, port) = uri::parse_hostport(sent_by.trim_end_matches(is_ws)).ok()?;
-        lexer::for_each_param(params, |_, _| {}).ok()?;
-        Some(ViaRef { host, port, params })
+        let (mut branch, mut rport) = (None, None);
+        lexer::for_each_param(params, |name, value| {
+            if branch.is_none() && name.eq_ignore_ascii_case("branch") {
+                branch = Some(value);
+            } else if rport.is_none() && name.eq_ignore_ascii_case("rport") {
+                rport = Some(value);
+            }
+        })
+        .ok()?;
+        Some(ViaRef {
+            host,
+            port,
+            params,
+            branch,
+            rport,
+        })
     }
 
     /// A parameter as written (quotes kept): `None` if absent, `Some(None)`
     /// for a flag such as `rport`.
     pub fn param(&self, name: &str) -> Option<Option<&'a str>> {
+        if name.eq_ignore_ascii_case("branch") {
+            return self.branch;
+        }
+        if name.eq_ignore_ascii_case("rport") {
+            return self.rport;
+        }
         lexer::find_param(self.params, name).ok()?
     }
 
     /// The `branch` parameter (a quoted one, never ours, as written).
     pub fn branch(&self) -> Option<&'a str> {
-        self.param("branch").flatten()
+        self.branch.flatten()
     }
 }
 
