@@ -22,10 +22,11 @@ use std::time::{Duration, Instant};
 use sipreg::ffi::requests::*;
 use sipreg::ffi::sipreg_result::*;
 use support::capi::*;
-use support::contact::{flow_id, respond, send, set_str, AutoAnswer, Listener, Sipp};
+use support::contact::{flow_id, respond, send, set_str, AutoAnswer, Listener};
 use support::kamailio::free_port;
 use support::nat_peers::OutboundKamailio;
 use support::nat_peers::{TcpWatch, UdpNat};
+use support::sipp::Sipp;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -91,15 +92,13 @@ fn message_and_info(k: &OutboundKamailio, l: &Listener) -> Vec<support::contact:
         &format!("127.0.0.1:{}", k.port),
         "alice",
         free_port(),
-        &[],
     );
     let end = sipp.finish(WAIT * 2);
     assert_eq!(
         end.code,
         Some(0),
-        "SIPp's MESSAGE/INFO were answered 200 by alice:\n{}\n{}\n{}",
-        end.errors,
-        end.messages,
+        "SIPp's MESSAGE/INFO were answered 200 by alice:\n{}\n{}",
+        end.report(),
         k.log()
     );
     let mut got = Vec::new();
@@ -199,15 +198,13 @@ fn without_a_listener_a_message_gets_405_and_an_unknown_user_404() {
         &format!("127.0.0.1:{}", k.port),
         "alice",
         free_port(),
-        &[],
     );
     let end = sipp.finish(WAIT * 2);
     assert_eq!(
         end.code,
         Some(0),
-        "405 with Allow: OPTIONS\n{}\n{}",
-        end.errors,
-        end.messages
+        "405 with Allow: OPTIONS\n{}",
+        end.report()
     );
     // Straight to our contact, for a user we do not have.
     let contact = r.contacts()[0].clone();
@@ -219,15 +216,9 @@ fn without_a_listener_a_message_gets_405_and_an_unknown_user_404() {
         .next()
         .unwrap()
         .to_owned();
-    let sipp = Sipp::client("contact_expect_404", &hostport, "mallory", free_port(), &[]);
+    let sipp = Sipp::client("contact_expect_404", &hostport, "mallory", free_port());
     let end = sipp.finish(WAIT * 2);
-    assert_eq!(
-        end.code,
-        Some(0),
-        "404 from {hostport}\n{}\n{}",
-        end.errors,
-        end.messages
-    );
+    assert_eq!(end.code, Some(0), "404 from {hostport}\n{}", end.report());
     let st = ua.stats();
     assert!(st.requests >= 2 && st.answered >= 2, "{st:?}");
     assert_eq!(r.dispose(), SIPREG_OK);
@@ -240,8 +231,7 @@ fn the_application_sends_a_message_over_the_registered_flow_and_hears_the_answer
         let (ua, r) = alice(&k, transport, |_| {}, Opts::default());
         let l = Listener::install(&ua, None);
         let port = free_port();
-        let far = Sipp::server("contact_uas_message", port, &[]);
-        std::thread::sleep(Duration::from_millis(300));
+        let far = Sipp::start_on(port, "contact_uas_message", false, 1, &[]);
         let flow = flow_id(&r);
         assert_ne!(flow, 0);
         // Our address on the flow, for the Via.
@@ -269,9 +259,8 @@ Content-Length: {}\r\n\r\n{body}",
         assert_eq!(
             end.code,
             Some(0),
-            "SIPp got the MESSAGE over {transport}\n{}\n{}\n{}",
-            end.errors,
-            end.messages,
+            "SIPp got the MESSAGE over {transport}\n{}\n{}",
+            end.report(),
             k.log()
         );
         let answer = l
@@ -455,7 +444,6 @@ fn the_application_answers_after_its_callback_returned() {
         &format!("127.0.0.1:{}", k.port),
         "alice",
         free_port(),
-        &[],
     );
     for method in ["MESSAGE", "INFO"] {
         let got = l.next_of(method, WAIT).expect(method);
@@ -475,11 +463,11 @@ fn the_application_answers_after_its_callback_returned() {
         );
     }
     let end = sipp.finish(WAIT * 2);
-    assert_eq!(end.code, Some(0), "{}\n{}", end.errors, end.messages);
+    end.assert_passed();
     assert!(
-        end.messages.contains("SIP/2.0 200 Fine"),
+        end.raw_messages.contains("SIP/2.0 200 Fine"),
         "{}",
-        end.messages
+        end.raw_messages
     );
     assert_eq!(r.dispose(), SIPREG_OK);
 }

@@ -1,11 +1,9 @@
 //! Helpers for the contact tests: the request listener of a user agent
 //! through the C ABI (requests collected into a channel, optionally
-//! answered inside the callback), `respond` / `send` wrappers, and a SIPp
-//! run as a client or a server of one scenario in tests/sipp.
+//! answered inside the callback) and `respond` / `send` wrappers. SIPp runs
+//! through support::sipp.
 
 use std::ffi::{c_char, c_void, CStr, CString};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -194,103 +192,4 @@ pub fn flow_id(r: &super::capi::Reg) -> u64 {
     let rc = unsafe { sipreg_registerer_flow_id(r.ptr, &mut id) };
     assert_eq!(rc, sipreg_result::SIPREG_OK);
     id
-}
-
-/// One SIPp run of a scenario in tests/sipp.
-pub struct Sipp {
-    pub dir: PathBuf,
-    child: Option<Child>,
-    pub port: u16,
-}
-
-/// How a SIPp run ended.
-#[derive(Debug)]
-pub struct SippEnd {
-    /// Exit status (0: every expected message arrived in order).
-    pub code: Option<i32>,
-    /// SIPp's message log.
-    pub messages: String,
-    /// Errors and stdout, for failure messages.
-    pub errors: String,
-}
-
-impl Sipp {
-    /// Runs `tests/sipp/<scenario>.xml` as a client towards `target`
-    /// (host:port) with `-s service`, from 127.0.0.1:`port`, `calls` times.
-    pub fn client(scenario: &str, target: &str, service: &str, port: u16, extra: &[&str]) -> Sipp {
-        let mut args: Vec<String> = vec![target.to_owned(), "-s".into(), service.to_owned()];
-        args.extend(extra.iter().map(|s| (*s).to_owned()));
-        Sipp::spawn(scenario, port, &args)
-    }
-
-    /// Runs `tests/sipp/<scenario>.xml` as a server on 127.0.0.1:`port`.
-    pub fn server(scenario: &str, port: u16, extra: &[&str]) -> Sipp {
-        let args: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
-        Sipp::spawn(scenario, port, &args)
-    }
-
-    fn spawn(scenario: &str, port: u16, args: &[String]) -> Sipp {
-        let dir = std::env::temp_dir().join(format!(
-            "sipreg-contact-sipp-{}-{port}-{scenario}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/sipp")
-            .join(format!("{scenario}.xml"));
-        let f = |n: &str| dir.join(n).to_string_lossy().into_owned();
-        let out = std::fs::File::create(dir.join("stdout.log")).unwrap();
-        let child = Command::new("sipp")
-            .args(args)
-            .arg("-sf")
-            .arg(&path)
-            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1"])
-            .args(["-nostdin", "-timeout", "30s", "-timeout_error"])
-            .args(["-trace_msg", "-message_file", &f("messages.log")])
-            .args(["-trace_err", "-error_file", &f("errors.log")])
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("sipp (apt-get install sip-tester; tests/setup-machine.sh does)");
-        Sipp {
-            dir,
-            child: Some(child),
-            port,
-        }
-    }
-
-    /// Waits (at most `within`) for SIPp to end.
-    pub fn finish(mut self, within: Duration) -> SippEnd {
-        let mut child = self.child.take().unwrap();
-        let end = Instant::now() + within;
-        let code = loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                break st.code();
-            }
-            if Instant::now() >= end {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let read = |n: &str| std::fs::read_to_string(self.dir.join(n)).unwrap_or_default();
-        SippEnd {
-            code,
-            messages: read("messages.log"),
-            errors: format!("{}\n{}", read("errors.log"), read("stdout.log")),
-        }
-    }
-}
-
-impl Drop for Sipp {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }

@@ -1,4 +1,5 @@
-"""SIPp 3.6 playing a registrar scenario on 127.0.0.1 for the Python tests
+"""SIPp 3.6 playing a scenario on 127.0.0.1 for the Python tests (a registrar,
+or a client sending requests to a contact)
 (tests/python, tests/dns): start it, wait for its verdict (exit status 0 =
 every expected message arrived, in order), read its message log. The Rust
 tests have the same runner in tests/support/sipp.rs."""
@@ -9,7 +10,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from wait import PATIENCE, wait_until
 
@@ -22,9 +23,11 @@ def _bound(port: int) -> bool:
 
 
 class Sipp:
-    """One SIPp process playing ``scenario`` (an .xml path) over UDP on 127.0.0.1:``port``."""
+    """One SIPp process playing ``scenario`` (an .xml path) over UDP on
+    127.0.0.1:``port``; ``args`` go on its command line (a client's target
+    and ``-s service``)."""
 
-    def __init__(self, scenario: Path, port: int) -> None:
+    def __init__(self, scenario: Path, port: int, args: Sequence[str] = ()) -> None:
         if shutil.which("sipp") is None:
             raise AssertionError("sipp not found (tests/setup-machine.sh installs sip-tester)")
         self.port = port
@@ -33,7 +36,7 @@ class Sipp:
             ["sipp", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(port), "-t", "u1",
              "-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error",
              "-trace_msg", "-message_file", str(self.dir / "messages.log"),
-             "-trace_err", "-error_file", str(self.dir / "errors.log")],
+             "-trace_err", "-error_file", str(self.dir / "errors.log"), *args],
             cwd=self.dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )

@@ -1,4 +1,5 @@
-//! SIPp 3.6 playing a registrar scenario of tests/sipp/ on 127.0.0.1 (see
+//! SIPp 3.6 playing a scenario of tests/sipp/ on 127.0.0.1 (a registrar, or
+//! the far end of requests to our contact; see
 //! tests/sipp/README.md): start it, wait for its verdict (exit status 0 =
 //! every expected message arrived, in order, and nothing unexpected did), and
 //! read what it saw from its message log.
@@ -165,6 +166,12 @@ impl Sipp {
         });
         assert!(up, "sipp {scenario} never bound port {port}");
         s
+    }
+
+    /// Starts `tests/sipp/<scenario>.xml` once as a UAC over UDP from
+    /// 127.0.0.1:`port` towards `target` (host:port), with `-s service`.
+    pub fn client(scenario: &str, target: &str, service: &str, port: u16) -> Sipp {
+        Sipp::start_on(port, scenario, false, 1, &[target, "-s", service])
     }
 
     pub fn registrar(&self) -> String {
