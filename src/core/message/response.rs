@@ -27,9 +27,24 @@ pub struct Response {
     text: String,
     /// The header fields in message order.
     fields: Vec<Field>,
-    /// Where the top Via's branch is in `text`, found once at parse time
-    /// because every response is routed by it.
-    branch_at: Option<Span>,
+    /// What the top Via says, located once at parse time: every response is
+    /// routed by its branch and every 2xx is asked its public address.
+    top_via: Option<TopVia>,
+}
+
+/// Where the parts of the top Via a client reads are in a response's text:
+/// found in one pass over its parameters (`None` for the whole when the
+/// sent-by or any parameter is malformed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct TopVia {
+    /// The sent-by (`host[:port]`), already checked.
+    sent_by: Span,
+    /// The first `branch` value, unless quoted or absent.
+    branch: Option<Span>,
+    /// The first `received` value as written (maybe quoted).
+    received: Option<Span>,
+    /// The first `rport` value as written (maybe quoted).
+    rport: Option<Span>,
 }
 
 impl Response {
@@ -72,9 +87,9 @@ impl Response {
             reason,
             text,
             fields,
-            branch_at: None,
+            top_via: None,
         };
-        resp.branch_at = resp.find_top_branch();
+        resp.top_via = resp.find_top_via();
         Ok(resp)
     }
 
@@ -119,55 +134,62 @@ impl Response {
         first.parse().ok()
     }
 
-    /// The topmost Via's [`public_address`](Via::public_address), read in place
-    /// (no [`Via`] is built; every 2xx is asked this).
+    /// The topmost Via's [`public_address`](Via::public_address), read from
+    /// what parsing located (no [`Via`] is built; every 2xx is asked this).
     pub fn top_via_public_address(&self) -> Option<std::net::SocketAddr> {
-        let (host, port, params) = self.top_via_sent_by()?;
-        let (mut received, mut rport) = (None, None);
-        for_each_param(params, |name, value| {
-            if received.is_none() && name.eq_ignore_ascii_case("received") {
-                received = Some(value);
-            }
-            if rport.is_none() && name.eq_ignore_ascii_case("rport") {
-                rport = Some(value);
-            }
-        })
-        .ok()?;
+        let via = self.top_via?;
         // Values unquoted as `Via` stores them (without a copy unless escaped).
-        let received = received.flatten().map(unquoted);
-        let rport = rport
-            .flatten()
-            .map(unquoted)
+        let received = via.received.map(|span| unquoted(self.at(span)));
+        let rport = via
+            .rport
+            .map(|span| unquoted(self.at(span)))
             .and_then(|p| p.parse::<u16>().ok())
             .filter(|p| *p != 0);
         if received.is_none() && rport.is_none() {
             return None;
         }
-        let ip: std::net::IpAddr = match (received, &host) {
-            (Some(text), _) => text.trim_matches(|c| c == '[' || c == ']').parse().ok()?,
-            (None, Host::V4(addr)) => (*addr).into(),
-            (None, Host::V6(addr)) => (*addr).into(),
-            (None, Host::Domain(name)) => {
-                name.trim_matches(|c| c == '[' || c == ']').parse().ok()?
-            }
+        // The sent-by is read again only for what received/rport leave out.
+        let sent_by = || uri::parse_hostport(self.at(via.sent_by)).ok();
+        let ip: std::net::IpAddr = match received {
+            Some(text) => text.trim_matches(|c| c == '[' || c == ']').parse().ok()?,
+            None => match sent_by()?.0 {
+                Host::V4(addr) => addr.into(),
+                Host::V6(addr) => addr.into(),
+                Host::Domain(name) => name.trim_matches(|c| c == '[' || c == ']').parse().ok()?,
+            },
         };
-        Some(std::net::SocketAddr::new(
-            ip,
-            rport.or(port).unwrap_or(5060),
-        ))
+        let port = match rport {
+            Some(port) => port,
+            None => sent_by()?.1.unwrap_or(5060),
+        };
+        Some(std::net::SocketAddr::new(ip, port))
     }
 
     /// The `branch` of the topmost Via, as [`top_via`](Self::top_via) would give
     /// it, read in place (the per-response routing path: no Via is built).
     /// A quoted branch (never one of ours) gives `None`.
     pub fn top_branch(&self) -> Option<&str> {
-        let span = self.branch_at?;
+        let span = self.top_via?.branch?;
         self.text.get(span.start..span.end)
     }
 
-    /// The top Via's sent-by (checked) and the raw `;` parameters after it,
-    /// read in place.
-    fn top_via_sent_by(&self) -> Option<(Host, Option<u16>, &str)> {
+    /// The text of a span of `text`.
+    fn at(&self, span: Span) -> &str {
+        self.text.get(span.start..span.end).unwrap_or_default()
+    }
+
+    /// Where a slice of `text` is in it.
+    fn span_of(&self, part: &str) -> Option<Span> {
+        let start = (part.as_ptr() as usize).checked_sub(self.text.as_ptr() as usize)?;
+        Some(Span {
+            start,
+            end: start + part.len(),
+        })
+    }
+
+    /// Locates the top Via's sent-by (checked) and its branch, received and
+    /// rport values, in one pass over its `;` parameters.
+    fn find_top_via(&self) -> Option<TopVia> {
         let first = list_items(self.header("via")?).next()?;
         let s = first.trim_matches(is_ws);
         let (_, rest) = sent_protocol(s).ok()?;
@@ -176,20 +198,25 @@ impl Response {
             return None;
         }
         let (sent_by, params) = split_before(sent_by_start, ';');
-        let (host, port) = uri::parse_hostport(sent_by.trim_end_matches(is_ws)).ok()?;
-        Some((host, port, params))
-    }
-
-    /// Locates the top Via's branch for [`top_branch`](Self::top_branch).
-    fn find_top_branch(&self) -> Option<Span> {
-        let (_, _, params) = self.top_via_sent_by()?;
-        let value = find_param(params, "branch").ok()??;
-        let value = value.filter(|v| !v.starts_with('"'))?;
-        // `value` is a slice of `text`: its offset locates it.
-        let start = (value.as_ptr() as usize).checked_sub(self.text.as_ptr() as usize)?;
-        Some(Span {
-            start,
-            end: start + value.len(),
+        let sent_by = sent_by.trim_end_matches(is_ws);
+        uri::parse_hostport(sent_by).ok()?;
+        let (mut branch, mut received, mut rport) = (None, None, None);
+        for_each_param(params, |name, value| {
+            if branch.is_none() && name.eq_ignore_ascii_case("branch") {
+                branch = Some(value);
+            } else if received.is_none() && name.eq_ignore_ascii_case("received") {
+                received = Some(value);
+            } else if rport.is_none() && name.eq_ignore_ascii_case("rport") {
+                rport = Some(value);
+            }
+        })
+        .ok()?;
+        let branch = branch.flatten().filter(|v| !v.starts_with('"'));
+        Some(TopVia {
+            sent_by: self.span_of(sent_by)?,
+            branch: branch.and_then(|v| self.span_of(v)),
+            received: received.flatten().and_then(|v| self.span_of(v)),
+            rport: rport.flatten().and_then(|v| self.span_of(v)),
         })
     }
 

@@ -776,6 +776,10 @@ fn top_via_public_address_agrees_with_via() {
         "SIP/2.0/UDP h.example;received=[2001:db8::5];rport=0",
         "SIP/2.0/UDP 10.0.0.2;received=192.0.2.9;bad param",
         "SIP/2.0/UDP 10.0.0.2;received=192.0.2.9, SIP/2.0/UDP 10.9.9.9;received=192.0.2.8",
+        "SIP/2.0/UDP h;rport;received=1.2.3.4;RPORT=5;Received=5.6.7.8",
+        "SIP/2.0/UDP 10.0.0.2:5070;branch=z9hG4bKa;received=10.9.9.9",
+        "SIP/2.0/UDP 10.0.0.2:99999;rport=5",
+        "SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKa",
     ] {
         let r = with_headers(&format!("Via: {via}\r\n"));
         let slow = r.top_via().and_then(|v| v.public_address());
