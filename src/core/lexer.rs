@@ -399,18 +399,46 @@ pub(crate) fn first_line(buf: &[u8]) -> &[u8] {
 pub(crate) fn header_end_and_lines(buf: &[u8]) -> Option<(usize, usize)> {
     let mut line_start = 0;
     let mut lines = 0;
-    for (i, &b) in buf.iter().enumerate() {
-        if b != b'\n' {
-            continue;
+    let mut at = 0;
+    loop {
+        // Every LF is a control byte: the bytes between are skipped a word at a time.
+        at += next_control(buf.get(at..)?);
+        if *buf.get(at)? == b'\n' {
+            let line = buf.get(line_start..at)?;
+            if line.is_empty() || line == b"\r" {
+                return Some((at + 1, lines));
+            }
+            lines += 1;
+            line_start = at + 1;
         }
-        let line = buf.get(line_start..i)?;
-        if line.is_empty() || line == b"\r" {
-            return Some((i + 1, lines));
-        }
-        lines += 1;
-        line_start = i + 1;
+        at += 1;
     }
-    None
+}
+
+/// Offset of the first ASCII control byte (below 0x20, or DEL) in `bytes`,
+/// or its length: eight bytes at a time, then byte by byte in the word that
+/// holds one. Every line end is such a byte, and most header bytes are not,
+/// so this is the scan every line of every message goes through.
+pub(crate) fn next_control(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut at = 0;
+    while let Some(word) = bytes.get(at..at + 8) {
+        let w = u64::from_le_bytes(<[u8; 8]>::try_from(word).unwrap_or_default());
+        // Classic word tests, exact for "some byte of w is": below 0x20
+        // (bytes >= 0x80 are excluded by `!w`), and equal to 0x7f (a zero byte of w ^ 0x7f...).
+        let below = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+        let del = (w ^ (ONES * 0x7f)).wrapping_sub(ONES) & !(w ^ (ONES * 0x7f)) & HIGH;
+        if below | del != 0 {
+            break;
+        }
+        at += 8;
+    }
+    let rest = bytes.get(at..).unwrap_or_default();
+    at + rest
+        .iter()
+        .position(|&b| b < 0x20 || b == 0x7f)
+        .unwrap_or(rest.len())
 }
 
 /// Length of the first line of `rest` (up to its LF, or all of it) and
@@ -418,18 +446,19 @@ pub(crate) fn header_end_and_lines(buf: &[u8]) -> Option<(usize, usize)> {
 /// the line end: one pass over the bytes for both.
 pub(crate) fn scan_line(rest: &[u8]) -> (usize, bool) {
     let mut control = false;
-    for (i, &b) in rest.iter().enumerate() {
-        // Control characters are ASCII, and UTF-8 continuation bytes are all >= 0x80.
-        if b < 0x20 || b == 0x7f {
-            match b {
-                b'\n' => return (i, control),
-                b'\t' => {}
-                b'\r' if rest.get(i + 1).is_none_or(|&next| next == b'\n') => {}
-                _ => control = true,
-            }
+    let mut i = 0;
+    // Control characters are ASCII, and UTF-8 continuation bytes are all >= 0x80.
+    loop {
+        i += next_control(rest.get(i..).unwrap_or_default());
+        match rest.get(i) {
+            None => return (rest.len(), control),
+            Some(b'\n') => return (i, control),
+            Some(b'\t') => {}
+            Some(b'\r') if rest.get(i + 1).is_none_or(|&next| next == b'\n') => {}
+            Some(_) => control = true,
         }
+        i += 1;
     }
-    (rest.len(), control)
 }
 
 /// A line of a header section that continues the previous field's value
@@ -604,6 +633,37 @@ mod tests {
         assert_eq!(find_param(";lr;x", "LR"), Ok(Some(None)));
         assert_eq!(find_param(";x", "y"), Ok(None));
         assert!(find_param(";x;=", "x").is_err());
+    }
+
+    /// The word-at-a-time scan finds what a byte-by-byte one finds: every
+    /// byte value at every place of a word and past it, among fillers that
+    /// sit next to the tested ranges (UTF-8 bytes, SP, DEL's neighbours).
+    #[test]
+    fn next_control_matches_a_byte_scan() {
+        let slow = |b: &[u8]| {
+            b.iter()
+                .position(|&c| c < 0x20 || c == 0x7f)
+                .unwrap_or(b.len())
+        };
+        for filler in [b'a', b' ', b'!', 0x7e, 0x80, 0x9f, 0xa0, 0xff] {
+            for len in 0..20 {
+                let mut buf = vec![filler; len];
+                assert_eq!(next_control(&buf), slow(&buf));
+                for at in 0..len {
+                    for b in 0..=255u8 {
+                        buf[at] = b;
+                        assert_eq!(next_control(&buf), slow(&buf), "{filler} {len} {at} {b}");
+                        // A second byte after it must not hide or move it.
+                        if at + 1 < len {
+                            buf[at + 1] = 0x1f;
+                            assert_eq!(next_control(&buf), slow(&buf));
+                            buf[at + 1] = filler;
+                        }
+                    }
+                    buf[at] = filler;
+                }
+            }
+        }
     }
 
     #[test]
