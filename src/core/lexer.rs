@@ -173,12 +173,18 @@ pub(crate) fn unquoted(s: &str) -> Cow<'_, str> {
 /// [`unquote`]).
 pub(crate) fn push_quoted(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
+    let mut rest = s;
+    // Runs without `"` or `\` are copied whole (usually the whole text); both
+    // are ASCII, so their offsets are char boundaries.
+    while let Some(at) = rest.bytes().position(|b| b == b'"' || b == b'\\') {
+        let (run, special) = split_str(rest, at);
+        let (special, tail) = split_str(special, 1);
+        out.push_str(run);
+        out.push('\\');
+        out.push_str(special);
+        rest = tail;
     }
+    out.push_str(rest);
     out.push('"');
 }
 
@@ -585,6 +591,21 @@ mod tests {
         push_quoted(&mut out, r#"a"b\c"#);
         assert_eq!(out, r#""a\"b\\c""#);
         assert_eq!(unquote(&out), r#"a"b\c"#);
+        for text in ["", "\"", "\\\\", "\"\\x\"", "é\"ü\\", "no specials at all"] {
+            let mut out = String::from("k=");
+            push_quoted(&mut out, text);
+            let escaped: String = text
+                .chars()
+                .flat_map(|c| {
+                    (c == '"' || c == '\\')
+                        .then_some('\\')
+                        .into_iter()
+                        .chain([c])
+                })
+                .collect();
+            assert_eq!(out, format!("k=\"{escaped}\""));
+            assert_eq!(unquote(&out[2..]), text);
+        }
     }
 
     #[test]
