@@ -193,6 +193,11 @@ impl Endpoint {
         let Some(reg) = self.regs.get_mut(&id) else {
             return;
         };
+        // Usually none is owed: then the flow is not looked at (every step
+        // of every registerer comes through here).
+        let Some(first) = reg.core.poll_ping() else {
+            return;
+        };
         let (Some(flow), Some(dest)) = (reg.flow, reg.core.destination()) else {
             while reg.core.poll_ping().is_some() {}
             return;
@@ -203,7 +208,8 @@ impl Endpoint {
         }
         let local = self.flows.local_towards(flow, dest);
         let transport = reg.core.settings().transport;
-        while let Some(p) = reg.core.poll_ping() {
+        let mut next = Some(first);
+        while let Some(p) = next.take().or_else(|| reg.core.poll_ping()) {
             log_at!(
                 Level::Debug,
                 "{}: keep-alive ({} bytes) -> {dest}",
