@@ -24,20 +24,37 @@ pub(crate) fn is_ws(c: char) -> bool {
 
 /// RFC 3261 `token` characters.
 pub(crate) fn is_token_char(c: char) -> bool {
-    c.is_ascii_alphanumeric()
-        || matches!(
-            c,
-            '-' | '.' | '!' | '%' | '*' | '_' | '+' | '`' | '\'' | '~'
-        )
+    c.is_ascii() && is_token_byte(c as u8)
+}
+
+/// RFC 3261 `token` bytes, one lookup each (every header name and
+/// parameter name of every message is checked with it).
+const TOKEN_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        b += 1;
+    }
+    table
+};
+
+/// Whether byte `b` is an RFC 3261 `token` character (never one of a
+/// multi-byte character's bytes: those are all >= 0x80).
+fn is_token_byte(b: u8) -> bool {
+    TOKEN_BYTES[usize::from(b)]
 }
 
 /// True for a non-empty string made only of RFC 3261 token characters.
 pub(crate) fn is_token(s: &str) -> bool {
     // Bytes: token characters are ASCII, and no byte of a multi-byte
     // character is one.
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii() && is_token_char(char::from(b)))
+    !s.is_empty() && s.bytes().all(is_token_byte)
 }
 
 /// RFC 3261 `word` characters (a Call-ID is `word [ "@" word ]`).
@@ -713,6 +730,13 @@ mod tests {
         assert!(is_token("z9hG4bK-.!%*_+`'~"));
         assert!(!is_token("") && !is_token("a b") && !is_token("é") && !is_token("a#"));
         assert!(is_tchar('#') && is_tchar('|') && !is_token_char('#'));
+        // The table says what RFC 3261's token rule says, for every byte and
+        // some characters beyond ASCII.
+        for c in (0..0x200).filter_map(char::from_u32) {
+            let rule = c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c);
+            assert_eq!(is_token_char(c), rule, "{c:?}");
+            assert_eq!(is_token(&c.to_string()), rule, "{c:?}");
+        }
         assert!(!is_word_char('@') && is_word_char('<') && is_word_char('?'));
         assert_eq!(take_token("SIP / 2.0"), ("SIP", " / 2.0"));
         assert_eq!(take_token("é"), ("", "é"));
