@@ -411,7 +411,10 @@ fn split(rbuf: &mut Vec<u8>, out: &mut ReadOutcome) -> bool {
                 rbuf.drain(..n.min(rbuf.len()));
             }
             Frame::Message(n) if n <= rbuf.len() && n > 0 => {
-                out.messages.push(rbuf.drain(..n).collect());
+                // One copy of the message, then the rest moves down (not a
+                // byte-by-byte collect of the drain).
+                out.messages.push(rbuf[..n].to_vec());
+                rbuf.drain(..n);
             }
             Frame::TooLarge(size) => {
                 out.invalid = true;

@@ -1,6 +1,8 @@
 //! Telling what a buffer holds ([`classify`]) and framing messages on a
 //! stream ([`frame`], RFC 3261 §18.3).
 
+use std::borrow::Cow;
+
 use super::head::{first_value, parse_head};
 use crate::core::lexer::{
     first_line, header_end_and_lines, is_token_char, leading_crlf, parse_length, strip_prefix_ci,
@@ -78,7 +80,13 @@ pub fn frame(buf: &[u8], max_len: usize) -> Frame {
     if head_len > max_len {
         return Frame::TooLarge(None);
     }
-    let head = String::from_utf8_lossy(buf.get(..head_len).unwrap_or_default());
+    let head = buf.get(..head_len).unwrap_or_default();
+    // Valid UTF-8 (the usual case) is checked by the fast validator; the
+    // lossy conversion walks the text in chunks.
+    let head = match std::str::from_utf8(head) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(head),
+    };
     let Ok((_, fields, spill)) = parse_head(&head, lines) else {
         return Frame::Invalid;
     };
