@@ -353,7 +353,12 @@ fn parse_host(s: &str) -> Result<Host, UriError> {
 /// True for `a..b` or `.a`; a single trailing dot (FQDN form) is fine.
 fn has_empty_label(s: &str) -> bool {
     let s = s.strip_suffix('.').unwrap_or(s);
-    s.split('.').any(str::is_empty)
+    // What splitting on '.' would find empty, read off the bytes (every URI
+    // and Via host comes through here).
+    s.is_empty()
+        || s.starts_with('.')
+        || s.ends_with('.')
+        || s.as_bytes().windows(2).any(|pair| pair == b"..")
 }
 
 /// Parses `;name[=value]...` (the text between host and `?`).

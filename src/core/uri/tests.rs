@@ -379,3 +379,24 @@ fn repeated_parameter_is_equivalent_to_itself() {
     assert_equivalent("sip:h;x=1;x=2", "sip:h;x=1;x=3");
     assert_different("sip:h;x=2;x=1", "sip:h;x=1");
 }
+
+/// The byte checks find an empty label exactly where splitting on '.' does,
+/// for every host of up to five characters from `a`, `.` and `_`.
+#[test]
+fn empty_labels_as_splitting_finds_them() {
+    let by_split = |s: &str| {
+        let s = s.strip_suffix('.').unwrap_or(s);
+        s.split('.').any(str::is_empty)
+    };
+    let mut hosts = vec![String::new()];
+    for _ in 0..5 {
+        let longer: Vec<String> = hosts
+            .iter()
+            .flat_map(|h| ['a', '.', '_'].map(|c| format!("{h}{c}")))
+            .collect();
+        hosts.extend(longer);
+    }
+    for host in &hosts {
+        assert_eq!(has_empty_label(host), by_split(host), "{host:?}");
+    }
+}
