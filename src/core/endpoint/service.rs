@@ -15,7 +15,7 @@ use super::{
 use crate::core::failure::{Failure, FailureKind};
 use crate::core::options::Transport;
 use crate::core::registerer::{Event, Registerer, State};
-use crate::core::uri::Host;
+use crate::core::uri::{Decimal, Host, V4Text};
 use crate::log::{Level, Who};
 use crate::log_at;
 
@@ -581,7 +581,7 @@ impl Endpoint {
         view.flow_id = reg.flow.filter(|_| reg.core.state() != State::Terminated);
         if let Some((local, remote)) = now_flow.filter(|f| reg.shown_flow != Some(*f)) {
             let transport = reg.core.settings().transport.as_str();
-            view.flow = Some(format!("{transport}:{local} -> {remote}"));
+            view.flow = Some(flow_text(transport, local, remote));
             reg.shown_flow = now_flow;
         }
         let deadline = reg.core.poll_timeout();
@@ -687,6 +687,61 @@ fn ws_origin(configured: Option<&str>, transport: Transport, host: &Host) -> Str
         None => {
             let scheme = if transport.secure() { "https" } else { "http" };
             format!("{scheme}://{host}")
+        }
+    }
+}
+
+/// `transport:local -> remote`, as `format!` would write it, without the
+/// formatting machinery for the usual IPv4 addresses (once per registerer).
+fn flow_text(transport: &str, local: SocketAddr, remote: SocketAddr) -> String {
+    let mut out = String::with_capacity(transport.len() + 52);
+    out.push_str(transport);
+    out.push(':');
+    push_socket_addr(&mut out, local);
+    out.push_str(" -> ");
+    push_socket_addr(&mut out, remote);
+    out
+}
+
+/// Appends `addr` as its `Display` writes it.
+fn push_socket_addr(out: &mut String, addr: SocketAddr) {
+    match addr {
+        SocketAddr::V4(v4) => {
+            out.push_str(V4Text::new(*v4.ip()).as_str());
+            out.push(':');
+            out.push_str(Decimal::new(u64::from(v4.port())).as_str());
+        }
+        SocketAddr::V6(v6) => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flow_text_is_what_format_writes() {
+        let addrs: Vec<SocketAddr> = [
+            "127.0.0.1:5060",
+            "0.0.0.0:0",
+            "255.255.255.255:65535",
+            "10.20.30.40:9",
+            "[::1]:5061",
+            "[2001:db8::1%3]:40000",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        for &local in &addrs {
+            for &remote in &addrs {
+                assert_eq!(
+                    flow_text("udp", local, remote),
+                    format!("udp:{local} -> {remote}")
+                );
+            }
         }
     }
 }
