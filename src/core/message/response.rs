@@ -300,7 +300,7 @@ impl Response {
         self.headers(name)
             .flat_map(list_items)
             .filter_map(|v| v.parse::<NameAddr>().ok())
-            .map(|n| n.uri.to_string())
+            .map(|n| n.uri.text())
             .collect()
     }
 }

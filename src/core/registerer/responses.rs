@@ -248,7 +248,7 @@ impl Registerer {
                 Vec::new()
             }
         };
-        self.contacts = shared(listed.iter().map(|c| c.uri.to_string()).collect());
+        self.contacts = shared(listed.iter().map(|c| c.uri.text()).collect());
         self.stale_contacts.retain(|c| !p.stale_sent.contains(c));
         // Match what this request carried: the local address may have changed since.
         let ours_text = p.sent_contact.clone();
@@ -327,7 +327,7 @@ impl Registerer {
     pub(super) fn on_unregister_ok(&mut self, now: Instant, p: Pending, resp: &Response) {
         self.contacts = shared(
             resp.contacts()
-                .map(|l| l.iter().map(|c| c.uri.to_string()).collect())
+                .map(|l| l.iter().map(|c| c.uri.text()).collect())
                 .unwrap_or_default(),
         );
         self.stale_contacts.retain(|c| !p.stale_sent.contains(c));

@@ -218,6 +218,19 @@ impl Uri {
         });
     }
 
+    /// The URI as [`Display`](fmt::Display) writes it, in a string sized
+    /// once (`to_string` grows it piece by piece).
+    pub(crate) fn text(&self) -> String {
+        let mut len = 0;
+        let _ = self.write_parts(|part| {
+            len += part.len();
+            Ok(())
+        });
+        let mut out = String::with_capacity(len);
+        self.push_to(&mut out);
+        out
+    }
+
     /// The text of the URI, piece by piece, in order.
     fn write_parts(&self, mut put: impl FnMut(&str) -> fmt::Result) -> fmt::Result {
         put(self.scheme.as_str())?;

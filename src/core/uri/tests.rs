@@ -400,3 +400,23 @@ fn empty_labels_as_splitting_finds_them() {
         assert_eq!(has_empty_label(host), by_split(host), "{host:?}");
     }
 }
+
+/// `Uri::text` (sized once) and `push_to` write what `Display` writes.
+#[test]
+fn uri_text_is_its_display() {
+    for text in [
+        "sip:alice@127.0.0.1:5060;transport=udp;ob",
+        "sips:bob:pw@[2001:db8::1]:5061;lr?subject=hi&x=y",
+        "sip:h.example.com",
+        "tel:+15551234",
+        "sip:%61lice@h;maddr=10.0.0.1",
+    ] {
+        let Ok(uri) = Uri::parse(text) else { continue };
+        let mut pushed = String::from(">");
+        uri.push_to(&mut pushed);
+        assert_eq!(uri.text(), uri.to_string(), "{text}");
+        assert_eq!(pushed, format!(">{uri}"), "{text}");
+    }
+    let uri = Uri::parse("sip:a@h;x=1").unwrap();
+    assert_eq!(uri.text(), "sip:a@h;x=1");
+}
