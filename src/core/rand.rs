@@ -47,19 +47,27 @@ impl Rng {
 
     /// `len` characters of lower-case base32: safe in tokens, tags and branches.
     pub fn token(&mut self, len: usize) -> String {
-        let mut out = String::with_capacity(len);
+        let mut out = vec![0; len];
+        self.fill_token(&mut out);
+        // Base32 letters and digits are ASCII.
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Fills `out` with what [`token`](Self::token) would give for its
+    /// length (the same draws), for tokens kept in a fixed array or used
+    /// once (branch tails, keys, cnonces): no string on the heap.
+    pub fn fill_token(&mut self, out: &mut [u8]) {
         let mut bits = 0u64;
         let mut left = 0;
-        for _ in 0..len {
+        for slot in out {
             if left == 0 {
                 bits = self.next_u64();
                 left = 12;
             }
-            out.push(ALPHABET[(bits & 31) as usize] as char);
+            *slot = ALPHABET[(bits & 31) as usize];
             bits >>= 5;
             left -= 1;
         }
-        out
     }
 }
 
@@ -104,6 +112,19 @@ mod tests {
         assert_eq!(t.len(), 25);
         assert!(t.bytes().all(|b| ALPHABET.contains(&b)));
         assert_ne!(r.token(10), r.token(10));
+    }
+
+    /// A filled array is the token of its length, and the stream goes on
+    /// the same after either.
+    #[test]
+    fn filled_tokens_are_the_tokens() {
+        let (mut a, mut b) = (Rng::new(11), Rng::new(11));
+        for len in 0..30 {
+            let mut buf = vec![0u8; len];
+            a.fill_token(&mut buf);
+            assert_eq!(buf, b.token(len).into_bytes());
+        }
+        assert_eq!(a.next_u64(), b.next_u64());
     }
 
     #[test]

@@ -103,7 +103,10 @@ impl Registerer {
                 continue;
             };
             entry.nc = entry.nc.wrapping_add(1).max(1);
-            let cnonce = self.rng.token(16);
+            let mut cnonce = [0u8; 16];
+            self.rng.fill_token(&mut cnonce);
+            // Base32 is ASCII.
+            let cnonce = std::str::from_utf8(&cnonce).unwrap_or_default();
             let answer = Answer {
                 username: fit.username,
                 password: None,
@@ -111,7 +114,7 @@ impl Registerer {
                 uri,
                 body: b"",
                 nc: entry.nc,
-                cnonce: &cnonce,
+                cnonce,
             };
             if let Ok(value) = digest::authorization_with_key(&entry.challenge, &answer, fit.key) {
                 let kind = if entry.proxy {

@@ -373,7 +373,7 @@ impl Registerer {
         let settings = options.validate_shared(ua)?;
         let mut rng = Rng::new(seed);
         let mut key = [0u8; KEY_LEN];
-        key.copy_from_slice(rng.token(KEY_LEN).as_bytes());
+        rng.fill_token(&mut key);
         let call_id = options.call_id.clone().unwrap_or_else(|| rng.token(24));
         let from_tag = options.from_tag.clone().unwrap_or_else(|| rng.token(10));
         Ok(Registerer {

@@ -43,11 +43,13 @@ impl Registerer {
     pub(super) fn send(&mut self, now: Instant, mut p: Pending) {
         self.cseq = self.cseq.wrapping_add(1);
         p.cseq = self.cseq;
-        let tail = self.rng.token(TAIL_LEN);
+        let mut tail = [0u8; TAIL_LEN];
+        self.rng.fill_token(&mut tail);
         let mut branch = String::with_capacity(COOKIE.len() + KEY_LEN + TAIL_LEN);
         branch.push_str(COOKIE);
         branch.push_str(self.key());
-        branch.push_str(&tail);
+        // Base32 is ASCII.
+        branch.push_str(std::str::from_utf8(&tail).unwrap_or_default());
         p.auth = Vec::new();
         p.expires_sent = match p.kind {
             Kind::Register => self.expires,
