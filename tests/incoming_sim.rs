@@ -204,11 +204,9 @@ fn allow_and_contact_user_shape_the_register_and_the_answers() {
 #[test]
 fn without_a_listener_requests_get_405_and_an_ack_nothing() {
     let (mut s, _ua, _r, flow, contact) = registered("sip:alice@127.0.0.1", None, |_| {});
-    for (i, m) in [
-        "MESSAGE", "INFO", "INVITE", "NOTIFY", "BYE", "CANCEL", "REFER",
-    ]
-    .iter()
-    .enumerate()
+    for (i, m) in ["MESSAGE", "INFO", "INVITE", "NOTIFY", "BYE", "REFER"]
+        .iter()
+        .enumerate()
     {
         s.request_in(
             flow,
@@ -217,7 +215,7 @@ fn without_a_listener_requests_get_405_and_an_ack_nothing() {
         );
     }
     let statuses: Vec<u16> = s.answers.iter().map(|a| a.status()).collect();
-    assert_eq!(statuses, vec![405; 7]);
+    assert_eq!(statuses, vec![405; 6]);
     assert!(s
         .answers
         .iter()
@@ -227,7 +225,89 @@ fn without_a_listener_requests_get_405_and_an_ack_nothing() {
         registrar(),
         &request("ACK", &contact, REGISTRAR, "z9hG4bKm2", ""),
     );
-    assert_eq!(s.answers.len(), 7, "an ACK is never answered");
+    assert_eq!(s.answers.len(), 6, "an ACK is never answered");
+    // A CANCEL matches no transaction here (the INVITE was answered
+    // statelessly): RFC 3261 9.2 says 481, and CANCEL is never "not allowed".
+    s.request_in(
+        flow,
+        registrar(),
+        &request("CANCEL", &contact, REGISTRAR, "z9hG4bKm2", ""),
+    );
+    let cancel = s.answers.last().unwrap();
+    assert_eq!(s.answers.len(), 7);
+    assert_eq!(cancel.status(), 481, "{}", cancel.text());
+    assert_eq!(cancel.header("Allow"), None);
+}
+
+#[test]
+fn an_options_that_requires_an_unknown_extension_gets_420_with_unsupported() {
+    let (mut s, _ua, _r, flow, contact) = registered("sip:alice@127.0.0.1", None, |_| {});
+    // RFC 3261 8.2.2.3: 420 Bad Extension, listing what is not understood.
+    s.request_in(
+        flow,
+        registrar(),
+        &request(
+            "OPTIONS",
+            &contact,
+            REGISTRAR,
+            "z9hG4bKreq1",
+            "Require: 100rel\r\nRequire: foo, gruu\r\n",
+        ),
+    );
+    let a = s.answers.last().unwrap().clone();
+    assert_eq!(a.status(), 420, "{}", a.text());
+    assert_eq!(
+        a.header("Unsupported").as_deref(),
+        Some("100rel, foo, gruu")
+    );
+    assert!(a.header("To").unwrap().contains(";tag="));
+    // Proxy-Require is for proxies: a user agent server ignores it.
+    s.request_in(
+        flow,
+        registrar(),
+        &request(
+            "OPTIONS",
+            &contact,
+            REGISTRAR,
+            "z9hG4bKreq2",
+            "Proxy-Require: foo\r\n",
+        ),
+    );
+    assert_eq!(s.answers.last().unwrap().status(), 200);
+}
+
+#[test]
+fn an_options_may_require_what_the_user_agent_supports() {
+    let mut s = Sim::new();
+    s.peer(REGISTRAR, Behaviour::Ok { expires: 600 }, ms(2));
+    let (_ua, r) = account(
+        &mut s,
+        "sip:alice@127.0.0.1",
+        Some("tcp"),
+        |_| {},
+        RegistererOptions {
+            path_gruu: true,
+            instance_id: Some("f81d4fae-7dec-11d0-a765-00a0c91e6bf6".into()),
+            reg_id: Some(1),
+            ..RegistererOptions::default()
+        },
+    );
+    let flow = s.ep.flow_of(r).unwrap();
+    let contact = s.ep.registerer(r).unwrap().contact().unwrap();
+    s.request_in(
+        flow,
+        registrar(),
+        &request(
+            "OPTIONS",
+            &contact,
+            REGISTRAR,
+            "z9hG4bKreq3",
+            "Require: outbound,GRUU\r\n",
+        ),
+    );
+    let a = s.answers.last().unwrap();
+    assert_eq!(a.status(), 200, "{}", a.text());
+    assert_eq!(a.header("Supported").as_deref(), Some("gruu, outbound"));
 }
 
 #[test]
@@ -806,4 +886,79 @@ Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
     let req = Request::parse(&up.bytes).unwrap();
     assert_eq!(&up.bytes[req.body_range()], body.as_bytes());
     assert_eq!(req.header("content-type"), Some("text/plain"));
+}
+
+#[test]
+fn an_invite_handed_up_gets_100_trying_at_once_and_its_retransmissions_too() {
+    let (mut s, ua, _r, flow, contact) =
+        registered("sip:alice@127.0.0.1", None, |c| c.listener = true);
+    // RFC 3261 17.2.1: the server transaction sends 100 (Trying) unless it
+    // knows the TU answers within 200 ms (the library cannot know); 8.2.6.1:
+    // it copies Timestamp, and a 100 has no To tag.
+    let invite = request(
+        "INVITE",
+        &contact,
+        REGISTRAR,
+        "z9hG4bKinv1",
+        "Timestamp: 54\r\n",
+    );
+    s.request_in(flow, registrar(), &invite);
+    assert_eq!(s.handed_up.len(), 1);
+    assert_eq!(s.answers.len(), 1, "100 Trying at once");
+    let trying = s.answers[0].clone();
+    assert_eq!(trying.status(), 100, "{}", trying.text());
+    assert_eq!(trying.header("To"), Some(format!("<{contact}>")));
+    assert_eq!(trying.header("Timestamp").as_deref(), Some("54"));
+    // A retransmission before the application answers gets the 100 again
+    // (17.2.1: Proceeding) and is not handed up.
+    s.request_in(flow, registrar(), &invite);
+    assert_eq!((s.handed_up.len(), s.answers.len()), (1, 2));
+    assert_eq!(s.answers[1].bytes, trying.bytes);
+    let up = s.handed_up[0].clone();
+    let busy = Reply::new(486, "", "", b"").unwrap();
+    s.ep.respond(s.now, ua, flow, &up.bytes, &busy).unwrap();
+    s.pump();
+    assert_eq!(s.answers.last().unwrap().status(), 486);
+    // Its ACK is absorbed; a non-INVITE gets no 100.
+    s.request_in(
+        flow,
+        registrar(),
+        &request("ACK", &contact, REGISTRAR, "z9hG4bKinv1", ""),
+    );
+    s.request_in(
+        flow,
+        registrar(),
+        &request("MESSAGE", &contact, REGISTRAR, "z9hG4bKm100", ""),
+    );
+    assert_eq!((s.handed_up.len(), s.answers.len()), (2, 3));
+}
+
+#[test]
+fn a_final_answer_is_not_replaced_by_another() {
+    let (mut s, ua, _r, flow, contact) =
+        registered("sip:alice@127.0.0.1", None, |c| c.listener = true);
+    let msg = request("MESSAGE", &contact, REGISTRAR, "z9hG4bKfin1", "");
+    s.request_in(flow, registrar(), &msg);
+    let up = s.handed_up[0].clone();
+    let ok = Reply::new(200, "", "", b"").unwrap();
+    s.ep.respond(s.now, ua, flow, &up.bytes, &ok).unwrap();
+    s.pump();
+    assert_eq!(s.answers.len(), 1);
+    // RFC 3261 17.2.2 (17.2.1 alike): once a final response went, the
+    // transaction discards any other the TU passes, a provisional one too.
+    for status in [180, 486] {
+        let other = Reply::new(status, "", "", b"").unwrap();
+        let e = s.ep.respond(s.now, ua, flow, &up.bytes, &other);
+        assert!(e.is_err(), "{status} after 200 was accepted");
+    }
+    s.pump();
+    assert_eq!(s.answers.len(), 1, "nothing more was sent");
+    // The same final again is sent (a UAS core retransmits its 2xx, 13.3.1.4).
+    s.ep.respond(s.now, ua, flow, &up.bytes, &ok).unwrap();
+    s.pump();
+    assert_eq!(s.answers.len(), 2);
+    // Retransmissions of the request still get the 200.
+    s.request_in(flow, registrar(), &msg);
+    assert_eq!(s.answers.last().unwrap().status(), 200);
+    assert_eq!(s.answers.last().unwrap().bytes, s.answers[0].bytes);
 }

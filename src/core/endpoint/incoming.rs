@@ -15,11 +15,14 @@
 //!    else, on a stream, the one user agent with RFC 5626 outbound on it.
 //!    No user agent: 404.
 //! 3. A malformed request: 400 (416 for a Request-URI that is not SIP).
-//! 4. OPTIONS: 200 with Allow and Supported, unless the user agent asked
-//!    for them (`answer_options` off) and has a listener.
-//! 5. With a listener, the request goes up as [`Action::Request`]; its
-//!    retransmissions are absorbed until the application answers, then get
-//!    that answer again. Without one: 405 with Allow (an ACK gets nothing).
+//! 4. OPTIONS: 200 with Allow and Supported (420 with Unsupported when it
+//!    requires an extension we lack), unless the user agent asked for them
+//!    (`answer_options` off) and has a listener.
+//! 5. With a listener, the request goes up as [`Action::Request`] (an
+//!    INVITE gets 100 Trying at once); its retransmissions are absorbed (an
+//!    INVITE's get the 100) until the application answers, then get that
+//!    answer again. Without one: 405 with Allow (an ACK gets nothing, a
+//!    CANCEL 481).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -27,6 +30,7 @@ use std::time::{Duration, Instant};
 use super::answer_limit::Verdict;
 use super::answered::{LastAnswer, Seen, TxKey};
 use super::{Action, Endpoint, FlowId, Transmit, TransmitKind, UaId, UaStats};
+use crate::core::lexer::list_items;
 use crate::core::message::{
     annotated_parsed_via, answer_address, classify, response_address, standard_reason, to_tag,
     write_answer, write_response, Answer, Kind, Reply, Request, Response, Tag, ViaRef,
@@ -48,9 +52,12 @@ const OUTBOUND_SEARCH_LIMIT: usize = 64;
 /// An answer the library writes itself.
 #[derive(Clone, Copy)]
 enum Stock {
-    /// 200 to an OPTIONS: Allow, Supported, Server.
+    /// 200 to an OPTIONS: Allow, Supported, Server; 420 with Unsupported
+    /// when it requires an extension the user agent does not support (RFC
+    /// 3261 §8.2.2.3).
     Options,
-    /// 405 with Allow.
+    /// 405 with Allow; 481 to a CANCEL (RFC 3261 §9.2: it matches no
+    /// transaction, and every user agent accepts CANCEL).
     NotAllowed,
     /// 400, 404, 416 …: Server only.
     Status(u16),
@@ -108,6 +115,29 @@ impl<'a> Received<'a> {
     }
 }
 
+/// The `Unsupported` line of a 420 to `req`: the option tags of its
+/// Require lines other than those the user agent supports (`gruu`,
+/// `outbound`, compared as tokens: any case); `None` when it needs nothing
+/// else (RFC 3261 §8.2.2.3).
+fn unsupported(req: &Request, gruu: bool, outbound: bool) -> Option<String> {
+    let mut line = String::new();
+    for tag in req.headers("require").flat_map(list_items) {
+        let tag = tag.trim();
+        let known = (gruu && tag.eq_ignore_ascii_case("gruu"))
+            || (outbound && tag.eq_ignore_ascii_case("outbound"));
+        if tag.is_empty() || known {
+            continue;
+        }
+        line.push_str(if line.is_empty() {
+            "Unsupported: "
+        } else {
+            ", "
+        });
+        line.push_str(tag);
+    }
+    (!line.is_empty()).then_some(line)
+}
+
 impl Endpoint {
     /// Sets the key that makes our To tags unguessable (the runtime passes
     /// OS randomness; tests a constant).
@@ -117,7 +147,8 @@ impl Endpoint {
 
     /// The request of an [`Action::Request`] found no listener (it was
     /// removed meanwhile, or the user agent is being freed): it is answered
-    /// as without one (405 with Allow; nothing for an ACK). `busy`: the
+    /// as without one (405 with Allow; nothing for an ACK; 481 for a
+    /// CANCEL). `busy`: the
     /// listener is there but cannot take it now (its dispatcher's queue is
     /// full): 503.
     pub fn unheard(
@@ -179,8 +210,19 @@ impl Endpoint {
             from: f.key.remote.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
             udp: f.key.transport == Transport::Udp,
         };
-        let known = TxKey::of(flow, &req).is_some_and(|k| self.answered.get(now, &k).is_some());
-        if !known && !self.uses_flow(ua, flow) {
+        let seen = TxKey::of(flow, &req).and_then(|k| self.answered.get(now, &k).cloned());
+        // RFC 3261 §17.2.1, §17.2.2: after a final response the transaction
+        // discards any other the TU passes (the same status again is the
+        // application retransmitting its 2xx, §13.3.1.4).
+        if let Some(Seen::Answered(last)) = &seen {
+            if last.status >= 200 && last.status != reply.status {
+                return Err(format!(
+                    "the request was answered {} already; {} is not sent",
+                    last.status, reply.status
+                ));
+            }
+        }
+        if seen.is_none() && !self.uses_flow(ua, flow) {
             return Err(format!("flow {} is not one of this user agent's", flow.0));
         }
         let tag = to_tag(self.secret, &req);
@@ -418,9 +460,20 @@ impl Endpoint {
         if !self.allowed(now, src, ua) {
             return;
         }
+        // RFC 3261 §17.2.1: an INVITE gets 100 (Trying) unless the TU
+        // answers within 200 ms, which the library cannot know; its
+        // retransmissions get the 100 again until the application answers.
+        let trying = if req.method() == "INVITE" {
+            self.stock_within_budget(src, ua, rcv, Stock::Status(100), true)
+        } else {
+            None
+        };
         if let Some(k) = key {
             let ttl = self.tx_memory(ua);
-            self.answered.pending(now, k, ttl);
+            match trying {
+                Some(t) => self.answered.answered(now, k, t, ttl),
+                None => self.answered.pending(now, k, ttl),
+            }
         }
         let local = self.flows.local_towards(src.flow, src.from);
         let transport = self
@@ -453,8 +506,35 @@ impl Endpoint {
         if !self.allowed(now, src, ua) {
             return None;
         }
+        self.stock_within_budget(src, ua, rcv, what, keep)
+    }
+
+    /// [`stock`](Self::stock) for a request whose budget was taken already.
+    fn stock_within_budget(
+        &mut self,
+        src: Source,
+        ua: UaId,
+        rcv: &Received<'_>,
+        what: Stock,
+        keep: bool,
+    ) -> Option<LastAnswer> {
         let req = &rcv.req;
         let tag = Tag::new(self.secret, req, rcv.branch.as_deref());
+        let unsupported = match what {
+            Stock::Options => {
+                let (gruu, outbound) = self
+                    .uas
+                    .get(&ua)
+                    .map_or((false, false), |u| (u.answering.gruu, u.answering.outbound));
+                unsupported(req, gruu, outbound)
+            }
+            _ => None,
+        };
+        let what = match (what, &unsupported) {
+            (Stock::Options, Some(_)) => Stock::Status(420),
+            (Stock::NotAllowed, _) if req.method() == "CANCEL" => Stock::Status(481),
+            _ => what,
+        };
         let status = match what {
             Stock::Options => 200,
             Stock::NotAllowed => 405,
@@ -468,7 +548,7 @@ impl Endpoint {
                 (Stock::Options, Some((true, true))) => Some("Supported: gruu, outbound"),
                 (Stock::Options, Some((true, false))) => Some("Supported: gruu"),
                 (Stock::Options, Some((false, true))) => Some("Supported: outbound"),
-                _ => None,
+                _ => unsupported.as_deref(),
             };
             let mut headers: [&str; 3] = [server; 3];
             let mut n = 0;

@@ -223,8 +223,9 @@ impl Tag {
 
 /// Writes the response to `req`: one Via line per Via value of the request,
 /// in order, then From, To (with `tag` added when it has none and the status
-/// is above 100, unless the reply brings its own To), Call-ID, CSeq, the
-/// reply's headers, Content-Length and the body.
+/// is above 100, unless the reply brings its own To), Call-ID, CSeq, for a
+/// 100 the request's Timestamp (unless the reply brings one), the reply's
+/// headers, Content-Length and the body.
 pub fn write_response(req: &Request, reply: &Reply, tag: &str) -> Vec<u8> {
     write_response_via(req, reply, tag, None)
 }
@@ -311,6 +312,19 @@ pub fn write_answer(req: &Request, a: Answer<'_>, tag: &str, top_via: Option<&st
     m.push_str("\r\nCSeq: ");
     m.push_str(value("cseq"));
     m.push_str("\r\n");
+    let own_timestamp = a.headers.iter().any(|h| {
+        h.split(':')
+            .next()
+            .is_some_and(|n| n.trim().eq_ignore_ascii_case("timestamp"))
+    });
+    if a.status == 100 && !own_timestamp {
+        // RFC 3261 §8.2.6.1: a 100 (Trying) copies the request's Timestamp.
+        for t in req.headers("timestamp") {
+            m.push_str("Timestamp: ");
+            m.push_str(t);
+            m.push_str("\r\n");
+        }
+    }
     for h in a.headers {
         m.push_str(h);
         m.push_str("\r\n");
