@@ -47,7 +47,9 @@ pub struct sipreg_incoming {
 /// cannot take is refused with 503); it may call any sipreg function,
 /// `sipreg_user_agent_respond` first of all (now or later, from any thread).
 /// A retransmission of a request is not handed up again: the library absorbs
-/// it until the answer, then repeats the answer. It must not block for long:
+/// it until the answer, then repeats the answer (an INVITE gets 100 Trying
+/// from the library at once, and its retransmissions that 100 until then,
+/// RFC 3261 17.2.1). It must not block for long:
 /// on the worker it delays all traffic.
 pub type sipreg_request_callback = Option<
     unsafe extern "C" fn(
@@ -66,7 +68,8 @@ fn nul_terminated(bytes: &[u8]) -> Vec<u8> {
 
 /// Installs the request listener of `ua` (a NULL callback removes it).
 /// Without a listener every request but OPTIONS gets 405 Method Not Allowed
-/// with the user agent's Allow (an ACK gets nothing); with one, they reach
+/// with the user agent's Allow (an ACK gets nothing, a CANCEL 481 Call/Transaction
+/// Does Not Exist); with one, they reach
 /// `callback`. When this returns (and when `sipreg_user_agent_free`
 /// returns), no call of the previous callback is running or will start, so
 /// its `user_data` may be released (the callback must therefore not wait
@@ -215,8 +218,11 @@ pub unsafe extern "C" fn sipreg_user_agent_set_ws_origin(
 /// 0; say its Content-Type in `extra_headers`), and is sent per RFC 3261
 /// 18.2.2: on a stream back on the connection, on UDP to the top Via's
 /// received/rport. `reason` NULL or "" is the standard phrase. A
-/// retransmission of the request gets this answer again. Sending happens on
-/// the worker thread; a failure there (a flow closed meanwhile) is logged.
+/// retransmission of the request gets this answer again. After a final
+/// answer (200..=699) one with another status is not sent (RFC 3261 17.2:
+/// the transaction discards it; the same status again is, as a 2xx
+/// retransmission). Sending happens on the worker thread; a failure there
+/// (a flow closed meanwhile, an answer discarded) is logged.
 ///
 /// Returns SIPREG_OK; SIPREG_ERR_NULL_ARGUMENT (`ua` or `request` NULL, or
 /// `body` NULL with a length); SIPREG_ERR_INVALID_ARGUMENT (not an

@@ -343,7 +343,7 @@ class _RequestEmitter(Emitter[Callable[[IncomingRequest], None]]):
     """The request emitter of one user agent: the C callback is installed while it has listeners.
 
     Without listeners the library answers requests itself (405 with Allow;
-    OPTIONS 200). A request reaches every listener; any of them (or code
+    OPTIONS 200; CANCEL 481). A request reaches every listener; any of them (or code
     they hand it to) answers it with :meth:`IncomingRequest.respond`.
     """
 
@@ -1255,8 +1255,9 @@ class UserAgent:
         worker thread for each request the library does not answer itself
         (every one but OPTIONS, unless ``answer_options=False``); answer with
         ``request.respond(200)`` there or later. Retransmissions are not
-        handed up again. Without a listener the library answers 405 with
-        Allow (an ACK gets nothing); none is called after :meth:`close`
+        handed up again (an INVITE gets 100 Trying from the library at once).
+        Without a listener the library answers 405 with Allow (an ACK gets
+        nothing, a CANCEL 481); none is called after :meth:`close`
         returns. Responses to requests sent with :meth:`send` arrive here too
         (``request.status`` is set).
         """

@@ -109,7 +109,8 @@ class IncomingRequest:
         body's ``Content-Type`` here; a ``To`` replaces the copied one) and
         ``body``. It goes back over the flow the request came in on (UDP: to
         its Via's received/rport). A retransmission of the request gets the
-        same answer.
+        same answer. After a final answer, one with another status is not
+        sent (RFC 3261 17.2: the transaction discards it; a log line says so).
 
         Raises:
             InvalidArgumentError: a bad status, reason, header or body, or this
