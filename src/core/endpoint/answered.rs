@@ -7,7 +7,9 @@
 //! written again, identically, from the retransmission.
 //!
 //! Bounded: entries expire after 64*T1 (Timer J) and the oldest are
-//! forgotten beyond [`MAX_ENTRIES`].
+//! forgotten beyond [`MAX_ENTRIES`] or [`MAX_BYTES`] (a branch and an
+//! answer can each be as large as a datagram: entries alone would let
+//! hostile requests pin hundreds of megabytes).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -18,6 +20,8 @@ use crate::core::message::Request;
 
 /// Transactions remembered at most.
 pub const MAX_ENTRIES: usize = 2_048;
+/// Bytes of branches and answers remembered at most.
+pub const MAX_BYTES: usize = 8 << 20;
 
 /// What identifies a request and its retransmissions (RFC 3261 §17.2.3):
 /// the flow, the top Via branch (or, without the RFC 3261 cookie, Call-ID,
@@ -85,12 +89,25 @@ struct Entry {
     until: Instant,
 }
 
+impl Entry {
+    /// What the entry holds, in bytes (of its key `key` too).
+    fn size(&self, key: &TxKey) -> usize {
+        let answer = match &self.seen {
+            Seen::Pending => 0,
+            Seen::Answered(a) => a.bytes.len(),
+        };
+        key.id.len() + key.method.len() + answer
+    }
+}
+
 /// The remembered requests.
 #[derive(Debug, Default)]
 pub struct Answered {
     entries: HashMap<TxKey, Entry>,
     /// Insertion order, for expiry and the size bound (stale keys skipped).
     order: VecDeque<(Instant, TxKey)>,
+    /// The [`Entry::size`] of every entry.
+    bytes: usize,
 }
 
 impl Answered {
@@ -121,18 +138,26 @@ impl Answered {
         self.entries.is_empty()
     }
 
+    /// Bytes held (tests and diagnostics).
+    #[cfg(test)]
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     fn put(&mut self, now: Instant, key: TxKey, seen: Seen, ttl: Duration) {
         self.expire(now);
         let until = now + ttl;
-        self.entries.insert(key.clone(), Entry { seen, until });
+        let entry = Entry { seen, until };
+        self.bytes += entry.size(&key);
+        if let Some(old) = self.entries.insert(key.clone(), entry) {
+            self.bytes -= old.size(&key);
+        }
         self.order.push_back((until, key));
-        while self.entries.len() > MAX_ENTRIES {
+        while self.entries.len() > MAX_ENTRIES || self.bytes > MAX_BYTES {
             let Some((t, old)) = self.order.pop_front() else {
                 break;
             };
-            if self.entries.get(&old).is_some_and(|e| e.until == t) {
-                self.entries.remove(&old);
-            }
+            self.remove_if_until(&old, t);
         }
         // Keys re-inserted leave stale order entries: bound them too.
         if self.order.len() > 2 * MAX_ENTRIES {
@@ -148,9 +173,17 @@ impl Answered {
                 break;
             }
             if let Some((t, k)) = self.order.pop_front() {
-                if self.entries.get(&k).is_some_and(|e| e.until == t) {
-                    self.entries.remove(&k);
-                }
+                self.remove_if_until(&k, t);
+            }
+        }
+    }
+
+    /// Forgets `key` if its entry is the one that lives until `t` (not a
+    /// later re-insertion).
+    fn remove_if_until(&mut self, key: &TxKey, t: Instant) {
+        if self.entries.get(key).is_some_and(|e| e.until == t) {
+            if let Some(e) = self.entries.remove(key) {
+                self.bytes -= e.size(key);
             }
         }
     }
@@ -222,5 +255,34 @@ From: <sip:b@h>;tag=f\r\nTo: <sip:a@h>\r\nCall-ID: c\r\nCSeq: 1 {method}\r\n\r\n
         assert!(a.order.len() <= 2 * MAX_ENTRIES + 1);
         let first = TxKey::of(FlowId(1), &req("z9hG4bK0", "MESSAGE")).unwrap();
         assert_eq!(a.get(t0, &first), None, "the oldest went first");
+    }
+
+    #[test]
+    fn large_branches_and_answers_are_bounded_in_bytes() {
+        let mut a = Answered::default();
+        let t0 = Instant::now();
+        let long = "x".repeat(30_000);
+        let answer = LastAnswer {
+            bytes: vec![b'a'; 30_000],
+            dest: "1.2.3.4:5060".parse().unwrap(),
+            status: 100,
+        };
+        let mut last = None;
+        for i in 0..MAX_ENTRIES {
+            let k = TxKey::of(FlowId(1), &req(&format!("z9hG4bK{i}{long}"), "INVITE")).unwrap();
+            a.answered(t0, k.clone(), answer.clone(), Duration::from_secs(32));
+            last = Some(k);
+        }
+        assert!(a.bytes() <= MAX_BYTES, "{} bytes held", a.bytes());
+        // Far less than the entries bound alone would let in (about 120 MB).
+        assert!(a.bytes() < MAX_ENTRIES * 60_000 / 8, "{} bytes held", a.bytes());
+        assert!(a.len() < MAX_ENTRIES);
+        assert!(a.get(t0, &last.unwrap()).is_some(), "the newest stays");
+        // Replacing and expiring keep the count exact.
+        a.get(
+            t0 + Duration::from_secs(33),
+            &TxKey::of(FlowId(9), &req("z9hG4bKq", "BYE")).unwrap(),
+        );
+        assert_eq!((a.len(), a.bytes()), (0, 0));
     }
 }
