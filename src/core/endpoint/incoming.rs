@@ -148,9 +148,8 @@ impl Endpoint {
     /// The request of an [`Action::Request`] found no listener (it was
     /// removed meanwhile, or the user agent is being freed): it is answered
     /// as without one (405 with Allow; nothing for an ACK; 481 for a
-    /// CANCEL). `busy`: the
-    /// listener is there but cannot take it now (its dispatcher's queue is
-    /// full): 503.
+    /// CANCEL). `busy`: the listener is there but cannot take it now (its
+    /// dispatcher's queue is full): 503.
     pub fn unheard(
         &mut self,
         now: Instant,
