@@ -114,7 +114,12 @@ impl Answered {
     /// What is known about `key` at `now`.
     pub fn get(&mut self, now: Instant, key: &TxKey) -> Option<&Seen> {
         self.expire(now);
-        self.entries.get(key).map(|e| &e.seen)
+        // Expiry goes in insertion order: an entry behind a longer-lived one
+        // (another user agent's T1) may outlive its time there.
+        self.entries
+            .get(key)
+            .filter(|e| e.until > now)
+            .map(|e| &e.seen)
     }
 
     /// Remembers a request handed up at `now`, for `ttl`.
@@ -258,6 +263,19 @@ From: <sip:b@h>;tag=f\r\nTo: <sip:a@h>\r\nCall-ID: c\r\nCSeq: 1 {method}\r\n\r\n
     }
 
     #[test]
+    fn an_entry_behind_a_longer_lived_one_is_not_seen_after_its_time() {
+        let mut a = Answered::default();
+        let t0 = Instant::now();
+        let long = TxKey::of(FlowId(1), &req("z9hG4bKlong", "MESSAGE")).unwrap();
+        let short = TxKey::of(FlowId(1), &req("z9hG4bKshort", "MESSAGE")).unwrap();
+        a.pending(t0, long.clone(), Duration::from_secs(128));
+        a.pending(t0, short.clone(), Duration::from_secs(32));
+        let later = t0 + Duration::from_secs(33);
+        assert_eq!(a.get(later, &short), None);
+        assert_eq!(a.get(later, &long), Some(&Seen::Pending));
+    }
+
+    #[test]
     fn large_branches_and_answers_are_bounded_in_bytes() {
         let mut a = Answered::default();
         let t0 = Instant::now();
@@ -275,7 +293,11 @@ From: <sip:b@h>;tag=f\r\nTo: <sip:a@h>\r\nCall-ID: c\r\nCSeq: 1 {method}\r\n\r\n
         }
         assert!(a.bytes() <= MAX_BYTES, "{} bytes held", a.bytes());
         // Far less than the entries bound alone would let in (about 120 MB).
-        assert!(a.bytes() < MAX_ENTRIES * 60_000 / 8, "{} bytes held", a.bytes());
+        assert!(
+            a.bytes() < MAX_ENTRIES * 60_000 / 8,
+            "{} bytes held",
+            a.bytes()
+        );
         assert!(a.len() < MAX_ENTRIES);
         assert!(a.get(t0, &last.unwrap()).is_some(), "the newest stays");
         // Replacing and expiring keep the count exact.

@@ -43,8 +43,11 @@ impl AppRequests {
     /// The user agent whose request on `flow` had `branch`, if it is remembered.
     pub fn owner(&mut self, now: Instant, flow: FlowId, branch: &str) -> Option<UaId> {
         self.expire(now);
+        // An entry behind a longer-lived one (an INVITE's) may outlive its
+        // time in the table.
         self.by_branch
             .get(&(flow, Box::from(branch)))
+            .filter(|(_, until)| *until > now)
             .map(|(ua, _)| *ua)
     }
 
@@ -86,5 +89,16 @@ mod tests {
             );
         }
         assert!(a.by_branch.len() <= MAX_ENTRIES);
+    }
+
+    #[test]
+    fn an_entry_behind_an_invites_is_forgotten_in_its_time() {
+        let mut a = AppRequests::default();
+        let t0 = Instant::now();
+        a.sent(t0, FlowId(1), "z9hG4bKinv", 1, t0 + INVITE_MEMORY);
+        a.sent(t0, FlowId(1), "z9hG4bKmsg", 1, t0 + Duration::from_secs(32));
+        let later = t0 + Duration::from_secs(33);
+        assert_eq!(a.owner(later, FlowId(1), "z9hG4bKmsg"), None);
+        assert_eq!(a.owner(later, FlowId(1), "z9hG4bKinv"), Some(1));
     }
 }
