@@ -962,3 +962,30 @@ fn a_final_answer_is_not_replaced_by_another() {
     assert_eq!(s.answers.last().unwrap().status(), 200);
     assert_eq!(s.answers.last().unwrap().bytes, s.answers[0].bytes);
 }
+
+#[test]
+fn a_retransmission_after_the_listener_went_away_gets_the_answer_given() {
+    let (mut s, ua, _r, flow, contact) =
+        registered("sip:alice@127.0.0.1", None, |c| c.listener = true);
+    let msg = request("MESSAGE", &contact, REGISTRAR, "z9hG4bKaway1", "");
+    s.request_in(flow, registrar(), &msg);
+    let up = s.handed_up[0].clone();
+    let ok = Reply::new(200, "", "", b"").unwrap();
+    s.ep.respond(s.now, ua, flow, &up.bytes, &ok).unwrap();
+    s.pump();
+    // The listener is removed; the request is retransmitted (its 200 was
+    // lost). RFC 3261 17.2.2: the transaction repeats its final response,
+    // not a different one (405).
+    reconfigure(&mut s, ua, "sip:alice@127.0.0.1", |_| {});
+    s.request_in(flow, registrar(), &msg);
+    assert_eq!(s.answers.len(), 2);
+    assert_eq!(s.answers[1].status(), 200, "{}", s.answers[1].text());
+    assert_eq!(s.answers[1].bytes, s.answers[0].bytes);
+    // A new request gets 405 as usual.
+    s.request_in(
+        flow,
+        registrar(),
+        &request("MESSAGE", &contact, REGISTRAR, "z9hG4bKaway2", ""),
+    );
+    assert_eq!(s.answers.last().unwrap().status(), 405);
+}

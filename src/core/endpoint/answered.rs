@@ -138,7 +138,6 @@ impl Answered {
     }
 
     /// Whether nothing is remembered.
-    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -421,10 +421,28 @@ impl Endpoint {
             self.stock(now, src, ua, &rcv, Stock::Options, false);
         } else if listener {
             self.hand_up(now, src, ua, &rcv);
-        } else {
+        } else if !self.repeat_answer(now, src, ua, req) {
             self.stock(now, src, ua, &rcv, Stock::NotAllowed, false);
         }
         counted
+    }
+
+    /// A retransmission of a request that was answered while a listener
+    /// was there gets that answer again, not a 405 (RFC 3261 §17.2.2: the
+    /// transaction repeats its final response). Returns whether `req` was one.
+    fn repeat_answer(&mut self, now: Instant, src: Source, ua: UaId, req: &Request) -> bool {
+        if self.answered.is_empty() {
+            return false;
+        }
+        let last = match TxKey::of(src.flow, req).and_then(|k| self.answered.get(now, &k)) {
+            Some(Seen::Answered(last)) => last.clone(),
+            _ => return false,
+        };
+        if self.allowed(now, src, ua) {
+            self.queue(ua, src.flow, last.dest, TransmitKind::Response, last.bytes);
+            self.bump_ua(ua, |s| &s.answered);
+        }
+        true
     }
 
     /// Hands `req` (its bytes `bytes`) to user agent `ua`'s listener, unless
