@@ -988,4 +988,13 @@ fn a_retransmission_after_the_listener_went_away_gets_the_answer_given() {
         &request("MESSAGE", &contact, REGISTRAR, "z9hG4bKaway2", ""),
     );
     assert_eq!(s.answers.last().unwrap().status(), 405);
+    // An INVITE that got only the library's 100 before the listener went
+    // away: its retransmission gets a final answer (never 100 forever).
+    reconfigure(&mut s, ua, "sip:alice@127.0.0.1", |c| c.listener = true);
+    let invite = request("INVITE", &contact, REGISTRAR, "z9hG4bKaway3", "");
+    s.request_in(flow, registrar(), &invite);
+    assert_eq!(s.answers.last().unwrap().status(), 100);
+    reconfigure(&mut s, ua, "sip:alice@127.0.0.1", |_| {});
+    s.request_in(flow, registrar(), &invite);
+    assert_eq!(s.answers.last().unwrap().status(), 405);
 }

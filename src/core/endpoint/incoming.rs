@@ -435,7 +435,8 @@ impl Endpoint {
             return false;
         }
         let last = match TxKey::of(src.flow, req).and_then(|k| self.answered.get(now, &k)) {
-            Some(Seen::Answered(last)) => last.clone(),
+            // (Only a final one: nobody is left to follow a 1xx with one.)
+            Some(Seen::Answered(last)) if last.status >= 200 => last.clone(),
             _ => return false,
         };
         if self.allowed(now, src, ua) {
