@@ -560,8 +560,8 @@ impl Endpoint {
         };
         let bytes = {
             let lines = self.uas.get(&ua).map(|u| &u.answering);
-            let allow = lines.map_or("Allow: OPTIONS", |l| l.allow.as_str());
-            let server = lines.map_or("Server: sipreg", |l| l.server.as_str());
+            let allow = lines.map_or("Allow: OPTIONS", |l| &*l.allow);
+            let server = lines.map_or("Server: sipreg", |l| &*l.server);
             let supported = match (what, lines.map(|l| (l.gruu, l.outbound))) {
                 (Stock::Options, Some((true, true))) => Some("Supported: gruu, outbound"),
                 (Stock::Options, Some((true, false))) => Some("Supported: gruu"),

@@ -35,6 +35,7 @@ mod service;
 pub mod stats;
 mod timers;
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,7 +54,7 @@ use self::pacing::{Outcome, Pacer};
 use self::timers::Timers;
 use super::failure::{Failure, FailureKind};
 use super::idhash::IdMap;
-use super::options::{Transport, UserAgentConfig};
+use super::options::{Transport, UserAgentConfig, DEFAULT_ALLOW, DEFAULT_USER_AGENT};
 use super::registerer::{Event, Registerer, State, KEY_LEN};
 use super::targets::TargetList;
 use crate::log::Level;
@@ -82,14 +83,17 @@ struct UaEntry {
     answering: Answering,
 }
 
+const DEFAULT_ALLOW_LINE: &str = concat!("Allow: ", "OPTIONS");
+const DEFAULT_SERVER_LINE: &str = concat!("Server: sipreg/", env!("CARGO_PKG_VERSION"));
+
 /// How a user agent's contact answers requests: read on every request, so
 /// kept in its entry (one place in memory) rather than behind the settings
 /// and the registerers.
 struct Answering {
     /// `Allow: …` of the library's answers.
-    allow: String,
+    allow: Cow<'static, str>,
     /// `Server: …` of the library's answers.
-    server: String,
+    server: Cow<'static, str>,
     /// The application listens for requests.
     listener: bool,
     /// The library answers OPTIONS.
@@ -102,9 +106,20 @@ struct Answering {
 
 impl Answering {
     fn of(config: &UserAgentConfig) -> Answering {
+        // The default lines are shared, not allocated per user agent.
+        let allow = if config.allow == DEFAULT_ALLOW {
+            Cow::Borrowed(DEFAULT_ALLOW_LINE)
+        } else {
+            Cow::Owned(format!("Allow: {}", config.allow))
+        };
+        let server = if config.user_agent == DEFAULT_USER_AGENT {
+            Cow::Borrowed(DEFAULT_SERVER_LINE)
+        } else {
+            Cow::Owned(format!("Server: {}", config.user_agent))
+        };
         Answering {
-            allow: format!("Allow: {}", config.allow),
-            server: format!("Server: {}", config.user_agent),
+            allow,
+            server,
             listener: config.listener,
             answer_options: config.answer_options,
             gruu: false,
@@ -676,5 +691,26 @@ impl Endpoint {
                 self.pacing.release(id, Outcome::Abandoned);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod answering_tests {
+    use super::*;
+
+    #[test]
+    fn the_shared_default_lines_say_what_the_defaults_say() {
+        assert_eq!(DEFAULT_ALLOW_LINE, format!("Allow: {DEFAULT_ALLOW}"));
+        assert_eq!(DEFAULT_SERVER_LINE, format!("Server: {DEFAULT_USER_AGENT}"));
+        let mut config = UserAgentConfig::new("sip:alice@127.0.0.1").unwrap();
+        let a = Answering::of(&config);
+        assert!(matches!(a.allow, Cow::Borrowed(_)) && matches!(a.server, Cow::Borrowed(_)));
+        config.allow = Cow::Owned("INVITE, OPTIONS".into());
+        config.user_agent = Cow::Owned("phone/2".into());
+        let a = Answering::of(&config);
+        assert_eq!(
+            (&*a.allow, &*a.server),
+            ("Allow: INVITE, OPTIONS", "Server: phone/2")
+        );
     }
 }
