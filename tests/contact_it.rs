@@ -27,6 +27,7 @@ use support::kamailio::free_port;
 use support::nat_peers::OutboundKamailio;
 use support::nat_peers::{TcpWatch, UdpNat};
 use support::sipp::Sipp;
+use support::wait::{self, PATIENCE};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -295,14 +296,24 @@ fn holds(k: &OutboundKamailio, contact: &str) -> bool {
 fn pinged_binding_survives_only_when_answered(k: &OutboundKamailio, transport: &str) {
     let (ua, r) = alice(k, transport, |_| {}, Opts::default());
     let contact = r.contacts()[0].clone();
-    let held = Duration::from_secs(3 * KA_TIMEOUT + 2);
-    let start = Instant::now();
-    while start.elapsed() < held {
+    // Kamailio pings every 2 s: answering 3 * KA_TIMEOUT / 2 + 1 of its
+    // pings spans three times its timeout, with the binding there all along.
+    let want = ua.stats().answered + 3 * KA_TIMEOUT / 2 + 1;
+    let give_up = Instant::now() + Duration::from_secs(20 * KA_TIMEOUT);
+    loop {
+        let answered = ua.stats().answered;
         assert!(
             holds(k, &contact),
-            "over {transport}: binding {contact} gone after {:?}: {:?}\n{}",
-            start.elapsed(),
+            "over {transport}: binding {contact} gone after {answered} answered pings: {:?}\n{}",
             k.bindings("alice"),
+            k.log()
+        );
+        if answered >= want {
+            break;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "over {transport}: only {answered} of Kamailio's pings answered\n{}",
             k.log()
         );
         std::thread::sleep(Duration::from_millis(500));
@@ -474,7 +485,7 @@ fn the_application_answers_after_its_callback_returned() {
 
 #[test]
 fn a_flood_of_requests_from_one_source_gets_a_bounded_number_of_answers() {
-    use sipreg::core::endpoint::answer_limit::{SOURCE_BURST, SOURCE_RATE};
+    use sipreg::core::endpoint::answer_limit::SOURCE_BURST;
     let k = OutboundKamailio::launch_cfg("contact.cfg", 30, false, &[]);
     // A short grant: refreshes must get through while the flood lasts.
     let (ua, mut r) = alice(
@@ -503,11 +514,27 @@ fn a_flood_of_requests_from_one_source_gets_a_bounded_number_of_answers() {
         .iter()
         .filter(|e| matches!(e, Ev::Response(200, _)))
         .count();
-    let start = Instant::now();
+    let refreshed = |r: &mut Reg| {
+        r.events()
+            .iter()
+            .filter(|e| matches!(e, Ev::Response(200, _)))
+            .count()
+            > refreshes0
+    };
+    // The flood goes on until a refresh got through it (and for at least
+    // MIN_SENT requests); the budget's rate is checked on the simulated
+    // clock (incoming_sim), here only what a flood gets out of a real run.
+    const MIN_SENT: u32 = 4_000;
+    let give_up = Instant::now() + PATIENCE;
     let mut sent = 0u32;
     let mut answers = 0u64;
     let mut buf = [0u8; 4096];
-    while start.elapsed() < Duration::from_secs(6) {
+    while sent < MIN_SENT || !refreshed(&mut r) {
+        assert!(
+            Instant::now() < give_up,
+            "no refresh got through the flood: {:?}",
+            r.events()
+        );
         for _ in 0..50 {
             let ping = format!(
                 "OPTIONS {contact} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKflood{sent}\r\n\
@@ -522,36 +549,28 @@ CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // The answers still on their way.
+    let st = ua.stats();
+    wait::until(PATIENCE, || {
+        let now = ua.stats();
+        now.answered + now.dropped >= st.requests
+    });
     while attacker.recv_from(&mut buf).is_ok() {
         answers += 1;
     }
-    let elapsed = start.elapsed().as_secs_f64();
-    let bound = SOURCE_BURST + SOURCE_RATE * (elapsed + 1.0);
-    println!("flood: {sent} OPTIONS from one source in {elapsed:.1} s, {answers} answered (bound {bound:.0})");
+    println!("flood: {sent} OPTIONS from one source, {answers} answered");
     assert!(
         answers >= SOURCE_BURST as u64,
         "the budget's worth was answered: {answers}"
     );
     assert!(
-        (answers as f64) <= bound,
-        "no reflector: {answers} answers to {sent} requests (budget {bound:.0})"
+        answers * 4 < u64::from(sent),
+        "no reflector: {answers} answers to {sent} requests"
     );
     let st = ua.stats();
     assert!(
         st.requests > answers && st.dropped + st.answered >= st.requests,
         "every request was answered or dropped over budget: {st:?}"
-    );
-    let refreshes = r
-        .events()
-        .iter()
-        .filter(|e| matches!(e, Ev::Response(200, _)))
-        .count()
-        - refreshes0;
-    assert!(
-        refreshes >= 1,
-        "a refresh got through during the flood: {:?}",
-        r.events()
     );
     assert_eq!(r.state(), SIPREG_STATE_REGISTERED);
     // The registrar's own pings are still answered.
