@@ -258,51 +258,72 @@ class TraceRecord:
         return head + "\n" + body
 
 
-class _TraceEmitter(Emitter[Callable[[TraceRecord], None]]):
-    """The trace emitter of one user agent: the C callback is installed while it has listeners."""
+class _CallbackEmitter(Emitter[F]):
+    """An emitter of one user agent whose C callback is installed while it
+    has listeners; the trampoline finds it from its token (weakly, in
+    ``targets``)."""
 
-    def __init__(self, handle: "_Handle") -> None:
-        super().__init__("trace")
+    #: The C setter, named in errors.
+    _setter = ""
+
+    def __init__(self, name: str, handle: "_Handle", targets: Dict[int, "weakref.ReferenceType[Any]"]) -> None:
+        super().__init__(name)
         self._handle = handle
+        self._targets = targets
         self._token = next(_tokens)
         self._installed = False
         token = self._token
 
-        def forget(_ref: "weakref.ReferenceType[_TraceEmitter]") -> None:
-            _trace_targets.pop(token, None)
+        def forget(_ref: "weakref.ReferenceType[Any]") -> None:
+            targets.pop(token, None)
 
-        _trace_targets[token] = weakref.ref(self, forget)
+        targets[token] = weakref.ref(self, forget)
+
+    def _install(self, h: int, on: bool) -> int:
+        """Installs (``on``) or removes the C callback; the result code."""
+        raise NotImplementedError
 
     def _sync(self) -> None:
         h = self._handle.value
         want = len(self) > 0 and h is not None
         if h is None or want == self._installed:
             return
-        if want:
-            rc = lib.sipreg_user_agent_set_trace_callback(h, TRACE_TRAMPOLINE, self._token)
-        else:
-            rc = lib.sipreg_user_agent_set_trace_callback(h, _lib.NULL_TRACE_CALLBACK, None)
-        check(rc, "sipreg_user_agent_set_trace_callback")
+        check(self._install(h, want), self._setter)
         self._installed = want
 
-    def add_listener(self, listener: Callable[[TraceRecord], None], *, once: bool = False) -> None:
-        """Adds ``listener``; the first one turns the library's trace on for this user agent."""
+    def add_listener(self, listener: F, *, once: bool = False) -> None:
+        """Adds ``listener``; the first one installs the library's callback for this user agent."""
         super().add_listener(listener, once=once)
         self._sync()
 
-    def remove_listener(self, listener: Callable[[TraceRecord], None]) -> None:
-        """Removes ``listener``; without listeners the trace is off (no cost)."""
+    def remove_listener(self, listener: F) -> None:
+        """Removes ``listener``; without listeners the callback is removed."""
         super().remove_listener(listener)
         self._sync()
 
     def remove_all_listeners(self) -> None:
-        """Removes every listener and turns the trace off."""
+        """Removes every listener and the callback."""
         super().remove_all_listeners()
         self._sync()
 
     def forget(self) -> None:
         """The user agent is gone: drop the token."""
-        _trace_targets.pop(self._token, None)
+        self._targets.pop(self._token, None)
+
+
+class _TraceEmitter(_CallbackEmitter[Callable[[TraceRecord], None]]):
+    """The trace emitter of one user agent: the library traces it while it
+    has listeners (no cost without)."""
+
+    _setter = "sipreg_user_agent_set_trace_callback"
+
+    def __init__(self, handle: "_Handle") -> None:
+        super().__init__("trace", handle, _trace_targets)
+
+    def _install(self, h: int, on: bool) -> int:
+        if on:
+            return int(lib.sipreg_user_agent_set_trace_callback(h, TRACE_TRAMPOLINE, self._token))
+        return int(lib.sipreg_user_agent_set_trace_callback(h, _lib.NULL_TRACE_CALLBACK, None))
 
 
 def _on_trace(user_data: Optional[int], ua: Optional[int], record: Any) -> None:
@@ -339,7 +360,7 @@ def _on_trace(user_data: Optional[int], ua: Optional[int], record: Any) -> None:
 TRACE_TRAMPOLINE = _lib.sipreg_trace_callback(_on_trace)
 
 
-class _RequestEmitter(Emitter[Callable[[IncomingRequest], None]]):
+class _RequestEmitter(_CallbackEmitter[Callable[[IncomingRequest], None]]):
     """The request emitter of one user agent: the C callback is installed while it has listeners.
 
     Without listeners the library answers requests itself (405 with Allow;
@@ -347,48 +368,15 @@ class _RequestEmitter(Emitter[Callable[[IncomingRequest], None]]):
     they hand it to) answers it with :meth:`IncomingRequest.respond`.
     """
 
+    _setter = "sipreg_user_agent_set_request_callback"
+
     def __init__(self, handle: "_Handle") -> None:
-        super().__init__("requests")
-        self._handle = handle
-        self._token = next(_tokens)
-        self._installed = False
-        token = self._token
+        super().__init__("requests", handle, _request_targets)
 
-        def forget(_ref: "weakref.ReferenceType[_RequestEmitter]") -> None:
-            _request_targets.pop(token, None)
-
-        _request_targets[token] = weakref.ref(self, forget)
-
-    def _sync(self) -> None:
-        h = self._handle.value
-        want = len(self) > 0 and h is not None
-        if h is None or want == self._installed:
-            return
-        if want:
-            rc = lib.sipreg_user_agent_set_request_callback(h, REQUEST_TRAMPOLINE, self._token)
-        else:
-            rc = lib.sipreg_user_agent_set_request_callback(h, _lib.NULL_REQUEST_CALLBACK, None)
-        check(rc, "sipreg_user_agent_set_request_callback")
-        self._installed = want
-
-    def add_listener(self, listener: Callable[[IncomingRequest], None], *, once: bool = False) -> None:
-        """Adds ``listener``; the first one makes requests go to the listeners."""
-        super().add_listener(listener, once=once)
-        self._sync()
-
-    def remove_listener(self, listener: Callable[[IncomingRequest], None]) -> None:
-        """Removes ``listener``; without listeners the library answers 405 again."""
-        super().remove_listener(listener)
-        self._sync()
-
-    def remove_all_listeners(self) -> None:
-        """Removes every listener."""
-        super().remove_all_listeners()
-        self._sync()
-
-    def forget(self) -> None:
-        """The user agent is gone: drop the token."""
-        _request_targets.pop(self._token, None)
+    def _install(self, h: int, on: bool) -> int:
+        if on:
+            return int(lib.sipreg_user_agent_set_request_callback(h, REQUEST_TRAMPOLINE, self._token))
+        return int(lib.sipreg_user_agent_set_request_callback(h, _lib.NULL_REQUEST_CALLBACK, None))
 
     def handle_box(self) -> "_Handle":
         return self._handle
