@@ -4,7 +4,9 @@
 
 use super::frame::is_status_line;
 use super::{err, ParseError};
-use crate::core::lexer::{is_continuation, is_token, is_ws, parse_length, scan_line, split_str};
+use crate::core::lexer::{
+    is_continuation, is_digits, is_token, is_ws, parse_length, scan_line, split_str,
+};
 
 /// Compact header names (RFC 3261 §7.3.3 and later extensions) and the
 /// lower-case long names they stand for.
@@ -279,6 +281,30 @@ pub(super) fn check_body_length(
         Some(_) => Err(err("body shorter than Content-Length")),
         None => Err(err("bad Content-Length")),
     }
+}
+
+/// Every value of a header given its long name, in message order (a
+/// parsed message's text holds its spill: see [`text_at`]).
+pub(super) fn all_values<'a>(
+    text: &'a str,
+    fields: &'a [Field],
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
+    fields
+        .iter()
+        .filter(move |f| field_is(text, f, name))
+        .map(move |f| text_at(text, "", f.value))
+}
+
+/// A CSeq value: its sequence number and method (`None` unless it is
+/// exactly digits and a token).
+pub(super) fn parse_cseq(value: &str) -> Option<(u32, &str)> {
+    let mut parts = value.split(is_ws).filter(|p| !p.is_empty());
+    let (number, method) = (parts.next()?, parts.next()?);
+    if parts.next().is_some() || !is_token(method) || !is_digits(number) {
+        return None;
+    }
+    Some((number.parse().ok()?, method))
 }
 
 /// First value of a header given its long name, in `head` and its `spill`.

@@ -7,13 +7,13 @@
 use std::ops::Range;
 
 use super::head::{
-    check_body_length, field_is, lookup_name, parse_head, text_at, Field, FieldName, Span,
+    all_values, check_body_length, field_is, first_value, lookup_name, parse_cseq, parse_head,
+    text_at, Field, FieldName, Span,
 };
 use super::name_addr::split_name_addr;
 use super::{err, ParseError, Via};
 use crate::core::lexer::{
-    find_param, header_end_and_lines, is_digits, is_token, is_ws, leading_crlf, list_items,
-    parse_length,
+    find_param, header_end_and_lines, is_token, leading_crlf, list_items, parse_length,
 };
 use crate::core::uri::Uri;
 
@@ -132,20 +132,13 @@ impl Request {
             let f = self.fields.get(usize::from(self.first[k]?))?;
             return Some(text_at(&self.text, "", f.value));
         }
-        self.fields
-            .iter()
-            .find(|f| field_is(&self.text, f, wanted))
-            .map(|f| text_at(&self.text, "", f.value))
+        first_value(&self.text, "", &self.fields, wanted)
     }
 
     /// Every header line with that name (any case, long or compact form), in
     /// message order. Comma-separated lists on one line are not split.
     pub fn headers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        let wanted = lookup_name(name);
-        self.fields
-            .iter()
-            .filter(move |f| field_is(&self.text, f, wanted))
-            .map(|f| text_at(&self.text, "", f.value))
+        all_values(&self.text, &self.fields, lookup_name(name))
     }
 
     /// Every header as (name as written, value), in message order: what a
@@ -167,12 +160,7 @@ impl Request {
 
     /// The CSeq sequence number and method.
     pub fn cseq(&self) -> Option<(u32, &str)> {
-        let mut parts = self.header("cseq")?.split(is_ws).filter(|p| !p.is_empty());
-        let (number, method) = (parts.next()?, parts.next()?);
-        if parts.next().is_some() || !is_token(method) || !is_digits(number) {
-            return None;
-        }
-        Some((number.parse().ok()?, method))
+        parse_cseq(self.header("cseq")?)
     }
 
     /// The topmost Via value (first element of the first Via line), as written.

@@ -4,14 +4,15 @@
 use std::borrow::Cow;
 
 use super::head::{
-    check_body_length, field_is, lookup_name, parse_head, parse_status_line, text_at, Field, Span,
+    all_values, check_body_length, first_value, lookup_name, parse_cseq, parse_head,
+    parse_status_line, text_at, Field, Span,
 };
 use super::name_addr::split_name_addr;
 use super::via::sent_protocol;
 use super::{err, NameAddr, ParseError, Via};
 use crate::core::lexer::{
-    find_param, for_each_param, header_end_and_lines, is_digits, is_token, is_ws, leading_crlf,
-    list_items, parse_delta, split_before, split_bytes, split_str, unquoted,
+    find_param, for_each_param, header_end_and_lines, is_token, is_ws, leading_crlf, list_items,
+    parse_delta, split_before, split_bytes, split_str, unquoted,
 };
 use crate::core::uri::{self, Host};
 
@@ -97,20 +98,13 @@ impl Response {
     /// compact form.
     pub fn header(&self, name: &str) -> Option<&str> {
         let wanted = lookup_name(name);
-        self.fields
-            .iter()
-            .find(|f| field_is(&self.text, f, wanted))
-            .map(|f| text_at(&self.text, "", f.value))
+        first_value(&self.text, "", &self.fields, wanted)
     }
 
     /// Every header line with that name (any case, long or compact form), in
     /// message order. Comma-separated lists on one line are not split.
     pub fn headers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        let wanted = lookup_name(name);
-        self.fields
-            .iter()
-            .filter(move |f| field_is(&self.text, f, wanted))
-            .map(|f| text_at(&self.text, "", f.value))
+        all_values(&self.text, &self.fields, lookup_name(name))
     }
 
     /// The Call-ID header.
@@ -120,12 +114,7 @@ impl Response {
 
     /// The CSeq sequence number and method.
     pub fn cseq(&self) -> Option<(u32, &str)> {
-        let mut parts = self.header("cseq")?.split(is_ws).filter(|p| !p.is_empty());
-        let (number, method) = (parts.next()?, parts.next()?);
-        if parts.next().is_some() || !is_token(method) || !is_digits(number) {
-            return None;
-        }
-        Some((number.parse().ok()?, method))
+        parse_cseq(self.header("cseq")?)
     }
 
     /// The topmost Via value (first element of the first Via line).
