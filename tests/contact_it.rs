@@ -38,8 +38,9 @@ fn answered() -> Option<AutoAnswer> {
     })
 }
 
-/// alice on `k` over `transport`, registered; with `configure` applied to
-/// the user agent before the registerer is made.
+/// alice on `k` over `transport`, registered (at `opts.registrar` when set,
+/// e.g. through a relay); with `configure` applied to the user agent before
+/// the registerer is made.
 fn alice(
     k: &OutboundKamailio,
     transport: &str,
@@ -54,7 +55,7 @@ fn alice(
         ua = ua.tls_ca_file(&t.ca_file);
     }
     configure(&ua);
-    let registrar = match transport {
+    let registrar = opts.registrar.clone().unwrap_or_else(|| match transport {
         "udp" | "tcp" => k.registrar(transport),
         "tls" => format!(
             "sip:127.0.0.1:{};transport=tls",
@@ -66,7 +67,7 @@ fn alice(
             k.tls.as_ref().unwrap().wss_port
         ),
         t => panic!("transport {t}"),
-    };
+    });
     let mut r = Reg::new(
         &ua,
         &Opts {
@@ -379,23 +380,11 @@ fn message_and_info_reach_the_listener_over_an_outbound_flow_through_a_nat() {
     };
     // UDP through a NAT that maps us to another port.
     let nat = UdpNat::new(k.addr(), 1);
-    let ua = Ua::new("sip:alice@127.0.0.1")
-        .password("alicepw")
-        .transport("udp")
-        .timers(0.1, 0.8, 1.0);
-    let mut r = Reg::new(
-        &ua,
-        &Opts {
-            registrar: Some(format!("sip:{}", nat.addr)),
-            ..outbound()
-        },
-    );
-    assert_eq!(r.register(), SIPREG_OK);
-    assert!(
-        r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
-        "{:?}",
-        r.events()
-    );
+    let through = |registrar: String| Opts {
+        registrar: Some(registrar),
+        ..outbound()
+    };
+    let (ua, mut r) = alice(&k, "udp", |_| {}, through(format!("sip:{}", nat.addr)));
     let b = k.bindings("alice");
     assert!(
         b.iter().any(|a| a.contains(";ob")),
@@ -416,22 +405,11 @@ fn message_and_info_reach_the_listener_over_an_outbound_flow_through_a_nat() {
 
     // TCP through a relay: one connection, the flow, reused by Kamailio.
     let relay = TcpWatch::new(k.addr());
-    let ua = Ua::new("sip:alice@127.0.0.1")
-        .password("alicepw")
-        .transport("tcp")
-        .timers(0.1, 0.8, 1.0);
-    let mut r = Reg::new(
-        &ua,
-        &Opts {
-            registrar: Some(format!("sip:{};transport=tcp", relay.addr)),
-            ..outbound()
-        },
-    );
-    assert_eq!(r.register(), SIPREG_OK);
-    assert!(
-        r.wait_state(SIPREG_STATE_REGISTERED, WAIT),
-        "{:?}",
-        r.events()
+    let (ua, r) = alice(
+        &k,
+        "tcp",
+        |_| {},
+        through(format!("sip:{};transport=tcp", relay.addr)),
     );
     let l = Listener::install(&ua, answered());
     let got = message_and_info(&k, &l);
