@@ -46,7 +46,7 @@ const TOKEN_BYTES: [bool; 256] = {
 
 /// Whether byte `b` is an RFC 3261 `token` character (never one of a
 /// multi-byte character's bytes: those are all >= 0x80).
-fn is_token_byte(b: u8) -> bool {
+pub(crate) fn is_token_byte(b: u8) -> bool {
     TOKEN_BYTES[usize::from(b)]
 }
 
@@ -91,7 +91,25 @@ pub(crate) fn split_str(s: &str, i: usize) -> (&str, &str) {
 
 /// Splits before the first `c`; the second part starts with `c` or is empty.
 pub(crate) fn split_before(s: &str, c: char) -> (&str, &str) {
-    split_str(s, s.find(c).unwrap_or(s.len()))
+    split_str(s, find_char(s, c).unwrap_or(s.len()))
+}
+
+/// Where the first `c` is in `s`. For an ASCII `c` a plain byte scan: the
+/// values searched here are short, where `str::find`'s set-up costs more
+/// than the scan (and an ASCII byte is never part of a multi-byte character).
+pub(crate) fn find_char(s: &str, c: char) -> Option<usize> {
+    if c.is_ascii() {
+        let b = c as u8;
+        s.bytes().position(|x| x == b)
+    } else {
+        s.find(c)
+    }
+}
+
+/// [`str::split_once`] on a char, by [`find_char`].
+pub(crate) fn split_once_char(s: &str, c: char) -> Option<(&str, &str)> {
+    let at = find_char(s, c)?;
+    Some((s.get(..at)?, s.get(at + c.len_utf8()..)?))
 }
 
 /// Splits a byte slice at `i` without panicking.
@@ -105,7 +123,7 @@ pub(crate) fn split_bytes(buf: &[u8], i: usize) -> (&[u8], &[u8]) {
 /// Splits at the first `c`: the text before it and the text after it, or
 /// all of `s` and `None` when there is no `c` (`name[=value]`, `user[:password]`).
 pub(crate) fn split_once_opt(s: &str, c: char) -> (&str, Option<&str>) {
-    match s.split_once(c) {
+    match split_once_char(s, c) {
         Some((before, after)) => (before, Some(after)),
         None => (s, None),
     }

@@ -37,7 +37,7 @@ use crate::core::message::{
     MAX_RESPONSE,
 };
 use crate::core::options::Transport;
-use crate::core::uri::Uri;
+use crate::core::uri::{Uri, UriRef};
 use crate::log::Level;
 use crate::log_at;
 
@@ -375,7 +375,8 @@ impl Endpoint {
         };
         let req = &rcv.req;
         let src = Source { flow, from, udp };
-        let ua = self.route(flow, req);
+        let uri = UriRef::parse(req.uri()).ok();
+        let ua = self.route(flow, req, uri.as_ref());
         let counted = ua.unwrap_or(owner);
         if let Some(u) = self.uas.get(&counted) {
             UaStats::bump(&u.stats.received);
@@ -388,7 +389,7 @@ impl Endpoint {
             self.who(counted),
             req.uri()
         );
-        let refusal = req.refusal(bytes.len());
+        let refusal = req.refusal_given(bytes.len(), uri.is_some());
         let Some(ua) = ua else {
             if method != "ACK" {
                 let status = refusal.map_or(404, |r| r.status);
@@ -682,16 +683,21 @@ impl Endpoint {
     }
 
     /// The user agent `req` is for, among those on `flow`.
-    fn route(&self, flow: FlowId, req: &Request) -> Option<UaId> {
-        if let Some((user, params)) = Uri::user_and_params(req.uri()) {
+    /// `uri`: its Request-URI as read (`None`: it does not parse).
+    fn route(&self, flow: FlowId, req: &Request, uri: Option<&UriRef<'_>>) -> Option<UaId> {
+        let parts = match uri {
+            Some(u) => Some((u.user, u.params)),
+            None => Uri::user_and_params(req.uri()),
+        };
+        if let Some((user, params)) = parts {
             let gr = params
                 .split(';')
                 .skip(1)
                 .map(|p| crate::core::lexer::split_once_opt(p, '='))
                 .find(|(name, _)| name.trim().eq_ignore_ascii_case("gr"));
             if let Some((_, gr)) = gr {
-                let found = Uri::parse(req.uri())
-                    .ok()
+                let found = uri
+                    .map(UriRef::to_uri)
                     .and_then(|uri| self.route_gruu(flow, &uri, gr));
                 if found.is_some() {
                     return found;

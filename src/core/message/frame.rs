@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use super::head::{first_value, parse_head};
 use crate::core::lexer::{
-    first_line, header_end_and_lines, is_token_char, leading_crlf, parse_length, strip_prefix_ci,
+    first_line, header_end_and_lines, is_token_byte, leading_crlf, parse_length, strip_prefix_ci,
 };
 
 /// What kind of message a buffer starts with.
@@ -160,15 +160,22 @@ pub(super) fn is_status_line(line: &[u8]) -> bool {
 
 /// `METHOD SP Request-URI SP SIP/2.0`.
 fn is_request_line(line: &[u8]) -> bool {
-    let mut parts = line.split(|&b| b == b' ');
-    let (Some(method), Some(uri), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return false;
-    };
-    !method.is_empty()
-        && method.iter().all(|&b| is_token_char(char::from(b)))
+    request_line_parts(line).is_some()
+}
+
+/// The method and Request-URI of `METHOD SP Request-URI SP SIP/2.0` (a
+/// token, a non-empty run of visible characters, the version in any case).
+pub(super) fn request_line_parts(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    // Exactly two spaces: the URI between the first and the last holds none
+    // (visible characters exclude the space), nor do the method and version.
+    let first = line.iter().position(|&b| b == b' ')?;
+    let last = line.iter().rposition(|&b| b == b' ')?;
+    let (method, version) = (line.get(..first)?, line.get(last + 1..)?);
+    let uri = line.get(first + 1..last)?;
+    let ok = !method.is_empty()
+        && method.iter().all(|&b| is_token_byte(b))
         && !uri.is_empty()
         && uri.iter().all(|b| b.is_ascii_graphic())
-        && version.eq_ignore_ascii_case(b"SIP/2.0")
+        && version.eq_ignore_ascii_case(b"SIP/2.0");
+    ok.then_some((method, uri))
 }

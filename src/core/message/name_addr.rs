@@ -4,7 +4,9 @@
 use std::str::FromStr;
 
 use super::{err, find_param, parse_params, ParseError};
-use crate::core::lexer::{is_ws, parse_delta, quoted_len, split_before, split_str, unquote};
+use crate::core::lexer::{
+    find_char, is_ws, parse_delta, quoted_len, split_before, split_once_char, split_str, unquote,
+};
 use crate::core::uri::Uri;
 
 /// A `name-addr` or `addr-spec` header value (Contact, To, From).
@@ -67,12 +69,12 @@ pub(super) fn split_name_addr(s: &str) -> Result<NameAddrParts<'_>, ParseError> 
     let display_len = if s.starts_with('"') {
         quoted_len(s).ok_or_else(|| err("unterminated quoted display name"))?
     } else {
-        s.find('<').unwrap_or(0)
+        find_char(s, '<').unwrap_or(0)
     };
     let (display, rest) = split_str(s, display_len);
     let rest = rest.trim_start_matches(is_ws);
     if let Some(inner) = rest.strip_prefix('<') {
-        let (uri, params) = inner.split_once('>').ok_or_else(|| err("missing '>'"))?;
+        let (uri, params) = split_once_char(inner, '>').ok_or_else(|| err("missing '>'"))?;
         return Ok(NameAddrParts {
             display: display.trim_matches(is_ws),
             uri,

@@ -202,11 +202,16 @@ pub struct Tag([u8; 16]);
 impl Tag {
     /// The tag of [`to_tag`] for `req` with top Via branch `branch`.
     pub fn new(secret: u64, req: &Request, branch: Option<&str>) -> Tag {
+        // One keyed hash over the three values, each ended by a byte no
+        // header value holds (fed in one piece: SipHash's cost is per write).
+        let mut input = Vec::with_capacity(128);
+        for part in [req.call_id(), req.from_tag(), branch] {
+            input.extend_from_slice(part.unwrap_or_default().as_bytes());
+            input.push(if part.is_some() { 0 } else { 1 });
+        }
         let mut h = std::collections::hash_map::DefaultHasher::new();
         secret.hash(&mut h);
-        req.call_id().hash(&mut h);
-        req.from_tag().hash(&mut h);
-        branch.hash(&mut h);
+        h.write(&input);
         let v = h.finish();
         let mut out = [0u8; 16];
         for (i, b) in out.iter_mut().enumerate() {
@@ -271,10 +276,8 @@ pub struct Answer<'a> {
 /// Writes the response to `req` (see [`write_response`]) from borrowed
 /// parts: the library's answers need no [`Reply`] of their own.
 pub fn write_answer(req: &Request, a: Answer<'_>, tag: &str, top_via: Option<&str>) -> Vec<u8> {
-    let copied: usize = req
-        .fields()
-        .map(|(n, v)| n.len() + v.len() + 4)
-        .sum::<usize>();
+    // What is copied is at most the request's header section.
+    let copied = req.head_range().len();
     let extra: usize = a.headers.iter().map(|h| h.len() + 2).sum();
     let mut m = String::with_capacity(copied + extra + a.reason.len() + a.body.len() + 96);
     m.push_str("SIP/2.0 ");
@@ -294,13 +297,12 @@ pub fn write_answer(req: &Request, a: Answer<'_>, tag: &str, top_via: Option<&st
             m.push_str("\r\n");
         }
     }
-    let value = |name| req.header(name).unwrap_or_default();
     m.push_str("From: ");
-    m.push_str(value("from"));
+    m.push_str(req.from_value().unwrap_or_default());
     m.push_str("\r\n");
     if !a.replaces_to {
         m.push_str("To: ");
-        m.push_str(value("to"));
+        m.push_str(req.to_value().unwrap_or_default());
         if req.to_tag().is_none() && a.status > 100 {
             m.push_str(";tag=");
             m.push_str(tag);
@@ -308,16 +310,18 @@ pub fn write_answer(req: &Request, a: Answer<'_>, tag: &str, top_via: Option<&st
         m.push_str("\r\n");
     }
     m.push_str("Call-ID: ");
-    m.push_str(value("call-id"));
+    m.push_str(req.call_id().unwrap_or_default());
     m.push_str("\r\nCSeq: ");
-    m.push_str(value("cseq"));
+    m.push_str(req.cseq_value().unwrap_or_default());
     m.push_str("\r\n");
-    let own_timestamp = a.headers.iter().any(|h| {
-        h.split(':')
-            .next()
-            .is_some_and(|n| n.trim().eq_ignore_ascii_case("timestamp"))
-    });
-    if a.status == 100 && !own_timestamp {
+    let own_timestamp = || {
+        a.headers.iter().any(|h| {
+            h.split(':')
+                .next()
+                .is_some_and(|n| n.trim().eq_ignore_ascii_case("timestamp"))
+        })
+    };
+    if a.status == 100 && !own_timestamp() {
         // RFC 3261 §8.2.6.1: a 100 (Trying) copies the request's Timestamp.
         for t in req.headers("timestamp") {
             m.push_str("Timestamp: ");

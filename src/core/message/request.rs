@@ -6,16 +6,16 @@
 
 use std::ops::Range;
 
+use super::frame::request_line_parts;
 use super::head::{
-    all_values, check_body_length, field_is, first_value, lookup_name, parse_cseq, parse_head,
-    text_at, Field, FieldName, Span,
+    all_values, first_value, lookup_name, parse_cseq, parse_head, text_at, Field, FieldName, Span,
 };
 use super::name_addr::split_name_addr;
 use super::{err, ParseError, Via};
 use crate::core::lexer::{
     find_param, header_end_and_lines, is_token, leading_crlf, list_items, parse_length,
 };
-use crate::core::uri::Uri;
+use crate::core::uri::UriRef;
 
 /// A parsed request. Header values are read in place; the body is a range
 /// of the buffer it was parsed from.
@@ -27,9 +27,14 @@ pub struct Request {
     head_len: usize,
     /// Header fields in message order.
     fields: Vec<Field>,
-    /// Index in `fields` of the first Via, From, To, Call-ID and CSeq (the
-    /// headers every answer reads), found once.
-    first: [Option<u16>; 5],
+    /// Index in `fields` of the first Via, From, To, Call-ID, CSeq and
+    /// Content-Length (the headers every answer reads), found once.
+    first: [Option<u16>; FIRST.len()],
+    /// From and To, each read once as a name-addr: both there and readable
+    /// (an answerable request needs them), and where their tags are.
+    names: Names,
+    /// The first CSeq's number and where its method is, read once.
+    cseq: Option<(u32, Span)>,
     method: Span,
     uri: Span,
     /// Offset of the header section in the parsed buffer (leading CR/LF skipped).
@@ -39,8 +44,59 @@ pub struct Request {
 }
 
 /// The headers whose first line [`Request`] finds at parse time (their
-/// canonical names, as `head` resolves them).
-const FIRST: [&str; 5] = ["via", "from", "to", "call-id", "cseq"];
+/// canonical names, as `head` resolves them), in the order of these indexes.
+const FIRST: [&str; 6] = ["via", "from", "to", "call-id", "cseq", "content-length"];
+const VIA: usize = 0;
+const FROM: usize = 1;
+const TO: usize = 2;
+const CALL_ID: usize = 3;
+const CSEQ: usize = 4;
+const CONTENT_LENGTH: usize = 5;
+
+/// From and To as read at parse time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+struct Names {
+    /// Both are there and split as name-addrs.
+    readable: bool,
+    /// Where the From tag is in the text (a token), if it has one.
+    from_tag: Option<Span>,
+    /// Where the To tag is in the text (a token), if it has one.
+    to_tag: Option<Span>,
+}
+
+impl Names {
+    /// Reads the From and To values `from` and `to` of `text`.
+    fn read(text: &str, from: Option<&str>, to: Option<&str>) -> Names {
+        let (from_ok, from_tag) = name_addr_tag(text, from);
+        let (to_ok, to_tag) = name_addr_tag(text, to);
+        Names {
+            readable: from_ok && to_ok,
+            from_tag,
+            to_tag,
+        }
+    }
+}
+
+/// Whether `value` (a header value inside `text`) is there and splits as a
+/// name-addr, and where in `text` its `tag` parameter is when that is a token.
+fn name_addr_tag(text: &str, value: Option<&str>) -> (bool, Option<Span>) {
+    let Some(parts) = value.and_then(|v| split_name_addr(v).ok()) else {
+        return (false, None);
+    };
+    let tag = find_param(parts.params, "tag")
+        .ok()
+        .flatten()
+        .flatten()
+        .filter(|t| is_token(t))
+        .and_then(|t| {
+            let start = (t.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+            Some(Span {
+                start,
+                end: start + t.len(),
+            })
+        });
+    (true, tag)
+}
 
 /// The index in [`FIRST`] of a canonical (known) header name, told apart by
 /// length and first letters: a known name is one of `head`'s table, where
@@ -53,6 +109,7 @@ fn first_index(known: &str) -> Option<usize> {
         (2, Some(b't'), _) => Some(2),
         (7, Some(b'c'), Some(b'a')) => Some(3),
         (4, Some(b'c'), _) => Some(4),
+        (14, Some(b'c'), _) => Some(5),
         _ => None,
     }
     .filter(|k| FIRST[*k] == known)
@@ -86,13 +143,7 @@ impl Request {
         let mut text = String::with_capacity(head.len() + spill.len());
         text.push_str(head);
         text.push_str(&spill);
-        let declared = fields
-            .iter()
-            .find(|f| field_is(&text, f, "content-length"))
-            .and_then(|f| parse_length(text_at(&text, "", f.value)));
-        let available = rest.len() - head_len;
-        let body_len = declared.unwrap_or(available).min(available);
-        let mut first = [None; 5];
+        let mut first = [None; FIRST.len()];
         for (i, f) in fields.iter().enumerate() {
             if let FieldName::Known(name) = f.name {
                 if let Some(k) = first_index(name) {
@@ -102,10 +153,30 @@ impl Request {
                 }
             }
         }
+        let value = |k: usize| {
+            let f = fields.get(usize::from(first[k]?))?;
+            Some(text_at(&text, "", f.value))
+        };
+        let declared = value(CONTENT_LENGTH).and_then(parse_length);
+        let names = Names::read(&text, value(FROM), value(TO));
+        let cseq = value(CSEQ).and_then(parse_cseq).and_then(|(n, m)| {
+            let start = (m.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+            Some((
+                n,
+                Span {
+                    start,
+                    end: start + m.len(),
+                },
+            ))
+        });
+        let available = rest.len() - head_len;
+        let body_len = declared.unwrap_or(available).min(available);
         Ok(Request {
             text,
             head_len,
             first,
+            names,
+            cseq,
             fields,
             method,
             uri,
@@ -129,10 +200,30 @@ impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
         let wanted = lookup_name(name);
         if let Some(k) = FIRST.iter().position(|n| n.eq_ignore_ascii_case(wanted)) {
-            let f = self.fields.get(usize::from(self.first[k]?))?;
-            return Some(text_at(&self.text, "", f.value));
+            return self.first_value(k);
         }
         first_value(&self.text, "", &self.fields, wanted)
+    }
+
+    /// The first value of header `FIRST[k]`, found at parse time.
+    fn first_value(&self, k: usize) -> Option<&str> {
+        let f = self.fields.get(usize::from((*self.first.get(k)?)?))?;
+        Some(text_at(&self.text, "", f.value))
+    }
+
+    /// The first From header, as written.
+    pub fn from_value(&self) -> Option<&str> {
+        self.first_value(FROM)
+    }
+
+    /// The first To header, as written.
+    pub fn to_value(&self) -> Option<&str> {
+        self.first_value(TO)
+    }
+
+    /// The first CSeq header, as written.
+    pub fn cseq_value(&self) -> Option<&str> {
+        self.first_value(CSEQ)
     }
 
     /// Every header line with that name (any case, long or compact form), in
@@ -155,17 +246,18 @@ impl Request {
 
     /// The Call-ID header.
     pub fn call_id(&self) -> Option<&str> {
-        self.header("call-id")
+        self.first_value(CALL_ID)
     }
 
     /// The CSeq sequence number and method.
     pub fn cseq(&self) -> Option<(u32, &str)> {
-        parse_cseq(self.header("cseq")?)
+        let (n, method) = self.cseq?;
+        Some((n, text_at(&self.text, "", method)))
     }
 
     /// The topmost Via value (first element of the first Via line), as written.
     pub fn top_via_text(&self) -> Option<&str> {
-        list_items(self.header("via")?).next()
+        list_items(self.first_value(VIA)?).next()
     }
 
     /// The topmost Via, parsed.
@@ -178,22 +270,14 @@ impl Request {
         self.top_via()?.branch().map(str::to_owned)
     }
 
-    /// The `tag` parameter of a name-addr header (`from` or `to`).
-    fn tag_of(&self, header: &str) -> Option<&str> {
-        let parts = split_name_addr(self.header(header)?).ok()?;
-        find_param(parts.params, "tag")
-            .ok()??
-            .filter(|t| is_token(t))
-    }
-
     /// The `tag` parameter of the From header.
     pub fn from_tag(&self) -> Option<&str> {
-        self.tag_of("from")
+        Some(text_at(&self.text, "", self.names.from_tag?))
     }
 
     /// The `tag` parameter of the To header.
     pub fn to_tag(&self) -> Option<&str> {
-        self.tag_of("to")
+        Some(text_at(&self.text, "", self.names.to_tag?))
     }
 
     /// Where the body is in the buffer this was parsed from (at most what
@@ -211,10 +295,7 @@ impl Request {
     /// Where the first value of the first Via line is in the parsed buffer,
     /// when it is written there as one piece (not folded).
     pub fn top_via_range(&self) -> Option<Range<usize>> {
-        let field = self
-            .fields
-            .iter()
-            .find(|f| field_is(&self.text, f, "via"))?;
+        let field = self.fields.get(usize::from(self.first[VIA]?))?;
         if field.value.end > self.head_len {
             return None; // folded: the value was unfolded into the spill
         }
@@ -275,8 +356,8 @@ impl Request {
     /// Whether it has From, To, a non-empty Call-ID and a readable CSeq
     /// (what an answer copies besides the Via).
     pub fn has_dialog_headers(&self) -> bool {
-        self.header("from").is_some()
-            && self.header("to").is_some()
+        self.from_value().is_some()
+            && self.to_value().is_some()
             && self.call_id().is_some_and(|c| !c.is_empty())
             && self.cseq().is_some()
     }
@@ -286,7 +367,7 @@ impl Request {
     /// that is not the request's, From or To that do not parse, a bad
     /// Content-Length or a body shorter than it announces (400).
     pub fn refusal(&self, received: usize) -> Option<Refusal> {
-        self.refusal_given(received, Uri::parse(self.uri()).is_ok())
+        self.refusal_given(received, UriRef::parse(self.uri()).is_ok())
     }
 
     /// [`refusal`](Self::refusal) for a caller that parsed the Request-URI
@@ -311,16 +392,15 @@ impl Request {
         if self.cseq().map(|(_, m)| m) != Some(self.method()) {
             return bad("CSeq Method Does Not Match");
         }
-        for h in ["from", "to"] {
-            if self.header(h).is_none_or(|v| split_name_addr(v).is_err()) {
-                return bad("Bad From or To");
-            }
+        if !self.names.readable {
+            return bad("Bad From or To");
         }
         let available = received.saturating_sub(self.start + self.head_len);
-        if check_body_length(&self.text, &self.fields, available).is_err() {
-            return bad("Bad Content-Length");
+        match self.first_value(CONTENT_LENGTH).map(parse_length) {
+            None => None,
+            Some(Some(len)) if len <= available => None,
+            Some(_) => bad("Bad Content-Length"),
         }
-        None
     }
 }
 
@@ -334,21 +414,8 @@ fn is_sip_scheme(uri: &str) -> bool {
 /// spans of the method and the URI.
 fn parse_request_line(head: &str, line: Span) -> Result<(Span, Span), ParseError> {
     let text = text_at(head, "", line);
-    let mut parts = text.split(' ');
-    let (Some(method), Some(uri), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(err("not a request line"));
-    };
-    if !is_token(method) {
-        return Err(err("bad method"));
-    }
-    if uri.is_empty() || !uri.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(err("bad Request-URI"));
-    }
-    if !version.eq_ignore_ascii_case("SIP/2.0") {
-        return Err(err("not SIP/2.0"));
-    }
+    let (method, uri) =
+        request_line_parts(text.as_bytes()).ok_or_else(|| err("not a request line"))?;
     let method_span = Span {
         start: line.start,
         end: line.start + method.len(),

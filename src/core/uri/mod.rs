@@ -12,7 +12,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
-use super::lexer::{hex_pair, parse_port, split_once_opt, split_str};
+use super::lexer::{find_char, hex_pair, parse_port, split_once_char, split_once_opt, split_str};
 
 mod equiv;
 mod text;
@@ -127,39 +127,118 @@ const PARAM_EXTRA: &[u8] = b"[]/:&+$";
 /// Extra characters allowed in header names and values (`hnv-unreserved`).
 const HEADER_EXTRA: &[u8] = b"[]/?:+$";
 
-impl Uri {
-    /// Parses a SIP or SIPS URI. The scheme is case-insensitive and
+/// A SIP or SIPS URI checked as [`Uri::parse`] checks it but read in
+/// place, nothing copied: what a request's routing and refusal need of its
+/// Request-URI (every request that reaches a contact comes through here).
+#[derive(Clone, Copy, Debug)]
+pub struct UriRef<'a> {
+    /// `sip` or `sips`.
+    pub scheme: Scheme,
+    /// User part as written.
+    pub user: Option<&'a str>,
+    /// Password as written.
+    pub password: Option<&'a str>,
+    /// The host as written.
+    pub host_text: &'a str,
+    /// What the host is.
+    host: HostKind,
+    /// Explicit port, if any.
+    pub port: Option<u16>,
+    /// The parameters as written (`;a=b;c`, or empty).
+    pub params: &'a str,
+    /// The headers as written (after `?`), if any.
+    pub headers: Option<&'a str>,
+}
+
+impl<'a> UriRef<'a> {
+    /// Reads a SIP or SIPS URI. The scheme is case-insensitive and
     /// surrounding whitespace is ignored.
-    pub fn parse(s: &str) -> Result<Uri, UriError> {
+    pub fn parse(s: &'a str) -> Result<UriRef<'a>, UriError> {
         let s = s.trim();
         if s.is_empty() {
             return Err(err("empty"));
         }
         let (scheme, rest) = parse_scheme(s)?;
         // '@' may appear nowhere after the userinfo, so the first one ends it.
-        let (user, password, rest) = match rest.split_once('@') {
+        let (user, password, rest) = match split_once_char(rest, '@') {
             Some((info, rest)) => {
-                let (user, password) = parse_userinfo(info)?;
+                let (user, password) = check_userinfo(info)?;
                 (Some(user), password, rest)
             }
             None => (None, None, rest),
         };
-        let hostport_end = rest.find([';', '?']).unwrap_or(rest.len());
+        let hostport_end = rest
+            .bytes()
+            .position(|b| b == b';' || b == b'?')
+            .unwrap_or(rest.len());
         let (hostport, rest) = split_str(rest, hostport_end);
-        let (host, port) = parse_hostport(hostport)?;
-        let (params, headers) = match rest.split_once('?') {
+        let (host_text, host, port) = read_hostport(hostport)?;
+        let (params, headers) = match split_once_char(rest, '?') {
             Some((params, headers)) => (params, Some(headers)),
             None => (rest, None),
         };
-        Ok(Uri {
+        check_uri_params(params)?;
+        if let Some(h) = headers {
+            h.split('&').try_for_each(check_uri_header)?;
+        }
+        Ok(UriRef {
             scheme,
             user,
             password,
+            host_text,
             host,
             port,
-            params: parse_uri_params(params)?,
-            headers: headers.map(parse_headers).transpose()?.unwrap_or_default(),
+            params,
+            headers,
         })
+    }
+
+    /// The host, owned.
+    pub fn host(&self) -> Host {
+        self.host.owned(self.host_text)
+    }
+
+    /// The URI, owned.
+    pub fn to_uri(&self) -> Uri {
+        // Every part was checked when read: only splitting is left.
+        let params = self
+            .params
+            .strip_prefix(';')
+            .map(|p| {
+                p.split(';')
+                    .map(|p| {
+                        let (name, value) = split_once_opt(p, '=');
+                        (name.to_owned(), value.map(str::to_owned))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let headers = self
+            .headers
+            .map(|h| {
+                h.split('&')
+                    .filter_map(|h| h.split_once('='))
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Uri {
+            scheme: self.scheme,
+            user: self.user.map(str::to_owned),
+            password: self.password.map(str::to_owned),
+            host: self.host(),
+            port: self.port,
+            params,
+            headers,
+        }
+    }
+}
+
+impl Uri {
+    /// Parses a SIP or SIPS URI. The scheme is case-insensitive and
+    /// surrounding whitespace is ignored.
+    pub fn parse(s: &str) -> Result<Uri, UriError> {
+        UriRef::parse(s).map(|u| u.to_uri())
     }
 
     /// The user part (as written) and the `;` parameters (`;a=b;c`, up to any
@@ -285,7 +364,7 @@ impl FromStr for Uri {
 
 /// Reads the `sip:` / `sips:` prefix.
 fn parse_scheme(s: &str) -> Result<(Scheme, &str), UriError> {
-    let (name, rest) = s.split_once(':').ok_or_else(|| err("missing scheme"))?;
+    let (name, rest) = split_once_char(s, ':').ok_or_else(|| err("missing scheme"))?;
     if name.eq_ignore_ascii_case("sip") {
         Ok((Scheme::Sip, rest))
     } else if name.eq_ignore_ascii_case("sips") {
@@ -296,7 +375,7 @@ fn parse_scheme(s: &str) -> Result<(Scheme, &str), UriError> {
 }
 
 /// Splits `user[:password]` and checks both character sets.
-fn parse_userinfo(info: &str) -> Result<(String, Option<String>), UriError> {
+fn check_userinfo(info: &str) -> Result<(&str, Option<&str>), UriError> {
     let (user, password) = split_once_opt(info, ':');
     if user.is_empty() {
         return Err(err("empty user"));
@@ -305,62 +384,117 @@ fn parse_userinfo(info: &str) -> Result<(String, Option<String>), UriError> {
     if let Some(password) = password {
         check_chars(password, PASSWORD_EXTRA, "password")?;
     }
-    Ok((user.to_owned(), password.map(str::to_owned)))
+    Ok((user, password))
 }
 
 /// Parses `host[:port]`, where host may be a bracketed IPv6 reference.
 pub(super) fn parse_hostport(s: &str) -> Result<(Host, Option<u16>), UriError> {
+    let (text, host, port) = read_hostport(s)?;
+    Ok((host.owned(text), port))
+}
+
+/// Reads `host[:port]` in place: the host as written, what it is, the port.
+fn read_hostport(s: &str) -> Result<(&str, HostKind, Option<u16>), UriError> {
     let host_end = if s.starts_with('[') {
-        s.find(']')
+        find_char(s, ']')
             .map(|i| i + 1)
             .ok_or_else(|| err("unbalanced '[' in host"))?
     } else {
-        s.find(':').unwrap_or(s.len())
+        find_char(s, ':').unwrap_or(s.len())
     };
-    let (host, rest) = split_str(s, host_end);
-    let host = parse_host(host)?;
+    let (text, rest) = split_str(s, host_end);
+    let host = read_host(text)?;
     if rest.is_empty() {
-        return Ok((host, None));
+        return Ok((text, host, None));
     }
     let port = rest
         .strip_prefix(':')
         .ok_or_else(|| err("unexpected text after host"))?;
     let port = parse_port(port).ok_or_else(|| err("invalid port"))?;
-    Ok((host, Some(port)))
+    Ok((text, host, Some(port)))
+}
+
+/// What a host is, read without copying its name.
+#[derive(Clone, Copy, Debug)]
+enum HostKind {
+    Domain,
+    V4(Ipv4Addr),
+    V6(Ipv6Addr),
+}
+
+impl HostKind {
+    /// The host whose text is `text`.
+    fn owned(self, text: &str) -> Host {
+        match self {
+            HostKind::Domain => Host::Domain(text.to_owned()),
+            HostKind::V4(a) => Host::V4(a),
+            HostKind::V6(a) => Host::V6(a),
+        }
+    }
 }
 
 /// Parses a host name, IPv4 address or bracketed IPv6 address.
 fn parse_host(s: &str) -> Result<Host, UriError> {
+    read_host(s).map(|h| h.owned(s))
+}
+
+/// Checks a host name, IPv4 address or bracketed IPv6 address.
+fn read_host(s: &str) -> Result<HostKind, UriError> {
     if let Some(inner) = s.strip_prefix('[') {
         let inner = inner
             .strip_suffix(']')
             .ok_or_else(|| err("unbalanced '[' in host"))?;
         return inner
             .parse()
-            .map(Host::V6)
+            .map(HostKind::V6)
             .map_err(|_| err("invalid IPv6 address"));
     }
     if s.is_empty() {
         return Err(err("empty host"));
     }
-    // Underscores are not in the RFC grammar but do occur in real host names.
-    if !s
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
-    {
-        return Err(err("invalid character in host"));
+    // One pass over the bytes (every URI and Via host comes through here):
+    // the character set, and whether it is all digits and dots.
+    let mut numeric = true;
+    for b in s.bytes() {
+        // Underscores are not in the RFC grammar but do occur in real host names.
+        if !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')) {
+            return Err(err("invalid character in host"));
+        }
+        numeric &= b.is_ascii_digit() || b == b'.';
     }
     if has_empty_label(s) {
         return Err(err("empty label in host name"));
     }
     // An all-numeric name can only be meant as an IPv4 address.
-    if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return s
-            .parse()
-            .map(Host::V4)
-            .map_err(|_| err("invalid IPv4 address"));
+    if numeric {
+        return dotted_quad(s.as_bytes())
+            .map(HostKind::V4)
+            .ok_or_else(|| err("invalid IPv4 address"));
     }
-    Ok(Host::Domain(s.to_owned()))
+    Ok(HostKind::Domain)
+}
+
+/// Four decimal octets of at most 255 without leading zeros, joined by
+/// dots (what `Ipv4Addr`'s parser takes), read in one pass.
+fn dotted_quad(s: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = s.split(|&b| b == b'.');
+    for o in &mut octets {
+        let part = parts.next()?;
+        let leading_zero = part.len() > 1 && part.first() == Some(&b'0');
+        if part.is_empty() || part.len() > 3 || leading_zero {
+            return None;
+        }
+        let mut v: u16 = 0;
+        for &b in part {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + u16::from(b - b'0');
+        }
+        *o = u8::try_from(v).ok()?;
+    }
+    parts.next().is_none().then_some(Ipv4Addr::from(octets))
 }
 
 /// True for `a..b` or `.a`; a single trailing dot (FQDN form) is fine.
@@ -374,20 +508,20 @@ fn has_empty_label(s: &str) -> bool {
         || s.as_bytes().windows(2).any(|pair| pair == b"..")
 }
 
-/// Parses `;name[=value]...` (the text between host and `?`).
-fn parse_uri_params(s: &str) -> Result<Vec<(String, Option<String>)>, UriError> {
+/// Checks `;name[=value]...` (the text between host and `?`).
+fn check_uri_params(s: &str) -> Result<(), UriError> {
     let Some(s) = s.strip_prefix(';') else {
         return if s.is_empty() {
-            Ok(Vec::new())
+            Ok(())
         } else {
             Err(err("expected ';' before parameters"))
         };
     };
-    s.split(';').map(parse_uri_param).collect()
+    s.split(';').try_for_each(check_uri_param)
 }
 
-/// Parses one `name[=value]` URI parameter.
-fn parse_uri_param(p: &str) -> Result<(String, Option<String>), UriError> {
+/// Checks one `name[=value]` URI parameter.
+fn check_uri_param(p: &str) -> Result<(), UriError> {
     let (name, value) = split_once_opt(p, '=');
     if name.is_empty() {
         return Err(err("empty parameter name"));
@@ -396,16 +530,11 @@ fn parse_uri_param(p: &str) -> Result<(String, Option<String>), UriError> {
     if let Some(value) = value {
         check_chars(value, PARAM_EXTRA, "parameter")?;
     }
-    Ok((name.to_owned(), value.map(str::to_owned)))
+    Ok(())
 }
 
-/// Parses `name=value&...` (the text after `?`).
-fn parse_headers(s: &str) -> Result<Vec<(String, String)>, UriError> {
-    s.split('&').map(parse_uri_header).collect()
-}
-
-/// Parses one `name=value` URI header.
-fn parse_uri_header(h: &str) -> Result<(String, String), UriError> {
+/// Checks one `name=value` URI header (of the text after `?`).
+fn check_uri_header(h: &str) -> Result<(), UriError> {
     let (name, value) = h
         .split_once('=')
         .ok_or_else(|| err("URI header without '='"))?;
@@ -413,8 +542,7 @@ fn parse_uri_header(h: &str) -> Result<(String, String), UriError> {
         return Err(err("empty header name"));
     }
     check_chars(name, HEADER_EXTRA, "header")?;
-    check_chars(value, HEADER_EXTRA, "header")?;
-    Ok((name.to_owned(), value.to_owned()))
+    check_chars(value, HEADER_EXTRA, "header")
 }
 
 /// `unreserved` from RFC 3261: alphanumerics and marks.

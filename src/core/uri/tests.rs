@@ -420,3 +420,30 @@ fn uri_text_is_its_display() {
     let uri = Uri::parse("sip:a@h;x=1").unwrap();
     assert_eq!(uri.text(), "sip:a@h;x=1");
 }
+
+#[test]
+fn dotted_quads_are_read_as_the_standard_parser_reads_them() {
+    for s in [
+        "127.0.0.1",
+        "0.0.0.0",
+        "255.255.255.255",
+        "256.1.1.1",
+        "01.2.3.4",
+        "1.2.3",
+        "1.2.3.4.5",
+        "1..2.3",
+        "1.2.3.",
+        "",
+        "1.2.3.4a",
+        "1000.1.1.1",
+        "00.1.1.1",
+        "0.10.100.200",
+        "9.99.199.249",
+    ] {
+        assert_eq!(
+            super::dotted_quad(s.as_bytes()),
+            s.parse::<std::net::Ipv4Addr>().ok(),
+            "{s:?}"
+        );
+    }
+}
