@@ -4,7 +4,7 @@
 //! lookup with a key taken from the network (a response's branch) never inserts,
 //! so a multiply-rotate hash (FxHash's scheme) is enough and several times cheaper.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Multiply-rotate hasher for small keys we made ourselves.
@@ -58,6 +58,9 @@ impl Hasher for IdHasher {
 
 /// A `HashMap` with [`IdHasher`].
 pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+/// A `HashSet` with [`IdHasher`].
+pub type IdSet<K> = HashSet<K, BuildHasherDefault<IdHasher>>;
 
 #[cfg(test)]
 mod tests {

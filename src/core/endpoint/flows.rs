@@ -18,13 +18,12 @@
 //! A flow lives while a registerer uses it and is closed when the last one
 //! leaves, so disposing the last registerer closes its connection.
 
-use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::{ConnectSpec, FlowId, HandshakeStep, RegId, UaId};
-use crate::core::idhash::IdMap;
+use crate::core::idhash::{IdMap, IdSet};
 use crate::core::options::Transport;
 
 /// What makes two registerers share a flow.
@@ -55,12 +54,13 @@ pub struct Flow {
     /// registerer go there.
     pub owner: UaId,
     /// Registerers that send on it.
-    pub users: HashSet<RegId>,
+    pub users: IdSet<RegId>,
     /// AORs on it: the user agent using each, and how many of its registerers.
-    aors: HashMap<Arc<str>, (UaId, usize)>,
+    aors: IdMap<Arc<str>, (UaId, usize)>,
     /// Contact users on it (compared unescaped): the user agent holding
-    /// each, and how many of its registerers.
-    contact_users: HashMap<Box<str>, (UaId, usize)>,
+    /// each, and how many of its registerers. (Ours: a user taken from a
+    /// request is only looked up, hence the fast hasher.)
+    contact_users: IdMap<Box<str>, (UaId, usize)>,
     /// Our address: a UDP socket's bound address, a stream's local end.
     /// `None` until the shell opened it.
     pub local: Option<SocketAddr>,
@@ -98,12 +98,12 @@ impl Flow {
 #[derive(Debug, Default)]
 pub struct Flows {
     flows: IdMap<FlowId, Flow>,
-    by_key: HashMap<FlowKey, FlowId>,
+    by_key: IdMap<FlowKey, FlowId>,
     /// The local IP the kernel uses towards each target (for a socket bound
     /// to the unspecified address), as the shell found it.
-    routes: HashMap<SocketAddr, IpAddr>,
+    routes: IdMap<SocketAddr, IpAddr>,
     /// Registerers waiting for a route, by target.
-    route_waiters: HashMap<SocketAddr, Vec<RegId>>,
+    route_waiters: IdMap<SocketAddr, Vec<RegId>>,
     last_id: u64,
 }
 
@@ -139,9 +139,9 @@ impl Flows {
             Flow {
                 key,
                 owner,
-                users: HashSet::new(),
-                aors: HashMap::new(),
-                contact_users: HashMap::new(),
+                users: IdSet::default(),
+                aors: IdMap::default(),
+                contact_users: IdMap::default(),
                 local: None,
                 up: false,
                 handshake_deadline: None,

@@ -87,8 +87,9 @@ struct Received<'a> {
 impl<'a> Received<'a> {
     /// Reads `bytes`, which came from `from`; `None` (with why) when no
     /// answer can be written for it.
-    fn read(bytes: &'a [u8], from: SocketAddr) -> Result<Received<'a>, String> {
-        let req = Request::parse(bytes).map_err(|e| format!("unparsable request: {e}"))?;
+    fn read(bytes: &'a [u8], from: SocketAddr, spare: Request) -> Result<Received<'a>, String> {
+        let req =
+            Request::parse_reusing(bytes, spare).map_err(|e| format!("unparsable request: {e}"))?;
         let no_answer = || "request without a readable Via, From, To, Call-ID or CSeq".to_owned();
         let text = req.top_via_text().ok_or_else(no_answer)?;
         let via = ViaRef::read(text)
@@ -168,7 +169,7 @@ impl Endpoint {
             udp: f.key.transport == Transport::Udp,
         };
         // (A response to the application's own request needs no answer.)
-        let Ok(rcv) = Received::read(bytes, from) else {
+        let Ok(rcv) = Received::read(bytes, from, Request::empty()) else {
             return;
         };
         if rcv.req.method() == "ACK" {
@@ -365,7 +366,8 @@ impl Endpoint {
         udp: bool,
     ) -> UaId {
         let owner = self.flows.get(flow).map_or(0, |f| f.owner);
-        let rcv = match Received::read(bytes, from) {
+        let spare = std::mem::take(&mut self.spare_request);
+        let rcv = match Received::read(bytes, from, spare) {
             Ok(r) => r,
             Err(why) => {
                 self.bump_ua(owner, |s| &s.received);
@@ -373,8 +375,16 @@ impl Endpoint {
                 return owner;
             }
         };
+        let counted = self.on_received(now, &rcv, Source { flow, from, udp }, owner);
+        self.spare_request = rcv.req;
+        counted
+    }
+
+    /// [`on_request`](Self::on_request) once the request was read.
+    fn on_received(&mut self, now: Instant, rcv: &Received<'_>, src: Source, owner: UaId) -> UaId {
+        let Source { flow, from, .. } = src;
+        let bytes = rcv.bytes;
         let req = &rcv.req;
-        let src = Source { flow, from, udp };
         let uri = UriRef::parse(req.uri()).ok();
         let ua = self.route(flow, req, uri.as_ref());
         let counted = ua.unwrap_or(owner);
@@ -393,7 +403,7 @@ impl Endpoint {
         let Some(ua) = ua else {
             if method != "ACK" {
                 let status = refusal.map_or(404, |r| r.status);
-                self.stock(now, src, owner, &rcv, Stock::Status(status), false);
+                self.stock(now, src, owner, rcv, Stock::Status(status), false);
             }
             return counted;
         };
@@ -410,20 +420,20 @@ impl Endpoint {
                 matches!(self.answered.get(now, &k), Some(Seen::Answered(a)) if a.status >= 300)
             });
             if listener && !of_failure && refusal.is_none() {
-                self.hand_up(now, src, ua, &rcv);
+                self.hand_up(now, src, ua, rcv);
             }
             return counted;
         }
         if let Some(r) = refusal {
-            self.stock(now, src, ua, &rcv, Stock::Status(r.status), false);
+            self.stock(now, src, ua, rcv, Stock::Status(r.status), false);
             return counted;
         }
         if method == "OPTIONS" && (answer_options || !listener) {
-            self.stock(now, src, ua, &rcv, Stock::Options, false);
+            self.stock(now, src, ua, rcv, Stock::Options, false);
         } else if listener {
-            self.hand_up(now, src, ua, &rcv);
+            self.hand_up(now, src, ua, rcv);
         } else if !self.repeat_answer(now, src, ua, req) {
-            self.stock(now, src, ua, &rcv, Stock::NotAllowed, false);
+            self.stock(now, src, ua, rcv, Stock::NotAllowed, false);
         }
         counted
     }

@@ -184,6 +184,8 @@ pub struct Endpoint {
     app_requests: app_requests::AppRequests,
     /// Key of our To tags.
     secret: u64,
+    /// The buffers of the last request read, reused for the next one.
+    spare_request: crate::core::message::Request,
 }
 
 impl Endpoint {

@@ -144,7 +144,18 @@ pub(super) fn parse_head(
     head: &str,
     lines: usize,
 ) -> Result<(Span, Vec<Field>, String), ParseError> {
-    let mut fields = Vec::with_capacity(lines.saturating_sub(1));
+    let mut fields = Vec::new();
+    let (start, spill) = parse_head_into(head, lines, &mut fields)?;
+    Ok((start, fields, spill))
+}
+
+/// [`parse_head`] appending the fields to `fields` (a reused buffer).
+pub(super) fn parse_head_into(
+    head: &str,
+    lines: usize,
+    fields: &mut Vec<Field>,
+) -> Result<(Span, String), ParseError> {
+    fields.reserve(lines.saturating_sub(1));
     let mut spill = String::new();
     let mut start = None;
     let bytes = head.as_bytes();
@@ -182,7 +193,7 @@ pub(super) fn parse_head(
         }
     }
     let start = start.ok_or_else(|| err("missing start line"))?;
-    Ok((start, fields, spill))
+    Ok((start, spill))
 }
 
 /// Rejects a line with control characters (other than HT), including a stray CR.

@@ -8,7 +8,8 @@ use std::ops::Range;
 
 use super::frame::request_line_parts;
 use super::head::{
-    all_values, first_value, lookup_name, parse_cseq, parse_head, text_at, Field, FieldName, Span,
+    all_values, first_value, lookup_name, parse_cseq, parse_head_into, text_at, Field, FieldName,
+    Span,
 };
 use super::name_addr::split_name_addr;
 use super::{err, ParseError, Via};
@@ -124,6 +125,12 @@ pub struct Refusal {
     pub reason: &'static str,
 }
 
+impl Default for Request {
+    fn default() -> Request {
+        Request::empty()
+    }
+}
+
 impl Request {
     /// Parses one request from a datagram or a framed stream message.
     ///
@@ -132,15 +139,29 @@ impl Request {
     /// announces is not an error here (see [`refusal`](Self::refusal)), so
     /// such a request can still be answered with 400.
     pub fn parse(buf: &[u8]) -> Result<Request, ParseError> {
+        Request::parse_reusing(buf, Request::empty())
+    }
+
+    /// [`parse`](Self::parse) into the buffers of `spare`, a request that is
+    /// no longer needed (a receive loop keeps one, so reading a request
+    /// allocates nothing once they are large enough).
+    pub fn parse_reusing(buf: &[u8], spare: Request) -> Result<Request, ParseError> {
+        let Request {
+            mut text,
+            mut fields,
+            ..
+        } = spare;
         let start = leading_crlf(buf);
         let rest = buf.get(start..).unwrap_or_default();
         let (head_len, lines) =
             header_end_and_lines(rest).ok_or_else(|| err("incomplete header section"))?;
         let head = std::str::from_utf8(rest.get(..head_len).unwrap_or_default())
             .map_err(|_| err("header section is not UTF-8"))?;
-        let (line, fields, spill) = parse_head(head, lines)?;
+        fields.clear();
+        let (line, spill) = parse_head_into(head, lines, &mut fields)?;
         let (method, uri) = parse_request_line(head, line)?;
-        let mut text = String::with_capacity(head.len() + spill.len());
+        text.clear();
+        text.reserve(head.len() + spill.len());
         text.push_str(head);
         text.push_str(&spill);
         let mut first = [None; FIRST.len()];
@@ -183,6 +204,24 @@ impl Request {
             start,
             body: start + head_len..start + head_len + body_len,
         })
+    }
+
+    /// A request with nothing in it (allocates nothing): a spare for
+    /// [`parse_reusing`](Self::parse_reusing).
+    pub fn empty() -> Request {
+        let none = Span { start: 0, end: 0 };
+        Request {
+            text: String::new(),
+            head_len: 0,
+            fields: Vec::new(),
+            first: [None; FIRST.len()],
+            names: Names::default(),
+            cseq: None,
+            method: none,
+            uri: none,
+            start: 0,
+            body: 0..0,
+        }
     }
 
     /// The method, e.g. `OPTIONS`.
