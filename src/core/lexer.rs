@@ -94,16 +94,35 @@ pub(crate) fn split_before(s: &str, c: char) -> (&str, &str) {
     split_str(s, find_char(s, c).unwrap_or(s.len()))
 }
 
-/// Where the first `c` is in `s`. For an ASCII `c` a plain byte scan: the
-/// values searched here are short, where `str::find`'s set-up costs more
-/// than the scan (and an ASCII byte is never part of a multi-byte character).
+/// Where the first `c` is in `s`. For an ASCII `c` a byte scan, eight
+/// bytes at a time: the values searched here are short, where `str::find`'s
+/// set-up costs more than the scan (and an ASCII byte is never part of a
+/// multi-byte character).
 pub(crate) fn find_char(s: &str, c: char) -> Option<usize> {
     if c.is_ascii() {
-        let b = c as u8;
-        s.bytes().position(|x| x == b)
+        find_byte(s.as_bytes(), c as u8)
     } else {
         s.find(c)
     }
+}
+
+/// Offset of the first `b` in `bytes`: whole words skipped while none of
+/// their bytes is `b`, then byte by byte.
+pub(crate) fn find_byte(bytes: &[u8], b: u8) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let pattern = ONES * u64::from(b);
+    let mut at = 0;
+    while let Some(word) = bytes.get(at..at + 8) {
+        // A byte equal to `b` is a zero byte of w; the test is exact for "some byte is zero".
+        let w = u64::from_le_bytes(<[u8; 8]>::try_from(word).unwrap_or_default()) ^ pattern;
+        if w.wrapping_sub(ONES) & !w & HIGH != 0 {
+            break;
+        }
+        at += 8;
+    }
+    let found = bytes.get(at..)?.iter().position(|&x| x == b)?;
+    Some(at + found)
 }
 
 /// [`str::split_once`] on a char, by [`find_char`].
@@ -766,6 +785,26 @@ mod tests {
     /// The word-at-a-time scan finds what a byte-by-byte one finds: every
     /// byte value at every place of a word and past it, among fillers that
     /// sit next to the tested ranges (UTF-8 bytes, SP, DEL's neighbours).
+    #[test]
+    fn find_byte_matches_a_byte_scan() {
+        for len in 0..20 {
+            for filler in [b'a', 0x00, 0x80, 0xff, b';' + 1, b';' - 1] {
+                let mut buf = vec![filler; len];
+                assert_eq!(find_byte(&buf, b';'), None);
+                for at in 0..len {
+                    buf[at] = b';';
+                    assert_eq!(find_byte(&buf, b';'), Some(at), "{len} {filler} {at}");
+                    if at + 1 < len {
+                        buf[at + 1] = b';';
+                        assert_eq!(find_byte(&buf, b';'), Some(at));
+                        buf[at + 1] = filler;
+                    }
+                    buf[at] = filler;
+                }
+            }
+        }
+    }
+
     #[test]
     fn next_control_matches_a_byte_scan() {
         let slow = |b: &[u8]| {

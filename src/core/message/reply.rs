@@ -204,14 +204,30 @@ impl Tag {
     pub fn new(secret: u64, req: &Request, branch: Option<&str>) -> Tag {
         // One keyed hash over the three values, each ended by a byte no
         // header value holds (fed in one piece: SipHash's cost is per write).
-        let mut input = Vec::with_capacity(128);
-        for part in [req.call_id(), req.from_tag(), branch] {
-            input.extend_from_slice(part.unwrap_or_default().as_bytes());
-            input.push(if part.is_some() { 0 } else { 1 });
-        }
         let mut h = std::collections::hash_map::DefaultHasher::new();
         secret.hash(&mut h);
-        h.write(&input);
+        let mut input = [0u8; 256];
+        let mut len = 0;
+        for part in [req.call_id(), req.from_tag(), branch] {
+            let bytes = part.unwrap_or_default().as_bytes();
+            let end = len + bytes.len() + 1;
+            match input.get_mut(len..end) {
+                Some(room) => {
+                    let (text, mark) = room.split_at_mut(bytes.len());
+                    text.copy_from_slice(bytes);
+                    mark[0] = if part.is_some() { 0 } else { 1 };
+                    len = end;
+                }
+                None => {
+                    // Longer than the buffer: what is gathered, then this part.
+                    h.write(input.get(..len).unwrap_or_default());
+                    h.write(bytes);
+                    h.write_u8(if part.is_some() { 0 } else { 1 });
+                    len = 0;
+                }
+            }
+        }
+        h.write(input.get(..len).unwrap_or_default());
         let v = h.finish();
         let mut out = [0u8; 16];
         for (i, b) in out.iter_mut().enumerate() {
