@@ -17,6 +17,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+use crate::core::idhash::IdMap;
+
 /// Answers per second a trusted source (a registrar we send to) gets.
 pub const TRUSTED_RATE: f64 = 5_000.0;
 /// Answers a trusted source can get at once.
@@ -77,7 +79,8 @@ pub enum Verdict {
 /// Per-source answer budgets.
 #[derive(Debug, Default)]
 pub struct AnswerLimit {
-    trusted: HashMap<SocketAddr, Bucket>,
+    /// Registrars and stream peers: addresses we chose, so the id hasher.
+    trusted: IdMap<SocketAddr, Bucket>,
     sources: HashMap<IpAddr, Bucket>,
     global: Option<Bucket>,
 }
@@ -115,30 +118,40 @@ impl AnswerLimit {
 }
 
 /// Takes a token from `key`'s bucket (and from `global` too, when given).
-fn take<K: std::hash::Hash + Eq + Copy>(
-    table: &mut HashMap<K, Bucket>,
+fn take<K: std::hash::Hash + Eq + Copy, S: std::hash::BuildHasher>(
+    table: &mut HashMap<K, Bucket, S>,
     key: K,
     now: Instant,
     rate: f64,
     burst: f64,
     global: Option<&mut Bucket>,
 ) -> Verdict {
-    if !table.contains_key(&key) {
-        if table.len() >= MAX_SOURCES {
-            // Forget the idle ones (refilled to the brim).
-            table.retain(|_, b| {
-                b.refill(now, rate, burst);
-                b.tokens < burst
-            });
-        }
-        if table.len() >= MAX_SOURCES {
-            return Verdict::Limited { first: false };
-        }
-        table.insert(key, Bucket::full(now, burst));
+    // A known source (nearly every request) takes one lookup.
+    if let Some(b) = table.get_mut(&key) {
+        return spend(b, now, rate, burst, global);
     }
-    let Some(b) = table.get_mut(&key) else {
+    if table.len() >= MAX_SOURCES {
+        // Forget the idle ones (refilled to the brim).
+        table.retain(|_, b| {
+            b.refill(now, rate, burst);
+            b.tokens < burst
+        });
+    }
+    if table.len() >= MAX_SOURCES {
         return Verdict::Limited { first: false };
-    };
+    }
+    let b = table.entry(key).or_insert_with(|| Bucket::full(now, burst));
+    spend(b, now, rate, burst, global)
+}
+
+/// Takes a token from `b` (and from `global` too, when given) if both have one.
+fn spend(
+    b: &mut Bucket,
+    now: Instant,
+    rate: f64,
+    burst: f64,
+    global: Option<&mut Bucket>,
+) -> Verdict {
     let mut global = global;
     let global_ok = match global.as_mut() {
         Some(g) => g.has(now, GLOBAL_RATE, GLOBAL_BURST),
