@@ -5,7 +5,8 @@ use std::borrow::Cow;
 
 use super::head::{first_value, parse_head};
 use crate::core::lexer::{
-    first_line, header_end_and_lines, is_token_byte, leading_crlf, parse_length, strip_prefix_ci,
+    first_line, header_end_and_lines, is_token_byte, leading_crlf, parse_length, split_bytes,
+    strip_prefix_ci,
 };
 
 /// What kind of message a buffer starts with.
@@ -166,16 +167,66 @@ fn is_request_line(line: &[u8]) -> bool {
 /// The method and Request-URI of `METHOD SP Request-URI SP SIP/2.0` (a
 /// token, a non-empty run of visible characters, the version in any case).
 pub(super) fn request_line_parts(line: &[u8]) -> Option<(&[u8], &[u8])> {
-    // Exactly two spaces: the URI between the first and the last holds none
-    // (visible characters exclude the space), nor do the method and version.
-    let first = line.iter().position(|&b| b == b' ')?;
-    let last = line.iter().rposition(|&b| b == b' ')?;
-    let (method, version) = (line.get(..first)?, line.get(last + 1..)?);
-    let uri = line.get(first + 1..last)?;
-    let ok = !method.is_empty()
-        && method.iter().all(|&b| is_token_byte(b))
-        && !uri.is_empty()
-        && uri.iter().all(|b| b.is_ascii_graphic())
-        && version.eq_ignore_ascii_case(b"SIP/2.0");
+    // One pass: the method runs to its first non-token byte, which must be
+    // the space; the URI to its first non-visible byte, which must be the
+    // second space; the rest is the version (so no third space).
+    let method_len = line.iter().position(|&b| !is_token_byte(b))?;
+    let (method, rest) = split_bytes(line, method_len);
+    let rest = rest.strip_prefix(b" ")?;
+    let uri_len = rest.iter().position(|b| !b.is_ascii_graphic())?;
+    let (uri, version) = split_bytes(rest, uri_len);
+    let version = version.strip_prefix(b" ")?;
+    let ok = !method.is_empty() && !uri.is_empty() && version.eq_ignore_ascii_case(b"SIP/2.0");
     ok.then_some((method, uri))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rule as the grammar states it: three parts split at single spaces.
+    fn by_the_grammar(line: &[u8]) -> Option<(&[u8], &[u8])> {
+        let mut parts = line.split(|&b| b == b' ');
+        let (Some(method), Some(uri), Some(version), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let ok = !method.is_empty()
+            && method.iter().all(|&b| is_token_byte(b))
+            && !uri.is_empty()
+            && uri.iter().all(|b| b.is_ascii_graphic())
+            && version.eq_ignore_ascii_case(b"SIP/2.0");
+        ok.then_some((method, uri))
+    }
+
+    #[test]
+    fn the_one_pass_request_line_reader_follows_the_grammar() {
+        let lines: [&[u8]; 16] = [
+            b"OPTIONS sip:a@h SIP/2.0",
+            b"OPTIONS sip:a@h sip/2.0",
+            b"OPTIONS  sip:a@h SIP/2.0",
+            b"OPTIONS sip:a@h  SIP/2.0",
+            b"OPTIONS sip:a@h SIP/2.0 ",
+            b" OPTIONS sip:a@h SIP/2.0",
+            b"OPTIONS sip:a@h",
+            b"OPTIONS",
+            b"",
+            b"OPT(ONS sip:a@h SIP/2.0",
+            b"OPTIONS sip:a\x01@h SIP/2.0",
+            b"OPTIONS sip:\xc3\xa9@h SIP/2.0",
+            b"INVITE sip:a@h SIP/2.1",
+            b"INVITE sip:a@h SIP/2.0\r",
+            b"X-Y.z! <sip:a@h> SIP/2.0",
+            b"INVITE sip:a@h SIP/2.0 extra",
+        ];
+        for line in lines {
+            assert_eq!(
+                request_line_parts(line),
+                by_the_grammar(line),
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
 }
