@@ -8,6 +8,24 @@ use crate::core::lexer::{
     is_continuation, is_digits, is_token, is_ws, parse_length, scan_line, split_str,
 };
 
+/// Header names a registrar's responses carry (stored without an
+/// allocation), grouped by length, shortest first.
+const COMMON_NAMES_BY_LEN: [(usize, &[&str]); 13] = [
+    (2, &["to"]),
+    (3, &["via"]),
+    (4, &["from", "cseq", "date", "path"]),
+    (5, &["allow"]),
+    (6, &["server"]),
+    (7, &["call-id", "contact", "expires", "require", "warning"]),
+    (9, &["supported"]),
+    (10, &["user-agent", "flow-timer"]),
+    (11, &["min-expires", "retry-after"]),
+    (13, &["service-route"]),
+    (14, &["content-length"]),
+    (16, &["www-authenticate"]),
+    (18, &["proxy-authenticate"]),
+];
+
 /// Compact header names (RFC 3261 §7.3.3 and later extensions) and the
 /// lower-case long names they stand for.
 const COMPACT_NAMES: [(char, &str); 20] = [
@@ -33,32 +51,6 @@ const COMPACT_NAMES: [(char, &str); 20] = [
     ('y', "identity"),
 ];
 
-/// Header names a registrar's responses carry, stored without an allocation.
-const COMMON_NAMES: [&str; 22] = [
-    "via",
-    "from",
-    "to",
-    "call-id",
-    "cseq",
-    "contact",
-    "content-length",
-    "www-authenticate",
-    "proxy-authenticate",
-    "expires",
-    "min-expires",
-    "retry-after",
-    "server",
-    "user-agent",
-    "allow",
-    "supported",
-    "date",
-    "require",
-    "path",
-    "service-route",
-    "warning",
-    "flow-timer",
-];
-
 /// The canonical (lower-case long) name of a compact or common header name,
 /// matched ignoring ASCII case; `None` for other names.
 fn known_name(name: &str) -> Option<&'static str> {
@@ -69,13 +61,13 @@ fn known_name(name: &str) -> Option<&'static str> {
             .find(|(short, _)| *short == c)
             .map(|(_, long)| *long);
     }
-    // Most lines differ from most names in length: only those of the same
-    // length are compared (every message's every line comes through here).
+    // Only the names of the same length are compared (every message's every
+    // line comes through here): the common names grouped by length.
     let len = name.len();
-    COMMON_NAMES
+    COMMON_NAMES_BY_LEN
         .iter()
-        .filter(|n| n.len() == len)
-        .find(|n| n.eq_ignore_ascii_case(name))
+        .find(|(l, _)| *l == len)
+        .and_then(|(_, names)| names.iter().find(|n| n.eq_ignore_ascii_case(name)))
         .copied()
 }
 
@@ -234,13 +226,18 @@ fn fold(head: &str, spill: &mut String, field: &mut Field, continuation: &str) {
 /// Parses `Name SWS ":" value` (the line starting at `line_at` in the header
 /// section) into a field.
 fn parse_header_line(line: &str, line_at: usize) -> Result<Field, ParseError> {
-    let colon = line
-        .bytes()
-        .position(|b| b == b':')
+    // By bytes: ':', SP and HT are ASCII, so every offset found is a char boundary.
+    let b = line.as_bytes();
+    let colon = b
+        .iter()
+        .position(|&c| c == b':')
         .ok_or_else(|| err("header line without ':'"))?;
-    let (name, value) = split_str(line, colon);
-    let value = value.get(1..).unwrap_or_default();
-    let name = name.trim_end_matches(is_ws);
+    let is_blank = |c: &u8| *c == b' ' || *c == b'\t';
+    let name_len = b
+        .get(..colon)
+        .and_then(|n| n.iter().rposition(|c| !is_blank(c)))
+        .map_or(0, |i| i + 1);
+    let name = line.get(..name_len).unwrap_or_default();
     if !is_token(name) {
         return Err(err("bad header name"));
     }
@@ -251,15 +248,22 @@ fn parse_header_line(line: &str, line_at: usize) -> Result<Field, ParseError> {
             end: line_at + name.len(),
         }),
     };
-    let trimmed = value.trim_start_matches(is_ws);
+    let value = b.get(colon + 1..).unwrap_or_default();
+    let lead = value
+        .iter()
+        .position(|c| !is_blank(c))
+        .unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|c| !is_blank(c))
+        .map_or(lead, |i| i + 1);
     // The value starts after the name part, the ':' and any blanks.
-    let value_start = line_at + (line.len() - value.len()) + (value.len() - trimmed.len());
-    let trimmed = trimmed.trim_end_matches(is_ws);
+    let value_start = line_at + colon + 1 + lead;
     Ok(Field {
         name,
         value: Span {
             start: value_start,
-            end: value_start + trimmed.len(),
+            end: value_start + (end - lead),
         },
     })
 }
@@ -329,4 +333,23 @@ pub(super) fn first_value<'a>(
         .iter()
         .find(|f| field_is(head, f, name))
         .map(|f| text_at(head, spill, f.value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_common_names_are_grouped_by_their_length_in_lower_case() {
+        let mut seen = std::collections::HashSet::new();
+        for (len, names) in COMMON_NAMES_BY_LEN {
+            for n in names {
+                assert_eq!(n.len(), len, "{n}");
+                assert_eq!(n.to_ascii_lowercase(), *n);
+                assert!(seen.insert(*n), "{n} twice");
+                assert_eq!(known_name(&n.to_ascii_uppercase()), Some(*n));
+            }
+        }
+        assert_eq!(known_name("X-Custom"), None);
+    }
 }
