@@ -380,9 +380,25 @@ fn param_name_value(p: &str) -> Result<(&str, Option<&str>), LexError> {
     Ok((name, value))
 }
 
+/// Bytes of an unquoted ASCII parameter value: no blank, quote, control
+/// character or DEL (ASCII whitespace other than SP is all control).
+const PLAIN_VALUE_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0x21;
+    while b < 0x7f {
+        table[b] = b != b'"' as usize;
+        b += 1;
+    }
+    table
+};
+
 /// A value is one whole quoted string, or text without blanks, quotes or
 /// control characters.
 fn is_param_value(v: &str) -> bool {
+    // The usual case, one table lookup a byte: visible ASCII but '"'.
+    if v.bytes().all(|b| PLAIN_VALUE_BYTES[usize::from(b)]) {
+        return true;
+    }
     if v.starts_with('"') {
         quoted_len(v) == Some(v.len()) && !v.chars().any(|c| c.is_ascii_control() && c != '\t')
     } else if v.is_ascii() {
