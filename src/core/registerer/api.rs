@@ -141,6 +141,8 @@ impl Registerer {
             return;
         }
         self.run_transaction_timers(now);
+        // A transaction that timed out ended its request.
+        self.pack_auth_when_idle();
         self.purge_lingering(now);
         if self.dispose_deadline.is_some_and(|d| now >= d) {
             self.note("dispose: no final answer within the shutdown bound; terminating");

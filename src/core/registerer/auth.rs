@@ -56,8 +56,9 @@ impl Registerer {
     }
 
     /// The strongest algorithm `realm` offered in an earlier challenge we answered.
-    fn strongest_seen(&self, realm: &str) -> Option<Algorithm> {
+    fn strongest_seen(&mut self, realm: &str) -> Option<Algorithm> {
         self.auth
+            .open()
             .iter()
             .filter(|e| e.challenge.realm == realm)
             .map(|e| e.strongest)
@@ -76,10 +77,10 @@ impl Registerer {
         .flatten()
         .max_by_key(|alg| alg.strength())
         .unwrap_or(Algorithm::Md5);
-        self.auth
-            .retain(|e| !(e.proxy == proxy && e.challenge.realm == ch.realm));
-        self.auth.reserve_exact(1);
-        self.auth.push(AuthEntry {
+        let auth = self.auth.open();
+        auth.retain(|e| !(e.proxy == proxy && e.challenge.realm == ch.realm));
+        auth.reserve_exact(1);
+        auth.push(AuthEntry {
             proxy,
             challenge: ch,
             nc: 0,
@@ -93,12 +94,13 @@ impl Registerer {
     pub(super) fn credentials_headers(&mut self, p: &mut Pending) -> Vec<(AuthHeader, String)> {
         let ua = &self.settings.ua;
         let uri = self.settings.registrar_text.as_str();
-        let usable = self.auth.iter().filter(|e| e.usable).count();
+        let auth = self.auth.open();
+        let usable = auth.iter().filter(|e| e.usable).count();
         let mut out = Vec::with_capacity(usable);
         // Exact: a queued request keeps this list until it is answered, and
         // the default growth would reserve four entries for the usual one.
         p.answered.reserve_exact(usable);
-        for entry in self.auth.iter_mut().filter(|e| e.usable) {
+        for entry in auth.iter_mut().filter(|e| e.usable) {
             let Some(fit) = credentials::credential_for(ua, &entry.challenge) else {
                 continue;
             };
@@ -138,8 +140,19 @@ impl Registerer {
     /// so no answer from the old secret leaves), but each realm's strongest
     /// algorithm is still remembered.
     pub(super) fn forget_answers(&mut self) {
-        for e in &mut self.auth {
+        for e in self.auth.open() {
             e.usable = false;
+        }
+        if self.pending.is_none() {
+            self.auth.pack();
+        }
+    }
+
+    /// Between requests the challenges are packed (they are opened again
+    /// when the next request is admitted).
+    pub(super) fn pack_auth_when_idle(&mut self) {
+        if self.pending.is_none() {
+            self.auth.pack();
         }
     }
 }

@@ -28,6 +28,7 @@ mod api;
 mod auth;
 mod failover;
 mod nat;
+mod packed_auth;
 mod responses;
 mod sending;
 
@@ -279,7 +280,9 @@ pub struct Registerer {
     dispose_deadline: Option<Instant>,
     rebind_wanted: bool,
     dispose_resent: bool,
-    auth: Vec<AuthEntry>,
+    /// Per-realm challenges: open while a request uses them, packed into
+    /// one buffer between requests.
+    auth: packed_auth::AuthCache,
     /// Contacts of the last 2xx, shared with the runtime's snapshot (`None`: none).
     contacts: Option<Arc<[String]>>,
     retry_after: Option<u32>,
@@ -396,7 +399,7 @@ impl Registerer {
             dispose_deadline: None,
             rebind_wanted: false,
             dispose_resent: false,
-            auth: Vec::new(),
+            auth: packed_auth::AuthCache::default(),
             contacts: None,
             retry_after: None,
             last_response: None,

@@ -28,6 +28,7 @@ impl Registerer {
                     .map(|p| p.tx.on_response(resp.status, now));
                 if delivery == Some(Delivery::Final) {
                     self.on_final(now, resp);
+                    self.pack_auth_when_idle();
                 }
                 return Ok(());
             }
