@@ -517,8 +517,8 @@ pub unsafe extern "C" fn sipreg_registerer_flow(
 ) -> sipreg_result {
     guard(|| {
         let h = get(r)?;
-        let flow = h.shared.snap().flow.clone().unwrap_or_default();
-        copy_out(&flow, buf, len, needed)
+        let flow = h.shared.snap().flow.clone();
+        copy_out(flow.as_ref().map_or("", |f| &f.text), buf, len, needed)
     })
 }
 

@@ -78,8 +78,9 @@ pub struct Snapshot {
     pub disposing: bool,
     /// Timer E retransmissions so far.
     pub retransmissions: u64,
-    /// The flow requests went out on last: "proto:local -> remote".
-    pub flow: Option<String>,
+    /// The flow requests went out on last ("proto:local -> remote" in its
+    /// `text`), shared with the registerers on it.
+    pub flow: Option<Arc<crate::core::endpoint::ShownFlow>>,
     /// The flow in use now (for the application's own messages).
     pub flow_id: Option<FlowId>,
     /// Service-Route, Path and GRUUs of the last 2xx; `None` when it had

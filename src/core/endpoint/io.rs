@@ -106,10 +106,25 @@ pub struct View {
     pub public_address: Option<SocketAddr>,
     /// What only changes with an event; `None` when the step fired none.
     pub facts: Option<Box<Facts>>,
-    /// The flow in use as "proto:local -> remote", when it changed.
-    pub flow: Option<String>,
+    /// The flow in use, when it changed (shared by every registerer on it).
+    pub flow: Option<Arc<ShownFlow>>,
     /// The flow in use (where the application's own messages go).
     pub flow_id: Option<FlowId>,
+}
+
+/// A flow as the application is shown it: "proto:local -> remote", made
+/// once and shared by the registerers that send the same way (the endpoint
+/// hands out the last one made while it still fits).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ShownFlow {
+    /// The transport's name (`udp`, `tcp`, ...).
+    pub transport: &'static str,
+    /// Our end.
+    pub local: SocketAddr,
+    /// The registrar's (or proxy's) end.
+    pub remote: SocketAddr,
+    /// "proto:local -> remote".
+    pub text: Box<str>,
 }
 
 /// The parts of a [`View`] that change only with events.

@@ -31,21 +31,21 @@ mod incoming;
 mod io;
 pub mod pacing;
 mod receive;
+mod reg_list;
 mod service;
 pub mod stats;
 mod timers;
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 pub use flows::{normalized_user, Flow, FlowKey};
 use io::view_of;
 pub use io::{
-    Action, ConnectSpec, Facts, FlowError, HandshakeStep, TlsSpec, Transmit, TransmitKind, View,
-    WsSpec,
+    Action, ConnectSpec, Facts, FlowError, HandshakeStep, ShownFlow, TlsSpec, Transmit,
+    TransmitKind, View, WsSpec,
 };
 pub use stats::UaStats;
 
@@ -73,8 +73,8 @@ struct UaEntry {
     /// Shared with the API handle and the registerers (copied only on change).
     config: Arc<UserAgentConfig>,
     stats: Arc<UaStats>,
-    /// Its registerers (usually one: a short list, not a hash table per user agent).
-    regs: Vec<RegId>,
+    /// Its registerers (usually one: kept inline, not a list on the heap).
+    regs: reg_list::RegList,
     /// Being freed: gone once its last registerer is.
     freeing: bool,
     /// The "certificates are not checked" warning was logged for this user agent.
@@ -90,10 +90,10 @@ const DEFAULT_SERVER_LINE: &str = concat!("Server: sipreg/", env!("CARGO_PKG_VER
 /// kept in its entry (one place in memory) rather than behind the settings
 /// and the registerers.
 struct Answering {
-    /// `Allow: …` of the library's answers.
-    allow: Cow<'static, str>,
-    /// `Server: …` of the library's answers.
-    server: Cow<'static, str>,
+    /// `Allow: …` of the library's answers (the default one is shared).
+    allow: Arc<str>,
+    /// `Server: …` of the library's answers (the default one is shared).
+    server: Arc<str>,
     /// The application listens for requests.
     listener: bool,
     /// The library answers OPTIONS.
@@ -107,15 +107,18 @@ struct Answering {
 impl Answering {
     fn of(config: &UserAgentConfig) -> Answering {
         // The default lines are shared, not allocated per user agent.
+        static DEFAULT_LINES: OnceLock<(Arc<str>, Arc<str>)> = OnceLock::new();
+        let defaults =
+            DEFAULT_LINES.get_or_init(|| (DEFAULT_ALLOW_LINE.into(), DEFAULT_SERVER_LINE.into()));
         let allow = if config.allow == DEFAULT_ALLOW {
-            Cow::Borrowed(DEFAULT_ALLOW_LINE)
+            defaults.0.clone()
         } else {
-            Cow::Owned(format!("Allow: {}", config.allow))
+            format!("Allow: {}", config.allow).into()
         };
         let server = if config.user_agent == DEFAULT_USER_AGENT {
-            Cow::Borrowed(DEFAULT_SERVER_LINE)
+            defaults.1.clone()
         } else {
-            Cow::Owned(format!("Server: {}", config.user_agent))
+            format!("Server: {}", config.user_agent).into()
         };
         Answering {
             allow,
@@ -151,9 +154,10 @@ struct RegEntry {
     freed: bool,
     /// An unregister that arrived while a request was in flight (an automatic
     /// refresh raced the API call): run when that request ends.
-    deferred_unregister: Option<(bool, Vec<String>)>,
-    /// The flow last published: (local, remote).
-    shown_flow: Option<(SocketAddr, SocketAddr)>,
+    /// Boxed: rare, and the entry stays small.
+    deferred_unregister: Option<Box<(bool, Vec<String>)>>,
+    /// The flow last published (shared with the registerers on it).
+    shown_flow: Option<Arc<ShownFlow>>,
 }
 
 /// Every registerer and flow of the process, sans-IO.
@@ -184,6 +188,9 @@ pub struct Endpoint {
     app_requests: app_requests::AppRequests,
     /// Key of our To tags.
     secret: u64,
+    /// The flow view made last, handed to the next registerer sending the
+    /// same way instead of a text of its own.
+    last_shown_flow: Option<Arc<ShownFlow>>,
     /// The buffers of the last request read, reused for the next one.
     spare_request: crate::core::message::Request,
 }
@@ -280,7 +287,7 @@ impl Endpoint {
                 answering: Answering::of(&config),
                 config,
                 stats,
-                regs: Vec::new(),
+                regs: reg_list::RegList::default(),
                 freeing: false,
                 warned_insecure: false,
             },
@@ -309,7 +316,7 @@ impl Endpoint {
         let Some(ua) = self.uas.get(&id) else {
             return;
         };
-        let mut regs: Vec<RegId> = ua.regs.clone();
+        let mut regs: Vec<RegId> = ua.regs.to_vec();
         let mut flows: Vec<FlowId> = regs
             .iter()
             .filter_map(|rid| self.regs.get(rid).and_then(|r| r.flow))
@@ -344,7 +351,7 @@ impl Endpoint {
             return;
         };
         ua.freeing = true;
-        for rid in ua.regs.clone() {
+        for rid in ua.regs.to_vec() {
             self.drive(rid, now, |core, now| core.dispose(now));
         }
         self.check_ua_done(id);
@@ -419,7 +426,7 @@ impl Endpoint {
         });
         if deferred {
             if let Some(r) = self.regs.get_mut(&id) {
-                r.deferred_unregister = Some((all, headers));
+                r.deferred_unregister = Some(Box::new((all, headers)));
             }
         }
         self.start_admitted(now);
@@ -698,6 +705,8 @@ impl Endpoint {
 
 #[cfg(test)]
 mod answering_tests {
+    use std::borrow::Cow;
+
     use super::*;
 
     #[test]
@@ -706,7 +715,12 @@ mod answering_tests {
         assert_eq!(DEFAULT_SERVER_LINE, format!("Server: {DEFAULT_USER_AGENT}"));
         let mut config = UserAgentConfig::new("sip:alice@127.0.0.1").unwrap();
         let a = Answering::of(&config);
-        assert!(matches!(a.allow, Cow::Borrowed(_)) && matches!(a.server, Cow::Borrowed(_)));
+        let b = Answering::of(&config);
+        assert!(Arc::ptr_eq(&a.allow, &b.allow) && Arc::ptr_eq(&a.server, &b.server));
+        assert_eq!(
+            (&*a.allow, &*a.server),
+            (DEFAULT_ALLOW_LINE, DEFAULT_SERVER_LINE)
+        );
         config.allow = Cow::Owned("INVITE, OPTIONS".into());
         config.user_agent = Cow::Owned("phone/2".into());
         let a = Answering::of(&config);

@@ -4,12 +4,13 @@
 //! flow, its deferred unregister, and publishing its view and events.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::flows::FlowKey;
 use super::pacing::Outcome;
 use super::{
-    view_of, Action, ConnectSpec, Endpoint, FlowError, FlowId, RegId, TlsSpec, Transmit,
+    view_of, Action, ConnectSpec, Endpoint, FlowError, FlowId, RegId, ShownFlow, TlsSpec, Transmit,
     TransmitKind, WsSpec,
 };
 use crate::core::failure::{Failure, FailureKind};
@@ -112,7 +113,7 @@ impl Endpoint {
                 return;
             };
             if !reg.core.is_waiting() {
-                if let Some((all, headers)) = reg.deferred_unregister.take() {
+                if let Some((all, headers)) = reg.deferred_unregister.take().map(|d| *d) {
                     let _ = reg.core.unregister_with_headers(now, all, &headers);
                     progressed = true;
                 }
@@ -579,10 +580,29 @@ impl Endpoint {
         });
         // A terminated registerer leaves its flow below.
         view.flow_id = reg.flow.filter(|_| reg.core.state() != State::Terminated);
-        if let Some((local, remote)) = now_flow.filter(|f| reg.shown_flow != Some(*f)) {
-            let transport = reg.core.settings().transport.as_str();
-            view.flow = Some(flow_text(transport, local, remote));
-            reg.shown_flow = now_flow;
+        let transport = reg.core.settings().transport.as_str();
+        let shows = |s: &ShownFlow, (local, remote): (SocketAddr, SocketAddr)| {
+            s.transport == transport && s.local == local && s.remote == remote
+        };
+        if let Some(now_flow) =
+            now_flow.filter(|f| !reg.shown_flow.as_deref().is_some_and(|s| shows(s, *f)))
+        {
+            let shown = match self.last_shown_flow.as_ref().filter(|s| shows(s, now_flow)) {
+                Some(s) => s.clone(),
+                None => {
+                    let (local, remote) = now_flow;
+                    let s = Arc::new(ShownFlow {
+                        transport,
+                        local,
+                        remote,
+                        text: flow_text(transport, local, remote).into_boxed_str(),
+                    });
+                    self.last_shown_flow = Some(s.clone());
+                    s
+                }
+            };
+            view.flow = Some(shown.clone());
+            reg.shown_flow = Some(shown);
         }
         let deadline = reg.core.poll_timeout();
         if deadline != reg.timer_at {
