@@ -994,7 +994,7 @@ fn soak_one(seed: u64, hours: u64, stats: &mut SoakStats) {
             // reached): the registerer rests Unregistered with nothing due.
             let gave_up_on_423 = state == State::Unregistered
                 && !reg.is_waiting()
-                && reg.last_response().is_some_and(|(code, _)| *code == 423);
+                && reg.last_response().is_some_and(|(code, _)| code == 423);
             if gave_up_on_423 {
                 break;
             }

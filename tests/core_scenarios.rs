@@ -72,7 +72,7 @@ fn first_register_without_auth_has_the_rfc_3261_shape() {
     assert_eq!(h.states(), vec![State::Registered]);
     assert_eq!(h.responses(), vec![200]);
     assert_eq!(h.reg.contacts(), ["sip:alice@127.0.0.1:5080"]);
-    assert_eq!(h.reg.last_response(), Some(&(200, "OK".to_string())));
+    assert_eq!(h.reg.last_response(), Some((200, "OK")));
 }
 
 #[test]

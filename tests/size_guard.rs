@@ -17,22 +17,27 @@ use std::time::{Duration, Instant};
 use sipreg::core::registerer::{Registerer, State};
 use support::counting::{authenticated_registration, measure, Counting};
 
-/// `size_of::<Registerer>()`. Measured 2026-12-08: 720; 2026-12-02: 688 (992 before the rare
+/// `size_of::<Registerer>()`. Measured 2026-12-08: 712 (720 before the
+/// Call-ID and From tag went inline and the last reason became shared
+/// text); 2026-12-02: 688 (992 before the rare
 /// settings were boxed, the branch key kept inline and the parsed registrar
 /// URI dropped once its text and port are known; 1 504 before this
 /// round: keep-alive, routing facts and RFC 3263 targets now boxed on first
 /// use, sends owed as two counters, the To URI kept as shared text only).
-const MAX_REGISTERER_SIZE: usize = 720;
+const MAX_REGISTERER_SIZE: usize = 712;
 /// Heap bytes a Registered registerer keeps right after its 200, lingering
 /// transactions included (requested sizes, without the allocator's own
-/// overhead). Measured 2026-12-08: 293 (469 before the challenge cache was
+/// overhead). Measured 2026-12-08: 249 (293 before the Call-ID and From
+/// tag went inline and the registrar and reason texts became shared; 469
+/// before the challenge cache was
 /// packed into one buffer between requests; 484 with the branch key on the
 /// heap; 1 048 before: the event buffer kept after draining, lingering
 /// branches as strings, the To URI and its text copied).
-const MAX_HEAP_AFTER_REGISTRATION: i64 = 320;
+const MAX_HEAP_AFTER_REGISTRATION: i64 = 270;
 /// The same once Timer K has passed (no lingering transactions). Measured:
-/// 229 (405 before the packed challenge cache).
-const MAX_HEAP_IDLE: i64 = 250;
+/// 185 (229 before the inline Call-ID and tag, 405 before the packed
+/// challenge cache).
+const MAX_HEAP_IDLE: i64 = 200;
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;

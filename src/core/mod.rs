@@ -16,6 +16,7 @@ pub mod refresh;
 pub mod registerer;
 pub mod request;
 pub mod routing;
+pub mod shared_text;
 pub mod stun;
 pub mod targets;
 pub mod transaction;

@@ -567,7 +567,7 @@ pub unsafe extern "C" fn sipreg_registerer_last_response(
     guard(|| {
         let h = get(r)?;
         let last = h.shared.snap().last_response.clone();
-        let (code, reason) = last.unwrap_or((0, String::new()));
+        let (code, reason) = last.unwrap_or((0, Arc::from("")));
         put(status_code, code, "status_code")?;
         if buf.is_null() && len == 0 {
             if !needed.is_null() {

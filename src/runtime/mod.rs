@@ -65,7 +65,7 @@ pub struct Snapshot {
     /// Retry-After of the last rejection.
     pub retry_after: Option<u32>,
     /// Last final response.
-    pub last_response: Option<(u16, String)>,
+    pub last_response: Option<(u16, Arc<str>)>,
     /// When the automatic retry is due.
     pub retry_at: Option<Instant>,
     /// Consecutive failures.

@@ -132,8 +132,8 @@ pub struct ShownFlow {
 pub struct Facts {
     /// Contacts of the last 2xx (`None`: none).
     pub contacts: Option<Arc<[String]>>,
-    /// The last final response.
-    pub last_response: Option<(u16, String)>,
+    /// The last final response (the reason shared with the registerer).
+    pub last_response: Option<(u16, Arc<str>)>,
     /// Service-Route, Path and GRUUs of the last 2xx (`None`: none).
     pub routing: Option<Box<RoutingFacts>>,
     /// Why the last attempt failed (`None` after a success).
@@ -295,7 +295,7 @@ pub(super) fn view_of(core: &Registerer, facts: bool) -> View {
             let routing = core.routing();
             Box::new(Facts {
                 contacts: core.shared_contacts(),
-                last_response: core.last_response().cloned(),
+                last_response: core.shared_last_response(),
                 routing: (*routing != RoutingFacts::EMPTY).then(|| Box::new(routing.clone())),
                 failure: core.failure().cloned(),
             })

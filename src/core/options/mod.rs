@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::shared_text;
 use super::uri::{Host, Scheme, Uri};
 use crate::error::Error;
 
@@ -146,8 +147,9 @@ pub struct Settings {
     /// Refresh point in percent.
     pub refresh_frequency: u32,
     /// The Request-URI as text (written into every REGISTER and digest
-    /// answer; the parsed URI is not kept).
-    pub registrar_text: String,
+    /// answer; the parsed URI is not kept), shared by the registerers made
+    /// one after another with the same registrar.
+    pub registrar_text: Arc<str>,
     /// The To URI as text (`to_uri`, else the AOR: then one string shared
     /// with `aor_text`).
     pub to_text: Arc<str>,
@@ -381,7 +383,10 @@ impl RegistererOptions {
             target_host: route.host.clone(),
             target_port: route.port.unwrap_or(default_port),
             target_port_given: route.port.is_some(),
-            registrar_text: registrar.to_string(),
+            registrar_text: shared_text::shared(
+                shared_text::Kind::Registrar,
+                &registrar.to_string(),
+            ),
             to_text,
             aor_text,
             extras: Extras {

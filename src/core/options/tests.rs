@@ -16,7 +16,7 @@ fn defaults_follow_sipjs() {
     let s = RegistererOptions::default().validate(&ua()).unwrap();
     assert_eq!(s.expires, 600);
     assert_eq!(s.refresh_frequency, 99);
-    assert_eq!(s.registrar_text, "sip:example.com");
+    assert_eq!(&*s.registrar_text, "sip:example.com");
     assert_eq!(&*s.to_text, "sip:alice@example.com");
     assert_eq!(s.transport, Transport::Udp);
     assert_eq!(s.target_port, 5060);

@@ -93,7 +93,7 @@ impl Registerer {
     /// and the credential that fits its realm and algorithm now.
     pub(super) fn credentials_headers(&mut self, p: &mut Pending) -> Vec<(AuthHeader, String)> {
         let ua = &self.settings.ua;
-        let uri = self.settings.registrar_text.as_str();
+        let uri = &*self.settings.registrar_text;
         let auth = self.auth.open();
         let usable = auth.iter().filter(|e| e.usable).count();
         let mut out = Vec::with_capacity(usable);

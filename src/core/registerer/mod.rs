@@ -31,6 +31,7 @@ mod nat;
 mod packed_auth;
 mod responses;
 mod sending;
+mod short_text;
 
 /// SIP.js `RegistererState`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -263,8 +264,10 @@ pub struct Registerer {
     /// Random, ASCII, inline: saves a heap string per registerer.
     key: [u8; KEY_LEN],
     state: State,
-    call_id: String,
-    from_tag: String,
+    /// Call-ID: our random 24 characters inline (one given longer than that on the heap).
+    call_id: short_text::ShortText<CALL_ID_LEN>,
+    /// From tag: our random 10 characters inline.
+    from_tag: short_text::ShortText<FROM_TAG_LEN>,
     cseq: u32,
     expires: u32,
     local: Option<SocketAddr>,
@@ -286,7 +289,8 @@ pub struct Registerer {
     /// Contacts of the last 2xx, shared with the runtime's snapshot (`None`: none).
     contacts: Option<Arc<[String]>>,
     retry_after: Option<u32>,
-    last_response: Option<(u16, String)>,
+    /// Status and reason of the last final response (the reason shared).
+    last_response: Option<(u16, Arc<str>)>,
     failures: u32,
     retransmissions: u64,
     timed_out: bool,
@@ -338,6 +342,10 @@ static NO_KEEPALIVE: KeepAlive = KeepAlive::IDLE;
 /// Length of the per-registerer key at the start of every branch (after the cookie).
 pub const KEY_LEN: usize = 10;
 const COOKIE: &str = "z9hG4bK";
+/// Length of our random Call-IDs.
+const CALL_ID_LEN: usize = 24;
+/// Length of our random From tags.
+const FROM_TAG_LEN: usize = 10;
 /// Length of the random part of a branch, after the cookie and the key.
 const TAIL_LEN: usize = 12;
 
@@ -377,8 +385,22 @@ impl Registerer {
         let mut rng = Rng::new(seed);
         let mut key = [0u8; KEY_LEN];
         rng.fill_token(&mut key);
-        let call_id = options.call_id.clone().unwrap_or_else(|| rng.token(24));
-        let from_tag = options.from_tag.clone().unwrap_or_else(|| rng.token(10));
+        let call_id = match &options.call_id {
+            Some(c) => short_text::ShortText::new(c),
+            None => {
+                let mut id = [0u8; CALL_ID_LEN];
+                rng.fill_token(&mut id);
+                short_text::ShortText::new(std::str::from_utf8(&id).unwrap_or_default())
+            }
+        };
+        let from_tag = match &options.from_tag {
+            Some(t) => short_text::ShortText::new(t),
+            None => {
+                let mut tag = [0u8; FROM_TAG_LEN];
+                rng.fill_token(&mut tag);
+                short_text::ShortText::new(std::str::from_utf8(&tag).unwrap_or_default())
+            }
+        };
         Ok(Registerer {
             cseq: settings.cseq,
             expires: settings.expires,
@@ -481,8 +503,13 @@ impl Registerer {
     }
 
     /// Status and reason of the last final response (including synthesised 408/503).
-    pub fn last_response(&self) -> Option<&(u16, String)> {
-        self.last_response.as_ref()
+    pub fn last_response(&self) -> Option<(u16, &str)> {
+        self.last_response.as_ref().map(|(s, r)| (*s, &**r))
+    }
+
+    /// [`last_response`](Self::last_response) with the reason shared rather than copied.
+    pub fn shared_last_response(&self) -> Option<(u16, Arc<str>)> {
+        self.last_response.clone()
     }
 
     /// Time until the scheduled automatic retry.
@@ -502,7 +529,7 @@ impl Registerer {
 
     /// Call-ID, fixed for the registerer's life.
     pub fn call_id(&self) -> &str {
-        &self.call_id
+        self.call_id.as_str()
     }
 
     /// Timer E retransmissions so far.
@@ -575,7 +602,7 @@ impl Registerer {
         if let (Some(status), true) = (failure.status, failure.reason.is_empty()) {
             if let Some((s, reason)) = &self.last_response {
                 if *s == status {
-                    failure.reason.clone_from(reason);
+                    failure.reason = reason.to_string();
                 }
             }
         }

@@ -66,7 +66,9 @@ impl Registerer {
     }
 
     pub(super) fn record_response(&mut self, status: u16, reason: &str) {
-        self.last_response = Some((status, reason.to_owned()));
+        let shared =
+            crate::core::shared_text::shared(crate::core::shared_text::Kind::Reason, reason);
+        self.last_response = Some((status, shared));
         self.events.push_back(Event::Response {
             status,
             reason: reason.to_owned(),
@@ -302,7 +304,7 @@ impl Registerer {
                 self.retry_at = None;
                 self.bound_contact = ours_text;
                 let granted = Duration::from_secs(u64::from(secs));
-                let spread = refresh::spread_of(&self.call_id);
+                let spread = refresh::spread_of(self.call_id.as_str());
                 let delay =
                     refresh::refresh_delay(granted, self.settings.refresh_frequency, spread);
                 self.refresh_at = Some(now + delay);
@@ -362,7 +364,7 @@ impl Registerer {
         if !std::mem::take(&mut self.failure_fresh) {
             // No path said more: the registrar's final answer is the reason.
             let reason = match &self.last_response {
-                Some((s, r)) if *s == status => r.clone(),
+                Some((s, r)) if *s == status => r.to_string(),
                 _ => String::new(),
             };
             let why = format!("the registrar answered {status} {reason}");

@@ -1,0 +1,68 @@
+//! A short text kept inside its owner (a random Call-ID or From tag) rather
+//! than in a string of its own on the heap; a longer one given by the
+//! application goes on the heap.
+
+/// Text of at most `N` bytes inline, longer text boxed.
+#[derive(Clone)]
+pub(super) enum ShortText<const N: usize> {
+    /// The usual case: no allocation.
+    Inline {
+        /// Bytes used of `bytes`.
+        len: u8,
+        /// The text, from a `&str` (so UTF-8 up to `len`).
+        bytes: [u8; N],
+    },
+    /// Longer than `N` bytes.
+    Heap(Box<str>),
+}
+
+impl<const N: usize> ShortText<N> {
+    /// Keeps `s` inline when it fits.
+    pub(super) fn new(s: &str) -> Self {
+        match u8::try_from(s.len()) {
+            Ok(len) if s.len() <= N => {
+                let mut bytes = [0u8; N];
+                bytes[..s.len()].copy_from_slice(s.as_bytes());
+                ShortText::Inline { len, bytes }
+            }
+            _ => ShortText::Heap(s.into()),
+        }
+    }
+
+    /// The text.
+    pub(super) fn as_str(&self) -> &str {
+        match self {
+            ShortText::Inline { len, bytes } => {
+                // Copied whole from a `&str`: always UTF-8.
+                std::str::from_utf8(bytes.get(..usize::from(*len)).unwrap_or_default())
+                    .unwrap_or_default()
+            }
+            ShortText::Heap(s) => s,
+        }
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for ShortText<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_text_stays_inline_and_long_text_goes_to_the_heap() {
+        let t = ShortText::<10>::new("abc");
+        assert!(matches!(t, ShortText::Inline { len: 3, .. }));
+        assert_eq!(t.as_str(), "abc");
+        let full = ShortText::<4>::new("h\u{e9}h");
+        assert_eq!(full.as_str(), "h\u{e9}h");
+        let long = ShortText::<4>::new("abcde");
+        assert!(matches!(long, ShortText::Heap(_)));
+        assert_eq!(long.as_str(), "abcde");
+        assert_eq!(ShortText::<4>::new("").as_str(), "");
+        assert_eq!(format!("{:?}", ShortText::<8>::new("x")), "\"x\"");
+    }
+}
