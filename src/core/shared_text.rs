@@ -1,12 +1,12 @@
 //! Text that thousands of registerers hold the same (the registrar URI of
 //! one set of options, the reason phrase of the last response) as one
-//! shared string: each thread remembers the last text of each kind it
-//! made, and the next equal one is a clone of it, not a copy.
+//! shared string: each thread remembers the last few texts of each kind it
+//! made, and the next equal one is a clone of one of them, not a copy.
 
 use std::cell::RefCell;
 use std::sync::Arc;
 
-/// Kinds of text, each with its own last value.
+/// Kinds of text, each with its own recent values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// A registrar's Request-URI.
@@ -15,25 +15,43 @@ pub enum Kind {
     Reason,
 }
 
-thread_local! {
-    static LAST: RefCell<[Option<Arc<str>>; 2]> = const { RefCell::new([None, None]) };
+/// Texts remembered per kind: enough for the phrases of one registration
+/// ("Unauthorized" then "OK") to both stay shared.
+const RECENT: usize = 4;
+
+/// The recent texts of one kind and the slot the next new one takes.
+struct Recent {
+    texts: [Option<Arc<str>>; RECENT],
+    next: usize,
 }
 
-/// `text` shared with the last equal text of its kind made on this thread.
+impl Recent {
+    const EMPTY: Recent = Recent {
+        texts: [None, None, None, None],
+        next: 0,
+    };
+}
+
+thread_local! {
+    static RECENT_TEXTS: RefCell<[Recent; 2]> = const { RefCell::new([Recent::EMPTY, Recent::EMPTY]) };
+}
+
+/// `text` shared with an equal text of its kind made lately on this thread.
 pub fn shared(kind: Kind, text: &str) -> Arc<str> {
-    let slot = kind as usize;
-    LAST.with(|last| {
-        let mut last = last.borrow_mut();
-        match last.get(slot).and_then(Option::as_ref) {
-            Some(a) if **a == *text => a.clone(),
-            _ => {
-                let a: Arc<str> = text.into();
-                if let Some(s) = last.get_mut(slot) {
-                    *s = Some(a.clone());
-                }
-                a
-            }
+    RECENT_TEXTS.with(|all| {
+        let mut all = all.borrow_mut();
+        let Some(recent) = all.get_mut(kind as usize) else {
+            return text.into();
+        };
+        if let Some(a) = recent.texts.iter().flatten().find(|a| ***a == *text) {
+            return a.clone();
         }
+        let a: Arc<str> = text.into();
+        if let Some(slot) = recent.texts.get_mut(recent.next) {
+            *slot = Some(a.clone());
+        }
+        recent.next = (recent.next + 1) % RECENT;
+        a
     })
 }
 
@@ -51,8 +69,15 @@ mod tests {
         let c = shared(Kind::Reason, "Unauthorized");
         assert_eq!((&*c, &*r), ("Unauthorized", "sip:a"));
         assert!(
+            Arc::ptr_eq(&shared(Kind::Reason, "OK"), &a),
+            "the last few are kept"
+        );
+        for other in ["A", "B", "C", "D"] {
+            shared(Kind::Reason, other);
+        }
+        assert!(
             !Arc::ptr_eq(&shared(Kind::Reason, "OK"), &a),
-            "only the last is kept"
+            "older ones are let go"
         );
     }
 }
