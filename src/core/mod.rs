@@ -17,6 +17,7 @@ pub mod registerer;
 pub mod request;
 pub mod routing;
 pub mod shared_text;
+mod short_text;
 pub mod stun;
 pub mod targets;
 pub mod transaction;

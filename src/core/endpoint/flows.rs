@@ -25,6 +25,7 @@ use std::time::Instant;
 use super::{ConnectSpec, FlowId, HandshakeStep, RegId, UaId};
 use crate::core::idhash::{IdMap, IdSet};
 use crate::core::options::Transport;
+use crate::core::short_text::ShortText;
 
 /// What makes two registerers share a flow.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -60,7 +61,7 @@ pub struct Flow {
     /// Contact users on it (compared unescaped): the user agent holding
     /// each, and how many of its registerers. (Ours: a user taken from a
     /// request is only looked up, hence the fast hasher.)
-    contact_users: IdMap<Box<str>, (UaId, usize)>,
+    contact_users: IdMap<ShortText<CONTACT_USER_INLINE>, (UaId, usize)>,
     /// Our address: a UDP socket's bound address, a stream's local end.
     /// `None` until the shell opened it.
     pub local: Option<SocketAddr>,
@@ -79,6 +80,10 @@ pub struct Flow {
     /// the newest last, at most [`MAX_PEERS`].
     pub peers: Vec<SocketAddr>,
 }
+
+/// Contact users of up to this many bytes are kept inside the flow's table
+/// (read on every request without following a pointer).
+const CONTACT_USER_INLINE: usize = 22;
 
 /// Registrar addresses remembered per flow.
 pub const MAX_PEERS: usize = 16;
@@ -191,7 +196,7 @@ impl Flows {
             // The registerer's own text of its AOR, shared, not copied.
             f.aors.entry(aor.clone()).or_insert((ua, 0)).1 += 1;
             f.contact_users
-                .entry(normalized_user(&chosen).into_boxed_str())
+                .entry(ShortText::new(&normalized_user(&chosen)))
                 .or_insert((ua, 0))
                 .1 += 1;
         }

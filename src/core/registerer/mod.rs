@@ -19,6 +19,7 @@ use super::rand::Rng;
 use super::refresh;
 use super::request::{self, AuthHeader, ContactSpec, RequestParts};
 use super::routing::RoutingFacts;
+use super::short_text::ShortText;
 use super::targets::{Query, Target, TargetList};
 use super::transaction::{ClientTransaction, Delivery, TimerOutcome};
 use super::uri::{Host, Uri};
@@ -31,7 +32,6 @@ mod nat;
 mod packed_auth;
 mod responses;
 mod sending;
-mod short_text;
 
 /// SIP.js `RegistererState`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -265,9 +265,9 @@ pub struct Registerer {
     key: [u8; KEY_LEN],
     state: State,
     /// Call-ID: our random 24 characters inline (one given longer than that on the heap).
-    call_id: short_text::ShortText<CALL_ID_LEN>,
+    call_id: ShortText<CALL_ID_LEN>,
     /// From tag: our random 10 characters inline.
-    from_tag: short_text::ShortText<FROM_TAG_LEN>,
+    from_tag: ShortText<FROM_TAG_LEN>,
     cseq: u32,
     expires: u32,
     local: Option<SocketAddr>,
@@ -386,19 +386,19 @@ impl Registerer {
         let mut key = [0u8; KEY_LEN];
         rng.fill_token(&mut key);
         let call_id = match &options.call_id {
-            Some(c) => short_text::ShortText::new(c),
+            Some(c) => ShortText::new(c),
             None => {
                 let mut id = [0u8; CALL_ID_LEN];
                 rng.fill_token(&mut id);
-                short_text::ShortText::new(std::str::from_utf8(&id).unwrap_or_default())
+                ShortText::new(std::str::from_utf8(&id).unwrap_or_default())
             }
         };
         let from_tag = match &options.from_tag {
-            Some(t) => short_text::ShortText::new(t),
+            Some(t) => ShortText::new(t),
             None => {
                 let mut tag = [0u8; FROM_TAG_LEN];
                 rng.fill_token(&mut tag);
-                short_text::ShortText::new(std::str::from_utf8(&tag).unwrap_or_default())
+                ShortText::new(std::str::from_utf8(&tag).unwrap_or_default())
             }
         };
         Ok(Registerer {

@@ -1,10 +1,10 @@
-//! A short text kept inside its owner (a random Call-ID or From tag) rather
-//! than in a string of its own on the heap; a longer one given by the
-//! application goes on the heap.
+//! A short text kept inside its owner (a random Call-ID or From tag, a
+//! contact user as a table key) rather than in a string of its own on the
+//! heap; a longer one goes on the heap.
 
 /// Text of at most `N` bytes inline, longer text boxed.
 #[derive(Clone)]
-pub(super) enum ShortText<const N: usize> {
+pub(crate) enum ShortText<const N: usize> {
     /// The usual case: no allocation.
     Inline {
         /// Bytes used of `bytes`.
@@ -18,7 +18,7 @@ pub(super) enum ShortText<const N: usize> {
 
 impl<const N: usize> ShortText<N> {
     /// Keeps `s` inline when it fits.
-    pub(super) fn new(s: &str) -> Self {
+    pub(crate) fn new(s: &str) -> Self {
         match u8::try_from(s.len()) {
             Ok(len) if s.len() <= N => {
                 let mut bytes = [0u8; N];
@@ -30,7 +30,7 @@ impl<const N: usize> ShortText<N> {
     }
 
     /// The text.
-    pub(super) fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             ShortText::Inline { len, bytes } => {
                 // Copied whole from a `&str`: always UTF-8.
@@ -39,6 +39,28 @@ impl<const N: usize> ShortText<N> {
             }
             ShortText::Heap(s) => s,
         }
+    }
+}
+
+// Compared and hashed as the text (so a table keyed by it is searched with
+// a `&str`, and an inline key is read without following a pointer).
+impl<const N: usize> PartialEq for ShortText<N> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl<const N: usize> Eq for ShortText<N> {}
+
+impl<const N: usize> std::hash::Hash for ShortText<N> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl<const N: usize> std::borrow::Borrow<str> for ShortText<N> {
+    fn borrow(&self) -> &str {
+        self.as_str()
     }
 }
 
@@ -64,5 +86,16 @@ mod tests {
         assert_eq!(long.as_str(), "abcde");
         assert_eq!(ShortText::<4>::new("").as_str(), "");
         assert_eq!(format!("{:?}", ShortText::<8>::new("x")), "\"x\"");
+    }
+
+    #[test]
+    fn a_table_keyed_by_short_texts_is_searched_with_str() {
+        let mut t = std::collections::HashMap::new();
+        t.insert(ShortText::<4>::new("ab"), 1);
+        t.insert(ShortText::<4>::new("abcdef"), 2);
+        assert_eq!(t.get("ab"), Some(&1));
+        assert_eq!(t.get("abcdef"), Some(&2));
+        assert_eq!(t.get("abc"), None);
+        assert!(ShortText::<4>::new("abcdef") == ShortText::<4>::new("abcdef"));
     }
 }
