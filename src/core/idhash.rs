@@ -1,8 +1,10 @@
-//! A fast hasher for maps keyed by the library's own ids, mio tokens and
-//! registerer keys (random tokens we generated). SipHash, the standard map's
-//! default, guards against keys chosen to collide; these keys are ours, and a
-//! lookup with a key taken from the network (a response's branch) never inserts,
-//! so a multiply-rotate hash (FxHash's scheme) is enough and several times cheaper.
+//! A fast hasher for maps whose keys the network cannot insert: the
+//! library's own ids, mio tokens, registerer keys (random tokens we
+//! generated), and the AORs, contact users, addresses and flow keys of our own
+//! registrations. SipHash, the standard map's default, guards against keys
+//! chosen to collide; a lookup with a key taken from the network (a
+//! response's branch, a request's user) never inserts, so a multiply-rotate
+//! hash (FxHash's scheme) is enough and several times cheaper.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};

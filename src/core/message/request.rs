@@ -89,14 +89,15 @@ fn name_addr_tag(text: &str, value: Option<&str>) -> (bool, Option<Span>) {
         .flatten()
         .flatten()
         .filter(|t| is_token(t))
-        .and_then(|t| {
-            let start = (t.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
-            Some(Span {
-                start,
-                end: start + t.len(),
-            })
-        });
+        .and_then(|t| span_in(text, t));
     (true, tag)
+}
+
+/// Where `part`, a slice of `text`, lies in it (`None` for any other slice).
+fn span_in(text: &str, part: &str) -> Option<Span> {
+    let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    let end = start + part.len();
+    (end <= text.len()).then_some(Span { start, end })
 }
 
 /// The index in [`FIRST`] of a canonical (known) header name, told apart by
@@ -105,12 +106,12 @@ fn name_addr_tag(text: &str, value: Option<&str>) -> (bool, Option<Span>) {
 fn first_index(known: &str) -> Option<usize> {
     let b = known.as_bytes();
     match (b.len(), b.first(), b.get(1)) {
-        (3, Some(b'v'), _) => Some(0),
-        (4, Some(b'f'), _) => Some(1),
-        (2, Some(b't'), _) => Some(2),
-        (7, Some(b'c'), Some(b'a')) => Some(3),
-        (4, Some(b'c'), _) => Some(4),
-        (14, Some(b'c'), _) => Some(5),
+        (3, Some(b'v'), _) => Some(VIA),
+        (4, Some(b'f'), _) => Some(FROM),
+        (2, Some(b't'), _) => Some(TO),
+        (7, Some(b'c'), Some(b'a')) => Some(CALL_ID),
+        (4, Some(b'c'), _) => Some(CSEQ),
+        (14, Some(b'c'), _) => Some(CONTENT_LENGTH),
         _ => None,
     }
     .filter(|k| FIRST[*k] == known)
@@ -180,16 +181,9 @@ impl Request {
         };
         let declared = value(CONTENT_LENGTH).and_then(parse_length);
         let names = Names::read(&text, value(FROM), value(TO));
-        let cseq = value(CSEQ).and_then(parse_cseq).and_then(|(n, m)| {
-            let start = (m.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
-            Some((
-                n,
-                Span {
-                    start,
-                    end: start + m.len(),
-                },
-            ))
-        });
+        let cseq = value(CSEQ)
+            .and_then(parse_cseq)
+            .and_then(|(n, m)| Some((n, span_in(&text, m)?)));
         let available = rest.len() - head_len;
         let body_len = declared.unwrap_or(available).min(available);
         Ok(Request {
@@ -340,8 +334,8 @@ impl Request {
         }
         let value = text_at(&self.text, "", field.value);
         let first = list_items(value).next()?;
-        let at = (first.as_ptr() as usize).checked_sub(self.text.as_ptr() as usize)?;
-        Some(self.start + at..self.start + at + first.len())
+        let at = span_in(&self.text, first)?;
+        Some(self.start + at.start..self.start + at.end)
     }
 
     /// The request (parsed from `buf`) with its top Via value replaced by
@@ -454,7 +448,7 @@ fn is_sip_scheme(uri: &str) -> bool {
 fn parse_request_line(head: &str, line: Span) -> Result<(Span, Span), ParseError> {
     let text = text_at(head, "", line);
     let (method, uri) =
-        request_line_parts(text.as_bytes()).ok_or_else(|| err("not a request line"))?;
+        request_line_parts(text.as_bytes()).ok_or_else(|| request_line_error(text))?;
     let method_span = Span {
         start: line.start,
         end: line.start + method.len(),
@@ -469,9 +463,43 @@ fn parse_request_line(head: &str, line: Span) -> Result<(Span, Span), ParseError
     ))
 }
 
+/// What is wrong with a start line [`request_line_parts`] refused (read
+/// again only then, for the message).
+fn request_line_error(line: &str) -> ParseError {
+    let mut parts = line.split(' ');
+    let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return err("not a request line");
+    };
+    if !is_token(method) {
+        err("bad method")
+    } else if uri.is_empty() || !uri.bytes().all(|b| b.is_ascii_graphic()) {
+        err("bad Request-URI")
+    } else if !version.eq_ignore_ascii_case("SIP/2.0") {
+        err("not SIP/2.0")
+    } else {
+        err("not a request line")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_request_line_says_what_is_wrong() {
+        for (line, why) in [
+            ("SIP/2.0 200 OK", "bad method"),
+            ("OPTIONS sip:a@h SIP/2.1", "not SIP/2.0"),
+            ("OPTIONS  SIP/2.0", "bad Request-URI"),
+            ("OPTIONS sip:a\u{e9}@h SIP/2.0", "bad Request-URI"),
+            ("OPTIONS", "not a request line"),
+        ] {
+            let e = Request::parse(format!("{line}\r\nVia: x\r\n\r\n").as_bytes()).unwrap_err();
+            assert!(e.to_string().contains(why), "{line}: {e}");
+        }
+    }
 
     const OPTIONS: &str = "OPTIONS sip:alice@127.0.0.1:40001 SIP/2.0\r\n\
 Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK.ping1\r\n\
