@@ -831,7 +831,7 @@ fn soak_one(seed: u64, hours: u64, stats: &mut SoakStats) {
     if rng.chance(30) {
         ua.transport = Transport::Tcp;
     }
-    let timer_f = ua.timers.timer_f();
+    let timer_f = ua.extras().timers.timer_f();
     let expires = [300u32, 600, 1800, 3600][rng.below(4)];
     let refresh_frequency = 50 + rng.below(50) as u32;
     let opts = RegistererOptions {

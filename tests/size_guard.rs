@@ -14,6 +14,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use sipreg::core::options::UserAgentConfig;
 use sipreg::core::registerer::{Registerer, State};
 use support::counting::{authenticated_registration, measure, Counting};
 
@@ -25,6 +26,9 @@ use support::counting::{authenticated_registration, measure, Counting};
 /// round: keep-alive, routing facts and RFC 3263 targets now boxed on first
 /// use, sends owed as two counters, the To URI kept as shared text only).
 const MAX_REGISTERER_SIZE: usize = 712;
+/// `size_of::<UserAgentConfig>()` (one per account in a fleet). Measured
+/// 2026-12-08: 176 (512 before the rarely set settings were boxed).
+const MAX_USER_AGENT_CONFIG_SIZE: usize = 176;
 /// Heap bytes a Registered registerer keeps right after its 200, lingering
 /// transactions included (requested sizes, without the allocator's own
 /// overhead). Measured 2026-12-08: 225 (249 while only the last reason
@@ -56,6 +60,16 @@ fn registerer_struct_stays_within_its_size_bound() {
     assert!(
         size <= MAX_REGISTERER_SIZE,
         "size_of::<Registerer>() = {size} > bound {MAX_REGISTERER_SIZE}"
+    );
+}
+
+#[test]
+fn user_agent_settings_stay_within_their_size_bound() {
+    let size = std::mem::size_of::<UserAgentConfig>();
+    println!("size_of::<UserAgentConfig>() = {size} bytes");
+    assert!(
+        size <= MAX_USER_AGENT_CONFIG_SIZE,
+        "size_of::<UserAgentConfig>() = {size} > bound {MAX_USER_AGENT_CONFIG_SIZE}"
     );
 }
 

@@ -176,6 +176,7 @@ fn find<'a>(
         })
     };
     let own = ua
+        .extras()
         .credentials
         .iter()
         .filter(|c| c.realm.as_deref() == Some(realm))
@@ -184,6 +185,7 @@ fn find<'a>(
         return Some((f, Specificity::ThisRealm));
     }
     let any = ua
+        .extras()
         .credentials
         .iter()
         .filter(|c| c.realm.is_none())
@@ -248,6 +250,7 @@ fn why_none(ua: &UserAgentConfig, offered: &[Challenge]) -> String {
         })
         .collect();
     let mut held: Vec<String> = ua
+        .extras()
         .credentials
         .iter()
         .map(|c| match &c.realm {
@@ -428,13 +431,13 @@ mod tests {
         u.add_credential(Credential::new(Some("r"), None, "two", SecretKind::Password).unwrap());
         let h = ha1(SecretKind::Ha1Sha256, "alice", "r", "two");
         u.add_credential(Credential::new(Some("r"), None, &h, SecretKind::Ha1Sha256).unwrap());
-        assert_eq!(u.credentials.len(), 2);
+        assert_eq!(u.extras().credentials.len(), 2);
         assert!(matches!(
             credential_for(&u, &ch("r", None)).unwrap().key,
             Key::Password("two")
         ));
         u.remove_credential(Some("r"), None, SecretKind::Password);
-        assert_eq!(u.credentials.len(), 1);
+        assert_eq!(u.extras().credentials.len(), 1);
     }
 
     #[test]

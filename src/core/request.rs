@@ -187,11 +187,11 @@ pub fn build_register(p: &RequestParts) -> Vec<u8> {
             .sum::<usize>()
         + p.stale_contacts.iter().map(|c| c.len() + 24).sum::<usize>()
         + p.auth.iter().map(|(_, v)| v.len() + 24).sum::<usize>()
-        + s.ua.user_agent.len()
-        + s.ua.allow.len()
+        + s.ua.extras().user_agent.len()
+        + s.ua.extras().allow.len()
         + x.extra_headers.iter().map(|h| h.len() + 2).sum::<usize>()
         + p.request_headers.iter().map(|h| h.len() + 2).sum::<usize>()
-        + s.ua.outbound_proxy.as_ref().map_or(0, |_| 128);
+        + s.ua.extras().outbound_proxy.as_ref().map_or(0, |_| 128);
     // The fixed text (names, Allow, Supported, numbers, addresses) fits in 400.
     let mut m = String::with_capacity(variable + 400);
     m.push_str("REGISTER ");
@@ -203,7 +203,7 @@ pub fn build_register(p: &RequestParts) -> Vec<u8> {
     m.push_str(";branch=");
     m.push_str(p.branch);
     m.push_str(";rport\r\nMax-Forwards: 70\r\n");
-    if let Some(proxy) = &s.ua.outbound_proxy {
+    if let Some(proxy) = &s.ua.extras().outbound_proxy {
         m.push_str("Route: ");
         push_route(&mut m, proxy);
         m.push_str("\r\n");
@@ -245,7 +245,7 @@ pub fn build_register(p: &RequestParts) -> Vec<u8> {
         m.push_str("\r\n");
     }
     m.push_str("Allow: ");
-    m.push_str(&s.ua.allow);
+    m.push_str(&s.ua.extras().allow);
     m.push_str("\r\n");
     let supported: &[&str] = match (s.path_gruu, p.outbound) {
         (true, true) => &["path", "gruu", "outbound"],
@@ -263,7 +263,7 @@ pub fn build_register(p: &RequestParts) -> Vec<u8> {
         m.push_str("\r\n");
     }
     m.push_str("User-Agent: ");
-    m.push_str(&s.ua.user_agent);
+    m.push_str(&s.ua.extras().user_agent);
     m.push_str("\r\n");
     for h in x.extra_headers.iter().chain(p.request_headers) {
         m.push_str(h);
@@ -318,7 +318,7 @@ mod tests {
             s.transport.via_token(),
             p.branch
         );
-        if let Some(proxy) = &s.ua.outbound_proxy {
+        if let Some(proxy) = &s.ua.extras().outbound_proxy {
             let mut uri = proxy.clone();
             if uri.param("lr").is_none() {
                 uri.params.push(("lr".to_owned(), None));
@@ -360,7 +360,7 @@ mod tests {
         for (kind, value) in p.auth {
             let _ = write!(m, "{}: {}\r\n", kind.name(), value);
         }
-        let _ = write!(m, "Allow: {}\r\n", s.ua.allow);
+        let _ = write!(m, "Allow: {}\r\n", s.ua.extras().allow);
         let mut supported = Vec::new();
         if s.path_gruu {
             supported.extend(["path", "gruu"]);
@@ -371,7 +371,7 @@ mod tests {
         if !supported.is_empty() {
             let _ = write!(m, "Supported: {}\r\n", supported.join(", "));
         }
-        let _ = write!(m, "User-Agent: {}\r\n", s.ua.user_agent);
+        let _ = write!(m, "User-Agent: {}\r\n", s.ua.extras().user_agent);
         for h in x.extra_headers.iter().chain(p.request_headers) {
             let _ = write!(m, "{h}\r\n");
         }

@@ -18,15 +18,18 @@ pub struct Timers {
 
 impl Default for Timers {
     fn default() -> Self {
-        Timers {
-            t1: Duration::from_millis(500),
-            t2: Duration::from_secs(4),
-            t4: Duration::from_secs(5),
-        }
+        Timers::DEFAULT
     }
 }
 
 impl Timers {
+    /// RFC 3261's defaults: T1 500 ms, T2 4 s, T4 5 s.
+    pub const DEFAULT: Timers = Timers {
+        t1: Duration::from_millis(500),
+        t2: Duration::from_secs(4),
+        t4: Duration::from_secs(5),
+    };
+
     /// Timer F: how long a request waits for a final response.
     pub fn timer_f(&self) -> Duration {
         self.t1.saturating_mul(64)

@@ -277,7 +277,7 @@ pub unsafe extern "C" fn sipreg_user_agent_set_tls_ca_file(
         if let Some(p) = path {
             crate::runtime::tls::check_ca_file(p)?;
         }
-        c.tls.ca_file = path.map(str::to_owned);
+        c.set_tls_ca_file(path);
         Ok(())
     })
 }
@@ -316,7 +316,7 @@ pub extern "C" fn sipreg_user_agent_set_tls_verify(
     verify: bool,
 ) -> sipreg_result {
     update(ua, |c| {
-        c.tls.verify = verify;
+        c.set_tls_verify(verify);
         Ok(())
     })
 }
@@ -573,7 +573,7 @@ pub extern "C" fn sipreg_user_agent_free(ua: *mut sipreg_user_agent) -> sipreg_r
         let on_loop = crate::runtime::dispatch::route(h.id).is_some_and(|d| d.is_home());
         // Its registerers keep their own way to the dispatcher, if any.
         crate::runtime::dispatch::attach(h.id, None);
-        let bound = h.config().config.shutdown_timeout;
+        let bound = h.config().config.extras().shutdown_timeout;
         let (started_tx, started) = crossbeam_channel::bounded(1);
         let (done_tx, done) = crossbeam_channel::bounded(1);
         h.close(|| {

@@ -617,8 +617,8 @@ fn legal(from: State, to: State) -> bool {
 impl Driver {
     pub fn new(config: Config) -> Driver {
         let (ua, opts) = config.build();
-        let timer_f = ua.timers.timer_f();
-        let shutdown = ua.shutdown_timeout;
+        let timer_f = ua.extras().timers.timer_f();
+        let shutdown = ua.extras().shutdown_timeout;
         let mut reg = Registerer::new(&ua, &opts, config.seed).expect("valid options");
         if let Some(i) = config.start_local {
             reg.set_local_addr(local(i));

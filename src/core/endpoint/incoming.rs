@@ -786,7 +786,7 @@ impl Endpoint {
     fn tx_memory(&self, ua: UaId) -> Duration {
         self.uas
             .get(&ua)
-            .map_or(DEFAULT_TX_MEMORY, |u| u.config.timers.t1 * 64)
+            .map_or(DEFAULT_TX_MEMORY, |u| u.config.extras().timers.t1 * 64)
     }
 
     /// The user agent's AOR for log lines.

@@ -110,15 +110,15 @@ impl Answering {
         static DEFAULT_LINES: OnceLock<(Arc<str>, Arc<str>)> = OnceLock::new();
         let defaults =
             DEFAULT_LINES.get_or_init(|| (DEFAULT_ALLOW_LINE.into(), DEFAULT_SERVER_LINE.into()));
-        let allow = if config.allow == DEFAULT_ALLOW {
+        let allow = if config.extras().allow == DEFAULT_ALLOW {
             defaults.0.clone()
         } else {
-            format!("Allow: {}", config.allow).into()
+            format!("Allow: {}", config.extras().allow).into()
         };
-        let server = if config.user_agent == DEFAULT_USER_AGENT {
+        let server = if config.extras().user_agent == DEFAULT_USER_AGENT {
             defaults.1.clone()
         } else {
-            format!("Server: {}", config.user_agent).into()
+            format!("Server: {}", config.extras().user_agent).into()
         };
         Answering {
             allow,
@@ -705,7 +705,6 @@ impl Endpoint {
 
 #[cfg(test)]
 mod answering_tests {
-    use std::borrow::Cow;
 
     use super::*;
 
@@ -721,8 +720,8 @@ mod answering_tests {
             (&*a.allow, &*a.server),
             (DEFAULT_ALLOW_LINE, DEFAULT_SERVER_LINE)
         );
-        config.allow = Cow::Owned("INVITE, OPTIONS".into());
-        config.user_agent = Cow::Owned("phone/2".into());
+        config.set_allow("INVITE, OPTIONS").unwrap();
+        config.set_user_agent("phone/2").unwrap();
         let a = Answering::of(&config);
         assert_eq!(
             (&*a.allow, &*a.server),

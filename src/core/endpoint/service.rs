@@ -390,7 +390,7 @@ impl Endpoint {
         let transport = settings.transport;
         let mut session = String::new();
         if transport.secure() {
-            let tls = &ua.config.tls;
+            let tls = &ua.config.extras().tls;
             let sni = tls
                 .server_name
                 .clone()
@@ -401,15 +401,15 @@ impl Endpoint {
             session.push_str(&format!(
                 ";host={};path={};origin={}",
                 ws_host(&settings.target_host, dest),
-                ua.config.ws_path,
+                ua.config.extras().ws_path,
                 ws_origin(
-                    ua.config.ws_origin.as_deref(),
+                    ua.config.extras().ws_origin.as_deref(),
                     transport,
                     &settings.target_host
                 )
             ));
         }
-        if let Some(l) = ua.config.local_address {
+        if let Some(l) = ua.config.extras().local_address {
             if l.is_ipv4() != dest.is_ipv4() {
                 return Err(format!(
                     "local address {l} and target {dest} are of different families"
@@ -420,7 +420,7 @@ impl Endpoint {
             transport,
             remote: transport.reliable().then_some(dest),
             v6: dest.is_ipv6(),
-            local: ua.config.local_address,
+            local: ua.config.extras().local_address,
             session,
             private: ua.config.private_socket.then_some(reg.ua),
             slot: 0,
@@ -444,7 +444,7 @@ impl Endpoint {
             return Ok(flow);
         }
         let tls = transport.secure().then(|| {
-            if !ua.config.tls.verify && !ua.warned_insecure {
+            if !ua.config.extras().tls.verify && !ua.warned_insecure {
                 ua.warned_insecure = true;
                 log_at!(
                     Level::Warn,
@@ -453,14 +453,14 @@ impl Endpoint {
                 );
             }
             TlsSpec {
-                settings: ua.config.tls.clone(),
+                settings: ua.config.extras().tls.clone(),
                 host: host.clone(),
             }
         });
         let ws = transport.websocket().then(|| WsSpec {
             host: ws_host(&host, dest),
-            path: ua.config.ws_path.to_string(),
-            origin: ws_origin(ua.config.ws_origin.as_deref(), transport, &host),
+            path: ua.config.extras().ws_path.to_string(),
+            origin: ws_origin(ua.config.extras().ws_origin.as_deref(), transport, &host),
         });
         let spec = ConnectSpec {
             transport,
@@ -497,7 +497,7 @@ impl Endpoint {
         let t1 = self
             .uas
             .get(&f.owner)
-            .map_or(Duration::from_millis(500), |u| u.config.timers.t1);
+            .map_or(Duration::from_millis(500), |u| u.config.extras().timers.t1);
         let deadline = now + (t1 * 64).clamp(Duration::from_secs(1), HANDSHAKE_TIMEOUT);
         f.handshake_deadline = Some(deadline);
         self.timers.push_flow(deadline, flow);

@@ -21,7 +21,8 @@ use checks::{
 };
 pub use checks::{check_no_ctl, check_request_headers};
 pub use user_agent::{
-    Secret, TlsSettings, Transport, UserAgentConfig, DEFAULT_ALLOW, DEFAULT_USER_AGENT,
+    Secret, TlsSettings, Transport, UserAgentConfig, UserAgentExtras, DEFAULT_ALLOW,
+    DEFAULT_USER_AGENT,
 };
 
 /// Automatic recovery after transient failures (RFC 5626 §4.5 backoff).
@@ -354,7 +355,7 @@ impl RegistererOptions {
         check_cseq(self.cseq)?;
         self.retry.validate()?;
 
-        let route = ua.outbound_proxy.as_deref().unwrap_or(&registrar);
+        let route = ua.extras().outbound_proxy.as_ref().unwrap_or(&registrar);
         let transport = match route.transport() {
             Some(t) => Transport::parse(t)?,
             // sips: needs TLS on the hop (RFC 3261 §26.2.2); wss is TLS too.

@@ -240,7 +240,10 @@ fn user_agent_settings_are_checked() {
         )
         .is_err());
     u.set_local_address(Some("127.0.0.1")).unwrap();
-    assert_eq!(u.local_address, Some("127.0.0.1:0".parse().unwrap()));
+    assert_eq!(
+        u.extras().local_address,
+        Some("127.0.0.1:0".parse().unwrap())
+    );
     u.set_local_address(Some("[::1]:5099")).unwrap();
     u.set_local_address(Some("[::1]")).unwrap();
     assert!(u.set_local_address(Some("[::1")).is_err());
@@ -285,17 +288,20 @@ fn contact_user_allow_and_ws_origin_are_checked() {
         assert!(u.set_contact_user(Some(bad)).is_err(), "{bad:?}");
     }
     assert_eq!(
-        u.contact_user.as_deref(),
+        u.extras().contact_user.as_deref(),
         Some("desk-1.a%41;x=y"),
         "a refused value changes nothing"
     );
     u.set_contact_user(None).unwrap();
     assert_eq!(u.default_contact_user(), Some("alice"));
 
-    assert_eq!(u.allow, DEFAULT_ALLOW);
+    assert_eq!(u.extras().allow, DEFAULT_ALLOW);
     u.set_allow("INVITE,ACK ,  BYE,CANCEL, OPTIONS,MESSAGE")
         .unwrap();
-    assert_eq!(u.allow, "INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE");
+    assert_eq!(
+        u.extras().allow,
+        "INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE"
+    );
     for bad in ["", "INVITE,", "IN VITE", "INVITE\r\nX: y", "A,,B"] {
         assert!(u.set_allow(bad).is_err(), "{bad:?}");
     }
@@ -314,5 +320,5 @@ fn contact_user_allow_and_ws_origin_are_checked() {
         assert!(u.set_ws_origin(Some(bad)).is_err(), "{bad:?}");
     }
     u.set_ws_origin(None).unwrap();
-    assert_eq!(u.ws_origin, None);
+    assert_eq!(u.extras().ws_origin, None);
 }

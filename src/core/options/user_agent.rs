@@ -147,19 +147,22 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Settings shared by every registerer of one user agent.
+/// Settings shared by every registerer of one user agent. The ones most
+/// user agents leave at their defaults live in [`UserAgentExtras`], read
+/// through [`extras`](Self::extras) and boxed only once one is set (a fleet
+/// keeps one of these per account).
 #[derive(Clone, Debug)]
 pub struct UserAgentConfig {
     /// Address of record, e.g. `sip:alice@example.com`.
     pub aor: Uri,
-    /// Digest username; defaults to the AOR user.
-    pub auth_username: Option<String>,
     /// Digest password for any realm (the last resort of the credential
     /// list); absent and no credential means challenges cannot be answered.
     pub password: Option<Secret>,
-    /// Credentials per realm or for any realm, passwords or HA1s (see
-    /// [`crate::core::credentials`]), in the order added.
-    pub credentials: Vec<Credential>,
+    /// The rarely set settings; `None` while all are at their defaults.
+    extras: Option<Box<UserAgentExtras>>,
+    /// Keep-alive interval in seconds when the registrar sends no Flow-Timer
+    /// (0 = off). Without outbound this is the plain CRLF NAT keep-alive.
+    pub keepalive: u32,
     /// Answer a challenge that offers only a weaker digest algorithm than its
     /// realm offered before (default false: refused, RFC 8760 §3).
     pub digest_downgrade: bool,
@@ -168,9 +171,29 @@ pub struct UserAgentConfig {
     /// The application chose `transport`. When it did not, a host-name
     /// registrar's NAPTR records choose it (RFC 3263 section 4.1).
     pub transport_chosen: bool,
-    /// Where requests are sent instead of the registrar, with a `Route` header
-    /// (boxed: most user agents have none).
-    pub outbound_proxy: Option<Box<Uri>>,
+    /// Sockets of this user agent are its own, not shared with other user agents.
+    pub private_socket: bool,
+    /// Rewrite our Contact to the address the registrar saw (rport/received).
+    pub contact_rewrite: bool,
+    /// OPTIONS reaching our contact are answered by the library (200 with
+    /// Allow and Supported); false hands them to the application's listener.
+    pub answer_options: bool,
+    /// The application listens for requests (it set a request callback):
+    /// they go to it instead of getting 405.
+    pub listener: bool,
+}
+
+/// The settings of a [`UserAgentConfig`] that most user agents leave at
+/// their defaults (changed through the config's setters).
+#[derive(Clone, Debug)]
+pub struct UserAgentExtras {
+    /// Digest username; defaults to the AOR user.
+    pub auth_username: Option<String>,
+    /// Credentials per realm or for any realm, passwords or HA1s (see
+    /// [`crate::core::credentials`]), in the order added.
+    pub credentials: Vec<Credential>,
+    /// Where requests are sent instead of the registrar, with a `Route` header.
+    pub outbound_proxy: Option<Uri>,
     /// Local address to bind sockets to (port 0 = any).
     pub local_address: Option<SocketAddr>,
     /// `User-Agent` header value (the default is not copied per user agent).
@@ -183,28 +206,35 @@ pub struct UserAgentConfig {
     pub tls: TlsSettings,
     /// WebSocket request path for `ws` and `wss` (default `/`).
     pub ws_path: Cow<'static, str>,
-    /// Sockets of this user agent are its own, not shared with other user agents.
-    pub private_socket: bool,
-    /// Keep-alive interval in seconds when the registrar sends no Flow-Timer
-    /// (0 = off). Without outbound this is the plain CRLF NAT keep-alive.
-    pub keepalive: u32,
-    /// Rewrite our Contact to the address the registrar saw (rport/received).
-    pub contact_rewrite: bool,
     /// The user part of our Contact (SIP.js `contactName`); `None`: the AOR's user.
     pub contact_user: Option<String>,
     /// The methods our contact accepts, as the Allow header lists them (in
     /// REGISTERs, OPTIONS answers and 405s): `OPTIONS` unless set.
     pub allow: Cow<'static, str>,
-    /// OPTIONS reaching our contact are answered by the library (200 with
-    /// Allow and Supported); false hands them to the application's listener.
-    pub answer_options: bool,
     /// The `Origin` of WebSocket upgrades; `None`: `http://` (ws) or
     /// `https://` (wss) and the registrar's host.
     pub ws_origin: Option<String>,
-    /// The application listens for requests (it set a request callback):
-    /// they go to it instead of getting 405.
-    pub listener: bool,
 }
+
+/// What a user agent that set none of the rare settings has.
+static DEFAULT_EXTRAS: UserAgentExtras = UserAgentExtras {
+    auth_username: None,
+    credentials: Vec::new(),
+    outbound_proxy: None,
+    local_address: None,
+    user_agent: Cow::Borrowed(DEFAULT_USER_AGENT),
+    timers: Timers::DEFAULT,
+    shutdown_timeout: Duration::from_secs(4),
+    tls: TlsSettings {
+        ca_file: None,
+        server_name: None,
+        verify: true,
+    },
+    ws_path: Cow::Borrowed("/"),
+    contact_user: None,
+    allow: Cow::Borrowed(DEFAULT_ALLOW),
+    ws_origin: None,
+};
 
 /// The Allow list of a user agent that did not set one: what the library
 /// itself answers.
@@ -227,28 +257,63 @@ impl UserAgentConfig {
         }
         Ok(UserAgentConfig {
             aor,
-            auth_username: None,
             password: None,
-            credentials: Vec::new(),
+            extras: None,
+            keepalive: 0,
             digest_downgrade: false,
             transport: Transport::Udp,
             transport_chosen: false,
-            outbound_proxy: None,
-            local_address: None,
-            user_agent: Cow::Borrowed(DEFAULT_USER_AGENT),
-            timers: Timers::default(),
-            shutdown_timeout: Duration::from_secs(4),
-            tls: TlsSettings::default(),
-            ws_path: Cow::Borrowed("/"),
             private_socket: false,
-            keepalive: 0,
             contact_rewrite: true,
-            contact_user: None,
-            allow: Cow::Borrowed(DEFAULT_ALLOW),
             answer_options: true,
-            ws_origin: None,
             listener: false,
         })
+    }
+
+    /// The rarely set settings (their defaults when none is set).
+    pub fn extras(&self) -> &UserAgentExtras {
+        self.extras.as_deref().unwrap_or(&DEFAULT_EXTRAS)
+    }
+
+    /// The rarely set settings, boxed on first change.
+    fn extras_mut(&mut self) -> &mut UserAgentExtras {
+        self.extras
+            .get_or_insert_with(|| Box::new(DEFAULT_EXTRAS.clone()))
+    }
+
+    /// Sets whether TLS peers' certificates and names are checked.
+    pub fn set_tls_verify(&mut self, verify: bool) {
+        if verify != self.extras().tls.verify {
+            self.extras_mut().tls.verify = verify;
+        }
+    }
+
+    /// Sets the PEM file of trusted CAs (`None`: the system's trust store).
+    pub fn set_tls_ca_file(&mut self, path: Option<&str>) {
+        if path.is_some() || self.extras.is_some() {
+            self.extras_mut().tls.ca_file = path.map(str::to_owned);
+        }
+    }
+
+    /// Replaces the digest username as already checked (`None` = the AOR user).
+    pub(crate) fn replace_auth_username(&mut self, user: Option<String>) {
+        if user.is_some() || self.extras.is_some() {
+            self.extras_mut().auth_username = user;
+        }
+    }
+
+    /// Takes `from`'s credentials (password, auth username, credential
+    /// list, downgrade policy).
+    pub fn copy_credentials_from(&mut self, from: &UserAgentConfig) {
+        self.password.clone_from(&from.password);
+        self.digest_downgrade = from.digest_downgrade;
+        let theirs = from.extras();
+        if self.extras.is_some() || theirs.auth_username.is_some() || !theirs.credentials.is_empty()
+        {
+            let ours = self.extras_mut();
+            ours.auth_username.clone_from(&theirs.auth_username);
+            ours.credentials.clone_from(&theirs.credentials);
+        }
     }
 
     /// Sets the digest password (`None` removes it).
@@ -263,13 +328,10 @@ impl UserAgentConfig {
     /// Adds a credential; one with the same realm, username and kind is
     /// replaced (its secret wiped).
     pub fn add_credential(&mut self, credential: Credential) {
-        match self
-            .credentials
-            .iter_mut()
-            .find(|c| c.same_slot(&credential))
-        {
+        let list = &mut self.extras_mut().credentials;
+        match list.iter_mut().find(|c| c.same_slot(&credential)) {
             Some(slot) => *slot = credential,
-            None => self.credentials.push(credential),
+            None => list.push(credential),
         }
     }
 
@@ -281,7 +343,10 @@ impl UserAgentConfig {
         username: Option<&str>,
         kind: SecretKind,
     ) {
-        self.credentials.retain(|c| {
+        if self.extras.is_none() {
+            return;
+        }
+        self.extras_mut().credentials.retain(|c| {
             !(c.realm.as_deref() == realm && c.username.as_deref() == username && c.kind == kind)
         });
     }
@@ -289,9 +354,10 @@ impl UserAgentConfig {
     /// Whether the credentials (password, auth username, credential list,
     /// downgrade policy) differ from `other`'s.
     pub fn credentials_differ(&self, other: &UserAgentConfig) -> bool {
-        self.auth_username != other.auth_username
+        let (ours, theirs) = (self.extras(), other.extras());
+        ours.auth_username != theirs.auth_username
             || self.password != other.password
-            || self.credentials != other.credentials
+            || ours.credentials != theirs.credentials
             || self.digest_downgrade != other.digest_downgrade
     }
 
@@ -303,25 +369,33 @@ impl UserAgentConfig {
                 return Err(Error::invalid("auth username must not be empty"));
             }
         }
-        self.auth_username = user.map(str::to_owned);
+        if user.is_some() || self.extras.is_some() {
+            self.extras_mut().auth_username = user.map(str::to_owned);
+        }
         Ok(())
     }
 
     /// Sets the outbound proxy URI (`None` removes it).
     pub fn set_outbound_proxy(&mut self, uri: Option<&str>) -> Result<(), Error> {
-        self.outbound_proxy = match uri {
-            Some(u) => Some(Box::new(parse_uri("outbound proxy", u)?)),
+        let proxy = match uri {
+            Some(u) => Some(parse_uri("outbound proxy", u)?),
             None => None,
         };
+        if proxy.is_some() || self.extras.is_some() {
+            self.extras_mut().outbound_proxy = proxy;
+        }
         Ok(())
     }
 
     /// Sets the local bind address: `IP` or `IP:port`, IPv6 in brackets with a port.
     pub fn set_local_address(&mut self, addr: Option<&str>) -> Result<(), Error> {
-        self.local_address = match addr {
+        let local = match addr {
             None => None,
             Some(a) => Some(parse_socket_addr(a)?),
         };
+        if local.is_some() || self.extras.is_some() {
+            self.extras_mut().local_address = local;
+        }
         Ok(())
     }
 
@@ -331,7 +405,7 @@ impl UserAgentConfig {
         if ua.trim().is_empty() {
             return Err(Error::invalid("user agent string must not be empty"));
         }
-        self.user_agent = Cow::Owned(ua.trim().to_owned());
+        self.extras_mut().user_agent = Cow::Owned(ua.trim().to_owned());
         Ok(())
     }
 
@@ -344,7 +418,7 @@ impl UserAgentConfig {
         if t2 < t1 {
             return Err(Error::invalid("T2 must not be smaller than T1"));
         }
-        self.timers = Timers { t1, t2, t4 };
+        self.extras_mut().timers = Timers { t1, t2, t4 };
         Ok(())
     }
 
@@ -363,7 +437,7 @@ impl UserAgentConfig {
         if d > Duration::from_secs(3600) {
             return Err(Error::invalid("shutdown timeout must be at most 3600 s"));
         }
-        self.shutdown_timeout = d;
+        self.extras_mut().shutdown_timeout = d;
         Ok(())
     }
 
@@ -382,7 +456,9 @@ impl UserAgentConfig {
                 )));
             }
         }
-        self.tls.server_name = name.map(str::to_owned);
+        if name.is_some() || self.extras.is_some() {
+            self.extras_mut().tls.server_name = name.map(str::to_owned);
+        }
         Ok(())
     }
 
@@ -396,7 +472,7 @@ impl UserAgentConfig {
                 truncate(path)
             )));
         }
-        self.ws_path = Cow::Owned(path.to_owned());
+        self.extras_mut().ws_path = Cow::Owned(path.to_owned());
         Ok(())
     }
 
@@ -413,7 +489,9 @@ impl UserAgentConfig {
                 )));
             }
         }
-        self.contact_user = user.map(str::to_owned);
+        if user.is_some() || self.extras.is_some() {
+            self.extras_mut().contact_user = user.map(str::to_owned);
+        }
         Ok(())
     }
 
@@ -429,7 +507,7 @@ impl UserAgentConfig {
                 truncate(methods)
             )));
         }
-        self.allow = Cow::Owned(list.join(", "));
+        self.extras_mut().allow = Cow::Owned(list.join(", "));
         Ok(())
     }
 
@@ -450,19 +528,25 @@ impl UserAgentConfig {
                 )));
             }
         }
-        self.ws_origin = origin.map(str::to_owned);
+        if origin.is_some() || self.extras.is_some() {
+            self.extras_mut().ws_origin = origin.map(str::to_owned);
+        }
         Ok(())
     }
 
     /// The user part our Contact carries unless the endpoint gives it
     /// another (see [`contact_user`](Self::contact_user)).
     pub fn default_contact_user(&self) -> Option<&str> {
-        self.contact_user.as_deref().or(self.aor.user.as_deref())
+        self.extras()
+            .contact_user
+            .as_deref()
+            .or(self.aor.user.as_deref())
     }
 
     /// The username for digest answers.
     pub fn effective_auth_username(&self) -> &str {
-        self.auth_username
+        self.extras()
+            .auth_username
             .as_deref()
             .or(self.aor.user.as_deref())
             .unwrap_or("")

@@ -121,7 +121,7 @@ impl Registerer {
         if self.is_disposing() {
             return;
         }
-        self.dispose_deadline = Some(now + self.settings.ua.shutdown_timeout);
+        self.dispose_deadline = Some(now + self.settings.ua.extras().shutdown_timeout);
         self.refresh_at = None;
         self.retry_at = None;
         if self.awaiting_targets {
@@ -224,7 +224,7 @@ impl Registerer {
         password: Option<crate::core::options::Secret>,
     ) {
         let ua = Arc::make_mut(&mut self.settings.ua);
-        ua.auth_username = auth_username;
+        ua.replace_auth_username(auth_username);
         ua.password = password;
         self.forget_answers();
     }
@@ -236,11 +236,7 @@ impl Registerer {
         if !self.settings.ua.credentials_differ(from) {
             return; // unchanged: the shared settings stay shared
         }
-        let ua = Arc::make_mut(&mut self.settings.ua);
-        ua.auth_username.clone_from(&from.auth_username);
-        ua.password.clone_from(&from.password);
-        ua.credentials.clone_from(&from.credentials);
-        ua.digest_downgrade = from.digest_downgrade;
+        Arc::make_mut(&mut self.settings.ua).copy_credentials_from(from);
         self.forget_answers();
     }
 

@@ -16,7 +16,7 @@ impl Registerer {
         }
         let pending = Pending {
             kind,
-            tx: ClientTransaction::new(String::new(), true, self.settings.ua.timers, now),
+            tx: ClientTransaction::new(String::new(), true, self.settings.ua.extras().timers, now),
             admitted: false,
             bytes: None,
             cseq: 0,
@@ -60,7 +60,7 @@ impl Registerer {
         p.tx = ClientTransaction::new(
             branch,
             self.settings.transport.reliable(),
-            self.settings.ua.timers,
+            self.settings.ua.extras().timers,
             now,
         );
         p.admitted = false;
@@ -77,7 +77,7 @@ impl Registerer {
     /// for the pacing window keep no Authorization text.
     pub(super) fn admit_pending(&mut self, now: Option<Instant>) {
         let reliable = self.settings.transport.reliable();
-        let timers = self.settings.ua.timers;
+        let timers = self.settings.ua.extras().timers;
         let Some(mut p) = self.pending.take_if(|p| !p.admitted) else {
             return;
         };
@@ -157,7 +157,7 @@ impl Registerer {
                 if self.failover(now, "no final response before Timer F") {
                     return;
                 }
-                let timer_f = self.settings.ua.timers.t1 * 64;
+                let timer_f = self.settings.ua.extras().timers.t1 * 64;
                 let why = format!(
                     "no final response from {target} within {:.1} s (Timer F)",
                     timer_f.as_secs_f64()
