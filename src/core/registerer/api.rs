@@ -20,7 +20,7 @@ impl Registerer {
             return None;
         }
         let retransmission = self.transmits.front()?;
-        let local = self.local?;
+        let local = self.local.get()?;
         self.transmits.pop_front();
         if self.pending.as_ref()?.bytes.is_none() {
             self.render(local);
@@ -53,10 +53,10 @@ impl Registerer {
             tx,
             // Lingering transactions (Timer K) wake nobody: they are purged at
             // the next input, so 10 000 registrations cost no 20 000 wake-ups.
-            self.refresh_at,
-            self.expire_at,
-            self.retry_at,
-            self.dispose_deadline,
+            self.refresh_at.get(),
+            self.expire_at.get(),
+            self.retry_at.get(),
+            self.dispose_deadline.get(),
             self.keepalive.as_ref().and_then(|k| k.poll_timeout()),
         ]
         .into_iter()
@@ -79,7 +79,7 @@ impl Registerer {
     ) -> Result<(), Error> {
         let headers = check_request_headers(headers)?;
         self.check_can_send()?;
-        self.retry_at = None;
+        self.retry_at = MaybeInstant::NONE;
         self.start(now, Kind::Register);
         self.set_request_headers(headers);
         Ok(())
@@ -100,8 +100,8 @@ impl Registerer {
     ) -> Result<(), Error> {
         let headers = check_request_headers(headers)?;
         self.check_can_send()?;
-        self.retry_at = None;
-        self.refresh_at = None;
+        self.retry_at = MaybeInstant::NONE;
+        self.refresh_at = MaybeInstant::NONE;
         self.start(now, Kind::Unregister { all });
         self.set_request_headers(headers);
         Ok(())
@@ -121,9 +121,9 @@ impl Registerer {
         if self.is_disposing() {
             return;
         }
-        self.dispose_deadline = Some(now + self.settings.ua.extras().shutdown_timeout);
-        self.refresh_at = None;
-        self.retry_at = None;
+        self.dispose_deadline = MaybeInstant::at(now + self.settings.ua.extras().shutdown_timeout);
+        self.refresh_at = MaybeInstant::NONE;
+        self.retry_at = MaybeInstant::NONE;
         if self.awaiting_targets {
             // A REGISTER still waiting for DNS was never sent: drop it.
             self.awaiting_targets = false;
@@ -144,21 +144,21 @@ impl Registerer {
         // A transaction that timed out ended its request.
         self.pack_auth_when_idle();
         self.purge_lingering(now);
-        if self.dispose_deadline.is_some_and(|d| now >= d) {
+        if self.dispose_deadline.get().is_some_and(|d| now >= d) {
             self.note("dispose: no final answer within the shutdown bound; terminating");
             self.terminate();
             return;
         }
         // The refresh goes first: a late wake-up past the expiry (suspend, a
         // stalled thread) must still send the refresh it was due.
-        if self.refresh_at.is_some_and(|t| now >= t) {
-            self.refresh_at = None;
+        if self.refresh_at.get().is_some_and(|t| now >= t) {
+            self.refresh_at = MaybeInstant::NONE;
             // A request in flight already decides the next refresh (SIP.js #1071).
             if self.pending.is_none() {
                 self.start(now, Kind::Register);
             }
         }
-        if self.expire_at.is_some_and(|t| now >= t) {
+        if self.expire_at.get().is_some_and(|t| now >= t) {
             self.note("registration expired without a successful refresh");
             self.unregistered();
         }
@@ -166,8 +166,8 @@ impl Registerer {
         if let Some(f) = due.and_then(|k| k.handle_timeout(now, &mut self.rng)) {
             self.flow_failure(now, f);
         }
-        if self.retry_at.is_some_and(|t| now >= t) {
-            self.retry_at = None;
+        if self.retry_at.get().is_some_and(|t| now >= t) {
+            self.retry_at = MaybeInstant::NONE;
             if self.pending.is_none() {
                 self.events.push_back(Event::RetryStarted {
                     failures: self.failures,
@@ -194,10 +194,10 @@ impl Registerer {
         self.routing = None;
         self.take_pending();
         self.lingering = Vec::new();
-        self.refresh_at = None;
-        self.expire_at = None;
-        self.retry_at = None;
-        self.dispose_deadline = None;
+        self.refresh_at = MaybeInstant::NONE;
+        self.expire_at = MaybeInstant::NONE;
+        self.retry_at = MaybeInstant::NONE;
+        self.dispose_deadline = MaybeInstant::NONE;
         self.set_state(State::Terminated);
     }
 

@@ -24,9 +24,11 @@ use super::targets::{Query, Target, TargetList};
 use super::transaction::{ClientTransaction, Delivery, TimerOutcome};
 use super::uri::{Host, Uri};
 use crate::error::Error;
+use compact::{MaybeAddr, MaybeInstant};
 
 mod api;
 mod auth;
+mod compact;
 mod failover;
 mod nat;
 mod packed_auth;
@@ -270,17 +272,17 @@ pub struct Registerer {
     from_tag: ShortText<FROM_TAG_LEN>,
     cseq: u32,
     expires: u32,
-    local: Option<SocketAddr>,
+    local: MaybeAddr,
     bound_contact: Option<String>,
     stale_contacts: Vec<String>,
     /// The request in flight; boxed, so an idle registerer keeps only a pointer.
     pending: Option<Box<Pending>>,
     /// Completed transactions absorbing retransmitted finals until Timer K, with their CSeq.
     lingering: Vec<Lingering>,
-    refresh_at: Option<Instant>,
-    expire_at: Option<Instant>,
-    retry_at: Option<Instant>,
-    dispose_deadline: Option<Instant>,
+    refresh_at: MaybeInstant,
+    expire_at: MaybeInstant,
+    retry_at: MaybeInstant,
+    dispose_deadline: MaybeInstant,
     rebind_wanted: bool,
     dispose_resent: bool,
     /// Per-realm challenges: open while a request uses them, packed into
@@ -298,9 +300,9 @@ pub struct Registerer {
     /// Sends owed to the runtime: `true` for a retransmission.
     transmits: Owed,
     /// Public address written in our Contact instead of the local one (contact rewrite).
-    contact_public: Option<SocketAddr>,
+    contact_public: MaybeAddr,
     /// The address the registrar last saw us at (Via received/rport of a 2xx).
-    public_address: Option<SocketAddr>,
+    public_address: MaybeAddr,
     /// A 439 said the first hop lacks outbound: register without it from now on.
     outbound_refused: bool,
     /// The last 2xx confirmed outbound for our flow (`Require: outbound`).
@@ -326,7 +328,7 @@ pub struct Registerer {
     /// registerers never fail.
     failure: Option<Box<Failure>>,
     /// When the last 2xx registered us (a flow lost soon after is a quick loss).
-    registered_at: Option<Instant>,
+    registered_at: MaybeInstant,
     /// The failure count the last 2xx cleared, restored if its flow dies
     /// quickly (see `flow_loss_backoff`).
     failures_at_ok: u32,
@@ -410,15 +412,15 @@ impl Registerer {
             state: State::Initial,
             call_id,
             from_tag,
-            local: None,
+            local: MaybeAddr::None,
             bound_contact: None,
             stale_contacts: Vec::new(),
             pending: None,
             lingering: Vec::new(),
-            refresh_at: None,
-            expire_at: None,
-            retry_at: None,
-            dispose_deadline: None,
+            refresh_at: MaybeInstant::NONE,
+            expire_at: MaybeInstant::NONE,
+            retry_at: MaybeInstant::NONE,
+            dispose_deadline: MaybeInstant::NONE,
             rebind_wanted: false,
             dispose_resent: false,
             auth: packed_auth::AuthCache::default(),
@@ -430,8 +432,8 @@ impl Registerer {
             timed_out: false,
             events: VecDeque::new(),
             transmits: Owed::default(),
-            contact_public: None,
-            public_address: None,
+            contact_public: MaybeAddr::None,
+            public_address: MaybeAddr::None,
             outbound_refused: false,
             outbound_in_use: false,
             routing: None,
@@ -442,7 +444,7 @@ impl Registerer {
             resolution_wanted: false,
             paced: false,
             failure: None,
-            registered_at: None,
+            registered_at: MaybeInstant::NONE,
             failures_at_ok: 0,
             failure_fresh: false,
         })
@@ -514,7 +516,9 @@ impl Registerer {
 
     /// Time until the scheduled automatic retry.
     pub fn next_retry(&self, now: Instant) -> Option<Duration> {
-        self.retry_at.map(|t| t.saturating_duration_since(now))
+        self.retry_at
+            .get()
+            .map(|t| t.saturating_duration_since(now))
     }
 
     /// Consecutive failed registration attempts.
@@ -545,12 +549,12 @@ impl Registerer {
 
     /// When the automatic retry is due.
     pub fn retry_at(&self) -> Option<Instant> {
-        self.retry_at
+        self.retry_at.get()
     }
 
     /// Our contact URI for the current local address (the public one after a rewrite).
     pub fn contact(&self) -> Option<String> {
-        self.local.map(|l| {
+        self.local.get().map(|l| {
             request::contact_uri(
                 &self.settings,
                 self.contact_user(),
@@ -563,7 +567,7 @@ impl Registerer {
     /// The address the registrar saw our last successful REGISTER come from
     /// (Via `received`/`rport`), if it said.
     pub fn public_address(&self) -> Option<SocketAddr> {
-        self.public_address
+        self.public_address.get()
     }
 
     /// Service-Route, Path and GRUUs of the last 2xx (empty when not registered).

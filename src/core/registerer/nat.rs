@@ -47,12 +47,12 @@ impl Registerer {
     /// Tells the registerer which local address its packets leave from. A change
     /// while bound queues the old contact for removal in the next REGISTER.
     pub fn set_local_addr(&mut self, addr: SocketAddr) {
-        if self.local == Some(addr) {
+        if self.local.get() == Some(addr) {
             return;
         }
-        self.local = Some(addr);
+        self.local = MaybeAddr::new(Some(addr));
         // A new flow: its public address and keep-alive state are unknown.
-        self.contact_public = None;
+        self.contact_public = MaybeAddr::None;
         if let Some(k) = self.keepalive.as_mut() {
             k.new_flow();
         }
@@ -87,7 +87,7 @@ impl Registerer {
             .map_or_else(Default::default, |b| *b);
         extras.contact_user = user;
         self.settings.extras = (extras != Extras::default()).then(|| Box::new(extras));
-        let (Some(old), Some(local)) = (self.bound_contact.clone(), self.local) else {
+        let (Some(old), Some(local)) = (self.bound_contact.clone(), self.local.get()) else {
             return;
         };
         let now_contact = request::contact_uri(
@@ -135,7 +135,7 @@ impl Registerer {
         if self.pending.is_some() {
             self.rebind_wanted = true;
         } else {
-            self.retry_at = None;
+            self.retry_at = MaybeInstant::NONE;
             self.note("network changed: re-registering with the new contact");
             self.start(now, Kind::Register);
         }
@@ -187,6 +187,7 @@ impl Registerer {
     pub(super) fn flow_loss_backoff(&mut self, now: Instant) -> Option<Duration> {
         let quick = self
             .registered_at
+            .get()
             .is_some_and(|t| now.saturating_duration_since(t) < self.settings.retry.base);
         if !quick {
             return None;
@@ -204,7 +205,7 @@ impl Registerer {
             self.failures,
             delay.as_secs_f64()
         ));
-        self.retry_at = Some(now + delay);
+        self.retry_at = MaybeInstant::at(now + delay);
         self.events.push_back(Event::RetryScheduled {
             delay,
             failures: self.failures,
@@ -238,7 +239,9 @@ impl Registerer {
         if self.pending.is_some() || self.state != State::Registered || self.is_disposing() {
             return;
         }
-        let Some(local) = self.local else { return };
+        let Some(local) = self.local.get() else {
+            return;
+        };
         self.note(&format!(
             "registrar sees us at {public}: rewriting the contact and re-registering"
         ));
@@ -247,7 +250,7 @@ impl Registerer {
                 self.stale_contacts.push(old);
             }
         }
-        self.contact_public = (public != local).then_some(public);
+        self.contact_public = MaybeAddr::new((public != local).then_some(public));
         let now_contact = request::contact_uri(
             &self.settings,
             self.contact_user(),
@@ -266,7 +269,7 @@ impl Registerer {
     }
 
     pub(super) fn contact_addr(&self, local: SocketAddr) -> SocketAddr {
-        self.contact_public.unwrap_or(local)
+        self.contact_public.get().unwrap_or(local)
     }
 
     /// Keep-alive after a 2xx: with outbound, STUN (UDP) or CRLF ping/pong at

@@ -297,18 +297,18 @@ impl Registerer {
                 self.failures_at_ok = self.failures;
                 self.failures = 0;
                 self.clear_failure();
-                self.registered_at = Some(now);
+                self.registered_at = MaybeInstant::at(now);
                 self.retry_after = None;
                 // Registered: a recovery still scheduled (a refresh that went
                 // out during a flow-loss backoff) has nothing left to do.
-                self.retry_at = None;
+                self.retry_at = MaybeInstant::NONE;
                 self.bound_contact = ours_text;
                 let granted = Duration::from_secs(u64::from(secs));
                 let spread = refresh::spread_of(self.call_id.as_str());
                 let delay =
                     refresh::refresh_delay(granted, self.settings.refresh_frequency, spread);
-                self.refresh_at = Some(now + delay);
-                self.expire_at = Some(now + granted);
+                self.refresh_at = MaybeInstant::at(now + delay);
+                self.expire_at = MaybeInstant::at(now + granted);
                 self.set_state(State::Registered);
                 self.outbound_in_use = p.outbound && resp.lists_option("require", "outbound");
                 let routing = RoutingFacts::from_response(resp, mine.first().copied());
@@ -316,7 +316,7 @@ impl Registerer {
                 self.start_keepalive(now, resp);
                 let seen = resp.top_via_public_address();
                 if seen.is_some() {
-                    self.public_address = seen;
+                    self.public_address = MaybeAddr::new(seen);
                 }
                 rewrite_to = seen.and_then(|public| self.rewrite_target(&p, public));
             }
@@ -342,8 +342,8 @@ impl Registerer {
     }
 
     pub(super) fn unregistered(&mut self) {
-        self.refresh_at = None;
-        self.expire_at = None;
+        self.refresh_at = MaybeInstant::NONE;
+        self.expire_at = MaybeInstant::NONE;
         if let Some(k) = self.keepalive.as_mut() {
             k.stop();
         }
@@ -394,7 +394,7 @@ impl Registerer {
                 } else {
                     self.backoff()
                 };
-                self.retry_at = Some(now + delay);
+                self.retry_at = MaybeInstant::at(now + delay);
                 self.events.push_back(Event::RetryScheduled {
                     delay,
                     failures: self.failures,
@@ -417,7 +417,7 @@ impl Registerer {
             && kind == Kind::Register
             && (self.state == State::Registered || self.retry_at.is_some())
         {
-            self.retry_at = None;
+            self.retry_at = MaybeInstant::NONE;
             self.start(now, Kind::Register);
         }
     }

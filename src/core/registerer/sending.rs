@@ -102,7 +102,7 @@ impl Registerer {
             Kind::Unregister { all: true } => ContactSpec::RemoveAll,
         };
         p.stale_sent = self.stale_contacts.clone();
-        let contact_addr = self.contact_public.unwrap_or(local);
+        let contact_addr = self.contact_public.get().unwrap_or(local);
         let outbound = self.settings.reg_id.is_some() && !self.outbound_refused;
         p.contact_addr = Some(contact_addr);
         p.outbound = outbound;
