@@ -26,7 +26,7 @@ pub use user_agent::{
 };
 
 /// Automatic recovery after transient failures (RFC 5626 §4.5 backoff).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Off gives pure SIP.js behaviour (no automatic retry).
     pub enabled: bool,
@@ -38,14 +38,19 @@ pub struct RetryPolicy {
     pub retry_after_max: Duration,
 }
 
+impl RetryPolicy {
+    /// On, 30 s base, 30 min cap, Retry-After followed up to an hour.
+    pub const DEFAULT: RetryPolicy = RetryPolicy {
+        enabled: true,
+        base: Duration::from_secs(30),
+        max: Duration::from_secs(1800),
+        retry_after_max: Duration::from_secs(3600),
+    };
+}
+
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            enabled: true,
-            base: Duration::from_secs(30),
-            max: Duration::from_secs(1800),
-            retry_after_max: Duration::from_secs(3600),
-        }
+        RetryPolicy::DEFAULT
     }
 }
 
@@ -156,7 +161,8 @@ pub struct Settings {
     pub to_text: Arc<str>,
     /// The AOR as text (the From URI).
     pub aor_text: Arc<str>,
-    /// Extra headers, Contact parameters, instance URN and display names:
+    /// Extra headers, Contact parameters, instance URN, display names and
+    /// recovery times other than the default:
     /// set by few users, so boxed and `None` when none is set (read them
     /// through [`Settings::extras`]).
     pub extras: Option<Box<Extras>>,
@@ -164,8 +170,8 @@ pub struct Settings {
     pub reg_id: Option<u32>,
     /// Initial CSeq.
     pub cseq: u32,
-    /// Recovery policy.
-    pub retry: RetryPolicy,
+    /// Automatic recovery is on (its times are in [`Extras::retry`]).
+    pub retry_enabled: bool,
     /// Send `Supported: path, gruu`.
     pub path_gruu: bool,
     /// Transport actually used.
@@ -197,6 +203,9 @@ pub struct Extras {
     /// The user part of our Contact when the endpoint chose another than
     /// the user agent's (two user agents on one socket would clash).
     pub contact_user: Option<Box<str>>,
+    /// Backoff times of the recovery policy (most keep the default;
+    /// `enabled` is [`Settings::retry_enabled`] and stays `true` here).
+    pub retry: RetryPolicy,
 }
 
 impl Extras {
@@ -213,13 +222,22 @@ static NO_EXTRAS: Extras = Extras {
     from_display_name: None,
     to_display_name: None,
     contact_user: None,
+    retry: RetryPolicy::DEFAULT,
 };
 
 impl Settings {
-    /// Extra headers, Contact parameters, instance URN and display names
-    /// (empty when none is set).
+    /// Extra headers, Contact parameters, instance URN, display names and
+    /// recovery times (empty and the default when none is set).
     pub fn extras(&self) -> &Extras {
         self.extras.as_deref().unwrap_or(&NO_EXTRAS)
+    }
+
+    /// The recovery policy.
+    pub fn retry(&self) -> RetryPolicy {
+        RetryPolicy {
+            enabled: self.retry_enabled,
+            ..self.extras().retry
+        }
     }
 }
 
@@ -401,11 +419,16 @@ impl RegistererOptions {
                 from_display_name: self.from_display_name.clone(),
                 to_display_name: self.to_display_name.clone(),
                 contact_user: None,
+                // Only the times: turning recovery off alone boxes nothing.
+                retry: RetryPolicy {
+                    enabled: true,
+                    ..self.retry
+                },
             }
             .boxed(),
+            retry_enabled: self.retry.enabled,
             reg_id: self.reg_id,
             cseq: self.cseq,
-            retry: self.retry,
             path_gruu: self.path_gruu,
             transport,
             transport_open,

@@ -20,7 +20,7 @@ fn defaults_follow_sipjs() {
     assert_eq!(&*s.to_text, "sip:alice@example.com");
     assert_eq!(s.transport, Transport::Udp);
     assert_eq!(s.target_port, 5060);
-    assert!(s.retry.enabled);
+    assert!(s.retry().enabled);
 }
 
 #[test]
@@ -321,4 +321,26 @@ fn contact_user_allow_and_ws_origin_are_checked() {
     }
     u.set_ws_origin(None).unwrap();
     assert_eq!(u.extras().ws_origin, None);
+}
+
+#[test]
+fn the_recovery_policy_comes_back_as_set_and_turning_it_off_boxes_nothing() {
+    let mut o = RegistererOptions::default();
+    o.retry.enabled = false;
+    let s = o.validate(&ua()).unwrap();
+    assert!(s.extras.is_none());
+    assert_eq!(
+        s.retry(),
+        RetryPolicy {
+            enabled: false,
+            ..RetryPolicy::DEFAULT
+        }
+    );
+    o.set_retry_base(Duration::from_secs(7)).unwrap();
+    let s = o.validate(&ua()).unwrap();
+    assert!(s.extras.is_some());
+    assert_eq!(
+        (s.retry().enabled, s.retry().base),
+        (false, Duration::from_secs(7))
+    );
 }

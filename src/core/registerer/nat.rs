@@ -188,7 +188,7 @@ impl Registerer {
         let quick = self
             .registered_at
             .get()
-            .is_some_and(|t| now.saturating_duration_since(t) < self.settings.retry.base);
+            .is_some_and(|t| now.saturating_duration_since(t) < self.settings.retry().base);
         if !quick {
             return None;
         }
@@ -201,7 +201,7 @@ impl Registerer {
     pub(super) fn schedule_flow_recovery(&mut self, now: Instant, delay: Duration, what: &str) {
         self.note(&format!(
             "{what} within {:.0} s of registering, {} times in a row: re-registering in {:.1} s",
-            self.settings.retry.base.as_secs_f64(),
+            self.settings.retry().base.as_secs_f64(),
             self.failures,
             delay.as_secs_f64()
         ));

@@ -377,7 +377,7 @@ impl Registerer {
         self.unregistered();
         if kind == Kind::Register {
             self.failures = self.failures.saturating_add(1);
-            let policy = self.settings.retry;
+            let policy = self.settings.retry();
             if policy.enabled && is_transient(status) && self.dispose_deadline.is_none() {
                 let delay = if immediate && self.failures == 1 {
                     Duration::ZERO
@@ -445,7 +445,7 @@ impl Registerer {
     /// The backoff after `failures` consecutive failures: retry_base·2^failures,
     /// capped by retry_max, with 50–100 % jitter.
     pub(super) fn backoff(&mut self) -> Duration {
-        let policy = self.settings.retry;
+        let policy = self.settings.retry();
         let exp = 1u32 << self.failures.min(20);
         let backoff = policy.base.saturating_mul(exp).min(policy.max);
         backoff.mul_f64(0.5 + 0.5 * self.rng.unit())
