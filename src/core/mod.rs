@@ -1,6 +1,7 @@
 //! The sans-IO protocol core: no sockets, threads or clocks; `now` comes in as an
 //! argument and bytes, events and deadlines come out.
 
+pub mod compact;
 pub mod credentials;
 pub mod digest;
 pub mod endpoint;

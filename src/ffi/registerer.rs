@@ -593,7 +593,7 @@ pub unsafe extern "C" fn sipreg_registerer_next_retry(
     out: *mut f64,
 ) -> sipreg_result {
     read(r, out, |s| {
-        s.retry_at.map_or(-1.0, |t| {
+        s.retry_at.get().map_or(-1.0, |t| {
             t.saturating_duration_since(Instant::now()).as_secs_f64()
         })
     })

@@ -194,6 +194,6 @@ pub unsafe extern "C" fn sipreg_registerer_public_address(
     needed: *mut usize,
 ) -> sipreg_result {
     copy_opt(r, buf, len, needed, |s| {
-        s.public_address.map(|a| a.to_string())
+        s.public_address.get().map(|a| a.to_string())
     })
 }

@@ -38,11 +38,11 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::ThreadId;
-use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 use once_cell::sync::OnceCell;
 
+use crate::core::compact::{MaybeAddr, MaybeInstant};
 use crate::core::endpoint::FlowId;
 use crate::core::failure::Failure;
 use crate::core::message::{Reply, Request};
@@ -67,7 +67,7 @@ pub struct Snapshot {
     /// Last final response.
     pub last_response: Option<(u16, Arc<str>)>,
     /// When the automatic retry is due.
-    pub retry_at: Option<Instant>,
+    pub retry_at: MaybeInstant,
     /// Consecutive failures.
     pub failure_count: u32,
     /// A request is in flight in the worker.
@@ -87,7 +87,7 @@ pub struct Snapshot {
     /// none (most registrars send none: no 96 bytes per handle for them).
     pub routing: Option<Box<RoutingFacts>>,
     /// The address the registrar saw (Via received/rport).
-    pub public_address: Option<SocketAddr>,
+    pub public_address: MaybeAddr,
     /// Why the last attempt failed (`None` after a success).
     pub failure: Option<Arc<Failure>>,
 }
@@ -107,7 +107,7 @@ impl Default for Snapshot {
             contacts: None,
             retry_after: None,
             last_response: None,
-            retry_at: None,
+            retry_at: MaybeInstant::NONE,
             failure_count: 0,
             waiting: false,
             claims: 0,
@@ -116,7 +116,7 @@ impl Default for Snapshot {
             flow: None,
             flow_id: None,
             routing: None,
-            public_address: None,
+            public_address: MaybeAddr::None,
             failure: None,
         }
     }

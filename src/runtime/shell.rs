@@ -19,6 +19,7 @@ use super::batch::{self, RecvBuffers};
 use super::clock::Clock;
 use super::stream::{self, StreamConn, StreamSpec, TlsParams, WsParams};
 use super::{cause, udp, Command, Shared, Snapshot};
+use crate::core::compact::{MaybeAddr, MaybeInstant};
 use crate::core::endpoint::{
     Action, ConnectSpec, Endpoint, FlowError, FlowId, RegId, Transmit, TransmitKind, UaId, UaStats,
     View,
@@ -634,10 +635,10 @@ fn apply(s: &mut Snapshot, v: View) {
         s.disposing = true;
     }
     s.retry_after = v.retry_after;
-    s.retry_at = v.retry_at;
+    s.retry_at = v.retry_at.map_or(MaybeInstant::NONE, MaybeInstant::at);
     s.failure_count = v.failure_count;
     s.retransmissions = v.retransmissions;
-    s.public_address = v.public_address;
+    s.public_address = MaybeAddr::new(v.public_address);
     if let Some(f) = v.facts {
         let f = *f;
         s.contacts = f.contacts;

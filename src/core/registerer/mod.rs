@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::compact::{MaybeAddr, MaybeInstant};
 use super::digest::{self, Algorithm, Answer, Challenge};
 use super::failure::{Failure, FailureKind};
 use super::keepalive::{FlowFailure, KeepAlive, Mechanism};
@@ -24,11 +25,9 @@ use super::targets::{Query, Target, TargetList};
 use super::transaction::{ClientTransaction, Delivery, TimerOutcome};
 use super::uri::{Host, Uri};
 use crate::error::Error;
-use compact::{MaybeAddr, MaybeInstant};
 
 mod api;
 mod auth;
-mod compact;
 mod failover;
 mod nat;
 mod packed_auth;

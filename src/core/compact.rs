@@ -1,5 +1,6 @@
 //! Optional instants and socket addresses in half the room `Option` takes
-//! (a registerer holds five of the one and three of the other, per account).
+//! (a registerer holds five of the one and three of the other, its
+//! handle's snapshot one of each, per account).
 
 use std::net::{SocketAddr, SocketAddrV6};
 use std::sync::OnceLock;
@@ -17,14 +18,16 @@ fn origin() -> Instant {
 /// (beyond, it saturates there: a deadline centuries away never comes either
 /// way).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) struct MaybeInstant(i64);
+pub struct MaybeInstant(i64);
 
+// Its associated constant would put an opaque type in the C header.
+/// cbindgen:ignore
 impl MaybeInstant {
     /// No instant.
-    pub(super) const NONE: MaybeInstant = MaybeInstant(i64::MIN);
+    pub const NONE: MaybeInstant = MaybeInstant(i64::MIN);
 
     /// Holds `t`.
-    pub(super) fn at(t: Instant) -> MaybeInstant {
+    pub fn at(t: Instant) -> MaybeInstant {
         let o = origin();
         let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
         MaybeInstant(match t.checked_duration_since(o) {
@@ -35,7 +38,7 @@ impl MaybeInstant {
     }
 
     /// The instant held, if any.
-    pub(super) fn get(self) -> Option<Instant> {
+    pub fn get(self) -> Option<Instant> {
         match self.0 {
             i64::MIN => None,
             n if n >= 0 => Some(origin() + Duration::from_nanos(n.unsigned_abs())),
@@ -44,12 +47,12 @@ impl MaybeInstant {
     }
 
     /// Whether an instant is held.
-    pub(super) fn is_some(self) -> bool {
+    pub fn is_some(self) -> bool {
         self.0 != i64::MIN
     }
 
     /// Whether no instant is held.
-    pub(super) fn is_none(self) -> bool {
+    pub fn is_none(self) -> bool {
         !self.is_some()
     }
 }
@@ -63,7 +66,7 @@ impl std::fmt::Debug for MaybeInstant {
 /// An optional socket address in 16 bytes (`Option<SocketAddr>` takes 32):
 /// IPv4 inline, IPv6 boxed.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub(super) enum MaybeAddr {
+pub enum MaybeAddr {
     /// No address.
     #[default]
     None,
@@ -75,7 +78,7 @@ pub(super) enum MaybeAddr {
 
 impl MaybeAddr {
     /// Holds `addr`, if any.
-    pub(super) fn new(addr: Option<SocketAddr>) -> MaybeAddr {
+    pub fn new(addr: Option<SocketAddr>) -> MaybeAddr {
         match addr {
             None => MaybeAddr::None,
             Some(SocketAddr::V4(a)) => MaybeAddr::V4(a.ip().octets(), a.port()),
@@ -84,7 +87,7 @@ impl MaybeAddr {
     }
 
     /// The address held, if any.
-    pub(super) fn get(&self) -> Option<SocketAddr> {
+    pub fn get(&self) -> Option<SocketAddr> {
         match self {
             MaybeAddr::None => None,
             MaybeAddr::V4(ip, port) => Some(SocketAddr::from((*ip, *port))),
