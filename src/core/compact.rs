@@ -7,11 +7,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The instant every [`MaybeInstant`] counts from: the first one this
-/// process stored (earlier instants count backwards from it).
-fn origin() -> Instant {
-    static ORIGIN: OnceLock<Instant> = OnceLock::new();
-    *ORIGIN.get_or_init(Instant::now)
-}
+/// process stored (earlier instants count backwards from it). Taken from
+/// what is stored, not read from a clock: the core reads none.
+static ORIGIN: OnceLock<Instant> = OnceLock::new();
 
 /// An optional instant in 8 bytes (`Option<Instant>` takes 16): signed
 /// nanoseconds from a process-wide origin, exact within ±292 years of it
@@ -28,7 +26,7 @@ impl MaybeInstant {
 
     /// Holds `t`.
     pub fn at(t: Instant) -> MaybeInstant {
-        let o = origin();
+        let o = *ORIGIN.get_or_init(|| t);
         let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
         MaybeInstant(match t.checked_duration_since(o) {
             Some(ahead) => nanos(ahead),
@@ -39,10 +37,16 @@ impl MaybeInstant {
 
     /// The instant held, if any.
     pub fn get(self) -> Option<Instant> {
-        match self.0 {
-            i64::MIN => None,
-            n if n >= 0 => Some(origin() + Duration::from_nanos(n.unsigned_abs())),
-            n => Some(origin() - Duration::from_nanos(n.unsigned_abs())),
+        if self.0 == i64::MIN {
+            return None;
+        }
+        // Set: an instant was stored (`at` sets the origin first).
+        let o = *ORIGIN.get()?;
+        let d = Duration::from_nanos(self.0.unsigned_abs());
+        if self.0 >= 0 {
+            o.checked_add(d)
+        } else {
+            o.checked_sub(d)
         }
     }
 
