@@ -27,7 +27,7 @@ use support::counting::{authenticated_registration, Counting};
 /// test's own copy of the wire bytes is no longer counted: 68 allocations,
 /// 7 562 bytes, 1 170 bytes kept, measured 2026-12-06.) Measured 2026-12-07:
 /// 62 (66 before the branch tail, cnonce and key were drawn into arrays);
-/// 63 on 2026-12-08 (the challenge cache packed after the 200), then 61
+/// 63 on 2026-12-07 (the challenge cache packed after the 200), then 61
 /// (Call-ID and From tag inline, registrar and reason texts shared), then
 /// 59 ("Unauthorized" and "OK" both stay shared).
 const MAX_ALLOCS_PER_REGISTRATION: u64 = 64;
@@ -37,7 +37,7 @@ const MAX_ALLOCS_PER_REGISTRATION: u64 = 64;
 const MAX_BYTES_PER_REGISTRATION: u64 = 8_250;
 /// Bytes a Registered registerer keeps between transactions: its struct (boxed in
 /// the runtime) and its heap, lingering transactions (Timer K) included; the user
-/// agent's settings are shared, not counted. Measured 2026-12-08: 937
+/// agent's settings are shared, not counted. Measured 2026-12-07: 937
 /// (961 with one shared reason phrase; 1 013 before the inline Call-ID and From tag and the shared registrar
 /// and reason texts; 1 189 before the challenge cache was packed into one buffer between
 /// requests; 1 606 earlier, 2 552 before the registerer struct shrank from

@@ -18,7 +18,7 @@ use sipreg::core::options::UserAgentConfig;
 use sipreg::core::registerer::{Registerer, State};
 use support::counting::{authenticated_registration, measure, Counting};
 
-/// `size_of::<Registerer>()`. Measured 2026-12-08: 568 (624 while the
+/// `size_of::<Registerer>()`. Measured 2026-12-07: 568 (624 while the
 /// recovery policy sat unboxed in its settings; 712 before its five
 /// optional instants and three optional addresses took half the room; 720 before the
 /// Call-ID and From tag went inline and the last reason became shared
@@ -29,11 +29,11 @@ use support::counting::{authenticated_registration, measure, Counting};
 /// use, sends owed as two counters, the To URI kept as shared text only).
 const MAX_REGISTERER_SIZE: usize = 568;
 /// `size_of::<UserAgentConfig>()` (one per account in a fleet). Measured
-/// 2026-12-08: 176 (512 before the rarely set settings were boxed).
+/// 2026-12-07: 176 (512 before the rarely set settings were boxed).
 const MAX_USER_AGENT_CONFIG_SIZE: usize = 176;
 /// Heap bytes a Registered registerer keeps right after its 200, lingering
 /// transactions included (requested sizes, without the allocator's own
-/// overhead). Measured 2026-12-08: 225 (249 while only the last reason
+/// overhead). Measured 2026-12-07: 225 (249 while only the last reason
 /// phrase was shared; 293 before the Call-ID and From
 /// tag went inline and the registrar and reason texts became shared; 469
 /// before the challenge cache was
