@@ -24,6 +24,7 @@ mod link;
 pub mod requests;
 pub mod resolve;
 mod shell;
+mod sinks;
 mod stream;
 pub mod tls;
 pub mod trace;

@@ -10,11 +10,12 @@
 //! one its full queue cannot take is refused (503), one whose sink went
 //! away while it waited is answered 405 by the worker.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use super::sinks::Sinks;
 use super::UaId;
 use crate::core::endpoint::FlowId;
 use crate::core::options::Transport;
@@ -51,59 +52,23 @@ pub enum Delivery {
     Busy(Incoming),
 }
 
-struct Entry {
-    sink: Sink,
-    /// Held (shared) while the sink runs, so removing it can wait for running calls.
-    gate: RwLock<()>,
-    /// Set before the entry is removed: a call that raced the removal does not start.
-    removed: AtomicBool,
-}
-
-static SINKS: RwLock<Option<HashMap<UaId, Arc<Entry>>>> = RwLock::new(None);
+static SINKS: Sinks<dyn Fn(&Incoming) + Send + Sync> = Sinks::new();
 
 /// Installs (or with `None` removes) the request sink of user agent `ua`.
 /// Off the worker thread it returns only once no call of the old sink is
 /// running.
 pub fn set_sink(ua: UaId, sink: Option<Sink>) {
-    let old = {
-        let mut g = SINKS.write().unwrap_or_else(|e| e.into_inner());
-        let map = g.get_or_insert_with(HashMap::new);
-        match sink {
-            Some(sink) => map.insert(
-                ua,
-                Arc::new(Entry {
-                    sink,
-                    gate: RwLock::new(()),
-                    removed: AtomicBool::new(false),
-                }),
-            ),
-            None => map.remove(&ua),
-        }
-    };
-    if let Some(old) = old {
-        old.removed.store(true, Ordering::Release);
-        // Not on the thread the sink runs on (where it cannot be running
-        // now, or is our caller); the worker never waits for a dispatcher.
-        let on_its_thread = super::dispatch::route(ua).is_some_and(|d| d.is_current());
-        if !super::on_worker_thread() && !on_its_thread {
-            drop(old.gate.write().unwrap_or_else(|e| e.into_inner()));
-        }
-    }
+    SINKS.set(ua, sink);
 }
 
 /// Offers `request` to user agent `ua`'s sink: called now on the worker, or
 /// queued for its dispatcher.
 pub fn deliver(ua: UaId, request: Incoming) -> Delivery {
-    let entry = SINKS
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-        .and_then(|m| m.get(&ua).cloned());
-    let Some(e) = entry else {
+    let Some(e) = SINKS.get(ua) else {
         return Delivery::NoListener(request);
     };
     let Some(d) = super::dispatch::route(ua) else {
-        return match call(&e, &request) {
+        return match e.call(|sink| sink(&request)) {
             true => Delivery::Delivered,
             false => Delivery::NoListener(request),
         };
@@ -113,7 +78,7 @@ pub fn deliver(ua: UaId, request: Incoming) -> Delivery {
     let queued = d.push(
         super::dispatch::Class::Droppable,
         Box::new(move || {
-            if !call(&e, &copy) {
+            if !e.call(|sink| sink(&copy)) {
                 // Removed while it waited: the worker answers it as without.
                 let _ = super::send(super::Command::Unheard {
                     ua,
@@ -129,17 +94,6 @@ pub fn deliver(ua: UaId, request: Incoming) -> Delivery {
     } else {
         Delivery::Busy(request)
     }
-}
-
-/// One call of a sink; false when it was removed meanwhile.
-fn call(e: &Entry, request: &Incoming) -> bool {
-    let _running = e.gate.read().unwrap_or_else(|e| e.into_inner());
-    if e.removed.load(Ordering::Acquire) {
-        return false;
-    }
-    // A sink that panics must not take the worker (or the loop) down with it.
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (e.sink)(request)));
-    true
 }
 
 static OPEN: RwLock<Option<HashSet<u64>>> = RwLock::new(None);

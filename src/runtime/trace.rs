@@ -5,12 +5,11 @@
 //! The worker calls [`sent`] and [`received`] at its send and receive sites;
 //! both return at once when no sink is installed for the user agent.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::sinks::{Entry, Sinks};
 use super::UaId;
 use crate::core::options::Transport;
 use crate::core::redact::redact;
@@ -45,67 +44,23 @@ pub struct Record<'a> {
 /// thread running the user agent's dispatcher).
 pub type Sink = Arc<dyn Fn(&Record<'_>) + Send + Sync>;
 
-struct Entry {
-    sink: Sink,
-    /// Held (shared) while the sink runs, so removing it can wait for running calls.
-    gate: RwLock<()>,
-    /// Set before the entry is removed: a call that raced the removal does not start.
-    removed: AtomicBool,
-}
-
-static SINKS: RwLock<Option<HashMap<UaId, Arc<Entry>>>> = RwLock::new(None);
-/// Number of installed sinks: the send/receive paths skip everything when 0.
-static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+static SINKS: Sinks<dyn Fn(&Record<'_>) + Send + Sync> = Sinks::new();
 
 /// Installs (or with `None` removes) the trace sink of user agent `ua`. Off the
 /// worker thread it returns only once no call of the old sink is running, so
 /// whatever the old sink used may then be released.
 pub fn set_sink(ua: UaId, sink: Option<Sink>) {
-    let old = {
-        let mut g = SINKS.write().unwrap_or_else(|e| e.into_inner());
-        let map = g.get_or_insert_with(HashMap::new);
-        let old = match sink {
-            Some(sink) => map.insert(
-                ua,
-                Arc::new(Entry {
-                    sink,
-                    gate: RwLock::new(()),
-                    removed: AtomicBool::new(false),
-                }),
-            ),
-            None => map.remove(&ua),
-        };
-        ACTIVE.store(map.len(), Ordering::Release);
-        old
-    };
-    if let Some(old) = old {
-        old.removed.store(true, Ordering::Release);
-        // Not on the thread the sink runs on (where it cannot be running
-        // now, or is our caller); the worker never waits for a dispatcher.
-        let on_its_thread = super::dispatch::route(ua).is_some_and(|d| d.is_current());
-        if !super::on_worker_thread() && !on_its_thread {
-            drop(old.gate.write().unwrap_or_else(|e| e.into_inner()));
-        }
-    }
+    SINKS.set(ua, sink);
 }
 
-/// Whether user agent `ua` has a trace sink (cheap when none has).
 /// Whether any user agent has a sink.
 pub fn any_enabled() -> bool {
-    ACTIVE.load(Ordering::Acquire) > 0
+    SINKS.any()
 }
 
 /// Whether user agent `ua` has a sink (skip building the record otherwise).
 pub fn enabled(ua: UaId) -> bool {
-    ACTIVE.load(Ordering::Acquire) > 0 && entry(ua).is_some()
-}
-
-fn entry(ua: UaId) -> Option<Arc<Entry>> {
-    SINKS
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .as_ref()
-        .and_then(|m| m.get(&ua).cloned())
+    SINKS.get(ua).is_some()
 }
 
 /// Traces a message the worker sent from `local` to `remote`.
@@ -139,10 +94,10 @@ fn emit(
     bytes: &[u8],
 ) {
     // CRLF keep-alives (RFC 5626) are not SIP messages.
-    if ACTIVE.load(Ordering::Acquire) == 0 || bytes.iter().all(u8::is_ascii_whitespace) {
+    if !SINKS.any() || bytes.iter().all(u8::is_ascii_whitespace) {
         return;
     }
-    let Some(e) = entry(ua) else { return };
+    let Some(e) = SINKS.get(ua) else { return };
     let at = SystemTime::now();
     let text = redact(&String::from_utf8_lossy(bytes));
     if let Some(d) = super::dispatch::route(ua) {
@@ -158,7 +113,7 @@ fn emit(
 
 /// One call of a sink, unless it was removed meanwhile.
 fn call(
-    e: &Entry,
+    e: &Entry<dyn Fn(&Record<'_>) + Send + Sync>,
     direction: Direction,
     transport: Transport,
     local: Option<SocketAddr>,
@@ -166,10 +121,6 @@ fn call(
     at: SystemTime,
     text: &str,
 ) {
-    let _running = e.gate.read().unwrap_or_else(|e| e.into_inner());
-    if e.removed.load(Ordering::Acquire) {
-        return;
-    }
     let record = Record {
         direction,
         transport,
@@ -178,8 +129,7 @@ fn call(
         at,
         message: text,
     };
-    // A sink that panics must not take the worker down with it.
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (e.sink)(&record)));
+    e.call(|sink| sink(&record));
 }
 
 #[cfg(test)]
