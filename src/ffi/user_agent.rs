@@ -9,7 +9,7 @@ use super::options::seconds;
 use super::{guard, opt_str, put, req_str, sipreg_result, Registry};
 use crate::core::options::{Transport, UserAgentConfig};
 use crate::error::Error;
-use crate::runtime::{self, Command, UaStats};
+use crate::runtime::{self, Command, SharedStats};
 
 /// Opaque user agent: AOR, credentials, transport, outbound proxy, local
 /// address, User-Agent string and transaction timers. Safe to use from any
@@ -69,7 +69,7 @@ pub(crate) struct UaConfig {
 pub(crate) struct UaHandle {
     pub(crate) id: u64,
     config: Mutex<UaConfig>,
-    stats: Arc<UaStats>,
+    stats: SharedStats,
     /// False once `sipreg_user_agent_free` began. Held while a new
     /// registerer is handed to the worker, so every registerer the worker
     /// accepts is queued before the free and none slips in after it.
@@ -172,7 +172,7 @@ pub unsafe extern "C" fn sipreg_user_agent_new(
         }
         let config = Arc::new(UserAgentConfig::new(req_str(aor, "aor")?)?);
         let id = runtime::next_id();
-        let stats = Arc::new(UaStats::default());
+        let stats = SharedStats::new();
         // The worker learns of the user agent with its first registerer.
         runtime::start()?;
         let h = UAS.insert(

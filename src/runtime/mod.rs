@@ -31,7 +31,7 @@ pub mod trace;
 mod udp;
 mod ws;
 
-pub use crate::core::endpoint::{pacing, RegId, UaId, UaStats};
+pub use crate::core::endpoint::{pacing, RegId, SharedStats, UaId, UaStats};
 pub(crate) use crate::core::idhash;
 pub use crate::log;
 
@@ -232,7 +232,7 @@ pub enum Command {
         /// Its settings.
         config: Arc<UserAgentConfig>,
         /// Its counters.
-        stats: Arc<UaStats>,
+        stats: SharedStats,
     },
     /// The user agent's settings changed: sockets opened later and every
     /// registerer's credentials follow the new values.

@@ -656,6 +656,7 @@ fn apply(s: &mut Snapshot, v: View) {
 
 #[cfg(test)]
 mod tests {
+    use crate::core::endpoint::SharedStats;
     use std::net::UdpSocket as StdUdp;
     use std::time::{Duration, Instant};
 
@@ -725,7 +726,7 @@ mod tests {
         tx.send(Command::AddUa {
             id: 1,
             config,
-            stats: Arc::default(),
+            stats: SharedStats::new(),
         })
         .unwrap();
         tx.send(Command::AddReg {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sipreg::core::endpoint::{
-    Action, Endpoint, FlowError, FlowId, RegId, Transmit, TransmitKind, UaId, UaStats, View,
+    Action, Endpoint, FlowError, FlowId, RegId, SharedStats, Transmit, TransmitKind, UaId, View,
 };
 use sipreg::core::failure::{Failure, FailureKind};
 use sipreg::core::options::{RegistererOptions, Transport, UserAgentConfig};
@@ -200,7 +200,7 @@ pub struct Sim {
     pub published: HashMap<RegId, Vec<(Duration, View, Vec<Event>)>>,
     pub removed: Vec<RegId>,
     pub freed_uas: Vec<UaId>,
-    pub stats: HashMap<UaId, Arc<UaStats>>,
+    pub stats: HashMap<UaId, SharedStats>,
     /// Requests the endpoint handed to the application, in order.
     pub handed_up: Vec<HandedUp>,
     /// Responses (ours and the application's) and the application's own
@@ -275,7 +275,7 @@ impl Sim {
         c.set_password(Some("pw")).unwrap();
         configure(&mut c);
         let id = self.fresh_id();
-        let stats = Arc::new(UaStats::default());
+        let stats = SharedStats::new();
         self.stats.insert(id, stats.clone());
         self.ep.add_user_agent(id, Arc::new(c), stats);
         id

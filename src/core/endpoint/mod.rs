@@ -47,7 +47,7 @@ pub use io::{
     Action, ConnectSpec, Facts, FlowError, HandshakeStep, ShownFlow, TlsSpec, Transmit,
     TransmitKind, View, WsSpec,
 };
-pub use stats::UaStats;
+pub use stats::{SharedStats, UaStats};
 
 use self::flows::Flows;
 use self::pacing::{Outcome, Pacer};
@@ -72,7 +72,7 @@ pub struct FlowId(pub u64);
 struct UaEntry {
     /// Shared with the API handle and the registerers (copied only on change).
     config: Arc<UserAgentConfig>,
-    stats: Arc<UaStats>,
+    stats: SharedStats,
     /// Its registerers (usually one: kept inline, not a list on the heap).
     regs: reg_list::RegList,
     /// Being freed: gone once its last registerer is.
@@ -280,7 +280,7 @@ impl Endpoint {
     // ----- user agents ------------------------------------------------------
 
     /// A new user agent.
-    pub fn add_user_agent(&mut self, id: UaId, config: Arc<UserAgentConfig>, stats: Arc<UaStats>) {
+    pub fn add_user_agent(&mut self, id: UaId, config: Arc<UserAgentConfig>, stats: SharedStats) {
         self.uas.insert(
             id,
             UaEntry {
@@ -454,7 +454,7 @@ impl Endpoint {
     }
 
     /// The counters of user agent `ua`.
-    pub fn ua_stats(&self, ua: UaId) -> Option<&Arc<UaStats>> {
+    pub fn ua_stats(&self, ua: UaId) -> Option<&SharedStats> {
         self.uas.get(&ua).map(|u| &u.stats)
     }
 
