@@ -121,6 +121,9 @@ impl<'a> Received<'a> {
 /// `outbound`, compared as tokens: any case); `None` when it needs nothing
 /// else (RFC 3261 §8.2.2.3).
 fn unsupported(req: &Request, gruu: bool, outbound: bool) -> Option<String> {
+    if !req.has_require() {
+        return None;
+    }
     let mut line = String::new();
     for tag in req.headers("require").flat_map(list_items) {
         let tag = tag.trim();
@@ -371,6 +374,12 @@ impl Endpoint {
             Ok(r) => r,
             Err(why) => {
                 self.bump_ua(owner, |s| &s.received);
+                // (Taken for a request unchecked: it may be no SIP at all.)
+                let why = if classify(bytes) == Kind::Junk {
+                    "not SIP".to_owned()
+                } else {
+                    why
+                };
                 self.count_drop(owner, &why);
                 return owner;
             }

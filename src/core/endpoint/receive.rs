@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::{Endpoint, FlowId, RegId, UaId, UaStats};
-use crate::core::message::{classify, Kind, Response};
+use crate::core::message::{classify_unchecked, Kind, Response};
 use crate::core::options::Transport;
 use crate::core::registerer::{branch_key, KEY_LEN};
 use crate::log::Level;
@@ -85,7 +85,8 @@ impl Endpoint {
         from: SocketAddr,
         udp: bool,
     ) -> UaId {
-        let kind = classify(bytes);
+        // The request reader checks the request line (read once).
+        let kind = classify_unchecked(bytes);
         if kind == Kind::Request {
             return self.on_request(now, flow, bytes, from, udp);
         }

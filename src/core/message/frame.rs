@@ -34,6 +34,21 @@ pub fn classify(buf: &[u8]) -> Kind {
     start_line_kind(first_line(buf.get(skip..).unwrap_or_default()))
 }
 
+/// [`classify`] without reading a request line: a message whose start
+/// line is not a status line is taken for a request, and the request
+/// reader that follows checks its start line (where `classify` would say
+/// [`Kind::Junk`], the reader fails; see `classify` for that case). Every
+/// datagram comes through here, and the request line is read once.
+pub fn classify_unchecked(buf: &[u8]) -> Kind {
+    let skip = leading_crlf(buf);
+    let rest = buf.get(skip..).unwrap_or_default();
+    if buf.is_empty() || rest.is_empty() || strip_prefix_ci(rest, b"SIP/2.0 ").is_some() {
+        // Nothing, keep-alive bytes, or a status line (or junk that starts like one).
+        return classify(buf);
+    }
+    Kind::Request
+}
+
 /// Result of [`frame`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Frame {
@@ -227,6 +242,41 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(line)
             );
+        }
+    }
+
+    #[test]
+    fn the_unchecked_classification_differs_only_where_the_request_reader_fails() {
+        let bufs: [&[u8]; 14] = [
+            b"OPTIONS sip:a@h SIP/2.0\r\nVia: x\r\n\r\n",
+            b"SIP/2.0 200 OK\r\n\r\n",
+            b"sip/2.0 404 Not Found\r\n\r\n",
+            b"SIP/2.0 2000 OK\r\n\r\n",
+            b"SIP/2.0 \r\n\r\n",
+            b"\r\n\r\n",
+            b"",
+            b"hello\r\n\r\n",
+            b"\x00\x01\x02",
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"OPTIONS  sip:a@h SIP/2.0\r\n\r\n",
+            b"\r\nOPTIONS sip:a@h SIP/2.0\r\nVia: x\r\n\r\n",
+            b"OPTIONS sip:a@h SIP/2.0",
+            b"SIP/2.0",
+        ];
+        for buf in bufs {
+            let (checked, unchecked) = (classify(buf), classify_unchecked(buf));
+            let what = String::from_utf8_lossy(buf);
+            if checked != unchecked {
+                assert_eq!(
+                    (checked, unchecked),
+                    (Kind::Junk, Kind::Request),
+                    "{what:?}"
+                );
+                assert!(
+                    crate::core::message::Request::parse(buf).is_err(),
+                    "{what:?}"
+                );
+            }
         }
     }
 }

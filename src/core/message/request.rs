@@ -46,13 +46,22 @@ pub struct Request {
 
 /// The headers whose first line [`Request`] finds at parse time (their
 /// canonical names, as `head` resolves them), in the order of these indexes.
-const FIRST: [&str; 6] = ["via", "from", "to", "call-id", "cseq", "content-length"];
+const FIRST: [&str; 7] = [
+    "via",
+    "from",
+    "to",
+    "call-id",
+    "cseq",
+    "content-length",
+    "require",
+];
 const VIA: usize = 0;
 const FROM: usize = 1;
 const TO: usize = 2;
 const CALL_ID: usize = 3;
 const CSEQ: usize = 4;
 const CONTENT_LENGTH: usize = 5;
+const REQUIRE: usize = 6;
 
 /// From and To as read at parse time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -112,6 +121,7 @@ fn first_index(known: &str) -> Option<usize> {
         (7, Some(b'c'), Some(b'a')) => Some(CALL_ID),
         (4, Some(b'c'), _) => Some(CSEQ),
         (14, Some(b'c'), _) => Some(CONTENT_LENGTH),
+        (7, Some(b'r'), _) => Some(REQUIRE),
         _ => None,
     }
     .filter(|k| FIRST[*k] == known)
@@ -242,6 +252,12 @@ impl Request {
     fn first_value(&self, k: usize) -> Option<&str> {
         let f = self.fields.get(usize::from((*self.first.get(k)?)?))?;
         Some(text_at(&self.text, "", f.value))
+    }
+
+    /// Whether it has a Require header (known from parse time: most
+    /// requests have none, and the answer to an OPTIONS asks).
+    pub fn has_require(&self) -> bool {
+        self.first[REQUIRE].is_some()
     }
 
     /// The first From header, as written.
@@ -439,7 +455,7 @@ impl Request {
 
 /// Whether a URI's scheme is `sip` or `sips` (any case).
 fn is_sip_scheme(uri: &str) -> bool {
-    let scheme = uri.split(':').next().unwrap_or_default();
+    let scheme = crate::core::lexer::split_once_opt(uri, ':').0;
     scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")
 }
 
