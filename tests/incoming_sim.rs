@@ -998,3 +998,33 @@ fn a_retransmission_after_the_listener_went_away_gets_the_answer_given() {
     s.request_in(flow, registrar(), &invite);
     assert_eq!(s.answers.last().unwrap().status(), 405);
 }
+
+#[test]
+fn settings_changed_after_registering_reach_the_answers_at_once() {
+    let (mut s, ua, _r, flow, contact) = registered("sip:alice@127.0.0.1", None, |_| {});
+    s.request_in(flow, registrar(), &options(&contact, "z9hG4bKs1"));
+    assert_eq!(s.answers[0].header("Allow").as_deref(), Some("OPTIONS"));
+    reconfigure(&mut s, ua, "sip:alice@127.0.0.1", |c| {
+        c.set_allow("OPTIONS, MESSAGE").unwrap();
+        c.set_user_agent("phone/2").unwrap();
+    });
+    s.request_in(flow, registrar(), &options(&contact, "z9hG4bKs2"));
+    assert_eq!(
+        s.answers[1].header("Allow").as_deref(),
+        Some("OPTIONS, MESSAGE")
+    );
+    assert_eq!(s.answers[1].header("Server").as_deref(), Some("phone/2"));
+    // A listener set later gets the next MESSAGE; back to the defaults, 405 again.
+    reconfigure(&mut s, ua, "sip:alice@127.0.0.1", |c| c.listener = true);
+    let msg = request("MESSAGE", &contact, REGISTRAR, "z9hG4bKs3", "");
+    s.request_in(flow, registrar(), &msg);
+    assert_eq!(s.handed_up.len(), 1);
+    reconfigure(&mut s, ua, "sip:alice@127.0.0.1", |_| {});
+    let msg = request("MESSAGE", &contact, REGISTRAR, "z9hG4bKs4", "");
+    s.request_in(flow, registrar(), &msg);
+    assert_eq!(s.answers.last().map(|a| a.status()), Some(405));
+    assert_eq!(
+        s.answers.last().unwrap().header("Allow").as_deref(),
+        Some("OPTIONS")
+    );
+}

@@ -22,7 +22,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{ConnectSpec, FlowId, HandshakeStep, RegId, UaId};
+use super::{Card, ConnectSpec, FlowId, HandshakeStep, RegId, UaId};
 use crate::core::idhash::{IdMap, IdSet};
 use crate::core::options::Transport;
 use crate::core::short_text::ShortText;
@@ -59,9 +59,10 @@ pub struct Flow {
     /// AORs on it: the user agent using each, and how many of its registerers.
     aors: IdMap<Arc<str>, (UaId, usize)>,
     /// Contact users on it (compared unescaped): the user agent holding
-    /// each, and how many of its registerers. (Ours: a user taken from a
-    /// request is only looked up, hence the fast hasher.)
-    contact_users: IdMap<ShortText<CONTACT_USER_INLINE>, (UaId, usize)>,
+    /// each, how many of its registerers, and its card (what answering a
+    /// request for it reads). (Ours: a user taken from a request is only
+    /// looked up, hence the fast hasher.)
+    contact_users: IdMap<ShortText<CONTACT_USER_INLINE>, (UaId, usize, Card)>,
     /// Our address: a UDP socket's bound address, a stream's local end.
     /// `None` until the shell opened it.
     pub local: Option<SocketAddr>,
@@ -178,6 +179,7 @@ impl Flows {
         aor: &Arc<str>,
         ua: UaId,
         user: &str,
+        card: &Card,
     ) -> String {
         let Some(f) = self.flows.get_mut(&id) else {
             return user.to_owned();
@@ -187,7 +189,7 @@ impl Flows {
         while f
             .contact_users
             .get(normalized_user(&chosen).as_str())
-            .is_some_and(|(u, _)| *u != ua)
+            .is_some_and(|(u, _, _)| *u != ua)
         {
             n += 1;
             chosen = format!("{user}-{n}");
@@ -197,7 +199,7 @@ impl Flows {
             f.aors.entry(aor.clone()).or_insert((ua, 0)).1 += 1;
             f.contact_users
                 .entry(ShortText::new(&normalized_user(&chosen)))
-                .or_insert((ua, 0))
+                .or_insert_with(|| (ua, 0, card.clone()))
                 .1 += 1;
         }
         chosen
@@ -205,7 +207,7 @@ impl Flows {
 
     /// The user agent whose contact user on flow `id` is `user` (as a
     /// Request-URI writes it: escapes of unreserved characters allowed).
-    pub fn contact_user_owner(&self, id: FlowId, user: &str) -> Option<UaId> {
+    pub fn contact_user_owner(&self, id: FlowId, user: &str) -> Option<(UaId, &Card)> {
         let f = self.flows.get(&id)?;
         // Escapes are rare: the common case needs no copy.
         let found = if user.contains('%') {
@@ -213,7 +215,19 @@ impl Flows {
         } else {
             f.contact_users.get(user)
         };
-        found.map(|(u, _)| *u)
+        found.map(|(u, _, card)| (*u, card))
+    }
+
+    /// User agent `ua`'s card changed: the copies beside its contact users
+    /// on flow `id` follow (every one of them: a contact user it held before
+    /// a change of its settings is still its own until its registerers move).
+    pub fn set_card(&mut self, id: FlowId, ua: UaId, card: &Card) {
+        let Some(f) = self.flows.get_mut(&id) else {
+            return;
+        };
+        for e in f.contact_users.values_mut().filter(|e| e.0 == ua) {
+            e.2 = card.clone();
+        }
     }
 
     /// Registerer `reg` (for `aor`, with the contact user `user`) no longer
@@ -363,35 +377,37 @@ mod tests {
 
     #[test]
     fn contact_users_are_unique_per_flow_and_freed_on_detach() {
+        let owner = |flows: &Flows, f, user| flows.contact_user_owner(f, user).map(|(ua, _)| ua);
         let mut flows = Flows::default();
+        let card = Card::blank();
         let f = flows.insert(key(), 1);
         let (a, b): (Arc<str>, Arc<str>) =
             ("sip:alice@a.example".into(), "sip:alice@b.example".into());
-        assert_eq!(flows.attach(f, 10, &a, 1, "alice"), "alice");
+        assert_eq!(flows.attach(f, 10, &a, 1, "alice", &card), "alice");
         assert_eq!(
-            flows.attach(f, 11, &a, 1, "alice"),
+            flows.attach(f, 11, &a, 1, "alice", &card),
             "alice",
             "same user agent, same user"
         );
-        assert_eq!(flows.attach(f, 20, &b, 2, "alice"), "alice-2");
+        assert_eq!(flows.attach(f, 20, &b, 2, "alice", &card), "alice-2");
         assert_eq!(
-            flows.attach(f, 30, &b, 3, "al%69ce"),
+            flows.attach(f, 30, &b, 3, "al%69ce", &card),
             "al%69ce-3",
             "an escaped spelling clashes too"
         );
-        assert_eq!(flows.contact_user_owner(f, "alice"), Some(1));
-        assert_eq!(flows.contact_user_owner(f, "%61lice-2"), Some(2));
-        assert_eq!(flows.contact_user_owner(f, "alice-3"), Some(3));
-        assert_eq!(flows.contact_user_owner(f, "alice-4"), None);
+        assert_eq!(owner(&flows, f, "alice"), Some(1));
+        assert_eq!(owner(&flows, f, "%61lice-2"), Some(2));
+        assert_eq!(owner(&flows, f, "alice-3"), Some(3));
+        assert_eq!(owner(&flows, f, "alice-4"), None);
         assert!(!flows.detach(f, 10, &a, "alice"));
-        assert_eq!(
-            flows.contact_user_owner(f, "alice"),
-            Some(1),
-            "one registerer left"
-        );
+        assert_eq!(owner(&flows, f, "alice"), Some(1), "one registerer left");
         assert!(!flows.detach(f, 11, &a, "alice"));
-        assert_eq!(flows.contact_user_owner(f, "alice"), None);
-        assert_eq!(flows.attach(f, 40, &b, 4, "alice"), "alice", "free again");
+        assert_eq!(owner(&flows, f, "alice"), None);
+        assert_eq!(
+            flows.attach(f, 40, &b, 4, "alice", &card),
+            "alice",
+            "free again"
+        );
         assert_eq!(normalized_user("a%3bb%3B"), "a%3Bb%3B");
     }
 }

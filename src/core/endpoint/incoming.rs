@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use super::answer_limit::Verdict;
 use super::answered::{LastAnswer, Seen, TxKey};
-use super::{Action, Endpoint, FlowId, Transmit, TransmitKind, UaId, UaStats};
+use super::{Action, Card, Endpoint, FlowId, Transmit, TransmitKind, UaId, UaStats};
 use crate::core::lexer::list_items;
 use crate::core::message::{
     annotated_parsed_via, answer_address, classify, response_address, standard_reason, to_tag,
@@ -183,7 +183,8 @@ impl Endpoint {
         } else {
             Stock::NotAllowed
         };
-        if let Some(answer) = self.stock(now, src, ua, &rcv, what, true) {
+        let card = self.card(ua);
+        if let Some(answer) = self.stock(now, src, (ua, card.as_ref()), &rcv, what, true) {
             self.remember(now, ua, src.flow, &rcv.req, answer);
         }
     }
@@ -395,12 +396,17 @@ impl Endpoint {
         let bytes = rcv.bytes;
         let req = &rcv.req;
         let uri = UriRef::parse(req.uri()).ok();
-        let ua = self.route(flow, req, uri.as_ref());
+        let (ua, card) = match self.route(flow, req, uri.as_ref()) {
+            Some((ua, Some(card))) => (Some(ua), Some(card)),
+            Some((ua, None)) => (Some(ua), self.card(ua)),
+            None => (None, self.card(owner)),
+        };
         let counted = ua.unwrap_or(owner);
-        if let Some(u) = self.uas.get(&counted) {
-            UaStats::bump(&u.stats.received);
-            UaStats::bump(&u.stats.requests);
+        if let Some(c) = &card {
+            UaStats::bump(&c.stats.received);
+            UaStats::bump(&c.stats.requests);
         }
+        let card = card.as_ref();
         let method = req.method();
         log_at!(
             Level::Debug,
@@ -412,15 +418,15 @@ impl Endpoint {
         let Some(ua) = ua else {
             if method != "ACK" {
                 let status = refusal.map_or(404, |r| r.status);
-                self.stock(now, src, owner, rcv, Stock::Status(status), false);
+                self.stock(now, src, (owner, card), rcv, Stock::Status(status), false);
             }
             return counted;
         };
         // With a listener (UserAgentConfig::listener) every request but the
         // OPTIONS the library answers goes up; without, 405.
-        // (Read from the entry: the settings are behind one more pointer.)
-        let (listener, answer_options) = self.uas.get(&ua).map_or((false, true), |u| {
-            (u.answering.listener, u.answering.answer_options)
+        // (Read from the card: the settings are behind one more pointer.)
+        let (listener, answer_options) = card.map_or((false, true), |c| {
+            (c.answering.listener, c.answering.answer_options)
         });
         if method == "ACK" {
             // An ACK of a non-2xx answer ends its INVITE transaction (absorbed);
@@ -434,15 +440,15 @@ impl Endpoint {
             return counted;
         }
         if let Some(r) = refusal {
-            self.stock(now, src, ua, rcv, Stock::Status(r.status), false);
+            self.stock(now, src, (ua, card), rcv, Stock::Status(r.status), false);
             return counted;
         }
         if method == "OPTIONS" && (answer_options || !listener) {
-            self.stock(now, src, ua, rcv, Stock::Options, false);
+            self.stock(now, src, (ua, card), rcv, Stock::Options, false);
         } else if listener {
             self.hand_up(now, src, ua, rcv);
         } else if !self.repeat_answer(now, src, ua, req) {
-            self.stock(now, src, ua, rcv, Stock::NotAllowed, false);
+            self.stock(now, src, (ua, card), rcv, Stock::NotAllowed, false);
         }
         counted
     }
@@ -502,7 +508,8 @@ impl Endpoint {
         // answers within 200 ms, which the library cannot know; its
         // retransmissions get the 100 again until the application answers.
         let trying = if req.method() == "INVITE" {
-            self.stock_within_budget(src, ua, rcv, Stock::Status(100), true)
+            let card = self.card(ua);
+            self.stock_within_budget(src, (ua, card.as_ref()), rcv, Stock::Status(100), true)
         } else {
             None
         };
@@ -529,14 +536,15 @@ impl Endpoint {
         });
     }
 
-    /// Sends the library's answer `what` to the request `rcv`, within the
-    /// source's budget. Returns what was sent when `keep` (for
-    /// retransmissions of a request that was handed up).
+    /// Sends the library's answer `what` to the request `rcv` for user
+    /// agent `ua` (with its card, when it has one), within the source's
+    /// budget. Returns what was sent when `keep` (for retransmissions of a
+    /// request that was handed up).
     fn stock(
         &mut self,
         now: Instant,
         src: Source,
-        ua: UaId,
+        (ua, card): (UaId, Option<&Card>),
         rcv: &Received<'_>,
         what: Stock,
         keep: bool,
@@ -544,26 +552,24 @@ impl Endpoint {
         if !self.allowed(now, src, ua) {
             return None;
         }
-        self.stock_within_budget(src, ua, rcv, what, keep)
+        self.stock_within_budget(src, (ua, card), rcv, what, keep)
     }
 
     /// [`stock`](Self::stock) for a request whose budget was taken already.
     fn stock_within_budget(
         &mut self,
         src: Source,
-        ua: UaId,
+        (ua, card): (UaId, Option<&Card>),
         rcv: &Received<'_>,
         what: Stock,
         keep: bool,
     ) -> Option<LastAnswer> {
         let req = &rcv.req;
         let tag = Tag::new(self.secret, req, rcv.branch.as_deref());
+        let lines = card.map(|c| &*c.answering);
         let unsupported = match what {
             Stock::Options => {
-                let (gruu, outbound) = self
-                    .uas
-                    .get(&ua)
-                    .map_or((false, false), |u| (u.answering.gruu, u.answering.outbound));
+                let (gruu, outbound) = lines.map_or((false, false), |l| (l.gruu, l.outbound));
                 unsupported(req, gruu, outbound)
             }
             _ => None,
@@ -579,7 +585,6 @@ impl Endpoint {
             Stock::Status(s) => s,
         };
         let bytes = {
-            let lines = self.uas.get(&ua).map(|u| &u.answering);
             let allow = lines.map_or("Allow: OPTIONS", |l| &*l.allow);
             let server = lines.map_or("Server: sipreg", |l| &*l.server);
             let supported = match (what, lines.map(|l| (l.gruu, l.outbound))) {
@@ -632,7 +637,9 @@ impl Endpoint {
             status,
         });
         self.queue(ua, src.flow, dest, TransmitKind::Response, bytes);
-        self.bump_ua(ua, |s| &s.answered);
+        if let Some(c) = card {
+            UaStats::bump(&c.stats.answered);
+        }
         kept
     }
 
@@ -703,7 +710,14 @@ impl Endpoint {
 
     /// The user agent `req` is for, among those on `flow`.
     /// `uri`: its Request-URI as read (`None`: it does not parse).
-    fn route(&self, flow: FlowId, req: &Request, uri: Option<&UriRef<'_>>) -> Option<UaId> {
+    /// With the user agent comes its card when routing found it beside the
+    /// contact user (the usual case: see [`Card`]).
+    fn route(
+        &self,
+        flow: FlowId,
+        req: &Request,
+        uri: Option<&UriRef<'_>>,
+    ) -> Option<(UaId, Option<Card>)> {
         let parts = match uri {
             Some(u) => Some((u.user, u.params)),
             None => Uri::user_and_params(req.uri()),
@@ -718,15 +732,15 @@ impl Endpoint {
                 let found = uri
                     .map(UriRef::to_uri)
                     .and_then(|uri| self.route_gruu(flow, &uri, gr));
-                if found.is_some() {
-                    return found;
+                if let Some(ua) = found {
+                    return Some((ua, None));
                 }
             }
-            if let Some(ua) = user.and_then(|u| self.flows.contact_user_owner(flow, u)) {
-                return Some(ua);
+            if let Some((ua, card)) = user.and_then(|u| self.flows.contact_user_owner(flow, u)) {
+                return Some((ua, Some(card.clone())));
             }
         }
-        self.route_outbound_flow(flow)
+        self.route_outbound_flow(flow).map(|ua| (ua, None))
     }
 
     /// The user agent on `flow` whose public or temporary GRUU (or instance

@@ -73,14 +73,45 @@ struct UaEntry {
     /// Shared with the API handle and the registerers (copied only on change).
     config: Arc<UserAgentConfig>,
     stats: SharedStats,
+    /// How its contact answers (shared with user agents that answer alike,
+    /// and copied beside its contact users on flows: see [`Card`]).
+    answering: Arc<Answering>,
     /// Its registerers (usually one: kept inline, not a list on the heap).
     regs: reg_list::RegList,
     /// Being freed: gone once its last registerer is.
     freeing: bool,
     /// The "certificates are not checked" warning was logged for this user agent.
     warned_insecure: bool,
-    /// How its contact answers requests.
-    answering: Answering,
+}
+
+/// What answering a request for a user agent's contact reads: how it
+/// answers and its counters. A copy sits beside each of its contact users
+/// on a flow, so a request routed there needs no look into the user agent
+/// table: at 10 000 contacts pinged in turn that table's entries are cold,
+/// a cache miss a request. The answering is shared by the user agents that
+/// answer alike, so it stays in cache.
+#[derive(Clone)]
+pub(super) struct Card {
+    answering: Arc<Answering>,
+    stats: SharedStats,
+}
+
+impl std::fmt::Debug for Card {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Card")
+    }
+}
+
+impl Card {
+    /// A card for tests of the flow table.
+    #[cfg(test)]
+    pub(super) fn blank() -> Card {
+        let config = UserAgentConfig::new("sip:a@127.0.0.1").unwrap_or_else(|_| unreachable!());
+        Card {
+            answering: Arc::new(Answering::of(&config)),
+            stats: SharedStats::new(),
+        }
+    }
 }
 
 const DEFAULT_ALLOW_LINE: &str = concat!("Allow: ", "OPTIONS");
@@ -104,12 +135,19 @@ struct Answering {
     outbound: bool,
 }
 
+/// The default Allow and Server lines, shared, not allocated per user agent.
+fn default_lines() -> &'static (Arc<str>, Arc<str>) {
+    static DEFAULT_LINES: OnceLock<(Arc<str>, Arc<str>)> = OnceLock::new();
+    DEFAULT_LINES.get_or_init(|| (DEFAULT_ALLOW_LINE.into(), DEFAULT_SERVER_LINE.into()))
+}
+
+/// Answerings with the default lines, one per combination of the flags
+/// (index: [`Answering::flag_bits`]).
+type CommonAnswerings = [Option<Arc<Answering>>; 16];
+
 impl Answering {
     fn of(config: &UserAgentConfig) -> Answering {
-        // The default lines are shared, not allocated per user agent.
-        static DEFAULT_LINES: OnceLock<(Arc<str>, Arc<str>)> = OnceLock::new();
-        let defaults =
-            DEFAULT_LINES.get_or_init(|| (DEFAULT_ALLOW_LINE.into(), DEFAULT_SERVER_LINE.into()));
+        let defaults = default_lines();
         let allow = if config.extras().allow == DEFAULT_ALLOW {
             defaults.0.clone()
         } else {
@@ -131,13 +169,31 @@ impl Answering {
     }
 
     /// New settings; what the registerers said stays.
-    fn follow(&mut self, config: &UserAgentConfig) {
-        let (gruu, outbound) = (self.gruu, self.outbound);
-        *self = Answering {
-            gruu,
-            outbound,
+    fn follow(&self, config: &UserAgentConfig) -> Answering {
+        Answering {
+            gruu: self.gruu,
+            outbound: self.outbound,
             ..Answering::of(config)
-        };
+        }
+    }
+
+    fn flag_bits(&self) -> usize {
+        usize::from(self.listener)
+            | usize::from(self.answer_options) << 1
+            | usize::from(self.gruu) << 2
+            | usize::from(self.outbound) << 3
+    }
+
+    /// `self` shared: with the default lines, every user agent with the
+    /// same flags holds one value (custom lines get their own).
+    fn shared(self, common: &mut CommonAnswerings) -> Arc<Answering> {
+        let defaults = default_lines();
+        let default_lines =
+            Arc::ptr_eq(&self.allow, &defaults.0) && Arc::ptr_eq(&self.server, &defaults.1);
+        match common.get_mut(self.flag_bits()) {
+            Some(slot) if default_lines => slot.get_or_insert_with(|| Arc::new(self)).clone(),
+            _ => Arc::new(self),
+        }
     }
 }
 
@@ -193,6 +249,8 @@ pub struct Endpoint {
     last_shown_flow: Option<Arc<ShownFlow>>,
     /// The buffers of the last request read, reused for the next one.
     spare_request: crate::core::message::Request,
+    /// The answerings user agents share (see [`Answering::shared`]).
+    common_answerings: CommonAnswerings,
 }
 
 impl Endpoint {
@@ -281,10 +339,11 @@ impl Endpoint {
 
     /// A new user agent.
     pub fn add_user_agent(&mut self, id: UaId, config: Arc<UserAgentConfig>, stats: SharedStats) {
+        let answering = Answering::of(&config).shared(&mut self.common_answerings);
         self.uas.insert(
             id,
             UaEntry {
-                answering: Answering::of(&config),
+                answering,
                 config,
                 stats,
                 regs: reg_list::RegList::default(),
@@ -300,12 +359,45 @@ impl Endpoint {
         let Some(ua) = self.uas.get_mut(&id) else {
             return;
         };
-        ua.answering.follow(&config);
+        ua.answering = ua
+            .answering
+            .follow(&config)
+            .shared(&mut self.common_answerings);
         ua.config = config;
         for rid in &ua.regs {
             if let Some(r) = self.regs.get_mut(rid) {
                 r.core.apply_user_agent(&ua.config);
             }
+        }
+        self.refresh_cards(id);
+    }
+
+    /// The card of user agent `ua` (see [`Card`]).
+    pub(super) fn card(&self, ua: UaId) -> Option<Card> {
+        self.uas.get(&ua).map(|u| Card {
+            answering: u.answering.clone(),
+            stats: u.stats.clone(),
+        })
+    }
+
+    /// User agent `ua`'s answering changed: the copies beside its contact
+    /// users on flows follow.
+    fn refresh_cards(&mut self, ua: UaId) {
+        let Some(card) = self.card(ua) else {
+            return;
+        };
+        let Some(u) = self.uas.get(&ua) else {
+            return;
+        };
+        let mut flows: Vec<FlowId> = u
+            .regs
+            .iter()
+            .filter_map(|rid| self.regs.get(rid)?.flow)
+            .collect();
+        flows.sort_unstable();
+        flows.dedup();
+        for flow in flows {
+            self.flows.set_card(flow, ua, &card);
         }
     }
 
@@ -379,8 +471,21 @@ impl Endpoint {
         if !u.regs.contains(&id) {
             u.regs.push(id);
         }
-        u.answering.gruu |= core.settings().path_gruu;
-        u.answering.outbound |= core.settings().reg_id.is_some();
+        let (gruu, outbound) = (
+            u.answering.gruu || core.settings().path_gruu,
+            u.answering.outbound || core.settings().reg_id.is_some(),
+        );
+        let changed = (gruu, outbound) != (u.answering.gruu, u.answering.outbound);
+        if changed {
+            let answering = Answering {
+                allow: u.answering.allow.clone(),
+                server: u.answering.server.clone(),
+                gruu,
+                outbound,
+                ..*u.answering
+            };
+            u.answering = answering.shared(&mut self.common_answerings);
+        }
         if let Ok(k) = <[u8; KEY_LEN]>::try_from(core.key().as_bytes()) {
             self.keys.insert(k, id);
         }
@@ -401,6 +506,9 @@ impl Endpoint {
                 shown_flow: None,
             }),
         );
+        if changed {
+            self.refresh_cards(ua);
+        }
     }
 
     /// SIP.js `register()`, with `headers` on that request only (a request
@@ -720,6 +828,18 @@ mod answering_tests {
             (&*a.allow, &*a.server),
             (DEFAULT_ALLOW_LINE, DEFAULT_SERVER_LINE)
         );
+        // User agents that answer alike share one answering (it stays in
+        // cache); other flags or lines get another.
+        let mut common = CommonAnswerings::default();
+        let (a, b) = (a.shared(&mut common), b.shared(&mut common));
+        assert!(Arc::ptr_eq(&a, &b));
+        let c = a.follow(&config);
+        let c = Answering {
+            listener: true,
+            ..c
+        }
+        .shared(&mut common);
+        assert!(!Arc::ptr_eq(&a, &c) && c.listener && !a.listener);
         config.set_allow("INVITE, OPTIONS").unwrap();
         config.set_user_agent("phone/2").unwrap();
         let a = Answering::of(&config);

@@ -365,6 +365,7 @@ impl Endpoint {
                 None => break self.open(id, key, now)?,
             }
         };
+        let card = self.card(ua).ok_or("user agent gone")?;
         let reg = self.regs.get_mut(&id).ok_or("registerer gone")?;
         let wanted = reg
             .core
@@ -372,7 +373,7 @@ impl Endpoint {
             .ua
             .default_contact_user()
             .unwrap_or_default();
-        let user = self.flows.attach(flow, id, &aor, ua, wanted);
+        let user = self.flows.attach(flow, id, &aor, ua, wanted, &card);
         // Another user agent on this flow has the user part: ours gets a suffix.
         let own = (user != wanted).then(|| user.into_boxed_str());
         reg.core.set_contact_user(own);
