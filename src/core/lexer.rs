@@ -264,6 +264,12 @@ impl<'a> Iterator for ListItems<'a> {
     fn next(&mut self) -> Option<&'a str> {
         let value = self.rest?;
         let bytes = value.as_bytes();
+        // No comma at all (most values: one Via, one Contact): one item,
+        // found eight bytes at a time.
+        if find_byte(bytes, b',').is_none() {
+            self.rest = None;
+            return Some(value);
+        }
         let (mut in_quotes, mut in_angle) = (false, false);
         // Bytes: the delimiters are ASCII, so `i` is always a char boundary.
         // Runs of bytes that change nothing are skipped by one search each
