@@ -481,23 +481,85 @@ pub(crate) fn first_line(buf: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
+/// Lines whose ends [`LineEnds`] records (a longer header section has the
+/// rest found again by [`scan_line`]).
+const RECORDED_LINES: usize = 40;
+
+/// Set in a recorded line end when the line holds a control character
+/// other than HT and a CR just before its LF.
+const BAD_CONTROL: u32 = 1 << 31;
+
+/// The lines of a header section as the scan that finds its end saw them:
+/// how many there are, and where the first [`RECORDED_LINES`] end and
+/// whether they hold a stray control character. The header reader walks
+/// these instead of scanning the bytes a second time.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LineEnds {
+    /// Lines before the empty one (a bound on the header fields, so their
+    /// list is sized once).
+    count: usize,
+    /// How many of `ends` are filled.
+    recorded: usize,
+    /// Offset of each line's LF, with [`BAD_CONTROL`].
+    ends: [u32; RECORDED_LINES],
+}
+
+impl LineEnds {
+    /// Lines known by number only (the header reader scans them): for a
+    /// text that is not the bytes scanned (a lossy UTF-8 copy).
+    pub(crate) fn count_only(count: usize) -> LineEnds {
+        LineEnds {
+            count,
+            recorded: 0,
+            ends: [0; RECORDED_LINES],
+        }
+    }
+
+    /// Lines before the empty line.
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Recorded line `k`: where its LF is and whether it holds a stray
+    /// control character; `None` past the recorded ones.
+    pub(crate) fn get(&self, k: usize) -> Option<(usize, bool)> {
+        let e = *self.ends.get(k).filter(|_| k < self.recorded)?;
+        Some(((e & !BAD_CONTROL) as usize, e & BAD_CONTROL != 0))
+    }
+}
+
 /// Offset just past the empty line that ends the header section (LF or
-/// CRLF line endings), if the buffer contains one, and the number of lines
-/// before it (a bound on the header fields, so their list is sized once).
-pub(crate) fn header_end_and_lines(buf: &[u8]) -> Option<(usize, usize)> {
+/// CRLF line endings), if the buffer contains one, and its lines (see
+/// [`LineEnds`]).
+pub(crate) fn header_end_and_lines(buf: &[u8]) -> Option<(usize, LineEnds)> {
+    let mut lines = LineEnds::count_only(0);
     let mut line_start = 0;
-    let mut lines = 0;
+    let mut bad = false;
     let mut at = 0;
     loop {
         // Every LF is a control byte: the bytes between are skipped a word at a time.
         at += next_control(buf.get(at..)?);
-        if *buf.get(at)? == b'\n' {
-            let line = buf.get(line_start..at)?;
-            if line.is_empty() || line == b"\r" {
-                return Some((at + 1, lines));
+        match *buf.get(at)? {
+            b'\n' => {
+                let line = buf.get(line_start..at)?;
+                if line.is_empty() || line == b"\r" {
+                    return Some((at + 1, lines));
+                }
+                if let (Some(slot), Ok(end)) = (lines.ends.get_mut(lines.count), u32::try_from(at))
+                {
+                    if end < BAD_CONTROL {
+                        *slot = end | if bad { BAD_CONTROL } else { 0 };
+                        lines.recorded = lines.count + 1;
+                    }
+                }
+                lines.count += 1;
+                line_start = at + 1;
+                bad = false;
             }
-            lines += 1;
-            line_start = at + 1;
+            b'\t' => {}
+            // (A CR at the very end is not a line's: the section is incomplete.)
+            b'\r' if buf.get(at + 1).is_none_or(|&next| next == b'\n') => {}
+            _ => bad = true,
         }
         at += 1;
     }
@@ -859,9 +921,10 @@ mod tests {
     #[test]
     fn folded_lines_and_line_ends() {
         let head = b"SIP/2.0 200 OK\r\nSubject: a\r\n  b\r\n\tc\r\nX: y\n\r\nbody";
-        assert_eq!(header_end_and_lines(head), Some((head.len() - 4, 5)));
-        assert_eq!(header_end_and_lines(b"SIP/2.0 200 OK\r\nX: y\r\n"), None);
-        assert_eq!(header_end_and_lines(b"\n"), Some((1, 0)));
+        let counted = |b: &[u8]| header_end_and_lines(b).map(|(end, l)| (end, l.count()));
+        assert_eq!(counted(head), Some((head.len() - 4, 5)));
+        assert_eq!(counted(b"SIP/2.0 200 OK\r\nX: y\r\n"), None);
+        assert_eq!(counted(b"\n"), Some((1, 0)));
         assert!(is_continuation("  b") && is_continuation("\tc"));
         assert!(!is_continuation("X: y") && !is_continuation(""));
         assert_eq!(scan_line(b"abc\r\ndef"), (4, false));

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use super::head::{first_value, parse_head};
 use crate::core::lexer::{
     first_line, header_end_and_lines, is_token_byte, leading_crlf, parse_length, split_bytes,
-    strip_prefix_ci,
+    strip_prefix_ci, LineEnds,
 };
 
 /// What kind of message a buffer starts with.
@@ -103,7 +103,11 @@ pub fn frame(buf: &[u8], max_len: usize) -> Frame {
         Ok(text) => Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(head),
     };
-    let Ok((_, fields, spill)) = parse_head(&head, lines) else {
+    let lines = match head {
+        Cow::Borrowed(_) => lines,
+        Cow::Owned(_) => LineEnds::count_only(lines.count()),
+    };
+    let Ok((_, fields, spill)) = parse_head(&head, &lines) else {
         return Frame::Invalid;
     };
     let Some(body_len) =
@@ -128,7 +132,7 @@ pub fn body_range(buf: &[u8]) -> Option<std::ops::Range<usize>> {
     let rest = buf.get(skip..)?;
     let (head_len, lines) = header_end_and_lines(rest)?;
     let head = std::str::from_utf8(rest.get(..head_len)?).ok()?;
-    let (_, fields, spill) = parse_head(head, lines).ok()?;
+    let (_, fields, spill) = parse_head(head, &lines).ok()?;
     let available = rest.len() - head_len;
     let len = first_value(head, &spill, &fields, "content-length")
         .and_then(parse_length)

@@ -5,7 +5,7 @@
 use super::frame::is_status_line;
 use super::{err, ParseError};
 use crate::core::lexer::{
-    is_continuation, is_digits, is_token, is_ws, parse_length, scan_line, split_str,
+    is_continuation, is_digits, is_token, is_ws, parse_length, scan_line, split_str, LineEnds,
 };
 
 /// Header names a registrar's responses carry (stored without an
@@ -131,10 +131,12 @@ pub(super) fn field_is(head: &str, field: &Field, wanted: &str) -> bool {
 /// unfolding continuation lines. Spans point into `head`, or past its end
 /// into the returned spill text where a folded value was unfolded.
 ///
-/// `lines` (the start line and the header lines) sizes the field list once.
+/// `lines` (the start line and the header lines, as the scan that found
+/// the section's end saw them) sizes the field list once and spares a
+/// second scan of the bytes.
 pub(super) fn parse_head(
     head: &str,
-    lines: usize,
+    lines: &LineEnds,
 ) -> Result<(Span, Vec<Field>, String), ParseError> {
     let mut fields = Vec::new();
     let (start, spill) = parse_head_into(head, lines, &mut fields)?;
@@ -144,17 +146,23 @@ pub(super) fn parse_head(
 /// [`parse_head`] appending the fields to `fields` (a reused buffer).
 pub(super) fn parse_head_into(
     head: &str,
-    lines: usize,
+    lines: &LineEnds,
     fields: &mut Vec<Field>,
 ) -> Result<(Span, String), ParseError> {
-    fields.reserve(lines.saturating_sub(1));
+    fields.reserve(lines.count().saturating_sub(1));
     let mut spill = String::new();
     let mut start = None;
     let bytes = head.as_bytes();
     let mut at = 0;
-    // Line by line as `split('\n')` would go, with a plain byte scan.
+    let mut k = 0;
+    // Line by line as `split('\n')` would go: where the scan that found the
+    // section's end recorded the line, else with a plain byte scan.
     while at <= bytes.len() {
-        let (raw_len, control) = scan_line(bytes.get(at..).unwrap_or_default());
+        let (raw_len, control) = match lines.get(k).filter(|(end, _)| *end >= at) {
+            Some((end, bad)) => (end - at, bad),
+            None => scan_line(bytes.get(at..).unwrap_or_default()),
+        };
+        k += 1;
         let line_at = at;
         at += raw_len + 1;
         let raw = head.get(line_at..line_at + raw_len).unwrap_or_default();
@@ -351,5 +359,62 @@ mod tests {
             }
         }
         assert_eq!(known_name("X-Custom"), None);
+    }
+
+    /// The lines recorded by the scan that found the end, and the lines
+    /// found again byte by byte, read the same: over generated header
+    /// sections with stray control characters, folding, CR without LF,
+    /// multi-byte text and more lines than are recorded.
+    #[test]
+    fn recorded_line_ends_read_as_a_second_scan_would() {
+        use crate::core::lexer::header_end_and_lines;
+        let pieces: [&[u8]; 16] = [
+            b"Via: SIP/2.0/UDP h;branch=z9",
+            b"\r\n",
+            b"\n",
+            b"To: <sip:a@h>",
+            b" folded",
+            b"\t",
+            b"\r",
+            b"\x01",
+            b"\x7f",
+            b"X:",
+            b"caf\xc3\xa9",
+            b":",
+            b"Name : v",
+            b"\r\n\r\n",
+            b"a",
+            b"\xff",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut compared = 0;
+        for round in 0..20_000 {
+            let mut buf = b"OPTIONS sip:a@h SIP/2.0\r\n".to_vec();
+            let parts = if round % 50 == 0 { 120 } else { next(24) };
+            for _ in 0..parts {
+                buf.extend_from_slice(pieces[next(pieces.len())]);
+                if next(3) == 0 {
+                    buf.extend_from_slice(b"\r\n");
+                }
+            }
+            buf.extend_from_slice(b"\r\n\r\n");
+            let Some((end, lines)) = header_end_and_lines(&buf) else {
+                continue;
+            };
+            let Ok(head) = std::str::from_utf8(&buf[..end]) else {
+                continue;
+            };
+            let recorded = parse_head(head, &lines);
+            let scanned = parse_head(head, &LineEnds::count_only(lines.count()));
+            assert_eq!(recorded, scanned, "{:?}", String::from_utf8_lossy(&buf));
+            compared += 1;
+        }
+        assert!(compared > 10_000, "{compared}");
     }
 }

@@ -169,7 +169,7 @@ impl Request {
         let head = std::str::from_utf8(rest.get(..head_len).unwrap_or_default())
             .map_err(|_| err("header section is not UTF-8"))?;
         fields.clear();
-        let (line, spill) = parse_head_into(head, lines, &mut fields)?;
+        let (line, spill) = parse_head_into(head, &lines, &mut fields)?;
         let (method, uri) = parse_request_line(head, line)?;
         text.clear();
         text.reserve(head.len() + spill.len());

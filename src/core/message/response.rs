@@ -12,7 +12,7 @@ use super::via::sent_protocol;
 use super::{err, NameAddr, ParseError, Via};
 use crate::core::lexer::{
     find_param, for_each_param, header_end_and_lines, is_token, is_ws, leading_crlf, list_items,
-    parse_delta, split_before, split_bytes, split_str, unquoted,
+    parse_delta, split_before, split_bytes, split_str, unquoted, LineEnds,
 };
 use crate::core::uri::{self, Host};
 
@@ -65,7 +65,12 @@ impl Response {
             Ok(text) => Cow::Borrowed(text),
             Err(_) => String::from_utf8_lossy(head),
         };
-        let (start, fields, spill) = parse_head(&head, lines)?;
+        // (A lossy copy is not the bytes scanned: its lines are found again.)
+        let lines = match head {
+            Cow::Borrowed(_) => lines,
+            Cow::Owned(_) => LineEnds::count_only(lines.count()),
+        };
+        let (start, fields, spill) = parse_head(&head, &lines)?;
         let (status, reason) = parse_status_line(text_at(&head, "", start))?;
         let reason = reason.to_owned();
         // One buffer holds every name and value: the header section, then the
