@@ -106,18 +106,20 @@ pub(crate) fn find_char(s: &str, c: char) -> Option<usize> {
     }
 }
 
-/// Offset of the first `b` in `bytes`: whole words skipped while none of
-/// their bytes is `b`, then byte by byte.
+/// Offset of the first `b` in `bytes`: eight bytes at a time, the byte
+/// found from the word's mask, the last few byte by byte.
 pub(crate) fn find_byte(bytes: &[u8], b: u8) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let pattern = ONES * u64::from(b);
     let mut at = 0;
     while let Some(word) = bytes.get(at..at + 8) {
-        // A byte equal to `b` is a zero byte of w; the test is exact for "some byte is zero".
+        // A byte equal to `b` is a zero byte of w; the lowest flagged byte is
+        // exact (borrows only run upwards), so it is the first `b`.
         let w = u64::from_le_bytes(<[u8; 8]>::try_from(word).unwrap_or_default()) ^ pattern;
-        if w.wrapping_sub(ONES) & !w & HIGH != 0 {
-            break;
+        let found = w.wrapping_sub(ONES) & !w & HIGH;
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
         }
         at += 8;
     }
@@ -539,48 +541,57 @@ pub(crate) fn header_end_and_lines(buf: &[u8]) -> Option<(usize, LineEnds)> {
     loop {
         // Every LF is a control byte: the bytes between are skipped a word at a time.
         at += next_control(buf.get(at..)?);
-        match *buf.get(at)? {
-            b'\n' => {
-                let line = buf.get(line_start..at)?;
-                if line.is_empty() || line == b"\r" {
-                    return Some((at + 1, lines));
-                }
-                if let (Some(slot), Ok(end)) = (lines.ends.get_mut(lines.count), u32::try_from(at))
-                {
-                    if end < BAD_CONTROL {
-                        *slot = end | if bad { BAD_CONTROL } else { 0 };
-                        lines.recorded = lines.count + 1;
-                    }
-                }
-                lines.count += 1;
-                line_start = at + 1;
-                bad = false;
-            }
-            b'\t' => {}
+        let lf = match (*buf.get(at)?, buf.get(at + 1)) {
+            (b'\n', _) => at,
+            // CR LF: the line end in one step.
+            (b'\r', Some(b'\n')) => at + 1,
             // (A CR at the very end is not a line's: the section is incomplete.)
-            b'\r' if buf.get(at + 1).is_none_or(|&next| next == b'\n') => {}
-            _ => bad = true,
+            (b'\t', _) | (b'\r', None) => {
+                at += 1;
+                continue;
+            }
+            _ => {
+                bad = true;
+                at += 1;
+                continue;
+            }
+        };
+        let line = buf.get(line_start..lf)?;
+        if line.is_empty() || line == b"\r" {
+            return Some((lf + 1, lines));
         }
-        at += 1;
+        if let (Some(slot), Ok(end)) = (lines.ends.get_mut(lines.count), u32::try_from(lf)) {
+            if end < BAD_CONTROL {
+                *slot = end | if bad { BAD_CONTROL } else { 0 };
+                lines.recorded = lines.count + 1;
+            }
+        }
+        lines.count += 1;
+        line_start = lf + 1;
+        bad = false;
+        at = lf + 1;
     }
 }
 
 /// Offset of the first ASCII control byte (below 0x20, or DEL) in `bytes`,
-/// or its length: eight bytes at a time, then byte by byte in the word that
-/// holds one. Every line end is such a byte, and most header bytes are not,
-/// so this is the scan every line of every message goes through.
+/// or its length: eight bytes at a time, the byte found from the word's
+/// mask. Every line end is such a byte, and most header bytes are not, so
+/// this is the scan every line of every message goes through.
 pub(crate) fn next_control(bytes: &[u8]) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut at = 0;
     while let Some(word) = bytes.get(at..at + 8) {
         let w = u64::from_le_bytes(<[u8; 8]>::try_from(word).unwrap_or_default());
-        // Classic word tests, exact for "some byte of w is": below 0x20
-        // (bytes >= 0x80 are excluded by `!w`), and equal to 0x7f (a zero byte of w ^ 0x7f...).
+        // Classic word tests for "some byte of w is": below 0x20 (bytes >=
+        // 0x80 are excluded by `!w`), and equal to 0x7f (a zero byte of w ^
+        // 0x7f...). Borrows only run upwards, so the lowest flagged byte is
+        // exact: it is the first control byte.
         let below = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
         let del = (w ^ (ONES * 0x7f)).wrapping_sub(ONES) & !(w ^ (ONES * 0x7f)) & HIGH;
-        if below | del != 0 {
-            break;
+        let found = below | del;
+        if found != 0 {
+            return at + (found.trailing_zeros() / 8) as usize;
         }
         at += 8;
     }
