@@ -351,6 +351,12 @@ pub(crate) fn find_param<'a>(s: &'a str, name: &str) -> Result<Option<Option<&'a
 /// skipping quoted strings. `None` if a quote is left open.
 fn param_end(s: &str) -> Option<usize> {
     // Bytes: the delimiters are ASCII and never part of a multi-byte character.
+    let b = s.as_bytes();
+    let semi = find_byte(b, b';').unwrap_or(b.len());
+    // No quote before the first ';' (the usual case): it ends the parameter.
+    if find_byte(b.get(..semi).unwrap_or_default(), b'"').is_none() {
+        return Some(semi);
+    }
     let mut bytes = s.bytes().enumerate();
     while let Some((i, b)) = bytes.next() {
         match b {

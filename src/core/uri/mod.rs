@@ -453,16 +453,24 @@ fn read_host(s: &str) -> Result<HostKind, UriError> {
         return Err(err("empty host"));
     }
     // One pass over the bytes (every URI and Via host comes through here):
-    // the character set, and whether it is all digits and dots.
+    // the character set by table, whether it is all digits and dots, and
+    // empty labels (see [`has_empty_label`]: a leading dot or two in a row).
+    let bytes = s.as_bytes();
     let mut numeric = true;
-    for b in s.bytes() {
-        // Underscores are not in the RFC grammar but do occur in real host names.
-        if !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')) {
+    let mut empty_label = bytes.first() == Some(&b'.');
+    let mut after_dot = false;
+    for &b in bytes {
+        let class = HOST_BYTES[usize::from(b)];
+        if class == 0 {
             return Err(err("invalid character in host"));
         }
-        numeric &= b.is_ascii_digit() || b == b'.';
+        numeric &= class == HOST_NUMERIC;
+        let dot = b == b'.';
+        empty_label |= dot && after_dot;
+        after_dot = dot;
     }
-    if has_empty_label(s) {
+    debug_assert_eq!(empty_label, has_empty_label(s));
+    if empty_label {
         return Err(err("empty label in host name"));
     }
     // An all-numeric name can only be meant as an IPv4 address.
@@ -473,6 +481,31 @@ fn read_host(s: &str) -> Result<HostKind, UriError> {
     }
     Ok(HostKind::Domain)
 }
+
+/// A byte allowed in a host name ([`HOST_NUMERIC`]: a digit or a dot).
+/// Underscores are not in the RFC grammar but do occur in real host names.
+const HOST_NAME: u8 = 1;
+/// A byte of a dotted quad (and of a host name).
+const HOST_NUMERIC: u8 = 3;
+
+/// The class of every byte in a host: 0 (not allowed), [`HOST_NAME`] or
+/// [`HOST_NUMERIC`].
+const HOST_BYTES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = if c.is_ascii_digit() || c == b'.' {
+            HOST_NUMERIC
+        } else if c.is_ascii_alphabetic() || c == b'-' || c == b'_' {
+            HOST_NAME
+        } else {
+            0
+        };
+        b += 1;
+    }
+    table
+};
 
 /// Four decimal octets of at most 255 without leading zeros, joined by
 /// dots (what `Ipv4Addr`'s parser takes), read in one pass.

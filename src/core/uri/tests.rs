@@ -447,3 +447,44 @@ fn dotted_quads_are_read_as_the_standard_parser_reads_them() {
         );
     }
 }
+
+/// The one-pass host reader says what the separate rules say: the
+/// character set, empty labels and dotted quads, over every host of up to
+/// six characters from a small alphabet.
+#[test]
+fn the_one_pass_host_reader_follows_the_separate_rules() {
+    let alphabet = [b'a', b'1', b'.', b'-', b'0', b'_', b'!'];
+    let mut checked = 0;
+    for len in 1..=6u32 {
+        for n in 0..alphabet.len().pow(len) {
+            let mut k = n;
+            let host: Vec<u8> = (0..len)
+                .map(|_| {
+                    let b = alphabet[k % alphabet.len()];
+                    k /= alphabet.len();
+                    b
+                })
+                .collect();
+            let host = std::str::from_utf8(&host).unwrap();
+            let valid_chars = host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+            let numeric = host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+            let expected = if !valid_chars {
+                Err("invalid character in host")
+            } else if has_empty_label(host) {
+                Err("empty label in host name")
+            } else if numeric {
+                host.parse::<std::net::Ipv4Addr>()
+                    .map(|_| ())
+                    .map_err(|_| "invalid IPv4 address")
+            } else {
+                Ok(())
+            };
+            let got = read_host(host).map(|_| ()).map_err(|e| e.0.to_string());
+            assert_eq!(got, expected.map_err(str::to_owned), "{host:?}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 100_000);
+}
