@@ -322,9 +322,14 @@ pub(super) fn all_values<'a>(
 /// A CSeq value: its sequence number and method (`None` unless it is
 /// exactly digits and a token).
 pub(super) fn parse_cseq(value: &str) -> Option<(u32, &str)> {
-    let mut parts = value.split(is_ws).filter(|p| !p.is_empty());
-    let (number, method) = (parts.next()?, parts.next()?);
-    if parts.next().is_some() || !is_token(method) || !is_digits(number) {
+    // Two parts between blanks, read off the bytes (SP and HT are ASCII,
+    // so every offset is a char boundary; a token holds no blank, so a
+    // third part fails the token check).
+    let value = value.trim_matches(is_ws);
+    let gap = value.bytes().position(|b| b == b' ' || b == b'\t')?;
+    let (number, rest) = split_str(value, gap);
+    let method = rest.trim_start_matches(is_ws);
+    if !is_token(method) || !is_digits(number) {
         return None;
     }
     Some((number.parse().ok()?, method))
@@ -359,6 +364,36 @@ mod tests {
             }
         }
         assert_eq!(known_name("X-Custom"), None);
+    }
+
+    #[test]
+    fn a_cseq_is_a_number_and_a_method_between_blanks() {
+        fn by_parts(v: &str) -> Option<(u32, &str)> {
+            let mut parts = v.split(is_ws).filter(|p| !p.is_empty());
+            let (n, m) = (parts.next()?, parts.next()?);
+            if parts.next().is_some() || !is_token(m) || !is_digits(n) {
+                return None;
+            }
+            Some((n.parse::<u32>().ok()?, m))
+        }
+        for v in [
+            "1 OPTIONS",
+            " 1\t OPTIONS ",
+            "1 OPTIONS x",
+            "1OPTIONS",
+            "x OPTIONS",
+            "",
+            " ",
+            "1 ",
+            " OPTIONS",
+            "4294967296 REGISTER",
+            "4294967295 REGISTER",
+            "1 OPT IONS",
+            "1 é",
+            "+1 A",
+        ] {
+            assert_eq!(parse_cseq(v), by_parts(v), "{v:?}");
+        }
     }
 
     /// The lines recorded by the scan that found the end, and the lines
