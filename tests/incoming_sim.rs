@@ -1028,3 +1028,79 @@ fn settings_changed_after_registering_reach_the_answers_at_once() {
         Some("OPTIONS")
     );
 }
+
+#[test]
+fn a_registerer_added_later_with_gruu_reaches_the_answers_for_contacts_already_registered() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut s = Sim::new();
+    s.peer(REGISTRAR, Behaviour::Ok { expires: 600 }, ms(2));
+    let (ua_a, ra) = account(
+        &mut s,
+        "sip:alice@127.0.0.1",
+        None,
+        |_| {},
+        RegistererOptions::default(),
+    );
+    let (ua_b, rb) = account(
+        &mut s,
+        "sip:bob@127.0.0.1",
+        None,
+        |_| {},
+        RegistererOptions::default(),
+    );
+    let flow = s.ep.flow_of(ra).unwrap();
+    assert_eq!(s.ep.flow_of(rb), Some(flow), "one shared socket");
+    let (ca, cb) = (
+        s.ep.registerer(ra).unwrap().contact().unwrap(),
+        s.ep.registerer(rb).unwrap().contact().unwrap(),
+    );
+    let require_gruu =
+        |uri: &str, branch: &str| request("OPTIONS", uri, REGISTRAR, branch, "Require: gruu\r\n");
+    s.request_in(flow, registrar(), &require_gruu(&ca, "z9hG4bKc1"));
+    assert_eq!(s.answers.last().unwrap().status(), 420);
+    // A second registerer of alice's asks for GRUUs: her contact on the
+    // shared socket supports gruu from now on, bob's does not.
+    let mut config = UserAgentConfig::new("sip:alice@127.0.0.1").unwrap();
+    config.set_password(Some("pw")).unwrap();
+    let r2 = s.registerer(
+        ua_a,
+        &config,
+        RegistererOptions {
+            registrar: Some(format!("sip:{REGISTRAR}")),
+            path_gruu: true,
+            instance_id: Some("f81d4fae-7dec-11d0-a765-00a0c91e6bf6".into()),
+            ..RegistererOptions::default()
+        },
+    );
+    s.register(r2);
+    s.run(secs(1));
+    s.request_in(flow, registrar(), &require_gruu(&ca, "z9hG4bKc2"));
+    let a = s.answers.last().unwrap();
+    assert_eq!(a.status(), 200, "{}", a.text());
+    assert_eq!(a.header("Supported").as_deref(), Some("gruu"));
+    s.request_in(flow, registrar(), &require_gruu(&cb, "z9hG4bKc3"));
+    assert_eq!(s.answers.last().unwrap().status(), 420);
+    // Bob's settings change; alice's answers keep gruu.
+    reconfigure(&mut s, ua_b, "sip:bob@127.0.0.1", |c| {
+        c.set_user_agent("bob/2").unwrap();
+    });
+    s.request_in(flow, registrar(), &require_gruu(&ca, "z9hG4bKc4"));
+    let a = s.answers.last().unwrap();
+    assert_eq!(a.status(), 200, "{}", a.text());
+    assert_eq!(
+        a.header("Server").as_deref(),
+        Some(&*format!("sipreg/{}", env!("CARGO_PKG_VERSION")))
+    );
+    s.request_in(flow, registrar(), &options(&cb, "z9hG4bKc5"));
+    assert_eq!(
+        s.answers.last().unwrap().header("Server").as_deref(),
+        Some("bob/2")
+    );
+    // Every request counted once on its own user agent, every answer too.
+    let count = |ua: u64| {
+        let st = &s.stats[&ua];
+        (st.requests.load(Relaxed), st.answered.load(Relaxed))
+    };
+    assert_eq!(count(ua_a), (3, 3));
+    assert_eq!(count(ua_b), (2, 2));
+}
