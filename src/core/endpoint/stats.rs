@@ -216,4 +216,32 @@ mod tests {
         seen.dedup();
         assert_eq!(seen.len(), fresh.len(), "no slot handed out twice");
     }
+
+    /// Whoever used a slot before (this test or one running beside it),
+    /// it is handed out zero and without a window: checked on every slot
+    /// taken, not only on one found again.
+    #[test]
+    fn every_slot_handed_out_is_zero_and_has_no_window() {
+        let target = Arc::new(WindowCounters::default());
+        for _ in 0..BLOCK_SLOTS * 3 {
+            let s = SharedStats::new();
+            let counters = [
+                &s.received,
+                &s.dropped,
+                &s.requests,
+                &s.answered,
+                &s.sent,
+                &s.transport_errors,
+            ];
+            for c in counters {
+                assert_eq!(c.load(Ordering::Relaxed), 0);
+                UaStats::bump(c);
+            }
+            assert!(s.window.lock().unwrap_or_else(|e| e.into_inner()).is_none());
+            s.follow_window(&target);
+            let kept = s.clone();
+            drop(s);
+            assert_eq!(kept.sent.load(Ordering::Relaxed), 1, "a clone keeps it");
+        }
+    }
 }
