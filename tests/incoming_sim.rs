@@ -1104,3 +1104,35 @@ fn a_registerer_added_later_with_gruu_reaches_the_answers_for_contacts_already_r
     assert_eq!(count(ua_a), (3, 3));
     assert_eq!(count(ua_b), (2, 2));
 }
+
+#[test]
+fn only_the_librarys_own_answers_may_wait_to_go_out_together() {
+    let (mut s, ua, r, flow, contact) =
+        registered("sip:alice@127.0.0.1", None, |c| c.listener = true);
+    assert!(!s.ep.has_transmits());
+    // Two pings: their 200s may wait for more.
+    s.ep.datagram(s.now, flow, registrar(), &options(&contact, "z9hG4bKw1"));
+    s.ep.datagram(s.now, flow, registrar(), &options(&contact, "z9hG4bKw2"));
+    assert_eq!(s.ep.queued_transmits(), 2);
+    assert!(s.ep.transmits_may_wait());
+    // The application's response is not the library's: everything goes now.
+    let msg = request("MESSAGE", &contact, REGISTRAR, "z9hG4bKw3", "");
+    s.ep.datagram(s.now, flow, registrar(), &msg);
+    let up = s.ep.poll_action();
+    let Some(sipreg::core::endpoint::Action::Request { bytes, .. }) = up else {
+        panic!("handed up: {up:?}");
+    };
+    let reply = Reply::new(200, "", "", b"").unwrap();
+    s.ep.respond(s.now, ua, flow, &bytes, &reply).unwrap();
+    assert!(!s.ep.transmits_may_wait());
+    // Sent in order: both 200s to the pings, then the application's 200.
+    let sent: Vec<_> = std::iter::from_fn(|| s.ep.poll_transmit()).collect();
+    assert_eq!(sent.len(), 3);
+    assert!(s.ep.transmits_may_wait(), "nothing left");
+    // A REGISTER (a refresh) does not wait either.
+    s.ep.datagram(s.now, flow, registrar(), &options(&contact, "z9hG4bKw4"));
+    assert!(s.ep.transmits_may_wait());
+    s.ep.register(s.now, r, &[]);
+    assert!(!s.ep.transmits_may_wait());
+    s.pump();
+}

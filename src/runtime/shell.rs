@@ -9,7 +9,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::UdpSocket;
@@ -59,7 +59,20 @@ pub struct Shell {
     rbufs: RecvBuffers,
     /// Stream connections written to since the last flush.
     dirty: Vec<FlowId>,
+    /// Since when the library's answers have been held back, waiting for
+    /// more to send with them (see [`ANSWER_HOLD`]).
+    held_since: Option<Instant>,
 }
+
+/// How long the library's answers to requests may wait to go out together
+/// ([`Endpoint::transmits_may_wait`]): a registrar pinging thousands of
+/// contacts gets them in bursts, and the sends (and, on loopback, the
+/// deliveries and the registrar's wake-ups) are shared. Far below any SIP
+/// timer (T1 is 500 ms).
+const ANSWER_HOLD: Duration = Duration::from_millis(1);
+
+/// At most this many answers wait (a few `sendmmsg` batches, some 100 KB).
+const ANSWERS_HELD_AT_MOST: usize = 8 * batch::BATCH;
 
 fn token(flow: FlowId) -> Token {
     Token(flow.0 as usize)
@@ -80,6 +93,7 @@ impl Shell {
             again: Vec::new(),
             rbufs: RecvBuffers::default(),
             dirty: Vec::new(),
+            held_since: None,
         }
     }
 
@@ -88,9 +102,11 @@ impl Shell {
         loop {
             let timeout = if self.again.is_empty() {
                 let now = self.clock.now();
-                self.ep
-                    .poll_timeout()
-                    .map(|t| t.saturating_duration_since(now))
+                let next = match (self.ep.poll_timeout(), self.held_since) {
+                    (Some(t), Some(h)) => Some(t.min(h + ANSWER_HOLD)),
+                    (t, h) => t.or(h.map(|h| h + ANSWER_HOLD)),
+                };
+                next.map(|t| t.saturating_duration_since(now))
             } else {
                 Some(Duration::ZERO)
             };
@@ -122,9 +138,34 @@ impl Shell {
                     );
                 }
             }
-            self.ep.handle_timeout(self.clock.now());
-            self.pump();
+            let now = self.clock.now();
+            self.ep.handle_timeout(now);
+            if self.hold_answers(now) {
+                // Actions never wait (and may queue what cannot).
+                while let Some(a) = self.ep.poll_action() {
+                    self.act(a);
+                }
+                if !self.hold_answers(now) {
+                    self.pump();
+                }
+            } else {
+                self.pump();
+            }
         }
+    }
+
+    /// Whether what waits to be sent may wait longer: only the library's
+    /// answers, fewer than [`ANSWERS_HELD_AT_MOST`], held for less than
+    /// [`ANSWER_HOLD`].
+    fn hold_answers(&mut self, now: Instant) -> bool {
+        let may_wait = self.ep.has_transmits()
+            && self.ep.transmits_may_wait()
+            && self.ep.queued_transmits() < ANSWERS_HELD_AT_MOST;
+        if !may_wait {
+            return false;
+        }
+        let since = *self.held_since.get_or_insert(now);
+        now < since + ANSWER_HOLD
     }
 
     // ----- commands ------------------------------------------------------
@@ -381,6 +422,7 @@ impl Shell {
     /// socket, stream messages buffered and written once per wake-up.
     fn send_queued(&mut self) {
         let now = self.clock.now();
+        self.held_since = None;
         let mut queued: Vec<Transmit> = Vec::new();
         while let Some(t) = self.ep.poll_transmit() {
             queued.push(t);

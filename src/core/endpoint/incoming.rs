@@ -636,7 +636,8 @@ impl Endpoint {
             dest,
             status,
         });
-        self.queue(ua, src.flow, dest, TransmitKind::Response, bytes);
+        // (The library's own answer: it may wait to go out with others.)
+        self.queue_answer(ua, src.flow, dest, TransmitKind::Response, bytes, true);
         if let Some(c) = card {
             UaStats::bump(&c.stats.answered);
         }
@@ -683,7 +684,9 @@ impl Endpoint {
         }
     }
 
-    /// Queues `bytes` on `flow` to `dest` for user agent `ua`.
+    /// Queues `bytes` on `flow` to `dest` for user agent `ua`; only an
+    /// answer the library wrote may wait (see
+    /// [`transmits_may_wait`](Endpoint::transmits_may_wait)).
     fn queue(
         &mut self,
         ua: UaId,
@@ -692,20 +695,36 @@ impl Endpoint {
         kind: TransmitKind,
         bytes: Vec<u8>,
     ) {
+        self.queue_answer(ua, flow, dest, kind, bytes, false);
+    }
+
+    /// [`queue`](Self::queue), saying whether it may wait.
+    fn queue_answer(
+        &mut self,
+        ua: UaId,
+        flow: FlowId,
+        dest: SocketAddr,
+        kind: TransmitKind,
+        bytes: Vec<u8>,
+        may_wait: bool,
+    ) {
         let Some(f) = self.flows.get(flow) else {
             return;
         };
         let transport = f.key.transport;
         let local = self.flows.local_towards(flow, dest);
-        self.transmits.push_back(Transmit {
-            flow,
-            dest,
-            ua,
-            transport,
-            local,
-            kind,
-            bytes,
-        });
+        self.push_transmit(
+            Transmit {
+                flow,
+                dest,
+                ua,
+                transport,
+                local,
+                kind,
+                bytes,
+            },
+            may_wait,
+        );
     }
 
     /// The user agent `req` is for, among those on `flow`.

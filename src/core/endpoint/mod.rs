@@ -231,7 +231,11 @@ pub struct Endpoint {
     /// New stream connections per target, rate-limited.
     connects: connect_limit::ConnectLimit,
     timers: Timers,
-    transmits: VecDeque<Transmit>,
+    /// Messages to send, each with whether it may wait (see
+    /// [`Endpoint::transmits_may_wait`]).
+    transmits: VecDeque<(Transmit, bool)>,
+    /// How many of `transmits` may not wait.
+    urgent_transmits: usize,
     actions: VecDeque<Action>,
     /// Users of flows closed during a registerer's step, told after that
     /// step: (users, why, the registerer whose step it was).
@@ -263,12 +267,41 @@ impl Endpoint {
 
     /// Next message to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let (t, may_wait) = self.transmits.pop_front()?;
+        if !may_wait {
+            self.urgent_transmits -= 1;
+        }
+        Some(t)
     }
 
     /// Whether messages wait to be sent.
     pub fn has_transmits(&self) -> bool {
         !self.transmits.is_empty()
+    }
+
+    /// How many messages wait to be sent.
+    pub fn queued_transmits(&self) -> usize {
+        self.transmits.len()
+    }
+
+    /// Whether every message waiting to be sent is an answer the library
+    /// wrote to a request (a registrar's OPTIONS ping, a 404, a 405). Nobody
+    /// waits on those, so the shell may hold them a moment and send them
+    /// with the next ones: a registrar that pings thousands of contacts
+    /// gets its answers in bursts, one wake-up of its receiver for many,
+    /// not one each. Anything else (a REGISTER, a keep-alive, the
+    /// application's messages and responses) goes at once, and whatever
+    /// waits goes with it.
+    pub fn transmits_may_wait(&self) -> bool {
+        self.urgent_transmits == 0
+    }
+
+    /// Queues `t`; `may_wait`: see [`transmits_may_wait`](Self::transmits_may_wait).
+    fn push_transmit(&mut self, t: Transmit, may_wait: bool) {
+        if !may_wait {
+            self.urgent_transmits += 1;
+        }
+        self.transmits.push_back((t, may_wait));
     }
 
     /// Next thing for the shell to do.

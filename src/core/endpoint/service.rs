@@ -173,19 +173,22 @@ impl Endpoint {
         let ua = reg.ua;
         let transport = reg.core.settings().transport;
         self.flows.note_peer(flow, dest);
-        self.transmits.push_back(Transmit {
-            flow,
-            dest,
-            ua,
-            transport,
-            local: Some(local),
-            kind: if t.retransmission {
-                TransmitKind::Retransmission
-            } else {
-                TransmitKind::Request
+        self.push_transmit(
+            Transmit {
+                flow,
+                dest,
+                ua,
+                transport,
+                local: Some(local),
+                kind: if t.retransmission {
+                    TransmitKind::Retransmission
+                } else {
+                    TransmitKind::Request
+                },
+                bytes: t.bytes,
             },
-            bytes: t.bytes,
-        });
+            false,
+        );
     }
 
     /// Queues the keep-alives the core owes on the registerer's existing
@@ -220,7 +223,7 @@ impl Endpoint {
                 },
                 p.len()
             );
-            self.transmits.push_back(Transmit {
+            let t = Transmit {
                 flow,
                 dest,
                 ua: reg.ua,
@@ -228,7 +231,9 @@ impl Endpoint {
                 local,
                 kind: TransmitKind::KeepAlive,
                 bytes: p,
-            });
+            };
+            self.urgent_transmits += 1;
+            self.transmits.push_back((t, false));
         }
     }
 
