@@ -62,16 +62,22 @@ pub struct Shell {
     /// Since when the library's answers have been held back, waiting for
     /// more to send with them (see [`ANSWER_HOLD`]).
     held_since: Option<Instant>,
+    /// Datagrams read in this turn of the loop: answers are held only in a
+    /// burst (a lone request is answered at once, no extra wake-up).
+    read_in_turn: usize,
 }
 
-/// How long the library's answers to requests may wait to go out together
-/// ([`Endpoint::transmits_may_wait`]): a registrar pinging thousands of
-/// contacts gets them in bursts, and the sends (and, on loopback, the
-/// deliveries and the registrar's wake-ups) are shared. Far below any SIP
-/// timer (T1 is 500 ms).
+/// How long the library's answers to requests that came in a burst may
+/// wait to go out together ([`Endpoint::transmits_may_wait`]): a registrar
+/// pinging thousands of contacts gets them in bursts, and the sends (and,
+/// on loopback, the deliveries and the registrar's wake-ups) are shared.
+/// Far below any SIP timer (T1 is 500 ms). The deadline is read on the
+/// shell's clock: under a manual clock held answers wait until it is moved
+/// (or something that cannot wait is queued).
 const ANSWER_HOLD: Duration = Duration::from_millis(1);
 
-/// At most this many answers wait (a few `sendmmsg` batches, some 100 KB).
+/// Answers are no longer held once this many are queued (a few `sendmmsg`
+/// batches, some 100 KB).
 const ANSWERS_HELD_AT_MOST: usize = 8 * batch::BATCH;
 
 fn token(flow: FlowId) -> Token {
@@ -94,6 +100,7 @@ impl Shell {
             rbufs: RecvBuffers::default(),
             dirty: Vec::new(),
             held_since: None,
+            read_in_turn: 0,
         }
     }
 
@@ -122,6 +129,7 @@ impl Shell {
             // request arriving, reaches the listener).
             // Cleared before draining: a command queued after this wakes us again.
             super::WAKE_PENDING.store(false, std::sync::atomic::Ordering::SeqCst);
+            self.read_in_turn = 0;
             while let Ok(cmd) = self.commands.try_recv() {
                 self.on_command(cmd);
             }
@@ -155,12 +163,14 @@ impl Shell {
     }
 
     /// Whether what waits to be sent may wait longer: only the library's
-    /// answers, fewer than [`ANSWERS_HELD_AT_MOST`], held for less than
-    /// [`ANSWER_HOLD`].
+    /// answers, to a burst (more than one datagram read in the turn that
+    /// started the hold), fewer than [`ANSWERS_HELD_AT_MOST`], held for less
+    /// than [`ANSWER_HOLD`].
     fn hold_answers(&mut self, now: Instant) -> bool {
         let may_wait = self.ep.has_transmits()
             && self.ep.transmits_may_wait()
-            && self.ep.queued_transmits() < ANSWERS_HELD_AT_MOST;
+            && self.ep.queued_transmits() < ANSWERS_HELD_AT_MOST
+            && (self.held_since.is_some() || self.read_in_turn > 1);
         if !may_wait {
             return false;
         }
@@ -305,9 +315,16 @@ impl Shell {
                 self.ep.flow_opened(now, flow, result);
             }
             Action::Close { flow } => {
+                // Answers held from earlier turns were queued before the
+                // close: they go first (unheld, they would have gone then).
+                if self.held_since.is_some() {
+                    self.send_queued();
+                }
                 super::requests::flow_closed(flow);
                 if let Some(Io::Stream(mut conn)) = self.socks.remove(&flow) {
-                    // Dropping the socket removes it from the poller.
+                    // What was just written goes before the close; a failure
+                    // changes nothing now. Dropping the socket removes it from the poller.
+                    let _ = conn.flush();
                     conn.close();
                 }
             }
@@ -547,6 +564,7 @@ impl Shell {
                 }
             }
             read += n;
+            self.read_in_turn += n;
             if read >= READ_LIMIT {
                 self.again.push(flow);
                 break;

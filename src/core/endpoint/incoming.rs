@@ -637,7 +637,7 @@ impl Endpoint {
             status,
         });
         // (The library's own answer: it may wait to go out with others.)
-        self.queue_answer(ua, src.flow, dest, TransmitKind::Response, bytes, true);
+        self.queue_with(ua, src.flow, dest, TransmitKind::Response, bytes, true);
         if let Some(c) = card {
             UaStats::bump(&c.stats.answered);
         }
@@ -684,9 +684,8 @@ impl Endpoint {
         }
     }
 
-    /// Queues `bytes` on `flow` to `dest` for user agent `ua`; only an
-    /// answer the library wrote may wait (see
-    /// [`transmits_may_wait`](Endpoint::transmits_may_wait)).
+    /// Queues `bytes` on `flow` to `dest` for user agent `ua`, to go at
+    /// once (see [`transmits_may_wait`](Endpoint::transmits_may_wait)).
     fn queue(
         &mut self,
         ua: UaId,
@@ -695,11 +694,12 @@ impl Endpoint {
         kind: TransmitKind,
         bytes: Vec<u8>,
     ) {
-        self.queue_answer(ua, flow, dest, kind, bytes, false);
+        self.queue_with(ua, flow, dest, kind, bytes, false);
     }
 
-    /// [`queue`](Self::queue), saying whether it may wait.
-    fn queue_answer(
+    /// [`queue`](Self::queue), saying whether it may wait (only an answer
+    /// the library wrote may).
+    fn queue_with(
         &mut self,
         ua: UaId,
         flow: FlowId,

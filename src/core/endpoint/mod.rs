@@ -284,14 +284,16 @@ impl Endpoint {
         self.transmits.len()
     }
 
-    /// Whether every message waiting to be sent is an answer the library
-    /// wrote to a request (a registrar's OPTIONS ping, a 404, a 405). Nobody
-    /// waits on those, so the shell may hold them a moment and send them
-    /// with the next ones: a registrar that pings thousands of contacts
-    /// gets its answers in bursts, one wake-up of its receiver for many,
-    /// not one each. Anything else (a REGISTER, a keep-alive, the
-    /// application's messages and responses) goes at once, and whatever
-    /// waits goes with it.
+    /// Whether every message waiting to be sent (if any) is an answer the
+    /// library wrote to a request: the 200 to an OPTIONS ping, a 100, 400,
+    /// 404, 405, 416, 420, 481 or 503. Nothing waits on those at the scale
+    /// of a millisecond (their senders' timers start at T1, 500 ms), so the
+    /// shell may hold them a moment and send them with the next ones: a
+    /// registrar that pings thousands of contacts gets its answers in
+    /// bursts, one wake-up of its receiver for many, not one each.
+    /// Anything else (a REGISTER, a keep-alive, the application's messages
+    /// and responses, an answer repeated for a retransmission) goes at
+    /// once, and whatever waits goes with it, in order.
     pub fn transmits_may_wait(&self) -> bool {
         self.urgent_transmits == 0
     }

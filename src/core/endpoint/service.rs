@@ -232,6 +232,7 @@ impl Endpoint {
                 kind: TransmitKind::KeepAlive,
                 bytes: p,
             };
+            // (`push_transmit` by hand: `reg` still borrows the registerers.)
             self.urgent_transmits += 1;
             self.transmits.push_back((t, false));
         }
