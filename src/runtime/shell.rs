@@ -317,14 +317,18 @@ impl Shell {
             Action::Close { flow } => {
                 // Answers held from earlier turns were queued before the
                 // close: they go first (unheld, they would have gone then).
-                if self.held_since.is_some() {
+                let held = self.held_since.is_some();
+                if held {
                     self.send_queued();
                 }
                 super::requests::flow_closed(flow);
                 if let Some(Io::Stream(mut conn)) = self.socks.remove(&flow) {
-                    // What was just written goes before the close; a failure
-                    // changes nothing now. Dropping the socket removes it from the poller.
-                    let _ = conn.flush();
+                    if held {
+                        // What was just written goes before the close (a
+                        // failure changes nothing now).
+                        let _ = conn.flush();
+                    }
+                    // Dropping the socket removes it from the poller.
                     conn.close();
                 }
             }
