@@ -337,10 +337,10 @@ impl RegistererOptions {
         if !registrar.headers.is_empty() {
             return Err(Error::invalid("registrar URI must not carry URI headers"));
         }
-        let aor_text: Arc<str> = ua.aor.to_string().into();
+        let aor_text: Arc<str> = ua.aor.text().into();
         // Only the text of the To URI is kept (it is written, never inspected).
         let to_text = match &self.to_uri {
-            Some(t) => parse_uri("to_uri", t)?.to_string().into(),
+            Some(t) => parse_uri("to_uri", t)?.text().into(),
             None => aor_text.clone(),
         };
         for h in &self.extra_headers {
@@ -402,10 +402,7 @@ impl RegistererOptions {
             target_host: route.host.clone(),
             target_port: route.port.unwrap_or(default_port),
             target_port_given: route.port.is_some(),
-            registrar_text: shared_text::shared(
-                shared_text::Kind::Registrar,
-                &registrar.to_string(),
-            ),
+            registrar_text: shared_text::shared(shared_text::Kind::Registrar, &registrar.text()),
             to_text,
             aor_text,
             extras: Extras {

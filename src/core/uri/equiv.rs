@@ -60,11 +60,18 @@ fn normalize(s: &str) -> Vec<u8> {
 
 /// Case-sensitive comparison after normalizing escapes.
 fn same_exact(a: &str, b: &str) -> bool {
+    if !a.contains('%') && !b.contains('%') {
+        // Nothing to decode (the usual case): no copies.
+        return a == b;
+    }
     normalize(a) == normalize(b)
 }
 
 /// Case-insensitive comparison after normalizing escapes.
 fn same_folded(a: &str, b: &str) -> bool {
+    if !a.contains('%') && !b.contains('%') {
+        return a.eq_ignore_ascii_case(b);
+    }
     normalize(a).eq_ignore_ascii_case(&normalize(b))
 }
 
