@@ -82,6 +82,23 @@ fn rusage_split() -> (f64, f64) {
     (t(ru.ru_utime), t(ru.ru_stime))
 }
 
+/// glibc's count of the bytes in live allocations and of freed bytes it
+/// keeps, in KiB, over every arena (the worker's too).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn heap_kib() -> Option<(i64, i64)> {
+    // SAFETY: mallinfo2 only reads the allocator's counters.
+    let m = unsafe { libc::mallinfo2() };
+    Some((
+        ((m.uordblks + m.hblkhd) / 1024) as i64,
+        (m.fordblks / 1024) as i64,
+    ))
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn heap_kib() -> Option<(i64, i64)> {
+    None
+}
+
 fn peak_rss_kb() -> i64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -166,6 +183,7 @@ fn main() {
     let mut regs = Vec::with_capacity(n);
 
     let base_rss = rss_kb();
+    let base_heap = heap_kib();
     let (u0, k0) = rusage_split();
     let c0 = u0 + k0;
     let t0 = Instant::now();
@@ -233,6 +251,7 @@ fn main() {
     }
     let peak = peak_rss_kb();
     let reg_rss = rss_kb();
+    let reg_heap = heap_kib();
 
     let mut retrans = 0u64;
     for r in &regs {
@@ -330,6 +349,16 @@ fn main() {
          per_registration={:.2}KiB (peak above base)",
         (peak - base_rss) as f64 / n as f64
     );
+    if let (Some(b), Some(r)) = (base_heap, reg_heap) {
+        // What the RSS holds beside the live allocations: freed chunks the
+        // allocator keeps, stacks, the code's pages.
+        println!(
+            "heap: in_use={}KiB free_kept={}KiB per_registration={:.2}KiB (in use above base, malloc's own count)",
+            r.0,
+            r.1,
+            (r.0 - b.0) as f64 / n as f64
+        );
+    }
     println!(
         "pacing: window={} in_flight={} queued={} retransmissions={retrans} failures={failures}",
         window.window, window.in_flight, window.queued
