@@ -402,19 +402,22 @@ fn read_sip(link: &mut Link, rbuf: &mut Vec<u8>, out: &mut ReadOutcome) {
 
 /// Moves complete messages out of the read buffer; false on a framing error.
 fn split(rbuf: &mut Vec<u8>, out: &mut ReadOutcome) -> bool {
-    loop {
-        match frame(rbuf, MAX_MESSAGE) {
-            Frame::Incomplete => return true,
+    // Messages are framed from `start` on, and what is left moves down
+    // once at the end: a read of many messages would otherwise move the
+    // rest of the buffer once per message.
+    let mut start = 0;
+    let framed = loop {
+        let rest = rbuf.get(start..).unwrap_or_default();
+        match frame(rest, MAX_MESSAGE) {
+            Frame::Incomplete => break true,
             Frame::KeepAlive(n) => {
                 // A CRLF pong answers a CRLFCRLF ping (RFC 5626 §4.4.1).
                 out.pongs += (n / 2).max(1) as u32;
-                rbuf.drain(..n.min(rbuf.len()));
+                start += n.min(rest.len());
             }
-            Frame::Message(n) if n <= rbuf.len() && n > 0 => {
-                // One copy of the message, then the rest moves down (not a
-                // byte-by-byte collect of the drain).
-                out.messages.push(rbuf[..n].to_vec());
-                rbuf.drain(..n);
+            Frame::Message(n) if n <= rest.len() && n > 0 => {
+                out.messages.push(rest[..n].to_vec());
+                start += n;
             }
             Frame::TooLarge(size) => {
                 out.invalid = true;
@@ -425,17 +428,21 @@ fn split(rbuf: &mut Vec<u8>, out: &mut ReadOutcome) -> bool {
                         grouped(MAX_MESSAGE)
                     ),
                 });
-                rbuf.clear();
-                return false;
+                break false;
             }
             Frame::Message(_) | Frame::Invalid => {
                 out.invalid = true;
                 out.closed = Some("unframeable data on the connection".into());
-                rbuf.clear();
-                return false;
+                break false;
             }
         }
+    };
+    if framed {
+        rbuf.drain(..start);
+    } else {
+        rbuf.clear();
     }
+    framed
 }
 
 /// The words for a message over the size limit.
@@ -473,5 +480,57 @@ mod tests {
             too_large(70_000, MAX_MESSAGE),
             "message of 70 000 bytes exceeds the 65 536-byte limit"
         );
+    }
+
+    fn response(cseq: u32, body: &str) -> Vec<u8> {
+        format!(
+            "SIP/2.0 200 OK\r\nCSeq: {cseq} REGISTER\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    /// Many messages, keep-alives and a partial one in one read: each
+    /// message whole and in order, the pongs counted, the partial one kept
+    /// and completed by the next read.
+    #[test]
+    fn a_read_of_many_messages_is_split_in_order_and_the_rest_kept() {
+        let mut rbuf = Vec::new();
+        for i in 1..=50 {
+            rbuf.extend(response(i, if i % 3 == 0 { "x=1" } else { "" }));
+            if i % 10 == 0 {
+                rbuf.extend(b"\r\n");
+            }
+        }
+        let last = response(51, "body");
+        rbuf.extend(&last[..last.len() - 3]);
+        let mut out = ReadOutcome::default();
+        assert!(split(&mut rbuf, &mut out));
+        assert_eq!(out.messages.len(), 50);
+        for (i, m) in out.messages.iter().enumerate() {
+            let n = i as u32 + 1;
+            assert_eq!(m, &response(n, if n % 3 == 0 { "x=1" } else { "" }));
+        }
+        assert_eq!(out.pongs, 5);
+        assert_eq!(rbuf, &last[..last.len() - 3]);
+        rbuf.extend(&last[last.len() - 3..]);
+        let mut out = ReadOutcome::default();
+        assert!(split(&mut rbuf, &mut out));
+        assert_eq!(out.messages, vec![last]);
+        assert!(rbuf.is_empty());
+    }
+
+    /// Messages before unframeable bytes are delivered; then the
+    /// connection is given up and the buffer emptied.
+    #[test]
+    fn unframeable_bytes_after_messages_end_the_connection() {
+        let mut rbuf = response(1, "");
+        rbuf.extend(response(2, ""));
+        rbuf.extend(b"\x16\x03\x01 not SIP");
+        let mut out = ReadOutcome::default();
+        assert!(!split(&mut rbuf, &mut out));
+        assert_eq!(out.messages, vec![response(1, ""), response(2, "")]);
+        assert!(out.invalid && out.closed.is_some());
+        assert!(rbuf.is_empty());
     }
 }
