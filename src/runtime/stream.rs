@@ -497,8 +497,8 @@ mod tests {
     fn a_read_of_many_messages_is_split_in_order_and_the_rest_kept() {
         let mut rbuf = Vec::new();
         for i in 1..=50 {
-            rbuf.extend(response(i, if i % 3 == 0 { "x=1" } else { "" }));
-            if i % 10 == 0 {
+            rbuf.extend(response(i, if i.is_multiple_of(3) { "x=1" } else { "" }));
+            if i.is_multiple_of(10) {
                 rbuf.extend(b"\r\n");
             }
         }
@@ -509,7 +509,7 @@ mod tests {
         assert_eq!(out.messages.len(), 50);
         for (i, m) in out.messages.iter().enumerate() {
             let n = i as u32 + 1;
-            assert_eq!(m, &response(n, if n % 3 == 0 { "x=1" } else { "" }));
+            assert_eq!(m, &response(n, if n.is_multiple_of(3) { "x=1" } else { "" }));
         }
         assert_eq!(out.pongs, 5);
         assert_eq!(rbuf, &last[..last.len() - 3]);
