@@ -509,7 +509,10 @@ mod tests {
         assert_eq!(out.messages.len(), 50);
         for (i, m) in out.messages.iter().enumerate() {
             let n = i as u32 + 1;
-            assert_eq!(m, &response(n, if n.is_multiple_of(3) { "x=1" } else { "" }));
+            assert_eq!(
+                m,
+                &response(n, if n.is_multiple_of(3) { "x=1" } else { "" })
+            );
         }
         assert_eq!(out.pongs, 5);
         assert_eq!(rbuf, &last[..last.len() - 3]);
