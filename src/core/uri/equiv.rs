@@ -1,6 +1,8 @@
 //! URI equivalence (RFC 3261 §19.1.4): which parts compare with or without
 //! case, and how `%XX` escapes count.
 
+use std::borrow::Cow;
+
 use super::{Host, Uri};
 use crate::core::lexer::hex_pair;
 
@@ -33,8 +35,12 @@ impl Uri {
 /// Canonical form for comparison: escapes of non-reserved characters are
 /// decoded, escapes of reserved ones are kept (with upper-case hex) because
 /// RFC 3261 treats them as different from the literal character.
-fn normalize(s: &str) -> Vec<u8> {
+fn normalize(s: &str) -> Cow<'_, [u8]> {
     let bytes = s.as_bytes();
+    if !bytes.contains(&b'%') {
+        // Nothing to decode (the usual case): no copy.
+        return Cow::Borrowed(bytes);
+    }
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
@@ -55,23 +61,16 @@ fn normalize(s: &str) -> Vec<u8> {
             }
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Case-sensitive comparison after normalizing escapes.
 fn same_exact(a: &str, b: &str) -> bool {
-    if !a.contains('%') && !b.contains('%') {
-        // Nothing to decode (the usual case): no copies.
-        return a == b;
-    }
     normalize(a) == normalize(b)
 }
 
 /// Case-insensitive comparison after normalizing escapes.
 fn same_folded(a: &str, b: &str) -> bool {
-    if !a.contains('%') && !b.contains('%') {
-        return a.eq_ignore_ascii_case(b);
-    }
     normalize(a).eq_ignore_ascii_case(&normalize(b))
 }
 
