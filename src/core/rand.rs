@@ -132,19 +132,18 @@ pub fn os_seed() -> u64 {
 }
 
 /// Fills `seeds` from the kernel; false when it could not.
-fn draw(seeds: &mut [u64; SEEDS_PER_DRAW]) -> bool {
+fn draw(seeds: &mut [u64]) -> bool {
     let len = std::mem::size_of_val(seeds);
-    // SAFETY: getrandom writes at most `len` bytes into the array.
+    // SAFETY: getrandom writes at most `len` bytes into the slice.
     let n = unsafe { libc::getrandom(seeds.as_mut_ptr().cast(), len, 0) };
     n == len as isize
 }
 
+/// One seed straight from the kernel (no per-thread draw to take it from).
 fn single_seed() -> u64 {
-    let mut buf = [0u8; 8];
-    // SAFETY: getrandom writes at most buf.len() bytes into buf.
-    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
-    if n == buf.len() as isize {
-        return u64::from_ne_bytes(buf);
+    let mut seed = [0u64; 1];
+    if draw(&mut seed) {
+        return seed[0];
     }
     fallback_seed()
 }
