@@ -330,7 +330,7 @@ fn uri() -> impl Strategy<Value = Uri> {
             Uri {
                 scheme: if sips { Scheme::Sips } else { Scheme::Sip },
                 user,
-                password,
+                password: password.map(String::into_boxed_str),
                 host,
                 port,
                 params,

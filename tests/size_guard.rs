@@ -18,7 +18,8 @@ use sipreg::core::options::UserAgentConfig;
 use sipreg::core::registerer::{Registerer, State};
 use support::counting::{authenticated_registration, measure, Counting};
 
-/// `size_of::<Registerer>()`. Measured 2026-12-07: 568 (624 while the
+/// `size_of::<Registerer>()`. Measured 2026-12-07, last session: 552 (568 while its
+/// event queue was a `VecDeque` and the bound Contact a `String`); 2026-12-07: 568 (624 while the
 /// recovery policy sat unboxed in its settings; 712 before its five
 /// optional instants and three optional addresses took half the room; 720 before the
 /// Call-ID and From tag went inline and the last reason became shared
@@ -27,24 +28,28 @@ use support::counting::{authenticated_registration, measure, Counting};
 /// URI dropped once its text and port are known; 1 504 before this
 /// round: keep-alive, routing facts and RFC 3263 targets now boxed on first
 /// use, sends owed as two counters, the To URI kept as shared text only).
-const MAX_REGISTERER_SIZE: usize = 568;
+const MAX_REGISTERER_SIZE: usize = 552;
 /// `size_of::<UserAgentConfig>()` (one per account in a fleet). Measured
-/// 2026-12-07: 176 (512 before the rarely set settings were boxed).
+/// 2026-12-07, last session: 176 with the AOR's text kept beside it for the
+/// registerers to share (the password and the URI's password now boxed
+/// text, 8 bytes less each); 2026-12-07: 176 (512 before the rarely set
+/// settings were boxed).
 const MAX_USER_AGENT_CONFIG_SIZE: usize = 176;
 /// Heap bytes a Registered registerer keeps right after its 200, lingering
 /// transactions included (requested sizes, without the allocator's own
-/// overhead). Measured 2026-12-07: 225 (249 while only the last reason
+/// overhead). Measured 2026-12-07, last session: 169 (225 while the AOR's text was
+/// copied per registerer and a lingering transaction took 32 bytes); 2026-12-07: 225 (249 while only the last reason
 /// phrase was shared; 293 before the Call-ID and From
 /// tag went inline and the registrar and reason texts became shared; 469
 /// before the challenge cache was
 /// packed into one buffer between requests; 484 with the branch key on the
 /// heap; 1 048 before: the event buffer kept after draining, lingering
 /// branches as strings, the To URI and its text copied).
-const MAX_HEAP_AFTER_REGISTRATION: i64 = 245;
+const MAX_HEAP_AFTER_REGISTRATION: i64 = 185;
 /// The same once Timer K has passed (no lingering transactions). Measured:
-/// 161 (185 with one shared reason phrase, 229 before the inline Call-ID and tag, 405 before the packed
+/// 121 on 2026-12-07, last session (the AOR's text shared), 161 (185 with one shared reason phrase, 229 before the inline Call-ID and tag, 405 before the packed
 /// challenge cache).
-const MAX_HEAP_IDLE: i64 = 175;
+const MAX_HEAP_IDLE: i64 = 135;
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;

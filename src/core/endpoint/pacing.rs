@@ -133,7 +133,13 @@ pub struct Pacer<K, T> {
     holders: IdMap<T, K>,
     /// Registerers queued, with their target (an entry in a queue without one
     /// here was cancelled and is skipped).
-    waiting: IdMap<T, K>,
+    /// (The target as its number in `targets`: an entry takes 16 bytes, not
+    /// 40, and in a burst every registerer is here.)
+    waiting: IdMap<T, u32>,
+    /// Every target seen, numbered in order (few: one per registrar address).
+    targets: Vec<K>,
+    /// The number of each target in `targets`.
+    target_numbers: IdMap<K, u32>,
     /// Registerers given a slot off the queue, to be started by the caller.
     ready: VecDeque<T>,
     /// The live counters of every target seen (one per registrar address:
@@ -147,6 +153,8 @@ impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Default for Pacer<K, T> {
             windows: IdMap::default(),
             holders: IdMap::default(),
             waiting: IdMap::default(),
+            targets: Vec::new(),
+            target_numbers: IdMap::default(),
             ready: VecDeque::new(),
             counters: IdMap::default(),
         }
@@ -171,7 +179,8 @@ impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Pacer<K, T> {
         } else {
             w.queue.push_back(id);
             w.waiting += 1;
-            self.waiting.insert(id, target);
+            let number = self.number(target);
+            self.waiting.insert(id, number);
             false
         };
         self.publish(target);
@@ -197,7 +206,8 @@ impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Pacer<K, T> {
     /// slot goes to the next queued registerer (see [`pop_ready`](Self::pop_ready)).
     /// Also drops `id` from a queue if it was waiting there.
     pub fn release(&mut self, id: T, outcome: Outcome) {
-        if let Some(target) = self.waiting.remove(&id) {
+        if let Some(number) = self.waiting.remove(&id) {
+            let target = self.targets[number as usize];
             // Lazily skipped when its turn comes; only the count changes now.
             if let Some(w) = self.windows.get_mut(&target) {
                 w.waiting = w.waiting.saturating_sub(1);
@@ -252,6 +262,17 @@ impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Pacer<K, T> {
         c.store(self.view(target));
         self.counters.insert(target, c.clone());
         c
+    }
+
+    /// The number of `target` in `targets` (given at its first request).
+    fn number(&mut self, target: K) -> u32 {
+        if let Some(n) = self.target_numbers.get(&target) {
+            return *n;
+        }
+        let n = u32::try_from(self.targets.len()).unwrap_or(u32::MAX);
+        self.targets.push(target);
+        self.target_numbers.insert(target, n);
+        n
     }
 
     /// Brings the target's live counters up to date (if anyone reads them).
@@ -321,6 +342,26 @@ mod tests {
         assert_eq!(drain(&mut p), vec![32, 33]);
         p.release(1, Outcome::Answered);
         assert_eq!(drain(&mut p), vec![34, 35]);
+    }
+
+    #[test]
+    fn a_queued_registerer_cancelled_leaves_its_own_targets_queue() {
+        let mut p = P::default();
+        // Two targets with full windows and queues; ids of the second start at 1000.
+        admitted(&mut p, 1, 0..40);
+        admitted(&mut p, 2, 1000..1040);
+        assert_eq!((p.view(1).queued, p.view(2).queued), (8, 8));
+        // Cancelling a queued one counts against its own target only.
+        p.release(1035, Outcome::Abandoned);
+        assert_eq!((p.view(1).queued, p.view(2).queued), (8, 7));
+        // A second request for a queued one keeps its place (not queued twice).
+        assert!(!p.request(2, 1036));
+        assert_eq!(p.view(2).queued, 7);
+        // When slots free up on the second target, the cancelled one is skipped.
+        p.release(1000, Outcome::Answered);
+        p.release(1001, Outcome::Answered);
+        assert_eq!(drain(&mut p), vec![1032, 1033, 1034, 1036]);
+        assert_eq!(p.view(1).queued, 8);
     }
 
     #[test]

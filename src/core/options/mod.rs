@@ -337,7 +337,7 @@ impl RegistererOptions {
         if !registrar.headers.is_empty() {
             return Err(Error::invalid("registrar URI must not carry URI headers"));
         }
-        let aor_text: Arc<str> = ua.aor.text().into();
+        let aor_text = ua.aor_text().clone();
         // Only the text of the To URI is kept (it is written, never inspected).
         let to_text = match &self.to_uri {
             Some(t) => parse_uri("to_uri", t)?.text().into(),

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use zeroize::Zeroize;
@@ -116,12 +117,12 @@ impl Default for TlsSettings {
 
 /// A password that is wiped from memory when dropped and never printed.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(Box<str>);
 
 impl Secret {
     /// Wraps a password.
     pub fn new(s: &str) -> Secret {
-        Secret(s.to_owned())
+        Secret(s.into())
     }
 
     /// The password text, for hashing only.
@@ -155,6 +156,8 @@ impl fmt::Debug for Secret {
 pub struct UserAgentConfig {
     /// Address of record, e.g. `sip:alice@example.com`.
     pub aor: Uri,
+    /// The AOR as text, shared by every registerer's From (and To) URI.
+    aor_text: Arc<str>,
     /// Digest password for any realm (the last resort of the credential
     /// list); absent and no credential means challenges cannot be answered.
     pub password: Option<Secret>,
@@ -256,6 +259,7 @@ impl UserAgentConfig {
             return Err(Error::invalid("aor must not carry URI headers"));
         }
         Ok(UserAgentConfig {
+            aor_text: aor.text().into(),
             aor,
             password: None,
             extras: None,
@@ -268,6 +272,11 @@ impl UserAgentConfig {
             answer_options: true,
             listener: false,
         })
+    }
+
+    /// The AOR as text (one copy, shared by the registerers).
+    pub fn aor_text(&self) -> &Arc<str> {
+        &self.aor_text
     }
 
     /// The rarely set settings (their defaults when none is set).

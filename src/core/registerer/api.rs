@@ -34,10 +34,11 @@ impl Registerer {
 
     /// Next event for the application.
     pub fn poll_event(&mut self) -> Option<Event> {
-        let e = self.events.pop_front();
+        // A step queues a handful at most: taking the first shifts the rest.
+        let e = (!self.events.is_empty()).then(|| self.events.remove(0));
         if self.events.is_empty() && self.events.capacity() > 0 {
             // Drained: an idle registerer keeps no event buffer (128 bytes each).
-            self.events = VecDeque::new();
+            self.events = Vec::new();
         }
         e
     }
@@ -169,7 +170,7 @@ impl Registerer {
         if self.retry_at.get().is_some_and(|t| now >= t) {
             self.retry_at = MaybeInstant::NONE;
             if self.pending.is_none() {
-                self.events.push_back(Event::RetryStarted {
+                self.events.push(Event::RetryStarted {
                     failures: self.failures,
                 });
                 self.start(now, Kind::Register);

@@ -5,7 +5,6 @@
 //! [`Event`]s for the application; [`Registerer::poll_timeout`] says when to call
 //! [`Registerer::handle_timeout`] next.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -183,8 +182,8 @@ struct Lingering {
     /// `z9hG4bK` + key + this), inline rather than a string on the heap.
     tail: [u8; TAIL_LEN],
     cseq: u32,
-    /// Timer K.
-    until: Instant,
+    /// Timer K (8 bytes, so an entry takes 24).
+    until: MaybeInstant,
 }
 
 #[derive(Clone, Debug)]
@@ -272,7 +271,7 @@ pub struct Registerer {
     cseq: u32,
     expires: u32,
     local: MaybeAddr,
-    bound_contact: Option<String>,
+    bound_contact: Option<Box<str>>,
     stale_contacts: Vec<String>,
     /// The request in flight; boxed, so an idle registerer keeps only a pointer.
     pending: Option<Box<Pending>>,
@@ -295,7 +294,7 @@ pub struct Registerer {
     failures: u32,
     retransmissions: u64,
     timed_out: bool,
-    events: VecDeque<Event>,
+    events: Vec<Event>,
     /// Sends owed to the runtime: `true` for a retransmission.
     transmits: Owed,
     /// Public address written in our Contact instead of the local one (contact rewrite).
@@ -429,7 +428,7 @@ impl Registerer {
             failures: 0,
             retransmissions: 0,
             timed_out: false,
-            events: VecDeque::new(),
+            events: Vec::new(),
             transmits: Owed::default(),
             contact_public: MaybeAddr::None,
             public_address: MaybeAddr::None,
@@ -610,7 +609,7 @@ impl Registerer {
             }
         }
         self.failure_fresh = true;
-        self.events.push_back(Event::Failed(failure.clone()));
+        self.events.push(Event::Failed(failure.clone()));
         self.failure = Some(Box::new(failure));
     }
 
@@ -633,17 +632,17 @@ impl Registerer {
     }
 
     fn note(&mut self, msg: &str) {
-        self.events.push_back(Event::Note(msg.to_owned()));
+        self.events.push(Event::Note(msg.to_owned()));
     }
 
     fn warn(&mut self, msg: &str) {
-        self.events.push_back(Event::Warning(msg.to_owned()));
+        self.events.push(Event::Warning(msg.to_owned()));
     }
 
     fn set_state(&mut self, s: State) {
         if self.state != s {
             self.state = s;
-            self.events.push_back(Event::StateChanged(s));
+            self.events.push(Event::StateChanged(s));
         }
     }
 }

@@ -64,7 +64,7 @@ impl Registerer {
         );
         // Back on an address used before: that contact is ours again, not stale.
         self.stale_contacts.retain(|c| *c != now_contact);
-        if let Some(old) = self.bound_contact.take() {
+        if let Some(old) = self.bound_contact.take().map(String::from) {
             if old != now_contact && !self.stale_contacts.contains(&old) {
                 self.stale_contacts.push(old);
             }
@@ -87,7 +87,10 @@ impl Registerer {
             .map_or_else(Default::default, |b| *b);
         extras.contact_user = user;
         self.settings.extras = (extras != Extras::default()).then(|| Box::new(extras));
-        let (Some(old), Some(local)) = (self.bound_contact.clone(), self.local.get()) else {
+        let (Some(old), Some(local)) = (
+            self.bound_contact.as_deref().map(str::to_owned),
+            self.local.get(),
+        ) else {
             return;
         };
         let now_contact = request::contact_uri(
@@ -206,7 +209,7 @@ impl Registerer {
             delay.as_secs_f64()
         ));
         self.retry_at = MaybeInstant::at(now + delay);
-        self.events.push_back(Event::RetryScheduled {
+        self.events.push(Event::RetryScheduled {
             delay,
             failures: self.failures,
         });
@@ -245,7 +248,7 @@ impl Registerer {
         self.note(&format!(
             "registrar sees us at {public}: rewriting the contact and re-registering"
         ));
-        if let Some(old) = self.bound_contact.take() {
+        if let Some(old) = self.bound_contact.take().map(String::from) {
             if !self.stale_contacts.contains(&old) {
                 self.stale_contacts.push(old);
             }

@@ -69,7 +69,7 @@ impl Registerer {
         let shared =
             crate::core::shared_text::shared(crate::core::shared_text::Kind::Reason, reason);
         self.last_response = Some((status, shared));
-        self.events.push_back(Event::Response {
+        self.events.push(Event::Response {
             status,
             reason: reason.to_owned(),
         });
@@ -90,7 +90,7 @@ impl Registerer {
             self.lingering.push(Lingering {
                 tail,
                 cseq: p.cseq,
-                until,
+                until: MaybeInstant::at(until),
             });
         }
         self.record_response(resp.status, &resp.reason);
@@ -302,7 +302,7 @@ impl Registerer {
                 // Registered: a recovery still scheduled (a refresh that went
                 // out during a flow-loss backoff) has nothing left to do.
                 self.retry_at = MaybeInstant::NONE;
-                self.bound_contact = ours_text;
+                self.bound_contact = ours_text.map(String::into_boxed_str);
                 let granted = Duration::from_secs(u64::from(secs));
                 let spread = refresh::spread_of(self.call_id.as_str());
                 let delay =
@@ -395,7 +395,7 @@ impl Registerer {
                     self.backoff()
                 };
                 self.retry_at = MaybeInstant::at(now + delay);
-                self.events.push_back(Event::RetryScheduled {
+                self.events.push(Event::RetryScheduled {
                     delay,
                     failures: self.failures,
                 });

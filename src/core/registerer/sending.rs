@@ -176,7 +176,8 @@ impl Registerer {
 
     /// Drops the lingering transactions past Timer K; none left frees their list.
     pub(super) fn purge_lingering(&mut self, now: Instant) {
-        self.lingering.retain(|l| l.until > now);
+        self.lingering
+            .retain(|l| l.until.get().is_some_and(|u| u > now));
         if self.lingering.is_empty() && self.lingering.capacity() > 0 {
             self.lingering = Vec::new();
         }

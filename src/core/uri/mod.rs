@@ -90,7 +90,7 @@ pub struct Uri {
     /// User part as written (may contain `%XX` escapes), e.g. `first.last`.
     pub user: Option<String>,
     /// Password as written; only printed when `user` is present.
-    pub password: Option<String>,
+    pub password: Option<Box<str>>,
     /// Host name or address.
     pub host: Host,
     /// Explicit port, if any (an absent port is not the same as 5060).
@@ -225,7 +225,7 @@ impl<'a> UriRef<'a> {
         Uri {
             scheme: self.scheme,
             user: self.user.map(str::to_owned),
-            password: self.password.map(str::to_owned),
+            password: self.password.map(Box::from),
             host: self.host(),
             port: self.port,
             params,
