@@ -2,6 +2,7 @@
 //! argument and bytes, events and deadlines come out.
 
 pub mod compact;
+pub mod contact_list;
 pub mod credentials;
 pub mod digest;
 pub mod endpoint;

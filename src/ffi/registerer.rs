@@ -457,7 +457,7 @@ pub unsafe extern "C" fn sipreg_registerer_contact_count(
     r: *mut sipreg_registerer,
     out: *mut usize,
 ) -> sipreg_result {
-    read(r, out, |s| s.contacts.as_deref().map_or(0, <[String]>::len))
+    read(r, out, |s| s.contacts.as_ref().map_or(0, |c| c.len()))
 }
 
 /// Copies contact URI number `index` (NUL-terminated) into `buf` of `len`
@@ -487,9 +487,8 @@ pub unsafe extern "C" fn sipreg_registerer_contact(
             .shared
             .snap()
             .contacts
-            .as_deref()
-            .and_then(|c| c.get(index))
-            .cloned()
+            .as_ref()
+            .and_then(|c| c.get(index).map(str::to_owned))
             .ok_or_else(|| Error::invalid(format!("contact index {index} out of range")))?;
         copy_out(&c, buf, len, needed)
     })

@@ -62,7 +62,7 @@ pub struct Snapshot {
     /// Current state.
     pub state: State,
     /// Contact URIs of the last 2xx (`None`: none), shared with the core.
-    pub contacts: Option<Arc<[String]>>,
+    pub contacts: Option<crate::core::contact_list::ContactList>,
     /// Retry-After of the last rejection.
     pub retry_after: Option<u32>,
     /// Last final response.

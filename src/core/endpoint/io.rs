@@ -131,7 +131,7 @@ pub struct ShownFlow {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Facts {
     /// Contacts of the last 2xx (`None`: none).
-    pub contacts: Option<Arc<[String]>>,
+    pub contacts: Option<crate::core::contact_list::ContactList>,
     /// The last final response (the reason shared with the registerer).
     pub last_response: Option<(u16, Arc<str>)>,
     /// Service-Route, Path and GRUUs of the last 2xx (`None`: none).

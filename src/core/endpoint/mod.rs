@@ -219,7 +219,10 @@ struct RegEntry {
 /// Every registerer and flow of the process, sans-IO.
 #[derive(Default)]
 pub struct Endpoint {
-    uas: IdMap<UaId, UaEntry>,
+    /// Entries boxed: a fleet grows this table to hundreds of thousands,
+    /// and each doubling leaves the old table free on the heap (16-byte
+    /// slots, not 72).
+    uas: IdMap<UaId, Box<UaEntry>>,
     /// Entries boxed: the table holds pointers, not 100-byte entries with its slack.
     regs: IdMap<RegId, Box<RegEntry>>,
     /// Registerer keys (the start of every branch) to registerers, as bytes
@@ -377,14 +380,14 @@ impl Endpoint {
         let answering = Answering::of(&config).shared(&mut self.common_answerings);
         self.uas.insert(
             id,
-            UaEntry {
+            Box::new(UaEntry {
                 answering,
                 config,
                 stats,
                 regs: reg_list::RegList::default(),
                 freeing: false,
                 warned_insecure: false,
-            },
+            }),
         );
     }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::compact::{MaybeAddr, MaybeInstant};
+use super::contact_list::ContactList;
 use super::digest::{self, Algorithm, Answer, Challenge};
 use super::failure::{Failure, FailureKind};
 use super::keepalive::{FlowFailure, KeepAlive, Mechanism};
@@ -287,7 +288,7 @@ pub struct Registerer {
     /// one buffer between requests.
     auth: packed_auth::AuthCache,
     /// Contacts of the last 2xx, shared with the runtime's snapshot (`None`: none).
-    contacts: Option<Arc<[String]>>,
+    contacts: Option<ContactList>,
     retry_after: Option<u32>,
     /// Status and reason of the last final response (the reason shared).
     last_response: Option<(u16, Arc<str>)>,
@@ -352,11 +353,6 @@ const TAIL_LEN: usize = 12;
 /// The registerer key embedded in a Via branch, used by the runtime to route responses.
 pub fn branch_key(branch: &str) -> Option<&str> {
     branch.strip_prefix(COOKIE)?.get(..KEY_LEN)
-}
-
-/// A list to share, `None` when empty (no allocation for it).
-fn shared(list: Vec<String>) -> Option<Arc<[String]>> {
-    (!list.is_empty()).then(|| list.into())
 }
 
 fn is_transient(status: u16) -> bool {
@@ -488,12 +484,15 @@ impl Registerer {
     }
 
     /// Contact URIs listed in the last 2xx.
-    pub fn contacts(&self) -> &[String] {
-        self.contacts.as_deref().unwrap_or(&[])
+    pub fn contacts(&self) -> Vec<String> {
+        self.contacts
+            .as_ref()
+            .map(ContactList::to_vec)
+            .unwrap_or_default()
     }
 
     /// [`contacts`](Self::contacts), shared rather than copied (`None`: none).
-    pub fn shared_contacts(&self) -> Option<Arc<[String]>> {
+    pub fn shared_contacts(&self) -> Option<ContactList> {
         self.contacts.clone()
     }
 

@@ -251,7 +251,7 @@ impl Registerer {
                 Vec::new()
             }
         };
-        self.contacts = shared(listed.iter().map(|c| c.uri.text()).collect());
+        self.contacts = ContactList::of_uris(listed.iter().map(|c| &c.uri));
         self.stale_contacts.retain(|c| !p.stale_sent.contains(c));
         // Match what this request carried: the local address may have changed since.
         let ours_text = p.sent_contact.clone();
@@ -328,11 +328,10 @@ impl Registerer {
     }
 
     pub(super) fn on_unregister_ok(&mut self, now: Instant, p: Pending, resp: &Response) {
-        self.contacts = shared(
-            resp.contacts()
-                .map(|l| l.iter().map(|c| c.uri.text()).collect())
-                .unwrap_or_default(),
-        );
+        self.contacts = resp
+            .contacts()
+            .ok()
+            .and_then(|l| ContactList::of_uris(l.iter().map(|c| &c.uri)));
         self.stale_contacts.retain(|c| !p.stale_sent.contains(c));
         self.bound_contact = None;
         self.retry_after = None;
