@@ -14,7 +14,7 @@ use crate::core::options::RegistererOptions;
 use crate::core::rand::os_seed;
 use crate::core::registerer::Event;
 use crate::error::Error;
-use crate::runtime::{self, Command, Shared, Snapshot};
+use crate::runtime::{self, Command, EventSink, Shared, Snapshot};
 
 /// Opaque registerer. Create with `sipreg_registerer_new`; drive with
 /// `sipreg_register` / `sipreg_unregister` / `sipreg_dispose`; release with
@@ -119,6 +119,12 @@ pub(crate) fn get(r: *mut sipreg_registerer) -> Result<Arc<RegHandle>, Error> {
     REGISTERERS.get(r as *const c_void, "registerer")
 }
 
+impl EventSink for RegHandle {
+    fn on_event(&self, e: &Event, failure: Option<&Failure>) {
+        self.fire(e, failure);
+    }
+}
+
 impl RegHandle {
     fn callbacks(&self) -> Callbacks {
         *self.callbacks.lock().unwrap_or_else(|e| e.into_inner())
@@ -126,14 +132,9 @@ impl RegHandle {
 
     /// Installs a listener that turns core events into C callbacks.
     fn install_listener(self: &Arc<Self>) {
-        let weak = Arc::downgrade(self);
-        self.shared.set_listener(Some(Arc::new(
-            move |e: &Event, failure: Option<&Failure>| {
-                if let Some(h) = weak.upgrade() {
-                    h.fire(e, failure);
-                }
-            },
-        )));
+        let weak: std::sync::Weak<RegHandle> = Arc::downgrade(self);
+        let weak: std::sync::Weak<dyn EventSink> = weak;
+        self.shared.set_listener(Some(weak));
     }
 
     fn fire(&self, e: &Event, failure: Option<&Failure>) {

@@ -54,7 +54,15 @@ use crate::error::Error;
 
 /// Receives every event of one registerer with the failure of the last
 /// attempt as of that event, on the worker thread or the dispatcher's.
-pub type Listener = Arc<dyn Fn(&Event, Option<&Failure>) + Send + Sync>;
+pub trait EventSink: Send + Sync {
+    /// One event, with the failure of the last attempt as of it.
+    fn on_event(&self, e: &Event, failure: Option<&Failure>);
+}
+
+/// A registerer's listener, held weakly: it is the application-side handle
+/// itself (no allocation of its own per registerer), and a handle already
+/// dropped gets no calls.
+pub type Listener = std::sync::Weak<dyn EventSink>;
 
 /// What the application can read about a registerer without asking the worker.
 #[derive(Clone, Debug)]
@@ -198,10 +206,12 @@ impl Shared {
     fn call(&self, e: &Event, failure: Option<&Failure>) {
         let _running = self.gate.read().unwrap_or_else(|e| e.into_inner());
         // Looked up per event: a callback that frees its handle gets no more events.
-        let Some(listener) = self.listener() else {
+        let Some(listener) = self.listener().and_then(|l| l.upgrade()) else {
             return;
         };
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| listener(e, failure)));
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            listener.on_event(e, failure)
+        }));
     }
 
     /// Replaces the listener (`None` stops all callbacks for this handle).
