@@ -30,11 +30,12 @@ use support::counting::{authenticated_registration, measure, Counting};
 /// use, sends owed as two counters, the To URI kept as shared text only).
 const MAX_REGISTERER_SIZE: usize = 552;
 /// `size_of::<UserAgentConfig>()` (one per account in a fleet). Measured
-/// 2026-12-07, last session: 176 with the AOR's text kept beside it for the
-/// registerers to share (the password and the URI's password now boxed
+/// 2026-12-07, last session: 64 (the AOR kept as text only, its parts read
+/// from it: no parsed copy of 128 bytes beside it); before that, 176 with
+/// the AOR's text kept beside the parsed AOR for the registerers to share (the password and the URI's password now boxed
 /// text, 8 bytes less each); 2026-12-07: 176 (512 before the rarely set
 /// settings were boxed).
-const MAX_USER_AGENT_CONFIG_SIZE: usize = 176;
+const MAX_USER_AGENT_CONFIG_SIZE: usize = 64;
 /// Heap bytes a Registered registerer keeps right after its 200, lingering
 /// transactions included (requested sizes, without the allocator's own
 /// overhead). Measured 2026-12-07, last session: 151 (169 while the 2xx's

@@ -78,7 +78,7 @@ pub fn contact_uri(
 ) -> String {
     let mut out = String::with_capacity(48 + user.map_or(0, str::len));
     // What `Uri`'s Display gives for this URI, written straight into the buffer.
-    out.push_str(match settings.ua.aor.scheme {
+    out.push_str(match settings.ua.aor_scheme() {
         Scheme::Sip => "sip:",
         Scheme::Sips => "sips:",
     });

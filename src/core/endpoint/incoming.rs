@@ -835,7 +835,7 @@ impl Endpoint {
     fn who(&self, ua: UaId) -> String {
         self.uas
             .get(&ua)
-            .map_or_else(|| "sipreg".to_owned(), |u| u.config.aor.to_string())
+            .map_or_else(|| "sipreg".to_owned(), |u| u.config.aor_text().to_string())
     }
 
     /// Adds one to a counter of user agent `ua`.

@@ -456,7 +456,7 @@ impl Endpoint {
                 log_at!(
                     Level::Warn,
                     "TLS certificate and host name checks are OFF for {} (tls_verify=false): lab use only",
-                    ua.config.aor
+                    ua.config.aor_text()
                 );
             }
             TlsSpec {

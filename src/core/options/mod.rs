@@ -319,15 +319,18 @@ impl RegistererOptions {
         check_refresh_frequency(self.refresh_frequency)?;
         let registrar = match &self.registrar {
             Some(r) => parse_uri("registrar", r)?,
-            None => Uri {
-                scheme: ua.aor.scheme,
-                user: None,
-                password: None,
-                host: ua.aor.host.clone(),
-                port: ua.aor.port,
-                params: Vec::new(),
-                headers: Vec::new(),
-            },
+            None => {
+                let aor = ua.aor()?;
+                Uri {
+                    scheme: aor.scheme,
+                    user: None,
+                    password: None,
+                    host: aor.host(),
+                    port: aor.port,
+                    params: Vec::new(),
+                    headers: Vec::new(),
+                }
+            }
         };
         if registrar.user.is_some() {
             return Err(Error::invalid(

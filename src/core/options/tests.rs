@@ -344,3 +344,58 @@ fn the_recovery_policy_comes_back_as_set_and_turning_it_off_boxes_nothing() {
         (false, Duration::from_secs(7))
     );
 }
+
+#[test]
+fn the_aor_is_kept_as_text_and_its_parts_read_from_it() {
+    use crate::core::uri::Scheme;
+    for (given, user, scheme, host, port) in [
+        (
+            "sip:alice@example.com",
+            "alice",
+            Scheme::Sip,
+            "example.com",
+            None,
+        ),
+        (
+            "SIPS:first.last%40x@[::1]:5061;transport=tcp",
+            "first.last%40x",
+            Scheme::Sips,
+            "[::1]",
+            Some(5061),
+        ),
+        (
+            "sip:bob@127.0.0.1:5080",
+            "bob",
+            Scheme::Sip,
+            "127.0.0.1",
+            Some(5080),
+        ),
+    ] {
+        let ua = UserAgentConfig::new(given).unwrap();
+        assert_eq!(ua.aor_user(), user, "{given}");
+        assert_eq!(ua.aor_scheme(), scheme, "{given}");
+        let aor = ua.aor().unwrap();
+        assert_eq!(
+            (aor.host_text, aor.port, aor.user),
+            (host, port, Some(user)),
+            "{given}"
+        );
+        // The digest username and the Contact's user default to the AOR's user.
+        assert_eq!(ua.effective_auth_username(), user);
+        assert_eq!(ua.default_contact_user(), Some(user));
+        // The registrar defaults to the AOR's host and port, with its scheme.
+        let s = RegistererOptions::default().validate(&ua).unwrap();
+        let port_text = port.map(|p| format!(":{p}")).unwrap_or_default();
+        let scheme_text = if scheme == Scheme::Sips {
+            "sips"
+        } else {
+            "sip"
+        };
+        assert_eq!(
+            &*s.registrar_text,
+            format!("{scheme_text}:{host}{port_text}"),
+            "{given}"
+        );
+        assert_eq!(&*s.aor_text, &**ua.aor_text());
+    }
+}

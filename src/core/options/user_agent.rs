@@ -12,7 +12,7 @@ use zeroize::Zeroize;
 use super::checks::{check_no_ctl, parse_socket_addr, parse_uri, truncate};
 use crate::core::credentials::{Credential, SecretKind};
 use crate::core::transaction::Timers;
-use crate::core::uri::Uri;
+use crate::core::uri::{Scheme, Uri, UriRef};
 use crate::error::Error;
 
 /// Transport protocol used to reach the registrar.
@@ -154,10 +154,15 @@ impl fmt::Debug for Secret {
 /// keeps one of these per account).
 #[derive(Clone, Debug)]
 pub struct UserAgentConfig {
-    /// Address of record, e.g. `sip:alice@example.com`.
-    pub aor: Uri,
-    /// The AOR as text, shared by every registerer's From (and To) URI.
+    /// Address of record, e.g. `sip:alice@example.com`, as text (checked
+    /// when made; its parts are read from it, see [`aor`](Self::aor)):
+    /// shared by every registerer's From (and To) URI, and no parsed copy
+    /// kept beside it (a fleet keeps one of these per account).
     aor_text: Arc<str>,
+    /// Where the AOR's user part sits in `aor_text`.
+    aor_user: (u32, u32),
+    /// The AOR's scheme.
+    aor_scheme: Scheme,
     /// Digest password for any realm (the last resort of the credential
     /// list); absent and no credential means challenges cannot be answered.
     pub password: Option<Secret>,
@@ -258,9 +263,19 @@ impl UserAgentConfig {
         if !aor.headers.is_empty() {
             return Err(Error::invalid("aor must not carry URI headers"));
         }
+        let text = aor.text();
+        let user = aor.user.as_deref().unwrap_or_default();
+        // The text starts with the scheme, then the user as written.
+        let start = text.find(':').map_or(0, |i| i + 1);
+        let end = start + user.len();
+        if text.get(start..end) != Some(user) {
+            return Err(Error::invalid("aor user part could not be located"));
+        }
+        let span = |n: usize| u32::try_from(n).map_err(|_| Error::invalid("aor too long"));
         Ok(UserAgentConfig {
-            aor_text: aor.text().into(),
-            aor,
+            aor_user: (span(start)?, span(end)?),
+            aor_scheme: aor.scheme,
+            aor_text: text.into(),
             password: None,
             extras: None,
             keepalive: 0,
@@ -277,6 +292,24 @@ impl UserAgentConfig {
     /// The AOR as text (one copy, shared by the registerers).
     pub fn aor_text(&self) -> &Arc<str> {
         &self.aor_text
+    }
+
+    /// The AOR, read from its text (checked when the settings were made).
+    pub fn aor(&self) -> Result<UriRef<'_>, Error> {
+        UriRef::parse(&self.aor_text).map_err(|e| Error::invalid(format!("aor: {e}")))
+    }
+
+    /// The AOR's user part as written.
+    pub fn aor_user(&self) -> &str {
+        let (start, end) = self.aor_user;
+        self.aor_text
+            .get(start as usize..end as usize)
+            .unwrap_or_default()
+    }
+
+    /// The AOR's scheme.
+    pub fn aor_scheme(&self) -> Scheme {
+        self.aor_scheme
     }
 
     /// The rarely set settings (their defaults when none is set).
@@ -549,7 +582,7 @@ impl UserAgentConfig {
         self.extras()
             .contact_user
             .as_deref()
-            .or(self.aor.user.as_deref())
+            .or(Some(self.aor_user()))
     }
 
     /// The username for digest answers.
@@ -557,8 +590,7 @@ impl UserAgentConfig {
         self.extras()
             .auth_username
             .as_deref()
-            .or(self.aor.user.as_deref())
-            .unwrap_or("")
+            .unwrap_or(self.aor_user())
     }
 }
 
