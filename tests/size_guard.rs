@@ -18,7 +18,8 @@ use sipreg::core::options::UserAgentConfig;
 use sipreg::core::registerer::{Registerer, State};
 use support::counting::{authenticated_registration, measure, Counting};
 
-/// `size_of::<Registerer>()`. Measured 2026-12-07, last session: 552 (568 while its
+/// `size_of::<Registerer>()`. Measured 2026-12-07, last session: 536 (the
+/// AOR's text read from the user agent's settings), 552 (568 while its
 /// event queue was a `VecDeque` and the bound Contact a `String`); 2026-12-07: 568 (624 while the
 /// recovery policy sat unboxed in its settings; 712 before its five
 /// optional instants and three optional addresses took half the room; 720 before the
@@ -28,7 +29,7 @@ use support::counting::{authenticated_registration, measure, Counting};
 /// URI dropped once its text and port are known; 1 504 before this
 /// round: keep-alive, routing facts and RFC 3263 targets now boxed on first
 /// use, sends owed as two counters, the To URI kept as shared text only).
-const MAX_REGISTERER_SIZE: usize = 552;
+const MAX_REGISTERER_SIZE: usize = 536;
 /// `size_of::<UserAgentConfig>()` (one per account in a fleet). Measured
 /// 2026-12-07, last session: 64 (the AOR kept as text only, its parts read
 /// from it: no parsed copy of 128 bytes beside it); before that, 176 with
@@ -38,7 +39,8 @@ const MAX_REGISTERER_SIZE: usize = 552;
 const MAX_USER_AGENT_CONFIG_SIZE: usize = 64;
 /// Heap bytes a Registered registerer keeps right after its 200, lingering
 /// transactions included (requested sizes, without the allocator's own
-/// overhead). Measured 2026-12-07, last session: 151 (169 while the 2xx's
+/// overhead). Measured 2026-12-07, last session: 124 (151 while the bound
+/// Contact was a copy of the listed one; 169 while the 2xx's
 /// contacts took a list and a string each; 225 while the AOR's text was
 /// copied per registerer and a lingering transaction took 32 bytes); 2026-12-07: 225 (249 while only the last reason
 /// phrase was shared; 293 before the Call-ID and From
@@ -47,11 +49,12 @@ const MAX_USER_AGENT_CONFIG_SIZE: usize = 64;
 /// packed into one buffer between requests; 484 with the branch key on the
 /// heap; 1 048 before: the event buffer kept after draining, lingering
 /// branches as strings, the To URI and its text copied).
-const MAX_HEAP_AFTER_REGISTRATION: i64 = 165;
+const MAX_HEAP_AFTER_REGISTRATION: i64 = 135;
 /// The same once Timer K has passed (no lingering transactions). Measured:
-/// 103 on 2026-12-07, last session (the AOR's text shared, contacts in one string), 161 (185 with one shared reason phrase, 229 before the inline Call-ID and tag, 405 before the packed
+/// 76 on 2026-12-07, last session (the AOR's text shared, contacts in one
+/// string, the bound Contact read from it), 161 (185 with one shared reason phrase, 229 before the inline Call-ID and tag, 405 before the packed
 /// challenge cache).
-const MAX_HEAP_IDLE: i64 = 115;
+const MAX_HEAP_IDLE: i64 = 85;
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;

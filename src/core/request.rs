@@ -175,7 +175,7 @@ pub fn build_register(p: &RequestParts) -> Vec<u8> {
         + p.branch.len()
         + s.to_text.len()
         + x.to_display_name.as_ref().map_or(0, |d| d.len() * 2 + 3)
-        + s.aor_text.len()
+        + s.aor_text().len()
         + x.from_display_name.as_ref().map_or(0, |d| d.len() * 2 + 3)
         + p.from_tag.len()
         + p.call_id.len()
@@ -211,7 +211,7 @@ pub fn build_register(p: &RequestParts) -> Vec<u8> {
     m.push_str("To: ");
     push_name_addr(&mut m, x.to_display_name.as_deref(), &s.to_text);
     m.push_str("\r\nFrom: ");
-    push_name_addr(&mut m, x.from_display_name.as_deref(), &s.aor_text);
+    push_name_addr(&mut m, x.from_display_name.as_deref(), s.aor_text());
     m.push_str(";tag=");
     m.push_str(p.from_tag);
     m.push_str("\r\nCall-ID: ");
@@ -333,7 +333,7 @@ mod tests {
         let _ = write!(
             m,
             "From: {};tag={}\r\n",
-            na(x.from_display_name.as_deref(), &s.aor_text),
+            na(x.from_display_name.as_deref(), s.aor_text()),
             p.from_tag
         );
         let _ = write!(m, "Call-ID: {}\r\nCSeq: {} REGISTER\r\n", p.call_id, p.cseq);

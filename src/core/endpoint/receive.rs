@@ -141,7 +141,7 @@ impl Endpoint {
             Level::Debug,
             "{}: received {} {}",
             crate::log::Who {
-                aor: &reg.core.settings().aor_text,
+                aor: reg.core.settings().aor_text(),
                 id: rid
             },
             resp.status,

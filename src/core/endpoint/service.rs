@@ -156,7 +156,7 @@ impl Endpoint {
                 Level::Debug,
                 "{}: {} {} -> {dest}",
                 Who {
-                    aor: &reg.core.settings().aor_text,
+                    aor: reg.core.settings().aor_text(),
                     id
                 },
                 if t.retransmission {
@@ -218,7 +218,7 @@ impl Endpoint {
                 Level::Debug,
                 "{}: keep-alive ({} bytes) -> {dest}",
                 Who {
-                    aor: &reg.core.settings().aor_text,
+                    aor: reg.core.settings().aor_text(),
                     id
                 },
                 p.len()
@@ -254,7 +254,7 @@ impl Endpoint {
                 Level::Info,
                 "{}: flow {} failed; opening a new one",
                 Who {
-                    aor: &reg.core.settings().aor_text,
+                    aor: reg.core.settings().aor_text(),
                     id
                 },
                 f.describe()
@@ -362,7 +362,7 @@ impl Endpoint {
         }
         let mut key = self.flow_key(id)?;
         let reg = self.regs.get(&id).ok_or("registerer gone")?;
-        let (aor, ua) = (reg.core.settings().aor_text.clone(), reg.ua);
+        let (aor, ua) = (reg.core.settings().aor_text().clone(), reg.ua);
         let flow = loop {
             match self.flows.find(&key) {
                 // Another user agent of this AOR is there: the next flow.
@@ -519,7 +519,7 @@ impl Endpoint {
         if reg.flow == Some(flow) {
             reg.flow = None;
         }
-        let aor = reg.core.settings().aor_text.clone();
+        let aor = reg.core.settings().aor_text().clone();
         let user = reg.core.contact_user().unwrap_or_default().to_owned();
         if self.flows.detach(flow, id, &aor, &user) {
             self.close_flow(flow);
@@ -667,7 +667,7 @@ impl Endpoint {
 /// One log line per event, naming the AOR and the registerer.
 fn log_event(core: &Registerer, id: RegId, e: &Event) {
     let who = Who {
-        aor: &core.settings().aor_text,
+        aor: core.settings().aor_text(),
         id,
     };
     match e {

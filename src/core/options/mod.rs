@@ -159,8 +159,6 @@ pub struct Settings {
     /// The To URI as text (`to_uri`, else the AOR: then one string shared
     /// with `aor_text`).
     pub to_text: Arc<str>,
-    /// The AOR as text (the From URI).
-    pub aor_text: Arc<str>,
     /// Extra headers, Contact parameters, instance URN, display names and
     /// recovery times other than the default:
     /// set by few users, so boxed and `None` when none is set (read them
@@ -226,6 +224,11 @@ static NO_EXTRAS: Extras = Extras {
 };
 
 impl Settings {
+    /// The AOR as text (the From URI), kept once with the user agent's settings.
+    pub fn aor_text(&self) -> &Arc<str> {
+        self.ua.aor_text()
+    }
+
     /// Extra headers, Contact parameters, instance URN, display names and
     /// recovery times (empty and the default when none is set).
     pub fn extras(&self) -> &Extras {
@@ -340,7 +343,7 @@ impl RegistererOptions {
         if !registrar.headers.is_empty() {
             return Err(Error::invalid("registrar URI must not carry URI headers"));
         }
-        let aor_text = ua.aor_text().clone();
+        let aor_text = ua.aor_text();
         // Only the text of the To URI is kept (it is written, never inspected).
         let to_text = match &self.to_uri {
             Some(t) => parse_uri("to_uri", t)?.text().into(),
@@ -407,7 +410,6 @@ impl RegistererOptions {
             target_port_given: route.port.is_some(),
             registrar_text: shared_text::shared(shared_text::Kind::Registrar, &registrar.text()),
             to_text,
-            aor_text,
             extras: Extras {
                 extra_headers: self
                     .extra_headers

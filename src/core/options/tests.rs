@@ -396,6 +396,6 @@ fn the_aor_is_kept_as_text_and_its_parts_read_from_it() {
             format!("{scheme_text}:{host}{port_text}"),
             "{given}"
         );
-        assert_eq!(&*s.aor_text, &**ua.aor_text());
+        assert_eq!(&**s.aor_text(), &**ua.aor_text());
     }
 }

@@ -272,7 +272,12 @@ pub struct Registerer {
     cseq: u32,
     expires: u32,
     local: MaybeAddr,
+    /// Our Contact as the last 2xx bound it, when it is not in `contacts`
+    /// as sent (read both through [`bound_contact`](Self::bound_contact)).
     bound_contact: Option<Box<str>>,
+    /// Its place in `contacts` when listed there as sent (no copy kept:
+    /// the usual case); [`NOT_LISTED`] otherwise.
+    bound_at: u8,
     stale_contacts: Vec<String>,
     /// The request in flight; boxed, so an idle registerer keeps only a pointer.
     pending: Option<Box<Pending>>,
@@ -339,6 +344,9 @@ pub struct Registerer {
 /// What [`Registerer::routing`] and [`Registerer::keepalive`] show without state.
 static NO_ROUTING: RoutingFacts = RoutingFacts::EMPTY;
 static NO_KEEPALIVE: KeepAlive = KeepAlive::IDLE;
+
+/// `bound_at` when our bound Contact is not read from the contact list.
+const NOT_LISTED: u8 = u8::MAX;
 
 /// Length of the per-registerer key at the start of every branch (after the cookie).
 pub const KEY_LEN: usize = 10;
@@ -408,6 +416,7 @@ impl Registerer {
             from_tag,
             local: MaybeAddr::None,
             bound_contact: None,
+            bound_at: NOT_LISTED,
             stale_contacts: Vec::new(),
             pending: None,
             lingering: Vec::new(),
@@ -494,6 +503,54 @@ impl Registerer {
     /// [`contacts`](Self::contacts), shared rather than copied (`None`: none).
     pub fn shared_contacts(&self) -> Option<ContactList> {
         self.contacts.clone()
+    }
+
+    /// Our Contact as the last 2xx bound it, if it did.
+    fn bound_contact(&self) -> Option<String> {
+        if self.bound_at != NOT_LISTED {
+            let listed = self.contacts.as_ref()?.get(usize::from(self.bound_at));
+            return listed.map(str::to_owned);
+        }
+        self.bound_contact.as_deref().map(str::to_owned)
+    }
+
+    /// Takes our bound Contact (none is bound afterwards).
+    fn take_bound_contact(&mut self) -> Option<String> {
+        let bound = self.bound_contact();
+        self.set_bound_contact(None);
+        bound
+    }
+
+    /// Records `text` as our bound Contact: by its place in the contact
+    /// list when the 2xx listed it as we sent it, else as its own text.
+    fn set_bound_contact(&mut self, text: Option<String>) {
+        self.bound_at = NOT_LISTED;
+        self.bound_contact = None;
+        let Some(text) = text else {
+            return;
+        };
+        let at = self
+            .contacts
+            .as_ref()
+            .and_then(|c| c.iter().position(|c| c == text));
+        match at
+            .and_then(|i| u8::try_from(i).ok())
+            .filter(|i| *i != NOT_LISTED)
+        {
+            Some(i) => self.bound_at = i,
+            None => self.bound_contact = Some(text.into_boxed_str()),
+        }
+    }
+
+    /// Replaces the contact list of the last 2xx; a bound Contact read from
+    /// the old list keeps its text.
+    fn replace_contacts(&mut self, contacts: Option<ContactList>) {
+        if self.bound_at != NOT_LISTED {
+            let bound = self.bound_contact();
+            self.bound_at = NOT_LISTED;
+            self.bound_contact = bound.map(String::into_boxed_str);
+        }
+        self.contacts = contacts;
     }
 
     /// Retry-After seconds of the last rejection, if it had one.
@@ -643,5 +700,64 @@ impl Registerer {
             self.state = s;
             self.events.push(Event::StateChanged(s));
         }
+    }
+}
+
+#[cfg(test)]
+mod bound_contact_tests {
+    use super::*;
+
+    fn registerer() -> Registerer {
+        let ua = UserAgentConfig::new("sip:alice@127.0.0.1").unwrap_or_else(|e| panic!("{e}"));
+        Registerer::new(&ua, &RegistererOptions::default(), 7).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_contact_listed_as_sent_is_read_from_the_list_and_survives_its_replacement() {
+        let mut r = registerer();
+        r.replace_contacts(ContactList::of([
+            "sip:bob@127.0.0.1:5070",
+            "sip:alice@127.0.0.1:5080",
+        ]));
+        r.set_bound_contact(Some("sip:alice@127.0.0.1:5080".to_owned()));
+        assert_eq!(
+            (r.bound_at, r.bound_contact.is_none()),
+            (1, true),
+            "no copy kept"
+        );
+        assert_eq!(
+            r.bound_contact().as_deref(),
+            Some("sip:alice@127.0.0.1:5080")
+        );
+        // A new list (a later 2xx that did not bind ours) leaves our text as it was.
+        r.replace_contacts(ContactList::of(["sip:carol@127.0.0.1:5090"]));
+        assert_eq!(
+            r.bound_contact().as_deref(),
+            Some("sip:alice@127.0.0.1:5080")
+        );
+        assert_eq!(
+            r.take_bound_contact().as_deref(),
+            Some("sip:alice@127.0.0.1:5080")
+        );
+        assert_eq!(r.bound_contact(), None);
+    }
+
+    #[test]
+    fn a_contact_the_list_does_not_hold_as_sent_keeps_its_own_text() {
+        let mut r = registerer();
+        r.replace_contacts(ContactList::of(["sip:alice@127.0.0.1:5080;ob"]));
+        r.set_bound_contact(Some("sip:alice@127.0.0.1:5080".to_owned()));
+        assert_eq!(r.bound_at, NOT_LISTED);
+        assert_eq!(
+            r.bound_contact().as_deref(),
+            Some("sip:alice@127.0.0.1:5080")
+        );
+        r.replace_contacts(None);
+        assert_eq!(
+            r.bound_contact().as_deref(),
+            Some("sip:alice@127.0.0.1:5080")
+        );
+        r.set_bound_contact(None);
+        assert_eq!(r.bound_contact(), None);
     }
 }

@@ -64,7 +64,7 @@ impl Registerer {
         );
         // Back on an address used before: that contact is ours again, not stale.
         self.stale_contacts.retain(|c| *c != now_contact);
-        if let Some(old) = self.bound_contact.take().map(String::from) {
+        if let Some(old) = self.take_bound_contact() {
             if old != now_contact && !self.stale_contacts.contains(&old) {
                 self.stale_contacts.push(old);
             }
@@ -87,10 +87,7 @@ impl Registerer {
             .map_or_else(Default::default, |b| *b);
         extras.contact_user = user;
         self.settings.extras = (extras != Extras::default()).then(|| Box::new(extras));
-        let (Some(old), Some(local)) = (
-            self.bound_contact.as_deref().map(str::to_owned),
-            self.local.get(),
-        ) else {
+        let (Some(old), Some(local)) = (self.bound_contact(), self.local.get()) else {
             return;
         };
         let now_contact = request::contact_uri(
@@ -101,7 +98,7 @@ impl Registerer {
         );
         self.stale_contacts.retain(|c| *c != now_contact);
         if old != now_contact {
-            self.bound_contact = None;
+            self.set_bound_contact(None);
             if !self.stale_contacts.contains(&old) {
                 self.stale_contacts.push(old);
             }
@@ -248,7 +245,7 @@ impl Registerer {
         self.note(&format!(
             "registrar sees us at {public}: rewriting the contact and re-registering"
         ));
-        if let Some(old) = self.bound_contact.take().map(String::from) {
+        if let Some(old) = self.take_bound_contact() {
             if !self.stale_contacts.contains(&old) {
                 self.stale_contacts.push(old);
             }

@@ -251,7 +251,7 @@ impl Registerer {
                 Vec::new()
             }
         };
-        self.contacts = ContactList::of_uris(listed.iter().map(|c| &c.uri));
+        self.replace_contacts(ContactList::of_uris(listed.iter().map(|c| &c.uri)));
         self.stale_contacts.retain(|c| !p.stale_sent.contains(c));
         // Match what this request carried: the local address may have changed since.
         let ours_text = p.sent_contact.clone();
@@ -302,7 +302,7 @@ impl Registerer {
                 // Registered: a recovery still scheduled (a refresh that went
                 // out during a flow-loss backoff) has nothing left to do.
                 self.retry_at = MaybeInstant::NONE;
-                self.bound_contact = ours_text.map(String::into_boxed_str);
+                self.set_bound_contact(ours_text);
                 let granted = Duration::from_secs(u64::from(secs));
                 let spread = refresh::spread_of(self.call_id.as_str());
                 let delay =
@@ -328,12 +328,13 @@ impl Registerer {
     }
 
     pub(super) fn on_unregister_ok(&mut self, now: Instant, p: Pending, resp: &Response) {
-        self.contacts = resp
-            .contacts()
-            .ok()
-            .and_then(|l| ContactList::of_uris(l.iter().map(|c| &c.uri)));
+        self.replace_contacts(
+            resp.contacts()
+                .ok()
+                .and_then(|l| ContactList::of_uris(l.iter().map(|c| &c.uri))),
+        );
         self.stale_contacts.retain(|c| !p.stale_sent.contains(c));
-        self.bound_contact = None;
+        self.set_bound_contact(None);
         self.retry_after = None;
         self.clear_failure();
         self.unregistered();
