@@ -111,6 +111,9 @@ impl Registerer {
     /// Gives the request just started its own headers (before its first send
     /// is written).
     fn set_request_headers(&mut self, headers: Vec<String>) {
+        if !headers.is_empty() {
+            self.materialize();
+        }
         if let Some(p) = self.pending.as_mut() {
             p.request_headers = headers;
         }
@@ -131,7 +134,7 @@ impl Registerer {
             self.resolution_wanted = false;
             self.take_pending();
         }
-        if self.pending.is_none() {
+        if !self.has_request() {
             self.continue_dispose(now);
         }
     }
@@ -155,7 +158,7 @@ impl Registerer {
         if self.refresh_at.get().is_some_and(|t| now >= t) {
             self.refresh_at = MaybeInstant::NONE;
             // A request in flight already decides the next refresh (SIP.js #1071).
-            if self.pending.is_none() {
+            if !self.has_request() {
                 self.start(now, Kind::Register);
             }
         }
@@ -169,7 +172,7 @@ impl Registerer {
         }
         if self.retry_at.get().is_some_and(|t| now >= t) {
             self.retry_at = MaybeInstant::NONE;
-            if self.pending.is_none() {
+            if !self.has_request() {
                 self.events.push(Event::RetryStarted {
                     failures: self.failures,
                 });
@@ -182,7 +185,7 @@ impl Registerer {
         if self.is_disposing() {
             return Err(Error::Terminated);
         }
-        if self.pending.is_some() {
+        if self.has_request() {
             return Err(Error::RequestPending);
         }
         Ok(())

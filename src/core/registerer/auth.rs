@@ -143,7 +143,7 @@ impl Registerer {
         for e in self.auth.open() {
             e.usable = false;
         }
-        if self.pending.is_none() {
+        if !self.has_request() {
             self.auth.pack();
         }
     }
@@ -151,7 +151,7 @@ impl Registerer {
     /// Between requests the challenges are packed (they are opened again
     /// when the next request is admitted).
     pub(super) fn pack_auth_when_idle(&mut self) {
-        if self.pending.is_none() {
+        if !self.has_request() {
             self.auth.pack();
         }
     }

@@ -124,7 +124,7 @@ impl Registerer {
     /// once, with a new branch. False when there is none (a fixed target, or
     /// every target failed in this round: the caller then fails the request).
     pub(super) fn failover(&mut self, now: Instant, why: &str) -> bool {
-        if self.pending.is_none() {
+        if !self.has_request() {
             return false;
         }
         let Some(list) = self.targets.as_mut() else {

@@ -281,6 +281,13 @@ pub struct Registerer {
     stale_contacts: Vec<String>,
     /// The request in flight; boxed, so an idle registerer keeps only a pointer.
     pending: Option<Box<Pending>>,
+    /// When a new request waiting for the pacing window was made (NONE:
+    /// none waits): its bookkeeping is made when it is admitted, so a burst
+    /// of thousands of registrations queues no 350-byte `Pending` each.
+    /// Never set together with `pending`.
+    queued_at: MaybeInstant,
+    /// The kind of that request.
+    queued_kind: Kind,
     /// Completed transactions absorbing retransmitted finals until Timer K, with their CSeq.
     lingering: Vec<Lingering>,
     refresh_at: MaybeInstant,
@@ -295,10 +302,12 @@ pub struct Registerer {
     /// Contacts of the last 2xx, shared with the runtime's snapshot (`None`: none).
     contacts: Option<ContactList>,
     retry_after: Option<u32>,
-    /// Status and reason of the last final response (the reason shared).
-    last_response: Option<(u16, Arc<str>)>,
+    /// Reason of the last final response (shared; `None`: no final response
+    /// yet) and its status beside it (apart, the two pack into less room).
+    last_reason: Option<Arc<str>>,
+    last_status: u16,
     failures: u32,
-    retransmissions: u64,
+    retransmissions: u32,
     timed_out: bool,
     events: Vec<Event>,
     /// Sends owed to the runtime: `true` for a retransmission.
@@ -419,6 +428,8 @@ impl Registerer {
             bound_at: NOT_LISTED,
             stale_contacts: Vec::new(),
             pending: None,
+            queued_at: MaybeInstant::NONE,
+            queued_kind: Kind::Register,
             lingering: Vec::new(),
             refresh_at: MaybeInstant::NONE,
             expire_at: MaybeInstant::NONE,
@@ -429,7 +440,8 @@ impl Registerer {
             auth: packed_auth::AuthCache::default(),
             contacts: None,
             retry_after: None,
-            last_response: None,
+            last_reason: None,
+            last_status: 0,
             failures: 0,
             retransmissions: 0,
             timed_out: false,
@@ -473,13 +485,24 @@ impl Registerer {
 
     /// Whether a request is in flight (SIP.js's private `waiting` flag).
     pub fn is_waiting(&self) -> bool {
-        self.pending.is_some()
+        self.has_request()
     }
 
     /// Whether a request waits to start its transaction (paced registerers only;
     /// the runtime calls [`admit`](Self::admit) when the window has room).
     pub fn wants_admission(&self) -> bool {
-        self.pending.as_ref().is_some_and(|p| !p.admitted)
+        self.queued_at.is_some() || self.pending.as_ref().is_some_and(|p| !p.admitted)
+    }
+
+    /// Whether a request is started: queued for the pacing window or in flight.
+    fn has_request(&self) -> bool {
+        self.pending.is_some() || self.queued_at.is_some()
+    }
+
+    /// The kind of the request started, if any.
+    fn request_kind(&self) -> Option<Kind> {
+        let queued = self.queued_at.is_some().then_some(self.queued_kind);
+        self.pending.as_ref().map(|p| p.kind).or(queued)
     }
 
     /// Whether a started transaction is in flight (sent or owed to the runtime).
@@ -560,12 +583,12 @@ impl Registerer {
 
     /// Status and reason of the last final response (including synthesised 408/503).
     pub fn last_response(&self) -> Option<(u16, &str)> {
-        self.last_response.as_ref().map(|(s, r)| (*s, &**r))
+        self.last_reason.as_ref().map(|r| (self.last_status, &**r))
     }
 
     /// [`last_response`](Self::last_response) with the reason shared rather than copied.
     pub fn shared_last_response(&self) -> Option<(u16, Arc<str>)> {
-        self.last_response.clone()
+        self.last_reason.clone().map(|r| (self.last_status, r))
     }
 
     /// Time until the scheduled automatic retry.
@@ -592,7 +615,7 @@ impl Registerer {
 
     /// Timer E retransmissions so far.
     pub fn retransmissions(&self) -> u64 {
-        self.retransmissions
+        u64::from(self.retransmissions)
     }
 
     /// True once after a transaction timed out (the runtime drops a stream
@@ -658,8 +681,8 @@ impl Registerer {
     /// without a reason takes the reason of the last response with that status.
     fn record_failure(&mut self, mut failure: Failure) {
         if let (Some(status), true) = (failure.status, failure.reason.is_empty()) {
-            if let Some((s, reason)) = &self.last_response {
-                if *s == status {
+            if let Some((s, reason)) = self.last_response() {
+                if s == status {
                     failure.reason = reason.to_string();
                 }
             }

@@ -120,7 +120,7 @@ impl Registerer {
         if self.state == State::Terminated {
             return;
         }
-        let pending_kind = self.pending.as_ref().map(|p| p.kind);
+        let pending_kind = self.request_kind();
         if let (Some(kind), true) = (pending_kind, self.settings.transport.reliable()) {
             // Its connection is gone with the old network: send it again on a new one.
             self.take_pending();
@@ -132,7 +132,7 @@ impl Registerer {
         if !wants || self.dispose_deadline.is_some() {
             return;
         }
-        if self.pending.is_some() {
+        if self.has_request() {
             self.rebind_wanted = true;
         } else {
             self.retry_at = MaybeInstant::NONE;
@@ -151,10 +151,7 @@ impl Registerer {
         }
         let resend_unregister = self.dispose_deadline.is_some()
             && !self.dispose_resent
-            && matches!(
-                self.pending.as_ref().map(|p| p.kind),
-                Some(Kind::Unregister { .. })
-            );
+            && matches!(self.request_kind(), Some(Kind::Unregister { .. }));
         if resend_unregister {
             // Dispose's un-REGISTER gets one more chance on a new connection.
             self.dispose_resent = true;
@@ -164,7 +161,7 @@ impl Registerer {
             }
         } else if self.in_transaction() {
             self.transport_error(now, cause, true);
-        } else if self.pending.is_some() {
+        } else if self.has_request() {
             // Waiting for admission: it goes out on a new connection when admitted.
         } else if self.state == State::Registered && self.dispose_deadline.is_none() {
             match self.flow_loss_backoff(now) {
@@ -236,7 +233,7 @@ impl Registerer {
     /// Re-registers at once with `public` in the Contact, removing the old
     /// binding (`expires=0`) in the same request; the Call-ID stays.
     pub(super) fn rewrite_contact(&mut self, now: Instant, public: SocketAddr) {
-        if self.pending.is_some() || self.state != State::Registered || self.is_disposing() {
+        if self.has_request() || self.state != State::Registered || self.is_disposing() {
             return;
         }
         let Some(local) = self.local.get() else {
@@ -259,6 +256,7 @@ impl Registerer {
         );
         self.stale_contacts.retain(|c| *c != now_contact);
         self.start(now, Kind::Register);
+        self.materialize();
         if let Some(p) = self.pending.as_mut() {
             p.rewrite = true;
         }
@@ -325,7 +323,7 @@ impl Registerer {
         }
         self.flow_failed = true;
         let registered = self.state == State::Registered
-            && self.pending.is_none()
+            && !self.has_request()
             && self.dispose_deadline.is_none();
         if let Some(delay) = registered.then(|| self.flow_loss_backoff(now)).flatten() {
             self.schedule_flow_recovery(now, delay, &format!("flow failed ({why})"));

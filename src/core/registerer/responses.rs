@@ -68,7 +68,8 @@ impl Registerer {
     pub(super) fn record_response(&mut self, status: u16, reason: &str) {
         let shared =
             crate::core::shared_text::shared(crate::core::shared_text::Kind::Reason, reason);
-        self.last_response = Some((status, shared));
+        self.last_reason = Some(shared);
+        self.last_status = status;
         self.events.push(Event::Response {
             status,
             reason: reason.to_owned(),
@@ -363,8 +364,8 @@ impl Registerer {
     ) {
         if !std::mem::take(&mut self.failure_fresh) {
             // No path said more: the registrar's final answer is the reason.
-            let reason = match &self.last_response {
-                Some((s, r)) if *s == status => r.to_string(),
+            let reason = match self.last_response() {
+                Some((s, r)) if s == status => r.to_owned(),
                 _ => String::new(),
             };
             let why = format!("the registrar answered {status} {reason}");

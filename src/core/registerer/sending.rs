@@ -14,9 +14,24 @@ impl Registerer {
                 self.resolution_wanted = true;
             }
         }
-        let pending = Pending {
+        if self.paced {
+            // Nothing is made for it until the window admits it.
+            self.transmits.clear();
+            self.queued_at = MaybeInstant::at(now);
+            self.queued_kind = kind;
+            return;
+        }
+        self.send(
+            now,
+            Self::fresh(kind, now, self.settings.ua.extras().timers),
+        );
+    }
+
+    /// The bookkeeping of a new request of `kind`, made at `now`.
+    fn fresh(kind: Kind, now: Instant, timers: crate::core::transaction::Timers) -> Pending {
+        Pending {
             kind,
-            tx: ClientTransaction::new(String::new(), true, self.settings.ua.extras().timers, now),
+            tx: ClientTransaction::new(String::new(), true, timers, now),
             admitted: false,
             bytes: None,
             cseq: 0,
@@ -33,8 +48,18 @@ impl Registerer {
             new_nonce_retry_used: false,
             auth_rounds: 0,
             request_headers: Vec::new(),
+        }
+    }
+
+    /// Makes the bookkeeping of a request queued for the pacing window (as
+    /// of when it was queued): before it is admitted, or when something
+    /// must be recorded on it first.
+    pub(super) fn materialize(&mut self) {
+        let Some(at) = std::mem::replace(&mut self.queued_at, MaybeInstant::NONE).get() else {
+            return;
         };
-        self.send(now, pending);
+        let kind = self.queued_kind;
+        self.send(at, Self::fresh(kind, at, self.settings.ua.extras().timers));
     }
 
     /// Sends (or re-sends after a challenge / 423) the request of `p`: a new
@@ -76,6 +101,7 @@ impl Registerer {
     /// computed here, not when it was queued: thousands of requests waiting
     /// for the pacing window keep no Authorization text.
     pub(super) fn admit_pending(&mut self, now: Option<Instant>) {
+        self.materialize();
         let reliable = self.settings.transport.reliable();
         let timers = self.settings.ua.extras().timers;
         let Some(mut p) = self.pending.take_if(|p| !p.admitted) else {
@@ -134,6 +160,7 @@ impl Registerer {
 
     /// Ends the request in flight, dropping sends still owed for it.
     pub(super) fn take_pending(&mut self) -> Option<Pending> {
+        self.materialize();
         self.transmits.clear();
         self.pending.take().map(|p| *p)
     }
@@ -147,7 +174,7 @@ impl Registerer {
         };
         match p.tx.on_timer(now) {
             TimerOutcome::Retransmit => {
-                self.retransmissions += 1;
+                self.retransmissions = self.retransmissions.saturating_add(1);
                 self.transmits.owe_retransmission();
             }
             TimerOutcome::TimedOut => {
