@@ -14,8 +14,8 @@ static ORIGIN: OnceLock<Instant> = OnceLock::new();
 /// An optional instant in 8 bytes (`Option<Instant>` takes 16): signed
 /// nanoseconds from a process-wide origin, exact within ±292 years of it
 /// (beyond, it saturates there: a deadline centuries away never comes either
-/// way).
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// way). Ordered as the instants are, none before every instant.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct MaybeInstant(i64);
 
 // Its associated constant would put an opaque type in the C header.
@@ -121,6 +121,20 @@ mod tests {
         assert_eq!(MaybeInstant::NONE.get(), None);
         assert!(MaybeInstant::NONE.is_none());
         assert_eq!(std::mem::size_of::<MaybeInstant>(), 8);
+    }
+
+    #[test]
+    fn instants_order_as_their_times_and_none_first() {
+        let now = Instant::now();
+        let earlier = now.checked_sub(Duration::from_millis(1)).unwrap_or(now);
+        let later = now + Duration::from_nanos(1);
+        let (e, n, l) = (
+            MaybeInstant::at(earlier),
+            MaybeInstant::at(now),
+            MaybeInstant::at(later),
+        );
+        assert!(e <= n && n < l, "{e:?} {n:?} {l:?}");
+        assert!(MaybeInstant::NONE < e);
     }
 
     #[test]

@@ -566,8 +566,13 @@ pub unsafe extern "C" fn sipreg_registerer_last_response(
 ) -> sipreg_result {
     guard(|| {
         let h = get(r)?;
-        let last = h.shared.snap().last_response.clone();
-        let (code, reason) = last.unwrap_or((0, Arc::from("")));
+        let (code, reason) = {
+            let s = h.shared.snap();
+            (
+                s.last_status,
+                s.last_reason.clone().unwrap_or_else(|| Arc::from("")),
+            )
+        };
         put(status_code, code, "status_code")?;
         if buf.is_null() && len == 0 {
             if !needed.is_null() {

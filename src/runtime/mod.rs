@@ -73,8 +73,10 @@ pub struct Snapshot {
     pub contacts: Option<crate::core::contact_list::ContactList>,
     /// Retry-After of the last rejection.
     pub retry_after: Option<u32>,
-    /// Last final response.
-    pub last_response: Option<(u16, Arc<str>)>,
+    /// Reason phrase of the last final response (`None`: none yet).
+    pub last_reason: Option<Arc<str>>,
+    /// Its status (apart from the reason, the two pack into less room).
+    pub last_status: u16,
     /// When the automatic retry is due.
     pub retry_at: MaybeInstant,
     /// Consecutive failures.
@@ -115,7 +117,8 @@ impl Default for Snapshot {
             state: State::Initial,
             contacts: None,
             retry_after: None,
-            last_response: None,
+            last_reason: None,
+            last_status: 0,
             retry_at: MaybeInstant::NONE,
             failure_count: 0,
             waiting: false,

@@ -706,7 +706,10 @@ fn apply(s: &mut Snapshot, v: View) {
     if let Some(f) = v.facts {
         let f = *f;
         s.contacts = f.contacts;
-        s.last_response = f.last_response;
+        (s.last_status, s.last_reason) = match f.last_response {
+            Some((status, reason)) => (status, Some(reason)),
+            None => (0, None),
+        };
         s.routing = f.routing;
         if s.failure.as_deref() != f.failure.as_ref() {
             s.failure = f.failure.map(Arc::new);

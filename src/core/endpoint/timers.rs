@@ -10,18 +10,21 @@ use std::collections::BinaryHeap;
 use std::time::Instant;
 
 use super::{FlowId, RegId};
+use crate::core::compact::MaybeInstant;
 
 /// Deadlines of registerers and flows.
 #[derive(Debug, Default)]
 pub struct Timers {
-    regs: BinaryHeap<Reverse<(Instant, RegId)>>,
+    /// An entry per registerer (and stale ones): instants in 8 bytes, so an
+    /// entry takes 16, not 24.
+    regs: BinaryHeap<Reverse<(MaybeInstant, RegId)>>,
     flows: BinaryHeap<Reverse<(Instant, FlowId)>>,
 }
 
 impl Timers {
     /// Schedules registerer `id` at `t`.
     pub fn push_reg(&mut self, t: Instant, id: RegId) {
-        self.regs.push(Reverse((t, id)));
+        self.regs.push(Reverse((MaybeInstant::at(t), id)));
     }
 
     /// Schedules flow `id`'s handshake deadline at `t`.
@@ -40,7 +43,7 @@ impl Timers {
     /// more than a hundred bytes per registerer at 10 000).
     pub fn rebuild_regs(&mut self, live: impl Iterator<Item = (Instant, RegId)>, capacity: usize) {
         let mut v = Vec::with_capacity(capacity);
-        v.extend(live.map(Reverse));
+        v.extend(live.map(|(t, id)| Reverse((MaybeInstant::at(t), id))));
         self.regs = BinaryHeap::from(v);
     }
 
@@ -53,7 +56,8 @@ impl Timers {
     ) -> Option<Instant> {
         let mut next = None;
         while let Some(Reverse((t, id))) = self.regs.peek().copied() {
-            if reg_live(id, t) {
+            // Always set: only instants are pushed.
+            if let Some(t) = t.get().filter(|t| reg_live(id, *t)) {
                 next = Some(t);
                 break;
             }
@@ -72,7 +76,10 @@ impl Timers {
     /// The next registerer entry due at `now` (possibly stale: the caller checks).
     pub fn pop_reg(&mut self, now: Instant) -> Option<(Instant, RegId)> {
         match self.regs.peek() {
-            Some(Reverse((t, _))) if *t <= now => self.regs.pop().map(|Reverse(e)| e),
+            Some(Reverse((t, _))) if *t <= MaybeInstant::at(now) => self
+                .regs
+                .pop()
+                .and_then(|Reverse((t, id))| Some((t.get()?, id))),
             _ => None,
         }
     }
