@@ -308,12 +308,27 @@ impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Pacer<K, T> {
             self.holders.insert(id, target);
             self.ready.push_back(id);
         }
+        // A burst's queue drained: its room goes back to the heap for what
+        // the registrations keep, rather than sitting empty.
+        if shrinks(w.queue.len(), w.queue.capacity()) {
+            w.queue.shrink_to(w.queue.len() * 2);
+        }
+        if shrinks(self.waiting.len(), self.waiting.capacity()) {
+            self.waiting.shrink_to(self.waiting.len() * 2);
+        }
         if w.in_flight == 0 && w.waiting == 0 && w.cwnd == INITIAL_WINDOW {
             // Nothing learnt and nothing pending: forget the target.
             self.windows.remove(&target);
         }
         self.publish(target);
     }
+}
+
+/// Whether a queue of `len` entries in room for `capacity` should give
+/// room back: under a quarter full and more than a few pages of it (halving
+/// at a quarter keeps the shrinking amortised).
+fn shrinks(len: usize, capacity: usize) -> bool {
+    capacity > 1024 && len < capacity / 4
 }
 
 #[cfg(test)]
@@ -342,6 +357,23 @@ mod tests {
         assert_eq!(drain(&mut p), vec![32, 33]);
         p.release(1, Outcome::Answered);
         assert_eq!(drain(&mut p), vec![34, 35]);
+    }
+
+    #[test]
+    fn a_drained_burst_gives_its_queue_room_back() {
+        let mut p = P::default();
+        admitted(&mut p, 1, 0..20_000);
+        let full = (p.waiting.capacity(), p.windows[&1].queue.capacity());
+        assert!(full.0 >= 19_968 && full.1 >= 19_968, "{full:?}");
+        let mut next = 0;
+        while p.holds(next) {
+            p.release(next, Outcome::Answered);
+            next += 1;
+            drain(&mut p);
+        }
+        assert_eq!(next, 20_000, "every one admitted in turn");
+        assert!(p.waiting.capacity() <= 1024, "{}", p.waiting.capacity());
+        assert!(p.windows.get(&1).is_none_or(|w| w.queue.capacity() <= 1024));
     }
 
     #[test]
