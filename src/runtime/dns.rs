@@ -73,6 +73,7 @@ pub fn reload() {
 
 fn answer(reg: RegId, result: Result<TargetList, String>) {
     let result = result.map_err(|why| super::cause::dns(&why));
+    let result = Box::new(result);
     if super::send(Command::Resolved { id: reg, result }).is_err() {
         log_at!(Level::Error, "dns: cannot hand an answer to the worker");
     }

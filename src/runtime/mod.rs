@@ -298,8 +298,10 @@ pub enum Command {
         flow: FlowId,
         /// The request as it was handed up.
         request: Vec<u8>,
-        /// Status, reason, headers and body, checked.
-        reply: Reply,
+        /// Status, reason, headers and body, checked (boxed, like the other
+        /// rare large commands: a burst of account creations queues tens of
+        /// thousands of commands, each as large as the largest kind).
+        reply: Box<Reply>,
     },
     /// A request queued for a dispatcher whose sink was removed before it
     /// ran: answered as without a listener.
@@ -308,10 +310,8 @@ pub enum Command {
         ua: UaId,
         /// The flow it came over.
         flow: FlowId,
-        /// Where it came from.
-        remote: SocketAddr,
-        /// The request.
-        bytes: Vec<u8>,
+        /// Where it came from, and the request.
+        from: Box<(SocketAddr, Vec<u8>)>,
     },
     /// The application's own message on a flow.
     SendMessage {
@@ -327,7 +327,7 @@ pub enum Command {
         /// Which registerer asked.
         id: RegId,
         /// The ordered targets, or why there are none (a DNS failure).
-        result: Result<crate::core::targets::TargetList, crate::core::failure::Failure>,
+        result: Box<Result<crate::core::targets::TargetList, crate::core::failure::Failure>>,
     },
 }
 
@@ -492,7 +492,7 @@ pub fn respond(ua: UaId, flow: u64, request: &[u8], reply: Reply) -> Result<(), 
         ua,
         flow: FlowId(flow),
         request: request.to_vec(),
-        reply,
+        reply: Box::new(reply),
     })
 }
 
@@ -526,4 +526,15 @@ pub fn send_message(ua: UaId, flow: u64, bytes: &[u8]) -> Result<(), Error> {
 /// Whether `id` was handed out by [`next_id`] (so a missing handle was freed, not forged).
 pub fn was_issued(id: u64) -> bool {
     id > 0 && id < NEXT_ID.load(Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod command_size {
+    /// A burst of account creations queues tens of thousands of commands,
+    /// each in a slot as large as the largest kind: the rare large ones are
+    /// boxed. (120 bytes before they were.)
+    #[test]
+    fn a_command_takes_at_most_48_bytes() {
+        assert!(std::mem::size_of::<super::Command>() <= 48);
+    }
 }

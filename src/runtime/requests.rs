@@ -83,8 +83,7 @@ pub fn deliver(ua: UaId, request: Incoming) -> Delivery {
                 let _ = super::send(super::Command::Unheard {
                     ua,
                     flow: copy.flow,
-                    remote: copy.remote,
-                    bytes: copy.bytes,
+                    from: Box::new((copy.remote, copy.bytes)),
                 });
             }
         }),

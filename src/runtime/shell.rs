@@ -226,12 +226,10 @@ impl Shell {
                     );
                 }
             }
-            Command::Unheard {
-                ua,
-                flow,
-                remote,
-                bytes,
-            } => self.ep.unheard(now, ua, flow, remote, &bytes, false),
+            Command::Unheard { ua, flow, from } => {
+                let (remote, bytes) = *from;
+                self.ep.unheard(now, ua, flow, remote, &bytes, false)
+            }
             Command::SendMessage { ua, flow, bytes } => {
                 if let Err(why) = self.ep.send_message(now, ua, flow, &bytes) {
                     log_at!(
@@ -241,7 +239,7 @@ impl Shell {
                     );
                 }
             }
-            Command::Resolved { id, result } => self.ep.resolved(now, id, result),
+            Command::Resolved { id, result } => self.ep.resolved(now, id, *result),
             Command::FreeReg(id) => {
                 if let Some(s) = self.regs.get(&id) {
                     s.set_listener(None);
