@@ -11,6 +11,38 @@ pub struct Rng {
 
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
+/// `id` as `N` characters of the token alphabet (5 bits each, lowest
+/// first), if it fits in them.
+pub fn id_token<const N: usize>(id: u64) -> Option<[u8; N]> {
+    if N < 13 && id >> (5 * N) != 0 {
+        return None;
+    }
+    let mut out = [0u8; N];
+    let mut bits = id;
+    for slot in &mut out {
+        *slot = ALPHABET[(bits & 31) as usize];
+        bits >>= 5;
+    }
+    Some(out)
+}
+
+/// The id an [`id_token`] holds, if `token` is one's characters.
+pub fn token_id(token: &[u8]) -> Option<u64> {
+    if token.len() > 12 {
+        return None;
+    }
+    let mut id = 0u64;
+    for (i, b) in token.iter().enumerate() {
+        let v = match b {
+            b'a'..=b'z' => b - b'a',
+            b'2'..=b'7' => b - b'2' + 26,
+            _ => return None,
+        };
+        id |= u64::from(v) << (5 * i);
+    }
+    Some(id)
+}
+
 impl Rng {
     /// A generator whose whole output is determined by `seed`.
     pub fn new(seed: u64) -> Rng {
@@ -181,6 +213,17 @@ mod tests {
         let t = r.token(25);
         assert_eq!(t.len(), 25);
         assert!(t.bytes().all(|b| ALPHABET.contains(&b)));
+        for id in [0u64, 1, 31, 32, 12_345_678, (1 << 50) - 1] {
+            let t = id_token::<10>(id).unwrap();
+            assert!(t.iter().all(|b| ALPHABET.contains(b)));
+            assert_eq!(token_id(&t), Some(id));
+        }
+        assert_eq!(
+            id_token::<10>(1 << 50),
+            None,
+            "does not fit in 10 characters"
+        );
+        assert_eq!(token_id(b"abc-"), None);
         assert_ne!(r.token(10), r.token(10));
     }
 

@@ -226,7 +226,9 @@ pub struct Endpoint {
     /// Entries boxed: the table holds pointers, not 100-byte entries with its slack.
     regs: IdMap<RegId, Box<RegEntry>>,
     /// Registerer keys (the start of every branch) to registerers, as bytes
-    /// inline rather than strings on the heap.
+    /// inline rather than strings on the heap: only for keys that are not
+    /// the registerer's id (ids beyond the key's 50 bits; see
+    /// [`Registerer::set_key_id`]).
     keys: IdMap<[u8; KEY_LEN], RegId>,
     flows: Flows,
     /// Window of transactions in flight per registrar target.
@@ -524,8 +526,11 @@ impl Endpoint {
             };
             u.answering = answering.shared(&mut self.common_answerings);
         }
-        if let Ok(k) = <[u8; KEY_LEN]>::try_from(core.key().as_bytes()) {
-            self.keys.insert(k, id);
+        // The usual case: the key is the id, read back without a table.
+        if !core.set_key_id(id) {
+            if let Ok(k) = <[u8; KEY_LEN]>::try_from(core.key().as_bytes()) {
+                self.keys.insert(k, id);
+            }
         }
         if core.needs_resolution() {
             // A host name: RFC 3263 finds the targets before the first send.

@@ -472,6 +472,25 @@ impl Registerer {
         &self.settings
     }
 
+    /// Makes the key at the start of this registerer's branches `id` in the
+    /// token alphabet (the endpoint reads the registerer of a response from
+    /// its branch without a table; the random tail after the key still
+    /// makes a branch unguessable). Before the first request only; false
+    /// (the random key kept) when `id` needs more than the key's length.
+    pub fn set_key_id(&mut self, id: u64) -> bool {
+        // Every request sent took a CSeq: none was, while it is the first.
+        if self.has_request() || self.cseq != self.settings.cseq {
+            return false;
+        }
+        match super::rand::id_token::<KEY_LEN>(id) {
+            Some(k) => {
+                self.key = k;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The key at the start of this registerer's branches (see [`branch_key`]).
     pub fn key(&self) -> &str {
         // The key is drawn from the token alphabet: always ASCII.
@@ -782,5 +801,39 @@ mod bound_contact_tests {
         );
         r.set_bound_contact(None);
         assert_eq!(r.bound_contact(), None);
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    fn registerer() -> Registerer {
+        let ua = UserAgentConfig::new("sip:alice@127.0.0.1").unwrap_or_else(|e| panic!("{e}"));
+        Registerer::new(&ua, &RegistererOptions::default(), 7).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_key_becomes_the_id_only_before_the_first_request() {
+        let mut r = registerer();
+        assert!(
+            !r.set_key_id(1 << 50),
+            "an id beyond 50 bits keeps the random key"
+        );
+        assert!(r.set_key_id(4242));
+        assert_eq!(crate::core::rand::token_id(r.key().as_bytes()), Some(4242));
+        r.set_local_addr("127.0.0.1:5080".parse().unwrap_or_else(|e| panic!("{e}")));
+        r.register(Instant::now()).unwrap_or_else(|e| panic!("{e}"));
+        let sent = r.poll_transmit().unwrap_or_else(|| panic!("a REGISTER"));
+        let text = String::from_utf8_lossy(&sent.bytes).into_owned();
+        assert!(
+            text.contains(&format!(";branch=z9hG4bK{}", r.key())),
+            "{text}"
+        );
+        assert!(
+            !r.set_key_id(7),
+            "the branch of a sent request keeps its key"
+        );
+        assert_eq!(crate::core::rand::token_id(r.key().as_bytes()), Some(4242));
     }
 }
