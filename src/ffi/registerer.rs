@@ -633,7 +633,7 @@ pub unsafe extern "C" fn sipreg_registerer_retransmissions(
     r: *mut sipreg_registerer,
     out: *mut u64,
 ) -> sipreg_result {
-    read(r, out, |s| s.retransmissions)
+    read(r, out, |s| u64::from(s.retransmissions))
 }
 
 /// Reads one value from the registerer's snapshot into `out`.

@@ -315,7 +315,7 @@ pub unsafe extern "C" fn sipreg_registerer_flow_id(
     flow_id: *mut u64,
 ) -> sipreg_result {
     guard(|| {
-        let id = read_snapshot(r.cast_mut(), |s| s.flow_id.map_or(0, |f| f.0))?;
+        let id = read_snapshot(r.cast_mut(), |s| s.flow_id)?;
         put(flow_id, id, "flow_id")
     })
 }

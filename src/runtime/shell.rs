@@ -699,7 +699,7 @@ fn apply(s: &mut Snapshot, v: View) {
     s.retry_after = v.retry_after;
     s.retry_at = v.retry_at.map_or(MaybeInstant::NONE, MaybeInstant::at);
     s.failure_count = v.failure_count;
-    s.retransmissions = v.retransmissions;
+    s.retransmissions = u32::try_from(v.retransmissions).unwrap_or(u32::MAX);
     s.public_address = MaybeAddr::new(v.public_address);
     if let Some(f) = v.facts {
         let f = *f;
@@ -716,7 +716,7 @@ fn apply(s: &mut Snapshot, v: View) {
     if let Some(flow) = v.flow {
         s.flow = Some(flow);
     }
-    s.flow_id = v.flow_id;
+    s.flow_id = v.flow_id.map_or(0, |f| f.0);
 }
 
 #[cfg(test)]
