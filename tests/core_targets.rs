@@ -378,3 +378,29 @@ fn an_explicit_port_skips_naptr_and_srv_and_the_proxy_decides_the_query() {
     assert!(query(None, Some("sip:127.0.0.1")).is_none());
     assert!(query(Some("sip:127.0.0.1:5080"), Some("sip:example.com")).is_none());
 }
+
+#[test]
+fn a_paced_register_resolved_while_queued_is_made_only_when_admitted() {
+    let mut h = resolving();
+    h.reg.set_paced(true);
+    h.register();
+    assert!(h.reg.poll_resolution().is_some());
+    h.reg.targets_resolved(h.now, Ok(list(&[5071, 5072], None)));
+    h.drain();
+    // Resolved but not admitted: still queued, nothing sent, no timers.
+    assert!(h.sent.is_empty());
+    assert!(h.reg.wants_admission() && !h.reg.in_transaction());
+    assert_eq!(h.reg.poll_timeout(), None);
+    h.advance(secs(40));
+    assert!(h.sent.is_empty(), "no Timer F for a request never admitted");
+    h.reg.admit(h.now);
+    h.drain();
+    assert_eq!(h.sent.len(), 1);
+    assert_eq!(port(&h), 5071);
+    // One CSeq taken, at admission (the first after the initial 1). An
+    // unpaced REGISTER takes one when started and another when re-sent to
+    // the resolved target (3); a queued one was never started before.
+    assert_eq!(h.last().cseq(), 2);
+    h.ok(600);
+    assert_eq!(h.states(), vec![State::Registered]);
+}

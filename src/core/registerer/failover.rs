@@ -104,6 +104,11 @@ impl Registerer {
             }
         }
         self.follow_target();
+        if self.queued_at.is_some() {
+            // Still waiting for the window: its branch and CSeq are made at
+            // admission, for the target in use then.
+            return;
+        }
         if let Some(p) = self.take_pending() {
             self.send(now, p);
         }
