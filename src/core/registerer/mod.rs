@@ -746,7 +746,7 @@ impl Registerer {
 }
 
 #[cfg(test)]
-mod bound_contact_tests {
+mod tests {
     use super::*;
 
     fn registerer() -> Registerer {
@@ -801,16 +801,6 @@ mod bound_contact_tests {
         );
         r.set_bound_contact(None);
         assert_eq!(r.bound_contact(), None);
-    }
-}
-
-#[cfg(test)]
-mod key_tests {
-    use super::*;
-
-    fn registerer() -> Registerer {
-        let ua = UserAgentConfig::new("sip:alice@127.0.0.1").unwrap_or_else(|e| panic!("{e}"));
-        Registerer::new(&ua, &RegistererOptions::default(), 7).unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]
