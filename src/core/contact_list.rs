@@ -18,30 +18,30 @@ impl ContactList {
     /// The list of `texts`, or `None` when there is none. A text holding a
     /// line feed (none of ours can) is cut there rather than split.
     pub fn of<S: AsRef<str>>(texts: impl IntoIterator<Item = S>) -> Option<ContactList> {
-        let mut joined = String::new();
-        let mut any = false;
-        for t in texts {
-            if any {
-                joined.push('\n');
-            }
-            let t = t.as_ref();
-            joined.push_str(t.split('\n').next().unwrap_or_default());
-            any = true;
-        }
-        any.then(|| ContactList(joined.into()))
+        Self::joined(texts, |out, t| {
+            out.push_str(t.as_ref().split('\n').next().unwrap_or_default());
+        })
     }
 
     /// The list of `uris` written as text (no string per URI on the way),
     /// or `None` when there is none.
     pub fn of_uris<'a>(uris: impl IntoIterator<Item = &'a Uri>) -> Option<ContactList> {
+        Self::joined(uris, |out, u| u.push_to(out))
+    }
+
+    /// The list of what `write` writes for each of `items`, one per line.
+    fn joined<T>(
+        items: impl IntoIterator<Item = T>,
+        mut write: impl FnMut(&mut String, T),
+    ) -> Option<ContactList> {
         // Room for a usual binding, so writing it does not grow the buffer.
         let mut joined = String::with_capacity(96);
         let mut any = false;
-        for u in uris {
+        for item in items {
             if any {
                 joined.push('\n');
             }
-            u.push_to(&mut joined);
+            write(&mut joined, item);
             any = true;
         }
         any.then(|| ContactList(joined.into()))
