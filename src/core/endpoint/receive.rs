@@ -100,8 +100,10 @@ impl Endpoint {
             // A key that is an id names its registerer if that one's key is it.
             let by_id = crate::core::rand::token_id(key.as_bytes())
                 .filter(|id| self.regs.get(id).is_some_and(|r| r.core.key() == key));
-            let key = <[u8; KEY_LEN]>::try_from(key.as_bytes()).ok()?;
-            by_id.or_else(|| self.keys.get(&key).copied())
+            by_id.or_else(|| {
+                let key = <[u8; KEY_LEN]>::try_from(key.as_bytes()).ok()?;
+                self.keys.get(&key).copied()
+            })
         });
         let counted = rid.and_then(|r| self.regs.get(&r)).map_or(owner, |r| r.ua);
         if let Some(ua) = self.uas.get(&counted) {
