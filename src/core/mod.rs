@@ -7,6 +7,7 @@ pub mod credentials;
 pub mod digest;
 pub mod endpoint;
 pub mod failure;
+pub mod id_table;
 pub mod idhash;
 pub mod keepalive;
 mod lexer;

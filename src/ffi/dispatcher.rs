@@ -84,7 +84,7 @@ pub unsafe extern "C" fn sipreg_dispatcher_new(out: *mut *mut sipreg_dispatcher)
             return Err(Error::NullArgument("out"));
         }
         let d = Arc::new(Dispatcher::new()?);
-        let id = runtime::next_id();
+        let id = runtime::next_id(runtime::IdKind::Dispatcher);
         let p = DISPATCHERS.insert(id, d);
         out.write(p.cast());
         Ok(())

@@ -16,7 +16,7 @@ pub mod routing;
 pub mod trace;
 pub mod user_agent;
 
-use crate::runtime::idhash::IdMap;
+use crate::core::id_table::IdTable;
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -190,7 +190,7 @@ pub(crate) unsafe fn copy_out(
 
 /// Live handles of one kind, keyed by the id C sees as a pointer.
 pub(crate) struct Registry<T> {
-    map: Mutex<Option<IdMap<u64, Arc<T>>>>,
+    map: Mutex<Option<IdTable<Arc<T>>>>,
 }
 
 impl<T> Registry<T> {
@@ -200,9 +200,9 @@ impl<T> Registry<T> {
         }
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut IdMap<u64, Arc<T>>) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut IdTable<Arc<T>>) -> R) -> R {
         let mut g = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        f(g.get_or_insert_with(IdMap::default))
+        f(g.get_or_insert_with(IdTable::default))
     }
 
     /// Stores `value` and returns its handle.

@@ -69,7 +69,7 @@ pub unsafe extern "C" fn sipreg_registerer_options_new(
         if out.is_null() {
             return Err(Error::NullArgument("out"));
         }
-        let id = crate::runtime::next_id();
+        let id = crate::runtime::next_id(crate::runtime::IdKind::Options);
         let h = OPTIONS.insert(
             id,
             Arc::new(OptionsHandle(Mutex::new(RegistererOptions::default()))),

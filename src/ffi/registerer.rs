@@ -283,7 +283,7 @@ pub unsafe extern "C" fn sipreg_registerer_new(
                 .clone()
         };
         let seed = os_seed();
-        let id = runtime::next_id();
+        let id = runtime::next_id(runtime::IdKind::Registerer);
         // Callbacks go where the user agent's go now (fixed for the registerer's life).
         let dispatcher = runtime::dispatch::route(ua_h.id);
         let handle = Arc::new(RegHandle {

@@ -171,7 +171,7 @@ pub unsafe extern "C" fn sipreg_user_agent_new(
             return Err(Error::NullArgument("out"));
         }
         let config = Arc::new(UserAgentConfig::new(req_str(aor, "aor")?)?);
-        let id = runtime::next_id();
+        let id = runtime::next_id(runtime::IdKind::UserAgent);
         let stats = SharedStats::new();
         // The worker learns of the user agent with its first registerer.
         runtime::start()?;

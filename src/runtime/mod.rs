@@ -32,7 +32,6 @@ mod udp;
 mod ws;
 
 pub use crate::core::endpoint::{pacing, RegId, SharedStats, UaId, UaStats};
-pub(crate) use crate::core::idhash;
 pub use crate::log;
 
 use std::net::SocketAddr;
@@ -46,6 +45,7 @@ use once_cell::sync::OnceCell;
 use crate::core::compact::{MaybeAddr, MaybeInstant};
 use crate::core::endpoint::FlowId;
 use crate::core::failure::Failure;
+use crate::core::id_table::KIND_BITS;
 use crate::core::message::{Reply, Request};
 use crate::core::options::{RegistererOptions, UserAgentConfig};
 use crate::core::registerer::{Event, Registerer, State};
@@ -339,7 +339,8 @@ struct Runtime {
 }
 
 static RUNTIME: OnceCell<Runtime> = OnceCell::new();
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// The next sequence number of each kind of id (see [`next_id`]).
+static NEXT_SEQ: [AtomicU64; 1 << KIND_BITS] = [const { AtomicU64::new(1) }; 1 << KIND_BITS];
 /// A wake-up of the worker is on its way: commands queued meanwhile need no
 /// other (10 000 accounts created in a loop cost one wake-up, not 50 000).
 /// The worker clears it before it drains the queue.
@@ -371,9 +372,27 @@ pub fn start() -> Result<(), Error> {
     runtime().map(|_| ())
 }
 
-/// A fresh id for a user agent or registerer (never reused in the process).
-pub fn next_id() -> u64 {
-    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+/// What an id names: its low [`KIND_BITS`] bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum IdKind {
+    /// A user agent.
+    UserAgent = 1,
+    /// A registerer.
+    Registerer = 2,
+    /// A set of registerer options.
+    Options = 3,
+    /// A dispatcher.
+    Dispatcher = 4,
+}
+
+/// A fresh id of `kind`, never reused in the process: the kind's next
+/// sequence number shifted left by [`KIND_BITS`], with the kind below it.
+/// Ids of one kind are dense, so the tables keyed by them
+/// ([`IdTable`](crate::core::id_table::IdTable)) hold them in pages; the
+/// kind bits keep a handle of one kind from naming an object of another.
+pub fn next_id(kind: IdKind) -> u64 {
+    (NEXT_SEQ[kind as usize].fetch_add(1, Ordering::Relaxed) << KIND_BITS) | kind as u64
 }
 
 /// Queues a command and wakes the worker (starting it on first use).
@@ -526,7 +545,9 @@ pub fn send_message(ua: UaId, flow: u64, bytes: &[u8]) -> Result<(), Error> {
 
 /// Whether `id` was handed out by [`next_id`] (so a missing handle was freed, not forged).
 pub fn was_issued(id: u64) -> bool {
-    id > 0 && id < NEXT_ID.load(Ordering::Relaxed)
+    let kind = (id & ((1 << KIND_BITS) - 1)) as usize;
+    let seq = id >> KIND_BITS;
+    kind != 0 && seq > 0 && seq < NEXT_SEQ[kind].load(Ordering::Relaxed)
 }
 
 #[cfg(test)]
@@ -545,5 +566,35 @@ mod command_size {
     #[test]
     fn the_shared_state_takes_at_most_168_bytes() {
         assert!(std::mem::size_of::<super::Shared>() <= 168);
+    }
+}
+
+#[cfg(test)]
+mod ids {
+    use super::{next_id, was_issued, IdKind, KIND_BITS};
+
+    #[test]
+    fn ids_of_one_kind_are_dense_and_carry_their_kind() {
+        let a = next_id(IdKind::Registerer);
+        let b = next_id(IdKind::Registerer);
+        let u = next_id(IdKind::UserAgent);
+        // Other tests take ids meanwhile: later, never equal, same kind bits.
+        assert!(b > a && (b - a) % (1 << KIND_BITS) == 0);
+        assert_eq!(a & 7, IdKind::Registerer as u64);
+        assert_eq!(u & 7, IdKind::UserAgent as u64);
+        assert!(was_issued(a) && was_issued(b) && was_issued(u));
+    }
+
+    #[test]
+    fn ids_never_handed_out_are_told_apart() {
+        let a = next_id(IdKind::Options);
+        // The next one of the kind, not taken yet by this test's thread; far
+        // ahead so other tests cannot have taken it either.
+        assert!(!was_issued(a + (1 << 40)));
+        // No kind 0, no sequence number 0, no kind beyond the last.
+        assert!(!was_issued(0));
+        assert!(!was_issued(a & !7));
+        assert!(!was_issued(IdKind::Dispatcher as u64));
+        assert!(!was_issued((1 << KIND_BITS) | 7));
     }
 }

@@ -25,6 +25,7 @@ use crate::core::endpoint::{
     View,
 };
 use crate::core::failure::{Failure, FailureKind};
+use crate::core::id_table::IdTable;
 use crate::core::idhash::IdMap;
 use crate::core::options::Transport;
 use crate::core::registerer::Event;
@@ -51,7 +52,7 @@ pub struct Shell {
     ep: Endpoint,
     socks: IdMap<FlowId, Io>,
     /// Each registerer's handle state, by id.
-    regs: IdMap<RegId, Arc<Shared>>,
+    regs: IdTable<Arc<Shared>>,
     /// User agents being freed: who waits for the end.
     freeing: IdMap<UaId, Sender<()>>,
     /// Sockets with more to read than one wake-up takes (readiness is edge-triggered).
@@ -94,7 +95,7 @@ impl Shell {
             clock,
             ep,
             socks: IdMap::default(),
-            regs: IdMap::default(),
+            regs: IdTable::default(),
             freeing: IdMap::default(),
             again: Vec::new(),
             rbufs: RecvBuffers::default(),

@@ -53,6 +53,7 @@ use self::flows::Flows;
 use self::pacing::{Outcome, Pacer};
 use self::timers::Timers;
 use super::failure::{Failure, FailureKind};
+use super::id_table::IdTable;
 use super::idhash::IdMap;
 use super::options::{Transport, UserAgentConfig, DEFAULT_ALLOW, DEFAULT_USER_AGENT};
 use super::registerer::{Event, Registerer, State, KEY_LEN};
@@ -222,9 +223,9 @@ pub struct Endpoint {
     /// Entries boxed: a fleet grows this table to hundreds of thousands,
     /// and each doubling leaves the old table free on the heap (16-byte
     /// slots, not 72).
-    uas: IdMap<UaId, Box<UaEntry>>,
+    uas: IdTable<Box<UaEntry>>,
     /// Entries boxed: the table holds pointers, not 100-byte entries with its slack.
-    regs: IdMap<RegId, Box<RegEntry>>,
+    regs: IdTable<Box<RegEntry>>,
     /// Registerer keys (the start of every branch) to registerers, as bytes
     /// inline rather than strings on the heap: only for keys that are not
     /// the registerer's id (ids beyond the key's 50 bits; see

@@ -629,7 +629,7 @@ impl Endpoint {
             let live = self
                 .regs
                 .iter()
-                .filter_map(|(id, r)| r.timer_at.map(|t| (t, *id)));
+                .filter_map(|(id, r)| r.timer_at.map(|t| (t, id)));
             self.timers.rebuild_regs(live, limit + 1);
         }
         if terminated {
