@@ -220,12 +220,11 @@ struct RegEntry {
 /// Every registerer and flow of the process, sans-IO.
 #[derive(Default)]
 pub struct Endpoint {
-    /// Entries boxed: a fleet grows this table to hundreds of thousands,
-    /// and each doubling leaves the old table free on the heap (16-byte
-    /// slots, not 72).
-    uas: IdTable<Box<UaEntry>>,
-    /// Entries boxed: the table holds pointers, not 100-byte entries with its slack.
-    regs: IdTable<Box<RegEntry>>,
+    /// Entries inline in the table's pages (which never move or double):
+    /// no heap chunk of their own, no pointer to it.
+    uas: IdTable<UaEntry>,
+    /// Entries inline, as for `uas`.
+    regs: IdTable<RegEntry>,
     /// Registerer keys (the start of every branch) to registerers, as bytes
     /// inline rather than strings on the heap: only for keys that are not
     /// the registerer's id (ids beyond the key's 50 bits; see
@@ -383,14 +382,14 @@ impl Endpoint {
         let answering = Answering::of(&config).shared(&mut self.common_answerings);
         self.uas.insert(
             id,
-            Box::new(UaEntry {
+            UaEntry {
                 answering,
                 config,
                 stats,
                 regs: reg_list::RegList::default(),
                 freeing: false,
                 warned_insecure: false,
-            }),
+            },
         );
     }
 
@@ -540,7 +539,7 @@ impl Endpoint {
         core.set_paced(true);
         self.regs.insert(
             id,
-            Box::new(RegEntry {
+            RegEntry {
                 core,
                 ua,
                 flow: None,
@@ -548,7 +547,7 @@ impl Endpoint {
                 freed: false,
                 deferred_unregister: None,
                 shown_flow: None,
-            }),
+            },
         );
         if changed {
             self.refresh_cards(ua);
