@@ -579,7 +579,7 @@ mod ids {
         let b = next_id(IdKind::Registerer);
         let u = next_id(IdKind::UserAgent);
         // Other tests take ids meanwhile: later, never equal, same kind bits.
-        assert!(b > a && (b - a) % (1 << KIND_BITS) == 0);
+        assert!(b > a && (b - a).is_multiple_of(1 << KIND_BITS));
         assert_eq!(a & 7, IdKind::Registerer as u64);
         assert_eq!(u & 7, IdKind::UserAgent as u64);
         assert!(was_issued(a) && was_issued(b) && was_issued(u));
