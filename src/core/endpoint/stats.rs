@@ -46,8 +46,9 @@ pub struct UaStats {
 /// A slot freed by its last reference is reset and taken by the next user
 /// agent (blocks are kept for reuse, never returned).
 pub struct SharedStats {
-    block: Arc<Block>,
-    slot: usize,
+    /// Its slot: blocks live as long as the process (see [`BLOCKS`]), so a
+    /// plain reference, half the size of a block pointer and an index.
+    place: &'static Slot,
 }
 
 /// User agents per block of counters (a block is about two pages).
@@ -65,34 +66,34 @@ struct Block {
     slots: [Slot; BLOCK_SLOTS],
 }
 
+/// Every block made. Their slots are reused, never returned: this list
+/// keeps each block reachable (leak checkers see it held) for the life of
+/// the process.
+static BLOCKS: Mutex<Vec<&'static Block>> = Mutex::new(Vec::new());
+
 /// Free slots, the last freed handed out first.
-static FREE: Mutex<Vec<(Arc<Block>, usize)>> = Mutex::new(Vec::new());
+static FREE: Mutex<Vec<&'static Slot>> = Mutex::new(Vec::new());
 
 impl SharedStats {
     /// Counters for a new user agent, all zero.
     pub fn new() -> SharedStats {
         let mut free = FREE.lock().unwrap_or_else(|e| e.into_inner());
-        let (block, slot) = match free.pop() {
+        let place = match free.pop() {
             Some(taken) => taken,
             None => {
-                let block = Arc::new(Block {
+                let block: &'static Block = Box::leak(Box::new(Block {
                     slots: std::array::from_fn(|_| Slot::default()),
-                });
+                }));
+                BLOCKS.lock().unwrap_or_else(|e| e.into_inner()).push(block);
                 // Handed out in order, so user agents made together are neighbours.
-                free.extend((1..BLOCK_SLOTS).rev().map(|i| (block.clone(), i)));
-                (block, 0)
+                let (first, rest) = block.slots.split_at(1);
+                free.extend(rest.iter().rev());
+                &first[0]
             }
         };
         drop(free);
-        if let Some(s) = block.slots.get(slot) {
-            s.refs.store(1, Ordering::Relaxed);
-        }
-        SharedStats { block, slot }
-    }
-
-    fn place(&self) -> &Slot {
-        // `slot` is below BLOCK_SLOTS by construction.
-        &self.block.slots[self.slot % BLOCK_SLOTS]
+        place.refs.store(1, Ordering::Relaxed);
+        SharedStats { place }
     }
 }
 
@@ -104,33 +105,29 @@ impl Default for SharedStats {
 
 impl Clone for SharedStats {
     fn clone(&self) -> SharedStats {
-        self.place().refs.fetch_add(1, Ordering::Relaxed);
-        SharedStats {
-            block: self.block.clone(),
-            slot: self.slot,
-        }
+        self.place.refs.fetch_add(1, Ordering::Relaxed);
+        SharedStats { place: self.place }
     }
 }
 
 impl Drop for SharedStats {
     fn drop(&mut self) {
-        let place = self.place();
-        if place.refs.fetch_sub(1, Ordering::Release) != 1 {
+        if self.place.refs.fetch_sub(1, Ordering::Release) != 1 {
             return;
         }
         // The last reference: every other use of the slot happened before.
         fence(Ordering::Acquire);
-        place.stats.reset();
+        self.place.stats.reset();
         FREE.lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push((self.block.clone(), self.slot));
+            .push(self.place);
     }
 }
 
 impl Deref for SharedStats {
     type Target = UaStats;
     fn deref(&self) -> &UaStats {
-        &self.place().stats
+        &self.place.stats
     }
 }
 
@@ -183,6 +180,13 @@ impl UaStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One sits in every user agent's handle and entry, and beside each
+    /// contact user in a flow's table.
+    #[test]
+    fn a_counted_reference_is_one_pointer() {
+        assert_eq!(std::mem::size_of::<SharedStats>(), 8);
+    }
 
     #[test]
     fn live_counters_have_their_own_slot_and_a_freed_slot_comes_back_zeroed() {
