@@ -165,6 +165,53 @@ impl<V> IdTable<V> {
     }
 }
 
+/// A set of ids, kept as an [`IdTable`] of nothing: about a byte an id
+/// when they are dense.
+#[derive(Default, Debug)]
+pub struct IdTableSet(IdTable<()>);
+
+impl IdTableSet {
+    /// Adds `id`; false when it was there.
+    pub fn insert(&mut self, id: u64) -> bool {
+        self.0.insert(id, ()).is_none()
+    }
+
+    /// Removes `id`; false when it was not there.
+    pub fn remove(&mut self, id: &u64) -> bool {
+        self.0.remove(id).is_some()
+    }
+
+    /// Whether `id` is in the set.
+    pub fn contains(&self, id: &u64) -> bool {
+        self.0.contains_key(id)
+    }
+
+    /// Number of ids.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every id, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.0.keys()
+    }
+}
+
+impl IntoIterator for IdTableSet {
+    type Item = u64;
+    type IntoIter = std::vec::IntoIter<u64>;
+
+    fn into_iter(mut self) -> Self::IntoIter {
+        let ids: Vec<u64> = self.0.drain().map(|(id, ())| id).collect();
+        ids.into_iter()
+    }
+}
+
 impl<V: std::fmt::Debug> std::fmt::Debug for IdTable<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_map().entries(self.iter()).finish()
@@ -257,6 +304,17 @@ mod tests {
         }
         assert!(t.is_empty());
         assert_eq!(t.pages.len(), 0, "every page freed with its last value");
+    }
+
+    #[test]
+    fn a_set_of_ids_adds_and_removes_once() {
+        let mut s = IdTableSet::default();
+        assert!(s.insert(10) && !s.insert(10) && s.insert(18));
+        assert!(s.contains(&10) && !s.contains(&2));
+        assert_eq!(s.len(), 2);
+        assert!(s.remove(&10) && !s.remove(&10));
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![18]);
+        assert_eq!(s.into_iter().collect::<Vec<_>>(), vec![18]);
     }
 
     #[test]

@@ -19,11 +19,11 @@
 //! leaves, so disposing the last registerer closes its connection.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Card, ConnectSpec, FlowId, HandshakeStep, RegId, UaId};
-use crate::core::idhash::{IdMap, IdSet};
+use crate::core::id_table::IdTableSet;
+use crate::core::idhash::IdMap;
 use crate::core::options::Transport;
 use crate::core::short_text::ShortText;
 
@@ -55,9 +55,11 @@ pub struct Flow {
     /// registerer go there.
     pub owner: UaId,
     /// Registerers that send on it.
-    pub users: IdSet<RegId>,
-    /// AORs on it: the user agent using each, and how many of its registerers.
-    aors: IdMap<Arc<str>, (UaId, usize)>,
+    pub users: IdTableSet,
+    /// AORs on it, by a hash of their text: the user agent using each, and
+    /// how many of its registerers. (Two AORs that hash alike only cost
+    /// sharing: the second one's user agent takes the next flow.)
+    aors: IdMap<u64, (UaId, u32)>,
     /// Contact users on it (compared unescaped): the user agent holding
     /// each, how many of its registerers, and its card (what answering a
     /// request for it reads). (Ours: a user taken from a request is only
@@ -80,6 +82,17 @@ pub struct Flow {
     /// sources whose requests are trusted with a larger answer budget),
     /// the newest last, at most [`MAX_PEERS`].
     pub peers: Vec<SocketAddr>,
+}
+
+/// The key of an AOR in a flow's table of them: SipHash, whose 64 bits
+/// make two of an application's AORs alike only by a 2^-64 chance (the
+/// fast id hasher's multiply-rotate scheme collides on AORs that differ
+/// in two of its 8-byte words; it is fine for spreading, not as a key).
+fn aor_hash(aor: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    aor.hash(&mut h);
+    h.finish()
 }
 
 /// Contact users of up to this many bytes are kept inside the flow's table
@@ -145,7 +158,7 @@ impl Flows {
             Flow {
                 key,
                 owner,
-                users: IdSet::default(),
+                users: IdTableSet::default(),
                 aors: IdMap::default(),
                 contact_users: IdMap::default(),
                 local: None,
@@ -164,7 +177,7 @@ impl Flows {
     pub fn taken(&self, id: FlowId, aor: &str, ua: UaId) -> bool {
         self.flows
             .get(&id)
-            .and_then(|f| f.aors.get(aor))
+            .and_then(|f| f.aors.get(&aor_hash(aor)))
             .is_some_and(|(u, _)| *u != ua)
     }
 
@@ -176,7 +189,7 @@ impl Flows {
         &mut self,
         id: FlowId,
         reg: RegId,
-        aor: &Arc<str>,
+        aor: &str,
         ua: UaId,
         user: &str,
         card: &Card,
@@ -196,7 +209,7 @@ impl Flows {
         }
         if f.users.insert(reg) {
             // The registerer's own text of its AOR, shared, not copied.
-            f.aors.entry(aor.clone()).or_insert((ua, 0)).1 += 1;
+            f.aors.entry(aor_hash(aor)).or_insert((ua, 0)).1 += 1;
             f.contact_users
                 .entry(ShortText::new(&normalized_user(&chosen)))
                 .or_insert_with(|| (ua, 0, card.clone()))
@@ -236,10 +249,11 @@ impl Flows {
     pub fn detach(&mut self, id: FlowId, reg: RegId, aor: &str, user: &str) -> bool {
         self.flows.get_mut(&id).is_some_and(|f| {
             if f.users.remove(&reg) {
-                if let Some(e) = f.aors.get_mut(aor) {
+                let hash = aor_hash(aor);
+                if let Some(e) = f.aors.get_mut(&hash) {
                     e.1 -= 1;
                     if e.1 == 0 {
-                        f.aors.remove(aor);
+                        f.aors.remove(&hash);
                     }
                 }
                 let key = normalized_user(user);
@@ -381,17 +395,16 @@ mod tests {
         let mut flows = Flows::default();
         let card = Card::blank();
         let f = flows.insert(key(), 1);
-        let (a, b): (Arc<str>, Arc<str>) =
-            ("sip:alice@a.example".into(), "sip:alice@b.example".into());
-        assert_eq!(flows.attach(f, 10, &a, 1, "alice", &card), "alice");
+        let (a, b) = ("sip:alice@a.example", "sip:alice@b.example");
+        assert_eq!(flows.attach(f, 10, a, 1, "alice", &card), "alice");
         assert_eq!(
-            flows.attach(f, 11, &a, 1, "alice", &card),
+            flows.attach(f, 11, a, 1, "alice", &card),
             "alice",
             "same user agent, same user"
         );
-        assert_eq!(flows.attach(f, 20, &b, 2, "alice", &card), "alice-2");
+        assert_eq!(flows.attach(f, 20, b, 2, "alice", &card), "alice-2");
         assert_eq!(
-            flows.attach(f, 30, &b, 3, "al%69ce", &card),
+            flows.attach(f, 30, b, 3, "al%69ce", &card),
             "al%69ce-3",
             "an escaped spelling clashes too"
         );
@@ -399,15 +412,42 @@ mod tests {
         assert_eq!(owner(&flows, f, "%61lice-2"), Some(2));
         assert_eq!(owner(&flows, f, "alice-3"), Some(3));
         assert_eq!(owner(&flows, f, "alice-4"), None);
-        assert!(!flows.detach(f, 10, &a, "alice"));
+        assert!(!flows.detach(f, 10, a, "alice"));
         assert_eq!(owner(&flows, f, "alice"), Some(1), "one registerer left");
-        assert!(!flows.detach(f, 11, &a, "alice"));
+        assert!(!flows.detach(f, 11, a, "alice"));
         assert_eq!(owner(&flows, f, "alice"), None);
         assert_eq!(
-            flows.attach(f, 40, &b, 4, "alice", &card),
+            flows.attach(f, 40, b, 4, "alice", &card),
             "alice",
             "free again"
         );
         assert_eq!(normalized_user("a%3bb%3B"), "a%3Bb%3B");
+    }
+
+    #[test]
+    fn an_aor_on_a_flow_is_taken_for_other_user_agents_until_its_last_registerer_leaves() {
+        let mut flows = Flows::default();
+        let card = Card::blank();
+        let f = flows.insert(key(), 1);
+        let aor = "sip:alice@a.example";
+        assert!(!flows.taken(f, aor, 1));
+        flows.attach(f, 10, aor, 1, "alice", &card);
+        flows.attach(f, 11, aor, 1, "alice", &card);
+        assert!(!flows.taken(f, aor, 1), "its own user agent");
+        assert!(flows.taken(f, aor, 2), "another user agent");
+        assert!(!flows.taken(f, "sip:bob@a.example", 2), "another AOR");
+        // AORs that differ in two 8-byte words (alike under the id hasher).
+        for i in 0..10_000 {
+            let (aor, user) = (format!("sip:u{i}@127.0.0.1"), format!("u{i}"));
+            flows.attach(f, 100 + i, &aor, 100 + i, &user, &card);
+        }
+        for i in 0..10_000 {
+            let aor = format!("sip:u{i}@127.0.0.1");
+            assert!(!flows.taken(f, &aor, 100 + i), "{aor}");
+        }
+        flows.detach(f, 10, aor, "alice");
+        assert!(flows.taken(f, aor, 2), "one registerer left");
+        flows.detach(f, 11, aor, "alice");
+        assert!(!flows.taken(f, aor, 2), "free again");
     }
 }

@@ -768,7 +768,7 @@ impl Endpoint {
         let f = self.flows.get(flow)?;
         let user = uri.user.as_deref().map(super::flows::normalized_user);
         f.users.iter().find_map(|rid| {
-            let r = self.regs.get(rid)?;
+            let r = self.regs.get(&rid)?;
             let routing = r.core.routing();
             let named = [&routing.pub_gruu, &routing.temp_gruu]
                 .into_iter()
@@ -792,8 +792,8 @@ impl Endpoint {
             return None;
         }
         let mut found: Option<UaId> = None;
-        for rid in &f.users {
-            let Some(r) = self.regs.get(rid).filter(|r| r.core.outbound_in_use()) else {
+        for rid in f.users.iter() {
+            let Some(r) = self.regs.get(&rid).filter(|r| r.core.outbound_in_use()) else {
                 continue;
             };
             match found {

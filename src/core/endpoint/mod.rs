@@ -757,7 +757,6 @@ impl Endpoint {
         let victims: Vec<RegId> = f
             .users
             .iter()
-            .copied()
             .filter(|rid| {
                 self.regs.get(rid).is_some_and(|r| {
                     r.core.in_transaction() && dest.is_none_or(|d| r.core.destination() == Some(d))

@@ -55,8 +55,8 @@ impl Endpoint {
         let Some(f) = self.flows.get(flow) else {
             return;
         };
-        for rid in &f.users {
-            if let Some(r) = self.regs.get_mut(rid) {
+        for rid in f.users.iter() {
+            if let Some(r) = self.regs.get_mut(&rid) {
                 r.core.keepalive_pong();
             }
         }
@@ -167,7 +167,7 @@ impl Endpoint {
         };
         debug_assert_eq!(f.key.transport, Transport::Udp);
         let owner = f.owner;
-        let users: Vec<RegId> = f.users.iter().copied().collect();
+        let users: Vec<RegId> = f.users.iter().collect();
         for rid in users {
             if self
                 .regs
