@@ -21,6 +21,7 @@
 
 use std::ffi::{c_void, CString};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use sipreg::ffi::options::*;
@@ -35,12 +36,22 @@ static REGISTERED: AtomicUsize = AtomicUsize::new(0);
 static UNREGISTERED: AtomicUsize = AtomicUsize::new(0);
 static FAILED: AtomicUsize = AtomicUsize::new(0);
 
+/// How many of the counted state changes the main thread waits for; the
+/// callback that reaches it wakes the main thread (which sleeps meanwhile:
+/// polling would put the harness's own wake-ups into the measured CPU).
+static TARGET: AtomicUsize = AtomicUsize::new(usize::MAX);
+static DONE: (Mutex<()>, Condvar) = (Mutex::new(()), Condvar::new());
+
 unsafe extern "C" fn on_state(_ud: *mut c_void, _r: *mut sipreg_registerer, s: sipreg_state) {
-    match s {
-        sipreg_state::SIPREG_STATE_REGISTERED => REGISTERED.fetch_add(1, Ordering::Relaxed),
-        sipreg_state::SIPREG_STATE_UNREGISTERED => UNREGISTERED.fetch_add(1, Ordering::Relaxed),
-        _ => 0,
+    let now = match s {
+        sipreg_state::SIPREG_STATE_REGISTERED => REGISTERED.fetch_add(1, Ordering::SeqCst) + 1,
+        sipreg_state::SIPREG_STATE_UNREGISTERED => UNREGISTERED.fetch_add(1, Ordering::SeqCst) + 1,
+        _ => return,
     };
+    if now == TARGET.load(Ordering::SeqCst) {
+        let _g = DONE.0.lock().unwrap_or_else(|e| e.into_inner());
+        DONE.1.notify_all();
+    }
 }
 
 unsafe extern "C" fn on_event(
@@ -110,13 +121,23 @@ fn peak_rss_kb() -> i64 {
         .unwrap_or(0)
 }
 
+/// Waits until `counter` reaches `n` (woken by the callback that gets it
+/// there; a timed wait also checks now and then, so nothing is missed).
 fn wait(counter: &AtomicUsize, n: usize, limit: Duration) -> bool {
     let end = Instant::now() + limit;
-    while counter.load(Ordering::Relaxed) < n {
-        if Instant::now() > end {
+    TARGET.store(n, Ordering::SeqCst);
+    let mut g = DONE.0.lock().unwrap_or_else(|e| e.into_inner());
+    while counter.load(Ordering::SeqCst) < n {
+        let now = Instant::now();
+        if now > end {
             return false;
         }
-        std::thread::sleep(Duration::from_micros(500));
+        let step = (end - now).min(Duration::from_millis(100));
+        g = DONE
+            .1
+            .wait_timeout(g, step)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
     }
     true
 }
