@@ -48,7 +48,8 @@ typedef enum sipreg_result {
    */
   SIPREG_ERR_NULL_ARGUMENT = 1,
   /**
-   * Bad URI, bad option value, bad UTF-8, or a handle that was never issued.
+   * Bad URI, bad option value, bad UTF-8, a handle that was never issued, or
+   * a handle of another kind (a user agent passed as a registerer).
    */
   SIPREG_ERR_INVALID_ARGUMENT = 2,
   /**

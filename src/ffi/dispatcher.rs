@@ -63,7 +63,8 @@ pub struct sipreg_dispatcher_stats {
     pub coalesced: u64,
 }
 
-pub(crate) static DISPATCHERS: Registry<Dispatcher> = Registry::new();
+pub(crate) static DISPATCHERS: Registry<Dispatcher> =
+    Registry::new(crate::runtime::IdKind::Dispatcher);
 
 fn get(d: *const sipreg_dispatcher) -> Result<Arc<Dispatcher>, Error> {
     DISPATCHERS.get(d as *const c_void, "dispatcher")

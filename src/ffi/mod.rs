@@ -17,6 +17,7 @@ pub mod trace;
 pub mod user_agent;
 
 use crate::core::id_table::IdTable;
+use crate::runtime::IdKind;
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -34,7 +35,8 @@ pub enum sipreg_result {
     SIPREG_OK = 0,
     /// A required pointer was NULL.
     SIPREG_ERR_NULL_ARGUMENT = 1,
-    /// Bad URI, bad option value, bad UTF-8, or a handle that was never issued.
+    /// Bad URI, bad option value, bad UTF-8, a handle that was never issued, or
+    /// a handle of another kind (a user agent passed as a registerer).
     SIPREG_ERR_INVALID_ARGUMENT = 2,
     /// A REGISTER is already in flight (SIP.js RequestPendingError).
     SIPREG_ERR_REQUEST_PENDING = 3,
@@ -191,12 +193,15 @@ pub(crate) unsafe fn copy_out(
 /// Live handles of one kind, keyed by the id C sees as a pointer.
 pub(crate) struct Registry<T> {
     map: Mutex<Option<IdTable<Arc<T>>>>,
+    /// The kind of the ids it holds (a handle of another kind is told apart).
+    kind: IdKind,
 }
 
 impl<T> Registry<T> {
-    pub(crate) const fn new() -> Self {
+    pub(crate) const fn new(kind: IdKind) -> Self {
         Registry {
             map: Mutex::new(None),
+            kind,
         }
     }
 
@@ -207,6 +212,7 @@ impl<T> Registry<T> {
 
     /// Stores `value` and returns its handle.
     pub(crate) fn insert(&self, id: u64, value: Arc<T>) -> *mut std::ffi::c_void {
+        debug_assert_eq!(IdKind::of(id), Some(self.kind));
         self.with(|m| m.insert(id, value));
         id as usize as *mut std::ffi::c_void
     }
@@ -224,7 +230,7 @@ impl<T> Registry<T> {
         if let Some(v) = self.with(|m| m.get(&id).cloned()) {
             return Ok(v);
         }
-        Err(stale(id, what))
+        Err(self.stale(id, what))
     }
 
     /// Removes a handle, returning what it held.
@@ -237,15 +243,26 @@ impl<T> Registry<T> {
             return Err(Error::NullArgument(what));
         }
         let id = p as usize as u64;
-        self.with(|m| m.remove(&id)).ok_or_else(|| stale(id, what))
+        self.with(|m| m.remove(&id))
+            .ok_or_else(|| self.stale(id, what))
     }
 }
 
-fn stale(id: u64, what: &'static str) -> Error {
-    if crate::runtime::was_issued(id) {
-        Error::Terminated
-    } else {
-        Error::invalid(format!("{what} is not a handle issued by this library"))
+impl<T> Registry<T> {
+    /// Why `id` names nothing here: a handle of another kind, one freed
+    /// (TERMINATED), or one this library never issued.
+    fn stale(&self, id: u64, what: &'static str) -> Error {
+        if !crate::runtime::was_issued(id) {
+            return Error::invalid(format!("{what} is not a handle issued by this library"));
+        }
+        match IdKind::of(id) {
+            Some(other) if other != self.kind => Error::invalid(format!(
+                "{what} is a {} handle, not a {}",
+                other.name(),
+                self.kind.name()
+            )),
+            _ => Error::Terminated,
+        }
     }
 }
 

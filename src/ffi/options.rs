@@ -28,7 +28,7 @@ impl OptionsHandle {
     }
 }
 
-pub(crate) static OPTIONS: Registry<OptionsHandle> = Registry::new();
+pub(crate) static OPTIONS: Registry<OptionsHandle> = Registry::new(crate::runtime::IdKind::Options);
 
 fn with_opts(
     o: *mut sipreg_registerer_options,

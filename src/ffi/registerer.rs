@@ -113,7 +113,8 @@ pub(crate) struct RegHandle {
     freed: AtomicBool,
 }
 
-pub(crate) static REGISTERERS: Registry<RegHandle> = Registry::new();
+pub(crate) static REGISTERERS: Registry<RegHandle> =
+    Registry::new(crate::runtime::IdKind::Registerer);
 
 pub(crate) fn get(r: *mut sipreg_registerer) -> Result<Arc<RegHandle>, Error> {
     REGISTERERS.get(r as *const c_void, "registerer")

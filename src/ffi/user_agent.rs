@@ -115,7 +115,7 @@ impl UaHandle {
     }
 }
 
-pub(crate) static UAS: Registry<UaHandle> = Registry::new();
+pub(crate) static UAS: Registry<UaHandle> = Registry::new(crate::runtime::IdKind::UserAgent);
 
 /// How long `sipreg_user_agent_free` waits for the worker to reach the free
 /// behind the commands queued before it.

@@ -386,6 +386,29 @@ pub enum IdKind {
     Dispatcher = 4,
 }
 
+impl IdKind {
+    /// The kind named by `id`'s low bits, if any.
+    pub fn of(id: u64) -> Option<IdKind> {
+        match id & ((1 << KIND_BITS) - 1) {
+            1 => Some(IdKind::UserAgent),
+            2 => Some(IdKind::Registerer),
+            3 => Some(IdKind::Options),
+            4 => Some(IdKind::Dispatcher),
+            _ => None,
+        }
+    }
+
+    /// What the C header calls a handle of this kind.
+    pub fn name(self) -> &'static str {
+        match self {
+            IdKind::UserAgent => "sipreg_user_agent",
+            IdKind::Registerer => "sipreg_registerer",
+            IdKind::Options => "sipreg_registerer_options",
+            IdKind::Dispatcher => "sipreg_dispatcher",
+        }
+    }
+}
+
 /// A fresh id of `kind`, never reused in the process: the kind's next
 /// sequence number shifted left by [`KIND_BITS`], with the kind below it.
 /// Ids of one kind are dense, so the tables keyed by them
