@@ -1,6 +1,6 @@
 //! Regression guard for the memory one account costs between transactions:
 //! the size of the core `Registerer` (the runtime keeps one per account, in
-//! its boxed worker entry) and the heap an idle, Registered registerer keeps
+//! the endpoint's entry, boxed) and the heap an idle, Registered registerer keeps
 //! after an authenticated registration (401, then 200), both right after
 //! the 200 (the two completed transactions still absorb retransmissions
 //! until Timer K) and once Timer K has passed. The user agent's settings

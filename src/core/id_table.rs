@@ -4,15 +4,17 @@
 //! on its own: an id is its sequence number shifted left by [`KIND_BITS`],
 //! with the kind in the low bits (see `runtime::next_id`). Ids of one kind
 //! are therefore dense, and a table of them is kept in pages of [`PAGE`]
-//! consecutive ids: a value costs its own size in its page (8 bytes for a
-//! box or an `Arc`) where a hashed map costs 17 bytes a bucket at a load
+//! consecutive ids: while they stay dense a value costs its own size in
+//! its page (8 bytes for a box or an `Arc`) where a hashed map costs 17
+//! bytes a bucket at a load
 //! between 44 % and 87 % (28 bytes a value at 10 000). Only the page
 //! directory is hashed, one entry per [`PAGE`] ids. A page whose last value
 //! goes is freed, so ids of objects long gone cost nothing. The price: a
 //! page lives while any of its ids does, so an application that keeps one
 //! object in 32 of those it makes, for good, pays a page for each (a few
-//! hundred bytes to a few KiB, by the value's size); objects made together
-//! and dropped together, the usual case, fill and free whole pages.
+//! hundred bytes to a few KiB, by the value's size: the endpoint's tables
+//! hold boxes for that reason); objects made together and dropped
+//! together fill and free whole pages.
 //!
 //! Any `u64` is a valid key (tests number their objects 1, 2, 3); keys that
 //! differ in their kind bits never share a page.
@@ -169,8 +171,8 @@ impl<V> IdTable<V> {
     }
 }
 
-/// A set of ids, kept as an [`IdTable`] of nothing: about a byte an id
-/// when they are dense.
+/// A set of ids, kept as an [`IdTable`] of nothing: two or three bytes an
+/// id when they are dense (a byte a slot, the page's count, the directory).
 #[derive(Default, Debug)]
 pub struct IdTableSet(IdTable<()>);
 

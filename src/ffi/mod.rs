@@ -217,7 +217,8 @@ impl<T> Registry<T> {
         id as usize as *mut std::ffi::c_void
     }
 
-    /// Looks a handle up: NULL, freed and never-issued handles are errors.
+    /// Looks a handle up: NULL, freed and never-issued handles, and handles
+    /// of another kind, are errors.
     pub(crate) fn get(
         &self,
         p: *const std::ffi::c_void,

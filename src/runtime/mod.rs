@@ -597,7 +597,7 @@ mod ids {
     use super::{next_id, was_issued, IdKind, KIND_BITS};
 
     #[test]
-    fn ids_of_one_kind_are_dense_and_carry_their_kind() {
+    fn ids_of_one_kind_step_by_eight_and_carry_their_kind() {
         let a = next_id(IdKind::Registerer);
         let b = next_id(IdKind::Registerer);
         let u = next_id(IdKind::UserAgent);

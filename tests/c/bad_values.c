@@ -347,6 +347,8 @@ static void forged_and_mistyped_handles(void) {
     MUST(sipreg_user_agent_new("sip:freed@127.0.0.1", &u));
     EXPECT_RC(sipreg_user_agent_free(u), SIPREG_OK);
     EXPECT_RC(sipreg_user_agent_free(u), SIPREG_ERR_TERMINATED);
+    /* Passed as a registerer, it is still of another kind, not a freed registerer. */
+    EXPECT_INVALID(sipreg_register((sipreg_registerer *)(void *)u));
     EXPECT_RC(sipreg_user_agent_set_password(u, "x"), SIPREG_ERR_TERMINATED);
     EXPECT_RC(sipreg_user_agent_stats(u, &st), SIPREG_ERR_TERMINATED);
     EXPECT_RC(sipreg_registerer_new(u, NULL, NULL, NULL, &r), SIPREG_ERR_TERMINATED);

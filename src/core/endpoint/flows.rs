@@ -208,7 +208,6 @@ impl Flows {
             chosen = format!("{user}-{n}");
         }
         if f.users.insert(reg) {
-            // The registerer's own text of its AOR, shared, not copied.
             f.aors.entry(aor_hash(aor)).or_insert((ua, 0)).1 += 1;
             f.contact_users
                 .entry(ShortText::new(&normalized_user(&chosen)))

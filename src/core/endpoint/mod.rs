@@ -220,11 +220,13 @@ struct RegEntry {
 /// Every registerer and flow of the process, sans-IO.
 #[derive(Default)]
 pub struct Endpoint {
-    /// Entries inline in the table's pages (which never move or double):
-    /// no heap chunk of their own, no pointer to it.
-    uas: IdTable<UaEntry>,
-    /// Entries inline, as for `uas`.
-    regs: IdTable<RegEntry>,
+    /// Entries boxed, the table's pages holding pointers: a page lives
+    /// while any of its ids does, and when accounts come and go one live
+    /// entry holds several slots (a few at random lifetimes, 32 at worst),
+    /// which costs 8 bytes a slot this way, not the entry's size.
+    uas: IdTable<Box<UaEntry>>,
+    /// Entries boxed, as for `uas`.
+    regs: IdTable<Box<RegEntry>>,
     /// Registerer keys (the start of every branch) to registerers, as bytes
     /// inline rather than strings on the heap: only for keys that are not
     /// the registerer's id (ids beyond the key's 50 bits; see
@@ -382,14 +384,14 @@ impl Endpoint {
         let answering = Answering::of(&config).shared(&mut self.common_answerings);
         self.uas.insert(
             id,
-            UaEntry {
+            Box::new(UaEntry {
                 answering,
                 config,
                 stats,
                 regs: reg_list::RegList::default(),
                 freeing: false,
                 warned_insecure: false,
-            },
+            }),
         );
     }
 
@@ -539,7 +541,7 @@ impl Endpoint {
         core.set_paced(true);
         self.regs.insert(
             id,
-            RegEntry {
+            Box::new(RegEntry {
                 core,
                 ua,
                 flow: None,
@@ -547,7 +549,7 @@ impl Endpoint {
                 freed: false,
                 deferred_unregister: None,
                 shown_flow: None,
-            },
+            }),
         );
         if changed {
             self.refresh_cards(ua);
