@@ -406,6 +406,26 @@ fn crlf_keep_alives_go_out_on_the_registered_flow_at_the_interval() {
 }
 
 #[test]
+fn a_freed_registerer_is_forgotten_once_terminated_a_disposed_one_is_kept() {
+    let mut s = Sim::new();
+    s.peer(REGISTRAR, Behaviour::Ok { expires: 600 }, ms(5));
+    let (_, kept) = s.account("sip:a@127.0.0.1", &registrar_uri(None), None, 600);
+    let (_, freed) = s.account("sip:b@127.0.0.1", &registrar_uri(None), None, 600);
+    s.register(kept);
+    s.register(freed);
+    s.run(secs(1));
+    s.dispose(kept);
+    s.ep.free_registerer(s.now, freed);
+    s.pump();
+    assert!(s.removed.is_empty(), "both wait for their un-REGISTER");
+    s.run(secs(1));
+    assert_eq!(s.state(kept), State::Terminated);
+    assert_eq!(s.removed, vec![freed], "only the freed one is forgotten");
+    assert_eq!(s.ep.registerer_count(), 1);
+    assert!(s.ep.registerer(freed).is_none() && s.ep.registerer(kept).is_some());
+}
+
+#[test]
 fn freeing_a_user_agent_unregisters_its_registerers_then_reports_it_gone() {
     let mut s = Sim::new();
     s.peer(REGISTRAR, Behaviour::Ok { expires: 600 }, ms(5));

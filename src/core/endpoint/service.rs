@@ -13,6 +13,7 @@ use super::{
     view_of, Action, ConnectSpec, Endpoint, FlowError, FlowId, RegId, ShownFlow, TlsSpec, Transmit,
     TransmitKind, WsSpec,
 };
+use crate::core::compact::MaybeInstant;
 use crate::core::failure::{Failure, FailureKind};
 use crate::core::options::Transport;
 use crate::core::registerer::{Event, Registerer, State};
@@ -612,15 +613,15 @@ impl Endpoint {
             reg.shown_flow = Some(shown);
         }
         let deadline = reg.core.poll_timeout();
-        if deadline != reg.timer_at {
-            reg.timer_at = deadline;
+        if deadline != reg.timer_at.get() {
+            reg.timer_at = deadline.map_or(MaybeInstant::NONE, MaybeInstant::at);
             if let Some(t) = deadline {
                 self.timers.push_reg(t, id);
             }
         }
         let terminated = reg.core.state() == State::Terminated;
         let ua_id = reg.ua;
-        let freed = reg.freed;
+        let freed = self.freed_regs.contains(&id);
         for e in &fired {
             log_event(&reg.core, id, e);
         }
@@ -629,7 +630,7 @@ impl Endpoint {
             let live = self
                 .regs
                 .iter()
-                .filter_map(|(id, r)| r.timer_at.map(|t| (t, id)));
+                .filter_map(|(id, r)| r.timer_at.get().map(|t| (t, id)));
             self.timers.rebuild_regs(live, limit + 1);
         }
         if terminated {
@@ -648,6 +649,7 @@ impl Endpoint {
     }
 
     fn remove_reg(&mut self, id: RegId) {
+        self.freed_regs.remove(&id);
         self.detach(id);
         self.pacing.release(id, Outcome::Abandoned);
         if let Some(r) = self.regs.remove(&id) {
