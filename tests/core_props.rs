@@ -21,7 +21,7 @@ use proptest::prelude::*;
 use proptest::test_runner::Config as PropConfig;
 
 use sipreg::core::digest::{choose_challenge, parse_challenge};
-use sipreg::core::message::{frame, Frame, Response};
+use sipreg::core::message::{frame, frame_with_head, Frame, Response};
 use sipreg::core::options::{RegistererOptions, RetryPolicy, Transport, UserAgentConfig};
 use sipreg::core::refresh::{refresh_delay, spread_of};
 use sipreg::core::registerer::{Event, Registerer, State};
@@ -270,6 +270,14 @@ proptest! {
         prop_assert_eq!(frame(rest, 4096), Frame::Message(msg.len()));
         prop_assert_eq!(frame(&rest[..msg.len() - 1], 4096), Frame::Incomplete);
         prop_assert_eq!(Response::parse(&rest[..msg.len()]).map(|r| r.status), Ok(200));
+        // The framing's parse of the head, reused, gives the same response.
+        let (framed, head) = frame_with_head(rest, 4096);
+        prop_assert_eq!(framed, Frame::Message(msg.len()));
+        let head = head.ok_or_else(|| TestCaseError::fail("no head kept"))?;
+        prop_assert_eq!(
+            Response::parse_framed(&rest[..msg.len()], head),
+            Response::parse(&rest[..msg.len()])
+        );
     }
 }
 

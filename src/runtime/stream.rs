@@ -18,7 +18,7 @@ use super::link::Link;
 use super::tls::TlsLink;
 use super::ws::Ws;
 use crate::core::endpoint::HandshakeStep;
-use crate::core::message::{frame, Frame};
+use crate::core::message::{frame_with_head, Frame, FramedHead};
 use crate::core::options::Transport;
 
 /// Largest message accepted on a stream; a peer sending more is cut off.
@@ -93,6 +93,10 @@ pub struct StreamConn {
 pub struct ReadOutcome {
     /// Complete messages, in order.
     pub messages: Vec<Vec<u8>>,
+    /// Beside each message framed by Content-Length, its header section as
+    /// framing parsed it (for the endpoint not to parse it again); empty
+    /// for WebSocket messages.
+    pub heads: Vec<Option<FramedHead>>,
     /// Keep-alive answers seen (CRLF pongs, WebSocket PONGs).
     pub pongs: u32,
     /// The peer closed the connection or it failed.
@@ -408,7 +412,8 @@ fn split(rbuf: &mut Vec<u8>, out: &mut ReadOutcome) -> bool {
     let mut start = 0;
     let framed = loop {
         let rest = rbuf.get(start..).unwrap_or_default();
-        match frame(rest, MAX_MESSAGE) {
+        let (framed, head) = frame_with_head(rest, MAX_MESSAGE);
+        match framed {
             Frame::Incomplete => break true,
             Frame::KeepAlive(n) => {
                 // A CRLF pong answers a CRLFCRLF ping (RFC 5626 §4.4.1).
@@ -417,6 +422,7 @@ fn split(rbuf: &mut Vec<u8>, out: &mut ReadOutcome) -> bool {
             }
             Frame::Message(n) if n <= rest.len() && n > 0 => {
                 out.messages.push(rest[..n].to_vec());
+                out.heads.push(head);
                 start += n;
             }
             Frame::TooLarge(size) => {
@@ -514,6 +520,9 @@ mod tests {
                 &response(n, if n.is_multiple_of(3) { "x=1" } else { "" })
             );
         }
+        // Each message's head as framing parsed it, for the endpoint.
+        assert_eq!(out.heads.len(), 50);
+        assert!(out.heads.iter().all(Option::is_some));
         assert_eq!(out.pongs, 5);
         assert_eq!(rbuf, &last[..last.len() - 3]);
         rbuf.extend(&last[last.len() - 3..]);

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::{Endpoint, FlowId, RegId, UaId, UaStats};
-use crate::core::message::{classify_unchecked, Kind, Response};
+use crate::core::message::{classify_unchecked, FramedHead, Kind, Response};
 use crate::core::options::Transport;
 use crate::core::registerer::{branch_key, KEY_LEN};
 use crate::log::Level;
@@ -28,7 +28,7 @@ impl Endpoint {
             self.on_stun(now, flow, bytes, from);
             Some(owner)
         } else {
-            Some(self.on_message(now, flow, bytes, from, true))
+            Some(self.on_message(now, flow, bytes, None, from, true))
         };
         self.start_admitted(now);
         ua
@@ -37,8 +37,20 @@ impl Endpoint {
     /// A complete message framed on stream flow `flow`. Returns the user
     /// agent it was attributed to (for the trace), if any.
     pub fn stream_message(&mut self, now: Instant, flow: FlowId, bytes: &[u8]) -> Option<UaId> {
+        self.stream_message_framed(now, flow, bytes, None)
+    }
+
+    /// [`stream_message`](Self::stream_message) with the header section as
+    /// the stream's framing parsed it (`None`: parsed here).
+    pub fn stream_message_framed(
+        &mut self,
+        now: Instant,
+        flow: FlowId,
+        bytes: &[u8],
+        head: Option<FramedHead>,
+    ) -> Option<UaId> {
         let remote = self.flows.get(flow)?.key.remote?;
-        let ua = self.on_message(now, flow, bytes, remote, false);
+        let ua = self.on_message(now, flow, bytes, head, remote, false);
         self.start_admitted(now);
         Some(ua)
     }
@@ -82,6 +94,7 @@ impl Endpoint {
         now: Instant,
         flow: FlowId,
         bytes: &[u8],
+        head: Option<FramedHead>,
         from: SocketAddr,
         udp: bool,
     ) -> UaId {
@@ -92,7 +105,10 @@ impl Endpoint {
         }
         let owner = self.flows.get(flow).map_or(0, |f| f.owner);
         let resp = match kind {
-            Kind::Response => Some(Response::parse(bytes)),
+            Kind::Response => Some(match head {
+                Some(head) => Response::parse_framed(bytes, head),
+                None => Response::parse(bytes),
+            }),
             _ => None,
         };
         let rid: Option<RegId> = resp.as_ref().and_then(|r| r.as_ref().ok()).and_then(|r| {

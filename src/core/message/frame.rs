@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use super::head::{first_value, parse_head};
+use super::head::{first_value, parse_head, Field, Span};
 use crate::core::lexer::{
     first_line, header_end_and_lines, is_token_byte, leading_crlf, parse_length, split_bytes,
     strip_prefix_ci, LineEnds,
@@ -74,27 +74,47 @@ pub enum Frame {
 /// missing or not a number, and `TooLarge` if the header section does not
 /// end within `max_len` bytes or the whole message would exceed `max_len`.
 pub fn frame(buf: &[u8], max_len: usize) -> Frame {
+    frame_with_head(buf, max_len).0
+}
+
+/// The header section of a message [`frame_with_head`] framed, as its
+/// parse found it: given with the message to
+/// [`Response::parse_framed`](super::Response::parse_framed), it spares
+/// parsing the section a second time (on a stream, every message's head is
+/// parsed to find its length).
+#[derive(Debug)]
+pub struct FramedHead {
+    pub(super) head_len: usize,
+    pub(super) start: Span,
+    pub(super) fields: Vec<Field>,
+    pub(super) spill: String,
+}
+
+/// [`frame`], and for a message whose header section is valid UTF-8, that
+/// section as parsed.
+pub fn frame_with_head(buf: &[u8], max_len: usize) -> (Frame, Option<FramedHead>) {
     let skip = leading_crlf(buf);
     if skip > 0 {
-        return Frame::KeepAlive(skip);
+        return (Frame::KeepAlive(skip), None);
     }
     let Some(&first) = buf.first() else {
-        return Frame::Incomplete;
+        return (Frame::Incomplete, None);
     };
     // Both start lines begin with a letter; anything else (TLS records,
     // binary junk) can be rejected without waiting for more data.
     if !first.is_ascii_alphabetic() || !start_line_plausible(buf) {
-        return Frame::Invalid;
+        return (Frame::Invalid, None);
     }
     let Some((head_len, lines)) = header_end_and_lines(buf) else {
-        return if buf.len() > max_len {
+        let frame = if buf.len() > max_len {
             Frame::TooLarge(None)
         } else {
             Frame::Incomplete
         };
+        return (frame, None);
     };
     if head_len > max_len {
-        return Frame::TooLarge(None);
+        return (Frame::TooLarge(None), None);
     }
     let head = buf.get(..head_len).unwrap_or_default();
     // Valid UTF-8 (the usual case) is checked by the fast validator; the
@@ -107,20 +127,30 @@ pub fn frame(buf: &[u8], max_len: usize) -> Frame {
         Cow::Borrowed(_) => lines,
         Cow::Owned(_) => LineEnds::count_only(lines.count()),
     };
-    let Ok((_, fields, spill)) = parse_head(&head, &lines) else {
-        return Frame::Invalid;
+    let Ok((start, fields, spill)) = parse_head(&head, &lines) else {
+        return (Frame::Invalid, None);
     };
     let Some(body_len) =
         first_value(&head, &spill, &fields, "content-length").and_then(parse_length)
     else {
-        return Frame::Invalid;
+        return (Frame::Invalid, None);
     };
-    match head_len.checked_add(body_len) {
+    let frame = match head_len.checked_add(body_len) {
         Some(total) if total > max_len => Frame::TooLarge(Some(total)),
         Some(total) if buf.len() >= total => Frame::Message(total),
         Some(_) => Frame::Incomplete,
         None => Frame::Invalid,
-    }
+    };
+    // Only a complete message's head is worth keeping, and only one read
+    // as it is (a lossy copy's spans are not the message's bytes).
+    let parsed = (matches!(frame, Frame::Message(_)) && matches!(head, Cow::Borrowed(_)))
+        .then_some(FramedHead {
+            head_len,
+            start,
+            fields,
+            spill,
+        });
+    (frame, parsed)
 }
 
 /// Where the body of the message in `buf` (a request or a response) is: it

@@ -30,7 +30,9 @@ mod request;
 mod response;
 mod via;
 
-pub use frame::{body_range, classify, classify_unchecked, frame, Frame, Kind};
+pub use frame::{
+    body_range, classify, classify_unchecked, frame, frame_with_head, Frame, FramedHead, Kind,
+};
 pub use name_addr::NameAddr;
 pub use reply::{
     annotated_parsed_via, annotated_via, answer_address, response_address, standard_reason, to_tag,

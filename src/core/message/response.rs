@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use super::frame::FramedHead;
 use super::head::{
     all_values, check_body_length, first_value, lookup_name, parse_cseq, parse_head,
     parse_status_line, text_at, Field, Span,
@@ -71,6 +72,34 @@ impl Response {
             Cow::Owned(_) => LineEnds::count_only(lines.count()),
         };
         let (start, fields, spill) = parse_head(&head, &lines)?;
+        Response::assemble(head, body.len(), start, fields, spill)
+    }
+
+    /// [`parse`](Self::parse) of a message a stream's framing found whole,
+    /// reusing the parse of its header section that framing made (see
+    /// [`frame_with_head`](super::frame::frame_with_head)): the same
+    /// response, without reading the section twice.
+    pub fn parse_framed(buf: &[u8], head: FramedHead) -> Result<Response, ParseError> {
+        let (text, body) = split_bytes(buf, head.head_len);
+        // Checked when it was framed; checked again rather than assumed.
+        let text = std::str::from_utf8(text).map_err(|_| err("header section is not UTF-8"))?;
+        Response::assemble(
+            Cow::Borrowed(text),
+            body.len(),
+            head.start,
+            head.fields,
+            head.spill,
+        )
+    }
+
+    /// A response from its parsed header section and its body's length.
+    fn assemble(
+        head: Cow<'_, str>,
+        body_len: usize,
+        start: Span,
+        fields: Vec<Field>,
+        spill: String,
+    ) -> Result<Response, ParseError> {
         let (status, reason) = parse_status_line(text_at(&head, "", start))?;
         let reason = reason.to_owned();
         // One buffer holds every name and value: the header section, then the
@@ -87,7 +116,7 @@ impl Response {
                 head
             }
         };
-        check_body_length(&text, &fields, body.len())?;
+        check_body_length(&text, &fields, body_len)?;
         let mut resp = Response {
             status,
             reason,

@@ -805,3 +805,37 @@ fn via_public_address_variants() {
         .unwrap();
     assert_eq!(v.public_address(), None);
 }
+
+/// A message framed on a stream is parsed once: the response built from the
+/// framing's parse of its head is the one parsing the bytes gives.
+#[test]
+fn a_framed_head_gives_the_response_parsing_gives() {
+    let cases = [
+        crlf(KAMAILIO_200),
+        crlf(KAMAILIO_401),
+        "SIP/2.0 200 OK\r\nl:\r\n 2\r\nX-Odd: one\r\n two\r\n\r\nhi".to_owned(),
+        "SIP/2.0 486 Busy Here\r\nv: SIP/2.0/TCP h;branch=z9hG4bKx\r\ni: c\r\nl: 5\r\n\r\nhello"
+            .to_owned(),
+        "SIP/2.0 200 OK\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n".to_owned(),
+    ];
+    for msg in &cases {
+        let bytes = msg.as_bytes();
+        let (framed, head) = frame_with_head(bytes, 4096);
+        assert_eq!(framed, Frame::Message(bytes.len()), "{msg:?}");
+        let head = head.unwrap_or_else(|| panic!("no head kept: {msg:?}"));
+        assert_eq!(
+            Response::parse_framed(bytes, head),
+            Response::parse(bytes),
+            "{msg:?}"
+        );
+    }
+    // Only a complete message's head is kept, and only one read as it is.
+    let whole = crlf(KAMAILIO_200);
+    let (framed, head) = frame_with_head(&whole.as_bytes()[..whole.len() - 1], 4096);
+    assert_eq!(framed, Frame::Incomplete);
+    assert!(head.is_none());
+    let lossy: &[u8] = b"SIP/2.0 200 \xff\r\nl: 0\r\n\r\n";
+    let (framed, head) = frame_with_head(lossy, 4096);
+    assert_eq!(framed, Frame::Message(lossy.len()));
+    assert!(head.is_none(), "a lossy copy's spans are not the message's");
+}
