@@ -16,6 +16,8 @@ use sipreg::core::options::{RegistererOptions, Transport, UserAgentConfig};
 use sipreg::core::registerer::{Event, Registerer, State};
 use sipreg::core::targets::{Target, TargetList};
 
+use sipreg::core::message::frame_with_head;
+
 use super::wire::Request;
 
 /// How a scripted registrar answers.
@@ -371,9 +373,16 @@ impl Sim {
         if udp {
             self.ep.datagram(self.now, flow, from, bytes);
         } else {
-            self.ep.stream_message(self.now, flow, bytes);
+            self.stream_in(flow, bytes);
         }
         self.pump();
+    }
+
+    /// A message arriving on stream `flow`, with its head as the shell's
+    /// framing hands it over (a message that does not frame goes as bytes).
+    fn stream_in(&mut self, flow: FlowId, bytes: &[u8]) {
+        let (_, head) = frame_with_head(bytes, bytes.len().max(1));
+        self.ep.stream_message_framed(self.now, flow, bytes, head);
     }
 
     /// Answers and application messages sent since index `from`.
@@ -424,7 +433,7 @@ impl Sim {
                     if f.transport == Transport::Udp {
                         self.ep.datagram(self.now, flow, from, &bytes);
                     } else {
-                        self.ep.stream_message(self.now, flow, &bytes);
+                        self.stream_in(flow, &bytes);
                     }
                 }
                 Delivery::Up(flow) => {

@@ -33,7 +33,7 @@ use super::{Action, Card, Endpoint, FlowId, Transmit, TransmitKind, UaId, UaStat
 use crate::core::lexer::list_items;
 use crate::core::message::{
     annotated_parsed_via, answer_address, classify, response_address, standard_reason, to_tag,
-    write_answer, write_response, Answer, Kind, Reply, Request, Response, Tag, ViaRef,
+    write_answer, write_response, Answer, FramedHead, Kind, Reply, Request, Response, Tag, ViaRef,
     MAX_RESPONSE,
 };
 use crate::core::options::Transport;
@@ -87,9 +87,17 @@ struct Received<'a> {
 impl<'a> Received<'a> {
     /// Reads `bytes`, which came from `from`; `None` (with why) when no
     /// answer can be written for it.
-    fn read(bytes: &'a [u8], from: SocketAddr, spare: Request) -> Result<Received<'a>, String> {
-        let req =
-            Request::parse_reusing(bytes, spare).map_err(|e| format!("unparsable request: {e}"))?;
+    fn read(
+        bytes: &'a [u8],
+        head: Option<FramedHead>,
+        from: SocketAddr,
+        spare: Request,
+    ) -> Result<Received<'a>, String> {
+        let req = match head {
+            Some(head) => Request::parse_framed(bytes, head, spare),
+            None => Request::parse_reusing(bytes, spare),
+        }
+        .map_err(|e| format!("unparsable request: {e}"))?;
         let no_answer = || "request without a readable Via, From, To, Call-ID or CSeq".to_owned();
         let text = req.top_via_text().ok_or_else(no_answer)?;
         let via = ViaRef::read(text)
@@ -172,7 +180,7 @@ impl Endpoint {
             udp: f.key.transport == Transport::Udp,
         };
         // (A response to the application's own request needs no answer.)
-        let Ok(rcv) = Received::read(bytes, from, Request::empty()) else {
+        let Ok(rcv) = Received::read(bytes, None, from, Request::empty()) else {
             return;
         };
         if rcv.req.method() == "ACK" {
@@ -366,12 +374,13 @@ impl Endpoint {
         now: Instant,
         flow: FlowId,
         bytes: &[u8],
+        head: Option<FramedHead>,
         from: SocketAddr,
         udp: bool,
     ) -> UaId {
         let owner = self.flows.get(flow).map_or(0, |f| f.owner);
         let spare = std::mem::take(&mut self.spare_request);
-        let rcv = match Received::read(bytes, from, spare) {
+        let rcv = match Received::read(bytes, head, from, spare) {
             Ok(r) => r,
             Err(why) => {
                 self.bump_ua(owner, |s| &s.received);

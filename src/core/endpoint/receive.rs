@@ -101,7 +101,7 @@ impl Endpoint {
         // The request reader checks the request line (read once).
         let kind = classify_unchecked(bytes);
         if kind == Kind::Request {
-            return self.on_request(now, flow, bytes, from, udp);
+            return self.on_request(now, flow, bytes, head, from, udp);
         }
         let owner = self.flows.get(flow).map_or(0, |f| f.owner);
         let resp = match kind {

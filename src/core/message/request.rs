@@ -6,7 +6,7 @@
 
 use std::ops::Range;
 
-use super::frame::request_line_parts;
+use super::frame::{request_line_parts, FramedHead};
 use super::head::{
     all_values, first_value, lookup_name, parse_cseq, parse_head_into, text_at, Field, FieldName,
     Span,
@@ -158,9 +158,7 @@ impl Request {
     /// allocates nothing once they are large enough).
     pub fn parse_reusing(buf: &[u8], spare: Request) -> Result<Request, ParseError> {
         let Request {
-            mut text,
-            mut fields,
-            ..
+            text, mut fields, ..
         } = spare;
         let start = leading_crlf(buf);
         let rest = buf.get(start..).unwrap_or_default();
@@ -170,11 +168,52 @@ impl Request {
             .map_err(|_| err("header section is not UTF-8"))?;
         fields.clear();
         let (line, spill) = parse_head_into(head, &lines, &mut fields)?;
+        Request::assemble(rest, start, head, line, fields, &spill, text)
+    }
+
+    /// [`parse_reusing`](Self::parse_reusing) of a message a stream's
+    /// framing found whole, reusing the parse of its header section that
+    /// framing made (see [`frame_with_head`](super::frame::frame_with_head)):
+    /// the same request, without reading the section twice.
+    pub fn parse_framed(
+        buf: &[u8],
+        head: FramedHead,
+        spare: Request,
+    ) -> Result<Request, ParseError> {
+        // Framed messages start with their start line (leading CR/LF are
+        // keep-alives to the framing).
+        let text = std::str::from_utf8(buf.get(..head.head_len).unwrap_or_default())
+            .map_err(|_| err("header section is not UTF-8"))?;
+        Request::assemble(
+            buf,
+            0,
+            text,
+            head.start,
+            head.fields,
+            &head.spill,
+            spare.text,
+        )
+    }
+
+    /// A request from its parsed header section: `rest` is the message from
+    /// its start line on (`start` bytes into the buffer received), `head`
+    /// its header section, `line` the start line's span, `text` a buffer to
+    /// reuse.
+    fn assemble(
+        rest: &[u8],
+        start: usize,
+        head: &str,
+        line: Span,
+        fields: Vec<Field>,
+        spill: &str,
+        mut text: String,
+    ) -> Result<Request, ParseError> {
+        let head_len = head.len();
         let (method, uri) = parse_request_line(head, line)?;
         text.clear();
         text.reserve(head.len() + spill.len());
         text.push_str(head);
-        text.push_str(&spill);
+        text.push_str(spill);
         let mut first = [None; FIRST.len()];
         for (i, f) in fields.iter().enumerate() {
             if let FieldName::Known(name) = f.name {

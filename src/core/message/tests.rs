@@ -839,3 +839,30 @@ fn a_framed_head_gives_the_response_parsing_gives() {
     assert_eq!(framed, Frame::Message(lossy.len()));
     assert!(head.is_none(), "a lossy copy's spans are not the message's");
 }
+
+/// As for responses: a request framed on a stream is read from the
+/// framing's parse of its head, and is the request parsing gives.
+#[test]
+fn a_framed_head_gives_the_request_parsing_gives() {
+    let cases = [
+        "OPTIONS sip:alice@127.0.0.1:5070;transport=tcp SIP/2.0\r\n\
+         Via: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKping\r\n\
+         From: <sip:ping@127.0.0.1>;tag=1\r\nTo: <sip:alice@127.0.0.1>\r\n\
+         Call-ID: p1\r\nCSeq: 7 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        "MESSAGE sip:a@h SIP/2.0\r\nv: SIP/2.0/TCP h;branch=z9hG4bKm\r\nf: <sip:b@h>;tag=2\r\n\
+         t: <sip:a@h>\r\ni: m1\r\nCSeq: 1 MESSAGE\r\nX-Odd: one\r\n two\r\nl: 5\r\n\r\nhello",
+        "NOTIFY sip:a@h SIP/2.0\r\nContent-Length: 2\r\n\r\nhi",
+    ];
+    for msg in cases {
+        let bytes = msg.as_bytes();
+        let (framed, head) = frame_with_head(bytes, 4096);
+        assert_eq!(framed, Frame::Message(bytes.len()), "{msg:?}");
+        let head = head.unwrap_or_else(|| panic!("no head kept: {msg:?}"));
+        let spare = Request::parse(cases[0].as_bytes()).unwrap();
+        assert_eq!(
+            Request::parse_framed(bytes, head, spare),
+            Request::parse(bytes),
+            "{msg:?}"
+        );
+    }
+}
