@@ -78,8 +78,9 @@ pub fn frame(buf: &[u8], max_len: usize) -> Frame {
 }
 
 /// The header section of a message [`frame_with_head`] framed, as its
-/// parse found it: given with the message to
-/// [`Response::parse_framed`](super::Response::parse_framed), it spares
+/// parse found it: given with that message's bytes to
+/// [`Response::parse_framed`](super::Response::parse_framed) or
+/// [`Request::parse_framed`](super::Request::parse_framed), it spares
 /// parsing the section a second time (on a stream, every message's head is
 /// parsed to find its length).
 #[derive(Debug)]
@@ -90,8 +91,18 @@ pub struct FramedHead {
     pub(super) spill: String,
 }
 
-/// [`frame`], and for a message whose header section is valid UTF-8, that
-/// section as parsed.
+impl FramedHead {
+    /// The header section of `buf` this head was parsed from, if `buf` can
+    /// be that message (long enough, the section ending with its blank
+    /// line): a head given with other bytes is refused, not trusted.
+    pub(super) fn section_of<'a>(&self, buf: &'a [u8]) -> Option<&'a [u8]> {
+        buf.get(..self.head_len)
+            .filter(|h| h.ends_with(b"\n\n") || h.ends_with(b"\n\r\n"))
+    }
+}
+
+/// [`frame`], and with [`Frame::Message`] (only), for a header section
+/// that is valid UTF-8, that section as parsed.
 pub fn frame_with_head(buf: &[u8], max_len: usize) -> (Frame, Option<FramedHead>) {
     let skip = leading_crlf(buf);
     if skip > 0 {

@@ -174,7 +174,8 @@ impl Request {
     /// [`parse_reusing`](Self::parse_reusing) of a message a stream's
     /// framing found whole, reusing the parse of its header section that
     /// framing made (see [`frame_with_head`](super::frame::frame_with_head)):
-    /// the same request, without reading the section twice.
+    /// the same request, without reading the section twice. `head` must come
+    /// from framing these same bytes (see [`Response::parse_framed`](super::Response::parse_framed)).
     pub fn parse_framed(
         buf: &[u8],
         head: FramedHead,
@@ -182,8 +183,10 @@ impl Request {
     ) -> Result<Request, ParseError> {
         // Framed messages start with their start line (leading CR/LF are
         // keep-alives to the framing).
-        let text = std::str::from_utf8(buf.get(..head.head_len).unwrap_or_default())
-            .map_err(|_| err("header section is not UTF-8"))?;
+        let text = head
+            .section_of(buf)
+            .ok_or_else(|| err("framed head does not fit the message"))?;
+        let text = std::str::from_utf8(text).map_err(|_| err("header section is not UTF-8"))?;
         Request::assemble(
             buf,
             0,

@@ -79,8 +79,15 @@ impl Response {
     /// reusing the parse of its header section that framing made (see
     /// [`frame_with_head`](super::frame::frame_with_head)): the same
     /// response, without reading the section twice.
+    ///
+    /// `head` must come from framing these same bytes: a head that does not
+    /// fit them is an error (one from other bytes of the same shape would
+    /// give a wrong response, never a panic).
     pub fn parse_framed(buf: &[u8], head: FramedHead) -> Result<Response, ParseError> {
-        let (text, body) = split_bytes(buf, head.head_len);
+        let text = head
+            .section_of(buf)
+            .ok_or_else(|| err("framed head does not fit the message"))?;
+        let body = buf.get(head.head_len..).unwrap_or_default();
         // Checked when it was framed; checked again rather than assumed.
         let text = std::str::from_utf8(text).map_err(|_| err("header section is not UTF-8"))?;
         Response::assemble(

@@ -838,6 +838,13 @@ fn a_framed_head_gives_the_response_parsing_gives() {
     let (framed, head) = frame_with_head(lossy, 4096);
     assert_eq!(framed, Frame::Message(lossy.len()));
     assert!(head.is_none(), "a lossy copy's spans are not the message's");
+    // A head given with bytes it does not fit is refused.
+    let long = crlf(KAMAILIO_401);
+    let short = "SIP/2.0 200 OK\r\nl: 0\r\n\r\n";
+    let (_, head) = frame_with_head(long.as_bytes(), 4096);
+    assert!(Response::parse_framed(short.as_bytes(), head.unwrap()).is_err());
+    let (_, head) = frame_with_head(short.as_bytes(), 4096);
+    assert!(Response::parse_framed(long.as_bytes(), head.unwrap()).is_err());
 }
 
 /// As for responses: a request framed on a stream is read from the
