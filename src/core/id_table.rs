@@ -24,6 +24,9 @@ use super::idhash::IdMap;
 /// The low bits of an id that name its kind.
 pub const KIND_BITS: u32 = 3;
 
+/// Those bits as a mask.
+pub const KIND_MASK: u64 = (1 << KIND_BITS) - 1;
+
 /// Consecutive ids of one kind per page.
 pub const PAGE: usize = 32;
 
@@ -41,7 +44,7 @@ struct Page<V> {
 /// The page an id is on and its place there.
 fn split(id: u64) -> (u64, usize) {
     let seq = id >> KIND_BITS;
-    let kind = id & ((1 << KIND_BITS) - 1);
+    let kind = id & KIND_MASK;
     (
         ((seq / PAGE as u64) << KIND_BITS) | kind,
         (seq % PAGE as u64) as usize,
@@ -50,7 +53,7 @@ fn split(id: u64) -> (u64, usize) {
 
 /// The id at place `slot` of page `page` (the inverse of [`split`]).
 fn join(page: u64, slot: usize) -> u64 {
-    let kind = page & ((1 << KIND_BITS) - 1);
+    let kind = page & KIND_MASK;
     let seq = (page >> KIND_BITS) * PAGE as u64 + slot as u64;
     (seq << KIND_BITS) | kind
 }
@@ -132,29 +135,9 @@ impl<V> IdTable<V> {
         })
     }
 
-    /// Every id with its value, to change, in no particular order.
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut V)> + '_ {
-        self.pages.iter_mut().flat_map(|(page, p)| {
-            p.slots
-                .iter_mut()
-                .enumerate()
-                .filter_map(move |(slot, v)| v.as_mut().map(|v| (join(*page, slot), v)))
-        })
-    }
-
     /// Every id, in no particular order.
     pub fn keys(&self) -> impl Iterator<Item = u64> + '_ {
         self.iter().map(|(id, _)| id)
-    }
-
-    /// Every value, in no particular order.
-    pub fn values(&self) -> impl Iterator<Item = &V> + '_ {
-        self.iter().map(|(_, v)| v)
-    }
-
-    /// Every value, to change, in no particular order.
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> + '_ {
-        self.iter_mut().map(|(_, v)| v)
     }
 
     /// Takes every value out.
@@ -300,11 +283,11 @@ mod tests {
         seen.sort();
         want.sort();
         assert_eq!(seen, want);
-        for v in t.values_mut() {
-            v.push('!');
-        }
-        assert!(t.values().all(|v| v.ends_with('!')));
         let ids: Vec<u64> = t.keys().collect();
+        for id in &ids {
+            t.get_mut(id).unwrap().push('!');
+        }
+        assert!(t.iter().all(|(_, v)| v.ends_with('!')));
         for id in ids {
             t.remove(&id);
         }

@@ -247,9 +247,7 @@ impl<T> Registry<T> {
         self.with(|m| m.remove(&id))
             .ok_or_else(|| self.stale(id, what))
     }
-}
 
-impl<T> Registry<T> {
     /// Why `id` names nothing here: a handle of another kind, one freed
     /// (TERMINATED), or one this library never issued.
     fn stale(&self, id: u64, what: &'static str) -> Error {

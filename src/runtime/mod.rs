@@ -45,7 +45,7 @@ use once_cell::sync::OnceCell;
 use crate::core::compact::{MaybeAddr, MaybeInstant};
 use crate::core::endpoint::FlowId;
 use crate::core::failure::Failure;
-use crate::core::id_table::KIND_BITS;
+use crate::core::id_table::{KIND_BITS, KIND_MASK};
 use crate::core::message::{Reply, Request};
 use crate::core::options::{RegistererOptions, UserAgentConfig};
 use crate::core::registerer::{Event, Registerer, State};
@@ -389,7 +389,7 @@ pub enum IdKind {
 impl IdKind {
     /// The kind named by `id`'s low bits, if any.
     pub fn of(id: u64) -> Option<IdKind> {
-        match id & ((1 << KIND_BITS) - 1) {
+        match id & KIND_MASK {
             1 => Some(IdKind::UserAgent),
             2 => Some(IdKind::Registerer),
             3 => Some(IdKind::Options),
@@ -568,9 +568,8 @@ pub fn send_message(ua: UaId, flow: u64, bytes: &[u8]) -> Result<(), Error> {
 
 /// Whether `id` was handed out by [`next_id`] (so a missing handle was freed, not forged).
 pub fn was_issued(id: u64) -> bool {
-    let kind = (id & ((1 << KIND_BITS) - 1)) as usize;
     let seq = id >> KIND_BITS;
-    kind != 0 && seq > 0 && seq < NEXT_SEQ[kind].load(Ordering::Relaxed)
+    IdKind::of(id).is_some_and(|k| seq > 0 && seq < NEXT_SEQ[k as usize].load(Ordering::Relaxed))
 }
 
 #[cfg(test)]
