@@ -636,9 +636,7 @@ impl Shell {
         if out.pongs > 0 {
             self.ep.pongs(flow);
         }
-        let mut heads = out.heads.into_iter();
-        for m in &out.messages {
-            let head = heads.next().flatten();
+        for (m, head) in out.messages {
             if m.len() > stream::MAX_MESSAGE {
                 self.ep.dropped(flow, "oversized stream message");
                 continue;
@@ -646,9 +644,9 @@ impl Shell {
             let local = super::trace::any_enabled()
                 .then(|| self.ep.local_towards(flow, remote))
                 .flatten();
-            let ua = self.ep.stream_message_framed(now, flow, m, head);
+            let ua = self.ep.stream_message(now, flow, &m, head);
             if let Some(ua) = ua.filter(|ua| super::trace::enabled(*ua)) {
-                super::trace::received(ua, transport, local, remote, m);
+                super::trace::received(ua, transport, local, remote, &m);
             }
         }
         if out.invalid {

@@ -91,12 +91,10 @@ pub struct StreamConn {
 /// What a read produced.
 #[derive(Default)]
 pub struct ReadOutcome {
-    /// Complete messages, in order.
-    pub messages: Vec<Vec<u8>>,
-    /// Beside each message framed by Content-Length, its header section as
-    /// framing parsed it (for the endpoint not to parse it again); empty
-    /// for WebSocket messages.
-    pub heads: Vec<Option<FramedHead>>,
+    /// Complete messages, in order, each with its header section as
+    /// framing by Content-Length parsed it (for the endpoint not to parse
+    /// it again; `None` for WebSocket messages).
+    pub messages: Vec<(Vec<u8>, Option<FramedHead>)>,
     /// Keep-alive answers seen (CRLF pongs, WebSocket PONGs).
     pub pongs: u32,
     /// The peer closed the connection or it failed.
@@ -309,7 +307,7 @@ impl StreamConn {
             Framing::Ws(ws) => {
                 let r = ws.read(FRAME_BUDGET);
                 out.more = r.closed.is_none() && r.messages.len() >= FRAME_BUDGET;
-                out.messages = r.messages;
+                out.messages = r.messages.into_iter().map(|m| (m, None)).collect();
                 out.pongs = r.pongs;
                 out.closed = r.closed;
             }
@@ -421,8 +419,7 @@ fn split(rbuf: &mut Vec<u8>, out: &mut ReadOutcome) -> bool {
                 start += n.min(rest.len());
             }
             Frame::Message(n) if n <= rest.len() && n > 0 => {
-                out.messages.push(rest[..n].to_vec());
-                out.heads.push(head);
+                out.messages.push((rest[..n].to_vec(), head));
                 start += n;
             }
             Frame::TooLarge(size) => {
@@ -488,6 +485,11 @@ mod tests {
         );
     }
 
+    /// The messages' bytes, without their heads.
+    fn bytes_of(out: &ReadOutcome) -> Vec<Vec<u8>> {
+        out.messages.iter().map(|(m, _)| m.clone()).collect()
+    }
+
     fn response(cseq: u32, body: &str) -> Vec<u8> {
         format!(
             "SIP/2.0 200 OK\r\nCSeq: {cseq} REGISTER\r\nContent-Length: {}\r\n\r\n{body}",
@@ -513,7 +515,7 @@ mod tests {
         let mut out = ReadOutcome::default();
         assert!(split(&mut rbuf, &mut out));
         assert_eq!(out.messages.len(), 50);
-        for (i, m) in out.messages.iter().enumerate() {
+        for (i, (m, _)) in out.messages.iter().enumerate() {
             let n = i as u32 + 1;
             assert_eq!(
                 m,
@@ -521,14 +523,13 @@ mod tests {
             );
         }
         // Each message's head as framing parsed it, for the endpoint.
-        assert_eq!(out.heads.len(), 50);
-        assert!(out.heads.iter().all(Option::is_some));
+        assert!(out.messages.iter().all(|(_, head)| head.is_some()));
         assert_eq!(out.pongs, 5);
         assert_eq!(rbuf, &last[..last.len() - 3]);
         rbuf.extend(&last[last.len() - 3..]);
         let mut out = ReadOutcome::default();
         assert!(split(&mut rbuf, &mut out));
-        assert_eq!(out.messages, vec![last]);
+        assert_eq!(bytes_of(&out), vec![last]);
         assert!(rbuf.is_empty());
     }
 
@@ -541,7 +542,7 @@ mod tests {
         rbuf.extend(b"\x16\x03\x01 not SIP");
         let mut out = ReadOutcome::default();
         assert!(!split(&mut rbuf, &mut out));
-        assert_eq!(out.messages, vec![response(1, ""), response(2, "")]);
+        assert_eq!(bytes_of(&out), vec![response(1, ""), response(2, "")]);
         assert!(out.invalid && out.closed.is_some());
         assert!(rbuf.is_empty());
     }

@@ -382,7 +382,7 @@ impl Sim {
     /// framing hands it over (a message that does not frame goes as bytes).
     fn stream_in(&mut self, flow: FlowId, bytes: &[u8]) {
         let (_, head) = frame_with_head(bytes, bytes.len().max(1));
-        self.ep.stream_message_framed(self.now, flow, bytes, head);
+        self.ep.stream_message(self.now, flow, bytes, head);
     }
 
     /// Answers and application messages sent since index `from`.

@@ -34,15 +34,10 @@ impl Endpoint {
         ua
     }
 
-    /// A complete message framed on stream flow `flow`. Returns the user
-    /// agent it was attributed to (for the trace), if any.
-    pub fn stream_message(&mut self, now: Instant, flow: FlowId, bytes: &[u8]) -> Option<UaId> {
-        self.stream_message_framed(now, flow, bytes, None)
-    }
-
-    /// [`stream_message`](Self::stream_message) with the header section as
-    /// the stream's framing parsed it (`None`: parsed here).
-    pub fn stream_message_framed(
+    /// A complete message framed on stream flow `flow`, with its header
+    /// section as the framing parsed it (`None`: parsed here). Returns the
+    /// user agent it was attributed to (for the trace), if any.
+    pub fn stream_message(
         &mut self,
         now: Instant,
         flow: FlowId,

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 
 use super::head::{first_value, parse_head, Field, Span};
+use super::{err, ParseError};
 use crate::core::lexer::{
     first_line, header_end_and_lines, is_token_byte, leading_crlf, parse_length, split_bytes,
     strip_prefix_ci, LineEnds,
@@ -94,10 +95,15 @@ pub struct FramedHead {
 impl FramedHead {
     /// The header section of `buf` this head was parsed from, if `buf` can
     /// be that message (long enough, the section ending with its blank
-    /// line): a head given with other bytes is refused, not trusted.
-    pub(super) fn section_of<'a>(&self, buf: &'a [u8]) -> Option<&'a [u8]> {
-        buf.get(..self.head_len)
+    /// line; a head given with other bytes is refused, not trusted) and the
+    /// section is UTF-8 (checked when it was framed; checked again rather
+    /// than assumed).
+    pub(super) fn text_of<'a>(&self, buf: &'a [u8]) -> Result<&'a str, ParseError> {
+        let section = buf
+            .get(..self.head_len)
             .filter(|h| h.ends_with(b"\n\n") || h.ends_with(b"\n\r\n"))
+            .ok_or_else(|| err("framed head does not fit the message"))?;
+        std::str::from_utf8(section).map_err(|_| err("header section is not UTF-8"))
     }
 }
 

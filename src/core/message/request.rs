@@ -183,10 +183,7 @@ impl Request {
     ) -> Result<Request, ParseError> {
         // Framed messages start with their start line (leading CR/LF are
         // keep-alives to the framing).
-        let text = head
-            .section_of(buf)
-            .ok_or_else(|| err("framed head does not fit the message"))?;
-        let text = std::str::from_utf8(text).map_err(|_| err("header section is not UTF-8"))?;
+        let text = head.text_of(buf)?;
         Request::assemble(
             buf,
             0,

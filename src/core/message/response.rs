@@ -84,12 +84,8 @@ impl Response {
     /// fit them is an error (one from other bytes of the same shape would
     /// give a wrong response, never a panic).
     pub fn parse_framed(buf: &[u8], head: FramedHead) -> Result<Response, ParseError> {
-        let text = head
-            .section_of(buf)
-            .ok_or_else(|| err("framed head does not fit the message"))?;
+        let text = head.text_of(buf)?;
         let body = buf.get(head.head_len..).unwrap_or_default();
-        // Checked when it was framed; checked again rather than assumed.
-        let text = std::str::from_utf8(text).map_err(|_| err("header section is not UTF-8"))?;
         Response::assemble(
             Cow::Borrowed(text),
             body.len(),
