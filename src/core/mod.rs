@@ -13,6 +13,7 @@ pub mod keepalive;
 mod lexer;
 pub mod message;
 pub mod options;
+mod own_text;
 pub mod rand;
 pub mod redact;
 pub mod refresh;

@@ -2,6 +2,8 @@
 //! contact user as a table key) rather than in a string of its own on the
 //! heap; a longer one goes on the heap.
 
+use super::own_text::own_text;
+
 /// Text of at most `N` bytes inline, longer text boxed.
 #[derive(Clone)]
 pub(crate) enum ShortText<const N: usize> {
@@ -33,9 +35,9 @@ impl<const N: usize> ShortText<N> {
     pub(crate) fn as_str(&self) -> &str {
         match self {
             ShortText::Inline { len, bytes } => {
-                // Copied whole from a `&str`: always UTF-8.
-                std::str::from_utf8(bytes.get(..usize::from(*len)).unwrap_or_default())
-                    .unwrap_or_default()
+                let text = bytes.get(..usize::from(*len)).unwrap_or_default();
+                // SAFETY: `new` copied a whole `&str` of `len` bytes there.
+                unsafe { own_text(text) }
             }
             ShortText::Heap(s) => s,
         }

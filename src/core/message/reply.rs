@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::request::Request;
 use super::{Via, ViaRef};
 use crate::core::lexer::{for_each_param, is_token, list_items, split_before, unquoted};
+use crate::core::own_text::own_text;
 use crate::core::uri::Decimal;
 use crate::core::uri::Host;
 use crate::error::Error;
@@ -238,7 +239,8 @@ impl Tag {
 
     /// The tag text.
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        // SAFETY: `new` writes hex digits: ASCII.
+        unsafe { own_text(&self.0) }
     }
 }
 

@@ -107,8 +107,8 @@ impl Registerer {
             entry.nc = entry.nc.wrapping_add(1).max(1);
             let mut cnonce = [0u8; 16];
             self.rng.fill_token(&mut cnonce);
-            // Base32 is ASCII.
-            let cnonce = std::str::from_utf8(&cnonce).unwrap_or_default();
+            // SAFETY: `fill_token` writes base32, ASCII.
+            let cnonce = unsafe { own_text(&cnonce) };
             let answer = Answer {
                 username: fit.username,
                 password: None,

@@ -16,6 +16,7 @@ use super::failure::{Failure, FailureKind};
 use super::keepalive::{FlowFailure, KeepAlive, Mechanism};
 use super::message::Response;
 use super::options::{RegistererOptions, Settings, UserAgentConfig};
+use super::own_text::own_text;
 use super::rand::Rng;
 use super::refresh;
 use super::request::{self, AuthHeader, ContactSpec, RequestParts};
@@ -403,7 +404,8 @@ impl Registerer {
             None => {
                 let mut id = [0u8; CALL_ID_LEN];
                 rng.fill_token(&mut id);
-                ShortText::new(std::str::from_utf8(&id).unwrap_or_default())
+                // SAFETY: `fill_token` writes ASCII.
+                ShortText::new(unsafe { own_text(&id) })
             }
         };
         let from_tag = match &options.from_tag {
@@ -411,7 +413,8 @@ impl Registerer {
             None => {
                 let mut tag = [0u8; FROM_TAG_LEN];
                 rng.fill_token(&mut tag);
-                ShortText::new(std::str::from_utf8(&tag).unwrap_or_default())
+                // SAFETY: `fill_token` writes ASCII.
+                ShortText::new(unsafe { own_text(&tag) })
             }
         };
         Ok(Registerer {
@@ -493,8 +496,9 @@ impl Registerer {
 
     /// The key at the start of this registerer's branches (see [`branch_key`]).
     pub fn key(&self) -> &str {
-        // The key is drawn from the token alphabet: always ASCII.
-        std::str::from_utf8(&self.key).unwrap_or_default()
+        // SAFETY: the key is drawn from the token alphabet (`fill_token`,
+        // `id_token`): ASCII.
+        unsafe { own_text(&self.key) }
     }
 
     /// Current state.

@@ -3,6 +3,8 @@
 
 use std::net::Ipv4Addr;
 
+use crate::core::own_text::own_text;
+
 /// Decimal digits of a number in a stack buffer: messages are written on
 /// every registration, and this skips the formatting machinery.
 pub(crate) struct Decimal {
@@ -30,10 +32,9 @@ impl Decimal {
 
     /// The digits as text.
     pub(crate) fn as_str(&self) -> &str {
-        self.buf
-            .get(self.start..)
-            .and_then(|d| std::str::from_utf8(d).ok())
-            .unwrap_or_default()
+        let digits = self.buf.get(self.start..).unwrap_or_default();
+        // SAFETY: ASCII digits, written by `new`.
+        unsafe { own_text(digits) }
     }
 }
 
@@ -74,9 +75,8 @@ impl V4Text {
 
     /// The address as text.
     pub(crate) fn as_str(&self) -> &str {
-        self.buf
-            .get(..self.len)
-            .and_then(|d| std::str::from_utf8(d).ok())
-            .unwrap_or_default()
+        let text = self.buf.get(..self.len).unwrap_or_default();
+        // SAFETY: ASCII digits and dots, written by `new`.
+        unsafe { own_text(text) }
     }
 }
