@@ -5,6 +5,7 @@
 //! (the value checks, each written once) and, here, [`RegistererOptions`]
 //! with its setters and [`validate`](RegistererOptions::validate).
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -320,11 +321,11 @@ impl RegistererOptions {
     pub fn validate_shared(&self, ua: &Arc<UserAgentConfig>) -> Result<Settings, Error> {
         check_expires(self.expires)?;
         check_refresh_frequency(self.refresh_frequency)?;
-        let registrar = match &self.registrar {
-            Some(r) => parse_uri("registrar", r)?,
+        let (registrar, registrar_text) = match &self.registrar {
+            Some(r) => registrar_of(r)?,
             None => {
                 let aor = ua.aor()?;
-                Uri {
+                let uri = Uri {
                     scheme: aor.scheme,
                     user: None,
                     password: None,
@@ -332,7 +333,9 @@ impl RegistererOptions {
                     port: aor.port,
                     params: Vec::new(),
                     headers: Vec::new(),
-                }
+                };
+                let text = shared_text::shared(shared_text::Kind::Registrar, &uri.text());
+                (uri, text)
             }
         };
         if registrar.user.is_some() {
@@ -408,7 +411,7 @@ impl RegistererOptions {
             target_host: route.host.clone(),
             target_port: route.port.unwrap_or(default_port),
             target_port_given: route.port.is_some(),
-            registrar_text: shared_text::shared(shared_text::Kind::Registrar, &registrar.text()),
+            registrar_text,
             to_text,
             extras: Extras {
                 extra_headers: self
@@ -436,6 +439,28 @@ impl RegistererOptions {
             transport_open,
         })
     }
+}
+
+/// The registrar URI `text` parsed, and its written form shared (see
+/// [`shared_text`]). The last one parsed on this thread is kept: a fleet of
+/// registerers made one after another names the same registrar, and parsing
+/// and writing it out again for each was about 3 % of a registration's
+/// instructions. A text that fails to parse is not kept.
+fn registrar_of(text: &str) -> Result<(Uri, Arc<str>), Error> {
+    thread_local! {
+        static LAST: RefCell<Option<(Box<str>, Uri, Arc<str>)>> = const { RefCell::new(None) };
+    }
+    let hit = LAST.with(|last| match &*last.borrow() {
+        Some((seen, uri, written)) if **seen == *text => Some((uri.clone(), written.clone())),
+        _ => None,
+    });
+    if let Some(hit) = hit {
+        return Ok(hit);
+    }
+    let uri = parse_uri("registrar", text)?;
+    let written = shared_text::shared(shared_text::Kind::Registrar, &uri.text());
+    LAST.with(|last| *last.borrow_mut() = Some((text.into(), uri.clone(), written.clone())));
+    Ok((uri, written))
 }
 
 #[cfg(test)]

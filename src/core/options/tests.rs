@@ -399,3 +399,41 @@ fn the_aor_is_kept_as_text_and_its_parts_read_from_it() {
         assert_eq!(&**s.aor_text(), &**ua.aor_text());
     }
 }
+
+#[test]
+fn a_registrar_named_again_is_parsed_once_and_gives_the_same_settings() {
+    let with = |r: &str| RegistererOptions {
+        registrar: Some(r.into()),
+        ..Default::default()
+    };
+    let first = with("sip:registrar.example.com:5070;transport=tcp")
+        .validate(&ua())
+        .unwrap();
+    let again = with("sip:registrar.example.com:5070;transport=tcp")
+        .validate(&ua())
+        .unwrap();
+    assert_eq!(
+        &*first.registrar_text,
+        "sip:registrar.example.com:5070;transport=tcp"
+    );
+    assert!(Arc::ptr_eq(&first.registrar_text, &again.registrar_text));
+    for s in [&first, &again] {
+        assert_eq!(s.transport, Transport::Tcp);
+        assert_eq!((s.target_port, s.target_port_given), (5070, true));
+        assert_eq!(s.target_host, Host::Domain("registrar.example.com".into()));
+    }
+    // Another text is parsed for itself; a bad one is an error each time
+    // and leaves the last good one in place.
+    let other = with("sip:127.0.0.1").validate(&ua()).unwrap();
+    assert_eq!(
+        (&*other.registrar_text, other.transport, other.target_port),
+        ("sip:127.0.0.1", Transport::Udp, 5060)
+    );
+    for _ in 0..2 {
+        assert!(invalid(with("sip:bob@127.0.0.1")).contains("user part"));
+        assert!(invalid(with("sip:[::1")).contains("registrar"));
+    }
+    let back = with("sip:127.0.0.1").validate(&ua()).unwrap();
+    assert!(Arc::ptr_eq(&back.registrar_text, &other.registrar_text));
+    assert_eq!(back.target_host, Host::V4(std::net::Ipv4Addr::LOCALHOST));
+}
