@@ -447,8 +447,10 @@ impl RegistererOptions {
 /// and writing it out again for each was about 3 % of a registration's
 /// instructions. A text that fails to parse is not kept.
 fn registrar_of(text: &str) -> Result<(Uri, Arc<str>), Error> {
+    /// The text as given, the URI parsed from it, and its written form.
+    type Parsed = (Box<str>, Uri, Arc<str>);
     thread_local! {
-        static LAST: RefCell<Option<(Box<str>, Uri, Arc<str>)>> = const { RefCell::new(None) };
+        static LAST: RefCell<Option<Parsed>> = const { RefCell::new(None) };
     }
     let hit = LAST.with(|last| match &*last.borrow() {
         Some((seen, uri, written)) if **seen == *text => Some((uri.clone(), written.clone())),
