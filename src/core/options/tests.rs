@@ -262,6 +262,18 @@ fn user_agent_settings_are_checked() {
     u.set_password(Some("pw")).unwrap();
     assert!(!format!("{u:?}").contains("pw\""));
     assert!(Transport::parse("sctp").is_err());
+    for (text, t) in [
+        ("udp", Transport::Udp),
+        ("TCP", Transport::Tcp),
+        ("Tls", Transport::Tls),
+        ("wS", Transport::Ws),
+        ("WSS", Transport::Wss),
+    ] {
+        assert_eq!(Transport::parse(text).unwrap(), t);
+    }
+    for bad in ["", "ud", "udpx", "w", "wss "] {
+        assert!(Transport::parse(bad).is_err(), "{bad:?}");
+    }
     assert!(RetryPolicy {
         base: Duration::ZERO,
         ..Default::default()

@@ -33,17 +33,22 @@ pub enum Transport {
 impl Transport {
     /// Parses `udp`, `tcp`, `tls`, `ws` or `wss` in any case.
     pub fn parse(s: &str) -> Result<Transport, Error> {
-        match s.to_ascii_lowercase().as_str() {
-            "udp" => Ok(Transport::Udp),
-            "tcp" => Ok(Transport::Tcp),
-            "tls" => Ok(Transport::Tls),
-            "ws" => Ok(Transport::Ws),
-            "wss" => Ok(Transport::Wss),
-            _ => Err(Error::invalid(format!(
+        // Compared in place: no lower-cased copy for every user agent made.
+        [
+            Transport::Udp,
+            Transport::Tcp,
+            Transport::Tls,
+            Transport::Ws,
+            Transport::Wss,
+        ]
+        .into_iter()
+        .find(|t| t.as_str().eq_ignore_ascii_case(s))
+        .ok_or_else(|| {
+            Error::invalid(format!(
                 "transport must be udp, tcp, tls, ws or wss, not {:?}",
                 truncate(s)
-            ))),
-        }
+            ))
+        })
     }
 
     /// The token used in a Via header.
