@@ -684,6 +684,17 @@ impl<'a> Cursor<'a> {
     /// error the cursor has not moved.
     pub(crate) fn quoted_string(&mut self) -> Result<Cow<'a, str>, LexError> {
         let text = self.rest;
+        // The usual value (a realm, a nonce) is plain ASCII up to its closing
+        // quote: found by bytes, no character decoding. Anything else (an
+        // escape, a control, a non-ASCII character) takes the general path.
+        let plain_end = text
+            .bytes()
+            .position(|b| b == b'"' || b == b'\\' || (b < 0x20 && b != b'\t') || b >= 0x7f);
+        if let Some(end) = plain_end.filter(|&end| text.as_bytes().get(end) == Some(&b'"')) {
+            let (body, rest) = split_str(text, end);
+            self.rest = rest.get(1..).unwrap_or_default();
+            return Ok(Cow::Borrowed(body));
+        }
         // Unescaped text so far: `text[..plain]`, or all of `owned` once an escape is seen.
         let mut owned: Option<String> = None;
         let mut chars = text.char_indices();
@@ -728,6 +739,46 @@ mod tests {
         let mut out = Vec::new();
         for_each_param(s, |n, v| out.push((n, v)))?;
         Ok(out)
+    }
+
+    #[test]
+    fn a_cursor_reads_quoted_strings_plain_escaped_and_refused() {
+        let read = |s: &'static str| {
+            let mut cur = Cursor::new(s);
+            let got = cur.quoted_string();
+            (
+                got.map(|c| (matches!(c, Cow::Borrowed(_)), c.into_owned())),
+                cur.rest,
+            )
+        };
+        // (input after the opening quote, borrowed?, value, what is left)
+        for (input, borrowed, value, rest) in [
+            ("abc\", rest", true, "abc", ", rest"),
+            ("\"", true, "", ""),
+            ("a\tb\" x", true, "a\tb", " x"),
+            ("h\u{e9}llo\"", true, "h\u{e9}llo", ""),
+            (r#"a\"b\\c" z"#, false, r#"a"b\c"#, " z"),
+            ("\u{e9}\\\u{e9}\"", false, "\u{e9}\u{e9}", ""),
+        ] {
+            assert_eq!(
+                read(input),
+                (Ok((borrowed, value.to_owned())), rest),
+                "{input:?}"
+            );
+        }
+        for bad in [
+            "open",
+            "",
+            "tail\\",
+            "ctl\u{1}\"",
+            "del\u{7f}\"",
+            "c1\u{85}\"",
+            "esc\\\u{1}\"",
+        ] {
+            let (got, rest) = read(bad);
+            assert!(got.is_err(), "{bad:?}");
+            assert_eq!(rest, bad, "an error leaves the cursor in place");
+        }
     }
 
     #[test]
