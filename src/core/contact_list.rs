@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::uri::Uri;
+use super::uri::UriRef;
 
 /// Contact URI texts in one shared allocation. Never empty (an empty
 /// list is `None` where one is held). A URI's text cannot hold a line
@@ -23,9 +23,9 @@ impl ContactList {
         })
     }
 
-    /// The list of `uris` written as text (no string per URI on the way),
-    /// or `None` when there is none.
-    pub fn of_uris<'a>(uris: impl IntoIterator<Item = &'a Uri>) -> Option<ContactList> {
+    /// The list of `uris` (a 2xx's contacts, read in place), each written
+    /// as the parsed URI's text.
+    pub fn of_uris<'a>(uris: impl IntoIterator<Item = &'a UriRef<'a>>) -> Option<ContactList> {
         Self::joined(uris, |out, u| u.push_to(out))
     }
 
@@ -99,12 +99,15 @@ mod tests {
 
     #[test]
     fn uris_are_written_as_their_text() {
-        let uris: Vec<Uri> = ["sip:a@127.0.0.1:5060;transport=tcp", "sips:b@[::1]"]
-            .iter()
-            .map(|t| Uri::parse(t).unwrap())
-            .collect();
+        let texts = ["SIP:a@127.0.0.1:05060;transport=tcp", "sips:b@[0:0::1]"];
+        let uris: Vec<UriRef> = texts.iter().map(|t| UriRef::parse(t).unwrap()).collect();
         let l = ContactList::of_uris(&uris).unwrap();
-        assert_eq!(l.to_vec(), [uris[0].text(), uris[1].text()]);
+        assert_eq!(
+            l.to_vec(),
+            ["sip:a@127.0.0.1:5060;transport=tcp", "sips:b@[::1]"]
+        );
+        let parsed = texts.map(|t| crate::core::uri::Uri::parse(t).unwrap().text());
+        assert_eq!(l.to_vec(), parsed);
         assert!(ContactList::of_uris(&[]).is_none());
     }
 

@@ -2,7 +2,9 @@
 //! Path (RFC 3327), and the public and temporary GRUUs of our contact
 //! (RFC 5627). The application uses them for the requests it sends later.
 
-use super::message::{NameAddr, Response};
+use std::borrow::Cow;
+
+use super::message::{ContactRef, Response};
 
 /// What the last successful REGISTER taught about routing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -27,11 +29,11 @@ impl RoutingFacts {
     };
 
     /// Reads the facts of a 2xx whose contact for us is `ours`.
-    pub fn from_response(resp: &Response, ours: Option<&NameAddr>) -> RoutingFacts {
+    pub fn from_response(resp: &Response, ours: Option<&ContactRef<'_>>) -> RoutingFacts {
         let gruu = |name: &str| {
             ours.and_then(|c| c.param(name).flatten())
                 .filter(|v| !v.is_empty())
-                .map(str::to_owned)
+                .map(Cow::into_owned)
         };
         RoutingFacts {
             service_route: resp.service_routes(),
@@ -54,7 +56,7 @@ Contact: <sip:a@1.2.3.4>;expires=60;pub-gruu=\"sip:a@example.com;gr=urn:uuid:1\"
 Contact: <sip:a@5.6.7.8>;expires=60;pub-gruu=\"sip:other@example.com;gr\"\r\n\
 Content-Length: 0\r\n\r\n";
         let resp = Response::parse(raw.as_bytes()).unwrap();
-        let contacts = resp.contacts().unwrap();
+        let contacts = resp.contact_refs().unwrap();
         let f = RoutingFacts::from_response(&resp, contacts.first());
         assert_eq!(f.service_route, ["sip:s1.example;lr"]);
         assert_eq!(f.path, ["sip:p1.example;lr", "sip:p2.example;lr"]);

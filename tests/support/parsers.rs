@@ -5,6 +5,7 @@
 //! `parse_response` fuzz target (which includes this file by path), so it
 //! depends on `sipreg` and `std` only. Every violation is a panic.
 
+use sipreg::core::contact_list::ContactList;
 use sipreg::core::digest::{choose_challenge, parse_challenge};
 use sipreg::core::message::{classify, frame, Frame, Kind, NameAddr, Response};
 use sipreg::core::routing::RoutingFacts;
@@ -71,7 +72,28 @@ fn response(r: &Response) {
     );
     let _ = (r.flow_timer(), r.lists_option("require", "outbound"));
     let contacts = r.contacts();
-    let ours = contacts.as_ref().ok().and_then(|c| c.first());
+    // The in-place read of the contacts (the registration path) says what
+    // the parsed list says: the same values, errors and URI texts.
+    let refs = r.contact_refs();
+    assert_eq!(refs.is_ok(), contacts.is_ok(), "contact_refs");
+    if let (Ok(refs), Ok(contacts)) = (&refs, &contacts) {
+        let owned: Vec<_> = refs.iter().map(|c| c.to_owned()).collect();
+        assert_eq!(&owned, contacts, "contact_refs");
+        for (c, parsed) in refs.iter().zip(contacts) {
+            assert_eq!(c.expires(), parsed.expires(), "expires");
+            for name in ["+sip.instance", "reg-id", "pub-gruu"] {
+                assert_eq!(
+                    c.param(name).map(|v| v.map(|v| v.into_owned())),
+                    parsed.param(name).map(|v| v.map(str::to_owned)),
+                    "{name}"
+                );
+            }
+        }
+        let texts = ContactList::of_uris(refs.iter().map(|c| &c.uri)).map(|l| l.to_vec());
+        let parsed: Vec<String> = contacts.iter().map(|c| c.uri.to_string()).collect();
+        assert_eq!(texts.unwrap_or_default(), parsed, "contact texts");
+    }
+    let ours = refs.as_ref().ok().and_then(|c| c.first());
     let _ = RoutingFacts::from_response(r, ours);
     if let Ok(contacts) = &contacts {
         for a in contacts {

@@ -3,11 +3,14 @@
 
 use std::str::FromStr;
 
-use super::{err, find_param, parse_params, ParseError};
+use std::borrow::Cow;
+
+use super::{err, find_param as find_parsed_param, parse_params, ParseError};
 use crate::core::lexer::{
-    find_char, is_ws, parse_delta, quoted_len, split_before, split_once_char, split_str, unquote,
+    find_char, find_param, for_each_param, is_ws, parse_delta, quoted_len, split_before,
+    split_once_char, split_str, unquote, unquoted,
 };
-use crate::core::uri::Uri;
+use crate::core::uri::{Uri, UriRef};
 
 /// A `name-addr` or `addr-spec` header value (Contact, To, From).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,7 +28,7 @@ impl NameAddr {
     /// Looks up a header parameter by name (case-insensitive): `None` if
     /// absent, `Some(None)` for a flag, `Some(Some(value))` otherwise.
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
-        find_param(&self.params, name)
+        find_parsed_param(&self.params, name)
     }
 
     /// The `expires` parameter in seconds (values above `u32::MAX` clamp).
@@ -49,6 +52,60 @@ impl FromStr for NameAddr {
             uri,
             params: parse_params(parts.params)?,
         })
+    }
+}
+
+/// A Contact value of a response read in place, checked as [`NameAddr`]
+/// checks it: what a 2xx's contacts are asked on every registration
+/// (their URIs, `expires`, the instance and GRUU parameters), with nothing
+/// copied. [`to_owned`](Self::to_owned) gives the [`NameAddr`].
+#[derive(Clone, Copy, Debug)]
+pub struct ContactRef<'a> {
+    /// The URI as written (inside `<>` when bracketed).
+    pub uri_text: &'a str,
+    /// The URI, read in place.
+    pub uri: UriRef<'a>,
+    /// The display name as written (maybe quoted, maybe empty).
+    display: &'a str,
+    /// The header parameters as written (`;a=b;c`, or empty), already checked.
+    params: &'a str,
+}
+
+impl<'a> ContactRef<'a> {
+    /// Reads one value such as `"Bob" <sip:b@h>;expires=60`; an error
+    /// exactly where [`NameAddr`]'s parse gives one.
+    pub fn parse(s: &'a str) -> Result<ContactRef<'a>, ParseError> {
+        let parts = split_name_addr(s)?;
+        let uri = UriRef::parse(parts.uri).map_err(|e| err(e.to_string()))?;
+        for_each_param(parts.params, |_, _| {})?;
+        Ok(ContactRef {
+            uri_text: parts.uri,
+            uri,
+            display: parts.display,
+            params: parts.params,
+        })
+    }
+
+    /// A header parameter by name (case-insensitive), as
+    /// [`NameAddr::param`] gives it: `None` if absent, `Some(None)` for a
+    /// flag, `Some(Some(value))` unquoted otherwise.
+    pub fn param(&self, name: &str) -> Option<Option<Cow<'a, str>>> {
+        let found = find_param(self.params, name).ok()??;
+        Some(found.map(unquoted))
+    }
+
+    /// The `expires` parameter in seconds (values above `u32::MAX` clamp).
+    pub fn expires(&self) -> Option<u32> {
+        parse_delta(&self.param("expires")??)
+    }
+
+    /// The value as a [`NameAddr`].
+    pub fn to_owned(&self) -> NameAddr {
+        NameAddr {
+            display_name: Some(unquote(self.display)).filter(|d| !d.is_empty()),
+            uri: self.uri.to_uri(),
+            params: parse_params(self.params).unwrap_or_default(),
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use super::head::{
 };
 use super::name_addr::split_name_addr;
 use super::via::sent_protocol;
-use super::{err, NameAddr, ParseError, Via};
+use super::{err, ContactRef, NameAddr, ParseError, Via};
 use crate::core::lexer::{
     find_param, for_each_param, header_end_and_lines, is_token, is_ws, leading_crlf, list_items,
     parse_delta, split_before, split_bytes, split_str, unquoted, LineEnds,
@@ -256,6 +256,21 @@ impl Response {
                     return Err(err("wildcard Contact in response"));
                 }
                 out.push(item.parse()?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`contacts`](Self::contacts) read in place: the same values and the
+    /// same errors, nothing copied (a registration reads its 2xx's list).
+    pub fn contact_refs(&self) -> Result<Vec<ContactRef<'_>>, ParseError> {
+        let mut out = Vec::new();
+        for line in self.headers("contact") {
+            for item in list_items(line) {
+                if item == "*" {
+                    return Err(err("wildcard Contact in response"));
+                }
+                out.push(ContactRef::parse(item)?);
             }
         }
         Ok(out)

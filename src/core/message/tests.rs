@@ -873,3 +873,43 @@ fn a_framed_head_gives_the_request_parsing_gives() {
         );
     }
 }
+
+#[test]
+fn a_contact_read_in_place_says_what_the_parsed_one_says() {
+    let mut parsed = 0;
+    for value in [
+        "<sip:u1@127.0.0.1:5060>;expires=600",
+        "\"Bob \\\"B\\\"\" <sips:bob@[::1]:5061;transport=tls>;q=0.5;expires=\"30\"",
+        "<sip:a@h>;expires=30;+sip.instance=\"<urn:uuid:00000000-0000-0000-0000-000000000001>\";reg-id=1",
+        // Unbracketed, the '<' in the quoted value is taken for the URI's
+        // (both reads refuse it alike; registrars bracket their contacts).
+        "sip:a@h;expires=30;+sip.instance=\"<urn:uuid:00000000-0000-0000-0000-000000000001>\"",
+        "<sip:a@b;lr>;pub-gruu=\"sip:a@example.com;gr=urn:uuid:1\";temp-gruu=\"sip:t@example.com;gr\"",
+        "Anon <sip:x@y.z?subject=hi>;flag;EXPIRES=4294967296",
+        " < sip:spaced@127.0.0.1 > ;expires=1",
+        "<sip:bad host>;expires=1",
+        "<sip:a@b>;expires=\"open",
+        "<sip:a@b>;=x",
+        "\"open <sip:a@b>",
+        "<sip:a@b",
+        "Name sip:a@b",
+    ] {
+        let owned = value.parse::<NameAddr>();
+        let read = ContactRef::parse(value);
+        assert_eq!(read.is_ok(), owned.is_ok(), "{value:?}: {owned:?}");
+        let (Ok(read), Ok(owned)) = (read, owned) else {
+            continue;
+        };
+        parsed += 1;
+        assert_eq!(read.to_owned(), owned, "{value:?}");
+        assert_eq!(read.expires(), owned.expires(), "{value:?}");
+        for name in ["expires", "q", "+sip.instance", "reg-id", "pub-gruu", "flag", "none"] {
+            assert_eq!(
+                read.param(name).map(|v| v.map(|v| v.into_owned())),
+                owned.param(name).map(|v| v.map(str::to_owned)),
+                "{value:?} {name}"
+            );
+        }
+    }
+    assert_eq!(parsed, 6);
+}

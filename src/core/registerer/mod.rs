@@ -14,7 +14,7 @@ use super::contact_list::ContactList;
 use super::digest::{self, Algorithm, Answer, Challenge};
 use super::failure::{Failure, FailureKind};
 use super::keepalive::{FlowFailure, KeepAlive, Mechanism};
-use super::message::Response;
+use super::message::{ContactRef, Response};
 use super::options::{RegistererOptions, Settings, UserAgentConfig};
 use super::own_text::own_text;
 use super::rand::Rng;

@@ -214,17 +214,20 @@ impl Registerer {
         Ok(())
     }
 
+    /// Whether `c`, a contact a 2xx lists, is ours: by `+sip.instance` (and
+    /// `reg-id`) when we sent one, else by URI (RFC 3261 §19.1.4) against
+    /// `ours_text`, the Contact URI the request carried. The usual 2xx
+    /// lists it as written: equal text is the same URI, and only another
+    /// spelling makes ours parsed (once, into `ours`) and compared.
     pub(super) fn our_contact_matches(
         &self,
-        c: &crate::core::message::NameAddr,
-        ours: Option<&Uri>,
+        c: &ContactRef<'_>,
+        ours_text: Option<&str>,
+        ours: &mut Option<Option<Uri>>,
     ) -> bool {
         if let Some(urn) = &self.settings.extras().instance_urn {
-            let instance = c
-                .param("+sip.instance")
-                .flatten()
-                .map(|v| v.trim_matches(|ch| ch == '<' || ch == '>'));
-            if let Some(inst) = instance {
+            let instance = c.param("+sip.instance").flatten();
+            if let Some(inst) = instance.as_deref().map(|v| v.trim_matches(['<', '>'])) {
                 let reg_id_ok = match self.settings.reg_id.filter(|_| self.outbound_wanted()) {
                     Some(id) => {
                         c.param("reg-id")
@@ -239,11 +242,19 @@ impl Registerer {
                 }
             }
         }
-        ours.is_some_and(|o| o.equivalent(&c.uri))
+        let Some(text) = ours_text else {
+            return false;
+        };
+        if c.uri_text.trim() == text.trim() {
+            return true;
+        }
+        ours.get_or_insert_with(|| Uri::parse(text).ok())
+            .as_ref()
+            .is_some_and(|o| o.equivalent(&c.uri.to_uri()))
     }
 
     pub(super) fn on_register_ok(&mut self, now: Instant, p: Pending, resp: &Response) {
-        let listed = match resp.contacts() {
+        let listed = match resp.contact_refs() {
             Ok(list) => list,
             Err(e) => {
                 self.note(&format!(
@@ -256,10 +267,10 @@ impl Registerer {
         self.stale_contacts.retain(|c| !p.stale_sent.contains(c));
         // Match what this request carried: the local address may have changed since.
         let ours_text = p.sent_contact.clone();
-        let ours = ours_text.as_deref().and_then(|t| Uri::parse(t).ok());
-        let mine: Vec<&crate::core::message::NameAddr> = listed
+        let mut ours = None;
+        let mine: Vec<&ContactRef<'_>> = listed
             .iter()
-            .filter(|c| self.our_contact_matches(c, ours.as_ref()))
+            .filter(|c| self.our_contact_matches(c, ours_text.as_deref(), &mut ours))
             .collect();
         let granted = mine
             .iter()
@@ -330,7 +341,7 @@ impl Registerer {
 
     pub(super) fn on_unregister_ok(&mut self, now: Instant, p: Pending, resp: &Response) {
         self.replace_contacts(
-            resp.contacts()
+            resp.contact_refs()
                 .ok()
                 .and_then(|l| ContactList::of_uris(l.iter().map(|c| &c.uri))),
         );

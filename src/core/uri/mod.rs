@@ -198,6 +198,38 @@ impl<'a> UriRef<'a> {
         self.host.owned(self.host_text)
     }
 
+    /// Appends the URI as [`to_uri`](Self::to_uri)'s [`Display`](fmt::Display)
+    /// writes it, without building it: the parameters as written (splitting
+    /// and joining them again gives the same text), the host and port in
+    /// their canonical form. A URI with headers is written through
+    /// [`to_uri`](Self::to_uri) (a header without `=` is dropped there).
+    pub(crate) fn push_to(&self, out: &mut String) {
+        if self.headers.is_some() {
+            self.to_uri().push_to(out);
+            return;
+        }
+        out.push_str(self.scheme.as_str());
+        out.push(':');
+        if let Some(user) = self.user {
+            out.push_str(user);
+            if let Some(password) = self.password {
+                out.push(':');
+                out.push_str(password);
+            }
+            out.push('@');
+        }
+        match self.host {
+            HostKind::Domain => out.push_str(self.host_text),
+            HostKind::V4(addr) => out.push_str(V4Text::new(addr).as_str()),
+            HostKind::V6(addr) => Host::V6(addr).push_to(out),
+        }
+        if let Some(port) = self.port {
+            out.push(':');
+            out.push_str(Decimal::new(u64::from(port)).as_str());
+        }
+        out.push_str(self.params);
+    }
+
     /// The URI, owned.
     pub fn to_uri(&self) -> Uri {
         // Every part was checked when read: only splitting is left.

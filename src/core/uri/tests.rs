@@ -488,3 +488,30 @@ fn the_one_pass_host_reader_follows_the_separate_rules() {
     }
     assert!(checked > 100_000);
 }
+
+#[test]
+fn a_uri_read_in_place_is_written_as_the_parsed_one() {
+    let mut written_some = 0;
+    for text in [
+        "sip:alice@example.com",
+        "SIP:Alice@Example.COM:5070",
+        "sips:bob:secret@10.0.0.1:05061;transport=tcp;lr",
+        "sip:127.0.0.1",
+        "sip:u%41@[2001:DB8:0:0:0:0:0:1]:5060;maddr=[::1];x",
+        "sip:[::ffff:10.0.0.1];a=b;c",
+        "sip:h;transport=ws?subject=hi&priority=urgent",
+        "sip:h?flag",
+        "  sip:trimmed@host  ",
+        "sip:a@b.c;ob;+sip.instance=x;reg-id=1",
+    ] {
+        let Ok(r) = UriRef::parse(text) else {
+            assert!(Uri::parse(text).is_err(), "{text:?}");
+            continue;
+        };
+        let mut written = String::new();
+        r.push_to(&mut written);
+        assert_eq!(written, Uri::parse(text).unwrap().text(), "{text:?}");
+        written_some += 1;
+    }
+    assert!(written_some >= 9, "only {written_some} parsed");
+}
