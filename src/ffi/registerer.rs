@@ -174,7 +174,12 @@ impl RegHandle {
                 }
             }
             Event::Response { status, reason: r } => {
-                let c = CString::new(r.replace('\0', " ")).unwrap_or_default();
+                // A NUL (never in a parsed reason) would end the C string early.
+                let c = match r.contains('\0') {
+                    false => CString::new(r.as_bytes()),
+                    true => CString::new(r.replace('\0', " ")),
+                }
+                .unwrap_or_default();
                 let ev = sipreg_event {
                     kind: sipreg_event_kind::SIPREG_EVENT_RESPONSE,
                     state,

@@ -18,6 +18,7 @@
 //! A flow lives while a registerer uses it and is closed when the last one
 //! leaves, so disposing the last registerer closes its connection.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -201,7 +202,7 @@ impl Flows {
         let mut n = 1;
         while f
             .contact_users
-            .get(normalized_user(&chosen).as_str())
+            .get(&*normalized_user(&chosen))
             .is_some_and(|(u, _, _)| *u != ua)
         {
             n += 1;
@@ -223,7 +224,7 @@ impl Flows {
         let f = self.flows.get(&id)?;
         // Escapes are rare: the common case needs no copy.
         let found = if user.contains('%') {
-            f.contact_users.get(normalized_user(user).as_str())
+            f.contact_users.get(&*normalized_user(user))
         } else {
             f.contact_users.get(user)
         };
@@ -256,10 +257,10 @@ impl Flows {
                     }
                 }
                 let key = normalized_user(user);
-                if let Some(e) = f.contact_users.get_mut(key.as_str()) {
+                if let Some(e) = f.contact_users.get_mut(&*key) {
                     e.1 -= 1;
                     if e.1 == 0 {
-                        f.contact_users.remove(key.as_str());
+                        f.contact_users.remove(&*key);
                     }
                 }
             }
@@ -347,7 +348,11 @@ impl Flows {
 
 /// A URI user part with escapes of unreserved characters decoded (`%41`
 /// is `A`), so two spellings of one user compare equal (RFC 3261 §19.1.4).
-pub fn normalized_user(user: &str) -> String {
+pub fn normalized_user(user: &str) -> Cow<'_, str> {
+    // Without an escape (the usual user) the text is its own normal form.
+    if !user.contains('%') {
+        return Cow::Borrowed(user);
+    }
     let b = user.as_bytes();
     let mut out = String::with_capacity(user.len());
     let mut i = 0;
@@ -369,7 +374,7 @@ pub fn normalized_user(user: &str) -> String {
         out.push(char::from(c));
         i += 1;
     }
-    out
+    Cow::Owned(out)
 }
 
 #[cfg(test)]

@@ -77,8 +77,9 @@ pub enum Event {
     Response {
         /// Status code.
         status: u16,
-        /// Reason phrase.
-        reason: String,
+        /// Reason phrase (shared with [`last_reason`](Registerer::last_reason)
+        /// and with other registerers that heard the same one).
+        reason: Arc<str>,
     },
     /// An automatic retry was scheduled after a transient failure.
     RetryScheduled {

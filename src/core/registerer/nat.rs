@@ -56,6 +56,12 @@ impl Registerer {
         if let Some(k) = self.keepalive.as_mut() {
             k.new_flow();
         }
+        // Nothing bound and nothing stale (a registerer's first flow): no
+        // contact to compare, so none is written.
+        let bound = self.bound_at != NOT_LISTED || self.bound_contact.is_some();
+        if !bound && self.stale_contacts.is_empty() {
+            return;
+        }
         let now_contact = request::contact_uri(
             &self.settings,
             self.contact_user(),

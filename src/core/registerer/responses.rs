@@ -68,11 +68,11 @@ impl Registerer {
     pub(super) fn record_response(&mut self, status: u16, reason: &str) {
         let shared =
             crate::core::shared_text::shared(crate::core::shared_text::Kind::Reason, reason);
-        self.last_reason = Some(shared);
+        self.last_reason = Some(shared.clone());
         self.last_status = status;
         self.events.push(Event::Response {
             status,
-            reason: reason.to_owned(),
+            reason: shared,
         });
     }
 
