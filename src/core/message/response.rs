@@ -2,6 +2,7 @@
 //! registering client needs.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use super::frame::FramedHead;
 use super::head::{
@@ -15,6 +16,7 @@ use crate::core::lexer::{
     find_param, for_each_param, header_end_and_lines, is_token, is_ws, leading_crlf, list_items,
     parse_delta, split_before, split_bytes, split_str, unquoted, LineEnds,
 };
+use crate::core::shared_text;
 use crate::core::uri::{self, Host};
 
 /// A parsed SIP response. The body is not kept.
@@ -22,8 +24,10 @@ use crate::core::uri::{self, Host};
 pub struct Response {
     /// Status code, 100..=699.
     pub status: u16,
-    /// Reason phrase exactly as received (may be empty).
-    pub reason: String,
+    /// Reason phrase exactly as received (may be empty), shared with the
+    /// same phrase of other responses lately parsed on this thread (see
+    /// [`shared_text`](crate::core::shared_text)).
+    pub reason: Arc<str>,
     /// The header section as received, then any unfolded values: every
     /// header name and value is a range of this one buffer.
     text: String,
@@ -104,7 +108,7 @@ impl Response {
         spill: String,
     ) -> Result<Response, ParseError> {
         let (status, reason) = parse_status_line(text_at(&head, "", start))?;
-        let reason = reason.to_owned();
+        let reason = shared_text::shared(shared_text::Kind::Reason, reason);
         // One buffer holds every name and value: the header section, then the
         // unfolded values (usually none).
         let text = match head {
