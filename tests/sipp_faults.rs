@@ -249,6 +249,9 @@ fn interval_too_brief_uses_min_expires_for_retry_and_refreshes() {
     let out = sipp.finish(WAIT);
     out.assert_passed();
     assert!(ok, "events: {:?}", r.events());
+    // SIPp exits once it has sent the refresh's 200: the library may read
+    // it a moment later.
+    assert!(r.wait_200s(2, WAIT), "events: {:?}", r.events());
     assert_eq!(responses(&mut r), vec![423, 200, 200]);
     assert_eq!(
         states(&mut r),
@@ -305,6 +308,9 @@ fn shorter_grant(scenario: &str) {
     let out = sipp.finish(WAIT);
     out.assert_passed();
     assert!(ok, "events: {:?}", r.events());
+    // SIPp exits once it has sent the refresh's 200: the library may read
+    // it a moment later.
+    assert!(r.wait_200s(2, WAIT), "events: {:?}", r.events());
     assert_eq!(responses(&mut r), vec![200, 200]);
     // When the refresh comes (half of the 2 s grant) is the core's rule:
     // core_scenarios::shorter_grant_than_asked_is_refreshed_at_half_of_it.
