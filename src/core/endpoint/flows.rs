@@ -371,8 +371,14 @@ pub fn normalized_user(user: &str) -> Cow<'_, str> {
                 continue;
             }
         }
-        out.push(char::from(c));
-        i += 1;
+        // Up to the next '%' (ASCII, so a character boundary) as written:
+        // other text, non-ASCII included, is copied whole.
+        let run = b
+            .get(i + 1..)
+            .and_then(|rest| rest.iter().position(|&c| c == b'%'))
+            .map_or(b.len(), |at| i + 1 + at);
+        out.push_str(user.get(i..run).unwrap_or_default());
+        i = run;
     }
     Cow::Owned(out)
 }
@@ -426,6 +432,10 @@ mod tests {
             "free again"
         );
         assert_eq!(normalized_user("a%3bb%3B"), "a%3Bb%3B");
+        // Other text is kept as written, with or without an escape beside it.
+        assert_eq!(normalized_user("h\u{e9}"), "h\u{e9}");
+        assert_eq!(normalized_user("h\u{e9}%41\u{e9}%"), "h\u{e9}A\u{e9}%");
+        assert_eq!(normalized_user("%4"), "%4");
     }
 
     #[test]
