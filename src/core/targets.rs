@@ -139,15 +139,9 @@ pub fn srv_name(t: Transport, domain: &str) -> String {
 }
 
 fn service_transport(service: &str) -> Option<Transport> {
-    [
-        Transport::Udp,
-        Transport::Tcp,
-        Transport::Tls,
-        Transport::Ws,
-        Transport::Wss,
-    ]
-    .into_iter()
-    .find(|t| naptr_service(*t).eq_ignore_ascii_case(service))
+    Transport::ALL
+        .into_iter()
+        .find(|t| naptr_service(*t).eq_ignore_ascii_case(service))
 }
 
 /// The SRV names to query, in order, from a NAPTR set: records with the `S`

@@ -30,25 +30,30 @@ pub enum Transport {
     Wss,
 }
 
+// Its associated constant would put an opaque type in the C header.
+/// cbindgen:ignore
 impl Transport {
+    /// Every transport, in the order of their names in messages and docs.
+    pub const ALL: [Transport; 5] = [
+        Transport::Udp,
+        Transport::Tcp,
+        Transport::Tls,
+        Transport::Ws,
+        Transport::Wss,
+    ];
+
     /// Parses `udp`, `tcp`, `tls`, `ws` or `wss` in any case.
     pub fn parse(s: &str) -> Result<Transport, Error> {
         // Compared in place: no lower-cased copy for every user agent made.
-        [
-            Transport::Udp,
-            Transport::Tcp,
-            Transport::Tls,
-            Transport::Ws,
-            Transport::Wss,
-        ]
-        .into_iter()
-        .find(|t| t.as_str().eq_ignore_ascii_case(s))
-        .ok_or_else(|| {
-            Error::invalid(format!(
-                "transport must be udp, tcp, tls, ws or wss, not {:?}",
-                truncate(s)
-            ))
-        })
+        Transport::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "transport must be udp, tcp, tls, ws or wss, not {:?}",
+                    truncate(s)
+                ))
+            })
     }
 
     /// The token used in a Via header.
