@@ -24,6 +24,11 @@ impl MaybeInstant {
     /// No instant.
     pub const NONE: MaybeInstant = MaybeInstant(i64::MIN);
 
+    /// Holds `t`, if any.
+    pub fn new(t: Option<Instant>) -> MaybeInstant {
+        t.map_or(MaybeInstant::NONE, MaybeInstant::at)
+    }
+
     /// Holds `t`.
     pub fn at(t: Instant) -> MaybeInstant {
         let o = *ORIGIN.get_or_init(|| t);

@@ -698,7 +698,7 @@ fn apply(s: &mut Snapshot, v: View) {
         s.disposing = true;
     }
     s.retry_after = v.retry_after;
-    s.retry_at = v.retry_at.map_or(MaybeInstant::NONE, MaybeInstant::at);
+    s.retry_at = MaybeInstant::new(v.retry_at);
     s.failure_count = v.failure_count;
     s.retransmissions = u32::try_from(v.retransmissions).unwrap_or(u32::MAX);
     s.public_address = MaybeAddr::new(v.public_address);

@@ -222,13 +222,10 @@ impl Flows {
     /// Request-URI writes it: escapes of unreserved characters allowed).
     pub fn contact_user_owner(&self, id: FlowId, user: &str) -> Option<(UaId, &Card)> {
         let f = self.flows.get(&id)?;
-        // Escapes are rare: the common case needs no copy.
-        let found = if user.contains('%') {
-            f.contact_users.get(&*normalized_user(user))
-        } else {
-            f.contact_users.get(user)
-        };
-        found.map(|(u, _, card)| (*u, card))
+        // (A user without escapes, the common case, is not copied.)
+        f.contact_users
+            .get(&*normalized_user(user))
+            .map(|(u, _, card)| (*u, card))
     }
 
     /// User agent `ua`'s card changed: the copies beside its contact users

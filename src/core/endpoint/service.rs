@@ -614,7 +614,7 @@ impl Endpoint {
         }
         let deadline = reg.core.poll_timeout();
         if deadline != reg.timer_at.get() {
-            reg.timer_at = deadline.map_or(MaybeInstant::NONE, MaybeInstant::at);
+            reg.timer_at = MaybeInstant::new(deadline);
             if let Some(t) = deadline {
                 self.timers.push_reg(t, id);
             }
