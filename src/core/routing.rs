@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use super::message::{ContactRef, Response};
+use super::message::{NameAddrRef, Response};
 
 /// What the last successful REGISTER taught about routing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -29,7 +29,7 @@ impl RoutingFacts {
     };
 
     /// Reads the facts of a 2xx whose contact for us is `ours`.
-    pub fn from_response(resp: &Response, ours: Option<&ContactRef<'_>>) -> RoutingFacts {
+    pub fn from_response(resp: &Response, ours: Option<&NameAddrRef<'_>>) -> RoutingFacts {
         let gruu = |name: &str| {
             ours.and_then(|c| c.param(name).flatten())
                 .filter(|v| !v.is_empty())

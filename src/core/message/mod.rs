@@ -33,7 +33,7 @@ mod via;
 pub use frame::{
     body_range, classify, classify_unchecked, frame, frame_with_head, Frame, FramedHead, Kind,
 };
-pub use name_addr::{ContactRef, NameAddr};
+pub use name_addr::{NameAddr, NameAddrRef};
 pub use reply::{
     annotated_parsed_via, annotated_via, answer_address, response_address, standard_reason, to_tag,
     to_tag_with, write_answer, write_response, write_response_via, Answer, Reply, Tag, MAX_BODY,

@@ -1,9 +1,9 @@
 //! [`NameAddr`]: a `name-addr` or `addr-spec` header value (Contact, To,
-//! From) and the split of its raw parts.
-
-use std::str::FromStr;
+//! From), [`NameAddrRef`] the same read in place, and the split of their
+//! raw parts.
 
 use std::borrow::Cow;
+use std::str::FromStr;
 
 use super::{err, find_param as find_parsed_param, parse_params, ParseError};
 use crate::core::lexer::{
@@ -40,27 +40,18 @@ impl NameAddr {
 impl FromStr for NameAddr {
     type Err = ParseError;
 
-    /// Parses one value such as `"Bob" <sip:b@h>;expires=60` or
-    /// `sip:a@h;expires=30` (here `expires` is a header parameter, RFC 3261
-    /// §20).
+    /// [`NameAddrRef::parse`], owned.
     fn from_str(s: &str) -> Result<NameAddr, ParseError> {
-        let parts = split_name_addr(s)?;
-        let display_name = Some(unquote(parts.display)).filter(|d| !d.is_empty());
-        let uri = Uri::parse(parts.uri).map_err(|e| err(e.to_string()))?;
-        Ok(NameAddr {
-            display_name,
-            uri,
-            params: parse_params(parts.params)?,
-        })
+        NameAddrRef::parse(s).map(|n| n.to_owned())
     }
 }
 
-/// A Contact value of a response read in place, checked as [`NameAddr`]
-/// checks it: what a 2xx's contacts are asked on every registration
-/// (their URIs, `expires`, the instance and GRUU parameters), with nothing
-/// copied. [`to_owned`](Self::to_owned) gives the [`NameAddr`].
+/// A `name-addr` or `addr-spec` value read in place, nothing copied: what a
+/// 2xx's contacts are asked on every registration (their URIs, `expires`,
+/// the instance and GRUU parameters). [`to_owned`](Self::to_owned) gives
+/// the [`NameAddr`], whose parse is this one's.
 #[derive(Clone, Copy, Debug)]
-pub struct ContactRef<'a> {
+pub struct NameAddrRef<'a> {
     /// The URI as written (inside `<>` when bracketed).
     pub uri_text: &'a str,
     /// The URI, read in place.
@@ -71,14 +62,15 @@ pub struct ContactRef<'a> {
     params: &'a str,
 }
 
-impl<'a> ContactRef<'a> {
-    /// Reads one value such as `"Bob" <sip:b@h>;expires=60`; an error
-    /// exactly where [`NameAddr`]'s parse gives one.
-    pub fn parse(s: &'a str) -> Result<ContactRef<'a>, ParseError> {
+impl<'a> NameAddrRef<'a> {
+    /// Reads one value such as `"Bob" <sip:b@h>;expires=60` or
+    /// `sip:a@h;expires=30` (here `expires` is a header parameter, RFC 3261
+    /// §20).
+    pub fn parse(s: &'a str) -> Result<NameAddrRef<'a>, ParseError> {
         let parts = split_name_addr(s)?;
         let uri = UriRef::parse(parts.uri).map_err(|e| err(e.to_string()))?;
         for_each_param(parts.params, |_, _| {})?;
-        Ok(ContactRef {
+        Ok(NameAddrRef {
             uri_text: parts.uri,
             uri,
             display: parts.display,
@@ -104,6 +96,7 @@ impl<'a> ContactRef<'a> {
         NameAddr {
             display_name: Some(unquote(self.display)).filter(|d| !d.is_empty()),
             uri: self.uri.to_uri(),
+            // Checked by `parse`: the list cannot fail here.
             params: parse_params(self.params).unwrap_or_default(),
         }
     }

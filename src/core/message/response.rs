@@ -11,7 +11,7 @@ use super::head::{
 };
 use super::name_addr::split_name_addr;
 use super::via::sent_protocol;
-use super::{err, ContactRef, NameAddr, ParseError, Via};
+use super::{err, NameAddr, NameAddrRef, ParseError, Via};
 use crate::core::lexer::{
     find_param, for_each_param, header_end_and_lines, is_token, is_ws, leading_crlf, list_items,
     parse_delta, split_before, split_bytes, split_str, unquoted, LineEnds,
@@ -253,28 +253,23 @@ impl Response {
     /// Every Contact value of every Contact line, in order. A `*` contact
     /// is an error here because it is only meaningful in requests.
     pub fn contacts(&self) -> Result<Vec<NameAddr>, ParseError> {
-        let mut out = Vec::new();
-        for line in self.headers("contact") {
-            for item in list_items(line) {
-                if item == "*" {
-                    return Err(err("wildcard Contact in response"));
-                }
-                out.push(item.parse()?);
-            }
-        }
-        Ok(out)
+        Ok(self
+            .contact_refs()?
+            .iter()
+            .map(NameAddrRef::to_owned)
+            .collect())
     }
 
-    /// [`contacts`](Self::contacts) read in place: the same values and the
-    /// same errors, nothing copied (a registration reads its 2xx's list).
-    pub fn contact_refs(&self) -> Result<Vec<ContactRef<'_>>, ParseError> {
+    /// [`contacts`](Self::contacts) read in place, nothing copied (a
+    /// registration reads its 2xx's list).
+    pub fn contact_refs(&self) -> Result<Vec<NameAddrRef<'_>>, ParseError> {
         let mut out = Vec::new();
         for line in self.headers("contact") {
             for item in list_items(line) {
                 if item == "*" {
                     return Err(err("wildcard Contact in response"));
                 }
-                out.push(ContactRef::parse(item)?);
+                out.push(NameAddrRef::parse(item)?);
             }
         }
         Ok(out)

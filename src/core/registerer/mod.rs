@@ -14,7 +14,7 @@ use super::contact_list::ContactList;
 use super::digest::{self, Algorithm, Answer, Challenge};
 use super::failure::{Failure, FailureKind};
 use super::keepalive::{FlowFailure, KeepAlive, Mechanism};
-use super::message::{ContactRef, Response};
+use super::message::{NameAddrRef, Response};
 use super::options::{RegistererOptions, Settings, UserAgentConfig};
 use super::own_text::own_text;
 use super::rand::Rng;
@@ -77,7 +77,7 @@ pub enum Event {
     Response {
         /// Status code.
         status: u16,
-        /// Reason phrase (shared with [`last_reason`](Registerer::last_reason)
+        /// Reason phrase (shared with [`last_response`](Registerer::last_response)
         /// and with other registerers that heard the same one).
         reason: Arc<str>,
     },

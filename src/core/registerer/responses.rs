@@ -221,7 +221,7 @@ impl Registerer {
     /// spelling makes ours parsed (once, into `ours`) and compared.
     pub(super) fn our_contact_matches(
         &self,
-        c: &ContactRef<'_>,
+        c: &NameAddrRef<'_>,
         ours_text: Option<&str>,
         ours: &mut Option<Option<Uri>>,
     ) -> bool {
@@ -268,7 +268,7 @@ impl Registerer {
         // Match what this request carried: the local address may have changed since.
         let ours_text = p.sent_contact.clone();
         let mut ours = None;
-        let mine: Vec<&ContactRef<'_>> = listed
+        let mine: Vec<&NameAddrRef<'_>> = listed
             .iter()
             .filter(|c| self.our_contact_matches(c, ours_text.as_deref(), &mut ours))
             .collect();
