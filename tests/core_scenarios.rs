@@ -1351,3 +1351,27 @@ fn timer_k_absorbs_retransmitted_finals_without_a_wake_up_of_its_own() {
 fn closed() -> Failure {
     Failure::new(FailureKind::Transport, "connection closed by peer")
 }
+
+#[test]
+fn drain_events_gives_what_poll_event_gives() {
+    // Two registerers alike through register, a challenge, a 200, a refresh
+    // and an unregister: one read event by event, one in bulk.
+    let run = |bulk: bool| {
+        let mut h = Harness::alice(RegistererOptions::default());
+        h.bulk_events = bulk;
+        h.register();
+        h.challenge("n1", false);
+        h.ok(600);
+        let refresh = h.refresh_after(600);
+        h.advance(refresh);
+        h.challenge("n2", true);
+        h.ok(600);
+        h.reg.unregister(h.now, false).expect("unregister");
+        h.drain();
+        h.ok(0);
+        h.events
+    };
+    let one_by_one = run(false);
+    assert!(one_by_one.len() >= 6, "{one_by_one:?}");
+    assert_eq!(run(true), one_by_one);
+}

@@ -5,6 +5,11 @@
 
 use std::time::{Duration, Instant};
 
+use super::short_text::ShortText;
+
+/// Bytes of a branch kept inside the transaction (ours are 29).
+const BRANCH_INLINE: usize = 32;
+
 /// RFC 3261 timer values. Tests and fast failure detection shorten them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timers {
@@ -76,7 +81,8 @@ pub enum TimerOutcome {
 /// One non-INVITE client transaction.
 #[derive(Clone, Debug)]
 pub struct ClientTransaction {
-    branch: String,
+    // Ours are 29 bytes: kept inline, as a branch is made per request.
+    branch: ShortText<BRANCH_INLINE>,
     reliable: bool,
     timers: Timers,
     state: TxState,
@@ -89,10 +95,10 @@ pub struct ClientTransaction {
 
 impl ClientTransaction {
     /// Starts a transaction whose request was just sent at `now`.
-    pub fn new(branch: String, reliable: bool, timers: Timers, now: Instant) -> Self {
+    pub fn new(branch: &str, reliable: bool, timers: Timers, now: Instant) -> Self {
         let timer_e = (!reliable).then(|| now + timers.t1);
         ClientTransaction {
-            branch,
+            branch: ShortText::new(branch),
             reliable,
             timers,
             state: TxState::Trying,
@@ -106,12 +112,7 @@ impl ClientTransaction {
 
     /// The Via branch identifying this transaction.
     pub fn branch(&self) -> &str {
-        &self.branch
-    }
-
-    /// Moves the branch out (to restart the transaction under the same one).
-    pub fn take_branch(&mut self) -> String {
-        std::mem::take(&mut self.branch)
+        self.branch.as_str()
     }
 
     /// Current state.
@@ -222,7 +223,7 @@ mod tests {
     #[test]
     fn udp_retransmits_doubling_to_t2_then_times_out_at_64_t1() {
         let t0 = Instant::now();
-        let mut tx = ClientTransaction::new("z9hG4bKa".into(), false, Timers::default(), t0);
+        let mut tx = ClientTransaction::new("z9hG4bKa", false, Timers::default(), t0);
         let (sends, timeout) = run_to_timeout(&mut tx, t0);
         assert_eq!(&sends[..5], &[500, 1500, 3500, 7500, 11500]);
         assert_eq!(timeout, 32_000);
@@ -236,7 +237,7 @@ mod tests {
     #[test]
     fn tcp_never_retransmits() {
         let t0 = Instant::now();
-        let mut tx = ClientTransaction::new("b".into(), true, Timers::default(), t0);
+        let mut tx = ClientTransaction::new("b", true, Timers::default(), t0);
         let (sends, timeout) = run_to_timeout(&mut tx, t0);
         assert!(sends.is_empty());
         assert_eq!(timeout, 32_000);
@@ -245,7 +246,7 @@ mod tests {
     #[test]
     fn provisional_moves_to_t2_interval() {
         let t0 = Instant::now();
-        let mut tx = ClientTransaction::new("b".into(), false, Timers::default(), t0);
+        let mut tx = ClientTransaction::new("b", false, Timers::default(), t0);
         assert_eq!(tx.on_response(100, t0 + ms(100)), Delivery::Provisional);
         assert_eq!(tx.state(), TxState::Proceeding);
         assert_eq!(tx.next_deadline(), Some(t0 + ms(4100)));
@@ -261,7 +262,7 @@ mod tests {
             t2: ms(400),
             t4: ms(700),
         };
-        let mut tx = ClientTransaction::new("b".into(), false, timers, t0);
+        let mut tx = ClientTransaction::new("b", false, timers, t0);
         assert_eq!(tx.on_response(200, t0 + ms(10)), Delivery::Final);
         assert_eq!(tx.on_response(200, t0 + ms(20)), Delivery::Absorbed);
         assert_eq!(tx.next_deadline(), Some(t0 + ms(710)));
@@ -273,7 +274,7 @@ mod tests {
     #[test]
     fn reliable_timer_k_is_zero() {
         let t0 = Instant::now();
-        let mut tx = ClientTransaction::new("b".into(), true, Timers::default(), t0);
+        let mut tx = ClientTransaction::new("b", true, Timers::default(), t0);
         assert_eq!(tx.on_response(401, t0 + ms(5)), Delivery::Final);
         assert_eq!(tx.next_deadline(), Some(t0 + ms(5)));
     }
@@ -286,7 +287,7 @@ mod tests {
             t2: ms(40),
             t4: ms(50),
         };
-        let mut tx = ClientTransaction::new("b".into(), false, timers, t0);
+        let mut tx = ClientTransaction::new("b", false, timers, t0);
         let (sends, timeout) = run_to_timeout(&mut tx, t0);
         assert_eq!(timeout, 640);
         assert_eq!(&sends[..3], &[10, 30, 70]);

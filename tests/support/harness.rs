@@ -24,6 +24,10 @@ pub struct Harness {
     pub now: Instant,
     pub sent: Vec<Sent>,
     pub events: Vec<(Duration, Event)>,
+    /// Read events with `drain_events` (into a list that already holds
+    /// one, so both of its paths run) instead of `poll_event`.
+    pub bulk_events: bool,
+    bulk_rounds: u32,
 }
 
 pub const LOCAL: &str = "127.0.0.1:5080";
@@ -39,6 +43,8 @@ impl Harness {
             now: t0,
             sent: Vec::new(),
             events: Vec::new(),
+            bulk_events: false,
+            bulk_rounds: 0,
         }
     }
 
@@ -74,8 +80,29 @@ impl Harness {
                 retransmission: t.retransmission,
             });
         }
-        while let Some(e) = self.reg.poll_event() {
-            self.events.push((at, e));
+        if self.bulk_events {
+            self.bulk_rounds += 1;
+            // Every other time into a list that already holds an event of
+            // ours, so both of drain_events' paths run.
+            let marker = Event::Note("marker".into());
+            let mut got = if self.bulk_rounds.is_multiple_of(2) {
+                vec![marker.clone()]
+            } else {
+                Vec::new()
+            };
+            let had = got.len();
+            let any = self.reg.drain_events(&mut got);
+            assert_eq!(any, got.len() > had);
+            if had == 1 {
+                assert_eq!(got.remove(0), marker);
+            }
+            assert!(!self.reg.drain_events(&mut Vec::new()), "all drained");
+            assert!(self.reg.poll_event().is_none(), "all drained");
+            self.events.extend(got.into_iter().map(|e| (at, e)));
+        } else {
+            while let Some(e) = self.reg.poll_event() {
+                self.events.push((at, e));
+            }
         }
     }
 

@@ -90,10 +90,7 @@ impl Endpoint {
             let Some(reg) = self.regs.get_mut(&id) else {
                 return;
             };
-            while let Some(e) = reg.core.poll_event() {
-                progressed = true;
-                fired.push(e);
-            }
+            progressed |= reg.core.drain_events(&mut fired);
             if reg.core.take_timed_out() && reg.core.settings().transport.reliable() {
                 // A stream that swallowed a request is not trusted again (pjsip #5033).
                 // After a failover the flow in use is the new target's: keep it.

@@ -43,6 +43,24 @@ impl Registerer {
         e
     }
 
+    /// Moves every queued event, in order, to the end of `out`: the queue
+    /// itself when `out` is empty (nothing copied, no buffer made), as
+    /// [`poll_event`](Self::poll_event) until `None` would give them.
+    /// Returns whether there were any.
+    pub fn drain_events(&mut self, out: &mut Vec<Event>) -> bool {
+        if self.events.is_empty() {
+            return false;
+        }
+        if out.is_empty() {
+            *out = std::mem::take(&mut self.events);
+        } else {
+            out.append(&mut self.events);
+            // An idle registerer keeps no event buffer, as after poll_event.
+            self.events = Vec::new();
+        }
+        true
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) should run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let tx = self

@@ -8,17 +8,21 @@ use super::*;
 use crate::core::credentials;
 
 impl Registerer {
-    /// The challenge of `offered` to answer, or why none may be: a downgrade
+    /// Where in `offered` the challenge to answer is, or why none may be: a downgrade
     /// (`AuthDowngrade`) or nothing a credential fits (`NoCredentials`).
     pub(super) fn answerable_challenge(
         &mut self,
         offered: &[Challenge],
         status: u16,
-    ) -> Result<Challenge, Failure> {
+    ) -> Result<usize, Failure> {
         self.check_downgrade(offered)?;
-        credentials::choose(&self.settings.ua, offered)
-            .cloned()
-            .map_err(|why| Failure::new(FailureKind::NoCredentials, format!("{status}: {why}")))
+        let chosen = credentials::choose(&self.settings.ua, offered)
+            .map_err(|why| Failure::new(FailureKind::NoCredentials, format!("{status}: {why}")))?;
+        // Its place in `offered`, so the caller moves it out instead of copying it.
+        Ok(offered
+            .iter()
+            .position(|c| std::ptr::eq(c, chosen))
+            .unwrap_or_default())
     }
 
     /// Refuses `offered` when a realm in it offers only algorithms weaker
@@ -65,18 +69,29 @@ impl Registerer {
             .max_by_key(|alg| alg.strength())
     }
 
-    /// Caches `ch` for its realm (replacing the realm's earlier challenge),
-    /// remembering the strongest algorithm the realm offered so far.
-    pub(super) fn remember_challenge(&mut self, proxy: bool, ch: Challenge, offered: &[Challenge]) {
+    /// Caches `offered[at]`, the challenge answered, for its realm
+    /// (replacing the realm's earlier challenge), remembering the strongest
+    /// algorithm the realm offered so far.
+    pub(super) fn remember_challenge(
+        &mut self,
+        proxy: bool,
+        mut offered: Vec<Challenge>,
+        at: usize,
+    ) {
+        let Some(realm) = offered.get(at).map(|ch| ch.realm.as_str()) else {
+            return;
+        };
         let strongest = [
-            self.strongest_seen(&ch.realm),
-            credentials::strongest_offered(offered, &ch.realm),
-            ch.supported_algorithm(),
+            self.strongest_seen(realm),
+            credentials::strongest_offered(&offered, realm),
+            offered.get(at).and_then(Challenge::supported_algorithm),
         ]
         .into_iter()
         .flatten()
         .max_by_key(|alg| alg.strength())
         .unwrap_or(Algorithm::Md5);
+        // The chosen one is kept; the others offered are dropped.
+        let ch = offered.swap_remove(at);
         let auth = self.auth.open();
         auth.retain(|e| !(e.proxy == proxy && e.challenge.realm == ch.realm));
         auth.reserve_exact(1);

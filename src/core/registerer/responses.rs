@@ -147,7 +147,7 @@ impl Registerer {
                 }
             },
             503 if resp.retry_after().is_none() && self.targets.is_some() => {
-                self.pending = Some(Box::new(p));
+                self.pending = Some(p);
                 if !self.failover(now, "503 without Retry-After") {
                     if let Some(p) = self.take_pending() {
                         self.fail(now, p.kind, 503, None, false);
@@ -180,7 +180,10 @@ impl Registerer {
             .headers(header)
             .filter_map(|v| digest::parse_challenge(v).ok())
             .collect();
-        let ch = self.answerable_challenge(&offered, resp.status)?;
+        let at = self.answerable_challenge(&offered, resp.status)?;
+        let Some(ch) = offered.get(at) else {
+            return Err(Failure::new(FailureKind::NoCredentials, "no challenge"));
+        };
         let rejected = |why: String| Failure::new(FailureKind::AuthRejected, why);
         if p.auth_rounds >= MAX_AUTH_ROUNDS {
             return Err(rejected("too many authentication rounds".into()));
@@ -210,7 +213,7 @@ impl Registerer {
             }
         }
         p.auth_rounds += 1;
-        self.remember_challenge(proxy, ch, &offered);
+        self.remember_challenge(proxy, offered, at);
         Ok(())
     }
 
@@ -253,7 +256,7 @@ impl Registerer {
             .is_some_and(|o| o.equivalent(&c.uri.to_uri()))
     }
 
-    pub(super) fn on_register_ok(&mut self, now: Instant, p: Pending, resp: &Response) {
+    pub(super) fn on_register_ok(&mut self, now: Instant, mut p: Box<Pending>, resp: &Response) {
         let listed = match resp.contact_refs() {
             Ok(list) => list,
             Err(e) => {
@@ -266,16 +269,19 @@ impl Registerer {
         self.replace_contacts(ContactList::of_uris(listed.iter().map(|c| &c.uri)));
         self.stale_contacts.retain(|c| !p.stale_sent.contains(c));
         // Match what this request carried: the local address may have changed since.
-        let ours_text = p.sent_contact.clone();
+        let ours_text = p.sent_contact.take();
         let mut ours = None;
-        let mine: Vec<&NameAddrRef<'_>> = listed
-            .iter()
-            .filter(|c| self.our_contact_matches(c, ours_text.as_deref(), &mut ours))
-            .collect();
-        let granted = mine
-            .iter()
-            .map(|c| c.expires().or(resp.expires()).unwrap_or(p.expires_sent))
-            .min();
+        // Our first listed contact (its routing facts) and the least
+        // interval granted to any of ours.
+        let mut first_mine = None;
+        let mut granted: Option<u32> = None;
+        for c in &listed {
+            if self.our_contact_matches(c, ours_text.as_deref(), &mut ours) {
+                first_mine.get_or_insert(c);
+                let secs = c.expires().or(resp.expires()).unwrap_or(p.expires_sent);
+                granted = Some(granted.map_or(secs, |g| g.min(secs)));
+            }
+        }
         let mut rewrite_to = None;
         match granted {
             None => {
@@ -323,7 +329,7 @@ impl Registerer {
                 self.expire_at = MaybeInstant::at(now + granted);
                 self.set_state(State::Registered);
                 self.outbound_in_use = p.outbound && resp.lists_option("require", "outbound");
-                let routing = RoutingFacts::from_response(resp, mine.first().copied());
+                let routing = RoutingFacts::from_response(resp, first_mine);
                 self.routing = (routing != RoutingFacts::EMPTY).then(|| Box::new(routing));
                 self.start_keepalive(now, resp);
                 let seen = resp.top_via_public_address();
@@ -339,7 +345,7 @@ impl Registerer {
         }
     }
 
-    pub(super) fn on_unregister_ok(&mut self, now: Instant, p: Pending, resp: &Response) {
+    pub(super) fn on_unregister_ok(&mut self, now: Instant, p: Box<Pending>, resp: &Response) {
         self.replace_contacts(
             resp.contact_refs()
                 .ok()
@@ -445,7 +451,7 @@ impl Registerer {
     fn interval_too_brief(
         &mut self,
         now: Instant,
-        p: Pending,
+        p: Box<Pending>,
         why: &str,
         retry_after: Option<u32>,
     ) {

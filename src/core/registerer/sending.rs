@@ -28,10 +28,10 @@ impl Registerer {
     }
 
     /// The bookkeeping of a new request of `kind`, made at `now`.
-    fn fresh(kind: Kind, now: Instant, timers: crate::core::transaction::Timers) -> Pending {
-        Pending {
+    fn fresh(kind: Kind, now: Instant, timers: crate::core::transaction::Timers) -> Box<Pending> {
+        Box::new(Pending {
             kind,
-            tx: ClientTransaction::new(String::new(), true, timers, now),
+            tx: ClientTransaction::new("", true, timers, now),
             admitted: false,
             bytes: None,
             cseq: 0,
@@ -48,7 +48,7 @@ impl Registerer {
             new_nonce_retry_used: false,
             auth_rounds: 0,
             request_headers: Vec::new(),
-        }
+        })
     }
 
     /// Makes the bookkeeping of a request queued for the pacing window (as
@@ -65,16 +65,17 @@ impl Registerer {
     /// Sends (or re-sends after a challenge / 423) the request of `p`: a new
     /// CSeq and branch now; credentials when it is admitted; the bytes when
     /// the runtime polls them.
-    pub(super) fn send(&mut self, now: Instant, mut p: Pending) {
+    pub(super) fn send(&mut self, now: Instant, mut p: Box<Pending>) {
         self.cseq = self.cseq.wrapping_add(1);
         p.cseq = self.cseq;
         let mut tail = [0u8; TAIL_LEN];
         self.rng.fill_token(&mut tail);
-        let mut branch = String::with_capacity(COOKIE.len() + KEY_LEN + TAIL_LEN);
-        branch.push_str(COOKIE);
-        branch.push_str(self.key());
-        // SAFETY: `fill_token` writes base32, ASCII.
-        branch.push_str(unsafe { own_text(&tail) });
+        let mut branch = [0u8; COOKIE.len() + KEY_LEN + TAIL_LEN];
+        let (cookie, rest) = branch.split_at_mut(COOKIE.len());
+        let (key, tail_at) = rest.split_at_mut(KEY_LEN);
+        cookie.copy_from_slice(COOKIE.as_bytes());
+        key.copy_from_slice(&self.key);
+        tail_at.copy_from_slice(&tail);
         p.auth = Vec::new();
         p.expires_sent = match p.kind {
             Kind::Register => self.expires,
@@ -83,14 +84,15 @@ impl Registerer {
         p.bytes = None;
         p.sent_contact = None;
         p.tx = ClientTransaction::new(
-            branch,
+            // SAFETY: the cookie and the key are ASCII; `fill_token` writes base32.
+            unsafe { own_text(&branch) },
             self.settings.transport.reliable(),
             self.settings.ua.extras().timers,
             now,
         );
         p.admitted = false;
         self.transmits.clear();
-        self.pending = Some(Box::new(p));
+        self.pending = Some(p);
         if !self.paced {
             self.admit_pending(Some(now));
         }
@@ -108,8 +110,9 @@ impl Registerer {
             return;
         };
         if let Some(now) = now {
-            let branch = p.tx.take_branch();
-            p.tx = ClientTransaction::new(branch, reliable, timers, now);
+            // Started afresh under the same branch.
+            let tx = ClientTransaction::new(p.tx.branch(), reliable, timers, now);
+            p.tx = tx;
         }
         p.auth = self.credentials_headers(&mut p);
         p.admitted = true;
@@ -159,10 +162,11 @@ impl Registerer {
     }
 
     /// Ends the request in flight, dropping sends still owed for it.
-    pub(super) fn take_pending(&mut self) -> Option<Pending> {
+    pub(super) fn take_pending(&mut self) -> Option<Box<Pending>> {
         self.materialize();
         self.transmits.clear();
-        self.pending.take().map(|p| *p)
+        // Kept boxed: a request sent again reuses the box.
+        self.pending.take()
     }
 
     pub(super) fn run_transaction_timers(&mut self, now: Instant) {
