@@ -62,10 +62,40 @@ pub(crate) fn is_word_char(c: char) -> bool {
     is_token_char(c) || "()<>:\\\"/[]?{}".contains(c)
 }
 
-/// RFC 7230 `tchar`: token characters of HTTP authentication headers
-/// (wider than SIP's: `#$&^|` too).
-pub(crate) fn is_tchar(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+/// RFC 7230 `tchar` bytes: token characters of HTTP authentication
+/// headers (wider than SIP's: `#$&^|` too), one lookup each (every name of
+/// every challenge).
+const TCHAR_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    table
+};
+
+/// Whether byte `b` is a `tchar` (never one of a multi-byte character's bytes).
+pub(crate) fn is_tchar_byte(b: u8) -> bool {
+    TCHAR_BYTES[usize::from(b)]
 }
 
 /// Control characters other than HT: never allowed inside a quoted string
@@ -671,9 +701,16 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// Consumes the longest prefix whose characters all satisfy `keep`.
-    pub(crate) fn take_while(&mut self, keep: impl Fn(char) -> bool) -> &'a str {
-        let (taken, rest) = take_while(self.rest, keep);
+    /// Consumes the longest prefix whose bytes all satisfy `keep`, a class
+    /// of ASCII bytes (one that keeps a byte >= 0x80 stops before that
+    /// character instead of splitting it).
+    pub(crate) fn take_ascii_while(&mut self, keep: impl Fn(u8) -> bool) -> &'a str {
+        let end = self
+            .rest
+            .bytes()
+            .position(|b| !(b.is_ascii() && keep(b)))
+            .unwrap_or(self.rest.len());
+        let (taken, rest) = split_str(self.rest, end);
         self.rest = rest;
         taken
     }
@@ -739,6 +776,29 @@ mod tests {
         let mut out = Vec::new();
         for_each_param(s, |n, v| out.push((n, v)))?;
         Ok(out)
+    }
+
+    #[test]
+    fn the_tchar_table_is_rfc_7230s_set() {
+        for b in 0..=255u8 {
+            let rfc = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            assert_eq!(is_tchar_byte(b), rfc, "byte {b:#04x}");
+        }
+    }
+
+    #[test]
+    fn a_cursor_takes_ascii_runs_and_never_splits_a_character() {
+        let mut c = Cursor::new("Digest realm");
+        assert_eq!(c.take_ascii_while(is_tchar_byte), "Digest");
+        assert_eq!(c.rest, " realm");
+        assert_eq!(c.take_ascii_while(is_tchar_byte), "");
+        // A class that would keep every byte still stops before non-ASCII.
+        let mut c = Cursor::new("ab\u{e9}cd");
+        assert_eq!(c.take_ascii_while(|_| true), "ab");
+        assert_eq!(c.rest, "\u{e9}cd");
+        let mut c = Cursor::new("nonce");
+        assert_eq!(c.take_ascii_while(is_tchar_byte), "nonce");
+        assert!(c.is_empty());
     }
 
     #[test]
@@ -1012,7 +1072,7 @@ mod tests {
     fn tokens_numbers_and_classes() {
         assert!(is_token("z9hG4bK-.!%*_+`'~"));
         assert!(!is_token("") && !is_token("a b") && !is_token("é") && !is_token("a#"));
-        assert!(is_tchar('#') && is_tchar('|') && !is_token_char('#'));
+        assert!(is_tchar_byte(b'#') && is_tchar_byte(b'|') && !is_token_char('#'));
         // The table says what RFC 3261's token rule says, for every byte and
         // some characters beyond ASCII.
         for c in (0..0x200).filter_map(char::from_u32) {
@@ -1046,12 +1106,12 @@ mod tests {
     #[test]
     fn cursor_reads_quoted_strings_in_place() {
         let mut c = Cursor::new("realm=\"a\\\"b\", nonce=\"plain\"");
-        assert_eq!(c.take_while(is_tchar), "realm");
+        assert_eq!(c.take_ascii_while(is_tchar_byte), "realm");
         assert!(c.eat('=') && c.eat('"'));
         assert_eq!(c.quoted_string(), Ok(Cow::Owned("a\"b".to_owned())));
         assert!(c.eat(','));
         c.skip_ws();
-        assert_eq!(c.take_while(is_tchar), "nonce");
+        assert_eq!(c.take_ascii_while(is_tchar_byte), "nonce");
         assert!(c.eat('=') && c.eat('"'));
         assert!(matches!(c.quoted_string(), Ok(Cow::Borrowed("plain"))));
         assert!(c.is_empty());

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use super::{malformed, Algorithm, DigestError};
-use crate::core::lexer::{is_tchar, is_ws, Cursor};
+use crate::core::lexer::{is_tchar_byte, is_ws, Cursor};
 
 /// One parsed `WWW-Authenticate` / `Proxy-Authenticate` Digest challenge.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,8 +37,8 @@ impl Challenge {
 
 /// Characters of an unquoted value. Wider than `token` on purpose: servers send base64
 /// nonces (with `/` and `=`) unquoted.
-fn is_bare_value_char(c: char) -> bool {
-    c.is_ascii_graphic() && c != ',' && c != '"'
+fn is_bare_value_byte(b: u8) -> bool {
+    b.is_ascii_graphic() && b != b',' && b != b'"'
 }
 
 /// Parses the value of one WWW-Authenticate/Proxy-Authenticate header (text after the colon), e.g.
@@ -51,7 +51,7 @@ fn is_bare_value_char(c: char) -> bool {
 /// `MissingParam` when `realm` or `nonce` is absent.
 pub fn parse_challenge(value: &str) -> Result<Challenge, DigestError> {
     let mut cur = Cursor::new(value.trim_matches(is_ws));
-    let scheme = cur.take_while(is_tchar);
+    let scheme = cur.take_ascii_while(is_tchar_byte);
     if scheme.is_empty() {
         return Err(malformed("expected an auth scheme", cur.rest));
     }
@@ -138,7 +138,7 @@ fn parse_params<'a>(cur: &mut Cursor<'a>, found: &mut Found<'a>) -> Result<(), D
 
 /// Reads one `name = value`; names are matched ignoring case.
 fn parse_param<'a>(cur: &mut Cursor<'a>) -> Result<(&'a str, Cow<'a, str>), DigestError> {
-    let name = cur.take_while(is_tchar);
+    let name = cur.take_ascii_while(is_tchar_byte);
     if name.is_empty() {
         return Err(malformed("expected a parameter name", cur.rest));
     }
@@ -150,7 +150,7 @@ fn parse_param<'a>(cur: &mut Cursor<'a>) -> Result<(&'a str, Cow<'a, str>), Dige
     let value = if cur.eat('"') {
         cur.quoted_string().map_err(|e| malformed(e.0, cur.rest))?
     } else {
-        let bare = cur.take_while(is_bare_value_char);
+        let bare = cur.take_ascii_while(is_bare_value_byte);
         if bare.is_empty() {
             return Err(malformed("expected a value", cur.rest));
         }

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::core::lexer::{is_token, is_token_char, is_word_char, quoted_len, split_once_opt};
-use crate::core::uri::Uri;
+use crate::core::uri::{Uri, UriRef};
 use crate::error::Error;
 
 /// Headers the library writes itself; an extra header may not duplicate them.
@@ -65,8 +65,13 @@ pub(super) fn truncate(s: &str) -> String {
 /// Parses a URI option. A password in the userinfo is refused (it would go out
 /// in clear text in To/From) and never echoed in the error text.
 pub(super) fn parse_uri(what: &str, s: &str) -> Result<Uri, Error> {
+    parse_uri_ref(what, s).map(|u| u.to_uri())
+}
+
+/// [`parse_uri`] read in place: the same checks and errors, nothing copied.
+pub(super) fn parse_uri_ref<'a>(what: &str, s: &'a str) -> Result<UriRef<'a>, Error> {
     check_no_ctl(what, s)?;
-    let uri = Uri::parse(s).map_err(|e| {
+    let uri = UriRef::parse(s).map_err(|e| {
         Error::invalid(format!(
             "{what}: bad SIP URI {:?}: {e}",
             truncate(&redact_password(s))

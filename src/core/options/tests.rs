@@ -358,6 +358,44 @@ fn the_recovery_policy_comes_back_as_set_and_turning_it_off_boxes_nothing() {
 }
 
 #[test]
+fn the_aor_text_is_the_parsed_uris_text() {
+    // The AOR is read in place; its text must be what the parsed URI writes,
+    // and what is refused must be refused as the parsed URI refuses it.
+    for given in [
+        "sip:alice@example.com",
+        "SIP:Alice@Example.COM",
+        "sip:bob@127.0.0.1:05080",
+        "sips:carol@[0:0::1]:5061;transport=tcp;lr",
+        "sip:dave@host?",
+        "sip:eve@host?subject=hi",
+        "sip:frank@host;maddr=127.0.0.1?",
+        "  sip:grace@host  ",
+        "sip:host",
+        "sip:heidi:secret@host",
+        "sip:ivan@",
+        "tel:+15551234",
+        "sip:judy@ho\u{7}st",
+    ] {
+        let owned = checks::parse_uri("aor", given).and_then(|u| {
+            if u.user.is_none() || !u.headers.is_empty() {
+                Err(Error::invalid("refused"))
+            } else {
+                Ok(u.text())
+            }
+        });
+        let ua = UserAgentConfig::new(given);
+        match (owned, ua) {
+            (Ok(text), Ok(ua)) => assert_eq!(&**ua.aor_text(), text, "{given:?}"),
+            (Err(_), Err(_)) => {}
+            (a, b) => panic!(
+                "{given:?}: parsed {a:?}, in place {:?}",
+                b.map(|u| u.aor_text().clone())
+            ),
+        }
+    }
+}
+
+#[test]
 fn the_aor_is_kept_as_text_and_its_parts_read_from_it() {
     use crate::core::uri::Scheme;
     for (given, user, scheme, host, port) in [

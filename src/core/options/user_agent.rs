@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use zeroize::Zeroize;
 
-use super::checks::{check_no_ctl, parse_socket_addr, parse_uri, truncate};
+use super::checks::{check_no_ctl, parse_socket_addr, parse_uri, parse_uri_ref, truncate};
 use crate::core::credentials::{Credential, SecretKind};
 use crate::core::transaction::Timers;
 use crate::core::uri::{Scheme, Uri, UriRef};
@@ -264,17 +264,22 @@ pub const DEFAULT_USER_AGENT: &str = concat!("sipreg/", env!("CARGO_PKG_VERSION"
 impl UserAgentConfig {
     /// A user agent for `aor` with default settings.
     pub fn new(aor: &str) -> Result<UserAgentConfig, Error> {
-        let aor = parse_uri("aor", aor)?;
+        let given_len = aor.len();
+        // Read in place: the AOR's parts are not kept, only its text.
+        let aor = parse_uri_ref("aor", aor)?;
         if aor.user.is_none() {
             return Err(Error::invalid(
                 "aor must have a user part (sip:user@domain)",
             ));
         }
-        if !aor.headers.is_empty() {
+        // (A bare `?` is no header: as the parsed URI, whose text drops it.)
+        if aor.headers.is_some() && !aor.to_uri().headers.is_empty() {
             return Err(Error::invalid("aor must not carry URI headers"));
         }
-        let text = aor.text();
-        let user = aor.user.as_deref().unwrap_or_default();
+        // (Its canonical form is about as long as the text given.)
+        let mut text = String::with_capacity(given_len + 8);
+        aor.push_to(&mut text);
+        let user = aor.user.unwrap_or_default();
         // The text starts with the scheme, then the user as written.
         let start = text.find(':').map_or(0, |i| i + 1);
         let end = start + user.len();
