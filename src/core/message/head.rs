@@ -5,7 +5,8 @@
 use super::frame::is_status_line;
 use super::{err, ParseError};
 use crate::core::lexer::{
-    is_continuation, is_digits, is_token, is_ws, parse_length, scan_line, split_str, LineEnds,
+    is_continuation, is_digits, is_token, is_token_byte, is_ws, parse_length, scan_line, split_str,
+    LineEnds,
 };
 
 /// Header names a registrar's responses carry (stored without an
@@ -67,8 +68,21 @@ fn known_name(name: &str) -> Option<&'static str> {
     COMMON_NAMES_BY_LEN
         .iter()
         .find(|(l, _)| *l == len)
-        .and_then(|(_, names)| names.iter().find(|n| n.eq_ignore_ascii_case(name)))
+        .and_then(|(_, names)| names.iter().find(|n| token_is(name.as_bytes(), n)))
         .copied()
+}
+
+/// Whether `token` (RFC 3261 token characters only, as every header name
+/// is checked to be first) is `lower`, a name of lower-case letters and
+/// `-`, ignoring case. Setting bit 0x20 lower-cases a letter and leaves `-`
+/// and every other token character as it is, and no other token character
+/// becomes a letter or `-` that way: one OR and one compare a byte.
+fn token_is(token: &[u8], lower: &str) -> bool {
+    token.len() == lower.len()
+        && token
+            .iter()
+            .zip(lower.as_bytes())
+            .all(|(t, l)| t | 0x20 == *l)
 }
 
 /// The name a lookup key stands for: a compact name expanded to its long
@@ -236,19 +250,23 @@ fn fold(head: &str, spill: &mut String, field: &mut Field, continuation: &str) {
 fn parse_header_line(line: &str, line_at: usize) -> Result<Field, ParseError> {
     // By bytes: ':', SP and HT are ASCII, so every offset found is a char boundary.
     let b = line.as_bytes();
-    let colon = b
-        .iter()
-        .position(|&c| c == b':')
-        .ok_or_else(|| err("header line without ':'"))?;
     let is_blank = |c: &u8| *c == b' ' || *c == b'\t';
-    let name_len = b
-        .get(..colon)
-        .and_then(|n| n.iter().rposition(|c| !is_blank(c)))
-        .map_or(0, |i| i + 1);
-    let name = line.get(..name_len).unwrap_or_default();
-    if !is_token(name) {
-        return Err(err("bad header name"));
+    // One pass over the name: token bytes, then blanks, then the ':'.
+    let name_len = b.iter().position(|&c| !is_token_byte(c)).unwrap_or(b.len());
+    let colon = name_len
+        + b.get(name_len..)
+            .unwrap_or_default()
+            .iter()
+            .position(|c| !is_blank(c))
+            .unwrap_or(b.len() - name_len);
+    if name_len == 0 || b.get(colon) != Some(&b':') {
+        return Err(if b.contains(&b':') {
+            err("bad header name")
+        } else {
+            err("header line without ':'")
+        });
     }
+    let name = line.get(..name_len).unwrap_or_default();
     let name = match known_name(name) {
         Some(known) => FieldName::Known(known),
         None => FieldName::Written(Span {
@@ -364,6 +382,97 @@ mod tests {
             }
         }
         assert_eq!(known_name("X-Custom"), None);
+    }
+
+    /// The header line reader as first written (the colon found first,
+    /// then the name checked): the one-pass reader must agree with it.
+    fn header_line_by_parts(line: &str, line_at: usize) -> Result<Field, ParseError> {
+        let colon = line
+            .find(':')
+            .ok_or_else(|| err("header line without ':'"))?;
+        let name = line[..colon].trim_end_matches(is_ws);
+        if !is_token(name) {
+            return Err(err("bad header name"));
+        }
+        let name = match known_name(name) {
+            Some(known) => FieldName::Known(known),
+            None => FieldName::Written(Span {
+                start: line_at,
+                end: line_at + name.len(),
+            }),
+        };
+        let after = &line[colon + 1..];
+        let value = after.trim_matches(is_ws);
+        let start = line_at + colon + 1 + (after.len() - after.trim_start_matches(is_ws).len());
+        Ok(Field {
+            name,
+            value: Span {
+                start,
+                end: start + value.len(),
+            },
+        })
+    }
+
+    #[test]
+    fn the_one_pass_header_line_reader_agrees_with_the_reader_by_parts() {
+        // Every line of up to five symbols from an alphabet of name, blank,
+        // separator and non-ASCII characters, at two offsets.
+        let alphabet = ["a", "V", " ", "\t", ":", ";", "-", "\u{e9}", "x"];
+        let mut lines = vec![String::new()];
+        for _ in 0..5 {
+            let longer: Vec<String> = lines
+                .iter()
+                .flat_map(|l| alphabet.iter().map(move |c| format!("{l}{c}")))
+                .collect();
+            lines.extend(longer);
+        }
+        lines.extend(
+            [
+                "Via: SIP/2.0/UDP h",
+                "CSeq :1 REGISTER",
+                "To\t:\t<sip:a@b> ",
+                "v:x",
+            ]
+            .map(String::from),
+        );
+        for line in &lines {
+            for at in [0, 17] {
+                assert_eq!(
+                    parse_header_line(line, at),
+                    header_line_by_parts(line, at),
+                    "{line:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_token_is_matched_to_a_name_as_ignoring_case_would() {
+        // Every token character in every place of every common name, and
+        // every case of each name: the OR-and-compare agrees with
+        // eq_ignore_ascii_case.
+        let tokens: Vec<u8> = (0..=255u8)
+            .filter(|b| is_token(&char::from(*b).to_string()))
+            .collect();
+        for (_, names) in COMMON_NAMES_BY_LEN {
+            for name in names {
+                assert!(
+                    name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+                    "{name}"
+                );
+                for at in 0..name.len() {
+                    for t in &tokens {
+                        let mut probe = name.as_bytes().to_vec();
+                        probe[at] = *t;
+                        let want =
+                            std::str::from_utf8(&probe).is_ok_and(|p| p.eq_ignore_ascii_case(name));
+                        assert_eq!(token_is(&probe, name), want, "{name} with {t:#04x} at {at}");
+                    }
+                }
+                assert!(token_is(name.to_ascii_uppercase().as_bytes(), name));
+                assert!(!token_is(&name.as_bytes()[1..], name));
+            }
+        }
     }
 
     #[test]
