@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token};
 
-use super::batch::{self, RecvBuffers};
+use super::batch::{self, RecvBuffers, SendBuffers};
 use super::clock::Clock;
 use super::stream::{self, StreamConn, StreamSpec, TlsParams, WsParams};
 use super::{cause, udp, Command, Shared, Snapshot};
@@ -58,6 +58,7 @@ pub struct Shell {
     /// Sockets with more to read than one wake-up takes (readiness is edge-triggered).
     again: Vec<FlowId>,
     rbufs: RecvBuffers,
+    sbufs: SendBuffers,
     /// Stream connections written to since the last flush.
     dirty: Vec<FlowId>,
     /// Since when the library's answers have been held back, waiting for
@@ -99,6 +100,7 @@ impl Shell {
             freeing: IdMap::default(),
             again: Vec::new(),
             rbufs: RecvBuffers::default(),
+            sbufs: SendBuffers::default(),
             dirty: Vec::new(),
             held_since: None,
             read_in_turn: 0,
@@ -488,7 +490,7 @@ impl Shell {
                 .iter()
                 .map(|i| (queued[*i].dest, queued[*i].bytes.as_slice()))
                 .collect();
-            let failed = batch::send(sock, &items);
+            let failed = self.sbufs.send(sock, &items);
             for (k, i) in idx.iter().enumerate() {
                 if !failed.iter().any(|(f, _)| *f == k) {
                     self.sent(&queued[*i]);

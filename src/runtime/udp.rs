@@ -161,6 +161,8 @@ pub(super) fn std_to_sockaddr(
             s.sin_addr = libc::in_addr {
                 s_addr: u32::from(*a.ip()).to_be(),
             };
+            // (A reused storage may hold an earlier address's bytes here.)
+            s.sin_zero = [0; 8];
             std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t
         }
         SocketAddr::V6(a) => {
@@ -233,7 +235,8 @@ mod tests {
         );
         // The send to the listening socket goes out, the error stays queued.
         let to = open.local_addr().unwrap();
-        let failed = super::super::batch::send(&sock, &[(to, b"y".as_slice())]);
+        let failed =
+            super::super::batch::SendBuffers::default().send(&sock, &[(to, b"y".as_slice())]);
         assert!(failed.is_empty(), "not refused: {failed:?}");
         let mut buf = [0u8; 4];
         open.set_read_timeout(Some(std::time::Duration::from_secs(2)))
