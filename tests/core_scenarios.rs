@@ -1375,3 +1375,30 @@ fn drain_events_gives_what_poll_event_gives() {
     assert!(one_by_one.len() >= 6, "{one_by_one:?}");
     assert_eq!(run(true), one_by_one);
 }
+
+#[test]
+fn over_a_stream_a_request_is_handed_over_once_and_answered_as_usual() {
+    use sipreg::core::options::Transport;
+    let mut ua = UserAgentConfig::new("sip:alice@example.com").unwrap();
+    ua.set_password(Some("pw")).unwrap();
+    ua.transport = Transport::Tcp;
+    let mut h = Harness::new(ua, RegistererOptions::default());
+    h.register();
+    assert_eq!(h.sent.len(), 1);
+    assert!(h.last().header("Via").unwrap().starts_with("SIP/2.0/TCP "));
+    assert!(h.reg.poll_transmit().is_none(), "a request goes out once");
+    // Timer E does not run over a stream: nothing is sent again meanwhile.
+    h.advance(secs(20));
+    assert_eq!(h.sent.len(), 1);
+    h.challenge("n1", false);
+    assert_eq!(h.sent.len(), 2);
+    assert!(h
+        .last()
+        .header("Authorization")
+        .unwrap()
+        .contains("nonce=\"n1\""));
+    assert!(h.reg.poll_transmit().is_none());
+    h.ok(600);
+    assert_eq!(h.states(), vec![State::Registered]);
+    assert_eq!(h.responses(), vec![401, 200]);
+}

@@ -262,6 +262,8 @@ pub struct Endpoint {
     last_shown_flow: Option<Arc<ShownFlow>>,
     /// The buffers of the last request read, reused for the next one.
     spare_request: crate::core::message::Request,
+    /// The buffers of the last response read, reused for the next one.
+    spare_response: crate::core::message::ResponseBuffers,
     /// The answerings user agents share (see [`Answering::shared`]).
     common_answerings: CommonAnswerings,
 }

@@ -7,11 +7,16 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::{Endpoint, FlowId, RegId, UaId, UaStats};
-use crate::core::message::{classify_unchecked, FramedHead, Kind, Response};
+use crate::core::message::{classify_unchecked, FramedHead, Kind, ParseError, Response};
 use crate::core::options::Transport;
 use crate::core::registerer::{branch_key, KEY_LEN};
 use crate::log::Level;
 use crate::log_at;
+
+/// Room a response's buffers may hold and still be kept for the next one:
+/// a registrar's responses take a few KiB; one that came with a long header
+/// section is not kept at that size.
+const SPARE_RESPONSE_ROOM: usize = 16 * 1024;
 
 impl Endpoint {
     /// A datagram from `from` on UDP flow `flow`. Returns the user agent it
@@ -98,14 +103,39 @@ impl Endpoint {
         if kind == Kind::Request {
             return self.on_request(now, flow, bytes, head, from, udp);
         }
-        let owner = self.flows.get(flow).map_or(0, |f| f.owner);
         let resp = match kind {
             Kind::Response => Some(match head {
                 Some(head) => Response::parse_framed(bytes, head),
-                None => Response::parse(bytes),
+                None => Response::parse_reusing(bytes, std::mem::take(&mut self.spare_response)),
             }),
             _ => None,
         };
+        let (counted, resp) = self.on_response(now, flow, bytes, kind, resp, from, udp);
+        // Its buffers are read into again (unless they grew large).
+        if let Some(r) = resp {
+            let spare = r.into_buffers();
+            if spare.capacity() <= SPARE_RESPONSE_ROOM {
+                self.spare_response = spare;
+            }
+        }
+        counted
+    }
+
+    /// What [`on_message`](Self::on_message) does with a response (or
+    /// with what is not a request): returns the user agent it is counted
+    /// on, and the response when one was read (for its buffers).
+    #[allow(clippy::too_many_arguments)]
+    fn on_response(
+        &mut self,
+        now: Instant,
+        flow: FlowId,
+        bytes: &[u8],
+        kind: Kind,
+        resp: Option<Result<Response, ParseError>>,
+        from: SocketAddr,
+        udp: bool,
+    ) -> (UaId, Option<Response>) {
+        let owner = self.flows.get(flow).map_or(0, |f| f.owner);
         let rid: Option<RegId> = resp.as_ref().and_then(|r| r.as_ref().ok()).and_then(|r| {
             let key = r.top_branch().and_then(branch_key)?;
             // A key that is an id names its registerer if that one's key is it.
@@ -124,34 +154,34 @@ impl Endpoint {
             (_, Some(Ok(r))) => r,
             (_, Some(Err(e))) => {
                 self.count_drop(counted, &format!("unparsable response: {e}"));
-                return counted;
+                return (counted, None);
             }
-            (Kind::Response | Kind::KeepAlive | Kind::Request, None) => return counted,
+            (Kind::Response | Kind::KeepAlive | Kind::Request, None) => return (counted, None),
             (Kind::Junk, _) => {
                 self.count_drop(counted, "not SIP");
-                return counted;
+                return (counted, None);
             }
         };
         let Some(rid) = rid else {
             if let Some(ua) = self.app_response(now, flow, &resp, bytes, from) {
-                return ua;
+                return (ua, Some(resp));
             }
             self.count_drop(counted, "response for an unknown branch");
-            return counted;
+            return (counted, Some(resp));
         };
         let Some(reg) = self.regs.get_mut(&rid) else {
-            return counted;
+            return (counted, Some(resp));
         };
         if reg.flow != Some(flow) {
             self.count_drop(counted, "response on a flow the request was not sent on");
-            return counted;
+            return (counted, Some(resp));
         }
         if udp && reg.core.destination() != Some(from) {
             self.count_drop(
                 counted,
                 "response from an address the request was not sent to",
             );
-            return counted;
+            return (counted, Some(resp));
         }
         log_at!(
             Level::Debug,
@@ -167,7 +197,7 @@ impl Endpoint {
             Ok(()) => self.drive(rid, now, |_, _| {}),
             Err(why) => self.count_drop(counted, why.as_str()),
         }
-        counted
+        (counted, Some(resp))
     }
 
     /// A STUN datagram from `from` on UDP flow `flow`: offered to the

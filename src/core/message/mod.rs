@@ -40,7 +40,7 @@ pub use reply::{
     MAX_RESPONSE,
 };
 pub use request::{Refusal, Request};
-pub use response::Response;
+pub use response::{Response, ResponseBuffers};
 pub use via::{Via, ViaRef};
 
 /// Why a message or header value could not be parsed.

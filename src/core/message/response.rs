@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::frame::FramedHead;
 use super::head::{
-    all_values, check_body_length, first_value, lookup_name, parse_cseq, parse_head,
+    all_values, check_body_length, first_value, lookup_name, parse_cseq, parse_head_into,
     parse_status_line, text_at, Field, Span,
 };
 use super::name_addr::split_name_addr;
@@ -38,6 +38,22 @@ pub struct Response {
     top_via: Option<TopVia>,
 }
 
+/// The emptied buffers of a response ([`Response::into_buffers`]) for the
+/// next one to be read into ([`Response::parse_reusing`]).
+#[derive(Debug, Default)]
+pub struct ResponseBuffers {
+    text: String,
+    fields: Vec<Field>,
+}
+
+impl ResponseBuffers {
+    /// Bytes the buffers hold room for (a receiver keeps them only while
+    /// that stays small).
+    pub fn capacity(&self) -> usize {
+        self.text.capacity() + self.fields.capacity() * std::mem::size_of::<Field>()
+    }
+}
+
 /// Where the parts of the top Via a client reads are in a response's text:
 /// found in one pass over its parameters (`None` for the whole when the
 /// sent-by or any parameter is malformed).
@@ -61,6 +77,14 @@ impl Response {
     /// is an error. Invalid UTF-8 in the header section is replaced with
     /// U+FFFD.
     pub fn parse(buf: &[u8]) -> Result<Response, ParseError> {
+        Response::parse_reusing(buf, ResponseBuffers::default())
+    }
+
+    /// [`parse`](Self::parse) into the buffers of a response read before
+    /// ([`into_buffers`](Self::into_buffers)): the same response, with no
+    /// allocation once they are large enough (a receiver that reads one
+    /// response after another keeps one set).
+    pub fn parse_reusing(buf: &[u8], spare: ResponseBuffers) -> Result<Response, ParseError> {
         let buf = buf.get(leading_crlf(buf)..).unwrap_or_default();
         let (head_len, lines) =
             header_end_and_lines(buf).ok_or_else(|| err("incomplete header section"))?;
@@ -75,8 +99,22 @@ impl Response {
             Cow::Borrowed(_) => lines,
             Cow::Owned(_) => LineEnds::count_only(lines.count()),
         };
-        let (start, fields, spill) = parse_head(&head, &lines)?;
-        Response::assemble(head, body.len(), start, fields, spill)
+        let ResponseBuffers {
+            text: spare_text,
+            mut fields,
+        } = spare;
+        fields.clear();
+        let (start, spill) = parse_head_into(&head, &lines, &mut fields)?;
+        Response::assemble(head, body.len(), start, fields, spill, spare_text)
+    }
+
+    /// Gives back this response's buffers, emptied, for
+    /// [`parse_reusing`](Self::parse_reusing).
+    pub fn into_buffers(self) -> ResponseBuffers {
+        let (mut text, mut fields) = (self.text, self.fields);
+        text.clear();
+        fields.clear();
+        ResponseBuffers { text, fields }
     }
 
     /// [`parse`](Self::parse) of a message a stream's framing found whole,
@@ -96,6 +134,7 @@ impl Response {
             head.start,
             head.fields,
             head.spill,
+            String::new(),
         )
     }
 
@@ -106,6 +145,7 @@ impl Response {
         start: Span,
         fields: Vec<Field>,
         spill: String,
+        spare_text: String,
     ) -> Result<Response, ParseError> {
         let (status, reason) = parse_status_line(text_at(&head, "", start))?;
         let reason = shared_text::shared(shared_text::Kind::Reason, reason);
@@ -113,7 +153,9 @@ impl Response {
         // unfolded values (usually none).
         let text = match head {
             Cow::Borrowed(head) => {
-                let mut text = String::with_capacity(head.len() + spill.len());
+                let mut text = spare_text;
+                text.clear();
+                text.reserve(head.len() + spill.len());
                 text.push_str(head);
                 text.push_str(&spill);
                 text

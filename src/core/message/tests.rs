@@ -934,3 +934,41 @@ fn a_name_addr_read_in_place_finds_the_parameters_the_parsed_list_holds() {
     assert_eq!(big.param("flag"), Some(None));
     assert_eq!(big.expires(), Some(u32::MAX));
 }
+
+#[test]
+fn a_response_read_into_reused_buffers_is_the_response_read_afresh() {
+    // One set of buffers through responses of every shape: long, short,
+    // folded, LF-only, with invalid UTF-8, refused; each read equals the
+    // same bytes read afresh.
+    let folded = crlf("SIP/2.0 200 OK\nVia: SIP/2.0/UDP h;branch=z9hG4bKf\nSubject: a\n  b\nContent-Length: 0\n\n");
+    let lf_only = "SIP/2.0 401 Unauthorized\nVia: SIP/2.0/UDP h;branch=z9hG4bKl\n\n".to_string();
+    let mut lossy =
+        crlf("SIP/2.0 200 OK\nVia: SIP/2.0/UDP h;branch=z9hG4bKu\nServer: x\n\n").into_bytes();
+    let at = lossy.len() - 5;
+    lossy[at] = 0xff;
+    let inputs: Vec<Vec<u8>> = vec![
+        crlf(KAMAILIO_200).into_bytes(),
+        crlf(KAMAILIO_401).into_bytes(),
+        folded.into_bytes(),
+        b"SIP/2.0 200 OK\r\nVia: x\r\n".to_vec(),
+        lf_only.into_bytes(),
+        lossy,
+        crlf(KAMAILIO_200).into_bytes(),
+        b"SIP/2.0 99 Too Low\r\n\r\n".to_vec(),
+        crlf(KAMAILIO_401).into_bytes(),
+    ];
+    let mut spare = ResponseBuffers::default();
+    for bytes in &inputs {
+        let reused = Response::parse_reusing(bytes, std::mem::take(&mut spare));
+        assert_eq!(
+            reused,
+            Response::parse(bytes),
+            "{:?}",
+            String::from_utf8_lossy(bytes)
+        );
+        if let Ok(r) = reused {
+            spare = r.into_buffers();
+            assert!(spare.capacity() > 0);
+        }
+    }
+}

@@ -25,7 +25,15 @@ impl Registerer {
         if self.pending.as_ref()?.bytes.is_none() {
             self.render(local);
         }
-        let bytes = self.pending.as_ref()?.bytes.clone()?;
+        let reliable = self.settings.transport.reliable();
+        let p = self.pending.as_mut()?;
+        // Over a reliable transport a request goes out once (no Timer E):
+        // its bytes are handed over, not copied and kept.
+        let bytes = if reliable {
+            p.bytes.take()?
+        } else {
+            p.bytes.clone()?
+        };
         Some(Transmit {
             bytes,
             retransmission,
