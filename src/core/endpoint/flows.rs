@@ -186,19 +186,20 @@ impl Flows {
     /// the contact user `user`) sends on `id`. Returns the contact user it
     /// gets there: `user`, or `user` with a suffix when another user agent
     /// on the flow holds it.
-    pub fn attach(
+    pub fn attach<'u>(
         &mut self,
         id: FlowId,
         reg: RegId,
         aor: &str,
         ua: UaId,
-        user: &str,
+        user: &'u str,
         card: &Card,
-    ) -> String {
+    ) -> Cow<'u, str> {
         let Some(f) = self.flows.get_mut(&id) else {
-            return user.to_owned();
+            return Cow::Borrowed(user);
         };
-        let mut chosen = user.to_owned();
+        // (The usual user agent gets its own user: nothing copied.)
+        let mut chosen = Cow::Borrowed(user);
         let mut n = 1;
         while f
             .contact_users
@@ -206,7 +207,7 @@ impl Flows {
             .is_some_and(|(u, _, _)| *u != ua)
         {
             n += 1;
-            chosen = format!("{user}-{n}");
+            chosen = Cow::Owned(format!("{user}-{n}"));
         }
         if f.users.insert(reg) {
             f.aors.entry(aor_hash(aor)).or_insert((ua, 0)).1 += 1;

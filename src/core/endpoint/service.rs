@@ -379,7 +379,7 @@ impl Endpoint {
             .unwrap_or_default();
         let user = self.flows.attach(flow, id, &aor, ua, wanted, &card);
         // Another user agent on this flow has the user part: ours gets a suffix.
-        let own = (user != wanted).then(|| user.into_boxed_str());
+        let own = (user != wanted).then(|| Box::from(&*user));
         reg.core.set_contact_user(own);
         reg.flow = Some(flow);
         Ok(flow)
