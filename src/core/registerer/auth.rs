@@ -19,10 +19,10 @@ impl Registerer {
         let chosen = credentials::choose(&self.settings.ua, offered)
             .map_err(|why| Failure::new(FailureKind::NoCredentials, format!("{status}: {why}")))?;
         // Its place in `offered`, so the caller moves it out instead of copying it.
-        Ok(offered
+        offered
             .iter()
             .position(|c| std::ptr::eq(c, chosen))
-            .unwrap_or_default())
+            .ok_or_else(|| Failure::new(FailureKind::NoCredentials, "no challenge chosen"))
     }
 
     /// Refuses `offered` when a realm in it offers only algorithms weaker
