@@ -484,6 +484,12 @@ fn read_host(s: &str) -> Result<HostKind, UriError> {
     if s.is_empty() {
         return Err(err("empty host"));
     }
+    // The usual host of a Via or a contact: a well-formed dotted quad, read
+    // in one pass (what the checks below would accept as the same address;
+    // anything else goes through them, for their answer and error).
+    if let Some(addr) = plain_dotted_quad(s.as_bytes()) {
+        return Ok(HostKind::V4(addr));
+    }
     // One pass over the bytes (every URI and Via host comes through here):
     // the character set by table, whether it is all digits and dots, and
     // empty labels (see [`has_empty_label`]: a leading dot or two in a row).
@@ -560,6 +566,40 @@ fn dotted_quad(s: &[u8]) -> Option<Ipv4Addr> {
         *o = u8::try_from(v).ok()?;
     }
     parts.next().is_none().then_some(Ipv4Addr::from(octets))
+}
+
+/// `s` as an IPv4 address if it is exactly four decimal octets of at most
+/// 255 without leading zeros, joined by dots; `None` for anything else
+/// (which may still be a host name, or an error the full checks name).
+fn plain_dotted_quad(s: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let (mut k, mut v, mut digits) = (0usize, 0u16, 0u8);
+    for &b in s {
+        match b {
+            b'0'..=b'9' => {
+                if digits == 1 && v == 0 {
+                    return None; // a leading zero
+                }
+                v = v * 10 + u16::from(b - b'0');
+                digits += 1;
+                if digits > 3 || v > 255 {
+                    return None;
+                }
+            }
+            b'.' if digits > 0 && k < 3 => {
+                octets[k] = u8::try_from(v).ok()?;
+                k += 1;
+                v = 0;
+                digits = 0;
+            }
+            _ => return None,
+        }
+    }
+    if k != 3 || digits == 0 {
+        return None;
+    }
+    octets[3] = u8::try_from(v).ok()?;
+    Some(Ipv4Addr::from(octets))
 }
 
 /// True for `a..b` or `.a`; a single trailing dot (FQDN form) is fine.

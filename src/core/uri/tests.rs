@@ -515,3 +515,54 @@ fn a_uri_read_in_place_is_written_as_the_parsed_one() {
     }
     assert!(written_some >= 9, "only {written_some} parsed");
 }
+
+#[test]
+fn the_one_pass_dotted_quad_is_the_checked_one() {
+    // Every text of up to seven characters from digits, dots and a letter:
+    // the one-pass reader takes exactly the dotted quads the checks take
+    // (no empty label, then `dotted_quad`), with the same address.
+    let alphabet = b"01259.a";
+    let mut texts: Vec<Vec<u8>> = vec![Vec::new()];
+    let mut all = Vec::new();
+    for _ in 0..7 {
+        texts = texts
+            .iter()
+            .flat_map(|t| {
+                alphabet.iter().map(move |c| {
+                    let mut t = t.clone();
+                    t.push(*c);
+                    t
+                })
+            })
+            .collect();
+        all.extend(texts.iter().cloned());
+    }
+    for t in [
+        "255.255.255.255",
+        "256.1.1.1",
+        "1.2.3.4.5",
+        "01.2.3.4",
+        "127.0.0.1",
+        "0.0.0.0",
+        "1.2.3.04",
+        "1.2.3.",
+        ".1.2.3",
+        "999.1.1.1",
+    ] {
+        all.push(t.as_bytes().to_vec());
+    }
+    for t in &all {
+        let text = std::str::from_utf8(t).unwrap();
+        let numeric = t.iter().all(|b| b.is_ascii_digit() || *b == b'.');
+        let checked = (numeric && !has_empty_label(text))
+            .then(|| dotted_quad(t))
+            .flatten();
+        assert_eq!(plain_dotted_quad(t), checked, "{text:?}");
+        if let Some(a) = checked {
+            assert!(
+                matches!(read_host(text), Ok(HostKind::V4(b)) if b == a),
+                "{text:?}"
+            );
+        }
+    }
+}
