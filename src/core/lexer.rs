@@ -356,6 +356,11 @@ pub(crate) fn for_each_param<'a>(
         let body = rest
             .strip_prefix(';')
             .ok_or(LexError("expected ';' before parameter"))?;
+        if let Some((name, value, end)) = plain_param(body) {
+            each(name, value);
+            rest = body.get(end..).unwrap_or_default();
+            continue;
+        }
         let end = param_end(body).ok_or(LexError("unterminated quoted parameter"))?;
         let (param, tail) = split_str(body, end);
         let (name, value) = param_name_value(param)?;
@@ -363,6 +368,36 @@ pub(crate) fn for_each_param<'a>(
         rest = tail;
     }
     Ok(())
+}
+
+/// The usual parameter, read in one pass: a token name, then `=` and a
+/// value of plain characters (no blank, quote or control), up to a `;` or
+/// the end. Returns the name, the value and where the parameter ends;
+/// `None` for anything else (blanks, a quoted value, an error), which the
+/// general reading takes, with the same result for what this one reads.
+fn plain_param(body: &str) -> Option<(&str, Option<&str>, usize)> {
+    let b = body.as_bytes();
+    let name_end = b.iter().position(|&c| !is_token_byte(c)).unwrap_or(b.len());
+    if name_end == 0 {
+        return None;
+    }
+    let name = body.get(..name_end)?;
+    match b.get(name_end) {
+        None | Some(b';') => return Some((name, None, name_end)),
+        Some(b'=') => {}
+        Some(_) => return None,
+    }
+    let start = name_end + 1;
+    let len = b
+        .get(start..)?
+        .iter()
+        .position(|&c| c == b';' || !PLAIN_VALUE_BYTES[usize::from(c)])
+        .unwrap_or(b.len() - start);
+    let end = start + len;
+    match b.get(end) {
+        None | Some(b';') => Some((name, Some(body.get(start..end)?), end)),
+        Some(_) => None,
+    }
 }
 
 /// The first parameter named `name` (ignoring case), value still quoted;
@@ -770,6 +805,50 @@ mod tests {
 
     fn items(s: &str) -> Vec<&str> {
         list_items(s).collect()
+    }
+
+    /// [`for_each_param`] without its one-pass reading of plain parameters.
+    fn params_in_general(s: &str) -> Result<Vec<(&str, Option<&str>)>, LexError> {
+        let mut out = Vec::new();
+        let mut rest = s.trim_start_matches(is_ws);
+        while !rest.is_empty() {
+            let body = rest
+                .strip_prefix(';')
+                .ok_or(LexError("expected ';' before parameter"))?;
+            let end = param_end(body).ok_or(LexError("unterminated quoted parameter"))?;
+            let (param, tail) = split_str(body, end);
+            out.push(param_name_value(param)?);
+            rest = tail;
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn plain_parameters_read_in_one_pass_as_in_general() {
+        // Every text of up to six symbols from an alphabet of separators,
+        // name and value characters, blanks, quotes and non-ASCII.
+        let alphabet = [";", "a", "=", "b", "\"", " ", "\t", "\u{e9}", "%", "\\"];
+        let mut texts = vec![String::new()];
+        let mut all = Vec::new();
+        for _ in 0..6 {
+            texts = texts
+                .iter()
+                .flat_map(|t| alphabet.iter().map(move |c| format!("{t}{c}")))
+                .collect();
+            all.extend(texts.iter().cloned());
+        }
+        all.extend(
+            [
+                ";branch=z9hG4bK-abc;rport=5060;received=127.0.0.1",
+                ";expires=600;+sip.instance=\"<urn:uuid:1>\";reg-id=1",
+                ";lr;transport=tcp",
+                ";a=b=c;d",
+            ]
+            .map(String::from),
+        );
+        for t in &all {
+            assert_eq!(params(t), params_in_general(t), "{t:?}");
+        }
     }
 
     fn params(s: &str) -> Result<Vec<(&str, Option<&str>)>, LexError> {
