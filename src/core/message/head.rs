@@ -382,6 +382,16 @@ mod tests {
             }
         }
         assert_eq!(known_name("X-Custom"), None);
+        for other in [
+            "Tx",
+            "Vias",
+            "xseq",
+            "Contacts",
+            "content-lengths",
+            "a-name-longer-than-any-common",
+        ] {
+            assert_eq!(known_name(other), None, "{other}");
+        }
     }
 
     /// The header line reader as first written (the colon found first,
