@@ -27,22 +27,26 @@ pub(crate) fn is_token_char(c: char) -> bool {
     c.is_ascii() && is_token_byte(c as u8)
 }
 
-/// RFC 3261 `token` bytes, one lookup each (every header name and
-/// parameter name of every message is checked with it).
-const TOKEN_BYTES: [bool; 256] = {
+/// A table of the bytes that are ASCII letters or digits or one of `extra`
+/// (the character classes below are all of that shape).
+const fn alnum_and(extra: &[u8]) -> [bool; 256] {
     let mut table = [false; 256];
     let mut b = 0;
     while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-            );
+        table[b] = (b as u8).is_ascii_alphanumeric();
         b += 1;
     }
+    let mut k = 0;
+    while k < extra.len() {
+        table[extra[k] as usize] = true;
+        k += 1;
+    }
     table
-};
+}
+
+/// RFC 3261 `token` bytes, one lookup each (every header name and
+/// parameter name of every message is checked with it).
+const TOKEN_BYTES: [bool; 256] = alnum_and(b"-.!%*_+`'~");
 
 /// Whether byte `b` is an RFC 3261 `token` character (never one of a
 /// multi-byte character's bytes: those are all >= 0x80).
@@ -65,33 +69,7 @@ pub(crate) fn is_word_char(c: char) -> bool {
 /// RFC 7230 `tchar` bytes: token characters of HTTP authentication
 /// headers (wider than SIP's: `#$&^|` too), one lookup each (every name of
 /// every challenge).
-const TCHAR_BYTES: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
-        b += 1;
-    }
-    table
-};
+const TCHAR_BYTES: [bool; 256] = alnum_and(b"!#$%&'*+-.^_`|~");
 
 /// Whether byte `b` is a `tchar` (never one of a multi-byte character's bytes).
 pub(crate) fn is_tchar_byte(b: u8) -> bool {
@@ -900,10 +878,15 @@ mod tests {
     }
 
     #[test]
-    fn the_tchar_table_is_rfc_7230s_set() {
+    fn the_tchar_and_token_tables_are_the_rfcs_sets() {
+        // RFC 7230 §3.2.6 says it the other way round: any visible ASCII
+        // character but the delimiters. SIP's token (RFC 3261 §25.1) is
+        // tchar without `#$&^|`.
         for b in 0..=255u8 {
-            let rfc = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-            assert_eq!(is_tchar_byte(b), rfc, "byte {b:#04x}");
+            let tchar = b.is_ascii_graphic() && !b"\"(),/:;<=>?@[\\]{}".contains(&b);
+            assert_eq!(is_tchar_byte(b), tchar, "byte {b:#04x}");
+            let token = tchar && !b"#$&^|".contains(&b);
+            assert_eq!(is_token_byte(b), token, "byte {b:#04x}");
         }
     }
 
