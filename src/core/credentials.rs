@@ -205,16 +205,20 @@ pub fn credential_for<'a>(ua: &'a UserAgentConfig, challenge: &Challenge) -> Opt
     find(ua, &challenge.realm, alg).map(|(fit, _)| fit)
 }
 
-/// Picks the challenge of one response to answer: among those some
-/// credential answers, the ones a credential of their own realm answers
-/// first, then the strongest algorithm, then the first listed.
+/// Picks the challenge of one response to answer, with its place in
+/// `offered`: among those some credential answers, the ones a credential
+/// of their own realm answers first, then the strongest algorithm, then
+/// the first listed.
 ///
 /// # Errors
 /// One line for a person when none can be answered: the realms and
 /// algorithms offered and the kinds of secret held (never a secret).
-pub fn choose<'c>(ua: &UserAgentConfig, offered: &'c [Challenge]) -> Result<&'c Challenge, String> {
-    let mut best: Option<(&Challenge, Specificity, u8)> = None;
-    for ch in offered {
+pub fn choose<'c>(
+    ua: &UserAgentConfig,
+    offered: &'c [Challenge],
+) -> Result<(usize, &'c Challenge), String> {
+    let mut best: Option<((usize, &Challenge), Specificity, u8)> = None;
+    for (at, ch) in offered.iter().enumerate() {
         let Some(alg) = digest::usable_algorithm(ch) else {
             continue;
         };
@@ -224,10 +228,10 @@ pub fn choose<'c>(ua: &UserAgentConfig, offered: &'c [Challenge]) -> Result<&'c 
         let rank = (specificity, alg.strength());
         // Strictly better, so the earliest of equals stays chosen.
         if best.is_none_or(|(_, s, strength)| rank > (s, strength)) {
-            best = Some((ch, specificity, alg.strength()));
+            best = Some(((at, ch), specificity, alg.strength()));
         }
     }
-    best.map(|(ch, _, _)| ch)
+    best.map(|(chosen, _, _)| chosen)
         .ok_or_else(|| why_none(ua, offered))
 }
 
@@ -397,7 +401,8 @@ mod tests {
         assert!(credential_for(&u, &ch("r", Some("SHA-256"))).is_none());
         assert!(credential_for(&u, &ch("r", Some("MD5-sess"))).is_some());
         let offered = [ch("r", Some("SHA-256")), ch("r", Some("MD5"))];
-        let chosen = choose(&u, &offered).unwrap();
+        let (at, chosen) = choose(&u, &offered).unwrap();
+        assert_eq!(at, 1);
         assert_eq!(
             chosen.algorithm.as_deref(),
             Some("MD5"),
@@ -416,9 +421,13 @@ mod tests {
         let mut u = ua();
         u.set_password(Some("any")).unwrap();
         let offered = [ch("a", Some("MD5")), ch("b", Some("SHA-256"))];
-        assert_eq!(choose(&u, &offered).unwrap().realm, "b", "strongest");
+        assert_eq!(choose(&u, &offered).unwrap(), (1, &offered[1]), "strongest");
         u.add_credential(Credential::new(Some("a"), None, "pa", SecretKind::Password).unwrap());
-        assert_eq!(choose(&u, &offered).unwrap().realm, "a", "own realm first");
+        assert_eq!(
+            choose(&u, &offered).unwrap(),
+            (0, &offered[0]),
+            "own realm first"
+        );
         let none = ua();
         let why = choose(&none, &offered).unwrap_err();
         assert!(why.contains("held: none"), "{why}");

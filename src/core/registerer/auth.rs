@@ -8,21 +8,17 @@ use super::*;
 use crate::core::credentials;
 
 impl Registerer {
-    /// Where in `offered` the challenge to answer is, or why none may be: a downgrade
+    /// The challenge of `offered` to answer, with its place there (so the
+    /// caller can move it out), or why none may be: a downgrade
     /// (`AuthDowngrade`) or nothing a credential fits (`NoCredentials`).
-    pub(super) fn answerable_challenge(
+    pub(super) fn answerable_challenge<'c>(
         &mut self,
-        offered: &[Challenge],
+        offered: &'c [Challenge],
         status: u16,
-    ) -> Result<usize, Failure> {
+    ) -> Result<(usize, &'c Challenge), Failure> {
         self.check_downgrade(offered)?;
-        let chosen = credentials::choose(&self.settings.ua, offered)
-            .map_err(|why| Failure::new(FailureKind::NoCredentials, format!("{status}: {why}")))?;
-        // Its place in `offered`, so the caller moves it out instead of copying it.
-        offered
-            .iter()
-            .position(|c| std::ptr::eq(c, chosen))
-            .ok_or_else(|| Failure::new(FailureKind::NoCredentials, "no challenge chosen"))
+        credentials::choose(&self.settings.ua, offered)
+            .map_err(|why| Failure::new(FailureKind::NoCredentials, format!("{status}: {why}")))
     }
 
     /// Refuses `offered` when a realm in it offers only algorithms weaker
@@ -78,13 +74,14 @@ impl Registerer {
         mut offered: Vec<Challenge>,
         at: usize,
     ) {
-        let Some(realm) = offered.get(at).map(|ch| ch.realm.as_str()) else {
+        let Some(chosen) = offered.get(at) else {
             return;
         };
+        let realm = chosen.realm.as_str();
         let strongest = [
             self.strongest_seen(realm),
             credentials::strongest_offered(&offered, realm),
-            offered.get(at).and_then(Challenge::supported_algorithm),
+            chosen.supported_algorithm(),
         ]
         .into_iter()
         .flatten()

@@ -180,10 +180,7 @@ impl Registerer {
             .headers(header)
             .filter_map(|v| digest::parse_challenge(v).ok())
             .collect();
-        let at = self.answerable_challenge(&offered, resp.status)?;
-        let Some(ch) = offered.get(at) else {
-            return Err(Failure::new(FailureKind::NoCredentials, "no challenge"));
-        };
+        let (at, ch) = self.answerable_challenge(&offered, resp.status)?;
         let rejected = |why: String| Failure::new(FailureKind::AuthRejected, why);
         if p.auth_rounds >= MAX_AUTH_ROUNDS {
             return Err(rejected("too many authentication rounds".into()));
