@@ -254,8 +254,7 @@ fn the_runtime_cause_of_a_transport_failure_is_kept() {
 
 #[test]
 fn a_lost_connection_fails_the_request_in_flight_with_the_runtime_cause() {
-    let mut ua = UserAgentConfig::new("sip:alice@example.com").unwrap();
-    ua.set_password(Some("pw")).unwrap();
+    let mut ua = Harness::alice_ua();
     ua.transport = Transport::Tcp;
     let mut h = Harness::new(ua, RegistererOptions::default());
     h.register();
@@ -325,8 +324,7 @@ fn failover_is_no_failure_until_every_target_failed() {
 
 #[test]
 fn a_dead_flow_is_a_flow_failure_without_status_cleared_by_the_new_flow() {
-    let mut ua = UserAgentConfig::new("sip:alice@example.com").unwrap();
-    ua.set_password(Some("pw")).unwrap();
+    let mut ua = Harness::alice_ua();
     ua.transport = Transport::Tcp;
     let opts = RegistererOptions {
         instance_id: Some("f81d4fae-7dec-11d0-a765-00a0c91e6bf6".into()),

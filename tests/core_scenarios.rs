@@ -1379,8 +1379,7 @@ fn drain_events_gives_what_poll_event_gives() {
 #[test]
 fn over_a_stream_a_request_is_handed_over_once_and_answered_as_usual() {
     use sipreg::core::options::Transport;
-    let mut ua = UserAgentConfig::new("sip:alice@example.com").unwrap();
-    ua.set_password(Some("pw")).unwrap();
+    let mut ua = Harness::alice_ua();
     ua.transport = Transport::Tcp;
     let mut h = Harness::new(ua, RegistererOptions::default());
     h.register();

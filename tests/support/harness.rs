@@ -50,9 +50,15 @@ impl Harness {
 
     /// alice@example.com with password "pw" and the given options.
     pub fn alice(opts: RegistererOptions) -> Harness {
+        Harness::new(Harness::alice_ua(), opts)
+    }
+
+    /// The user agent settings of [`alice`](Self::alice), for a test to
+    /// change (a transport, say) before making its harness.
+    pub fn alice_ua() -> UserAgentConfig {
         let mut ua = UserAgentConfig::new("sip:alice@example.com").unwrap();
         ua.set_password(Some("pw")).unwrap();
-        Harness::new(ua, opts)
+        ua
     }
 
     /// When this registerer refreshes a grant of `grant_secs` (its own spread
