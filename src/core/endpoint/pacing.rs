@@ -254,14 +254,13 @@ impl<K: Copy + Eq + Hash, T: Copy + Eq + Hash> Pacer<K, T> {
     }
 
     /// The live counters of `target` (created at the first request for it).
-    pub fn counters(&mut self, target: K) -> Arc<WindowCounters> {
-        if let Some(c) = self.counters.get(&target) {
-            return c.clone();
+    pub fn counters(&mut self, target: K) -> &Arc<WindowCounters> {
+        if !self.counters.contains_key(&target) {
+            let c = Arc::new(WindowCounters::default());
+            c.store(self.view(target));
+            self.counters.insert(target, c);
         }
-        let c = Arc::new(WindowCounters::default());
-        c.store(self.view(target));
-        self.counters.insert(target, c.clone());
-        c
+        &self.counters[&target]
     }
 
     /// The number of `target` in `targets` (given at its first request).
@@ -510,7 +509,7 @@ mod tests {
     #[test]
     fn live_counters_follow_every_change_and_skip_cancelled_entries() {
         let mut p = P::default();
-        let c = p.counters(1);
+        let c = p.counters(1).clone();
         admitted(&mut p, 1, 0..34);
         assert_eq!((c.view().in_flight, c.view().queued), (32, 2));
         p.release(33, Outcome::Abandoned); // cancelled while queued

@@ -309,7 +309,7 @@ impl Endpoint {
         }
         if reg.core.wants_admission() || reg.core.in_transaction() || started {
             if let Some(ua) = self.uas.get(&reg.ua) {
-                ua.stats.follow_window(&self.pacing.counters(key));
+                ua.stats.follow_window(self.pacing.counters(key));
             }
         }
         started

@@ -33,6 +33,9 @@ pub struct UaStats {
     pub transport_errors: AtomicU64,
     /// The pacing window of the registrar target last used (none before the first request).
     window: Mutex<Option<Arc<WindowCounters>>>,
+    /// The address of the counters in `window` (0: none), so the endpoint,
+    /// its only writer, sees the usual "same window again" without the lock.
+    window_at: AtomicUsize,
 }
 
 /// The counters of one user agent, shared by its API handle and the
@@ -151,6 +154,7 @@ impl UaStats {
             c.store(0, Ordering::Relaxed);
         }
         *self.window.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.window_at.store(0, Ordering::Relaxed);
     }
 
     /// Adds one to `counter`.
@@ -160,10 +164,17 @@ impl UaStats {
 
     /// Follows the window of `target` from now on (the target last used).
     pub fn follow_window(&self, target: &Arc<WindowCounters>) {
+        let at = Arc::as_ptr(target) as usize;
+        // Held in `window` while its address is here, so no other counters
+        // can have taken that address.
+        if self.window_at.load(Ordering::Relaxed) == at {
+            return;
+        }
         let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
         if !w.as_ref().is_some_and(|c| Arc::ptr_eq(c, target)) {
             *w = Some(target.clone());
         }
+        self.window_at.store(at, Ordering::Relaxed);
     }
 
     /// The window of the target last used, now (all zero before the first request).
@@ -224,6 +235,26 @@ mod tests {
         assert_eq!(seen.len(), fresh.len(), "no slot handed out twice");
     }
 
+    /// The window follows the target last used, back and forth.
+    #[test]
+    fn the_window_follows_the_last_target() {
+        let (a, b) = (
+            Arc::new(WindowCounters::default()),
+            Arc::new(WindowCounters::default()),
+        );
+        let s = SharedStats::new();
+        let shown = |s: &SharedStats| s.window.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for next in [&a, &a, &b, &b, &a] {
+            s.follow_window(next);
+            assert!(shown(&s).is_some_and(|w| Arc::ptr_eq(&w, next)));
+        }
+        assert_eq!(
+            Arc::strong_count(&b),
+            1,
+            "the window left behind is not held"
+        );
+    }
+
     /// Whoever used a slot before (this test or one running beside it),
     /// it is handed out zero and without a window: checked on every slot
     /// taken, not only on one found again.
@@ -246,6 +277,9 @@ mod tests {
             }
             assert!(s.window.lock().unwrap_or_else(|e| e.into_inner()).is_none());
             s.follow_window(&target);
+            // The same counters as the slot's last user followed: still set.
+            let w = s.window.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            assert!(w.is_some_and(|w| Arc::ptr_eq(&w, &target)));
             let kept = s.clone();
             drop(s);
             assert_eq!(kept.sent.load(Ordering::Relaxed), 1, "a clone keeps it");
