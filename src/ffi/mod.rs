@@ -4,6 +4,7 @@
 //! looked up and rejected, never dereferenced.
 #![allow(non_camel_case_types)]
 
+mod c_text;
 pub mod credentials;
 pub mod dispatcher;
 pub mod failure;

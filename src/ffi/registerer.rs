@@ -174,12 +174,7 @@ impl RegHandle {
                 }
             }
             Event::Response { status, reason: r } => {
-                // A NUL (never in a parsed reason) would end the C string early.
-                let c = match r.contains('\0') {
-                    false => CString::new(r.as_bytes()),
-                    true => CString::new(r.replace('\0', " ")),
-                }
-                .unwrap_or_default();
+                let c = super::c_text::CText::new(r);
                 let ev = sipreg_event {
                     kind: sipreg_event_kind::SIPREG_EVENT_RESPONSE,
                     state,
