@@ -522,7 +522,7 @@ mod tests {
         let v = c.view();
         assert_eq!((v.window, v.in_flight, v.queued), (32, 0, 0));
         assert!(p.windows.is_empty(), "idle window forgotten");
-        assert!(Arc::ptr_eq(&c, &p.counters(1)), "its counters are kept");
+        assert!(Arc::ptr_eq(&c, p.counters(1)), "its counters are kept");
     }
 
     #[test]
