@@ -300,7 +300,8 @@ impl Shell {
     }
 
     fn act(&mut self, a: Action) {
-        let now = self.clock.now();
+        // The clock is read by the actions that need it: most (publishing
+        // a registerer's view) do not.
         match a {
             Action::OpenUdp { flow, local, v6 } => {
                 let result = self.open_udp(flow, local, v6).map_err(|e| {
@@ -309,11 +310,11 @@ impl Shell {
                         false,
                     )
                 });
-                self.ep.flow_opened(now, flow, result);
+                self.ep.flow_opened(self.clock.now(), flow, result);
             }
             Action::Connect { flow, spec } => {
                 let result = self.connect(flow, spec);
-                self.ep.flow_opened(now, flow, result);
+                self.ep.flow_opened(self.clock.now(), flow, result);
             }
             Action::Close { flow } => {
                 // Answers held from earlier turns were queued before the
@@ -335,7 +336,7 @@ impl Shell {
             }
             Action::FindRoute { target } => {
                 let result = udp::route_ip(target).map_err(|e| e.to_string());
-                self.ep.route_found(now, target, result);
+                self.ep.route_found(self.clock.now(), target, result);
             }
             Action::Resolve { reg, query } => {
                 super::dns::request(super::dns::Request { reg, query });
@@ -371,9 +372,13 @@ impl Shell {
                 match super::requests::deliver(ua, request) {
                     Delivery::Delivered => {}
                     Delivery::NoListener(r) => {
-                        self.ep.unheard(now, ua, flow, remote, &r.bytes, false)
+                        self.ep
+                            .unheard(self.clock.now(), ua, flow, remote, &r.bytes, false)
                     }
-                    Delivery::Busy(r) => self.ep.unheard(now, ua, flow, remote, &r.bytes, true),
+                    Delivery::Busy(r) => {
+                        self.ep
+                            .unheard(self.clock.now(), ua, flow, remote, &r.bytes, true)
+                    }
                 }
             }
         }
