@@ -126,11 +126,32 @@ pub(crate) fn update(
     ua: *mut sipreg_user_agent,
     f: impl FnOnce(&mut UserAgentConfig) -> Result<(), Error>,
 ) -> sipreg_result {
+    apply(ua, f, false)
+}
+
+/// [`update`] for a change that checks its value before it changes
+/// anything (so a refused value leaves the settings as they were): before
+/// the first registerer it is made in place, without copying the settings.
+pub(crate) fn update_checked_first(
+    ua: *mut sipreg_user_agent,
+    f: impl FnOnce(&mut UserAgentConfig) -> Result<(), Error>,
+) -> sipreg_result {
+    apply(ua, f, true)
+}
+
+fn apply(
+    ua: *mut sipreg_user_agent,
+    f: impl FnOnce(&mut UserAgentConfig) -> Result<(), Error>,
+    checked_first: bool,
+) -> sipreg_result {
     guard(|| {
         let h = UAS.get(ua as *const c_void, "ua")?;
         let mut c = h.config();
         if !c.published {
             if let Some(only) = Arc::get_mut(&mut c.config) {
+                if checked_first {
+                    return f(only);
+                }
                 // Nobody else has it: checked on a copy on the stack (a
                 // refused value changes nothing), then stored in place.
                 let mut changed = only.clone();
@@ -207,7 +228,8 @@ pub unsafe extern "C" fn sipreg_user_agent_set_password(
     ua: *mut sipreg_user_agent,
     password: *const c_char,
 ) -> sipreg_result {
-    update(ua, |c| c.set_password(opt_str(password, "password")?))
+    // (`set_password` checks the text before it stores it.)
+    update_checked_first(ua, |c| c.set_password(opt_str(password, "password")?))
 }
 
 /// Sets the digest username (NULL: the AOR's user). Applies at once.
@@ -247,7 +269,8 @@ pub unsafe extern "C" fn sipreg_user_agent_set_transport(
     ua: *mut sipreg_user_agent,
     transport: *const c_char,
 ) -> sipreg_result {
-    update(ua, |c| {
+    update_checked_first(ua, |c| {
+        // Read and checked before anything is stored.
         c.transport = Transport::parse(req_str(transport, "transport")?)?;
         c.transport_chosen = true;
         Ok(())
@@ -594,4 +617,51 @@ pub extern "C" fn sipreg_user_agent_free(ua: *mut sipreg_user_agent) -> sipreg_r
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::options::Transport;
+
+    /// Before its first registerer a user agent's password and transport
+    /// are changed in place: a refused value still leaves the earlier one.
+    #[test]
+    fn a_refused_value_changes_nothing_before_the_first_registerer() {
+        let mut ua = std::ptr::null_mut();
+        // SAFETY: NUL-terminated literals and a writable out pointer.
+        unsafe {
+            assert_eq!(
+                sipreg_user_agent_new(c"sip:carol@127.0.0.1".as_ptr(), &mut ua),
+                sipreg_result::SIPREG_OK
+            );
+            assert_eq!(
+                sipreg_user_agent_set_password(ua, c"first".as_ptr()),
+                sipreg_result::SIPREG_OK
+            );
+            assert_eq!(
+                sipreg_user_agent_set_transport(ua, c"tcp".as_ptr()),
+                sipreg_result::SIPREG_OK
+            );
+            assert_eq!(
+                sipreg_user_agent_set_password(ua, c"second\r\nInjected: yes".as_ptr()),
+                sipreg_result::SIPREG_ERR_INVALID_ARGUMENT
+            );
+            assert_eq!(
+                sipreg_user_agent_set_transport(ua, c"carrier-pigeon".as_ptr()),
+                sipreg_result::SIPREG_ERR_INVALID_ARGUMENT
+            );
+        }
+        let h = UAS.get(ua as *const c_void, "ua").unwrap();
+        {
+            let c = h.config();
+            assert!(!c.published, "the in-place path was the one taken");
+            let pw = c.config.password.as_ref().map(|p| p.expose().to_owned());
+            assert_eq!(pw.as_deref(), Some("first"));
+            assert_eq!(c.config.transport, Transport::Tcp);
+            assert!(c.config.transport_chosen);
+        }
+        drop(h);
+        assert_eq!(sipreg_user_agent_free(ua), sipreg_result::SIPREG_OK);
+    }
 }
