@@ -8,7 +8,10 @@ use std::ffi::{c_char, CString};
 /// Texts shorter than this need no allocation (reason phrases are).
 const INLINE: usize = 64;
 
-/// A NUL-terminated copy of a text, alive as long as the value.
+/// A NUL-terminated copy of a text. The pointer is valid while the value
+/// stays where it was when the pointer was taken: an inline text moved
+/// (returned, put into an `Option`) takes its bytes along, so keep it in
+/// its final place first.
 pub(crate) enum CText {
     /// The text, then NULs to the end.
     Inline { bytes: [u8; INLINE] },
@@ -29,7 +32,7 @@ impl CText {
         CText::Heap(CString::new(s.replace('\0', " ")).unwrap_or_default())
     }
 
-    /// The C string: valid while `self` is.
+    /// The C string: valid while `self` is neither moved nor dropped.
     pub(crate) fn as_ptr(&self) -> *const c_char {
         match self {
             CText::Inline { bytes } => bytes.as_ptr().cast(),

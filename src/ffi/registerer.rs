@@ -174,8 +174,10 @@ impl RegHandle {
                 }
             }
             Event::Response { status, reason: r } => {
-                let c = super::c_text::CText::new(r);
-                let ev = sipreg_event {
+                // Kept in `reason` before its address is taken: an inline
+                // text must not move while the callback reads it.
+                let c = reason.insert(super::c_text::CText::new(r));
+                sipreg_event {
                     kind: sipreg_event_kind::SIPREG_EVENT_RESPONSE,
                     state,
                     status_code: *status,
@@ -184,9 +186,7 @@ impl RegHandle {
                     failure_count: 0,
                     failure: failure_kind,
                     failure_detail,
-                };
-                reason = Some(c);
-                ev
+                }
             }
             Event::RetryScheduled { delay, failures } => sipreg_event {
                 kind: sipreg_event_kind::SIPREG_EVENT_RETRY_SCHEDULED,

@@ -635,6 +635,20 @@ mod tests {
                 sipreg_user_agent_new(c"sip:carol@127.0.0.1".as_ptr(), &mut ua),
                 sipreg_result::SIPREG_OK
             );
+            // Refused first, on untouched settings: the transport stays unchosen.
+            assert_eq!(
+                sipreg_user_agent_set_transport(ua, c"carrier-pigeon".as_ptr()),
+                sipreg_result::SIPREG_ERR_INVALID_ARGUMENT
+            );
+        }
+        {
+            let h = UAS.get(ua as *const c_void, "ua").unwrap();
+            let c = h.config();
+            assert!(!c.config.transport_chosen);
+            assert!(c.config.password.is_none());
+        }
+        // SAFETY: as above.
+        unsafe {
             assert_eq!(
                 sipreg_user_agent_set_password(ua, c"first".as_ptr()),
                 sipreg_result::SIPREG_OK
@@ -655,7 +669,8 @@ mod tests {
         let h = UAS.get(ua as *const c_void, "ua").unwrap();
         {
             let c = h.config();
-            assert!(!c.published, "the in-place path was the one taken");
+            // Not yet handed to the worker: the path that changes in place.
+            assert!(!c.published);
             let pw = c.config.password.as_ref().map(|p| p.expose().to_owned());
             assert_eq!(pw.as_deref(), Some("first"));
             assert_eq!(c.config.transport, Transport::Tcp);

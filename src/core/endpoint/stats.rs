@@ -33,8 +33,10 @@ pub struct UaStats {
     pub transport_errors: AtomicU64,
     /// The pacing window of the registrar target last used (none before the first request).
     window: Mutex<Option<Arc<WindowCounters>>>,
-    /// The address of the counters in `window` (0: none), so the endpoint,
-    /// its only writer, sees the usual "same window again" without the lock.
+    /// The address of the counters in `window` (0: none), so the endpoint
+    /// sees the usual "same window again" without the lock. Written by the
+    /// endpoint, and by `reset` once the last reference (the endpoint's
+    /// among them) is gone.
     window_at: AtomicUsize,
 }
 
