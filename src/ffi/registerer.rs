@@ -275,13 +275,9 @@ pub unsafe extern "C" fn sipreg_registerer_new(
             return Err(Error::NullArgument("out"));
         }
         let ua_h = UAS.get(ua as *const c_void, "ua")?;
-        let opts = if options.is_null() {
-            RegistererOptions::default()
-        } else {
-            OPTIONS
-                .get(options as *const c_void, "options")?
-                .lock()
-                .clone()
+        let opts_handle = match options.is_null() {
+            true => None,
+            false => Some(OPTIONS.get(options as *const c_void, "options")?),
         };
         let seed = os_seed();
         let id = runtime::next_id(runtime::IdKind::Registerer);
@@ -300,9 +296,17 @@ pub unsafe extern "C" fn sipreg_registerer_new(
             freed: AtomicBool::new(false),
         });
         handle.install_listener();
-        ua_h.while_open(|config| {
-            runtime::add_registerer(id, ua_h.id, config, &opts, seed, handle.shared.clone())
-        })?;
+        let add = |opts: &RegistererOptions| {
+            ua_h.while_open(|config| {
+                runtime::add_registerer(id, ua_h.id, config, opts, seed, handle.shared.clone())
+            })
+        };
+        // The options are read under their lock while the registerer is made
+        // from them, not copied first (nothing locked inside takes them).
+        match opts_handle {
+            None => add(&RegistererOptions::default())?,
+            Some(h) => add(&h.lock())?,
+        }
         if let Some(d) = handle.shared.dispatcher() {
             d.add_user();
         }
