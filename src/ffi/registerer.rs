@@ -297,8 +297,9 @@ pub unsafe extern "C" fn sipreg_registerer_new(
         });
         handle.install_listener();
         let add = |opts: &RegistererOptions| {
-            ua_h.while_open(|config| {
-                runtime::add_registerer(id, ua_h.id, config, opts, seed, handle.shared.clone())
+            ua_h.while_open(|config, new_ua| {
+                let shared = handle.shared.clone();
+                runtime::add_registerer(id, ua_h.id, config, opts, seed, shared, new_ua)
             })
         };
         // The options are read under their lock while the registerer is made

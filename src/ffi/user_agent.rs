@@ -85,25 +85,21 @@ impl UaHandle {
     /// is given) unless the user agent is being freed, in which case the
     /// registerer is refused as Terminated. The settings stay locked
     /// meanwhile, so no change slips between the registerer's copy and the
-    /// worker's; the worker learns of the user agent first if it did not yet.
+    /// worker's. If the worker does not know the user agent yet, `add` is
+    /// given its counters: the registerer's command introduces it.
     pub(crate) fn while_open<T>(
         &self,
-        add: impl FnOnce(&Arc<UserAgentConfig>) -> Result<T, Error>,
+        add: impl FnOnce(&Arc<UserAgentConfig>, Option<SharedStats>) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         if !*open {
             return Err(Error::Terminated);
         }
         let mut c = self.config();
-        if !c.published {
-            runtime::send(Command::AddUa {
-                id: self.id,
-                config: c.config.clone(),
-                stats: self.stats.clone(),
-            })?;
-            c.published = true;
-        }
-        add(&c.config)
+        let introduce = (!c.published).then(|| self.stats.clone());
+        let added = add(&c.config, introduce)?;
+        c.published = true;
+        Ok(added)
     }
 
     /// Marks the user agent as being freed and queues `free` while no
@@ -626,6 +622,7 @@ mod tests {
 
     /// Before its first registerer a user agent's password and transport
     /// are changed in place: a refused value still leaves the earlier one.
+    /// Only a registerer that is made introduces the user agent to the worker.
     #[test]
     fn a_refused_value_changes_nothing_before_the_first_registerer() {
         let mut ua = std::ptr::null_mut();
@@ -675,6 +672,41 @@ mod tests {
             assert_eq!(pw.as_deref(), Some("first"));
             assert_eq!(c.config.transport, Transport::Tcp);
             assert!(c.config.transport_chosen);
+        }
+        // A registerer refused on its options (reg_id without instance_id)
+        // does not introduce the user agent to the worker; the next one does.
+        let published = || {
+            UAS.get(ua as *const c_void, "ua")
+                .unwrap()
+                .config()
+                .published
+        };
+        let mut opts = std::ptr::null_mut();
+        let mut r = std::ptr::null_mut();
+        // SAFETY: writable out pointers; handles made here, freed once.
+        unsafe {
+            use crate::ffi::options::*;
+            use crate::ffi::registerer::*;
+            assert_eq!(
+                sipreg_registerer_options_new(&mut opts),
+                sipreg_result::SIPREG_OK
+            );
+            assert_eq!(
+                sipreg_registerer_options_set_reg_id(opts, 1),
+                sipreg_result::SIPREG_OK
+            );
+            assert_eq!(
+                sipreg_registerer_new(ua, opts, None, std::ptr::null_mut(), &mut r),
+                sipreg_result::SIPREG_ERR_INVALID_ARGUMENT
+            );
+            assert!(!published());
+            assert_eq!(
+                sipreg_registerer_new(ua, std::ptr::null(), None, std::ptr::null_mut(), &mut r),
+                sipreg_result::SIPREG_OK
+            );
+            assert!(published());
+            sipreg_registerer_free(r);
+            sipreg_registerer_options_free(opts);
         }
         drop(h);
         assert_eq!(sipreg_user_agent_free(ua), sipreg_result::SIPREG_OK);

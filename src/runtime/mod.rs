@@ -239,15 +239,6 @@ impl Shared {
 
 /// Work for the worker thread.
 pub enum Command {
-    /// A new user agent.
-    AddUa {
-        /// Its id.
-        id: UaId,
-        /// Its settings.
-        config: Arc<UserAgentConfig>,
-        /// Its counters.
-        stats: SharedStats,
-    },
     /// The user agent's settings changed: sockets opened later and every
     /// registerer's credentials follow the new values.
     UaConfig {
@@ -281,6 +272,11 @@ pub enum Command {
         core: Box<Registerer>,
         /// Shared view.
         shared: Arc<Shared>,
+        /// Set for the user agent's first registerer, which introduces it:
+        /// its counters here, its settings those `core` was made with. (Not
+        /// a command of its own: a burst of account creations the worker
+        /// falls behind on queues one command fewer per account.)
+        new_ua: Option<SharedStats>,
     },
     /// `register()` accepted by the API, with headers for that request only
     /// (checked; usually none).
@@ -450,6 +446,7 @@ pub fn add_registerer(
     options: &RegistererOptions,
     seed: u64,
     shared: Arc<Shared>,
+    new_ua: Option<SharedStats>,
 ) -> Result<(), Error> {
     let core = Registerer::with_shared_config(config, options, seed)?;
     send(Command::AddReg {
@@ -457,6 +454,7 @@ pub fn add_registerer(
         ua,
         core: Box::new(core),
         shared,
+        new_ua,
     })
 }
 

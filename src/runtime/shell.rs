@@ -186,7 +186,6 @@ impl Shell {
     fn on_command(&mut self, cmd: Command) {
         let now = self.clock.now();
         match cmd {
-            Command::AddUa { id, config, stats } => self.ep.add_user_agent(id, config, stats),
             Command::UaConfig { id, config } => self.ep.set_user_agent_config(id, config),
             Command::NetworkChanged { id } => self.ep.network_changed(now, id),
             Command::FreeUa { id, started, done } => {
@@ -200,7 +199,12 @@ impl Shell {
                 ua,
                 core,
                 shared,
+                new_ua,
             } => {
+                if let Some(stats) = new_ua {
+                    self.ep
+                        .add_user_agent(ua, core.settings().ua.clone(), stats);
+                }
                 self.regs.insert(id, shared);
                 self.ep.add_registerer(id, ua, core);
             }
@@ -796,17 +800,12 @@ mod tests {
         };
         let core = Registerer::with_shared_config(&config, &opts, 7).unwrap();
         let shared = Arc::new(Shared::default());
-        tx.send(Command::AddUa {
-            id: 1,
-            config,
-            stats: SharedStats::new(),
-        })
-        .unwrap();
         tx.send(Command::AddReg {
             id: 2,
             ua: 1,
             core: Box::new(core),
             shared: shared.clone(),
+            new_ua: Some(SharedStats::new()),
         })
         .unwrap();
         tx.send(Command::Register(2, Vec::new())).unwrap();
