@@ -99,7 +99,7 @@ impl Algorithm {
 }
 
 /// A bare hash function, without the `-sess` distinction.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum HashFn {
     Md5,
     Sha256,

@@ -272,8 +272,41 @@ fn ha2(h: HashFn, qop: Option<Qop>, answer: &Answer) -> Hex {
             let body_hash = h.hex(&[answer.body]);
             h.hex(&[answer.method, answer.uri, body_hash.as_str()])
         }
-        Some(Qop::Auth) | None => h.hex(&[answer.method, answer.uri]),
+        Some(Qop::Auth) | None => method_uri_hash(h, answer.method, answer.uri),
     }
+}
+
+thread_local! {
+    /// The last H(method:uri) made on this thread: one that registers many
+    /// accounts with one registrar makes the same one for each of them.
+    static LAST_METHOD_URI: std::cell::RefCell<Option<(HashFn, String, Hex)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// H(method:uri), the last one of this thread reused when it is asked again.
+fn method_uri_hash(h: HashFn, method: &str, uri: &str) -> Hex {
+    let is_key = |key: &str| {
+        key.len() == method.len() + 1 + uri.len()
+            && key.starts_with(method)
+            && key.ends_with(uri)
+            && key.as_bytes()[method.len()] == b':'
+    };
+    let remembered = LAST_METHOD_URI
+        .try_with(|last| {
+            let last = last.borrow();
+            let (f, key, hex) = last.as_ref()?;
+            (*f == h && is_key(key)).then_some(*hex)
+        })
+        .ok()
+        .flatten();
+    if let Some(hex) = remembered {
+        return hex;
+    }
+    let hex = h.hex(&[method, uri]);
+    let _ = LAST_METHOD_URI.try_with(|last| {
+        *last.borrow_mut() = Some((h, format!("{method}:{uri}"), hex));
+    });
+    hex
 }
 
 /// The nonce count as exactly eight lower-case hex digits.
@@ -334,5 +367,39 @@ fn check_header_safe(challenge: &Challenge, answer: &Answer) -> Result<(), Diges
             "{name} contains a control character"
         ))),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The remembered H(method:uri) is the hash of what is asked, through
+    /// repeats and every kind of change (function, method, URI, where the
+    /// colon falls, a prefix or suffix of the last one).
+    #[test]
+    fn the_remembered_method_uri_hash_is_the_one_asked_for() {
+        let asked = [
+            (HashFn::Md5, "REGISTER", "sip:127.0.0.1:5060"),
+            (HashFn::Md5, "REGISTER", "sip:127.0.0.1:5060"),
+            (HashFn::Sha256, "REGISTER", "sip:127.0.0.1:5060"),
+            (HashFn::Md5, "REGISTER", "sip:127.0.0.1:5061"),
+            (HashFn::Md5, "REGISTER", "sip:127.0.0.1:506"),
+            (HashFn::Md5, "REGISTER", "sip:127.0.0.1:5060"),
+            (HashFn::Md5, "OPTIONS", "sip:127.0.0.1:5060"),
+            (HashFn::Md5, "REGISTER:sip", "127.0.0.1:5060"),
+            (HashFn::Md5, "REGISTE", "R:sip:127.0.0.1:5060"),
+            (HashFn::Md5, "", ""),
+            (HashFn::Sha512_256, "", ""),
+            (HashFn::Sha512_256, "REGISTER", "sips:example.com"),
+            (HashFn::Sha512_256, "REGISTER", "sips:example.com"),
+        ];
+        for (h, method, uri) in asked {
+            assert_eq!(
+                method_uri_hash(h, method, uri).as_str(),
+                h.hex(&[method, uri]).as_str(),
+                "{method}:{uri}"
+            );
+        }
     }
 }
