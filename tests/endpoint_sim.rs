@@ -7,6 +7,7 @@
 mod support;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use sipreg::core::endpoint::pacing::{INITIAL_WINDOW, MAX_WINDOW};
 use sipreg::core::options::{RegistererOptions, Transport, UserAgentConfig};
@@ -440,6 +441,26 @@ fn freeing_a_user_agent_unregisters_its_registerers_then_reports_it_gone() {
     assert_eq!(s.removed, vec![r]);
     assert_eq!(s.ep.registerer_count(), 0);
     assert_eq!(s.ep.flow_count(), 0, "its socket closed");
+    let reqs = s.peers[&REGISTRAR.parse().unwrap()].requests().len();
+    assert_eq!(reqs, 2, "REGISTER and un-REGISTER");
+}
+
+#[test]
+fn a_user_agent_introduced_twice_keeps_its_registerers() {
+    let mut s = Sim::new();
+    s.peer(REGISTRAR, Behaviour::Ok { expires: 600 }, ms(5));
+    let (ua, r) = s.account("sip:a@127.0.0.1", &registrar_uri(None), None, 600);
+    s.register(r);
+    s.run(secs(1));
+    // The API can send a user agent's introduction again (when it could not
+    // tell the first one was queued): a settings change, not a new entry.
+    let mut again = UserAgentConfig::new("sip:a@127.0.0.1").unwrap();
+    again.set_password(Some("pw")).unwrap();
+    s.ep.add_user_agent(ua, Arc::new(again), sipreg::runtime::SharedStats::new());
+    s.ep.free_user_agent(s.now, ua);
+    s.run(secs(1));
+    assert_eq!(s.freed_uas, vec![ua]);
+    assert_eq!(s.removed, vec![r], "its registerer was still its own");
     let reqs = s.peers[&REGISTRAR.parse().unwrap()].requests().len();
     assert_eq!(reqs, 2, "REGISTER and un-REGISTER");
 }

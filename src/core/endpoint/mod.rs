@@ -383,8 +383,14 @@ impl Endpoint {
 
     // ----- user agents ------------------------------------------------------
 
-    /// A new user agent.
+    /// A new user agent. One already known keeps its entry (its
+    /// registerers) and takes `config` as a settings change: the API may
+    /// introduce it twice if it could not tell the first time went through.
     pub fn add_user_agent(&mut self, id: UaId, config: Arc<UserAgentConfig>, stats: SharedStats) {
+        if self.uas.contains_key(&id) {
+            self.set_user_agent_config(id, config);
+            return;
+        }
         let answering = Answering::of(&config).shared(&mut self.common_answerings);
         self.uas.insert(
             id,
