@@ -162,9 +162,13 @@ fn apply(
         if !c.published {
             return Ok(());
         }
+        // Queued under the settings' lock: two changes from two threads
+        // reach the worker in the order they were made, so it never ends
+        // with the older settings. (Queuing never waits for the worker.)
         let config = c.config.clone();
+        let queued = runtime::send(Command::UaConfig { id: h.id, config });
         drop(c);
-        runtime::send(Command::UaConfig { id: h.id, config })
+        queued
     })
 }
 
