@@ -642,8 +642,8 @@ mod tests {
                 sipreg_result::SIPREG_ERR_INVALID_ARGUMENT
             );
         }
+        let h = UAS.get(ua as *const c_void, "ua").unwrap();
         {
-            let h = UAS.get(ua as *const c_void, "ua").unwrap();
             let c = h.config();
             assert!(!c.config.transport_chosen);
             assert!(c.config.password.is_none());
@@ -667,7 +667,6 @@ mod tests {
                 sipreg_result::SIPREG_ERR_INVALID_ARGUMENT
             );
         }
-        let h = UAS.get(ua as *const c_void, "ua").unwrap();
         {
             let c = h.config();
             // Not yet handed to the worker: the path that changes in place.
@@ -679,12 +678,7 @@ mod tests {
         }
         // A registerer refused on its options (reg_id without instance_id)
         // does not introduce the user agent to the worker; the next one does.
-        let published = || {
-            UAS.get(ua as *const c_void, "ua")
-                .unwrap()
-                .config()
-                .published
-        };
+        let published = || h.config().published;
         let mut opts = std::ptr::null_mut();
         let mut r = std::ptr::null_mut();
         // SAFETY: writable out pointers; handles made here, freed once.
