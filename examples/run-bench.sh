@@ -20,6 +20,9 @@
 #   counted (Kamailio and sipreg on separate cores when there are two).
 # Options: --transport T (repeatable: udp tcp tls wss; same as BENCH_TRANSPORTS),
 # --sizes "N ..." (same as BENCH_SIZES) and --pings-only (only the ping row).
+# Before sipreg's row, for udp and tcp, two "floor" rows: examples/floor.rs
+# sends the same messages with no SIP logic (the least a client pays here
+# for them), unspaced and spaced 500 µs as the library's worker spaces its turns.
 # Prints one table. Long: not part of CI (tests/run-all.sh runs BENCH_SIZES=10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,7 +44,7 @@ while [ $# -gt 0 ]; do
 done
 [ -z "$chosen" ] || transports=${chosen# }
 [ -n "${BENCH_NO_SETUP:-}" ] || bash tests/setup-machine.sh >/dev/null
-cargo build --release --quiet --example bench
+cargo build --release --quiet --example bench --example floor
 idle=${BENCH_IDLE:-60}
 baseline=${BENCH_BASELINE:-4106f5f}
 if [ -n "$pings_only" ]; then
@@ -102,6 +105,18 @@ for n in $sizes; do
 			# shellcheck disable=SC2046
 			"$before" --n "$n" --transport "$t" $(target "$t") --first-user "$first" |
 				tee /dev/stderr | grep '^RESULT' | sed 's/^RESULT impl=sipreg /RESULT impl=sipreg-before /' >>"$results" || true
+			first=$((first + n + 10))
+		fi
+		if [ "$t" = udp ] || [ "$t" = tcp ]; then
+			# The wire floor: the same messages with no SIP logic, unspaced and
+			# spaced as the library's worker spaces its turns (examples/floor.rs).
+			for spacing in 0 500; do
+				first=$((first + n + 10))
+				echo "== floor n=$n $t spacing ${spacing} us" >&2
+				./target/release/examples/floor --n "$n" --transport "$t" --registrar "sip:127.0.0.1:$port" \
+					--first-user "$first" --spacing-us "$spacing" | tee /dev/stderr |
+					sed "s/^RESULT impl=floor /RESULT impl=floor-$spacing /" | grep '^RESULT' >>"$results" || true
+			done
 			first=$((first + n + 10))
 		fi
 		echo "== sipreg n=$n $t" >&2

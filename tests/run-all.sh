@@ -64,6 +64,11 @@ step "Benchmark smoke: 10 accounts through the bench binary (figures: examples/r
 cargo build --quiet --example bench
 ./target/debug/examples/bench --n 10 --registrar "sip:127.0.0.1:${SIPREG_KAMAILIO_PORT}" \
 	--first-user 990000 | grep -E '^(register|pacing|RESULT)'
+cargo build --quiet --example floor
+for t in udp tcp; do
+	./target/debug/examples/floor --n 10 --transport "$t" --spacing-us 500 \
+		--registrar "sip:127.0.0.1:${SIPREG_KAMAILIO_PORT}" --first-user 990100 | grep '^RESULT'
+done
 
 step "C example under AddressSanitizer"
 make -s -C examples-c clean
