@@ -86,10 +86,13 @@ const ANSWER_HOLD: Duration = Duration::from_millis(1);
 /// one request and wakes the peer again, paying the kernel's wake-ups and
 /// context switches on both sides for every message. Spaced turns read
 /// and send what a whole interval brought: over TCP, 10 000 registrations
-/// against Kamailio on loopback took 37 µs of CPU each unspaced and 21–24
-/// µs at 300–500 µs (docs/tuning.md). A lone message after a quiet spell
-/// is read at once; under load a message waits at most this long, far
-/// below any SIP timer (T1 is 500 ms). Read on the shell's clock.
+/// against Kamailio on loopback took 32–35 µs of CPU each unspaced and
+/// 17–20 µs spaced (docs/tuning.md). A lone message after a quiet spell is
+/// read at once; under load a message, a due timer or a held answer
+/// ([`ANSWER_HOLD`]) waits at most this much longer, far below any SIP
+/// timer (T1 is 500 ms). Measured on the shell's clock and slept in real
+/// time: under a manual clock that stands still, every turn woken by a
+/// socket after the first waits the whole spacing.
 const TURN_SPACING: Duration = Duration::from_micros(500);
 
 /// How long a turn woken by a socket at `now` waits, the last such turn
