@@ -12,6 +12,9 @@ use std::net::SocketAddr;
 
 use mio::net::UdpSocket;
 
+use crate::log::Level;
+use crate::log_at;
+
 /// Datagrams per receive or send call.
 pub const BATCH: usize = 32;
 /// Largest datagram read whole; anything longer is reported as truncated.
@@ -36,6 +39,8 @@ struct Headers {
     names: [libc::sockaddr_storage; BATCH],
     iovs: [libc::iovec; BATCH],
     msgs: [libc::mmsghdr; BATCH],
+    /// Room for one `UDP_SEGMENT` control message per message.
+    ctrl: [[u64; 4]; BATCH],
 }
 
 // SAFETY: the pointers in the headers are written at the start of each
@@ -50,6 +55,38 @@ impl Headers {
     fn new() -> Box<Headers> {
         // SAFETY: plain C structs, zero is a valid value for each.
         Box::new(unsafe { std::mem::zeroed() })
+    }
+
+    /// Points message `m` at its address slot and at the `k` iovecs from
+    /// `first` on, each of `len` bytes; with more than one, a `UDP_SEGMENT`
+    /// control message of `len` makes the kernel send them as `k`
+    /// datagrams. Every field the kernel reads, set for this call.
+    fn point(&mut self, m: usize, first: usize, k: usize, namelen: libc::socklen_t, len: usize) {
+        let ctrl = self.ctrl[m].as_mut_ptr().cast::<u8>();
+        let msg = &mut self.msgs[m];
+        msg.msg_len = 0;
+        msg.msg_hdr.msg_name = (&mut self.names[m] as *mut libc::sockaddr_storage).cast();
+        msg.msg_hdr.msg_namelen = namelen;
+        msg.msg_hdr.msg_iov = &mut self.iovs[first];
+        msg.msg_hdr.msg_iovlen = k as _;
+        msg.msg_hdr.msg_flags = 0;
+        if k == 1 {
+            msg.msg_hdr.msg_control = std::ptr::null_mut();
+            msg.msg_hdr.msg_controllen = 0;
+            return;
+        }
+        // SAFETY: `ctrl` is 32 bytes, 8-aligned: room for one cmsghdr and a
+        // u16 (CMSG_SPACE(2) is 24 on 64-bit Linux, 16 on 32-bit).
+        unsafe {
+            let space = libc::CMSG_SPACE(std::mem::size_of::<u16>() as _) as usize;
+            msg.msg_hdr.msg_control = ctrl.cast();
+            msg.msg_hdr.msg_controllen = space as _;
+            let c = libc::CMSG_FIRSTHDR(&msg.msg_hdr);
+            (*c).cmsg_level = libc::SOL_UDP;
+            (*c).cmsg_type = libc::UDP_SEGMENT;
+            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as _) as _;
+            libc::CMSG_DATA(c).cast::<u16>().write_unaligned(len as u16);
+        }
     }
 
     /// Points message `i` at its address slot and at `iov` alone, with no
@@ -188,15 +225,28 @@ fn recv_into(
 /// The reused headers of batched sends.
 pub struct SendBuffers {
     hdrs: Box<Headers>,
+    /// Whether runs of equal datagrams may go as one segmented send (see
+    /// [`GSO_MAX_LEN`]); off for good once the kernel refuses it.
+    gso: bool,
 }
 
 impl Default for SendBuffers {
     fn default() -> Self {
         SendBuffers {
             hdrs: Headers::new(),
+            gso: cfg!(target_os = "linux"),
         }
     }
 }
+
+/// The longest datagram sent segmented (UDP GSO, Linux `UDP_SEGMENT`): a
+/// run of consecutive datagrams of the same length to the same destination
+/// goes to the kernel as one message, which it splits into the same
+/// datagrams. Every wake-up of the receiver then happens inside one
+/// system call, not between datagrams (on loopback the sender was
+/// switched out to the receiver after each). Short enough for any path
+/// MTU of IPv6's 1 280 bytes or more, so no segment needs fragmenting.
+pub const GSO_MAX_LEN: usize = 1_200;
 
 impl SendBuffers {
     /// Sends `items` (destination, bytes) on `sock`, as few calls as possible.
@@ -207,44 +257,67 @@ impl SendBuffers {
         sock: &UdpSocket,
         items: &[(SocketAddr, &[u8])],
     ) -> Vec<(usize, io::Error)> {
-        send(sock, items, &mut self.hdrs)
+        let mut failed = Vec::new();
+        let mut done = 0;
+        let mut retried = false;
+        while done < items.len() {
+            let end = (done + BATCH).min(items.len());
+            match send_some(sock, &items[done..end], &mut self.hdrs, self.gso) {
+                Err(Failed { first, error, .. })
+                    if first > 1 && self.gso && refuses_segments(&error) =>
+                {
+                    // This kernel or route does not segment: one message a datagram from now on.
+                    log_at!(
+                        Level::Debug,
+                        "udp: segmented send refused ({error}); sending datagram by datagram"
+                    );
+                    self.gso = false;
+                }
+                // An earlier datagram's ICMP error, reported on this send: once more.
+                Err(Failed { error, .. }) if !retried && super::udp::is_icmp_report(&error) => {
+                    retried = true;
+                }
+                Ok(0) => {
+                    // Nothing went (a full buffer): these datagrams are lost.
+                    done = end;
+                }
+                Ok(n) => {
+                    done += n;
+                    retried = false;
+                }
+                Err(Failed { error, .. }) if error.kind() == io::ErrorKind::WouldBlock => {
+                    done = end
+                }
+                Err(Failed { first, error }) => {
+                    // The first message failed: its datagrams (one destination) fail with it.
+                    for k in done + 1..done + first {
+                        failed.push((k, io::Error::new(error.kind(), error.to_string())));
+                    }
+                    failed.push((done, error));
+                    done += first;
+                    retried = false;
+                }
+            }
+        }
+        failed.sort_by_key(|(k, _)| *k);
+        failed
     }
 }
 
-fn send(
-    sock: &UdpSocket,
-    items: &[(SocketAddr, &[u8])],
-    hdrs: &mut Headers,
-) -> Vec<(usize, io::Error)> {
-    let mut failed = Vec::new();
-    let mut done = 0;
-    let mut retried = false;
-    while done < items.len() {
-        let end = (done + BATCH).min(items.len());
-        match send_some(sock, &items[done..end], hdrs) {
-            // An earlier datagram's ICMP error, reported on this send: once more.
-            Err(e) if !retried && super::udp::is_icmp_report(&e) => {
-                retried = true;
-                continue;
-            }
-            Ok(0) => {
-                // Nothing went (a full buffer): these datagrams are lost.
-                done = end;
-            }
-            Ok(n) => {
-                done += n;
-                retried = false;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => done = end,
-            Err(e) => {
-                // The first datagram of the batch failed: report it, go on after it.
-                failed.push((done, e));
-                done += 1;
-                retried = false;
-            }
-        }
-    }
-    failed
+/// A batched send whose first message failed: how many datagrams that
+/// message carried, and why.
+struct Failed {
+    first: usize,
+    error: io::Error,
+}
+
+/// Whether `e`, from a segmented message, says the kernel or the route
+/// cannot segment (not a fault of the destination).
+fn refuses_segments(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EIO | libc::EINVAL | libc::EMSGSIZE | libc::ENOPROTOOPT | libc::EOPNOTSUPP)
+    )
 }
 
 #[cfg(target_os = "linux")]
@@ -252,31 +325,52 @@ fn send_some(
     sock: &UdpSocket,
     items: &[(SocketAddr, &[u8])],
     hdrs: &mut Headers,
-) -> io::Result<usize> {
+    gso: bool,
+) -> Result<usize, Failed> {
     use std::os::fd::AsRawFd;
     let n = items.len().min(BATCH);
-    for (i, (dest, bytes)) in items.iter().take(n).enumerate() {
-        let len = super::udp::std_to_sockaddr(*dest, &mut hdrs.names[i]);
-        let iov = libc::iovec {
-            iov_base: bytes.as_ptr() as *mut libc::c_void,
-            iov_len: bytes.len(),
-        };
-        hdrs.set(i, iov, len);
+    // Message m carries items starts[m]..starts[m + 1].
+    let mut starts = [0usize; BATCH + 1];
+    let mut msgs = 0;
+    let mut i = 0;
+    while i < n {
+        let (dest, bytes) = items[i];
+        let mut k = 1;
+        if gso && bytes.len() <= GSO_MAX_LEN && !bytes.is_empty() {
+            while i + k < n && items[i + k].0 == dest && items[i + k].1.len() == bytes.len() {
+                k += 1;
+            }
+        }
+        for (j, (_, b)) in items[i..i + k].iter().enumerate() {
+            hdrs.iovs[i + j] = libc::iovec {
+                iov_base: b.as_ptr() as *mut libc::c_void,
+                iov_len: b.len(),
+            };
+        }
+        let namelen = super::udp::std_to_sockaddr(dest, &mut hdrs.names[msgs]);
+        hdrs.point(msgs, i, k, namelen, bytes.len());
+        starts[msgs] = i;
+        msgs += 1;
+        i += k;
     }
+    starts[msgs] = n;
     // SAFETY: every msghdr points at live buffers of the stated sizes; the
     // kernel only reads the data buffers.
     let sent = unsafe {
         libc::sendmmsg(
             sock.as_raw_fd(),
             hdrs.msgs.as_mut_ptr(),
-            n as _,
+            msgs as _,
             libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
         )
     };
     if sent < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(Failed {
+            first: starts[1] - starts[0],
+            error: io::Error::last_os_error(),
+        });
     }
-    Ok(sent as usize)
+    Ok(starts[sent as usize])
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -284,9 +378,12 @@ fn send_some(
     sock: &UdpSocket,
     items: &[(SocketAddr, &[u8])],
     _hdrs: &mut Headers,
-) -> io::Result<usize> {
+    _gso: bool,
+) -> Result<usize, Failed> {
     let (dest, bytes) = items[0];
-    sock.send_to(bytes, dest).map(|_| 1)
+    sock.send_to(bytes, dest)
+        .map(|_| 1)
+        .map_err(|error| Failed { first: 1, error })
 }
 
 #[cfg(test)]
@@ -355,6 +452,94 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         assert_eq!(bufs.recv(&c).unwrap(), 0, "nothing more for c");
         assert_eq!(seen, short.map(<[u8]>::to_vec));
+    }
+
+    /// Reads from `sock` until `want` datagrams came (or a second passed).
+    fn read_all(sock: &UdpSocket, want: usize) -> Vec<(SocketAddr, Vec<u8>)> {
+        let mut bufs = RecvBuffers::default();
+        let mut seen = Vec::new();
+        for _ in 0..1000 {
+            for i in 0..bufs.recv(sock).unwrap() {
+                let (r, bytes) = bufs.get(i);
+                assert!(!r.truncated);
+                seen.push((r.from, bytes.to_vec()));
+            }
+            if seen.len() >= want {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        seen
+    }
+
+    /// Runs of equal datagrams (sent segmented where the kernel can),
+    /// broken by other lengths, another destination and one too long to
+    /// segment: `b` gets its datagrams, `c` its own, whole and in order.
+    fn mixed_runs(out: &mut SendBuffers, a: &UdpSocket) {
+        let b = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let c = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let (to_b, to_c) = (b.local_addr().unwrap(), c.local_addr().unwrap());
+        let mut msgs: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
+        for i in 0..45u8 {
+            // 12 of 300 bytes, 3 for c, 12 of 500 (one 1 300), 18 of 300.
+            let (to, len) = match i {
+                0..=11 => (to_b, 300),
+                12..=14 => (to_c, 300),
+                15..=26 if i == 20 => (to_b, GSO_MAX_LEN + 100),
+                15..=26 => (to_b, 500),
+                _ => (to_b, 300),
+            };
+            let mut m = vec![b'a' + i % 26; len];
+            m[0] = i;
+            msgs.push((to, m));
+        }
+        let items: Vec<(SocketAddr, &[u8])> =
+            msgs.iter().map(|(t, m)| (*t, m.as_slice())).collect();
+        assert!(out.send(a, &items).is_empty());
+        let from = a.local_addr().unwrap();
+        let want = |to: SocketAddr| -> Vec<(SocketAddr, Vec<u8>)> {
+            msgs.iter()
+                .filter(|(t, _)| *t == to)
+                .map(|(_, m)| (from, m.clone()))
+                .collect()
+        };
+        assert_eq!(read_all(&b, 42), want(to_b));
+        assert_eq!(read_all(&c, 3), want(to_c));
+    }
+
+    #[test]
+    fn runs_of_equal_datagrams_arrive_as_the_same_datagrams() {
+        let a = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut out = SendBuffers::default();
+        mixed_runs(&mut out, &a);
+        // Loopback segments: the runs went segmented, and it stays on.
+        #[cfg(target_os = "linux")]
+        assert!(out.gso);
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_kernel_that_refuses_segments_gets_one_datagram_a_message() {
+        use std::os::fd::AsRawFd;
+        let a = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        // Without UDP checksums the kernel refuses segmented sends (EINVAL).
+        let one: libc::c_int = 1;
+        // SAFETY: sets an int option on a socket we own.
+        let rc = unsafe {
+            libc::setsockopt(
+                a.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_NO_CHECK,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as _,
+            )
+        };
+        assert_eq!(rc, 0);
+        let mut out = SendBuffers::default();
+        mixed_runs(&mut out, &a);
+        assert!(!out.gso, "the refusal turned segmenting off");
+        // And the next batch goes datagram by datagram from the start.
+        mixed_runs(&mut out, &a);
     }
 
     #[test]

@@ -95,6 +95,26 @@ const ANSWER_HOLD: Duration = Duration::from_millis(1);
 /// socket after the first waits the whole spacing.
 const TURN_SPACING: Duration = Duration::from_micros(500);
 
+/// Orders the registerers' first sends among `idx` (positions in `queued`)
+/// by destination and length, in a stable way, so that runs of equal
+/// datagrams to one registrar can go as one segmented send
+/// ([`batch::GSO_MAX_LEN`]). Each is a different registerer's, so their
+/// order carries no meaning; every other datagram (retransmissions,
+/// answers, keep-alives, the application's requests) keeps its place.
+fn group_requests(idx: &mut [usize], queued: &[Transmit]) {
+    let at: Vec<usize> = (0..idx.len())
+        .filter(|&k| queued[idx[k]].kind == TransmitKind::Request)
+        .collect();
+    if at.len() < 2 {
+        return;
+    }
+    let mut requests: Vec<usize> = at.iter().map(|&k| idx[k]).collect();
+    requests.sort_by_key(|&i| (queued[i].dest, queued[i].bytes.len()));
+    for (k, i) in at.into_iter().zip(requests) {
+        idx[k] = i;
+    }
+}
+
 /// How long a turn woken by a socket at `now` waits, the last such turn
 /// having begun at `last`: the rest of [`TURN_SPACING`], or nothing.
 fn turn_wait(last: Option<Instant>, now: Instant) -> Option<Duration> {
@@ -529,10 +549,11 @@ impl Shell {
                 ),
             }
         }
-        for (flow, idx) in udp_groups {
+        for (flow, mut idx) in udp_groups {
             let Some(Io::Udp(sock)) = self.socks.get(&flow) else {
                 continue;
             };
+            group_requests(&mut idx, &queued);
             let items: Vec<(SocketAddr, &[u8])> = idx
                 .iter()
                 .map(|i| (queued[*i].dest, queued[*i].bytes.as_slice()))
@@ -779,6 +800,40 @@ mod tests {
     use crate::core::options::{RegistererOptions, UserAgentConfig};
     use crate::core::registerer::{Registerer, State};
     use crate::runtime::clock::ManualClock;
+
+    #[test]
+    fn first_sends_are_grouped_by_destination_and_length_and_nothing_else_moves() {
+        let to = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let t = |kind: TransmitKind, dest: SocketAddr, len: usize, tag: u8| Transmit {
+            flow: FlowId(1),
+            dest,
+            ua: 1,
+            transport: Transport::Udp,
+            local: None,
+            kind,
+            bytes: vec![tag; len],
+        };
+        use TransmitKind::*;
+        let queued = vec![
+            t(Request, to(2), 646, 0),
+            t(Request, to(2), 402, 1),
+            t(Response, to(9), 300, 2),
+            t(Request, to(1), 646, 3),
+            t(Retransmission, to(2), 402, 4),
+            t(Request, to(2), 646, 5),
+            t(KeepAlive, to(2), 4, 6),
+            t(Request, to(2), 402, 7),
+        ];
+        let mut idx: Vec<usize> = (0..queued.len()).collect();
+        group_requests(&mut idx, &queued);
+        // The first sends fill the first sends' places, ordered by
+        // destination then length, equal ones in their own order; the
+        // answer, the retransmission and the keep-alive stay where they were.
+        assert_eq!(idx, vec![3, 1, 2, 7, 4, 0, 6, 5]);
+        let mut none: Vec<usize> = vec![2, 4];
+        group_requests(&mut none, &queued);
+        assert_eq!(none, vec![2, 4]);
+    }
 
     #[test]
     fn a_turn_soon_after_another_waits_the_rest_of_the_spacing() {
