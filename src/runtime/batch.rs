@@ -67,7 +67,8 @@ impl Headers {
         msg.msg_len = 0;
         msg.msg_hdr.msg_name = (&mut self.names[m] as *mut libc::sockaddr_storage).cast();
         msg.msg_hdr.msg_namelen = namelen;
-        msg.msg_hdr.msg_iov = &mut self.iovs[first];
+        // SAFETY: `first + k <= BATCH`: the k iovecs are inside the array.
+        msg.msg_hdr.msg_iov = unsafe { self.iovs.as_mut_ptr().add(first) };
         msg.msg_hdr.msg_iovlen = k as _;
         msg.msg_hdr.msg_flags = 0;
         if k == 1 {
@@ -226,17 +227,45 @@ fn recv_into(
 pub struct SendBuffers {
     hdrs: Box<Headers>,
     /// Whether runs of equal datagrams may go as one segmented send (see
-    /// [`GSO_MAX_LEN`]); off for good once the kernel refuses it.
-    gso: bool,
+    /// [`GSO_MAX_LEN`]): asked of the kernel at the first send, off for good
+    /// once it refuses one twice in a row.
+    gso: Option<bool>,
 }
 
 impl Default for SendBuffers {
     fn default() -> Self {
         SendBuffers {
             hdrs: Headers::new(),
-            gso: cfg!(target_os = "linux"),
+            gso: None,
         }
     }
+}
+
+/// Whether the kernel knows `UDP_SEGMENT` (Linux 4.18 and later). An older
+/// one would not refuse the control message but skip it, and send a run
+/// as one datagram of all of them: so it is asked first, by reading the
+/// option (which fails with ENOPROTOOPT where it is unknown).
+#[cfg(target_os = "linux")]
+fn kernel_segments(sock: &UdpSocket) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: reads one int option into a local of that size.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_UDP,
+            libc::UDP_SEGMENT,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    rc == 0
+}
+
+#[cfg(not(target_os = "linux"))]
+fn kernel_segments(_sock: &UdpSocket) -> bool {
+    false
 }
 
 /// The longest datagram sent segmented (UDP GSO, Linux `UDP_SEGMENT`): a
@@ -260,18 +289,25 @@ impl SendBuffers {
         let mut failed = Vec::new();
         let mut done = 0;
         let mut retried = false;
+        let mut gso = *self.gso.get_or_insert_with(|| kernel_segments(sock));
+        let mut refused = false;
         while done < items.len() {
             let end = (done + BATCH).min(items.len());
-            match send_some(sock, &items[done..end], &mut self.hdrs, self.gso) {
-                Err(Failed { first, error, .. })
-                    if first > 1 && self.gso && refuses_segments(&error) =>
-                {
-                    // This kernel or route does not segment: one message a datagram from now on.
-                    log_at!(
-                        Level::Debug,
-                        "udp: segmented send refused ({error}); sending datagram by datagram"
-                    );
-                    self.gso = false;
+            match send_some(sock, &items[done..end], &mut self.hdrs, gso) {
+                Err(Failed { first, error, .. }) if first > 1 && refuses_segments(&error) => {
+                    if refused {
+                        // Refused twice in a row: this kernel or route does
+                        // not segment. One message a datagram from now on.
+                        log_at!(
+                            Level::Debug,
+                            "udp: segmented send refused ({error}); sending datagram by datagram"
+                        );
+                        gso = false;
+                        self.gso = Some(false);
+                    }
+                    // Once may be an earlier datagram's error (an ICMP "too
+                    // big") reported on this send: try the same again.
+                    refused = true;
                 }
                 // An earlier datagram's ICMP error, reported on this send: once more.
                 Err(Failed { error, .. }) if !retried && super::udp::is_icmp_report(&error) => {
@@ -284,6 +320,7 @@ impl SendBuffers {
                 Ok(n) => {
                     done += n;
                     retried = false;
+                    refused = false;
                 }
                 Err(Failed { error, .. }) if error.kind() == io::ErrorKind::WouldBlock => {
                     done = end
@@ -329,6 +366,13 @@ fn send_some(
 ) -> Result<usize, Failed> {
     use std::os::fd::AsRawFd;
     let n = items.len().min(BATCH);
+    // Every iovec first: the messages then point into the finished array.
+    for (iov, (_, b)) in hdrs.iovs.iter_mut().zip(&items[..n]) {
+        *iov = libc::iovec {
+            iov_base: b.as_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        };
+    }
     // Message m carries items starts[m]..starts[m + 1].
     let mut starts = [0usize; BATCH + 1];
     let mut msgs = 0;
@@ -340,12 +384,6 @@ fn send_some(
             while i + k < n && items[i + k].0 == dest && items[i + k].1.len() == bytes.len() {
                 k += 1;
             }
-        }
-        for (j, (_, b)) in items[i..i + k].iter().enumerate() {
-            hdrs.iovs[i + j] = libc::iovec {
-                iov_base: b.as_ptr() as *mut libc::c_void,
-                iov_len: b.len(),
-            };
         }
         let namelen = super::udp::std_to_sockaddr(dest, &mut hdrs.names[msgs]);
         hdrs.point(msgs, i, k, namelen, bytes.len());
@@ -514,7 +552,7 @@ mod tests {
         mixed_runs(&mut out, &a);
         // Loopback segments: the runs went segmented, and it stays on.
         #[cfg(target_os = "linux")]
-        assert!(out.gso);
+        assert_eq!(out.gso, Some(true));
     }
 
     #[test]
@@ -537,7 +575,7 @@ mod tests {
         assert_eq!(rc, 0);
         let mut out = SendBuffers::default();
         mixed_runs(&mut out, &a);
-        assert!(!out.gso, "the refusal turned segmenting off");
+        assert_eq!(out.gso, Some(false), "the refusal turned segmenting off");
         // And the next batch goes datagram by datagram from the start.
         mixed_runs(&mut out, &a);
     }
