@@ -94,15 +94,7 @@ impl Headers {
     /// control data: every field the kernel reads, set for this call.
     fn set(&mut self, i: usize, iov: libc::iovec, namelen: libc::socklen_t) {
         self.iovs[i] = iov;
-        let m = &mut self.msgs[i];
-        m.msg_len = 0;
-        m.msg_hdr.msg_name = (&mut self.names[i] as *mut libc::sockaddr_storage).cast();
-        m.msg_hdr.msg_namelen = namelen;
-        m.msg_hdr.msg_iov = &mut self.iovs[i];
-        m.msg_hdr.msg_iovlen = 1;
-        m.msg_hdr.msg_control = std::ptr::null_mut();
-        m.msg_hdr.msg_controllen = 0;
-        m.msg_hdr.msg_flags = 0;
+        self.point(i, i, 1, namelen, iov.iov_len);
     }
 }
 
