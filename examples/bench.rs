@@ -30,7 +30,7 @@ use sipreg::ffi::sipreg_state;
 use sipreg::ffi::user_agent::*;
 
 mod common;
-use common::{ok, registrar_host, rss_kb};
+use common::{ok, registrar_host, rss_kb, rusage_cpu, rusage_split};
 
 static REGISTERED: AtomicUsize = AtomicUsize::new(0);
 static UNREGISTERED: AtomicUsize = AtomicUsize::new(0);
@@ -77,20 +77,6 @@ fn cpu_s() -> f64 {
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     (ticks(11) + ticks(12)) / hz
-}
-
-/// Precise process CPU seconds (getrusage).
-fn rusage_cpu() -> f64 {
-    let (user, system) = rusage_split();
-    user + system
-}
-
-/// Process CPU seconds in user space and in the kernel (getrusage).
-fn rusage_split() -> (f64, f64) {
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    (t(ru.ru_utime), t(ru.ru_stime))
 }
 
 /// glibc's count of the bytes in live allocations and of freed bytes it

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use md5::{Digest, Md5};
 
 mod common;
-use common::registrar_host;
+use common::{registrar_host, rusage_cpu};
 
 /// Accounts in flight at once (the library's largest pacing window).
 const WINDOW: usize = 64;
@@ -184,15 +184,6 @@ fn account_of(msg: &[u8]) -> Option<usize> {
         .ok()?
         .parse()
         .ok()
-}
-
-/// Process CPU seconds (user + system).
-fn cpu() -> f64 {
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage only writes the struct it is given.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    t(ru.ru_utime) + t(ru.ru_stime)
 }
 
 /// Waits until `fd` is readable, at most `ms` milliseconds; false on timeout.
@@ -481,45 +472,30 @@ fn main() {
     let target: SocketAddr = format!("{host}:{port}").parse().expect("registrar address");
     assert!(target.ip().is_loopback(), "benchmarks only target loopback");
 
-    let c0;
-    let t0;
-    let done = match transport.as_str() {
+    // The messages are written before the clock starts.
+    let begin = |via: &str, local: SocketAddr| {
+        let req = build(n, first_user, &host, &registrar, via, local);
+        (req, rusage_cpu(), Instant::now())
+    };
+    let (done, c0, t0) = match transport.as_str() {
         "udp" => {
             let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
             sock.set_nonblocking(true).expect("nonblocking");
-            let mut req = build(
-                n,
-                first_user,
-                &host,
-                &registrar,
-                "UDP",
-                sock.local_addr().unwrap(),
-            );
-            c0 = cpu();
-            t0 = Instant::now();
-            run_udp(n, target, &sock, &mut req, pause)
+            let (mut req, c0, t0) = begin("UDP", sock.local_addr().unwrap());
+            (run_udp(n, target, &sock, &mut req, pause), c0, t0)
         }
         "tcp" => {
             let conn =
                 TcpStream::connect_timeout(&target, Duration::from_secs(3)).expect("connect");
             conn.set_nonblocking(true).expect("nonblocking");
             conn.set_nodelay(true).expect("nodelay");
-            let mut req = build(
-                n,
-                first_user,
-                &host,
-                &registrar,
-                "TCP",
-                conn.local_addr().unwrap(),
-            );
-            c0 = cpu();
-            t0 = Instant::now();
-            run_tcp(n, conn, &mut req, pause)
+            let (mut req, c0, t0) = begin("TCP", conn.local_addr().unwrap());
+            (run_tcp(n, conn, &mut req, pause), c0, t0)
         }
         other => panic!("floor: udp or tcp, not {other}"),
     };
     let wall = t0.elapsed().as_secs_f64();
-    let used = cpu() - c0;
+    let used = rusage_cpu() - c0;
     println!(
         "RESULT impl=floor transport={transport} n={n} spacing_us={pause} wall={wall:.4} cpu={used:.4} us_per_reg={:.2} \
          peak_kib=0 kib_per_reg=0 retrans=0 failures={}",

@@ -33,3 +33,18 @@ pub fn registrar_host(registrar: &str) -> String {
         .unwrap_or("")
         .to_string()
 }
+
+/// Precise process CPU seconds (getrusage).
+pub fn rusage_cpu() -> f64 {
+    let (user, system) = rusage_split();
+    user + system
+}
+
+/// Process CPU seconds in user space and in the kernel (getrusage).
+pub fn rusage_split() -> (f64, f64) {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    (t(ru.ru_utime), t(ru.ru_stime))
+}
