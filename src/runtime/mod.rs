@@ -175,12 +175,22 @@ impl Shared {
             .clone()
     }
 
+    /// The listener, if it is set and still alive (upgraded under the lock:
+    /// no copy of the weak reference is made, one atomic count less).
+    fn live_listener(&self) -> Option<Arc<dyn EventSink>> {
+        self.listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|l| l.upgrade())
+    }
+
     /// Calls the listener for each event (with the failure as of the end of
     /// the step that made them), unless it was removed meanwhile; with a
     /// dispatcher, queues the calls there instead. A panicking listener
-    /// cannot stop the worker.
-    pub(crate) fn deliver(self: &Arc<Self>, events: &[Event]) {
-        let failure = self.snap().failure.clone();
+    /// cannot stop the worker. `failure` is the snapshot's, read by the
+    /// caller under the lock it took to update the snapshot.
+    pub(crate) fn deliver(self: &Arc<Self>, events: &[Event], failure: Option<Arc<Failure>>) {
         if let Some(d) = &self.dispatcher {
             if self.listener().is_none() {
                 return; // freed: nothing to queue
@@ -201,16 +211,23 @@ impl Shared {
             }
             return;
         }
+        // The gate once for the step's events (a free waits for them all).
+        let _running = self.gate.read().unwrap_or_else(|e| e.into_inner());
         for e in events {
-            self.call(e, failure.as_deref());
+            self.call_in_gate(e, failure.as_deref());
         }
     }
 
     /// One listener call, on the thread that runs this handle's callbacks.
     fn call(&self, e: &Event, failure: Option<&Failure>) {
         let _running = self.gate.read().unwrap_or_else(|e| e.into_inner());
+        self.call_in_gate(e, failure);
+    }
+
+    /// [`call`](Self::call) with the gate held by the caller.
+    fn call_in_gate(&self, e: &Event, failure: Option<&Failure>) {
         // Looked up per event: a callback that frees its handle gets no more events.
-        let Some(listener) = self.listener().and_then(|l| l.upgrade()) else {
+        let Some(listener) = self.live_listener() else {
             return;
         };
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

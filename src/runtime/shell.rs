@@ -61,6 +61,9 @@ pub struct Shell {
     sbufs: SendBuffers,
     /// Stream connections written to since the last flush.
     dirty: Vec<FlowId>,
+    /// A turn's transmits while they are sent (kept, emptied, for the next
+    /// turn: a burst's list is a few KiB, not worth allocating each turn).
+    queued: Vec<Transmit>,
     /// Since when the library's answers have been held back, waiting for
     /// more to send with them (see [`ANSWER_HOLD`]).
     held_since: Option<Instant>,
@@ -94,6 +97,10 @@ const ANSWER_HOLD: Duration = Duration::from_millis(1);
 /// time: under a manual clock that stands still, every turn woken by a
 /// socket after the first waits the whole spacing.
 const TURN_SPACING: Duration = Duration::from_micros(500);
+
+/// The most transmits whose list [`Shell::send_queued`] keeps between turns
+/// (a pacing window's burst is 64 per target).
+const QUEUED_KEPT: usize = 1024;
 
 /// Orders the registerers' first sends among `idx` (positions in `queued`)
 /// by destination and length, in a stable way, so that runs of equal
@@ -146,6 +153,7 @@ impl Shell {
             rbufs: RecvBuffers::default(),
             sbufs: SendBuffers::default(),
             dirty: Vec::new(),
+            queued: Vec::new(),
             held_since: None,
             read_in_turn: 0,
             last_io_turn: None,
@@ -403,7 +411,10 @@ impl Shell {
             Action::Resolve { reg, query } => {
                 super::dns::request(super::dns::Request { reg, query });
             }
-            Action::Publish { reg, view, events } => self.publish(reg, view, &events),
+            Action::Publish { reg, view, events } => {
+                self.publish(reg, view, &events);
+                self.ep.recycle_events(events);
+            }
             Action::Removed { reg } => {
                 self.regs.remove(&reg);
             }
@@ -498,12 +509,17 @@ impl Shell {
 
     /// Applies a registerer's view to its handle and delivers its events.
     fn publish(&mut self, reg: RegId, view: View, events: &[Event]) {
-        let Some(shared) = self.regs.get(&reg).cloned() else {
+        let Some(shared) = self.regs.get(&reg) else {
             return;
         };
-        apply(&mut shared.snap(), view);
+        // One lock of the snapshot: the view in, the failure the events go with out.
+        let failure = {
+            let mut snap = shared.snap();
+            apply(&mut snap, view);
+            snap.failure.clone()
+        };
         if !events.is_empty() {
-            shared.deliver(events);
+            shared.deliver(events, failure);
         }
     }
 
@@ -512,7 +528,7 @@ impl Shell {
     fn send_queued(&mut self) {
         let now = self.clock.now();
         self.held_since = None;
-        let mut queued: Vec<Transmit> = Vec::new();
+        let mut queued = std::mem::take(&mut self.queued);
         while let Some(t) = self.ep.poll_transmit() {
             queued.push(t);
         }
@@ -569,6 +585,13 @@ impl Shell {
                 self.ep
                     .send_failed(now, flow, t.dest, cause::send_failed(t.dest, &e));
             }
+        }
+        for t in queued.drain(..) {
+            self.ep.recycle(t.bytes);
+        }
+        // A rare huge turn (a storm's backlog) does not pin its list.
+        if queued.capacity() <= QUEUED_KEPT {
+            self.queued = queued;
         }
     }
 

@@ -549,10 +549,13 @@ impl Sim {
                 self.ep.resolved(self.now, reg, result);
             }
             Action::Publish { reg, view, events } => {
+                // The list goes back to the endpoint, as the shell's does,
+                // so every scenario runs with lent event buffers.
                 self.published
                     .entry(reg)
                     .or_default()
-                    .push((at, view, events));
+                    .push((at, view, events.clone()));
+                self.ep.recycle_events(events);
             }
             Action::Removed { reg } => self.removed.push(reg),
             Action::UserAgentFreed { ua } => self.freed_uas.push(ua),
@@ -611,6 +614,8 @@ impl Sim {
             return;
         }
         let req = Request::parse(&t.bytes);
+        // Handed back as the shell does: later copies reuse the buffer.
+        self.ep.recycle(t.bytes);
         let retransmission = t.kind == TransmitKind::Retransmission;
         peer.received.push((at, req.clone(), retransmission));
         let (answer, close_after) = match &peer.behaviour {

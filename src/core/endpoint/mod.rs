@@ -266,7 +266,30 @@ pub struct Endpoint {
     spare_response: crate::core::message::ResponseBuffers,
     /// The answerings user agents share (see [`Answering::shared`]).
     common_answerings: CommonAnswerings,
+    /// Buffers of messages sent, handed back by the shell
+    /// ([`recycle`](Endpoint::recycle)) for the next copies.
+    spare_bytes: Vec<Vec<u8>>,
+    /// Event lists published and handed back
+    /// ([`recycle_events`](Endpoint::recycle_events)), lent to registerers
+    /// for their next steps' events.
+    spare_events: Vec<Vec<Event>>,
 }
+
+/// How many published event lists the endpoint keeps for reuse (as
+/// [`SPARE_BYTES_KEPT`]; a list is 224 bytes).
+const SPARE_EVENTS_KEPT: usize = 128;
+
+/// Event lists with room for more than this many are freed, not kept.
+const SPARE_EVENTS_MAX_CAPACITY: usize = 16;
+
+/// How many sent buffers the endpoint keeps for reuse: a turn's burst of
+/// first sends (the pacing window is 64 per target) without an allocation
+/// each, and a bound on what is kept idle (a few hundred KiB at most).
+const SPARE_BYTES_KEPT: usize = 128;
+
+/// Buffers larger than this are freed, not kept (a large message now and
+/// then should not pin its size).
+const SPARE_BYTES_MAX_CAPACITY: usize = 2048;
 
 impl Endpoint {
     /// An endpoint with nothing in it.
@@ -283,6 +306,58 @@ impl Endpoint {
             self.urgent_transmits -= 1;
         }
         Some(t)
+    }
+
+    /// Gives back the bytes of a sent [`Transmit`], for the next message's
+    /// copy: with the buffers of a turn's sends handed back, the next
+    /// turn's need no allocation. Optional (a shell that drops them only
+    /// allocates more).
+    pub fn recycle(&mut self, mut bytes: Vec<u8>) {
+        if self.spare_bytes.len() < SPARE_BYTES_KEPT
+            && bytes.capacity() > 0
+            && bytes.capacity() <= SPARE_BYTES_MAX_CAPACITY
+        {
+            bytes.clear();
+            self.spare_bytes.push(bytes);
+        }
+    }
+
+    /// Gives back the events of a delivered [`Action::Publish`], for the
+    /// next steps' events: with every published list handed back, a
+    /// registerer's step queues its events without an allocation.
+    /// Optional, as [`recycle`](Self::recycle).
+    pub fn recycle_events(&mut self, mut events: Vec<Event>) {
+        if self.spare_events.len() < SPARE_EVENTS_KEPT
+            && events.capacity() > 0
+            && events.capacity() <= SPARE_EVENTS_MAX_CAPACITY
+        {
+            events.clear();
+            self.spare_events.push(events);
+        }
+    }
+
+    /// Lends registerer `id` a spare event list before a step (see
+    /// [`Registerer::lend_event_buffer`]).
+    fn lend_events(&mut self, id: RegId) {
+        let Some(reg) = self.regs.get_mut(&id) else {
+            return;
+        };
+        if let Some(buf) = self.spare_events.pop() {
+            if let Some(back) = reg.core.lend_event_buffer(buf) {
+                self.spare_events.push(back);
+            }
+        }
+    }
+
+    /// Takes back what registerer `id` did not fill after a step.
+    fn reclaim_events(&mut self, id: RegId) {
+        if let Some(buf) = self
+            .regs
+            .get_mut(&id)
+            .and_then(|r| r.core.reclaim_event_buffer())
+        {
+            self.recycle_events(buf);
+        }
     }
 
     /// Whether messages wait to be sent.
@@ -900,6 +975,40 @@ mod answering_tests {
             (&*a.allow, &*a.server),
             ("Allow: INVITE, OPTIONS", "Server: phone/2")
         );
+    }
+}
+
+#[cfg(test)]
+mod spare_tests {
+    use super::*;
+
+    #[test]
+    fn sent_buffers_and_event_lists_are_kept_within_bounds() {
+        let mut ep = Endpoint::new();
+        ep.recycle(Vec::new());
+        ep.recycle(Vec::with_capacity(SPARE_BYTES_MAX_CAPACITY + 1));
+        assert!(
+            ep.spare_bytes.is_empty(),
+            "none without room, none too large"
+        );
+        let mut full = Vec::with_capacity(600);
+        full.extend_from_slice(b"REGISTER sip:x SIP/2.0\r\n");
+        ep.recycle(full);
+        assert!(ep.spare_bytes[0].is_empty(), "kept emptied");
+        for _ in 0..SPARE_BYTES_KEPT + 10 {
+            ep.recycle(Vec::with_capacity(600));
+        }
+        assert_eq!(ep.spare_bytes.len(), SPARE_BYTES_KEPT);
+
+        ep.recycle_events(Vec::new());
+        ep.recycle_events(Vec::with_capacity(SPARE_EVENTS_MAX_CAPACITY + 1));
+        assert!(ep.spare_events.is_empty());
+        ep.recycle_events(vec![Event::Note("n".into())]);
+        assert!(ep.spare_events[0].is_empty(), "kept emptied");
+        for _ in 0..SPARE_EVENTS_KEPT + 10 {
+            ep.recycle_events(Vec::with_capacity(4));
+        }
+        assert_eq!(ep.spare_events.len(), SPARE_EVENTS_KEPT);
     }
 }
 

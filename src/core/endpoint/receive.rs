@@ -193,9 +193,21 @@ impl Endpoint {
             resp.status,
             resp.reason
         );
+        // Lent before the step that queues the response's events (drive
+        // lends too late for those, and takes back what is left).
+        if let Some(back) = self
+            .spare_events
+            .pop()
+            .and_then(|buf| reg.core.lend_event_buffer(buf))
+        {
+            self.spare_events.push(back);
+        }
         match reg.core.handle_response(now, &resp) {
             Ok(()) => self.drive(rid, now, |_, _| {}),
-            Err(why) => self.count_drop(counted, why.as_str()),
+            Err(why) => {
+                self.reclaim_events(rid);
+                self.count_drop(counted, why.as_str());
+            }
         }
         (counted, Some(resp))
     }

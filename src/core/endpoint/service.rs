@@ -42,6 +42,7 @@ impl Endpoint {
         now: Instant,
         f: impl FnOnce(&mut Registerer, Instant),
     ) {
+        self.lend_events(id);
         let Some(reg) = self.regs.get_mut(&id) else {
             return;
         };
@@ -122,12 +123,16 @@ impl Endpoint {
         }
         self.request_resolution(id);
         self.publish(id, fired);
-        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.later)
-            .into_iter()
-            .partition(|(_, _, sender)| *sender == id);
-        self.later = rest;
-        for (users, error, _) in mine {
-            self.fail_users(users, now, &error, Some(id));
+        self.reclaim_events(id);
+        // Usually nothing waits: no partition (its moves show in profiles).
+        if !self.later.is_empty() {
+            let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.later)
+                .into_iter()
+                .partition(|(_, _, sender)| *sender == id);
+            self.later = rest;
+            for (users, error, _) in mine {
+                self.fail_users(users, now, &error, Some(id));
+            }
         }
         if let Some(users) = lost {
             // The others on that connection learn it too (after this one's events).
@@ -145,7 +150,11 @@ impl Endpoint {
             return;
         };
         reg.core.set_local_addr(local);
-        let Some(t) = reg.core.poll_transmit() else {
+        let mut spare = self.spare_bytes.pop().unwrap_or_default();
+        let Some(t) = reg.core.poll_transmit_reusing(&mut spare) else {
+            if spare.capacity() > 0 {
+                self.spare_bytes.push(spare);
+            }
             return;
         };
         if crate::log::enabled(Level::Debug) {

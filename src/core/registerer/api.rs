@@ -16,6 +16,14 @@ impl Registerer {
     /// Next message to send (written now, from the current local address, if
     /// it is the first send of the request). `None` without a local address.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.poll_transmit_reusing(&mut Vec::new())
+    }
+
+    /// [`poll_transmit`](Self::poll_transmit) copying the bytes a request
+    /// keeps for retransmission into `spare` (taken, so a caller that hands
+    /// back the buffers it sent from copies into memory it already has
+    /// rather than into a new allocation per message).
+    pub fn poll_transmit_reusing(&mut self, spare: &mut Vec<u8>) -> Option<Transmit> {
         if self.awaiting_targets {
             return None;
         }
@@ -32,7 +40,11 @@ impl Registerer {
         let bytes = if reliable {
             p.bytes.take()?
         } else {
-            p.bytes.clone()?
+            let kept = p.bytes.as_deref()?;
+            let mut copy = std::mem::take(spare);
+            copy.clear();
+            copy.extend_from_slice(kept);
+            copy
         };
         Some(Transmit {
             bytes,
@@ -62,11 +74,32 @@ impl Registerer {
         if out.is_empty() {
             *out = std::mem::take(&mut self.events);
         } else {
+            // The emptied buffer stays for a reclaim_event_buffer, if
+            // lent; else it is let go: an idle registerer keeps none.
             out.append(&mut self.events);
-            // An idle registerer keeps no event buffer, as after poll_event.
-            self.events = Vec::new();
         }
         true
+    }
+
+    /// Gives the registerer an empty buffer with room for the events of
+    /// a step, so that queuing them allocates nothing; given back (as
+    /// `Some`) when it already has one. A caller that lends one before a
+    /// step takes it back after ([`reclaim_event_buffer`](Self::reclaim_event_buffer),
+    /// or with the events, [`drain_events`](Self::drain_events)).
+    pub fn lend_event_buffer(&mut self, mut buf: Vec<Event>) -> Option<Vec<Event>> {
+        if self.events.capacity() > 0 {
+            return Some(buf);
+        }
+        buf.clear();
+        self.events = buf;
+        None
+    }
+
+    /// The event buffer, if it is empty and has room (so an idle
+    /// registerer keeps none between steps).
+    pub fn reclaim_event_buffer(&mut self) -> Option<Vec<Event>> {
+        (self.events.is_empty() && self.events.capacity() > 0)
+            .then(|| std::mem::take(&mut self.events))
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should run next.

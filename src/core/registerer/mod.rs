@@ -809,6 +809,63 @@ mod tests {
     }
 
     #[test]
+    fn a_lent_event_buffer_fills_and_an_unused_one_comes_back() {
+        let mut r = registerer();
+        assert_eq!(r.reclaim_event_buffer(), None, "a new registerer has none");
+        let lent: Vec<Event> = Vec::with_capacity(4);
+        let at = lent.as_ptr();
+        assert!(r.lend_event_buffer(lent).is_none(), "taken");
+        let again = r
+            .lend_event_buffer(Vec::with_capacity(4))
+            .unwrap_or_else(|| panic!("a second buffer is given back"));
+        assert_eq!(again.capacity(), 4);
+        // Unused: it comes back whole, and the registerer keeps none.
+        let back = r.reclaim_event_buffer().unwrap_or_else(|| panic!("back"));
+        assert_eq!((back.as_ptr(), back.capacity()), (at, 4));
+        assert_eq!(r.reclaim_event_buffer(), None);
+        // Filled: the events go out in it (no buffer of the registerer's own).
+        assert!(r.lend_event_buffer(back).is_none());
+        r.set_local_addr("127.0.0.1:5080".parse().unwrap_or_else(|e| panic!("{e}")));
+        r.register(Instant::now()).unwrap_or_else(|e| panic!("{e}"));
+        r.note("a note");
+        let mut out = Vec::new();
+        assert!(r.drain_events(&mut out));
+        assert_eq!(out.as_ptr(), at, "the lent buffer carries the events");
+        assert_eq!(r.reclaim_event_buffer(), None);
+        // Appended to a list that has some: the emptied buffer stays to be reclaimed.
+        assert!(r.lend_event_buffer(Vec::with_capacity(4)).is_none());
+        r.note("another");
+        assert!(r.drain_events(&mut out));
+        assert!(matches!(out.last(), Some(Event::Note(n)) if n == "another"));
+        assert!(r.reclaim_event_buffer().is_some_and(|b| b.capacity() == 4));
+    }
+
+    #[test]
+    fn a_retransmittable_request_is_copied_into_the_spare_buffer() {
+        let mut r = registerer();
+        r.set_local_addr("127.0.0.1:5080".parse().unwrap_or_else(|e| panic!("{e}")));
+        r.register(Instant::now()).unwrap_or_else(|e| panic!("{e}"));
+        let mut spare = Vec::with_capacity(2048);
+        spare.extend_from_slice(b"old bytes");
+        let at = spare.as_ptr();
+        let sent = r
+            .poll_transmit_reusing(&mut spare)
+            .unwrap_or_else(|| panic!("a REGISTER"));
+        assert_eq!(sent.bytes.as_ptr(), at, "written into the spare buffer");
+        assert!(
+            sent.bytes.starts_with(b"REGISTER "),
+            "old bytes cleared first"
+        );
+        assert_eq!(spare.capacity(), 0, "the spare is taken");
+        let kept = r.pending.as_ref().and_then(|p| p.bytes.clone());
+        assert_eq!(
+            kept.as_deref(),
+            Some(&sent.bytes[..]),
+            "and still kept for Timer E"
+        );
+    }
+
+    #[test]
     fn the_key_becomes_the_id_only_before_the_first_request() {
         let mut r = registerer();
         assert!(
