@@ -47,6 +47,58 @@ fn a_digest_registration_goes_out_on_one_udp_flow_and_registers() {
 }
 
 #[test]
+fn a_fleet_registers_with_reused_buffers_and_no_registerer_keeps_an_event_list() {
+    // The sim hands sent bytes and published event lists back as the shell
+    // does, so the endpoint lends them out again: every message and event
+    // below went through reused buffers.
+    let mut s = Sim::new();
+    s.peer(REGISTRAR, Behaviour::Auth { expires: 600 }, ms(5));
+    let regs: Vec<_> = (0..300)
+        .map(|i| {
+            s.account(
+                &format!("sip:u{i}@127.0.0.1"),
+                &registrar_uri(None),
+                None,
+                600,
+            )
+            .1
+        })
+        .collect();
+    for r in &regs {
+        s.ep.register(s.now, *r, &[]);
+    }
+    s.pump();
+    s.run(secs(2));
+    let peer = &s.peers[&REGISTRAR.parse().unwrap()];
+    let reqs = peer.requests();
+    assert_eq!(reqs.len(), 600, "each REGISTER, then its authenticated one");
+    assert_eq!(
+        reqs.iter()
+            .filter(|r| r.header("Authorization").is_some())
+            .count(),
+        300
+    );
+    for r in &regs {
+        assert_eq!(s.states(*r), vec![State::Registered]);
+        let events = s.events(*r);
+        let responses: Vec<u16> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Response { status, .. } => Some(*status),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(responses, vec![401, 200], "no event lost or repeated");
+        let core = s.ep.registerer(*r).unwrap();
+        assert_eq!(
+            core.event_buffer_capacity(),
+            0,
+            "an idle registerer keeps no event list"
+        );
+    }
+}
+
+#[test]
 fn the_refresh_leaves_at_the_refresh_point_and_keeps_the_binding() {
     let mut s = Sim::new();
     s.peer(REGISTRAR, Behaviour::Ok { expires: 120 }, ms(1));

@@ -211,21 +211,17 @@ impl Shared {
             }
             return;
         }
-        // The gate once for the step's events (a free waits for them all).
-        let _running = self.gate.read().unwrap_or_else(|e| e.into_inner());
         for e in events {
-            self.call_in_gate(e, failure.as_deref());
+            self.call(e, failure.as_deref());
         }
     }
 
     /// One listener call, on the thread that runs this handle's callbacks.
+    /// The gate is taken per call, not per step: a thread replacing the
+    /// listener waits for the call running, never for the step's others
+    /// (which may wait on a lock that thread holds).
     fn call(&self, e: &Event, failure: Option<&Failure>) {
         let _running = self.gate.read().unwrap_or_else(|e| e.into_inner());
-        self.call_in_gate(e, failure);
-    }
-
-    /// [`call`](Self::call) with the gate held by the caller.
-    fn call_in_gate(&self, e: &Event, failure: Option<&Failure>) {
         // Looked up per event: a callback that frees its handle gets no more events.
         let Some(listener) = self.live_listener() else {
             return;

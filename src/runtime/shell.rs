@@ -62,7 +62,7 @@ pub struct Shell {
     /// Stream connections written to since the last flush.
     dirty: Vec<FlowId>,
     /// A turn's transmits while they are sent (kept, emptied, for the next
-    /// turn: a burst's list is a few KiB, not worth allocating each turn).
+    /// turn: a burst's list is several KiB, allocated once, not each turn).
     queued: Vec<Transmit>,
     /// Since when the library's answers have been held back, waiting for
     /// more to send with them (see [`ANSWER_HOLD`]).
@@ -99,8 +99,8 @@ const ANSWER_HOLD: Duration = Duration::from_millis(1);
 const TURN_SPACING: Duration = Duration::from_micros(500);
 
 /// The most transmits whose list [`Shell::send_queued`] keeps between turns
-/// (a pacing window's burst is 64 per target).
-const QUEUED_KEPT: usize = 1024;
+/// (a pacing window's burst is 64 per target; 256 entries are about 28 KiB).
+const QUEUED_KEPT: usize = 256;
 
 /// Orders the registerers' first sends among `idx` (positions in `queued`)
 /// by destination and length, in a stable way, so that runs of equal

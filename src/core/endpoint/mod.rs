@@ -291,6 +291,10 @@ const SPARE_BYTES_KEPT: usize = 128;
 /// then should not pin its size).
 const SPARE_BYTES_MAX_CAPACITY: usize = 2048;
 
+/// Buffers smaller than this are freed, not kept: a keep-alive's few bytes
+/// would only be grown again by the next request's copy.
+const SPARE_BYTES_MIN_CAPACITY: usize = 256;
+
 impl Endpoint {
     /// An endpoint with nothing in it.
     pub fn new() -> Endpoint {
@@ -314,7 +318,7 @@ impl Endpoint {
     /// allocates more).
     pub fn recycle(&mut self, mut bytes: Vec<u8>) {
         if self.spare_bytes.len() < SPARE_BYTES_KEPT
-            && bytes.capacity() > 0
+            && bytes.capacity() >= SPARE_BYTES_MIN_CAPACITY
             && bytes.capacity() <= SPARE_BYTES_MAX_CAPACITY
         {
             bytes.clear();
@@ -986,10 +990,11 @@ mod spare_tests {
     fn sent_buffers_and_event_lists_are_kept_within_bounds() {
         let mut ep = Endpoint::new();
         ep.recycle(Vec::new());
+        ep.recycle(b"\r\n\r\n".to_vec());
         ep.recycle(Vec::with_capacity(SPARE_BYTES_MAX_CAPACITY + 1));
         assert!(
             ep.spare_bytes.is_empty(),
-            "none without room, none too large"
+            "none without room, none too small, none too large"
         );
         let mut full = Vec::with_capacity(600);
         full.extend_from_slice(b"REGISTER sip:x SIP/2.0\r\n");
@@ -1009,6 +1014,32 @@ mod spare_tests {
             ep.recycle_events(Vec::with_capacity(4));
         }
         assert_eq!(ep.spare_events.len(), SPARE_EVENTS_KEPT);
+    }
+
+    #[test]
+    fn a_step_that_queues_no_event_gives_the_lent_list_back() {
+        use crate::core::options::RegistererOptions;
+        let mut ep = Endpoint::new();
+        let config = UserAgentConfig::new("sip:alice@127.0.0.1").unwrap_or_else(|e| panic!("{e}"));
+        ep.add_user_agent(1, Arc::new(config.clone()), SharedStats::new());
+        let opts = RegistererOptions {
+            registrar: Some("sip:127.0.0.1".to_owned()),
+            ..RegistererOptions::default()
+        };
+        let core = Registerer::new(&config, &opts, 2).unwrap_or_else(|e| panic!("{e}"));
+        ep.add_registerer(2, 1, Box::new(core));
+        let list: Vec<Event> = Vec::with_capacity(4);
+        let at = list.as_ptr();
+        ep.recycle_events(list);
+        ep.drive(2, Instant::now(), |_, _| {});
+        let core = ep.registerer(2).unwrap_or_else(|| panic!("the registerer"));
+        assert_eq!(
+            core.event_buffer_capacity(),
+            0,
+            "not left with the registerer"
+        );
+        assert_eq!(ep.spare_events.len(), 1, "back with the endpoint");
+        assert_eq!(ep.spare_events[0].as_ptr(), at);
     }
 }
 

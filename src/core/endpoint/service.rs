@@ -151,10 +151,13 @@ impl Endpoint {
         };
         reg.core.set_local_addr(local);
         let mut spare = self.spare_bytes.pop().unwrap_or_default();
-        let Some(t) = reg.core.poll_transmit_reusing(&mut spare) else {
-            if spare.capacity() > 0 {
-                self.spare_bytes.push(spare);
-            }
+        let t = reg.core.poll_transmit_reusing(&mut spare);
+        // Not taken (nothing to send, or a stream's request handed over
+        // whole): kept for the next copy.
+        if spare.capacity() > 0 {
+            self.spare_bytes.push(spare);
+        }
+        let Some(t) = t else {
             return;
         };
         if crate::log::enabled(Level::Debug) {

@@ -832,12 +832,23 @@ mod tests {
         assert!(r.drain_events(&mut out));
         assert_eq!(out.as_ptr(), at, "the lent buffer carries the events");
         assert_eq!(r.reclaim_event_buffer(), None);
-        // Appended to a list that has some: the emptied buffer stays to be reclaimed.
+        // Appended to a list that has some: the emptied buffer is let go
+        // (a caller that never reclaims must not leave it with every registerer).
         assert!(r.lend_event_buffer(Vec::with_capacity(4)).is_none());
         r.note("another");
         assert!(r.drain_events(&mut out));
         assert!(matches!(out.last(), Some(Event::Note(n)) if n == "another"));
-        assert!(r.reclaim_event_buffer().is_some_and(|b| b.capacity() == 4));
+        assert_eq!(r.event_buffer_capacity(), 0);
+        assert_eq!(r.reclaim_event_buffer(), None);
+        // Lent while events wait: refused, and they stay first, in order.
+        r.note("waiting");
+        let refused = r
+            .lend_event_buffer(Vec::with_capacity(8))
+            .unwrap_or_else(|| panic!("refused"));
+        assert_eq!(refused.capacity(), 8);
+        let mut rest = Vec::new();
+        assert!(r.drain_events(&mut rest));
+        assert!(matches!(&rest[..], [Event::Note(n)] if n == "waiting"));
     }
 
     #[test]
@@ -862,6 +873,27 @@ mod tests {
             kept.as_deref(),
             Some(&sent.bytes[..]),
             "and still kept for Timer E"
+        );
+    }
+
+    #[test]
+    fn a_stream_request_is_handed_over_and_the_spare_buffer_left_alone() {
+        let mut ua = UserAgentConfig::new("sip:alice@127.0.0.1").unwrap_or_else(|e| panic!("{e}"));
+        ua.transport = crate::core::options::Transport::Tcp;
+        ua.transport_chosen = true;
+        let mut r = Registerer::new(&ua, &RegistererOptions::default(), 7)
+            .unwrap_or_else(|e| panic!("{e}"));
+        r.set_local_addr("127.0.0.1:5080".parse().unwrap_or_else(|e| panic!("{e}")));
+        r.register(Instant::now()).unwrap_or_else(|e| panic!("{e}"));
+        let mut spare = Vec::with_capacity(2048);
+        let sent = r
+            .poll_transmit_reusing(&mut spare)
+            .unwrap_or_else(|| panic!("a REGISTER"));
+        assert!(sent.bytes.starts_with(b"REGISTER "));
+        assert_eq!(spare.capacity(), 2048, "not taken: the caller keeps it");
+        assert!(
+            r.pending.as_ref().is_some_and(|p| p.bytes.is_none()),
+            "nothing kept for a retransmission over a stream"
         );
     }
 
