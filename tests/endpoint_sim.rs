@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use sipreg::core::endpoint::pacing::{INITIAL_WINDOW, MAX_WINDOW};
+use sipreg::core::endpoint::RegId;
 use sipreg::core::options::{RegistererOptions, Transport, UserAgentConfig};
 use sipreg::core::registerer::{Event, State};
 use sipreg::core::targets::Target;
@@ -22,6 +23,26 @@ fn registrar_uri(transport: Option<&str>) -> String {
         Some(t) => format!("sip:{REGISTRAR};transport={t}"),
         None => format!("sip:{REGISTRAR}"),
     }
+}
+
+/// `n` UDP accounts `sip:u<i>@127.0.0.1` asking `expires`, each asked to
+/// register now (nothing pumped yet).
+fn register_fleet(s: &mut Sim, n: usize, expires: u32) -> Vec<RegId> {
+    let regs: Vec<_> = (0..n)
+        .map(|i| {
+            s.account(
+                &format!("sip:u{i}@127.0.0.1"),
+                &registrar_uri(None),
+                None,
+                expires,
+            )
+            .1
+        })
+        .collect();
+    for r in &regs {
+        s.ep.register(s.now, *r, &[]);
+    }
+    regs
 }
 
 #[test]
@@ -53,20 +74,7 @@ fn a_fleet_registers_with_reused_buffers_and_no_registerer_keeps_an_event_list()
     // below went through reused buffers.
     let mut s = Sim::new();
     s.peer(REGISTRAR, Behaviour::Auth { expires: 600 }, ms(5));
-    let regs: Vec<_> = (0..300)
-        .map(|i| {
-            s.account(
-                &format!("sip:u{i}@127.0.0.1"),
-                &registrar_uri(None),
-                None,
-                600,
-            )
-            .1
-        })
-        .collect();
-    for r in &regs {
-        s.ep.register(s.now, *r, &[]);
-    }
+    let regs = register_fleet(&mut s, 300, 600);
     s.pump();
     s.run(secs(2));
     let peer = &s.peers[&REGISTRAR.parse().unwrap()];
@@ -128,20 +136,7 @@ fn the_refresh_leaves_at_the_refresh_point_and_keeps_the_binding() {
 fn the_pacing_window_bounds_the_registers_in_flight_and_grows_with_answers() {
     let mut s = Sim::new();
     s.peer(REGISTRAR, Behaviour::Ok { expires: 3600 }, ms(50));
-    let regs: Vec<_> = (0..500)
-        .map(|i| {
-            s.account(
-                &format!("sip:u{i}@127.0.0.1"),
-                &registrar_uri(None),
-                None,
-                3600,
-            )
-            .1
-        })
-        .collect();
-    for r in &regs {
-        s.ep.register(s.now, *r, &[]);
-    }
+    let regs = register_fleet(&mut s, 500, 3600);
     s.pump();
     let peer = &s.peers[&REGISTRAR.parse().unwrap()];
     assert_eq!(
@@ -172,20 +167,7 @@ fn a_lost_datagram_halves_the_window() {
     let mut s = Sim::new();
     // Silent: every REGISTER is "lost", so Timer E retransmits.
     s.peer(REGISTRAR, Behaviour::Silent, ms(10));
-    let regs: Vec<_> = (0..100)
-        .map(|i| {
-            s.account(
-                &format!("sip:u{i}@127.0.0.1"),
-                &registrar_uri(None),
-                None,
-                600,
-            )
-            .1
-        })
-        .collect();
-    for r in &regs {
-        s.ep.register(s.now, *r, &[]);
-    }
+    register_fleet(&mut s, 100, 600);
     s.run(ms(600));
     let w = s.stats.values().next().unwrap().window();
     assert_eq!(w.window, INITIAL_WINDOW / 2, "one loss event, one halving");

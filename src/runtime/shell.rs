@@ -512,13 +512,14 @@ impl Shell {
         let Some(shared) = self.regs.get(&reg) else {
             return;
         };
-        // One lock of the snapshot: the view in, the failure the events go with out.
+        // One lock of the snapshot: the view in, and out the failure the
+        // events go with (read only when there are events).
         let failure = {
             let mut snap = shared.snap();
             apply(&mut snap, view);
-            snap.failure.clone()
+            (!events.is_empty()).then(|| snap.failure.clone())
         };
-        if !events.is_empty() {
+        if let Some(failure) = failure {
             shared.deliver(events, failure);
         }
     }

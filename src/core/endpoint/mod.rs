@@ -295,6 +295,28 @@ const SPARE_BYTES_MAX_CAPACITY: usize = 2048;
 /// would only be grown again by the next request's copy.
 const SPARE_BYTES_MIN_CAPACITY: usize = 256;
 
+/// Keeps `buf`, emptied, in `pool` when the pool has fewer than `kept` and
+/// the buffer's room is within `room`; else lets it go.
+fn keep_spare<T>(
+    pool: &mut Vec<Vec<T>>,
+    mut buf: Vec<T>,
+    kept: usize,
+    room: std::ops::RangeInclusive<usize>,
+) {
+    if pool.len() < kept && room.contains(&buf.capacity()) {
+        buf.clear();
+        pool.push(buf);
+    }
+}
+
+/// Lends `core` a list from `pool` for its next step's events (kept in the
+/// pool when the registerer already has one).
+fn lend_spare_events(pool: &mut Vec<Vec<Event>>, core: &mut Registerer) {
+    if let Some(back) = pool.pop().and_then(|buf| core.lend_event_buffer(buf)) {
+        pool.push(back);
+    }
+}
+
 impl Endpoint {
     /// An endpoint with nothing in it.
     pub fn new() -> Endpoint {
@@ -316,40 +338,33 @@ impl Endpoint {
     /// copy: with the buffers of a turn's sends handed back, the next
     /// turn's need no allocation. Optional (a shell that drops them only
     /// allocates more).
-    pub fn recycle(&mut self, mut bytes: Vec<u8>) {
-        if self.spare_bytes.len() < SPARE_BYTES_KEPT
-            && bytes.capacity() >= SPARE_BYTES_MIN_CAPACITY
-            && bytes.capacity() <= SPARE_BYTES_MAX_CAPACITY
-        {
-            bytes.clear();
-            self.spare_bytes.push(bytes);
-        }
+    pub fn recycle(&mut self, bytes: Vec<u8>) {
+        keep_spare(
+            &mut self.spare_bytes,
+            bytes,
+            SPARE_BYTES_KEPT,
+            SPARE_BYTES_MIN_CAPACITY..=SPARE_BYTES_MAX_CAPACITY,
+        );
     }
 
     /// Gives back the events of a delivered [`Action::Publish`], for the
     /// next steps' events: with every published list handed back, a
     /// registerer's step queues its events without an allocation.
     /// Optional, as [`recycle`](Self::recycle).
-    pub fn recycle_events(&mut self, mut events: Vec<Event>) {
-        if self.spare_events.len() < SPARE_EVENTS_KEPT
-            && events.capacity() > 0
-            && events.capacity() <= SPARE_EVENTS_MAX_CAPACITY
-        {
-            events.clear();
-            self.spare_events.push(events);
-        }
+    pub fn recycle_events(&mut self, events: Vec<Event>) {
+        keep_spare(
+            &mut self.spare_events,
+            events,
+            SPARE_EVENTS_KEPT,
+            1..=SPARE_EVENTS_MAX_CAPACITY,
+        );
     }
 
     /// Lends registerer `id` a spare event list before a step (see
     /// [`Registerer::lend_event_buffer`]).
     fn lend_events(&mut self, id: RegId) {
-        let Some(reg) = self.regs.get_mut(&id) else {
-            return;
-        };
-        if let Some(buf) = self.spare_events.pop() {
-            if let Some(back) = reg.core.lend_event_buffer(buf) {
-                self.spare_events.push(back);
-            }
+        if let Some(reg) = self.regs.get_mut(&id) {
+            lend_spare_events(&mut self.spare_events, &mut reg.core);
         }
     }
 

@@ -195,13 +195,7 @@ impl Endpoint {
         );
         // Lent before the step that queues the response's events (drive
         // lends too late for those, and takes back what is left).
-        if let Some(back) = self
-            .spare_events
-            .pop()
-            .and_then(|buf| reg.core.lend_event_buffer(buf))
-        {
-            self.spare_events.push(back);
-        }
+        super::lend_spare_events(&mut self.spare_events, &mut reg.core);
         match reg.core.handle_response(now, &resp) {
             Ok(()) => self.drive(rid, now, |_, _| {}),
             Err(why) => {
