@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use super::head::{first_value, parse_head, Field, Span};
+use super::head::{first_value, parse_head, Field, Known, Span, Wanted};
 use super::{err, ParseError};
 use crate::core::lexer::{
     first_line, header_end_and_lines, is_token_byte, leading_crlf, parse_length, split_bytes,
@@ -147,8 +147,8 @@ pub fn frame_with_head(buf: &[u8], max_len: usize) -> (Frame, Option<FramedHead>
     let Ok((start, fields, spill)) = parse_head(&head, &lines) else {
         return (Frame::Invalid, None);
     };
-    let Some(body_len) =
-        first_value(&head, &spill, &fields, "content-length").and_then(parse_length)
+    let Some(body_len) = first_value(&head, &spill, &fields, Wanted::Known(Known::ContentLength))
+        .and_then(parse_length)
     else {
         return (Frame::Invalid, None);
     };
@@ -181,7 +181,7 @@ pub fn body_range(buf: &[u8]) -> Option<std::ops::Range<usize>> {
     let head = std::str::from_utf8(rest.get(..head_len)?).ok()?;
     let (_, fields, spill) = parse_head(head, &lines).ok()?;
     let available = rest.len() - head_len;
-    let len = first_value(head, &spill, &fields, "content-length")
+    let len = first_value(head, &spill, &fields, Wanted::Known(Known::ContentLength))
         .and_then(parse_length)
         .unwrap_or(available)
         .min(available);

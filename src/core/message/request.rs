@@ -8,8 +8,8 @@ use std::ops::Range;
 
 use super::frame::{request_line_parts, FramedHead};
 use super::head::{
-    all_values, first_value, lookup_name, parse_cseq, parse_head_into, text_at, Field, FieldName,
-    Span,
+    all_values, first_value, parse_cseq, parse_head_into, text_at, wanted, Field, FieldName, Known,
+    Span, Wanted,
 };
 use super::name_addr::split_name_addr;
 use super::{err, ParseError, Via};
@@ -44,16 +44,16 @@ pub struct Request {
     body: Range<usize>,
 }
 
-/// The headers whose first line [`Request`] finds at parse time (their
-/// canonical names, as `head` resolves them), in the order of these indexes.
-const FIRST: [&str; 7] = [
-    "via",
-    "from",
-    "to",
-    "call-id",
-    "cseq",
-    "content-length",
-    "require",
+/// The headers whose first line [`Request`] finds at parse time, in the
+/// order of these indexes.
+const FIRST: [Known; 7] = [
+    Known::Via,
+    Known::From,
+    Known::To,
+    Known::CallId,
+    Known::CSeq,
+    Known::ContentLength,
+    Known::Require,
 ];
 const VIA: usize = 0;
 const FROM: usize = 1;
@@ -109,22 +109,9 @@ fn span_in(text: &str, part: &str) -> Option<Span> {
     (end <= text.len()).then_some(Span { start, end })
 }
 
-/// The index in [`FIRST`] of a canonical (known) header name, told apart by
-/// length and first letters: a known name is one of `head`'s table, where
-/// these are unique (every line of every request comes through here).
-fn first_index(known: &str) -> Option<usize> {
-    let b = known.as_bytes();
-    match (b.len(), b.first(), b.get(1)) {
-        (3, Some(b'v'), _) => Some(VIA),
-        (4, Some(b'f'), _) => Some(FROM),
-        (2, Some(b't'), _) => Some(TO),
-        (7, Some(b'c'), Some(b'a')) => Some(CALL_ID),
-        (4, Some(b'c'), _) => Some(CSEQ),
-        (14, Some(b'c'), _) => Some(CONTENT_LENGTH),
-        (7, Some(b'r'), _) => Some(REQUIRE),
-        _ => None,
-    }
-    .filter(|k| FIRST[*k] == known)
+/// The index in [`FIRST`] of a known header name.
+fn first_index(known: Known) -> Option<usize> {
+    FIRST.iter().position(|k| *k == known)
 }
 
 /// Why a request that can be answered is refused (RFC 3261 §8.2, §18.3).
@@ -280,8 +267,11 @@ impl Request {
     /// The first value of a header; `name` may be in any case and in long or
     /// compact form.
     pub fn header(&self, name: &str) -> Option<&str> {
-        let wanted = lookup_name(name);
-        if let Some(k) = FIRST.iter().position(|n| n.eq_ignore_ascii_case(wanted)) {
+        let wanted = wanted(name);
+        if let Some(k) = match wanted {
+            Wanted::Known(known) => first_index(known),
+            Wanted::Other(_) => None,
+        } {
             return self.first_value(k);
         }
         first_value(&self.text, "", &self.fields, wanted)
@@ -317,7 +307,7 @@ impl Request {
     /// Every header line with that name (any case, long or compact form), in
     /// message order. Comma-separated lists on one line are not split.
     pub fn headers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        all_values(&self.text, &self.fields, lookup_name(name))
+        all_values(&self.text, &self.fields, wanted(name))
     }
 
     /// Every header as (name as written, value), in message order: what a
@@ -325,7 +315,7 @@ impl Request {
     pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
         self.fields.iter().map(|f| {
             let name = match f.name {
-                FieldName::Known(n) => n,
+                FieldName::Known(n) => n.name(),
                 FieldName::Written(span) => text_at(&self.text, "", span),
             };
             (name, text_at(&self.text, "", f.value))

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::frame::FramedHead;
 use super::head::{
-    all_values, check_body_length, first_value, lookup_name, parse_cseq, parse_head_into,
-    parse_status_line, text_at, Field, Span,
+    all_values, check_body_length, first_value, parse_cseq, parse_head_into, parse_status_line,
+    text_at, wanted, Field, Known, KnownSet, Span, Wanted,
 };
 use super::name_addr::split_name_addr;
 use super::via::sent_protocol;
@@ -33,6 +33,9 @@ pub struct Response {
     text: String,
     /// The header fields in message order.
     fields: Vec<Field>,
+    /// Which known names the fields carry (a lookup of one it lacks reads
+    /// no field).
+    known: KnownSet,
     /// What the top Via says, located once at parse time: every response is
     /// routed by its branch and every 2xx is asked its public address.
     top_via: Option<TopVia>,
@@ -165,12 +168,16 @@ impl Response {
                 head
             }
         };
-        check_body_length(&text, &fields, body_len)?;
+        let known = KnownSet::of(&fields);
+        if known.has(Known::ContentLength) {
+            check_body_length(&text, &fields, body_len)?;
+        }
         let mut resp = Response {
             status,
             reason,
             text,
             fields,
+            known,
             top_via: None,
         };
         resp.top_via = resp.find_top_via();
@@ -180,29 +187,50 @@ impl Response {
     /// The first value of a header; `name` may be in any case and in long or
     /// compact form.
     pub fn header(&self, name: &str) -> Option<&str> {
-        let wanted = lookup_name(name);
-        first_value(&self.text, "", &self.fields, wanted)
+        self.first(wanted(name))
     }
 
     /// Every header line with that name (any case, long or compact form), in
     /// message order. Comma-separated lists on one line are not split.
     pub fn headers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        all_values(&self.text, &self.fields, lookup_name(name))
+        self.all(wanted(name))
+    }
+
+    /// The first value of the header `name` stands for.
+    fn first(&self, name: Wanted<'_>) -> Option<&str> {
+        match name {
+            Wanted::Known(k) if !self.known.has(k) => None,
+            _ => first_value(&self.text, "", &self.fields, name),
+        }
+    }
+
+    /// The first value of a known header (the accessors' path: no name read).
+    fn known(&self, k: Known) -> Option<&str> {
+        self.first(Wanted::Known(k))
+    }
+
+    /// Every value of the header `name` stands for.
+    fn all<'a>(&'a self, name: Wanted<'a>) -> impl Iterator<Item = &'a str> + 'a {
+        let fields = match name {
+            Wanted::Known(k) if !self.known.has(k) => &[][..],
+            _ => &self.fields[..],
+        };
+        all_values(&self.text, fields, name)
     }
 
     /// The Call-ID header.
     pub fn call_id(&self) -> Option<&str> {
-        self.header("call-id")
+        self.known(Known::CallId)
     }
 
     /// The CSeq sequence number and method.
     pub fn cseq(&self) -> Option<(u32, &str)> {
-        parse_cseq(self.header("cseq")?)
+        parse_cseq(self.known(Known::CSeq)?)
     }
 
     /// The topmost Via value (first element of the first Via line).
     pub fn top_via(&self) -> Option<Via> {
-        let first = list_items(self.header("via")?).next()?;
+        let first = list_items(self.known(Known::Via)?).next()?;
         first.parse().ok()
     }
 
@@ -262,7 +290,7 @@ impl Response {
     /// Locates the top Via's sent-by (checked) and its branch, received and
     /// rport values, in one pass over its `;` parameters.
     fn find_top_via(&self) -> Option<TopVia> {
-        let first = list_items(self.header("via")?).next()?;
+        let first = list_items(self.known(Known::Via)?).next()?;
         let s = first.trim_matches(is_ws);
         let (_, rest) = sent_protocol(s).ok()?;
         let sent_by_start = rest.trim_start_matches(is_ws);
@@ -306,7 +334,7 @@ impl Response {
     /// registration reads its 2xx's list).
     pub fn contact_refs(&self) -> Result<Vec<NameAddrRef<'_>>, ParseError> {
         let mut out = Vec::new();
-        for line in self.headers("contact") {
+        for line in self.all(Wanted::Known(Known::Contact)) {
             for item in list_items(line) {
                 if item == "*" {
                     return Err(err("wildcard Contact in response"));
@@ -319,18 +347,18 @@ impl Response {
 
     /// The Expires header in seconds (values above `u32::MAX` clamp).
     pub fn expires(&self) -> Option<u32> {
-        parse_delta(self.header("expires")?)
+        parse_delta(self.known(Known::Expires)?)
     }
 
     /// The Min-Expires header in seconds (values above `u32::MAX` clamp).
     pub fn min_expires(&self) -> Option<u32> {
-        parse_delta(self.header("min-expires")?)
+        parse_delta(self.known(Known::MinExpires)?)
     }
 
     /// The Retry-After delay in seconds, ignoring any comment and parameters
     /// (`120 (in a meeting);duration=60` gives 120).
     pub fn retry_after(&self) -> Option<u32> {
-        let value = self.header("retry-after")?;
+        let value = self.known(Known::RetryAfter)?;
         let digits_end = value
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(value.len());
@@ -345,7 +373,7 @@ impl Response {
 
     /// The `tag` parameter of the To header.
     pub fn to_tag(&self) -> Option<&str> {
-        let parts = split_name_addr(self.header("to")?).ok()?;
+        let parts = split_name_addr(self.known(Known::To)?).ok()?;
         let tag = find_param(parts.params, "tag").ok()??;
         // Tags are tokens; a quoted or empty one is malformed.
         tag.filter(|t| is_token(t))
@@ -365,21 +393,21 @@ impl Response {
 
     /// The `Flow-Timer` header (RFC 5626 §11.4) in seconds.
     pub fn flow_timer(&self) -> Option<u32> {
-        parse_delta(self.header("flow-timer")?.trim_matches(is_ws))
+        parse_delta(self.known(Known::FlowTimer)?.trim_matches(is_ws))
     }
 
     /// URIs of every `Service-Route` value, in order (unparsable ones skipped).
     pub fn service_routes(&self) -> Vec<String> {
-        self.route_list("service-route")
+        self.route_list(Known::ServiceRoute)
     }
 
     /// URIs of every `Path` value, in order (unparsable ones skipped).
     pub fn paths(&self) -> Vec<String> {
-        self.route_list("path")
+        self.route_list(Known::Path)
     }
 
-    fn route_list(&self, name: &str) -> Vec<String> {
-        self.headers(name)
+    fn route_list(&self, name: Known) -> Vec<String> {
+        self.all(Wanted::Known(name))
             .flat_map(list_items)
             .filter_map(|v| v.parse::<NameAddr>().ok())
             .map(|n| n.uri.text())
