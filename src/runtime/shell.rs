@@ -64,6 +64,8 @@ pub struct Shell {
     /// A turn's transmits while they are sent (kept, emptied, for the next
     /// turn: a burst's list is several KiB, allocated once, not each turn).
     queued: Vec<Transmit>,
+    /// The lists a turn's sends are sorted in.
+    scratch: SendScratch,
     /// Since when the library's answers have been held back, waiting for
     /// more to send with them (see [`ANSWER_HOLD`]).
     held_since: Option<Instant>,
@@ -108,18 +110,53 @@ const QUEUED_KEPT: usize = 256;
 /// ([`batch::GSO_MAX_LEN`]). Each is a different registerer's, so their
 /// order carries no meaning; every other datagram (retransmissions,
 /// answers, keep-alives, the application's requests) keeps its place.
-fn group_requests(idx: &mut [usize], queued: &[Transmit]) {
-    let at: Vec<usize> = (0..idx.len())
-        .filter(|&k| queued[idx[k]].kind == TransmitKind::Request)
-        .collect();
+fn group_requests(idx: &mut [usize], queued: &[Transmit], scratch: &mut GroupScratch) {
+    let GroupScratch { at, requests } = scratch;
+    at.clear();
+    at.extend((0..idx.len()).filter(|&k| queued[idx[k]].kind == TransmitKind::Request));
     if at.len() < 2 {
         return;
     }
-    let mut requests: Vec<usize> = at.iter().map(|&k| idx[k]).collect();
+    requests.clear();
+    requests.extend(at.iter().map(|&k| idx[k]));
     requests.sort_by_key(|&i| (queued[i].dest, queued[i].bytes.len()));
-    for (k, i) in at.into_iter().zip(requests) {
+    for (&k, &i) in at.iter().zip(requests.iter()) {
         idx[k] = i;
     }
+}
+
+/// [`group_requests`]' lists: the positions of the first sends and the
+/// first sends in their new order.
+#[derive(Default)]
+struct GroupScratch {
+    at: Vec<usize>,
+    requests: Vec<usize>,
+}
+
+/// The lists a turn's sends are sorted in, kept emptied between turns: a
+/// turn allocates none of them (a fresh allocation per turn of several
+/// hundred bytes went through the allocator's slow path).
+#[derive(Default)]
+struct SendScratch {
+    /// Per UDP socket, the positions of its datagrams in the turn's list;
+    /// entries past the turn's sockets are spares.
+    groups: Vec<(FlowId, Vec<usize>)>,
+    group: GroupScratch,
+    /// One socket's (destination, bytes), empty between uses (see [`emptied`]).
+    items: Vec<(SocketAddr, &'static [u8])>,
+}
+
+/// Sockets whose lists [`SendScratch`] keeps.
+const GROUPS_KEPT: usize = 8;
+
+/// `list` emptied, with its room, as a list of borrows of any lifetime: an
+/// empty list's own iterator collected back reuses its allocation (the
+/// standard library collects a vector's mapped iterator in place when the
+/// element sizes match), so borrows of one turn's bytes can be listed in
+/// the room kept from the last turn.
+fn emptied<'b>(mut list: Vec<(SocketAddr, &[u8])>) -> Vec<(SocketAddr, &'b [u8])> {
+    list.clear();
+    list.into_iter().map(|(dest, _)| (dest, &[][..])).collect()
 }
 
 /// How long a turn woken by a socket at `now` waits, the last such turn
@@ -154,6 +191,7 @@ impl Shell {
             sbufs: SendBuffers::default(),
             dirty: Vec::new(),
             queued: Vec::new(),
+            scratch: SendScratch::default(),
             held_since: None,
             read_in_turn: 0,
             last_io_turn: None,
@@ -534,13 +572,26 @@ impl Shell {
             queued.push(t);
         }
         // Datagrams grouped by socket, in order within each.
-        let mut udp_groups: Vec<(FlowId, Vec<usize>)> = Vec::new();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut groups = 0;
         for (i, t) in queued.iter().enumerate() {
             let written = match self.socks.get_mut(&t.flow) {
                 Some(Io::Udp(_)) => {
-                    match udp_groups.iter_mut().find(|(f, _)| *f == t.flow) {
+                    match scratch.groups[..groups]
+                        .iter_mut()
+                        .find(|(f, _)| *f == t.flow)
+                    {
                         Some((_, v)) => v.push(i),
-                        None => udp_groups.push((t.flow, vec![i])),
+                        None => {
+                            if groups == scratch.groups.len() {
+                                scratch.groups.push((t.flow, Vec::new()));
+                            }
+                            let (f, v) = &mut scratch.groups[groups];
+                            *f = t.flow;
+                            v.clear();
+                            v.push(i);
+                            groups += 1;
+                        }
                     }
                     continue;
                 }
@@ -566,15 +617,18 @@ impl Shell {
                 ),
             }
         }
-        for (flow, mut idx) in udp_groups {
+        let mut items = emptied(std::mem::take(&mut scratch.items));
+        for (flow, idx) in &mut scratch.groups[..groups] {
+            let flow = *flow;
             let Some(Io::Udp(sock)) = self.socks.get(&flow) else {
                 continue;
             };
-            group_requests(&mut idx, &queued);
-            let items: Vec<(SocketAddr, &[u8])> = idx
-                .iter()
-                .map(|i| (queued[*i].dest, queued[*i].bytes.as_slice()))
-                .collect();
+            group_requests(idx, &queued, &mut scratch.group);
+            items.clear();
+            items.extend(
+                idx.iter()
+                    .map(|i| (queued[*i].dest, queued[*i].bytes.as_slice())),
+            );
             let failed = self.sbufs.send(sock, &items);
             for (k, i) in idx.iter().enumerate() {
                 if !failed.iter().any(|(f, _)| *f == k) {
@@ -587,6 +641,18 @@ impl Shell {
                     .send_failed(now, flow, t.dest, cause::send_failed(t.dest, &e));
             }
         }
+        scratch.items = emptied(items);
+        // A rare huge turn (a storm's backlog) does not pin its lists.
+        scratch.groups.truncate(GROUPS_KEPT);
+        for (_, idx) in &mut scratch.groups {
+            if idx.capacity() > QUEUED_KEPT {
+                *idx = Vec::new();
+            }
+        }
+        if scratch.items.capacity() > QUEUED_KEPT {
+            scratch.items = Vec::new();
+        }
+        self.scratch = scratch;
         for t in queued.drain(..) {
             self.ep.recycle(t.bytes);
         }
@@ -849,14 +915,37 @@ mod tests {
             t(Request, to(2), 402, 7),
         ];
         let mut idx: Vec<usize> = (0..queued.len()).collect();
-        group_requests(&mut idx, &queued);
+        let mut scratch = GroupScratch::default();
+        group_requests(&mut idx, &queued, &mut scratch);
         // The first sends fill the first sends' places, ordered by
         // destination then length, equal ones in their own order; the
         // answer, the retransmission and the keep-alive stay where they were.
         assert_eq!(idx, vec![3, 1, 2, 7, 4, 0, 6, 5]);
         let mut none: Vec<usize> = vec![2, 4];
-        group_requests(&mut none, &queued);
+        group_requests(&mut none, &queued, &mut scratch);
         assert_eq!(none, vec![2, 4]);
+    }
+
+    #[test]
+    fn an_emptied_list_of_borrows_keeps_its_room_for_the_next_turn() {
+        let to = SocketAddr::from(([127, 0, 0, 1], 5060));
+        let kept: Vec<(SocketAddr, &'static [u8])> = {
+            let bytes = vec![vec![1u8; 10]; 40];
+            let mut items: Vec<(SocketAddr, &[u8])> = Vec::new();
+            items.extend(bytes.iter().map(|b| (to, b.as_slice())));
+            let room = (items.capacity(), items.as_ptr() as usize);
+            let kept = emptied(items);
+            assert!(kept.is_empty());
+            assert_eq!((kept.capacity(), kept.as_ptr() as usize), room);
+            kept
+        };
+        // Filled again with another turn's borrows, in the same room.
+        let other = [7u8; 3];
+        let mut items = emptied(kept);
+        let room = items.capacity();
+        items.extend((0..40).map(|_| (to, &other[..])));
+        assert_eq!(items.capacity(), room);
+        assert!(items.iter().all(|(_, b)| *b == [7, 7, 7]));
     }
 
     #[test]
