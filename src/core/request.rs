@@ -167,8 +167,21 @@ fn push_route(out: &mut String, proxy: &Uri) {
     out.push('>');
 }
 
+/// Room left in a request written without credentials for the
+/// Authorization header of the request that answers its challenge (an MD5
+/// or SHA-256 answer with a nonce of up to some 60 characters), so that the
+/// answer is written into the first request's buffer.
+pub const ANSWER_ROOM: usize = 384;
+
 /// Builds the complete REGISTER message, written into one buffer sized for it.
 pub fn build_register(p: &RequestParts) -> Vec<u8> {
+    build_register_into(p, Vec::new())
+}
+
+/// [`build_register`] into `room` (emptied) when it is large enough, else
+/// into a new buffer. A request without credentials leaves
+/// [`ANSWER_ROOM`] more, for the answer to its challenge.
+pub fn build_register_into(p: &RequestParts, room: Vec<u8>) -> Vec<u8> {
     let s = p.settings;
     let x = s.extras();
     let variable = s.registrar_text.len()
@@ -193,7 +206,15 @@ pub fn build_register(p: &RequestParts) -> Vec<u8> {
         + p.request_headers.iter().map(|h| h.len() + 2).sum::<usize>()
         + s.ua.extras().outbound_proxy.as_ref().map_or(0, |_| 128);
     // The fixed text (names, Allow, Supported, numbers, addresses) fits in 400.
-    let mut m = String::with_capacity(variable + 400);
+    let need = variable + 400;
+    let mut m = match String::from_utf8(room) {
+        Ok(mut room) if room.capacity() >= need => {
+            room.clear();
+            room
+        }
+        _ if p.auth.is_empty() => String::with_capacity(need + ANSWER_ROOM),
+        _ => String::with_capacity(need),
+    };
     m.push_str("REGISTER ");
     m.push_str(&s.registrar_text);
     m.push_str(" SIP/2.0\r\nVia: SIP/2.0/");

@@ -152,6 +152,9 @@ struct Pending {
     /// The message, written when the runtime first polls it (so Via and
     /// Contact carry the socket it really leaves from); retransmissions reuse it.
     bytes: Option<Vec<u8>>,
+    /// The buffer of the request this one replaced (a challenge answered),
+    /// emptied, for this one's bytes.
+    room: Vec<u8>,
     cseq: u32,
     /// Authorization headers, computed at admission.
     auth: Vec<(AuthHeader, String)>,
@@ -874,6 +877,57 @@ mod tests {
             Some(&sent.bytes[..]),
             "and still kept for Timer E"
         );
+    }
+
+    #[test]
+    fn the_answer_to_a_challenge_is_written_into_the_first_requests_buffer() {
+        for algorithm in ["MD5", "SHA-256"] {
+            let mut ua =
+                UserAgentConfig::new("sip:alice@127.0.0.1").unwrap_or_else(|e| panic!("{e}"));
+            ua.set_password(Some("pw"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut r = Registerer::new(&ua, &RegistererOptions::default(), 7)
+                .unwrap_or_else(|e| panic!("{e}"));
+            r.set_local_addr("127.0.0.1:5080".parse().unwrap_or_else(|e| panic!("{e}")));
+            let now = Instant::now();
+            r.register(now).unwrap_or_else(|e| panic!("{e}"));
+            let first = r.poll_transmit().unwrap_or_else(|| panic!("a REGISTER"));
+            let kept = |r: &Registerer| {
+                r.pending
+                    .as_ref()
+                    .and_then(|p| p.bytes.as_ref())
+                    .map(|b| (b.as_ptr(), b.capacity()))
+            };
+            let (at, room) = kept(&r).unwrap_or_else(|| panic!("kept for Timer E"));
+            let req = crate::core::message::Request::parse(&first.bytes)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let field = |v: Option<&str>| v.unwrap_or_else(|| panic!("a header")).to_owned();
+            // A nonce as long as the longest a registrar here sends.
+            let nonce = "n".repeat(64);
+            let challenge = format!(
+                "SIP/2.0 401 Unauthorized\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=t1\r\n\
+                 Call-ID: {}\r\nCSeq: {}\r\nWWW-Authenticate: Digest realm=\"127.0.0.1\", \
+                 nonce=\"{nonce}\", qop=\"auth\", algorithm={algorithm}\r\n\
+                 Content-Length: 0\r\n\r\n",
+                field(req.top_via_text()),
+                field(req.from_value()),
+                field(req.to_value()),
+                field(req.call_id()),
+                field(req.cseq_value()),
+            );
+            let resp = Response::parse(challenge.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+            r.handle_response(now, &resp)
+                .unwrap_or_else(|e| panic!("{e:?}"));
+            let second = r.poll_transmit().unwrap_or_else(|| panic!("the answer"));
+            let text = String::from_utf8_lossy(&second.bytes).into_owned();
+            assert!(text.contains("\r\nAuthorization: Digest "), "{text}");
+            assert!(text.contains(&format!("algorithm={algorithm}")), "{text}");
+            assert_eq!(
+                kept(&r),
+                Some((at, room)),
+                "{algorithm}: written into the first request's buffer, which had room"
+            );
+        }
     }
 
     #[test]

@@ -34,6 +34,7 @@ impl Registerer {
             tx: ClientTransaction::new("", true, timers, now),
             admitted: false,
             bytes: None,
+            room: Vec::new(),
             cseq: 0,
             auth: Vec::new(),
             expires_sent: 0,
@@ -81,7 +82,10 @@ impl Registerer {
             Kind::Register => self.expires,
             Kind::Unregister { .. } => 0,
         };
-        p.bytes = None;
+        // The replaced request's buffer is written into again.
+        if let Some(old) = p.bytes.take() {
+            p.room = old;
+        }
         p.sent_contact = None;
         p.tx = ClientTransaction::new(
             // SAFETY: the cookie and the key are ASCII; `fill_token` writes base32.
@@ -157,7 +161,10 @@ impl Registerer {
             contact_uri: &sent_contact,
             request_headers: &p.request_headers,
         };
-        p.bytes = Some(request::build_register(&parts));
+        p.bytes = Some(request::build_register_into(
+            &parts,
+            std::mem::take(&mut p.room),
+        ));
         p.sent_contact = Some(sent_contact);
     }
 
