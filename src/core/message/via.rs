@@ -160,6 +160,22 @@ fn parse_sent_protocol(s: &str) -> Result<(String, &str), ParseError> {
 
 /// Reads `SIP / 2.0 / transport`: the transport as written and the rest.
 pub(super) fn sent_protocol(s: &str) -> Result<(&str, &str), ParseError> {
+    // The usual form, no blanks around the slashes, read at once (what the
+    // general reading below gives for it).
+    if let (Some(protocol), Some(rest)) = (s.get(..8), s.get(8..)) {
+        if protocol.eq_ignore_ascii_case("SIP/2.0/") {
+            let (transport, rest) = take_token(rest);
+            if !transport.is_empty() {
+                return Ok((transport, rest));
+            }
+        }
+    }
+    sent_protocol_by_parts(s)
+}
+
+/// [`sent_protocol`] read part by part: name, version and transport, each
+/// slash with blanks allowed around it.
+fn sent_protocol_by_parts(s: &str) -> Result<(&str, &str), ParseError> {
     let (name, rest) = take_token(s);
     let (version, rest) = take_token(expect_slash(rest)?);
     let (transport, rest) = take_token(expect_slash(rest)?);
@@ -175,4 +191,57 @@ fn expect_slash(s: &str) -> Result<&str, ParseError> {
         .strip_prefix('/')
         .map(|rest| rest.trim_start_matches(is_ws))
         .ok_or_else(|| err("Via: expected '/'"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The usual form read at once gives what reading it part by part
+    /// gives, for every string of up to six pieces around it.
+    #[test]
+    fn the_sent_protocol_read_at_once_agrees_with_reading_it_by_parts() {
+        let pieces = [
+            "SIP",
+            "sip",
+            "SIP/2.0/",
+            "sip/2.0/",
+            "/",
+            "2.0",
+            "2.00",
+            "UDP",
+            "tcp",
+            " ",
+            "\t",
+            ";branch=z9",
+            "h:5060",
+            "\u{e9}",
+            "SIPX",
+            "",
+        ];
+        let mut inputs = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> = inputs
+                .iter()
+                .flat_map(|s| pieces.iter().map(move |p| format!("{s}{p}")))
+                .collect();
+            inputs.extend(longer);
+            inputs.sort();
+            inputs.dedup();
+        }
+        let mut fast = 0;
+        for s in &inputs {
+            let by_parts = sent_protocol_by_parts(s).map_err(|e| e.to_string());
+            assert_eq!(
+                sent_protocol(s).map_err(|e| e.to_string()),
+                by_parts,
+                "{s:?}"
+            );
+            let usual = s
+                .get(..8)
+                .is_some_and(|p| p.eq_ignore_ascii_case("SIP/2.0/"));
+            fast += usize::from(by_parts.is_ok() && usual);
+        }
+        assert!(fast > 1000, "the usual form is among them: {fast}");
+    }
 }
