@@ -179,8 +179,9 @@ pub fn build_register(p: &RequestParts) -> Vec<u8> {
 }
 
 /// [`build_register`] into `room` (emptied) when it is large enough, else
-/// into a new buffer. A request without credentials leaves
-/// [`ANSWER_ROOM`] more, for the answer to its challenge.
+/// into a new buffer. A request without credentials over UDP (whose bytes
+/// are kept for retransmission) leaves [`ANSWER_ROOM`] more, for the answer
+/// to its challenge.
 pub fn build_register_into(p: &RequestParts, room: Vec<u8>) -> Vec<u8> {
     let s = p.settings;
     let x = s.extras();
@@ -207,13 +208,18 @@ pub fn build_register_into(p: &RequestParts, room: Vec<u8>) -> Vec<u8> {
         + s.ua.extras().outbound_proxy.as_ref().map_or(0, |_| 128);
     // The fixed text (names, Allow, Supported, numbers, addresses) fits in 400.
     let need = variable + 400;
+    let mut room = room;
+    room.clear();
+    // Over a stream the bytes are handed over whole and nothing is kept to
+    // write the answer into: no room is left for it there.
+    let answer_room = if p.auth.is_empty() && !s.transport.reliable() {
+        ANSWER_ROOM
+    } else {
+        0
+    };
     let mut m = match String::from_utf8(room) {
-        Ok(mut room) if room.capacity() >= need => {
-            room.clear();
-            room
-        }
-        _ if p.auth.is_empty() => String::with_capacity(need + ANSWER_ROOM),
-        _ => String::with_capacity(need),
+        Ok(room) if room.capacity() >= need => room,
+        _ => String::with_capacity(need + answer_room),
     };
     m.push_str("REGISTER ");
     m.push_str(&s.registrar_text);

@@ -649,6 +649,11 @@ impl Shell {
                 *idx = Vec::new();
             }
         }
+        for list in [&mut scratch.group.at, &mut scratch.group.requests] {
+            if list.capacity() > QUEUED_KEPT {
+                *list = Vec::new();
+            }
+        }
         if scratch.items.capacity() > QUEUED_KEPT {
             scratch.items = Vec::new();
         }

@@ -111,7 +111,16 @@ fn span_in(text: &str, part: &str) -> Option<Span> {
 
 /// The index in [`FIRST`] of a known header name.
 fn first_index(known: Known) -> Option<usize> {
-    FIRST.iter().position(|k| *k == known)
+    match known {
+        Known::Via => Some(VIA),
+        Known::From => Some(FROM),
+        Known::To => Some(TO),
+        Known::CallId => Some(CALL_ID),
+        Known::CSeq => Some(CSEQ),
+        Known::ContentLength => Some(CONTENT_LENGTH),
+        Known::Require => Some(REQUIRE),
+        _ => None,
+    }
 }
 
 /// Why a request that can be answered is refused (RFC 3261 §8.2, §18.3).
@@ -310,8 +319,10 @@ impl Request {
         all_values(&self.text, &self.fields, wanted(name))
     }
 
-    /// Every header as (name as written, value), in message order: what a
-    /// response copies header by header.
+    /// Every header as (name, value), in message order: what a response
+    /// copies header by header. A known name (a compact form, the long
+    /// name it stands for, or a name a registrar's responses carry) reads
+    /// as its lower-case long form; any other name as written.
     pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
         self.fields.iter().map(|f| {
             let name = match f.name {
@@ -577,6 +588,14 @@ Content-Length: 5\r\n\r\nhello";
         );
         let names: Vec<&str> = r.fields().map(|(n, _)| n).collect();
         assert_eq!(names[1], "via", "a compact name reads as its long form");
+    }
+
+    #[test]
+    fn the_first_indexes_follow_the_list_of_first_headers() {
+        for (i, k) in FIRST.iter().enumerate() {
+            assert_eq!(first_index(*k), Some(i), "{k:?}");
+        }
+        assert_eq!(first_index(Known::Contact), None);
     }
 
     #[test]

@@ -899,6 +899,7 @@ mod tests {
                     .map(|b| (b.as_ptr(), b.capacity()))
             };
             let (at, room) = kept(&r).unwrap_or_else(|| panic!("kept for Timer E"));
+            assert!(room >= first.bytes.len() + request::ANSWER_ROOM);
             let req = crate::core::message::Request::parse(&first.bytes)
                 .unwrap_or_else(|e| panic!("{e}"));
             let field = |v: Option<&str>| v.unwrap_or_else(|| panic!("a header")).to_owned();
@@ -944,6 +945,10 @@ mod tests {
             .poll_transmit_reusing(&mut spare)
             .unwrap_or_else(|| panic!("a REGISTER"));
         assert!(sent.bytes.starts_with(b"REGISTER "));
+        assert!(
+            sent.bytes.capacity() < sent.bytes.len() + request::ANSWER_ROOM,
+            "no room left for an answer in bytes handed over whole"
+        );
         assert_eq!(spare.capacity(), 2048, "not taken: the caller keeps it");
         assert!(
             r.pending.as_ref().is_some_and(|p| p.bytes.is_none()),

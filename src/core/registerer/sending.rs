@@ -82,7 +82,10 @@ impl Registerer {
             Kind::Register => self.expires,
             Kind::Unregister { .. } => 0,
         };
-        // The replaced request's buffer is written into again.
+        // The replaced request's buffer is written into again. A paced
+        // answer keeps it until admitted: the endpoint admits the answer to
+        // a challenge in the same step (its slot is renewed), and an
+        // embedder that makes it wait holds one request's buffer meanwhile.
         if let Some(old) = p.bytes.take() {
             p.room = old;
         }
