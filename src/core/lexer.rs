@@ -136,6 +136,27 @@ pub(crate) fn find_byte(bytes: &[u8], b: u8) -> Option<usize> {
     Some(at + found)
 }
 
+/// Offset of the first `a` or `b` in `bytes`, as [`find_byte`] searches
+/// (the lowest flag of either mask is exact, so the lowest of both is the
+/// first of either).
+pub(crate) fn find_either(bytes: &[u8], a: u8, b: u8) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let (pa, pb) = (ONES * u64::from(a), ONES * u64::from(b));
+    let mut at = 0;
+    while let Some(word) = bytes.get(at..at + 8) {
+        let w = u64::from_le_bytes(<[u8; 8]>::try_from(word).unwrap_or_default());
+        let (wa, wb) = (w ^ pa, w ^ pb);
+        let found = (wa.wrapping_sub(ONES) & !wa | wb.wrapping_sub(ONES) & !wb) & HIGH;
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let found = bytes.get(at..)?.iter().position(|&x| x == a || x == b)?;
+    Some(at + found)
+}
+
 /// [`str::split_once`] on a char, by [`find_char`].
 pub(crate) fn split_once_char(s: &str, c: char) -> Option<(&str, &str)> {
     let at = find_char(s, c)?;
@@ -241,7 +262,7 @@ pub(crate) fn push_quoted(out: &mut String, s: &str) {
     let mut rest = s;
     // Runs without `"` or `\` are copied whole (usually the whole text); both
     // are ASCII, so their offsets are char boundaries.
-    while let Some(at) = rest.bytes().position(|b| b == b'"' || b == b'\\') {
+    while let Some(at) = find_either(rest.as_bytes(), b'"', b'\\') {
         let (run, special) = split_str(rest, at);
         let (special, tail) = split_str(special, 1);
         out.push_str(run);
@@ -1095,6 +1116,38 @@ mod tests {
         assert_eq!(find_param(";lr;x", "LR"), Ok(Some(None)));
         assert_eq!(find_param(";x", "y"), Ok(None));
         assert!(find_param(";x;=", "x").is_err());
+    }
+
+    /// The word-at-a-time search for either of two bytes finds what a
+    /// byte-by-byte one finds: each of them, both, at every place of a
+    /// word and past it, among fillers next to them.
+    #[test]
+    fn find_either_matches_a_byte_scan() {
+        let slow = |buf: &[u8]| buf.iter().position(|&x| x == b'"' || x == b'\\');
+        for len in 0..44 {
+            for filler in [b'a', 0x00, 0x80, 0xff, b'"' + 1, b'\\' - 1, b'#'] {
+                let mut buf = vec![filler; len];
+                assert_eq!(find_either(&buf, b'"', b'\\'), None);
+                for at in 0..len {
+                    for first in [b'"', b'\\'] {
+                        buf[at] = first;
+                        assert_eq!(find_either(&buf, b'"', b'\\'), slow(&buf), "{len} {at}");
+                        for later in at + 1..len {
+                            for second in [b'"', b'\\'] {
+                                buf[later] = second;
+                                assert_eq!(find_either(&buf, b'"', b'\\'), Some(at));
+                                buf[later] = filler;
+                            }
+                        }
+                        buf[at] = filler;
+                    }
+                }
+            }
+        }
+        // What push_quoted writes with it.
+        let mut out = String::new();
+        push_quoted(&mut out, "a\"b\\c d\"");
+        assert_eq!(out, "\"a\\\"b\\\\c d\\\"\"");
     }
 
     /// The word-at-a-time search finds the first byte a byte-by-byte one
