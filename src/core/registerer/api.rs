@@ -30,17 +30,20 @@ impl Registerer {
         let retransmission = self.transmits.front()?;
         let local = self.local.get()?;
         self.transmits.pop_front();
-        if self.pending.as_ref()?.bytes.is_none() {
+        if self.pending.as_ref()?.bytes.is_empty() {
             self.render(local);
         }
         let reliable = self.settings.transport.reliable();
         let p = self.pending.as_mut()?;
         // Over a reliable transport a request goes out once (no Timer E):
         // its bytes are handed over, not copied and kept.
+        if p.bytes.is_empty() {
+            return None;
+        }
         let bytes = if reliable {
-            p.bytes.take()?
+            std::mem::take(&mut p.bytes)
         } else {
-            let kept = p.bytes.as_deref()?;
+            let kept = p.bytes.as_slice();
             let mut copy = std::mem::take(spare);
             copy.clear();
             copy.extend_from_slice(kept);

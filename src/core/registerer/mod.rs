@@ -150,11 +150,11 @@ struct Pending {
     /// A paced registerer waits for the runtime's [`Registerer::admit`].
     admitted: bool,
     /// The message, written when the runtime first polls it (so Via and
-    /// Contact carry the socket it really leaves from); retransmissions reuse it.
-    bytes: Option<Vec<u8>>,
-    /// The buffer of the request this one replaced (a challenge answered),
-    /// emptied, for this one's bytes.
-    room: Vec<u8>,
+    /// Contact carry the socket it really leaves from); retransmissions
+    /// reuse it. Empty until written (no message is), and emptied with its
+    /// room kept when the request is sent again (a challenge answered), so
+    /// the new message is written into the old one's buffer.
+    bytes: Vec<u8>,
     cseq: u32,
     /// Authorization headers, computed at admission.
     auth: Vec<(AuthHeader, String)>,
@@ -871,7 +871,11 @@ mod tests {
             "old bytes cleared first"
         );
         assert_eq!(spare.capacity(), 0, "the spare is taken");
-        let kept = r.pending.as_ref().and_then(|p| p.bytes.clone());
+        let kept = r
+            .pending
+            .as_ref()
+            .map(|p| p.bytes.clone())
+            .filter(|b| !b.is_empty());
         assert_eq!(
             kept.as_deref(),
             Some(&sent.bytes[..]),
@@ -895,7 +899,8 @@ mod tests {
             let kept = |r: &Registerer| {
                 r.pending
                     .as_ref()
-                    .and_then(|p| p.bytes.as_ref())
+                    .map(|p| &p.bytes)
+                    .filter(|b| !b.is_empty())
                     .map(|b| (b.as_ptr(), b.capacity()))
             };
             let (at, room) = kept(&r).unwrap_or_else(|| panic!("kept for Timer E"));
@@ -951,7 +956,7 @@ mod tests {
         );
         assert_eq!(spare.capacity(), 2048, "not taken: the caller keeps it");
         assert!(
-            r.pending.as_ref().is_some_and(|p| p.bytes.is_none()),
+            r.pending.as_ref().is_some_and(|p| p.bytes.capacity() == 0),
             "nothing kept for a retransmission over a stream"
         );
     }

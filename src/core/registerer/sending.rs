@@ -33,8 +33,7 @@ impl Registerer {
             kind,
             tx: ClientTransaction::new("", true, timers, now),
             admitted: false,
-            bytes: None,
-            room: Vec::new(),
+            bytes: Vec::new(),
             cseq: 0,
             auth: Vec::new(),
             expires_sent: 0,
@@ -86,9 +85,7 @@ impl Registerer {
         // answer keeps it until admitted: the endpoint admits the answer to
         // a challenge in the same step (its slot is renewed), and an
         // embedder that makes it wait holds one request's buffer meanwhile.
-        if let Some(old) = p.bytes.take() {
-            p.room = old;
-        }
+        p.bytes.clear();
         p.sent_contact = None;
         p.tx = ClientTransaction::new(
             // SAFETY: the cookie and the key are ASCII; `fill_token` writes base32.
@@ -164,10 +161,8 @@ impl Registerer {
             contact_uri: &sent_contact,
             request_headers: &p.request_headers,
         };
-        p.bytes = Some(request::build_register_into(
-            &parts,
-            std::mem::take(&mut p.room),
-        ));
+        let room = std::mem::take(&mut p.bytes);
+        p.bytes = request::build_register_into(&parts, room);
         p.sent_contact = Some(sent_contact);
     }
 
