@@ -114,47 +114,49 @@ pub(crate) fn find_char(s: &str, c: char) -> Option<usize> {
     }
 }
 
-/// Offset of the first `b` in `bytes`: eight bytes at a time, the byte
-/// found from the word's mask, the last few byte by byte. (Sixteen at a
-/// time with SSE2 gave nothing here: the values searched are short.)
-pub(crate) fn find_byte(bytes: &[u8], b: u8) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let pattern = ONES * u64::from(b);
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of every byte of `word` equal to the byte `pattern`
+/// repeats. Only the lowest flag is exact (borrows only run upwards), and
+/// that is the one a search wants: the first match.
+fn flags(word: u64, pattern: u64) -> u64 {
+    let w = word ^ pattern;
+    w.wrapping_sub(ONES) & !w & HIGH
+}
+
+/// Offset of the first byte of `bytes` that `hit` flags in its word (as
+/// [`flags`] does), eight bytes at a time; the last few bytes by `is`.
+#[inline(always)]
+fn find_by_words(bytes: &[u8], hit: impl Fn(u64) -> u64, is: impl Fn(u8) -> bool) -> Option<usize> {
     let mut at = 0;
     while let Some(word) = bytes.get(at..at + 8) {
-        // A byte equal to `b` is a zero byte of w; the lowest flagged byte is
-        // exact (borrows only run upwards), so it is the first `b`.
-        let w = u64::from_le_bytes(<[u8; 8]>::try_from(word).unwrap_or_default()) ^ pattern;
-        let found = w.wrapping_sub(ONES) & !w & HIGH;
+        let found = hit(u64::from_le_bytes(
+            <[u8; 8]>::try_from(word).unwrap_or_default(),
+        ));
         if found != 0 {
             return Some(at + (found.trailing_zeros() / 8) as usize);
         }
         at += 8;
     }
-    let found = bytes.get(at..)?.iter().position(|&x| x == b)?;
+    let found = bytes.get(at..)?.iter().position(|&x| is(x))?;
     Some(at + found)
+}
+
+/// Offset of the first `b` in `bytes`: eight bytes at a time, the byte
+/// found from the word's mask, the last few byte by byte. (Sixteen at a
+/// time with SSE2 gave nothing here: the values searched are short.)
+pub(crate) fn find_byte(bytes: &[u8], b: u8) -> Option<usize> {
+    let pattern = ONES * u64::from(b);
+    find_by_words(bytes, |w| flags(w, pattern), |x| x == b)
 }
 
 /// Offset of the first `a` or `b` in `bytes`, as [`find_byte`] searches
 /// (the lowest flag of either mask is exact, so the lowest of both is the
 /// first of either).
 pub(crate) fn find_either(bytes: &[u8], a: u8, b: u8) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     let (pa, pb) = (ONES * u64::from(a), ONES * u64::from(b));
-    let mut at = 0;
-    while let Some(word) = bytes.get(at..at + 8) {
-        let w = u64::from_le_bytes(<[u8; 8]>::try_from(word).unwrap_or_default());
-        let (wa, wb) = (w ^ pa, w ^ pb);
-        let found = (wa.wrapping_sub(ONES) & !wa | wb.wrapping_sub(ONES) & !wb) & HIGH;
-        if found != 0 {
-            return Some(at + (found.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    let found = bytes.get(at..)?.iter().position(|&x| x == a || x == b)?;
-    Some(at + found)
+    find_by_words(bytes, |w| flags(w, pa) | flags(w, pb), |x| x == a || x == b)
 }
 
 /// [`str::split_once`] on a char, by [`find_char`].
@@ -690,28 +692,16 @@ pub(crate) fn next_control(bytes: &[u8]) -> usize {
 /// [`next_control`] eight bytes at a time, the byte found from the word's
 /// mask.
 fn next_control_by_words(bytes: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut at = 0;
-    while let Some(word) = bytes.get(at..at + 8) {
-        let w = u64::from_le_bytes(<[u8; 8]>::try_from(word).unwrap_or_default());
-        // Classic word tests for "some byte of w is": below 0x20 (bytes >=
-        // 0x80 are excluded by `!w`), and equal to 0x7f (a zero byte of w ^
-        // 0x7f...). Borrows only run upwards, so the lowest flagged byte is
-        // exact: it is the first control byte.
-        let below = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-        let del = (w ^ (ONES * 0x7f)).wrapping_sub(ONES) & !(w ^ (ONES * 0x7f)) & HIGH;
-        let found = below | del;
-        if found != 0 {
-            return at + (found.trailing_zeros() / 8) as usize;
-        }
-        at += 8;
-    }
-    let rest = bytes.get(at..).unwrap_or_default();
-    at + rest
-        .iter()
-        .position(|&b| b < 0x20 || b == 0x7f)
-        .unwrap_or(rest.len())
+    // Classic word tests for "some byte of w is": below 0x20 (bytes >= 0x80
+    // are excluded by `!w`), and equal to 0x7f. As with [`flags`], the
+    // lowest flagged byte is exact: it is the first control byte.
+    let below = |w: u64| w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    find_by_words(
+        bytes,
+        |w| below(w) | flags(w, ONES * 0x7f),
+        |b| b < 0x20 || b == 0x7f,
+    )
+    .unwrap_or(bytes.len())
 }
 
 /// Length of the first line of `rest` (up to its LF, or all of it) and
