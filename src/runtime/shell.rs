@@ -149,6 +149,14 @@ struct SendScratch {
 /// Sockets whose lists [`SendScratch`] keeps.
 const GROUPS_KEPT: usize = 8;
 
+/// Lets `list` go when a rare huge turn (a storm's backlog) grew it past
+/// [`QUEUED_KEPT`], so that the lists kept between turns do not pin its room.
+fn unpin<T>(list: &mut Vec<T>) {
+    if list.capacity() > QUEUED_KEPT {
+        *list = Vec::new();
+    }
+}
+
 /// `list` emptied, with its room, as a list of borrows of any lifetime: an
 /// empty list's own iterator collected back reuses its allocation (the
 /// standard library collects a vector's mapped iterator in place when the
@@ -642,29 +650,19 @@ impl Shell {
             }
         }
         scratch.items = emptied(items);
-        // A rare huge turn (a storm's backlog) does not pin its lists.
         scratch.groups.truncate(GROUPS_KEPT);
         for (_, idx) in &mut scratch.groups {
-            if idx.capacity() > QUEUED_KEPT {
-                *idx = Vec::new();
-            }
+            unpin(idx);
         }
-        for list in [&mut scratch.group.at, &mut scratch.group.requests] {
-            if list.capacity() > QUEUED_KEPT {
-                *list = Vec::new();
-            }
-        }
-        if scratch.items.capacity() > QUEUED_KEPT {
-            scratch.items = Vec::new();
-        }
+        unpin(&mut scratch.group.at);
+        unpin(&mut scratch.group.requests);
+        unpin(&mut scratch.items);
         self.scratch = scratch;
         for t in queued.drain(..) {
             self.ep.recycle(t.bytes);
         }
-        // A rare huge turn (a storm's backlog) does not pin its list.
-        if queued.capacity() <= QUEUED_KEPT {
-            self.queued = queued;
-        }
+        unpin(&mut queued);
+        self.queued = queued;
     }
 
     /// Counts and traces a message handed to a socket (answers are counted
