@@ -314,8 +314,8 @@ pub(super) struct Span {
     pub(super) end: usize,
 }
 
-/// A header's name: the canonical form of a compact or common name (no
-/// lookup needs to read the text), or where the name is written.
+/// A header's name: which known name it is (no lookup needs to read the
+/// text), or where any other name is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum FieldName {
     Known(Known),
@@ -583,15 +583,10 @@ pub(super) fn first_value<'a>(
 mod tests {
     use super::*;
 
-    /// Every known name, each once.
-    fn every_known() -> Vec<Known> {
-        Known::ALL.to_vec()
-    }
-
     #[test]
     fn every_known_name_is_found_by_its_long_and_compact_forms_in_any_case() {
         let mut seen = std::collections::HashSet::new();
-        let known = every_known();
+        let known = Known::ALL;
         for (i, k) in known.iter().enumerate() {
             assert_eq!(*k as usize, i, "ALL in the order of the variants");
             let n = k.name();
@@ -644,7 +639,7 @@ mod tests {
         let head = "SIP/2.0 200 OK\r\nv: a\r\nX-A: 1\r\nContact: <sip:a@h>\r\n";
         let (_, fields, _) = parse_head(head, &LineEnds::count_only(0)).unwrap();
         let set = KnownSet::of(&fields);
-        for k in every_known() {
+        for k in Known::ALL {
             assert_eq!(
                 set.has(k),
                 matches!(k, Known::Via | Known::Contact),
@@ -694,14 +689,7 @@ mod tests {
         // Every line of up to five symbols from an alphabet of name, blank,
         // separator and non-ASCII characters, at two offsets.
         let alphabet = ["a", "V", " ", "\t", ":", ";", "-", "\u{e9}", "x"];
-        let mut lines = vec![String::new()];
-        for _ in 0..5 {
-            let longer: Vec<String> = lines
-                .iter()
-                .flat_map(|l| alphabet.iter().map(move |c| format!("{l}{c}")))
-                .collect();
-            lines.extend(longer);
-        }
+        let mut lines = super::super::joinings(&alphabet, 5);
         lines.extend(
             [
                 "Via: SIP/2.0/UDP h",
@@ -730,7 +718,7 @@ mod tests {
         let tokens: Vec<u8> = (0..=255u8)
             .filter(|b| is_token(&char::from(*b).to_string()))
             .collect();
-        for k in every_known() {
+        for k in Known::ALL {
             let name = k.name();
             assert!(
                 name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),

@@ -93,5 +93,22 @@ fn find_param<'a>(params: &'a [(String, Option<String>)], name: &str) -> Option<
         .map(|(_, v)| v.as_deref())
 }
 
+/// Every string of at most `most` of `pieces` joined, each once: what the
+/// tests that compare two readers of the same text go over.
+#[cfg(test)]
+fn joinings(pieces: &[&str], most: usize) -> Vec<String> {
+    let mut all = vec![String::new()];
+    for _ in 0..most {
+        let longer: Vec<String> = all
+            .iter()
+            .flat_map(|s| pieces.iter().map(move |p| format!("{s}{p}")))
+            .collect();
+        all.extend(longer);
+        all.sort();
+        all.dedup();
+    }
+    all
+}
+
 #[cfg(test)]
 mod tests;
